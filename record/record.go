@@ -123,3 +123,34 @@ func String(v any) string {
 
 // Str returns the named field as text (see String).
 func (f Fields) Str(name string) string { return String(f[name]) }
+
+// FieldMap maps contact field names to the lead field names they correspond
+// to (contact "AccountName" ↔ lead "Company"). Matching and the engine's
+// strategies work in lead names; plans for contacts write contact names.
+type FieldMap map[string]string
+
+// ToLead returns r's fields under lead names. Leads and unmapped contact
+// fields are returned unchanged; the input is never modified.
+func (m FieldMap) ToLead(obj Object, f Fields) Fields {
+	if obj != Contact || len(m) == 0 {
+		return f
+	}
+	out := make(Fields, len(f))
+	for k, v := range f {
+		if lead, ok := m[k]; ok {
+			k = lead
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// ContactName returns the contact field name for a lead field name.
+func (m FieldMap) ContactName(lead string) string {
+	for c, l := range m {
+		if l == lead {
+			return c
+		}
+	}
+	return lead
+}

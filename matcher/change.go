@@ -1,0 +1,26 @@
+package matcher
+
+import "github.com/leadconv/leadconv/record"
+
+// Change is one cluster altered by an applied event: what the engine plans
+// from and what a cluster.changed delta reports.
+type Change struct {
+	Tenant    string
+	ClusterID string
+	// Version increases with every change of the cluster; plans carry it so
+	// writers can drop stale ones.
+	Version int64
+	// Members are the cluster's current records (leads and contacts as
+	// stored, contact fields under contact names).
+	Members []record.Record
+	// Before lists the members before the change.
+	Before []record.Ref
+	// Trigger is the record whose event caused the change.
+	Trigger record.Ref
+	// MergedFrom names clusters joined into this one; SplitInto names the
+	// clusters split off from it.
+	MergedFrom []string
+	SplitInto  []string
+	// Removed is set when the cluster no longer exists (emptied or merged away).
+	Removed bool
+}
