@@ -1,0 +1,359 @@
+package matcher
+
+import (
+	"math"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// normalizer turns a raw field value into its comparable form; "" means
+// blank (the condition cannot hold).
+type normalizer func(o *options, s string) string
+
+// options are the compiled normaliser options of a Ruleset.
+type options struct {
+	email     EmailOptions
+	dotProv   map[string]bool
+	country   string
+	nicknames bool
+	freeMail  map[string]bool
+}
+
+var normalizers = map[string]normalizer{
+	"email":   func(o *options, s string) string { return normalizeEmail(s, o) },
+	"phone":   func(o *options, s string) string { return NormalizePhone(s, o.country) },
+	"name":    func(o *options, s string) string { return normalizeName(s, o.nicknames) },
+	"company": func(_ *options, s string) string { return NormalizeCompany(s) },
+	"domain":  func(o *options, s string) string { return normalizeDomain(s, o.freeMail) },
+	"text":    func(_ *options, s string) string { return NormalizeText(s) },
+	"none":    func(_ *options, s string) string { return strings.TrimSpace(s) },
+}
+
+// NormalizeText case-folds s, strips accents, drops apostrophes and dots
+// ("O'Brien" -> "obrien", "L.L.C." -> "llc"), turns other punctuation into
+// spaces and collapses whitespace.
+func NormalizeText(s string) string {
+	if isFolded(s) {
+		return s
+	}
+	if !isASCII(s) {
+		// NFD splits "é" into "e" + a combining mark, which the loop drops.
+		s = norm.NFD.String(s)
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	space := false
+	for _, r := range s {
+		switch {
+		case r < utf8.RuneSelf && (r >= 'a' && r <= 'z' || r >= '0' && r <= '9'):
+		case r >= 'A' && r <= 'Z':
+			r += 'a' - 'A'
+		case r == '\'' || r == '.' || r == '’' || r == '`' || r == '´':
+			continue
+		case unicode.Is(unicode.Mn, r):
+			continue
+		case unicode.IsLetter(r) || unicode.IsDigit(r):
+			if t, ok := foldSpecial[r]; ok {
+				if space && b.Len() > 0 {
+					b.WriteByte(' ')
+				}
+				space = false
+				b.WriteString(t)
+				continue
+			}
+			r = unicode.ToLower(r)
+		default:
+			space = true
+			continue
+		}
+		if space && b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		space = false
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// foldSpecial covers letters that NFD does not decompose into a base letter.
+var foldSpecial = map[rune]string{
+	'ß': "ss", 'æ': "ae", 'Æ': "ae", 'ø': "o", 'Ø': "o", 'œ': "oe", 'Œ': "oe",
+	'ł': "l", 'Ł': "l", 'đ': "d", 'Đ': "d", 'þ': "th", 'Þ': "th", 'ı': "i", 'ð': "d",
+}
+
+// isFolded reports whether s is already in NormalizeText form, so the common
+// case costs no allocation.
+func isFolded(s string) bool {
+	if s == "" {
+		return true
+	}
+	if s[0] == ' ' || s[len(s)-1] == ' ' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case c == ' ' && s[i-1] != ' ':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// NormalizeName is the name normaliser without the nickname table.
+func NormalizeName(s string) string { return normalizeName(s, false) }
+
+// nameNoise are titles and generational suffixes that say nothing about
+// identity; dropped while another token remains.
+var nameNoise = map[string]bool{
+	"mr": true, "mrs": true, "ms": true, "miss": true, "dr": true, "prof": true,
+	"jr": true, "sr": true, "ii": true, "iii": true, "iv": true,
+}
+
+func normalizeName(s string, nicknames bool) string {
+	s = NormalizeText(s)
+	if s == "" {
+		return ""
+	}
+	if strings.IndexByte(s, ' ') < 0 {
+		if nicknames {
+			if full, ok := nicknameOf[s]; ok {
+				return full
+			}
+		}
+		return s
+	}
+	toks := strings.Fields(s)
+	out := toks[:0]
+	for i, t := range toks {
+		if nameNoise[t] && (len(out) > 0 || i < len(toks)-1) {
+			continue
+		}
+		if nicknames {
+			if full, ok := nicknameOf[t]; ok {
+				t = full
+			}
+		}
+		out = append(out, t)
+	}
+	return strings.Join(out, " ")
+}
+
+// legalSuffixes are company-form words dropped from the end of a company
+// name ("Acme Corp." ~ "ACME Corporation" ~ "Acme, Inc.").
+var legalSuffixes = map[string]bool{
+	"inc": true, "incorporated": true, "llc": true, "llp": true, "lp": true, "ltd": true, "limited": true,
+	"gmbh": true, "corp": true, "corporation": true, "co": true, "company": true, "plc": true, "ag": true,
+	"sa": true, "sas": true, "sarl": true, "bv": true, "nv": true, "pty": true, "pvt": true, "srl": true,
+	"spa": true, "oy": true, "ab": true, "kk": true, "kg": true, "se": true, "as": true, "aps": true,
+	"pte": true, "group": true, "holding": true, "holdings": true,
+}
+
+// NormalizeCompany case-folds, strips accents and punctuation, drops "and",
+// a leading "the" and trailing legal suffixes.
+func NormalizeCompany(s string) string {
+	s = NormalizeText(s)
+	if s == "" {
+		return ""
+	}
+	toks := strings.Fields(s)
+	out := toks[:0]
+	for i, t := range toks {
+		if t == "and" || (i == 0 && t == "the" && len(toks) > 1) {
+			continue
+		}
+		out = append(out, t)
+	}
+	for len(out) > 1 && legalSuffixes[out[len(out)-1]] {
+		out = out[:len(out)-1]
+	}
+	if len(out) == len(toks) {
+		return s
+	}
+	return strings.Join(out, " ")
+}
+
+// NormalizeEmail lower-cases and validates an address, removing +tags and
+// the dots of gmail-like providers per DefaultConfig.
+func NormalizeEmail(s string) string {
+	o := newOptions(DefaultConfig())
+	return normalizeEmail(s, o)
+}
+
+func normalizeEmail(s string, o *options) string {
+	s = strings.ToLower(strings.TrimSpace(s))
+	s = strings.TrimPrefix(s, "mailto:")
+	at := strings.LastIndexByte(s, '@')
+	if at <= 0 || at == len(s)-1 || strings.ContainsAny(s, " ,;<>") {
+		return ""
+	}
+	local, domain := s[:at], strings.TrimSuffix(s[at+1:], ".")
+	if strings.IndexByte(domain, '.') < 0 {
+		return ""
+	}
+	changed := false
+	if a, ok := o.email.Aliases[domain]; ok {
+		domain, changed = a, true
+	}
+	if o.email.StripTags {
+		if i := strings.IndexByte(local, '+'); i > 0 {
+			local, changed = local[:i], true
+		}
+	}
+	if o.email.StripDots && o.dotProv[domain] && strings.IndexByte(local, '.') >= 0 {
+		local, changed = strings.ReplaceAll(local, ".", ""), true
+	}
+	if !changed && at == len(local) && len(s) == at+1+len(domain) {
+		return s
+	}
+	return local + "@" + domain
+}
+
+// NormalizePhone reduces a phone number to E.164 ("+13125550100"), assuming
+// the calling code country for numbers written without one and dropping
+// extensions. Numbers too short to place are kept as bare local digits (7) or
+// blank (fewer).
+func NormalizePhone(s, country string) string {
+	var buf [24]byte
+	digits := buf[:0]
+	plus := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			if len(digits) == cap(buf) {
+				return ""
+			}
+			digits = append(digits, c)
+		case c == '+' && len(digits) == 0:
+			plus = true
+		case c == ' ' || c == '-' || c == '.' || c == '(' || c == ')' || c == '/' || c == '\t':
+		default:
+			// Letters ("x12", "ext. 12"), '#', ',' and ';' start an extension.
+			if len(digits) > 0 {
+				i = len(s)
+			}
+		}
+	}
+	d := string(digits)
+	switch {
+	case plus:
+	case strings.HasPrefix(d, "00"):
+		d = d[2:]
+	case country == "1" && strings.HasPrefix(d, "011"):
+		d = d[3:]
+	case country == "1" && len(d) == 11 && d[0] == '1':
+	case len(d) == 7:
+		return d
+	case country != "" && len(d) > 1 && d[0] == '0' && country != "1":
+		d = country + d[1:]
+	case country != "" && len(d) >= 8:
+		d = country + d
+	}
+	if len(d) < 8 || len(d) > 15 || d[0] == '0' {
+		return ""
+	}
+	return "+" + d
+}
+
+func normalizeDomain(s string, free map[string]bool) string {
+	s = strings.ToLower(strings.TrimSpace(s))
+	if at := strings.LastIndexByte(s, '@'); at >= 0 {
+		s = s[at+1:]
+	} else {
+		if i := strings.Index(s, "://"); i >= 0 {
+			s = s[i+3:]
+		}
+		if i := strings.IndexAny(s, "/?#"); i >= 0 {
+			s = s[:i]
+		}
+		if i := strings.LastIndexByte(s, '@'); i >= 0 {
+			s = s[i+1:]
+		}
+		if i := strings.IndexByte(s, ':'); i >= 0 {
+			s = s[:i]
+		}
+		s = strings.TrimPrefix(s, "www.")
+	}
+	s = strings.TrimSuffix(s, ".")
+	if strings.IndexByte(s, '.') <= 0 || strings.ContainsAny(s, " ,;") || free[s] {
+		return ""
+	}
+	return s
+}
+
+// parseNumber reads a field value as a number; ok is false when it is not one.
+func parseNumber(s string) (float64, bool) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, false
+	}
+	if strings.IndexByte(s, ',') >= 0 {
+		s = strings.ReplaceAll(s, ",", "")
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, false
+	}
+	return f, true
+}
+
+var dateLayouts = []string{"2006-01-02", time.RFC3339Nano, "2006-01-02T15:04:05", "20060102", "2006/01/02"}
+
+// parseDate reads an ISO date or datetime (or compact yyyymmdd) as days
+// since the Unix epoch.
+func parseDate(s string) (float64, bool) {
+	s = strings.TrimSpace(s)
+	if len(s) >= 10 && s[4] == '-' && len(s) > 10 {
+		// Datetimes compare by their calendar day.
+		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+			return float64(t.UTC().Unix() / 86400), true
+		}
+	}
+	for _, l := range dateLayouts {
+		if len(l) > len(s)+6 {
+			continue
+		}
+		if t, err := time.Parse(l, s); err == nil {
+			return math.Floor(float64(t.Unix()) / 86400), true
+		}
+	}
+	return 0, false
+}
+
+func newOptions(cfg Config) *options {
+	o := &options{
+		email:     cfg.Email,
+		dotProv:   map[string]bool{},
+		country:   cfg.Phone.DefaultCountry,
+		nicknames: cfg.Nicknames,
+		freeMail:  map[string]bool{},
+	}
+	for _, d := range cfg.Email.DotProviders {
+		o.dotProv[strings.ToLower(d)] = true
+	}
+	free := cfg.FreeMailDomains
+	if len(free) == 0 {
+		free = DefaultFreeMailDomains
+	}
+	for _, d := range free {
+		o.freeMail[strings.ToLower(d)] = true
+	}
+	return o
+}

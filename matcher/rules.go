@@ -1,0 +1,352 @@
+package matcher
+
+import (
+	"encoding/hex"
+	"fmt"
+	"hash/fnv"
+	"strings"
+
+	"github.com/leadconv/leadconv/record"
+)
+
+// Ruleset is a compiled Config: immutable and safe for concurrent use.
+type Ruleset struct {
+	cfg      Config
+	opts     *options
+	slots    []slot
+	rules    []crule
+	contacts map[string][]string // lead field -> contact fields holding it
+	fm       record.FieldMap
+}
+
+// slot is one normalised value set of a record, shared by every condition
+// that reads the same fields the same way.
+type slot struct {
+	fields []string
+	concat bool
+	norm   normalizer
+	kind   slotKind
+}
+
+type slotKind uint8
+
+const (
+	kindText slotKind = iota
+	kindSoundex
+	kindNumber
+	kindDate
+)
+
+type crule struct {
+	name  string
+	conds []ccond
+	block []int // slots of the exact and phonetic conditions
+}
+
+type ccond struct {
+	slot int
+	cmp  func(a, b string, t float64) bool
+	t    float64
+	kind slotKind
+}
+
+// Block is one blocking key of a record: records are compared only with
+// records sharing a block. Key is a hash of the normalised values of the
+// rule's exact and phonetic parts, so no field value (PII) appears in it; a
+// collision only costs a comparison, Match decides.
+type Block struct {
+	Rule string
+	Key  string
+}
+
+// String renders the block as "rule:key".
+func (b Block) String() string { return b.Rule + ":" + b.Key }
+
+// Prepared is a record normalised once for blocking and matching.
+type Prepared struct {
+	Ref    record.Ref
+	Blocks []Block
+	// Active is false for records outside person matching: converted leads
+	// and accounts. They have no blocks and match nothing.
+	Active bool
+	// Account is the normalised account key: the account name for accounts,
+	// the company (Config.AccountField) for leads and contacts.
+	Account string
+	vals    [][]string
+	nums    [][]float64
+}
+
+// maxKeysPerRule bounds the blocking keys one record derives from one rule
+// (the product of its multi-valued parts).
+const maxKeysPerRule = 16
+
+// Compile validates cfg and prepares it for matching. contactFields maps
+// contact field names to the lead names the rules use.
+func Compile(cfg Config, contactFields record.FieldMap) (*Ruleset, error) {
+	if err := cfg.Validate("matching"); err != nil {
+		return nil, fmt.Errorf("matcher: compile: %w", err)
+	}
+	if cfg.MaxBlockSize == 0 {
+		cfg.MaxBlockSize = DefaultMaxBlockSize
+	}
+	if cfg.AccountNameField == "" {
+		cfg.AccountNameField = DefaultAccountNameField
+	}
+	if cfg.AccountField == "" {
+		cfg.AccountField = DefaultAccountField
+	}
+	if cfg.ConvertedField == "" {
+		cfg.ConvertedField = DefaultConvertedField
+	}
+	rs := &Ruleset{cfg: cfg, opts: newOptions(cfg), contacts: map[string][]string{}, fm: contactFields}
+	for c, l := range contactFields {
+		rs.contacts[l] = append(rs.contacts[l], c)
+	}
+	for l, cs := range rs.contacts {
+		// Unmapped contact fields keep their name (record.FieldMap.ToLead).
+		if _, mapped := contactFields[l]; !mapped {
+			rs.contacts[l] = append(cs, l)
+		}
+	}
+	slotIdx := map[string]int{}
+	for _, r := range cfg.Rules {
+		cr := crule{name: r.Name}
+		for _, c := range r.All {
+			kind := kindText
+			switch c.Comparator {
+			case "phonetic":
+				kind = kindSoundex
+			case "number_within":
+				kind = kindNumber
+			case "date_within":
+				kind = kindDate
+			}
+			fields := c.fields()
+			concat := c.Combine == "concat"
+			key := fmt.Sprintf("%s|%t|%s|%d", strings.Join(fields, ","), concat, c.Normalizer, kind)
+			idx, ok := slotIdx[key]
+			if !ok {
+				idx = len(rs.slots)
+				slotIdx[key] = idx
+				rs.slots = append(rs.slots, slot{fields: fields, concat: concat, norm: normalizers[c.Normalizer], kind: kind})
+			}
+			cr.conds = append(cr.conds, ccond{slot: idx, cmp: comparators[c.Comparator], t: c.Threshold, kind: kind})
+			if c.Comparator == "exact" || c.Comparator == "phonetic" {
+				cr.block = append(cr.block, idx)
+			}
+		}
+		rs.rules = append(rs.rules, cr)
+	}
+	return rs, nil
+}
+
+var comparators = map[string]func(a, b string, t float64) bool{
+	"exact":         func(a, b string, _ float64) bool { return a == b },
+	"phonetic":      func(a, b string, _ float64) bool { return a == b },
+	"jaro_winkler":  func(a, b string, t float64) bool { return JaroWinkler(a, b) >= t },
+	"levenshtein":   func(a, b string, t float64) bool { return LevenshteinWithin(a, b, int(t)) },
+	"token_set":     func(a, b string, t float64) bool { return TokenSet(a, b) >= t },
+	"number_within": nil, // numeric slots compare in Match
+	"date_within":   nil,
+}
+
+// Config returns the compiled configuration with defaults applied.
+func (rs *Ruleset) Config() Config { return rs.cfg }
+
+// MaxBlockSize is the member count above which a block yields no candidates.
+func (rs *Ruleset) MaxBlockSize() int { return rs.cfg.MaxBlockSize }
+
+// AccountKey normalises an account or company name for the account index.
+func (rs *Ruleset) AccountKey(name string) string { return NormalizeCompany(name) }
+
+// Prepare normalises r once: blocking keys and the values Match compares.
+// Contacts are read through the contact field map.
+func (rs *Ruleset) Prepare(r *record.Record) *Prepared {
+	p := &Prepared{Ref: r.Ref()}
+	switch r.Object {
+	case record.Account:
+		p.Account = rs.AccountKey(r.Fields.Str(rs.cfg.AccountNameField))
+		return p
+	case record.Lead:
+		if truthy(r.Fields[rs.cfg.ConvertedField]) {
+			return p
+		}
+	}
+	p.Active = true
+	p.Account = rs.AccountKey(rs.field(r, rs.cfg.AccountField))
+	p.vals = make([][]string, len(rs.slots))
+	for i, s := range rs.slots {
+		switch s.kind {
+		case kindNumber, kindDate:
+			if p.nums == nil {
+				p.nums = make([][]float64, len(rs.slots))
+			}
+			p.nums[i] = rs.numbers(r, s)
+		default:
+			p.vals[i] = rs.values(r, s)
+		}
+	}
+	for _, cr := range rs.rules {
+		p.Blocks = rs.appendBlocks(p.Blocks, cr, p.vals)
+	}
+	return p
+}
+
+// field reads a lead field of r, through the contact map for contacts.
+func (rs *Ruleset) field(r *record.Record, name string) string {
+	if r.Object != record.Contact {
+		return r.Fields.Str(name)
+	}
+	names, ok := rs.contacts[name]
+	if !ok {
+		return r.Fields.Str(name)
+	}
+	for _, c := range names {
+		if v := r.Fields.Str(c); strings.TrimSpace(v) != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func (rs *Ruleset) values(r *record.Record, s slot) []string {
+	var out []string
+	add := func(v string) {
+		v = s.norm(rs.opts, v)
+		if s.kind == kindSoundex {
+			v = Soundex(v)
+		}
+		if v == "" {
+			return
+		}
+		for _, x := range out {
+			if x == v {
+				return
+			}
+		}
+		out = append(out, v)
+	}
+	if s.concat {
+		parts := make([]string, 0, len(s.fields))
+		for _, f := range s.fields {
+			if v := strings.TrimSpace(rs.field(r, f)); v != "" {
+				parts = append(parts, v)
+			}
+		}
+		add(strings.Join(parts, " "))
+		return out
+	}
+	for _, f := range s.fields {
+		add(rs.field(r, f))
+	}
+	return out
+}
+
+func (rs *Ruleset) numbers(r *record.Record, s slot) []float64 {
+	var out []float64
+	for _, f := range s.fields {
+		v := rs.field(r, f)
+		var (
+			x  float64
+			ok bool
+		)
+		if s.kind == kindDate {
+			x, ok = parseDate(v)
+		} else {
+			x, ok = parseNumber(v)
+		}
+		if ok {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// appendBlocks adds the keys of one rule: one per combination of the values
+// of its exact and phonetic parts. A record blank in any part has none.
+func (rs *Ruleset) appendBlocks(dst []Block, cr crule, vals [][]string) []Block {
+	n := 1
+	for _, s := range cr.block {
+		n *= len(vals[s])
+		if n == 0 {
+			return dst
+		}
+	}
+	n = min(n, maxKeysPerRule)
+	idx := make([]int, len(cr.block))
+	for range n {
+		h := fnv.New64a()
+		for k, s := range cr.block {
+			h.Write([]byte(vals[s][idx[k]]))
+			h.Write([]byte{0x1f})
+		}
+		dst = append(dst, Block{Rule: cr.name, Key: hex.EncodeToString(h.Sum(nil))})
+		for k := len(idx) - 1; k >= 0; k-- {
+			idx[k]++
+			if idx[k] < len(vals[cr.block[k]]) {
+				break
+			}
+			idx[k] = 0
+		}
+	}
+	return dst
+}
+
+// Match reports the first rule under which a and b are duplicates. It is
+// symmetric and never matches a record with itself or an inactive record.
+func (rs *Ruleset) Match(a, b *Prepared) (rule string, ok bool) {
+	if a == nil || b == nil || !a.Active || !b.Active || a.Ref == b.Ref {
+		return "", false
+	}
+	for _, cr := range rs.rules {
+		if rs.matchRule(cr, a, b) {
+			return cr.name, true
+		}
+	}
+	return "", false
+}
+
+func (rs *Ruleset) matchRule(cr crule, a, b *Prepared) bool {
+	for _, c := range cr.conds {
+		if !condHolds(c, a, b) {
+			return false
+		}
+	}
+	return true
+}
+
+func condHolds(c ccond, a, b *Prepared) bool {
+	if c.kind == kindNumber || c.kind == kindDate {
+		for _, x := range a.nums[c.slot] {
+			for _, y := range b.nums[c.slot] {
+				if d := x - y; d <= c.t && -d <= c.t {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	for _, x := range a.vals[c.slot] {
+		for _, y := range b.vals[c.slot] {
+			if c.cmp(x, y, c.t) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func truthy(v any) bool {
+	switch x := v.(type) {
+	case bool:
+		return x
+	case string:
+		switch strings.ToLower(strings.TrimSpace(x)) {
+		case "true", "1", "yes", "y":
+			return true
+		}
+	case float64:
+		return x != 0
+	}
+	return false
+}
