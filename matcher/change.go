@@ -17,10 +17,16 @@ type Change struct {
 	Before []record.Ref
 	// Trigger is the record whose event caused the change.
 	Trigger record.Ref
-	// MergedFrom names clusters joined into this one; SplitInto names the
-	// clusters split off from it.
+	// MergedFrom names clusters joined into this one and MergedInto the
+	// cluster this one was joined into (then Removed is set). SplitInto names
+	// the clusters split off from this one, SplitFrom the cluster this one was
+	// split off from.
 	MergedFrom []string
+	MergedInto string
 	SplitInto  []string
+	SplitFrom  string
 	// Removed is set when the cluster no longer exists (emptied or merged away).
 	Removed bool
+	// Index is the position of the triggering event in the applied batch.
+	Index int
 }

@@ -194,6 +194,31 @@ func TokenSet(a, b string) float64 {
 	return best
 }
 
+// TokenSort returns the similarity of a and b with their space-separated
+// tokens sorted: word order does not count ("smith john" ~ "john smith"),
+// but a missing word does, unlike TokenSet.
+func TokenSort(a, b string) float64 {
+	if a == b {
+		if a == "" {
+			return 0
+		}
+		return 1
+	}
+	if a == "" || b == "" {
+		return 0
+	}
+	var ta, tb [16]string
+	var bufA, bufB [2 * maxStack]byte
+	sa, sb := bufA[:0], bufB[:0]
+	for _, t := range tokens(a, ta[:0]) {
+		sa = appendTok(sa, t)
+	}
+	for _, t := range tokens(b, tb[:0]) {
+		sb = appendTok(sb, t)
+	}
+	return indelRatio(sa, sb)
+}
+
 // tokens splits s on spaces into dst and sorts it (insertion sort: few tokens).
 func tokens(s string, dst []string) []string {
 	for s != "" {

@@ -61,7 +61,7 @@ type Condition struct {
 	// Comparator is one of Comparators.
 	Comparator string `yaml:"comparator" json:"comparator"`
 	// Threshold is the comparator's parameter: minimum similarity in (0,1]
-	// for jaro_winkler and token_set, maximum edits for levenshtein, maximum
+	// for jaro_winkler, token_set and token_sort, maximum edits for levenshtein, maximum
 	// absolute difference for number_within, maximum days for date_within.
 	Threshold float64 `yaml:"threshold,omitempty" json:"threshold,omitempty"`
 	// Algorithm selects the phonetic code: "soundex" (the default).
@@ -97,10 +97,10 @@ const (
 )
 
 // Normalizers lists the normaliser names a condition may use.
-var Normalizers = []string{"email", "phone", "name", "company", "domain", "text", "none"}
+var Normalizers = []string{"email", "phone", "name", "company", "domain", "address", "house_number", "text", "none"}
 
 // Comparators lists the comparator names a condition may use.
-var Comparators = []string{"exact", "jaro_winkler", "levenshtein", "token_set", "phonetic", "number_within", "date_within"}
+var Comparators = []string{"exact", "jaro_winkler", "levenshtein", "token_set", "token_sort", "phonetic", "number_within", "date_within"}
 
 // PhoneticAlgorithms lists the codes the phonetic comparator supports.
 var PhoneticAlgorithms = []string{"soundex"}
@@ -127,6 +127,9 @@ func DefaultConfig() Config {
 			{Name: "phone_last_name", All: []Condition{
 				{Fields: []string{"Phone", "MobilePhone"}, Normalizer: "phone", Comparator: "exact"},
 				{Field: "LastName", Normalizer: "name", Comparator: "jaro_winkler", Threshold: 0.85},
+				// Colleagues behind one switchboard and spouses on one home
+				// line share a number and often a last name.
+				{Field: "FirstName", Normalizer: "name", Comparator: "jaro_winkler", Threshold: 0.8},
 			}},
 			{Name: "name_company", All: []Condition{
 				{Field: "LastName", Normalizer: "name", Comparator: "phonetic"},
@@ -234,7 +237,7 @@ func (cond Condition) validate() []fieldErr {
 		if cond.Algorithm != "" && !contains(PhoneticAlgorithms, cond.Algorithm) {
 			errs = append(errs, fieldErr{".algorithm", fmt.Sprintf("unknown %q (allowed: %s)", cond.Algorithm, strings.Join(PhoneticAlgorithms, ", "))})
 		}
-	case "jaro_winkler", "token_set":
+	case "jaro_winkler", "token_set", "token_sort":
 		if t <= 0 || t > 1 {
 			errs = append(errs, fieldErr{".threshold", fmt.Sprintf("must be in (0, 1] for %s, got %g", cond.Comparator, t)})
 		}

@@ -25,13 +25,15 @@ type options struct {
 }
 
 var normalizers = map[string]normalizer{
-	"email":   func(o *options, s string) string { return normalizeEmail(s, o) },
-	"phone":   func(o *options, s string) string { return NormalizePhone(s, o.country) },
-	"name":    func(o *options, s string) string { return normalizeName(s, o.nicknames) },
-	"company": func(_ *options, s string) string { return NormalizeCompany(s) },
-	"domain":  func(o *options, s string) string { return normalizeDomain(s, o.freeMail) },
-	"text":    func(_ *options, s string) string { return NormalizeText(s) },
-	"none":    func(_ *options, s string) string { return strings.TrimSpace(s) },
+	"email":        func(o *options, s string) string { return normalizeEmail(s, o) },
+	"phone":        func(o *options, s string) string { return NormalizePhone(s, o.country) },
+	"name":         func(o *options, s string) string { return normalizeName(s, o.nicknames) },
+	"company":      func(_ *options, s string) string { return NormalizeCompany(s) },
+	"domain":       func(o *options, s string) string { return normalizeDomain(s, o.freeMail) },
+	"text":         func(_ *options, s string) string { return NormalizeText(s) },
+	"address":      func(_ *options, s string) string { return NormalizeAddress(s) },
+	"house_number": func(_ *options, s string) string { return HouseNumber(s) },
+	"none":         func(_ *options, s string) string { return strings.TrimSpace(s) },
 }
 
 // NormalizeText case-folds s, strips accents, drops apostrophes and dots
@@ -187,6 +189,55 @@ func NormalizeCompany(s string) string {
 		return s
 	}
 	return strings.Join(out, " ")
+}
+
+// addressWords maps the abbreviations of street addresses to one spelling,
+// so "1001 W. Roosevelt Rd" ~ "1001 West Roosevelt Road".
+var addressWords = map[string]string{
+	"n": "north", "s": "south", "e": "east", "w": "west",
+	"ne": "northeast", "nw": "northwest", "se": "southeast", "sw": "southwest",
+	"st": "street", "str": "street", "ave": "avenue", "av": "avenue", "rd": "road", "blvd": "boulevard",
+	"dr": "drive", "ln": "lane", "ct": "court", "pl": "place", "sq": "square", "pkwy": "parkway",
+	"hwy": "highway", "cir": "circle", "ter": "terrace", "trl": "trail", "pk": "park", "crt": "court",
+	"cres": "crescent", "cl": "close", "apt": "apartment", "ste": "suite", "fl": "floor", "bldg": "building",
+	"mt": "mount", "ft": "fort", "hts": "heights", "jct": "junction", "xing": "crossing",
+	"first": "1st", "second": "2nd", "third": "3rd", "fourth": "4th", "fifth": "5th",
+}
+
+// NormalizeAddress is NormalizeText with street-address abbreviations
+// spelled out (directions, street types, low ordinals as numbers).
+func NormalizeAddress(s string) string {
+	s = NormalizeText(s)
+	if s == "" {
+		return ""
+	}
+	toks := strings.Fields(s)
+	changed := false
+	for i, t := range toks {
+		if w, ok := addressWords[t]; ok {
+			toks[i], changed = w, true
+		}
+	}
+	if !changed {
+		return s
+	}
+	return strings.Join(toks, " ")
+}
+
+// HouseNumber returns the leading number of a street address ("1001 W.
+// Roosevelt Rd" -> "1001", "12-14 High St" -> "12"), or "" when the address
+// does not start with one.
+func HouseNumber(s string) string {
+	s = strings.TrimSpace(s)
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	n := strings.TrimLeft(s[:i], "0")
+	if n == "" {
+		return ""
+	}
+	return n
 }
 
 // NormalizeEmail lower-cases and validates an address, removing +tags and

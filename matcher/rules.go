@@ -146,6 +146,7 @@ var comparators = map[string]func(a, b string, t float64) bool{
 	"jaro_winkler":  func(a, b string, t float64) bool { return JaroWinkler(a, b) >= t },
 	"levenshtein":   func(a, b string, t float64) bool { return LevenshteinWithin(a, b, int(t)) },
 	"token_set":     func(a, b string, t float64) bool { return TokenSet(a, b) >= t },
+	"token_sort":    func(a, b string, t float64) bool { return TokenSort(a, b) >= t },
 	"number_within": nil, // numeric slots compare in Match
 	"date_within":   nil,
 }

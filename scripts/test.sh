@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 if ((${#need[@]})); then
   echo "installing ${need[*]} from Debian's packages" >&2
   SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+// env is the process environment a command runs in; tests substitute it.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+// command is one subcommand. setup defines the flags on fs and returns the
+// function that runs the command with the remaining arguments.
+type command struct {
+	name     string
+	synopsis string // one line for the command list
+	usage    string // arguments after the command name
+	help     string // paragraphs after the usage line
+	setup    func(fs *flagSet) func(ctx context.Context, e *env, args []string) error
+}
+
+func commands() []*command {
+	return []*command{
+		runCommand(), validateConfigCommand(), genCommand(), evalCommand(), versionCommand(),
+	}
+}
+
+// usageError is a command-line mistake: exit code 2 and a pointer to --help.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// Main runs the leadconv command line and returns the exit code.
+func Main(ctx context.Context, args []string, e *env) int {
+	if len(args) == 0 {
+		printTopUsage(e.stderr)
+		return exitUsage
+	}
+	name := args[0]
+	switch name {
+	case "-h", "-help", "--help", "help":
+		if len(args) > 1 {
+			return Main(ctx, []string{args[1], "--help"}, e)
+		}
+		printTopUsage(e.stdout)
+		return exitOK
+	case "-v", "-version", "--version":
+		name = "version"
+	}
+	for _, c := range commands() {
+		if c.name == name {
+			return c.exec(ctx, e, args[1:])
+		}
+	}
+	fmt.Fprintf(e.stderr, "leadconv: unknown command %q\n\n", name)
+	printTopUsage(e.stderr)
+	return exitUsage
+}
+
+func printTopUsage(w io.Writer) {
+	fmt.Fprint(w, `leadconv converts and merges duplicate CRM leads in real time: it reads
+record events from Kafka, keeps duplicate clusters in Redis and publishes
+conversion and merge commands as CloudEvents.
+
+Usage:
+  leadconv <command> [flags] [arguments]
+
+Commands:
+`)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, c := range commands() {
+		fmt.Fprintf(tw, "  %s\t%s\n", c.name, c.synopsis)
+	}
+	_ = tw.Flush()
+	fmt.Fprint(w, `
+Run "leadconv <command> --help" for a command's flags. Service flags can also
+be set with LEADCONV_* environment variables (shown in each command's help);
+a flag given on the command line wins over the environment.
+`)
+}
+
+func (c *command) exec(ctx context.Context, e *env, args []string) int {
+	fs := &flagSet{FlagSet: flag.NewFlagSet("leadconv "+c.name, flag.ContinueOnError), env: map[string][]string{}}
+	fs.SetOutput(e.stderr)
+	run := c.setup(fs)
+	fs.annotateEnv()
+	printUsage := func(out io.Writer) {
+		fmt.Fprintf(out, "Usage: leadconv %s %s\n\n%s\n", c.name, c.usage, strings.TrimSpace(c.help))
+		if hasFlags(fs.FlagSet) {
+			fmt.Fprint(out, "\nFlags:\n")
+			fs.SetOutput(out)
+			fs.PrintDefaults()
+			fs.SetOutput(e.stderr)
+		}
+	}
+	// The flag package prints parse errors itself; the full usage goes to
+	// stdout on --help only, so that a typo gives a short message.
+	fs.Usage = func() {}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(e.stdout)
+			return exitOK
+		}
+		fmt.Fprintf(e.stderr, "Run \"leadconv %s --help\" for usage.\n", c.name)
+		return exitUsage
+	}
+	if err := fs.applyEnv(e.getenv); err != nil {
+		fmt.Fprintf(e.stderr, "leadconv %s: %v\n", c.name, err)
+		return exitUsage
+	}
+	err := run(ctx, e, fs.Args())
+	var ue *usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(e.stderr, "leadconv %s: %v\nRun \"leadconv %s --help\" for usage.\n", c.name, err, c.name)
+		return exitUsage
+	default:
+		fmt.Fprintf(e.stderr, "leadconv %s: %v\n", c.name, err)
+		return exitError
+	}
+}
+
+func hasFlags(fs *flag.FlagSet) bool {
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	return n > 0
+}
+
+// flagSet is a flag.FlagSet whose chosen flags can also come from
+// environment variables. Precedence: command line, then the variables in the
+// order given, then the flag's default.
+type flagSet struct {
+	*flag.FlagSet
+	env map[string][]string // flag name -> environment variables
+}
+
+// fromEnv lets the named flag be set by LEADCONV_<NAME> (upper case, dashes
+// as underscores) and then by each of also.
+func (fs *flagSet) fromEnv(name string, also ...string) {
+	fs.env[name] = append([]string{envName(name)}, also...)
+}
+
+func envName(flagName string) string {
+	return "LEADCONV_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// annotateEnv appends the variable names to the flags' help text.
+func (fs *flagSet) annotateEnv() {
+	for name, vars := range fs.env {
+		if f := fs.Lookup(name); f != nil {
+			f.Usage += " [$" + strings.Join(vars, ", $") + "]"
+		}
+	}
+}
+
+func (fs *flagSet) applyEnv(getenv func(string) string) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	names := make([]string, 0, len(fs.env))
+	for n := range fs.env {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if set[name] {
+			continue
+		}
+		for _, v := range fs.env[name] {
+			val, ok := lookup(getenv, v)
+			if !ok {
+				continue
+			}
+			if err := fs.Set(name, val); err != nil {
+				return fmt.Errorf("environment variable %s: %w", v, err)
+			}
+			break
+		}
+	}
+	return nil
+}
+
+// lookup treats an empty variable as unset, as shells and compose files
+// often export empty values.
+func lookup(getenv func(string) string, name string) (string, bool) {
+	v := getenv(name)
+	return v, v != ""
+}
+
+// osEnv is the real process environment.
+func osEnv() *env {
+	return &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
+}

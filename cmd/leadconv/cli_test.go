@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"strings"
+	"testing"
+)
+
+// runMain runs the command line in-process with the given environment
+// variables and returns the exit code, stdout and stderr.
+func runMain(t *testing.T, vars map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	e := &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, getenv: func(k string) string { return vars[k] }}
+	code := Main(context.Background(), args, e)
+	return code, stdout.String(), stderr.String()
+}
+
+func TestTopLevelUsage(t *testing.T) {
+	code, _, stderr := runMain(t, nil)
+	if code != exitUsage || !strings.Contains(stderr, "Commands:") {
+		t.Fatalf("no args: code %d, stderr %q", code, stderr)
+	}
+	code, stdout, _ := runMain(t, nil, "--help")
+	if code != exitOK {
+		t.Fatalf("--help: code %d", code)
+	}
+	for _, c := range commands() {
+		if !strings.Contains(stdout, "  "+c.name+" ") {
+			t.Errorf("top-level help does not list %q:\n%s", c.name, stdout)
+		}
+	}
+	code, _, stderr = runMain(t, nil, "frobnicate")
+	if code != exitUsage || !strings.Contains(stderr, `unknown command "frobnicate"`) {
+		t.Fatalf("unknown command: code %d, stderr %q", code, stderr)
+	}
+}
+
+// Every command documents itself and every flag it has.
+func TestEveryCommandHasCompleteHelp(t *testing.T) {
+	for _, c := range commands() {
+		t.Run(c.name, func(t *testing.T) {
+			code, stdout, stderr := runMain(t, nil, c.name, "--help")
+			if code != exitOK || stderr != "" {
+				t.Fatalf("code %d, stderr %q", code, stderr)
+			}
+			if !strings.HasPrefix(stdout, "Usage: leadconv "+c.name) || c.synopsis == "" || strings.TrimSpace(c.help) == "" {
+				t.Fatalf("help lacks usage line or description:\n%s", stdout)
+			}
+			fs := &flagSet{FlagSet: flag.NewFlagSet(c.name, flag.ContinueOnError), env: map[string][]string{}}
+			c.setup(fs)
+			fs.VisitAll(func(f *flag.Flag) {
+				if !strings.Contains(stdout, "-"+f.Name) {
+					t.Errorf("help does not show flag -%s", f.Name)
+				}
+				if f.Usage == "" {
+					t.Errorf("flag -%s has no description", f.Name)
+				}
+			})
+			for name, vars := range fs.env {
+				if !strings.Contains(stdout, "$"+vars[0]) {
+					t.Errorf("help of -%s does not name $%s", name, vars[0])
+				}
+			}
+			// "help <command>" is the same text.
+			if _, again, _ := runMain(t, nil, "help", c.name); again != stdout {
+				t.Errorf("help %s differs from %s --help", c.name, c.name)
+			}
+		})
+	}
+}
+
+func TestBadFlagIsAUsageError(t *testing.T) {
+	code, _, stderr := runMain(t, nil, "version", "--nope")
+	if code != exitUsage || !strings.Contains(stderr, "flag provided but not defined: -nope") {
+		t.Fatalf("code %d, stderr %q", code, stderr)
+	}
+}
+
+// Command line beats LEADCONV_*, which beats the fallback variable, which
+// beats the default.
+func TestFlagEnvPrecedence(t *testing.T) {
+	parse := func(vars map[string]string, args ...string) (*serviceOptions, error) {
+		fs := &flagSet{FlagSet: flag.NewFlagSet("t", flag.ContinueOnError), env: map[string][]string{}}
+		var o serviceOptions
+		o.register(fs)
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		return &o, fs.applyEnv(func(k string) string { return vars[k] })
+	}
+	for _, tc := range []struct {
+		name  string
+		vars  map[string]string
+		args  []string
+		redis string
+		ns    string
+	}{
+		{"defaults", nil, nil, "redis://localhost:6379/0", "lc"},
+		{"fallback REDIS_URL", map[string]string{"REDIS_URL": "redis://fallback:1"}, nil, "redis://fallback:1", "lc"},
+		{"LEADCONV_ beats REDIS_URL", map[string]string{"REDIS_URL": "redis://fallback:1", "LEADCONV_REDIS_URL": "redis://env:2", "LEADCONV_NAMESPACE": "ns-env"}, nil, "redis://env:2", "ns-env"},
+		{"flag beats env", map[string]string{"LEADCONV_REDIS_URL": "redis://env:2", "LEADCONV_NAMESPACE": "ns-env"}, []string{"--redis-url", "redis://flag:3", "--namespace=ns-flag"}, "redis://flag:3", "ns-flag"},
+		{"empty variable is unset", map[string]string{"LEADCONV_NAMESPACE": ""}, nil, "redis://localhost:6379/0", "lc"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := parse(tc.vars, tc.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.redisURL != tc.redis || o.namespace != tc.ns {
+				t.Fatalf("redis %q namespace %q, want %q %q", o.redisURL, o.namespace, tc.redis, tc.ns)
+			}
+		})
+	}
+	_, err := parse(map[string]string{"LEADCONV_MAX_RECORD_BYTES": "lots"})
+	if err == nil || !strings.Contains(err.Error(), "LEADCONV_MAX_RECORD_BYTES") {
+		t.Fatalf("bad env value: error %v, want it to name the variable", err)
+	}
+}
+
+func TestServiceOptionsCheck(t *testing.T) {
+	base := func() serviceOptions {
+		return serviceOptions{brokers: "a:9092", namespace: "lc", maxRecordBytes: 1, contentMode: "binary",
+			recordsTopic: "r", commandsTopic: "c", dlqTopic: "d"}
+	}
+	if err := (func() error { o := base(); return o.check() })(); err != nil {
+		t.Fatalf("valid options: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		mod  func(*serviceOptions)
+		want string
+	}{
+		{"no brokers", func(o *serviceOptions) { o.brokers = " , " }, "--brokers"},
+		{"namespace with tag", func(o *serviceOptions) { o.namespace = "a{b}" }, "--namespace"},
+		{"content mode", func(o *serviceOptions) { o.contentMode = "batch" }, "allowed values are binary, structured"},
+		{"empty topic", func(o *serviceOptions) { o.dlqTopic = "" }, "--dlq-topic"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := base()
+			tc.mod(&o)
+			if err := o.check(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, stdout, _ := runMain(t, nil, "version")
+	if code != exitOK || !strings.HasPrefix(stdout, "leadconv ") || !strings.Contains(stdout, "go1.") {
+		t.Fatalf("version: code %d, %q", code, stdout)
+	}
+	code, stdout, _ = runMain(t, nil, "version", "--json")
+	var bi buildInfo
+	if code != exitOK || json.Unmarshal([]byte(stdout), &bi) != nil || bi.Version == "" || bi.GoVersion == "" {
+		t.Fatalf("version --json: code %d, %q", code, stdout)
+	}
+	if code, _, stderr := runMain(t, nil, "version", "extra"); code != exitUsage || !strings.Contains(stderr, "--help") {
+		t.Fatalf("version extra: code %d, %q", code, stderr)
+	}
+}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"strings"
+
+	"github.com/rs/zerolog"
+
+	"github.com/leadconv/leadconv/internal/ops"
+)
+
+// Topic defaults: the contract with producers and CRM writers.
+const (
+	defaultRecordsTopic  = "leadconv.records"
+	defaultCommandsTopic = "leadconv.commands"
+	defaultDLQTopic      = "leadconv.dlq"
+)
+
+// logOptions are the logging flags every command that logs shares.
+type logOptions struct {
+	level, format string
+}
+
+func (o *logOptions) register(fs *flagSet) {
+	fs.StringVar(&o.level, "log-level", "info", "log level: trace, debug, info, warn or error")
+	fs.StringVar(&o.format, "log-format", ops.FormatAuto, "log format: auto (console on a terminal, JSON otherwise), json or console")
+	fs.fromEnv("log-level")
+	fs.fromEnv("log-format")
+}
+
+func (o *logOptions) logger(e *env) (zerolog.Logger, error) {
+	log, err := ops.NewLogger(e.stderr, o.level, o.format)
+	if err != nil {
+		return log, &usageError{msg: err.Error()}
+	}
+	return log, nil
+}
+
+// serviceOptions are the connection, config and topic flags of run and
+// replay.
+type serviceOptions struct {
+	brokers        string
+	redisURL       string
+	configPath     string
+	namespace      string
+	recordsTopic   string
+	commandsTopic  string
+	dlqTopic       string
+	maxRecordBytes int
+	contentMode    string
+	logOptions
+}
+
+func (o *serviceOptions) register(fs *flagSet) {
+	fs.StringVar(&o.brokers, "brokers", "localhost:9092", "Kafka bootstrap brokers, comma separated")
+	fs.StringVar(&o.redisURL, "redis-url", "redis://localhost:6379/0", "Redis URL (redis://[user:password@]host:port/db, rediss:// for TLS, unix:///path.sock)")
+	fs.StringVar(&o.configPath, "config", "", "service config file (YAML: defaults and per-tenant engine and matching settings); empty uses the shipped defaults")
+	fs.StringVar(&o.namespace, "namespace", "lc", "Redis key namespace of the matcher state; a backfill under a fresh namespace runs beside the live one")
+	fs.StringVar(&o.recordsTopic, "records-topic", defaultRecordsTopic, "input topic of record events")
+	fs.StringVar(&o.commandsTopic, "commands-topic", defaultCommandsTopic, "output topic of the commands (CloudEvents)")
+	fs.StringVar(&o.dlqTopic, "dlq-topic", defaultDLQTopic, "dead-letter topic for input that can never be processed")
+	fs.IntVar(&o.maxRecordBytes, "max-record-bytes", 1<<20, "largest accepted input record; larger ones go to the dead-letter topic")
+	fs.StringVar(&o.contentMode, "content-mode", "binary", "CloudEvents content mode on Kafka: binary (ce_ headers) or structured (JSON envelope)")
+	for _, n := range []string{"brokers", "config", "namespace", "records-topic",
+		"commands-topic", "dlq-topic", "max-record-bytes", "content-mode"} {
+		fs.fromEnv(n)
+	}
+	fs.fromEnv("redis-url", "REDIS_URL")
+	o.logOptions.register(fs)
+}
+
+// check validates the flag values that need no I/O.
+func (o *serviceOptions) check() error {
+	if len(o.brokerList()) == 0 {
+		return usagef("--brokers: at least one broker address is required")
+	}
+	if o.namespace == "" || strings.ContainsAny(o.namespace, "{}: ") {
+		return usagef("--namespace %q: must be non-empty, without braces, colons or spaces", o.namespace)
+	}
+	if o.maxRecordBytes <= 0 {
+		return usagef("--max-record-bytes %d: must be positive", o.maxRecordBytes)
+	}
+	switch o.contentMode {
+	case "binary", "structured":
+	default:
+		return usagef("--content-mode %q: allowed values are binary, structured", o.contentMode)
+	}
+	for flag, v := range map[string]string{"--records-topic": o.recordsTopic, "--commands-topic": o.commandsTopic, "--dlq-topic": o.dlqTopic} {
+		if v == "" {
+			return usagef("%s: must not be empty", flag)
+		}
+	}
+	return nil
+}
+
+func (o *serviceOptions) brokerList() []string {
+	var out []string
+	for b := range strings.SplitSeq(o.brokers, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			out = append(out, b)
+		}
+	}
+	return out
+}

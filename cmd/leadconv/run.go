@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/leadconv/leadconv/consumer"
+	"github.com/leadconv/leadconv/internal/ops"
+)
+
+func runCommand() *command {
+	return &command{
+		name:     "run",
+		synopsis: "run the service: consume record events, keep clusters, publish commands",
+		usage:    "[flags]",
+		help: `Runs leadconv as a member of a Kafka consumer group: reads record events
+from the records topic (one worker per assigned partition), applies each
+batch to the duplicate clusters in Redis, plans every changed cluster with the
+tenant's configuration and publishes the commands as CloudEvents, keyed
+tenant/cluster_id, to the commands topic. Offsets are committed only after
+the broker acknowledged every command the batch produced (at-least-once,
+with deterministic command ids). Input that can never be processed goes to
+the dead-letter topic with error-code headers; Redis or broker outages are
+retried with backoff.
+
+Every flag can also be set by the LEADCONV_* variable shown beside it; the
+command line wins. An invalid --config stops start-up with the YAML path of
+the field and the allowed values (check a file with "leadconv
+validate-config").
+
+Operations: --http-addr serves /metrics (Prometheus), /healthz (liveness) and
+/readyz (Redis and Kafka reachable, not draining). SIGINT or SIGTERM starts a
+graceful shutdown: stop fetching, finish in-flight batches (within
+--drain-timeout), commit, leave the group.`,
+		setup: func(fs *flagSet) func(context.Context, *env, []string) error {
+			var o serviceOptions
+			o.register(fs)
+			group := fs.String("group", "leadconv", "Kafka consumer group")
+			httpAddr := fs.String("http-addr", ":8080", "listen address of /metrics, /healthz and /readyz")
+			changesTopic := fs.String("changes-topic", "", "when set, also publish a cluster.changed CloudEvent per cluster change to this topic")
+			drain := fs.Duration("drain-timeout", 10*time.Second, "how long a stopping or revoked partition worker may take to finish its batch (Go duration)")
+			for _, n := range []string{"group", "http-addr", "changes-topic", "drain-timeout"} {
+				fs.fromEnv(n)
+			}
+			return func(ctx context.Context, e *env, args []string) error {
+				if len(args) > 0 {
+					return usagef("unexpected arguments %q", args)
+				}
+				if err := o.check(); err != nil {
+					return err
+				}
+				if *group == "" {
+					return usagef("--group: must not be empty")
+				}
+				if *drain <= 0 {
+					return usagef("--drain-timeout %s: must be positive", *drain)
+				}
+				log, err := o.logger(e)
+				if err != nil {
+					return err
+				}
+				cfg, err := loadConfig(o.configPath)
+				if err != nil {
+					return err
+				}
+				rdb, closeRedis, err := openRedis(ctx, o.redisURL, false)
+				if err != nil {
+					return err
+				}
+				defer closeRedis()
+
+				reg := newRegistry()
+				h := newHandler(handlerParts{
+					rdb: rdb, cfg: cfg, namespace: o.namespace,
+					commandsTopic: o.commandsTopic, changesTopic: *changesTopic,
+					maxRecordBytes: o.maxRecordBytes, structured: o.contentMode == "structured",
+					log: log, reg: reg,
+				})
+				c, err := consumer.New(consumer.Config{
+					Brokers: o.brokerList(), Group: *group, Topics: []string{o.recordsTopic},
+					DLQTopic: o.dlqTopic, RevokeGrace: *drain,
+					Logger: log, Metrics: consumer.NewMetrics(reg),
+				}, h)
+				if err != nil {
+					return err
+				}
+				srv := ops.NewServer(reg)
+				srv.AddCheck("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
+				srv.AddCheck("kafka", func(ctx context.Context) error { return c.Client().Ping(ctx) })
+
+				log.Info().Str("version", readBuildInfo().Version).Strs("brokers", o.brokerList()).
+					Str("group", *group).Str("records_topic", o.recordsTopic).Str("commands_topic", o.commandsTopic).
+					Str("dlq_topic", o.dlqTopic).Str("namespace", o.namespace).Strs("tenants", cfg.Tenants()).
+					Msg("leadconv starting")
+				err = serveWhile(ctx, log, srv, *httpAddr, c.Run)
+				if err != nil {
+					return err
+				}
+				log.Info().Msg("leadconv stopped")
+				return nil
+			}
+		},
+	}
+}

@@ -1,0 +1,336 @@
+// Package consumer runs a franz-go consumer group with one worker goroutine
+// per assigned partition. Each worker hands its fetched batch to a Handler,
+// produces what the handler returns (commands and dead letters), waits until
+// the broker acknowledged every record, and only then marks the batch's
+// offsets for commit. Marks are committed periodically, when partitions are
+// revoked (after their workers stopped) and at shutdown, so an offset is never
+// committed before the output it caused is durable: at-least-once, with the
+// handler's deterministic ids making re-emitted output recognisable.
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Dead-letter headers. Values are codes and coordinates, never error text:
+// error messages can carry field values (PII).
+const (
+	HeaderErrorCode       = "leadconv_error_code"
+	HeaderSourceTopic     = "leadconv_source_topic"
+	HeaderSourcePartition = "leadconv_source_partition"
+	HeaderSourceOffset    = "leadconv_source_offset"
+)
+
+// Poison is an input record that can never be processed, with a
+// machine-readable code naming why.
+type Poison struct {
+	Record *kgo.Record
+	Code   string
+}
+
+// Result is what a handler made of one batch.
+type Result struct {
+	// Out is produced before the batch is committed; records need a Topic.
+	Out []*kgo.Record
+	// Poison records go to the dead-letter topic with code headers.
+	Poison []Poison
+}
+
+// Handler processes one batch of one partition. An error means the whole batch
+// failed transiently (Redis or broker unavailable) and is retried with
+// backoff, so Handle must be idempotent: re-applying a batch yields the same
+// output. Permanent per-record failures belong in Result.Poison instead.
+type Handler interface {
+	Handle(ctx context.Context, topic string, partition int32, recs []*kgo.Record) (Result, error)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, topic string, partition int32, recs []*kgo.Record) (Result, error)
+
+// Handle calls f.
+func (f HandlerFunc) Handle(ctx context.Context, topic string, partition int32, recs []*kgo.Record) (Result, error) {
+	return f(ctx, topic, partition, recs)
+}
+
+// Config configures a Consumer.
+type Config struct {
+	Brokers []string
+	Group   string
+	Topics  []string
+	// DLQTopic receives poison records (default "leadconv.dlq").
+	DLQTopic string
+	ClientID string
+	// MaxPollRecords bounds one poll across all partitions (default 5000).
+	MaxPollRecords int
+	// RevokeGrace is how long a revoked or stopping worker may take to finish
+	// its batch before it is abandoned uncommitted (default 10s).
+	RevokeGrace time.Duration
+	// CommitInterval is the period of marked-offset commits (default 1s).
+	CommitInterval time.Duration
+	// ResetOffset is where a group without committed offsets starts
+	// (default: the start of the topic).
+	ResetOffset *kgo.Offset
+	// Backoff bounds the retry delay of transient failures (defaults 50ms..5s).
+	MinBackoff, MaxBackoff time.Duration
+	// Opts are appended to the client options (TLS, SASL, tests).
+	Opts    []kgo.Opt
+	Logger  zerolog.Logger
+	Metrics *Metrics
+}
+
+func (c *Config) defaults() {
+	if c.DLQTopic == "" {
+		c.DLQTopic = "leadconv.dlq"
+	}
+	if c.ClientID == "" {
+		c.ClientID = "leadconv"
+	}
+	if c.MaxPollRecords <= 0 {
+		c.MaxPollRecords = 5000
+	}
+	if c.RevokeGrace <= 0 {
+		c.RevokeGrace = 10 * time.Second
+	}
+	if c.CommitInterval <= 0 {
+		c.CommitInterval = time.Second
+	}
+	if c.MinBackoff <= 0 {
+		c.MinBackoff = 50 * time.Millisecond
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = 5 * time.Second
+	}
+}
+
+type tp struct {
+	topic     string
+	partition int32
+}
+
+// Consumer is one member of the consumer group.
+type Consumer struct {
+	cfg     Config
+	h       Handler
+	cl      *kgo.Client
+	log     zerolog.Logger
+	metrics *Metrics
+
+	mu      sync.Mutex
+	workers map[tp]*worker
+	// base is the parent of every worker context: cancelled only when the
+	// consumer is done, never by the poll context, so that a shutdown lets
+	// in-flight batches finish.
+	base       context.Context
+	baseCancel context.CancelFunc
+}
+
+// New creates the client and joins nothing yet; Run starts consuming.
+func New(cfg Config, h Handler) (*Consumer, error) {
+	cfg.defaults()
+	if len(cfg.Brokers) == 0 || cfg.Group == "" || len(cfg.Topics) == 0 {
+		return nil, errors.New("consumer: brokers, group and topics are required")
+	}
+	c := &Consumer{cfg: cfg, h: h, log: cfg.Logger, metrics: cfg.Metrics, workers: map[tp]*worker{}}
+	c.base, c.baseCancel = context.WithCancel(context.Background())
+	reset := kgo.NewOffset().AtStart()
+	if cfg.ResetOffset != nil {
+		reset = *cfg.ResetOffset
+	}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ClientID(cfg.ClientID),
+		kgo.ConsumerGroup(cfg.Group),
+		kgo.ConsumeTopics(cfg.Topics...),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.ConsumeResetOffset(reset),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.AutoCommitMarks(),
+		kgo.AutoCommitInterval(cfg.CommitInterval),
+		kgo.OnPartitionsAssigned(c.assigned),
+		kgo.OnPartitionsRevoked(c.revoked),
+		kgo.OnPartitionsLost(c.lost),
+		// Keys are tenant/cluster_id: the default sticky key partitioner keeps
+		// every command of a cluster on one partition, in order.
+		kgo.ProducerLinger(time.Millisecond),
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+	}
+	cl, err := kgo.NewClient(append(opts, cfg.Opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("consumer: new client: %w", err)
+	}
+	c.cl = cl
+	return c, nil
+}
+
+// Client returns the underlying client, for readiness pings.
+func (c *Consumer) Client() *kgo.Client { return c.cl }
+
+// Run polls until ctx is cancelled, then shuts down gracefully: it stops
+// fetching, lets workers finish their batches (within RevokeGrace), commits
+// what they completed and leaves the group. It returns nil on a clean stop.
+func (c *Consumer) Run(ctx context.Context) error {
+	defer c.baseCancel()
+	for {
+		fetches := c.cl.PollRecords(ctx, c.cfg.MaxPollRecords)
+		if fetches.IsClientClosed() || ctx.Err() != nil {
+			c.cl.AllowRebalance()
+			break
+		}
+		fetches.EachError(func(t string, p int32, err error) {
+			// Fetch errors are retried by the client; surface them for operators.
+			c.log.Warn().Str("topic", t).Int32("partition", p).Err(err).Msg("fetch error")
+		})
+		c.mu.Lock()
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			if len(p.Records) == 0 {
+				return
+			}
+			w := c.workers[tp{p.Topic, p.Partition}]
+			if w == nil {
+				// Cannot happen with BlockRebalanceOnPoll: records only come
+				// for partitions assigned before this poll.
+				return
+			}
+			if c.metrics != nil {
+				last := p.Records[len(p.Records)-1].Offset
+				c.metrics.Lag.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(p.HighWatermark - last - 1))
+			}
+			// A worker stuck retrying an outage fills its queue: do not let
+			// that block a shutdown.
+			select {
+			case w.recs <- p.Records:
+			case <-ctx.Done():
+			}
+		})
+		c.mu.Unlock()
+		c.cl.AllowRebalance()
+	}
+	c.stopAll()
+	cctx, cancel := context.WithTimeout(context.Background(), c.cfg.RevokeGrace)
+	defer cancel()
+	err := c.cl.CommitMarkedOffsets(cctx)
+	if err != nil {
+		err = fmt.Errorf("consumer: final commit: %w", err)
+	}
+	c.cl.CloseAllowingRebalance()
+	return err
+}
+
+func (c *Consumer) stopAll() {
+	c.mu.Lock()
+	all := make(map[string][]int32)
+	for k := range c.workers {
+		all[k.topic] = append(all[k.topic], k.partition)
+	}
+	c.mu.Unlock()
+	c.stop(all, c.cfg.RevokeGrace)
+}
+
+func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for topic, parts := range assigned {
+		for _, p := range parts {
+			k := tp{topic, p}
+			if c.workers[k] != nil {
+				continue
+			}
+			w := c.newWorker(topic, p)
+			c.workers[k] = w
+			go w.run()
+		}
+	}
+	c.log.Info().Interface("partitions", assigned).Msg("partitions assigned")
+}
+
+// revoked stops the workers of the revoked partitions and waits for them
+// before committing: a mark after this callback returns could commit an
+// offset for a partition another member already consumes.
+func (c *Consumer) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	c.stop(revoked, c.cfg.RevokeGrace)
+	if err := cl.CommitMarkedOffsets(ctx); err != nil {
+		c.log.Warn().Err(err).Msg("commit on revoke failed")
+	}
+	c.log.Info().Interface("partitions", revoked).Msg("partitions revoked")
+}
+
+// lost stops workers at once: the partitions already belong to someone else
+// and a commit would be rejected or, worse, rewind them.
+func (c *Consumer) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	c.stop(lost, 0)
+	c.log.Warn().Interface("partitions", lost).Msg("partitions lost")
+}
+
+// stop ends the named workers: each finishes its current batch within grace,
+// then is cancelled (abandoning the batch unmarked). Batches still queued are
+// dropped unmarked; the next owner re-reads them.
+func (c *Consumer) stop(parts map[string][]int32, grace time.Duration) {
+	c.mu.Lock()
+	var ws []*worker
+	for topic, ps := range parts {
+		for _, p := range ps {
+			k := tp{topic, p}
+			if w := c.workers[k]; w != nil {
+				ws = append(ws, w)
+				delete(c.workers, k)
+			}
+		}
+	}
+	c.mu.Unlock()
+	for _, w := range ws {
+		close(w.quit)
+	}
+	expired := time.After(grace)
+	for _, w := range ws {
+		select {
+		case <-w.done:
+		case <-expired:
+			// Past the grace period: abandon every unfinished batch.
+			for _, w := range ws {
+				w.cancel()
+			}
+			<-w.done
+		}
+	}
+	for _, w := range ws {
+		w.cancel()
+	}
+}
+
+// Backoff returns the delay before retry attempt n (0-based): exponential
+// from min, capped at max, with up to 25% jitter removed so that workers
+// retrying the same outage spread out.
+func Backoff(n int, min, max time.Duration, jitter func(int64) int64) time.Duration {
+	d := min
+	for range n {
+		d *= 2
+		if d >= max {
+			d = max
+			break
+		}
+	}
+	if q := int64(d) / 4; q > 0 && jitter != nil {
+		d -= time.Duration(jitter(q))
+	}
+	return d
+}
+
+// sleep waits d or until ctx is done, reporting whether the full delay passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,283 @@
+package consumer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/goleak"
+
+	"github.com/leadconv/leadconv/consumer"
+	"github.com/leadconv/leadconv/internal/testutil/kafkatest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const (
+	in  = "in"
+	out = "out"
+	dlq = "dlq"
+)
+
+// echo emits one output per input and sends values starting with "bad" to
+// the dead-letter topic.
+func echo(_ context.Context, _ string, _ int32, recs []*kgo.Record) (consumer.Result, error) {
+	var res consumer.Result
+	for _, r := range recs {
+		if len(r.Value) >= 3 && string(r.Value[:3]) == "bad" {
+			res.Poison = append(res.Poison, consumer.Poison{Record: r, Code: "not_json"})
+			continue
+		}
+		res.Out = append(res.Out, &kgo.Record{Topic: out, Key: r.Key, Value: r.Value})
+	}
+	return res, nil
+}
+
+func produceN(c *kafkatest.Cluster, n int, value func(i int) string) {
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		recs[i] = &kgo.Record{Topic: in, Key: []byte(strconv.Itoa(i)), Value: []byte(value(i))}
+	}
+	c.Produce(recs...)
+}
+
+func start(t *testing.T, c *kafkatest.Cluster, h consumer.Handler, m *consumer.Metrics) (stop func() error) {
+	t.Helper()
+	cons, err := consumer.New(consumer.Config{
+		Brokers: c.Addrs(), Group: "g", Topics: []string{in}, DLQTopic: dlq,
+		CommitInterval: 100 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond,
+		RevokeGrace: 5 * time.Second, Logger: zerolog.Nop(), Metrics: m,
+	}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cons.Run(ctx) }()
+	var once sync.Once
+	var rerr error
+	stop = func() error {
+		once.Do(func() { cancel(); rerr = <-done })
+		return rerr
+	}
+	t.Cleanup(func() { _ = stop() })
+	return stop
+}
+
+func committed(t *testing.T, c *kafkatest.Cluster) int64 {
+	t.Helper()
+	offs, err := kadm.NewClient(c.Client()).FetchOffsets(context.Background(), "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	offs.Each(func(o kadm.OffsetResponse) {
+		if o.Topic == in && o.At > 0 {
+			n += o.At
+		}
+	})
+	return n
+}
+
+func values(recs []*kgo.Record) map[string]int {
+	m := map[string]int{}
+	for _, r := range recs {
+		m[string(r.Value)]++
+	}
+	return m
+}
+
+func TestConsumeProduceCommitAndDeadLetters(t *testing.T) {
+	c := kafkatest.New(t, 3, in, out, dlq)
+	produceN(c, 300, func(i int) string {
+		if i%50 == 7 {
+			return fmt.Sprintf("bad %d", i)
+		}
+		return fmt.Sprintf("v%d", i)
+	})
+	reg := prometheus.NewRegistry()
+	m := consumer.NewMetrics(reg)
+	stop := start(t, c, consumer.HandlerFunc(echo), m)
+	kafkatest.WaitFor(t, 20*time.Second, "all output", func() bool { return c.EndOffsets(out)+c.EndOffsets(dlq) == 300 })
+	if err := stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if got := committed(t, c); got != 300 {
+		t.Fatalf("committed %d offsets, want 300", got)
+	}
+	outs := values(c.ReadAll(out))
+	if len(outs) != 294 {
+		t.Fatalf("got %d distinct outputs, want 294", len(outs))
+	}
+	dead := c.ReadAll(dlq)
+	if len(dead) != 6 {
+		t.Fatalf("got %d dead letters, want 6", len(dead))
+	}
+	for _, d := range dead {
+		if got := string(kafkatest.Header(d, consumer.HeaderErrorCode)); got != "not_json" {
+			t.Errorf("code header %q", got)
+		}
+		if got := string(kafkatest.Header(d, consumer.HeaderSourceTopic)); got != in {
+			t.Errorf("topic header %q", got)
+		}
+		p, _ := strconv.Atoi(string(kafkatest.Header(d, consumer.HeaderSourcePartition)))
+		o, _ := strconv.ParseInt(string(kafkatest.Header(d, consumer.HeaderSourceOffset)), 10, 64)
+		src := c.Client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{in: {int32(p): kgo.NewOffset().At(o)}}))
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		fs := src.PollRecords(ctx, 1)
+		cancel()
+		if r := fs.Records(); len(r) != 1 || string(r[0].Value) != string(d.Value) {
+			t.Errorf("headers point at %d/%d, which does not hold the dead letter", p, o)
+		}
+	}
+	if got := testutil.ToFloat64(m.DeadLetters.WithLabelValues("not_json")); got != 6 {
+		t.Errorf("dlq metric %v, want 6", got)
+	}
+}
+
+func TestTransientErrorsAreRetriedNeverDeadLettered(t *testing.T) {
+	c := kafkatest.New(t, 2, in, out, dlq)
+	produceN(c, 100, func(i int) string { return fmt.Sprintf("v%d", i) })
+	var calls atomic.Int64
+	flaky := consumer.HandlerFunc(func(ctx context.Context, topic string, p int32, recs []*kgo.Record) (consumer.Result, error) {
+		if calls.Add(1) <= 5 {
+			return consumer.Result{}, errors.New("redis: connection refused")
+		}
+		return echo(ctx, topic, p, recs)
+	})
+	m := consumer.NewMetrics(prometheus.NewRegistry())
+	stop := start(t, c, flaky, m)
+	kafkatest.WaitFor(t, 20*time.Second, "all output", func() bool { return c.EndOffsets(out) >= 100 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.EndOffsets(dlq); n != 0 {
+		t.Fatalf("%d transient failures went to the dead-letter topic", n)
+	}
+	if got := len(values(c.ReadAll(out))); got != 100 {
+		t.Fatalf("%d distinct outputs, want 100", got)
+	}
+	if got := testutil.ToFloat64(m.Retries.WithLabelValues("handle")); got != 5 {
+		t.Fatalf("retries metric %v, want 5", got)
+	}
+}
+
+// The group's offsets must not move while the output of the batch is not yet
+// acknowledged: a produce held by the broker keeps the commit back.
+func TestCommitOnlyAfterOutputAcked(t *testing.T) {
+	c := kafkatest.New(t, 1, in, out, dlq)
+	produceN(c, 10, func(i int) string { return fmt.Sprintf("v%d", i) })
+	release := make(chan struct{})
+	var held atomic.Bool
+	// Input is already written: the only produce requests from here on carry
+	// the consumer's output. Hold the first one.
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		if held.CompareAndSwap(false, true) {
+			c.SleepControl(func() { <-release })
+		}
+		return nil, nil, false
+	})
+	stop := start(t, c, consumer.HandlerFunc(echo), nil)
+	kafkatest.WaitFor(t, 10*time.Second, "the produce to be held", held.Load)
+	time.Sleep(300 * time.Millisecond) // several commit intervals
+	if got := committed(t, c); got != 0 {
+		t.Fatalf("committed %d before the output was acknowledged", got)
+	}
+	close(release)
+	kafkatest.WaitFor(t, 10*time.Second, "the commit", func() bool { return committed(t, c) == 10 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A second member joining mid-stream takes partitions away from the first
+// (cooperative rebalance): nothing is lost, and every record is processed by
+// exactly one member because revoked workers commit what they finished.
+func TestRebalanceLosesNothing(t *testing.T) {
+	c := kafkatest.New(t, 4, in, out, dlq)
+	const n = 2000
+	produceN(c, n, func(i int) string { return fmt.Sprintf("v%d", i) })
+	slow := consumer.HandlerFunc(func(ctx context.Context, topic string, p int32, recs []*kgo.Record) (consumer.Result, error) {
+		time.Sleep(2 * time.Millisecond)
+		return echo(ctx, topic, p, recs)
+	})
+	stopA := start(t, c, slow, nil)
+	kafkatest.WaitFor(t, 10*time.Second, "first output", func() bool { return c.EndOffsets(out) > 0 })
+	stopB := start(t, c, slow, nil)
+	kafkatest.WaitFor(t, 30*time.Second, "all output", func() bool { return committed(t, c) == n })
+	if err := stopA(); err != nil {
+		t.Fatal(err)
+	}
+	if err := stopB(); err != nil {
+		t.Fatal(err)
+	}
+	got := values(c.ReadAll(out))
+	if len(got) != n {
+		t.Fatalf("%d distinct outputs, want %d", len(got), n)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		want time.Duration
+	}{{0, 10 * time.Millisecond}, {1, 20 * time.Millisecond}, {3, 80 * time.Millisecond}, {10, time.Second}, {100, time.Second}} {
+		if got := consumer.Backoff(tc.n, 10*time.Millisecond, time.Second, nil); got != tc.want {
+			t.Errorf("Backoff(%d) = %s, want %s", tc.n, got, tc.want)
+		}
+		if got := consumer.Backoff(tc.n, 10*time.Millisecond, time.Second, func(q int64) int64 { return q }); got != tc.want*3/4 {
+			t.Errorf("Backoff(%d) with full jitter = %s, want %s", tc.n, got, tc.want*3/4)
+		}
+	}
+}
+
+// A handler failing forever (Redis down) must neither dead-letter nor commit
+// anything, and must not keep a shutdown waiting once its queue is full.
+func TestShutdownDuringOutage(t *testing.T) {
+	c := kafkatest.New(t, 1, in, out, dlq)
+	produceN(c, 20, func(i int) string { return fmt.Sprintf("v%d", i) })
+	var calls atomic.Int64
+	down := consumer.HandlerFunc(func(context.Context, string, int32, []*kgo.Record) (consumer.Result, error) {
+		calls.Add(1)
+		return consumer.Result{}, errors.New("redis: connection refused")
+	})
+	cons, err := consumer.New(consumer.Config{
+		Brokers: c.Addrs(), Group: "g", Topics: []string{in}, DLQTopic: dlq, MaxPollRecords: 1,
+		MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, RevokeGrace: 200 * time.Millisecond,
+		Logger: zerolog.Nop(),
+	}, down)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cons.Run(ctx) }()
+	kafkatest.WaitFor(t, 10*time.Second, "retries", func() bool { return calls.Load() > 10 })
+	time.Sleep(100 * time.Millisecond) // let the poll loop fill the worker's queue
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("shutdown hung behind a failing worker")
+	}
+	if got := committed(t, c); got != 0 {
+		t.Fatalf("committed %d offsets of failed batches", got)
+	}
+	if n := c.EndOffsets(dlq) + c.EndOffsets(out); n != 0 {
+		t.Fatalf("%d records produced during the outage", n)
+	}
+}

@@ -1,0 +1,36 @@
+package consumer
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the consumer's Prometheus collectors.
+type Metrics struct {
+	Lag         *prometheus.GaugeVec
+	DeadLetters *prometheus.CounterVec
+	Retries     *prometheus.CounterVec
+	Latency     prometheus.Histogram
+}
+
+// NewMetrics registers the consumer's collectors with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "leadconv_consumer_lag",
+			Help: "Records between the last fetched offset and the partition's high watermark.",
+		}, []string{"topic", "partition"}),
+		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "leadconv_dlq_records_total",
+			Help: "Input records sent to the dead-letter topic, by error code.",
+		}, []string{"code"}),
+		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "leadconv_transient_retries_total",
+			Help: "Retries after transient failures, by stage (handle, produce).",
+		}, []string{"stage"}),
+		Latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "leadconv_processing_latency_seconds",
+			Help:    "From the input record's timestamp to the acknowledgement of the output it caused.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}),
+	}
+	reg.MustRegister(m.Lag, m.DeadLetters, m.Retries, m.Latency)
+	return m
+}

@@ -1,0 +1,146 @@
+package consumer
+
+import (
+	"context"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// worker owns one partition: it processes that partition's batches in order.
+type worker struct {
+	c         *Consumer
+	topic     string
+	partition int32
+	log       zerolog.Logger
+
+	recs chan []*kgo.Record
+	quit chan struct{}
+	done chan struct{}
+	// ctx is cancelled when the worker must abandon its batch (grace expired,
+	// partition lost).
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func (c *Consumer) newWorker(topic string, p int32) *worker {
+	w := &worker{
+		c: c, topic: topic, partition: p,
+		log:  c.log.With().Str("topic", topic).Int32("partition", p).Logger(),
+		recs: make(chan []*kgo.Record, 4),
+		quit: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	w.ctx, w.cancel = context.WithCancel(c.base)
+	return w
+}
+
+func (w *worker) run() {
+	defer close(w.done)
+	for {
+		// A stop request wins over queued batches: they stay uncommitted and
+		// the next owner of the partition reads them again.
+		select {
+		case <-w.quit:
+			return
+		default:
+		}
+		select {
+		case <-w.quit:
+			return
+		case recs := <-w.recs:
+			if !w.process(recs) {
+				return
+			}
+		}
+	}
+}
+
+// process handles, produces and marks one batch. It returns false when the
+// batch was abandoned because the worker was cancelled.
+func (w *worker) process(recs []*kgo.Record) bool {
+	var res Result
+	for attempt := 0; ; attempt++ {
+		r, err := w.c.h.Handle(w.ctx, w.topic, w.partition, recs)
+		if err == nil {
+			res = r
+			break
+		}
+		if !w.retry(attempt, "handle", err) {
+			return false
+		}
+	}
+	pending := make([]*kgo.Record, 0, len(res.Out)+len(res.Poison))
+	pending = append(pending, res.Out...)
+	for _, p := range res.Poison {
+		pending = append(pending, DeadLetter(w.c.cfg.DLQTopic, p))
+	}
+	for attempt := 0; len(pending) > 0; attempt++ {
+		results := w.c.cl.ProduceSync(w.ctx, pending...)
+		var failed []*kgo.Record
+		var ferr error
+		for _, r := range results {
+			if r.Err != nil {
+				failed = append(failed, r.Record)
+				ferr = r.Err
+			}
+		}
+		pending = failed
+		if len(pending) > 0 && !w.retry(attempt, "produce", ferr) {
+			return false
+		}
+	}
+	if w.ctx.Err() != nil {
+		return false
+	}
+	last := recs[len(recs)-1]
+	w.c.cl.MarkCommitOffsets(map[string]map[int32]kgo.EpochOffset{
+		w.topic: {w.partition: {Epoch: last.LeaderEpoch, Offset: last.Offset + 1}},
+	})
+	if m := w.c.metrics; m != nil {
+		now := time.Now()
+		for _, r := range recs {
+			m.Latency.Observe(now.Sub(r.Timestamp).Seconds())
+		}
+		for _, p := range res.Poison {
+			m.DeadLetters.WithLabelValues(p.Code).Inc()
+		}
+	}
+	for _, p := range res.Poison {
+		w.log.Warn().Int64("offset", p.Record.Offset).Str("code", p.Code).Msg("record sent to the dead-letter topic")
+	}
+	return true
+}
+
+// retry logs a transient failure and waits before the next attempt; false
+// means the worker was cancelled meanwhile.
+func (w *worker) retry(attempt int, stage string, err error) bool {
+	if w.ctx.Err() != nil {
+		return false
+	}
+	if m := w.c.metrics; m != nil {
+		m.Retries.WithLabelValues(stage).Inc()
+	}
+	d := Backoff(attempt, w.c.cfg.MinBackoff, w.c.cfg.MaxBackoff, rand.Int64N)
+	// Error values from Redis and the broker name no record content.
+	w.log.Warn().Err(err).Str("stage", stage).Int("attempt", attempt+1).Dur("backoff", d).Msg("transient failure, retrying")
+	return sleep(w.ctx, d)
+}
+
+// DeadLetter builds the dead-letter record for p: the original key, value and
+// headers plus code headers naming the error and the record's origin.
+func DeadLetter(topic string, p Poison) *kgo.Record {
+	src := p.Record
+	hs := make([]kgo.RecordHeader, 0, len(src.Headers)+4)
+	hs = append(hs, src.Headers...)
+	hs = append(hs,
+		kgo.RecordHeader{Key: HeaderErrorCode, Value: []byte(p.Code)},
+		kgo.RecordHeader{Key: HeaderSourceTopic, Value: []byte(src.Topic)},
+		kgo.RecordHeader{Key: HeaderSourcePartition, Value: []byte(strconv.Itoa(int(src.Partition)))},
+		kgo.RecordHeader{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(src.Offset, 10))},
+	)
+	return &kgo.Record{Topic: topic, Key: src.Key, Value: src.Value, Headers: hs}
+}

@@ -1,0 +1,140 @@
+package engine
+
+import (
+	"slices"
+
+	"github.com/leadconv/leadconv/record"
+)
+
+// Account sources (AccountExplain.Source).
+const (
+	accountFromContact = "contact"
+	accountExisting    = "existing"
+	accountCreate      = "create"
+	accountUseExisting = "use_existing"
+	accountBlank       = "blank"
+	opportunityField   = "field"
+	opportunityAccount = "account"
+)
+
+// contactAccount returns the account id of a master that is an existing
+// contact: leads converted into it join that account.
+func (p *planner) contactAccount() string {
+	m := p.members[p.master]
+	if !m.contact {
+		return ""
+	}
+	return text(m.rec.Fields[p.cc.cfg.Conversion.ContactAccountField])
+}
+
+// accountValue returns the master contact's final account field value.
+func (p *planner) accountValue() any {
+	name := p.cc.cfg.Conversion.AccountField
+	if p.values != nil {
+		if i, ok := slices.BinarySearch(p.names, name); ok {
+			return p.values[i]
+		}
+		return nil
+	}
+	o := p.resolve(name, p.cc.rule(name))
+	if o.masterKept {
+		return p.value(p.members[p.master], name)
+	}
+	return o.value
+}
+
+// account chooses the account of the conversion: the existing master
+// contact's account, else the final account value resolved through
+// Cluster.Accounts or created, else the blank account strategy. false means
+// the conversion fails (blank account, do_not_create).
+func (p *planner) account() (acct AccountTarget, name string, ok bool) {
+	if id := p.contactAccount(); id != "" {
+		p.ex.Account = &AccountExplain{Source: accountFromContact, ID: id}
+		return AccountTarget{Target: Target{ID: id}}, "", true
+	}
+	v := p.accountValue()
+	if record.IsBlank(v) {
+		ba := p.cc.cfg.Conversion.BlankAccount
+		if ba.Strategy == AccountUseExisting {
+			p.ex.Account = &AccountExplain{Source: accountUseExisting, ID: ba.AccountID}
+			return AccountTarget{Target: Target{ID: ba.AccountID}}, "", true
+		}
+		p.ex.Account = &AccountExplain{Source: accountBlank}
+		return AccountTarget{}, "", false
+	}
+	name = text(v)
+	if id := p.c.Accounts[record.String(v)]; id != "" {
+		p.ex.Account = &AccountExplain{Source: accountExisting, ID: id}
+		return AccountTarget{Target: Target{ID: id}}, name, true
+	}
+	p.ex.Account = &AccountExplain{Source: accountCreate}
+	return AccountTarget{Target: Target{Create: true}, Name: name, Fields: p.mappedFields(p.cc.cfg.Conversion.AccountFields)}, name, true
+}
+
+// opportunity returns the opportunity the first conversion creates, nil
+// when none is configured. Its name comes from name_from on the master
+// contact's final values, else from the account's name; when only the CRM
+// knows that name (an account chosen by id), Name is empty and NameSource
+// says "account".
+func (p *planner) opportunity(account string) *Opportunity {
+	oc := p.cc.cfg.Conversion.Opportunity
+	if oc.Strategy != OpportunityCreate {
+		return nil
+	}
+	o := &Opportunity{NameSource: opportunityField, Fields: p.mappedFields(p.cc.cfg.Conversion.OpportunityFields)}
+	if i, ok := slices.BinarySearch(p.names, oc.NameFrom); ok {
+		o.Name = text(p.values[i])
+	}
+	if o.Name == "" {
+		o.NameSource = opportunityAccount
+		o.Name = account
+	}
+	return o
+}
+
+// planConverts plans one lead.convert per lead: the master lead first (it
+// creates the contact), then the others by id. A conversion that creates the
+// contact or the account is alone in batch 0, since the others refer to what
+// it creates; the rest fill batches of the CRM's convert limit.
+func (p *planner) planConverts(acct AccountTarget, account string, fields record.Fields) {
+	leads := p.others(record.Lead)
+	masterLead := !p.members[p.master].contact
+	if masterLead {
+		leads = slices.Insert(leads, 0, p.master)
+	}
+	status := p.cc.cfg.Conversion.ConvertedStatus
+	per := max(p.cc.limits.ConvertBatch, 1)
+	data := make([]LeadConvert, len(leads))
+	first := p.members[leads[0]].rec.ID
+	alone := masterLead || acct.Create
+	for k, i := range leads {
+		id := p.members[i].rec.ID
+		d := &data[k]
+		*d = LeadConvert{LeadID: id, ConvertedStatus: status, Fields: fields}
+		switch {
+		case masterLead && k == 0:
+			d.Contact = Target{Create: true}
+		case masterLead:
+			d.Contact = Target{FromLead: first}
+		default:
+			d.Contact = Target{ID: p.members[p.master].rec.ID}
+		}
+		if k == 0 {
+			d.Account = acct
+			d.Opportunity = p.opportunity(account)
+		} else if acct.Create {
+			d.Account = AccountTarget{Target: Target{FromLead: first}}
+		} else {
+			d.Account = AccountTarget{Target: Target{ID: acct.ID}}
+		}
+		switch {
+		case alone && k == 0:
+			d.Batch = 0
+		case alone:
+			d.Batch = 1 + (k-1)/per
+		default:
+			d.Batch = k / per
+		}
+		p.add(KindLeadConvert, id, d)
+	}
+}

@@ -1,0 +1,316 @@
+package engine
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"slices"
+	"strings"
+
+	"github.com/leadconv/leadconv/record"
+)
+
+// ReasonInvalidConfig is the review reason of a plan made with a config that
+// fails Validate: nothing irreversible happens on a broken config.
+const ReasonInvalidConfig = "invalid_config"
+
+// planner holds one planning run.
+type planner struct {
+	cc       *compiled
+	c        *Cluster
+	members  []member // recency order
+	leads    int
+	contacts int
+	master   int // index into members
+	ex       *Explain
+	names    []string // lead names of the result's fields, sorted
+	values   []any    // final values, parallel to names
+	refs     []record.Ref
+	ints     []int
+	cmds     []Command
+}
+
+// Plan decides one cluster version: it picks the master, computes the
+// master contact's fields, applies the conversion options and returns the
+// commands a CRM writer executes in order. It is pure and deterministic: the
+// same config and cluster (in any record order) give the same plan and
+// command ids.
+//
+// cfg should have passed Validate; a config that does not plans a
+// review.requested (invalid_config) only. Plan prepares cfg once and caches
+// that per *Config, so a Config must not be modified after it was planned
+// with. Commands of one plan share their Explain and field maps: treat them
+// as read-only.
+func Plan(cfg *Config, c Cluster) Result {
+	p := planner{cc: compile(cfg), c: &c}
+	return p.run()
+}
+
+// AccountValues returns the account field values a caller must resolve to
+// account ids (Cluster.Accounts) before planning records as one cluster: the
+// master contact's final account value when the plan would convert leads
+// into an account chosen by name. It returns nil when no lookup is needed
+// (nothing to convert, the master is a contact already linked to an account,
+// a blank value). Values are as they appear on the records, untrimmed, so
+// they can key Cluster.Accounts directly.
+func AccountValues(cfg *Config, recs []record.Record) []string {
+	p := planner{cc: compile(cfg), c: &Cluster{Records: recs}}
+	if p.cc.err != nil || !p.gather() || p.leads == 0 || p.gate() != "" || p.selectMaster() != "" {
+		return nil
+	}
+	if p.contactAccount() != "" {
+		return nil
+	}
+	v := p.accountValue()
+	if record.IsBlank(v) {
+		return nil
+	}
+	return []string{record.String(v)}
+}
+
+func (p *planner) run() Result {
+	p.ex = &Explain{}
+	if p.cc.err != nil {
+		p.gather()
+		return p.review(ReasonInvalidConfig, 0, 0)
+	}
+	if !p.gather() {
+		return Result{Reason: NothingNoRecords}
+	}
+	if why := p.gate(); why != "" {
+		return Result{Reason: why}
+	}
+	if n := len(p.members); n > p.cc.cfg.MaxClusterSize {
+		return p.review(ReasonClusterTooLarge, n, p.cc.cfg.MaxClusterSize)
+	}
+	if why := p.selectMaster(); why != "" {
+		return p.review(why, 0, 0)
+	}
+	p.collectNames()
+	p.resolveFields()
+	master := p.members[p.master].ref()
+	fields := p.contactFields()
+	if p.leads == 0 {
+		p.cmds = make([]Command, 0, p.mergeCount())
+		p.planMerges(Target{ID: master.ID}, fields)
+		return p.finish(master, "")
+	}
+	acct, account, ok := p.account()
+	if !ok {
+		p.cmds = make([]Command, 0, 1)
+		p.add(KindConversionFailed, p.c.ID, &ConversionFailed{Reason: ReasonBlankAccount, Master: master, Records: p.refsByID()})
+		return p.finish(master, ReasonBlankAccount)
+	}
+	p.cmds = make([]Command, 0, p.leads+p.mergeCount())
+	p.planConverts(acct, account, fields)
+	contact := Target{ID: master.ID}
+	if master.Object == record.Lead {
+		contact = Target{FromLead: master.ID}
+	}
+	p.planMerges(contact, fields)
+	return p.finish(master, "")
+}
+
+// gather keeps the cluster's leads and contacts in recency order; accounts
+// never join person clusters.
+func (p *planner) gather() bool {
+	p.members = make([]member, 0, len(p.c.Records))
+	for i := range p.c.Records {
+		r := &p.c.Records[i]
+		switch r.Object {
+		case record.Lead:
+			p.leads++
+		case record.Contact:
+			p.contacts++
+		default:
+			continue
+		}
+		p.members = append(p.members, member{rec: r, contact: r.Object == record.Contact})
+	}
+	slices.SortFunc(p.members, byRecency)
+	return len(p.members) > 0
+}
+
+// gate says why a cluster plans nothing ("" when it plans).
+func (p *planner) gate() string {
+	cfg := &p.cc.cfg
+	switch {
+	case p.leads == 0:
+		if !cfg.MergeContacts {
+			return NothingNoLead
+		}
+		if p.contacts < 2 {
+			return NothingNoDuplicates
+		}
+	case len(p.members) == 1:
+		if cfg.ConvertWhen == nil {
+			return NothingNoDuplicates
+		}
+		if !p.convertWhen(p.members[0]) {
+			return NothingNoConvertWhen
+		}
+	case !cfg.AutoConvert:
+		return NothingAutoConvert
+	}
+	return ""
+}
+
+// convertWhen evaluates the single-lead filter.
+func (p *planner) convertWhen(m member) bool {
+	w := p.cc.cfg.ConvertWhen
+	v := p.value(m, w.Field)
+	match := func(want string) bool {
+		if record.IsBlank(want) {
+			return record.IsBlank(v)
+		}
+		return !record.IsBlank(v) && equalValue(record.String(v), want)
+	}
+	if w.Equals != nil {
+		return match(*w.Equals)
+	}
+	return slices.ContainsFunc(w.In, match)
+}
+
+// contactFields returns the final values under contact names. A field that
+// ends nil and was absent (or null) on the master is left out: there is
+// nothing to clear.
+func (p *planner) contactFields() record.Fields {
+	out := make(record.Fields, len(p.names))
+	m := p.members[p.master]
+	for i, l := range p.names {
+		v := p.values[i]
+		if v == nil && p.value(m, l) == nil {
+			continue
+		}
+		out[p.cc.contactName(l)] = v
+	}
+	return out
+}
+
+// mappedFields renames the final values for an account or opportunity:
+// mapped lead fields take the mapped name, "-" drops a field, unmapped fields
+// carry over under their lead name.
+func (p *planner) mappedFields(mapping map[string]string) record.Fields {
+	out := make(record.Fields, len(p.names))
+	m := p.members[p.master]
+	for i, l := range p.names {
+		v := p.values[i]
+		if v == nil && p.value(m, l) == nil {
+			continue
+		}
+		if to, ok := mapping[l]; ok {
+			if to == "-" {
+				continue
+			}
+			l = to
+		}
+		out[l] = v
+	}
+	return out
+}
+
+func (p *planner) finish(master record.Ref, reason string) Result {
+	p.assignIDs()
+	return Result{Commands: p.cmds, Master: master, Reason: reason}
+}
+
+// review plans a single review.requested naming every record.
+func (p *planner) review(reason string, size, limit int) Result {
+	// Empty lists, not null: the explain block has one shape for every plan.
+	if p.ex.Master.Candidates == nil {
+		p.ex.Master.Strategy = p.cc.cfg.Master.Strategy
+		p.ex.Master.Candidates = []Candidate{}
+	}
+	p.ex.Fields = []FieldExplain{}
+	p.cmds = make([]Command, 0, 1)
+	p.add(KindReviewRequested, p.c.ID, &ReviewRequested{Reason: reason, Records: p.refsByID(), Size: size, Limit: limit})
+	p.assignIDs()
+	return Result{Commands: p.cmds, Reason: reason}
+}
+
+// refsByID lists the members sorted by id.
+func (p *planner) refsByID() []record.Ref {
+	refs := make([]record.Ref, len(p.members))
+	for i, m := range p.members {
+		refs[i] = m.ref()
+	}
+	slices.SortFunc(refs, func(a, b record.Ref) int {
+		if c := strings.Compare(a.ID, b.ID); c != 0 {
+			return c
+		}
+		return strings.Compare(string(a.Object), string(b.Object))
+	})
+	return refs
+}
+
+// others returns the indexes of members of one object, master excluded,
+// sorted by id: commands come out in a stable, readable order.
+func (p *planner) others(obj record.Object) []int {
+	idx := make([]int, 0, len(p.members))
+	for i, m := range p.members {
+		if i != p.master && m.rec.Object == obj {
+			idx = append(idx, i)
+		}
+	}
+	slices.SortFunc(idx, func(a, b int) int { return strings.Compare(p.members[a].rec.ID, p.members[b].rec.ID) })
+	return idx
+}
+
+func (p *planner) mergeCount() int {
+	n := p.contacts
+	if p.members[p.master].contact {
+		n--
+	}
+	per := p.cc.limits.MergeRecords - 1
+	return (n + per - 1) / per
+}
+
+// planMerges merges the non-master contacts into the master in batches the
+// CRM allows, each batch chained on the same master.
+func (p *planner) planMerges(master Target, fields record.Fields) {
+	ids := p.others(record.Contact)
+	per := p.cc.limits.MergeRecords - 1
+	for b := 0; len(ids) > 0; b++ {
+		n := min(per, len(ids))
+		merged := make([]string, n)
+		for i, j := range ids[:n] {
+			merged[i] = p.members[j].rec.ID
+		}
+		ids = ids[n:]
+		p.add(KindRecordsMerge, strings.Join(merged, ","), &RecordsMerge{
+			Object: record.Contact, Master: master, MergedIDs: merged, Batch: b, Fields: fields,
+		})
+	}
+}
+
+func (p *planner) add(kind, subject string, data any) {
+	p.cmds = append(p.cmds, Command{
+		Kind: kind, Tenant: p.c.Tenant, ClusterID: p.c.ID, ClusterVersion: p.c.Version,
+		Seq: len(p.cmds), Subject: subject, Data: data, Explain: p.ex,
+	})
+}
+
+// idLen is the length of a command id: 128 bits of SHA-256 in hex.
+const idLen = 32
+
+// assignIDs sets every command's deterministic id: SHA-256 over the
+// length-prefixed tenant, cluster id, version, kind and subject. All ids are
+// written into one string and sliced, one allocation per plan.
+func (p *planner) assignIDs() {
+	buf := make([]byte, 0, idLen*len(p.cmds))
+	var in [256]byte
+	for _, c := range p.cmds {
+		b := in[:0]
+		for _, s := range [...]string{c.Tenant, c.ClusterID, c.Kind, c.Subject} {
+			b = binary.AppendUvarint(b, uint64(len(s)))
+			b = append(b, s...)
+		}
+		b = binary.BigEndian.AppendUint64(b, uint64(c.ClusterVersion))
+		sum := sha256.Sum256(b)
+		buf = hex.AppendEncode(buf, sum[:idLen/2])
+	}
+	ids := string(buf)
+	for i := range p.cmds {
+		p.cmds[i].ID = ids[i*idLen : (i+1)*idLen]
+	}
+}

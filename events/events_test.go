@@ -1,0 +1,265 @@
+package events_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/binding"
+	"github.com/cloudevents/sdk-go/v2/binding/format"
+	"github.com/cloudevents/sdk-go/v2/binding/spec"
+	cloudevents "github.com/cloudevents/sdk-go/v2/event"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/leadconv/leadconv/engine"
+	"github.com/leadconv/leadconv/events"
+	"github.com/leadconv/leadconv/matcher"
+	"github.com/leadconv/leadconv/record"
+)
+
+// kafkaMessage lets sdk-go's binding read a franz-go record the way its
+// Kafka bindings read their clients' messages: structured when content-type
+// names an event format, binary when ce_specversion names a spec version.
+type kafkaMessage struct {
+	value   []byte
+	headers map[string]string
+	format  format.Format
+	version spec.Version
+}
+
+var (
+	_ binding.MessageReader         = (*kafkaMessage)(nil)
+	_ binding.MessageMetadataReader = (*kafkaMessage)(nil)
+)
+
+var kafkaSpecs = spec.WithPrefix("ce_")
+
+func newKafkaMessage(r *kgo.Record) *kafkaMessage {
+	m := &kafkaMessage{value: r.Value, headers: map[string]string{}}
+	for _, h := range r.Headers {
+		m.headers[strings.ToLower(h.Key)] = string(h.Value)
+	}
+	if f := format.Lookup(m.headers["content-type"]); f != nil {
+		m.format = f
+	} else {
+		m.version = kafkaSpecs.Version(m.headers[kafkaSpecs.PrefixedSpecVersionName()])
+	}
+	return m
+}
+
+func (m *kafkaMessage) ReadEncoding() binding.Encoding {
+	switch {
+	case m.format != nil:
+		return binding.EncodingStructured
+	case m.version != nil:
+		return binding.EncodingBinary
+	}
+	return binding.EncodingUnknown
+}
+
+func (m *kafkaMessage) ReadStructured(ctx context.Context, w binding.StructuredWriter) error {
+	if m.format == nil {
+		return binding.ErrNotStructured
+	}
+	return w.SetStructuredEvent(ctx, m.format, bytes.NewReader(m.value))
+}
+
+func (m *kafkaMessage) ReadBinary(_ context.Context, w binding.BinaryWriter) error {
+	if m.version == nil {
+		return binding.ErrNotBinary
+	}
+	for k, v := range m.headers {
+		var err error
+		switch {
+		case k == "content-type":
+			err = w.SetAttribute(m.version.AttributeFromKind(spec.DataContentType), v)
+		case strings.HasPrefix(k, "ce_"):
+			if a := m.version.Attribute(k); a != nil {
+				err = w.SetAttribute(a, v)
+			} else {
+				err = w.SetExtension(strings.TrimPrefix(k, "ce_"), v)
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return w.SetData(bytes.NewReader(m.value))
+}
+
+func (m *kafkaMessage) GetAttribute(k spec.Kind) (spec.Attribute, any) {
+	if a := m.version.AttributeFromKind(k); a != nil {
+		return a, m.headers[a.PrefixedName()]
+	}
+	return nil, nil
+}
+
+func (m *kafkaMessage) GetExtension(name string) any { return m.headers["ce_"+name] }
+
+var modified = time.Date(2026, 3, 4, 5, 6, 7, 890_000_000, time.FixedZone("CET", 3600))
+
+func command() engine.Command {
+	return engine.Command{
+		Kind: engine.KindConversionFailed, ID: "cmd-1", Tenant: "acme", ClusterID: "c42", ClusterVersion: 3,
+		Subject: "c42",
+		Data: &engine.ConversionFailed{
+			Reason: engine.ReasonBlankAccount, Master: record.Ref{Object: record.Lead, ID: "L1"},
+			Records: []record.Ref{{Object: record.Lead, ID: "L1"}, {Object: record.Lead, ID: "L2"}},
+		},
+	}
+}
+
+// The binary record carries exactly the headers the Kafka protocol binding
+// names, in a fixed order, and the command JSON as its value.
+func TestBinaryModeIsByteExact(t *testing.T) {
+	cmd := command()
+	r, err := events.Encoder{Topic: "cmds"}.Command(cmd, modified)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"ce_specversion=1.0",
+		"ce_id=cmd-1",
+		"ce_source=leadconv/acme",
+		"ce_type=io.leadconv.conversion.failed.v1",
+		"ce_subject=c42",
+		"ce_time=2026-03-04T04:06:07.89Z",
+		"ce_dataschema=https://leadconv.io/schemas/conversion.failed.v1.json",
+		"content-type=application/json",
+	}
+	var got []string
+	for _, h := range r.Headers {
+		got = append(got, h.Key+"="+string(h.Value))
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("headers:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if string(r.Key) != "acme/c42" || r.Topic != "cmds" {
+		t.Fatalf("key %q topic %q", r.Key, r.Topic)
+	}
+	data, _ := json.Marshal(cmd)
+	if !bytes.Equal(r.Value, data) {
+		t.Fatalf("value %s, want %s", r.Value, data)
+	}
+	again, _ := events.Encoder{Topic: "cmds"}.Command(command(), modified)
+	if !bytes.Equal(again.Value, r.Value) || len(again.Headers) != len(r.Headers) {
+		t.Fatal("encoding the same command twice differs")
+	}
+}
+
+// A standard CloudEvents consumer (sdk-go's binding) reads both modes back to
+// the same event, and the data decodes to the command.
+func TestSDKReadsBothModes(t *testing.T) {
+	for _, structured := range []bool{false, true} {
+		r, err := events.Encoder{Topic: "cmds", Structured: structured}.Command(command(), modified)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := newKafkaMessage(r)
+		wantEnc := binding.EncodingBinary
+		if structured {
+			wantEnc = binding.EncodingStructured
+		}
+		if msg.ReadEncoding() != wantEnc {
+			t.Fatalf("structured=%v: encoding %v", structured, msg.ReadEncoding())
+		}
+		ev, err := binding.ToEvent(context.Background(), msg)
+		if err != nil {
+			t.Fatalf("structured=%v: sdk-go cannot read the record: %v", structured, err)
+		}
+		if err := ev.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if ev.ID() != "cmd-1" || ev.Type() != "io.leadconv.conversion.failed.v1" || ev.Source() != "leadconv/acme" ||
+			ev.Subject() != "c42" || !ev.Time().Equal(modified) || ev.DataContentType() != "application/json" ||
+			ev.DataSchema() != "https://leadconv.io/schemas/conversion.failed.v1.json" || ev.SpecVersion() != "1.0" {
+			t.Fatalf("structured=%v: attributes %s", structured, ev)
+		}
+		var got engine.Command
+		if err := ev.DataAs(&got); err != nil {
+			t.Fatal(err)
+		}
+		if d, ok := got.Data.(*engine.ConversionFailed); !ok || got.ID != "cmd-1" || d.Reason != engine.ReasonBlankAccount || len(d.Records) != 2 {
+			t.Fatalf("structured=%v: data %+v", structured, got)
+		}
+	}
+}
+
+func TestClusterChanged(t *testing.T) {
+	c := matcher.Change{
+		Tenant: "acme", ClusterID: "c1", Version: 7,
+		Members:    []record.Record{{Object: record.Lead, ID: "L1", Fields: record.Fields{"Email": "x@example.com"}}, {Object: record.Contact, ID: "C1"}},
+		Before:     []record.Ref{{Object: record.Lead, ID: "L1"}},
+		Trigger:    record.Ref{Object: record.Contact, ID: "C1"},
+		MergedFrom: []string{"c2"},
+	}
+	r, err := events.Encoder{Topic: "changes"}.ClusterChanged(events.NewClusterChanged(c, &events.Origin{Topic: "in", Partition: 2, Offset: 9}), modified)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := binding.ToEvent(context.Background(), newKafkaMessage(r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Type() != events.TypeClusterChanged || ev.ID() != "c1@7" || string(r.Key) != "acme/c1" {
+		t.Fatalf("event %s key %s", ev, r.Key)
+	}
+	want := `{"tenant":"acme","cluster_id":"c1","cluster_version":7,"members":[{"object":"lead","id":"L1"},{"object":"contact","id":"C1"}],` +
+		`"before":[{"object":"lead","id":"L1"}],"trigger":{"object":"contact","id":"C1"},"origin":{"topic":"in","partition":2,"offset":9},"merged_from":["c2"]}`
+	if string(ev.Data()) != want {
+		t.Fatalf("data %s\nwant %s", ev.Data(), want)
+	}
+	if bytes.Contains(r.Value, []byte("example.com")) {
+		t.Fatal("the delta carries field values")
+	}
+}
+
+func TestPayload(t *testing.T) {
+	body := []byte(`{"tenant":"acme","object":"lead","id":"L1","op":"upsert"}`)
+	ce := cloudevents.New()
+	ce.SetID("e1")
+	ce.SetSource("crm")
+	ce.SetType("com.example.record")
+	if err := ce.SetData(cloudevents.ApplicationJSON, json.RawMessage(body)); err != nil {
+		t.Fatal(err)
+	}
+	structured, _ := json.Marshal(ce)
+	ceB64 := ce.Clone()
+	ceB64.SetDataContentType("")
+	ceB64.DataBase64 = true
+	b64, _ := json.Marshal(ceB64)
+	binary := &kgo.Record{Value: body, Headers: events.BinaryHeaders(ce)}
+	hdr := func(k, v string) []kgo.RecordHeader { return []kgo.RecordHeader{{Key: k, Value: []byte(v)}} }
+	for _, tc := range []struct {
+		name string
+		rec  *kgo.Record
+		code string
+	}{
+		{"plain", &kgo.Record{Value: body}, ""},
+		{"plain with json content type", &kgo.Record{Value: body, Headers: hdr("content-type", "application/json")}, ""},
+		{"binary", binary, ""},
+		{"structured", &kgo.Record{Value: structured, Headers: hdr("Content-Type", "application/cloudevents+json; charset=utf-8")}, ""},
+		{"structured base64", &kgo.Record{Value: b64, Headers: hdr("content-type", "application/cloudevents+json")}, ""},
+		{"structured garbage", &kgo.Record{Value: []byte("{"), Headers: hdr("content-type", "application/cloudevents+json")}, events.CodeBadCloudEvent},
+		{"batch", &kgo.Record{Value: []byte("[]"), Headers: hdr("content-type", "application/cloudevents-batch+json")}, events.CodeUnsupportedContent},
+		{"binary spec 0.3", &kgo.Record{Value: body, Headers: hdr("ce_specversion", "0.3")}, events.CodeBadCloudEvent},
+		{"binary xml", &kgo.Record{Value: body, Headers: append(hdr("ce_specversion", "1.0"), hdr("content-type", "application/xml")...)}, events.CodeUnsupportedContent},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := events.Payload(tc.rec)
+			var ie *events.InputError
+			switch {
+			case tc.code == "" && err != nil:
+				t.Fatalf("error %v", err)
+			case tc.code == "" && !bytes.Equal(got, body):
+				t.Fatalf("payload %s", got)
+			case tc.code != "" && (!errors.As(err, &ie) || ie.Code != tc.code):
+				t.Fatalf("error %v, want code %s", err, tc.code)
+			}
+		})
+	}
+}

@@ -1,0 +1,414 @@
+package config_test
+
+import (
+	"errors"
+	"os"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/leadconv/leadconv/engine"
+	"github.com/leadconv/leadconv/internal/config"
+	"github.com/leadconv/leadconv/matcher"
+	"github.com/leadconv/leadconv/record"
+)
+
+const example = "../../examples/leadconv.yaml"
+
+func mustParse(t *testing.T, src string) *config.File {
+	t.Helper()
+	f, err := config.Parse([]byte(src))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	return f
+}
+
+func mustTenant(t *testing.T, f *config.File, name string) *config.Tenant {
+	t.Helper()
+	tn, err := f.Tenant(name)
+	if err != nil {
+		t.Fatalf("Tenant(%q): %v", name, err)
+	}
+	return tn
+}
+
+func TestDefault(t *testing.T) {
+	f := config.Default()
+	if got := f.Tenants(); len(got) != 0 {
+		t.Fatalf("Tenants() = %v, want none", got)
+	}
+	tn := mustTenant(t, f, "anyone")
+	if tn.Name != "anyone" {
+		t.Errorf("Name = %q, want anyone", tn.Name)
+	}
+	if want := engine.DefaultConfig(); !reflect.DeepEqual(*tn.Engine, want) {
+		t.Errorf("Engine = %+v, want shipped %+v", *tn.Engine, want)
+	}
+	if want := matcher.DefaultConfig(); !reflect.DeepEqual(tn.Matching, want) {
+		t.Errorf("Matching = %+v, want shipped %+v", tn.Matching, want)
+	}
+	if tn.Rules == nil {
+		t.Fatal("Rules is nil")
+	}
+	if err := tn.Engine.Validate(""); err != nil {
+		t.Errorf("shipped engine config invalid: %v", err)
+	}
+	// An empty file, a null document and empty blocks are all the defaults.
+	for _, src := range []string{"", "# nothing\n", "~\n", "defaults: {}\ntenants: {}\n", "defaults:\n"} {
+		got := mustTenant(t, mustParse(t, src), "anyone")
+		if !reflect.DeepEqual(got.Engine, tn.Engine) || !reflect.DeepEqual(got.Matching, tn.Matching) ||
+			!reflect.DeepEqual(got.ContactFields, tn.ContactFields) {
+			t.Errorf("Parse(%q) differs from Default()", src)
+		}
+	}
+}
+
+func TestExample(t *testing.T) {
+	f, err := config.Load(example)
+	if err != nil {
+		t.Fatalf("Load(%s): %v", example, err)
+	}
+	if got, want := f.Tenants(), []string{"acme", "globex"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("Tenants() = %v, want %v", got, want)
+	}
+	acme := mustTenant(t, f, "acme")
+	if acme.Name != "acme" || acme.Engine.CRM != "zoho" || acme.Engine.Master.Strategy != engine.MasterSpecifiedValues {
+		t.Errorf("acme = %+v", acme.Engine)
+	}
+	// Setting master.strategy started the master block afresh but kept the
+	// inherited fallback... except acme sets its own.
+	if acme.Engine.Master.Fallback != engine.FallbackDoNotConvert || acme.Engine.Master.Fields != nil {
+		t.Errorf("acme master = %+v, want fallback do_not_convert and no inherited fields", acme.Engine.Master)
+	}
+	if acme.Engine.ConvertWhen != nil {
+		t.Errorf("acme convert_when = %+v, want removed by null", acme.Engine.ConvertWhen)
+	}
+	// contact_fields merged by key; Engine sees the same map.
+	wantCF := record.FieldMap{"AccountName": "Company", "MailingCity": "City", "Lead_Source__c": "LeadSource"}
+	if !reflect.DeepEqual(acme.ContactFields, wantCF) || !reflect.DeepEqual(acme.Engine.ContactFields, wantCF) {
+		t.Errorf("acme contact fields = %v / %v, want %v", acme.ContactFields, acme.Engine.ContactFields, wantCF)
+	}
+	// Unset keys inherit from defaults (overrides list) and from the
+	// shipped defaults (free mail domains replaced by the defaults block).
+	if len(acme.Engine.Fields.Overrides) != 17 {
+		t.Errorf("acme overrides = %d, want the 17 inherited", len(acme.Engine.Fields.Overrides))
+	}
+	globex := mustTenant(t, f, "globex")
+	if len(globex.Matching.Rules) != 1 || globex.Matching.Phone.DefaultCountry != "44" || !globex.Matching.Email.StripTags {
+		t.Errorf("globex matching = %+v", globex.Matching)
+	}
+	if w := globex.Engine.ConvertWhen; w == nil || w.Field != "LeadSource" || w.Equals == nil || *w.Equals != "Web" || w.In != nil {
+		t.Errorf("globex convert_when = %+v, want replaced as a whole", w)
+	}
+	if globex.Engine.Master.Fallback != engine.FallbackOldestCreated || globex.Engine.Master.Fields != nil {
+		t.Errorf("globex master = %+v", globex.Engine.Master)
+	}
+	// A tenant not in the file gets the defaults block.
+	other := mustTenant(t, f, "initech")
+	if other.Name != "initech" || other.Engine.Fields.Default != engine.FieldTakeAnyWhenMasterBlank || other.Engine.ConvertWhen == nil {
+		t.Errorf("initech = %+v", other.Engine)
+	}
+	if len(other.Matching.Rules) != 4 {
+		t.Errorf("initech rules = %d, want the defaults block's 4", len(other.Matching.Rules))
+	}
+}
+
+// TestExampleCoversEveryOption: the example shows every key of the Go
+// config types somewhere.
+func TestExampleCoversEveryOption(t *testing.T) {
+	b, err := os.ReadFile(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := string(b)
+	seen := map[reflect.Type]bool{}
+	var visit func(reflect.Type, string)
+	visit = func(typ reflect.Type, path string) {
+		for typ.Kind() == reflect.Pointer || typ.Kind() == reflect.Slice || typ.Kind() == reflect.Map {
+			typ = typ.Elem()
+		}
+		if typ.Kind() != reflect.Struct || seen[typ] {
+			return
+		}
+		seen[typ] = true
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if name == "" || name == "-" || name == "contact_fields" && typ == reflect.TypeFor[engine.Config]() {
+				continue
+			}
+			if !strings.Contains(src, name+":") {
+				t.Errorf("example does not show %s.%s", path, name)
+			}
+			visit(f.Type, path+"."+name)
+		}
+	}
+	visit(reflect.TypeFor[engine.Config](), "engine")
+	visit(reflect.TypeFor[matcher.Config](), "matching")
+	for _, s := range append(append([]string{}, engine.FieldStrategies...), engine.MasterStrategies...) {
+		if !strings.Contains(src, s) {
+			t.Errorf("example does not mention strategy %s", s)
+		}
+	}
+}
+
+func TestLayering(t *testing.T) {
+	f := mustParse(t, `
+defaults:
+  engine:
+    master: {strategy: specified_values, field: Status, values: [Hot], fallback: oldest_created}
+    conversion:
+      account_fields: {Website: Website}
+      blank_account: {strategy: use_existing, account_id: "001"}
+    convert_when: {field: Status, equals: New}
+  matching:
+    email: {aliases: {a.com: b.com}}
+  contact_fields: {AccountName: Company}
+tenants:
+  t1:
+    engine:
+      master: {fallback: newest_created}
+      conversion:
+        account_fields: {Industry: Industry}
+    matching:
+      email: {aliases: {c.com: d.com}}
+    contact_fields: {MailingCity: City}
+  t2:
+    engine:
+      master: {strategy: most_attachments}
+      conversion:
+        blank_account: {strategy: do_not_create}
+      convert_when: {field: Status, in: [A, B]}
+    matching:
+      free_mail_domains: [x.com]
+  t3:
+    engine:
+      convert_when: null
+`)
+	t1 := mustTenant(t, f, "t1")
+	m := t1.Engine.Master
+	if m.Strategy != engine.MasterSpecifiedValues || m.Field != "Status" || !reflect.DeepEqual(m.Values, []string{"Hot"}) || m.Fallback != engine.FallbackNewestCreated {
+		t.Errorf("t1 master = %+v: want the defaults' strategy with its parameters and the tenant's fallback", m)
+	}
+	if got, want := t1.Engine.Conversion.AccountFields, map[string]string{"Website": "Website", "Industry": "Industry"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("t1 account_fields = %v, want merged %v", got, want)
+	}
+	if got := t1.Matching.Email.Aliases; got["a.com"] != "b.com" || got["c.com"] != "d.com" || got["googlemail.com"] != "gmail.com" {
+		t.Errorf("t1 aliases = %v, want shipped, defaults and tenant merged", got)
+	}
+	if got, want := t1.ContactFields, (record.FieldMap{"AccountName": "Company", "MailingCity": "City"}); !reflect.DeepEqual(got, want) {
+		t.Errorf("t1 contact_fields = %v, want %v", got, want)
+	}
+	if w := t1.Engine.ConvertWhen; w == nil || *w.Equals != "New" {
+		t.Errorf("t1 convert_when = %+v, want inherited", w)
+	}
+
+	t2 := mustTenant(t, f, "t2")
+	if m := t2.Engine.Master; m.Strategy != engine.MasterMostAttachments || m.Field != "" || m.Values != nil || m.Fallback != engine.FallbackOldestCreated {
+		t.Errorf("t2 master = %+v: want fresh parameters, inherited fallback", m)
+	}
+	if ba := t2.Engine.Conversion.BlankAccount; ba.Strategy != engine.AccountDoNotCreate || ba.AccountID != "" {
+		t.Errorf("t2 blank_account = %+v, want fresh", ba)
+	}
+	if w := t2.Engine.ConvertWhen; w == nil || w.Equals != nil || !reflect.DeepEqual(w.In, []string{"A", "B"}) {
+		t.Errorf("t2 convert_when = %+v, want replaced", w)
+	}
+	if got := t2.Matching.FreeMailDomains; !reflect.DeepEqual(got, []string{"x.com"}) {
+		t.Errorf("t2 free_mail_domains = %v, want replaced", got)
+	}
+	if t3 := mustTenant(t, f, "t3"); t3.Engine.ConvertWhen != nil {
+		t.Errorf("t3 convert_when = %+v, want removed", t3.Engine.ConvertWhen)
+	}
+	// Layering never leaks between tenants or into the defaults.
+	if d := mustTenant(t, f, "other"); len(d.ContactFields) != 1 || len(d.Engine.Conversion.AccountFields) != 1 || d.Matching.Email.Aliases["c.com"] != "" {
+		t.Errorf("defaults were modified by a tenant overlay: %+v", d)
+	}
+}
+
+func TestAliasesAndMergeKeys(t *testing.T) {
+	f := mustParse(t, `
+defaults:
+  engine: &base
+    crm: zoho
+    max_cluster_size: 5
+tenants:
+  a:
+    engine:
+      <<: *base
+      max_cluster_size: 7
+      merge_contacts: true
+`)
+	a := mustTenant(t, f, "a")
+	if a.Engine.CRM != "zoho" || a.Engine.MaxClusterSize != 7 || !a.Engine.MergeContacts {
+		t.Errorf("a = %+v, want merged anchor with explicit keys winning", a.Engine)
+	}
+	_, err := config.Parse([]byte("defaults:\n  engine: &base {crm: zoho, bogus: 1}\ntenants:\n  a:\n    engine: {<<: *base}\n"))
+	if err == nil || !strings.Contains(err.Error(), "tenants.a.engine.bogus: unknown key") {
+		t.Errorf("unknown key through a merge key: %v", err)
+	}
+}
+
+func TestBadConfigs(t *testing.T) {
+	for _, tc := range []struct {
+		name, src string
+		want      []string
+	}{
+		{"flow master", "tenants:\n  acme:\n    engine:\n      master: {strategy: flow}\n",
+			[]string{`tenants.acme.engine.master.strategy: "flow" is not available for auto lead conversion (allowed: ` + strings.Join(engine.MasterStrategies, ", ") + ")"}},
+		{"maximum_number master", "defaults:\n  engine:\n    master: {strategy: maximum_number}\n",
+			[]string{`defaults.engine.master.strategy: "maximum_number" is not available for auto lead conversion`}},
+		{"flow field strategy", "defaults:\n  engine:\n    fields:\n      overrides: [{field: X, strategy: flow}]\n",
+			[]string{`defaults.engine.fields.overrides[0].strategy: "flow" is not available for auto lead conversion`}},
+		{"unknown strategy", "tenants:\n  acme:\n    engine:\n      fields:\n        default: newest\n",
+			[]string{`tenants.acme.engine.fields.default: unknown "newest" (allowed: ` + strings.Join(engine.DefaultStrategies, ", ") + ")"}},
+		{"missing parameter", "tenants:\n  acme:\n    engine:\n      master: {strategy: newest_date}\n",
+			[]string{`tenants.acme.engine.master.field: is required for newest_date`}},
+		{"missing account id", "tenants:\n  acme:\n    engine:\n      conversion:\n        blank_account: {strategy: use_existing}\n",
+			[]string{`tenants.acme.engine.conversion.blank_account.account_id: is required for use_existing`}},
+		{"unknown key", "tenants:\n  acme:\n    engine:\n      master: {stratgy: most_complete}\n",
+			[]string{`tenants.acme.engine.master.stratgy: unknown key (allowed: strategy, field, values, fields, fallback) (line 4)`}},
+		{"unknown top-level key", "default:\n  engine: {}\n",
+			[]string{`default: unknown key (allowed: defaults, tenants) (line 1)`}},
+		{"unknown block key", "tenants:\n  acme:\n    matcher: {}\n",
+			[]string{`tenants.acme.matcher: unknown key (allowed: engine, matching, contact_fields)`}},
+		{"contact_fields inside engine", "defaults:\n  engine:\n    contact_fields: {A: B}\n",
+			[]string{`defaults.engine.contact_fields: not allowed here: set contact_fields at the block level, beside engine and matching`}},
+		{"wrong type", "defaults:\n  engine:\n    max_cluster_size: lots\n",
+			[]string{`defaults.engine.max_cluster_size: expected an integer, got str "lots" (line 3)`}},
+		{"mapping for scalar", "defaults:\n  engine:\n    crm: {name: zoho}\n",
+			[]string{`defaults.engine.crm: expected a string, got a mapping`}},
+		{"list expected", "defaults:\n  matching:\n    rules: {name: x}\n",
+			[]string{`defaults.matching.rules: expected a list, got a mapping`}},
+		{"null scalar", "defaults:\n  engine:\n    crm: ~\n",
+			[]string{`defaults.engine.crm: null is not allowed; omit the key to inherit the default`}},
+		{"top level not a mapping", "- a\n- b\n",
+			[]string{`(top level): expected a mapping, got a list`}},
+		{"bad rule", "tenants:\n  acme:\n    matching:\n      rules: [{name: r, all: [{field: Email, normalizer: mail, comparator: exact}]}]\n",
+			[]string{`tenants.acme.matching.rules[0].all[0].normalizer: unknown "mail" (allowed: ` + strings.Join(matcher.Normalizers, ", ") + ")"}},
+		{"no rules", "tenants:\n  acme:\n    matching:\n      rules: []\n",
+			[]string{`tenants.acme.matching.rules: at least one rule is required`}},
+		{"crm", "tenants:\n  acme:\n    engine: {crm: pipedrive}\n",
+			[]string{`tenants.acme.engine.crm: unknown "pipedrive" (allowed: ` + strings.Join(engine.CRMs, ", ") + ")"}},
+		{"contact field mapped twice", "defaults:\n  contact_fields: {AccountName: Company, Org: Company}\n",
+			[]string{`defaults.contact_fields.Org: lead field "Company" is already mapped from contact field "AccountName"`}},
+		{"account fields disagree", "tenants:\n  acme:\n    engine:\n      conversion: {account_field: Organization}\n",
+			[]string{`tenants.acme.matching.account_field: "Company" differs from engine.conversion.account_field "Organization"`}},
+		{"bad tenant name", "tenants:\n  \"a{b}\": {}\n",
+			[]string{`tenants.a{b}: tenant name "a{b}" must be non-empty, without braces or whitespace`}},
+		{"every tenant reported", "tenants:\n  a:\n    engine: {crm: x}\n  b:\n    engine: {crm: y}\n",
+			[]string{`tenants.a.engine.crm: unknown "x"`, `tenants.b.engine.crm: unknown "y"`}},
+		{"every problem reported", "tenants:\n  a:\n    engine: {crm: x, max_cluster_size: 1}\n",
+			[]string{`tenants.a.engine.crm: unknown "x"`, `tenants.a.engine.max_cluster_size: must be at least 2, got 1`}},
+		{"duplicate key", "tenants:\n  a: {}\n  a: {}\n", []string{`mapping key "a" already defined`}},
+		{"syntax", "tenants: [\n", []string{"config: yaml:"}},
+		{"convert_when both", "defaults:\n  engine:\n    convert_when: {field: S, equals: a, in: [b]}\n",
+			[]string{`defaults.engine.convert_when: set either equals or in, not both`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := config.Parse([]byte(tc.src))
+			if err == nil {
+				t.Fatal("Parse succeeded, want an error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error\n%v\ndoes not contain\n%s", err, w)
+				}
+			}
+			if !strings.HasPrefix(err.Error(), "config: ") {
+				t.Errorf("error %q does not start with config:", err)
+			}
+		})
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	_, err := config.Load("testdata/does-not-exist.yaml")
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Load(missing) = %v, want os.ErrNotExist", err)
+	}
+	p := t.TempDir() + "/bad.yaml"
+	if err := os.WriteFile(p, []byte("defaults:\n  engine: {crm: x}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = config.Load(p)
+	if err == nil || !strings.HasPrefix(err.Error(), p+": config: defaults.engine.crm:") {
+		t.Errorf("Load(bad) = %v, want the file name and the path", err)
+	}
+}
+
+func TestTenantName(t *testing.T) {
+	f := config.Default()
+	for _, name := range []string{"", "a{b", "a b"} {
+		if _, err := f.Tenant(name); err == nil {
+			t.Errorf("Tenant(%q) succeeded, want an error", name)
+		}
+	}
+	if _, err := f.Rules("ok"); err != nil {
+		t.Errorf("Rules(ok) = %v", err)
+	}
+}
+
+func TestConcurrentTenants(t *testing.T) {
+	f, err := config.Load(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acme := mustTenant(t, f, "acme")
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			for range 100 {
+				tn, err := f.Tenant([]string{"acme", "globex", "x"}[i%3])
+				if err != nil || tn.Rules == nil {
+					t.Errorf("Tenant: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	// The Ruleset is compiled once per tenant.
+	if again := mustTenant(t, f, "acme"); again.Rules != acme.Rules {
+		t.Error("acme's rules were compiled again")
+	}
+}
+
+func FuzzLoad(f *testing.F) {
+	ex, err := os.ReadFile(example)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(ex)
+	for _, s := range []string{
+		"", "defaults: {}", "tenants: {a: {engine: {crm: zoho}}}",
+		"tenants:\n  a:\n    engine:\n      master: {strategy: flow}\n",
+		"defaults:\n  matching:\n    rules: [{name: r, all: [{field: E, normalizer: email, comparator: exact}]}]\n",
+		"a: &a [*a, *a]\n", "defaults: {engine: {<<: {crm: zoho}}}", "tenants: {a: ~}",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cf, err := config.Parse(b)
+		if err != nil {
+			msg := err.Error()
+			if !strings.HasPrefix(msg, "config: ") || len(msg) <= len("config: ") {
+				t.Fatalf("unclear error %q", msg)
+			}
+			return
+		}
+		for _, name := range append(cf.Tenants(), "fuzz-default") {
+			tn, err := cf.Tenant(name)
+			if err != nil {
+				t.Fatalf("Tenant(%q) after a successful load: %v", name, err)
+			}
+			if tn.Rules == nil || tn.Engine == nil {
+				t.Fatalf("Tenant(%q) incomplete: %+v", name, tn)
+			}
+			if err := tn.Engine.Validate(""); err != nil {
+				t.Fatalf("Tenant(%q) loaded an invalid engine config: %v", name, err)
+			}
+		}
+	})
+}

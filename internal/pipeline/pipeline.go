@@ -1,0 +1,94 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/leadconv/leadconv/consumer"
+)
+
+// Config configures a Pipeline. Topics default to leadconv.records,
+// leadconv.commands and leadconv.dlq; ChangesTopic is off unless set.
+type Config struct {
+	Brokers      []string
+	Group        string
+	RecordsTopic string
+	// CommandsTopic receives commands; a dry-run replay points it elsewhere.
+	CommandsTopic string
+	DLQTopic      string
+	ChangesTopic  string
+	// MaxRecordBytes bounds an input record (default 1 MiB); larger ones
+	// are dead-lettered as oversize.
+	MaxRecordBytes int
+	// Structured writes structured-mode CloudEvents instead of binary.
+	Structured bool
+	// MaxPollRecords bounds one poll (default 5000).
+	MaxPollRecords int
+	// CommitInterval is the period of offset commits (default 1s).
+	CommitInterval time.Duration
+	// ShutdownGrace bounds how long in-flight batches may take to finish at
+	// shutdown or revocation (default 10s).
+	ShutdownGrace time.Duration
+	// ResetOffset is where a group without committed offsets starts
+	// (default: the start of the topic).
+	ResetOffset *kgo.Offset
+	// Decode replaces the built-in record event decoder.
+	Decode Decoder
+	// Opts are extra client options (TLS, SASL, tests).
+	Opts       []kgo.Opt
+	Logger     zerolog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Pipeline is one member of the processing consumer group.
+type Pipeline struct {
+	cons    *consumer.Consumer
+	handler *Handler
+}
+
+// New wires a pipeline over store and tenants; Run starts it.
+func New(cfg Config, store Store, tenants Tenants) (*Pipeline, error) {
+	if store == nil || tenants == nil {
+		return nil, errors.New("pipeline: store and tenants are required")
+	}
+	if cfg.RecordsTopic == "" {
+		cfg.RecordsTopic = "leadconv.records"
+	}
+	if cfg.Group == "" {
+		cfg.Group = "leadconv"
+	}
+	var pm *Metrics
+	var cm *consumer.Metrics
+	if cfg.Registerer != nil {
+		pm = NewMetrics(cfg.Registerer)
+		cm = consumer.NewMetrics(cfg.Registerer)
+	}
+	h := NewHandler(HandlerConfig{
+		CommandsTopic: cfg.CommandsTopic, ChangesTopic: cfg.ChangesTopic, MaxRecordBytes: cfg.MaxRecordBytes,
+		Structured: cfg.Structured, Decode: cfg.Decode, Logger: cfg.Logger, Metrics: pm,
+	}, store, tenants)
+	cons, err := consumer.New(consumer.Config{
+		Brokers: cfg.Brokers, Group: cfg.Group, Topics: []string{cfg.RecordsTopic}, DLQTopic: cfg.DLQTopic,
+		MaxPollRecords: cfg.MaxPollRecords, CommitInterval: cfg.CommitInterval, RevokeGrace: cfg.ShutdownGrace,
+		ResetOffset: cfg.ResetOffset, Opts: cfg.Opts, Logger: cfg.Logger, Metrics: cm,
+	}, h)
+	if err != nil {
+		return nil, err
+	}
+	return &Pipeline{cons: cons, handler: h}, nil
+}
+
+// Run consumes until ctx is cancelled, then stops gracefully: in-flight
+// batches finish, their offsets are committed, the member leaves the group.
+func (p *Pipeline) Run(ctx context.Context) error { return p.cons.Run(ctx) }
+
+// Client is the Kafka client, for readiness checks (Ping).
+func (p *Pipeline) Client() *kgo.Client { return p.cons.Client() }
+
+// Handler is the batch handler the pipeline runs.
+func (p *Pipeline) Handler() *Handler { return p.handler }

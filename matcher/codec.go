@@ -1,0 +1,125 @@
+package matcher
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/leadconv/leadconv/record"
+)
+
+// stored is a record value as kept in the r hash:
+//
+//	seq \t modified_us \t created_us \t block block ... \n blob
+//
+// seq counts the writes of the record (the optimistic-concurrency version);
+// the blob is the record's JSON without what the key and meta already say.
+// A tombstone (deleted, converted, or an account) has an empty blob: it keeps
+// the timestamps so a late, older event cannot bring the record back.
+type stored struct {
+	raw      string
+	seq      int64
+	modified int64
+	created  int64
+	blocks   []string
+	blob     string
+}
+
+func (s *stored) exists() bool { return s.raw != "" }
+func (s *stored) live() bool   { return s.blob != "" }
+
+// seqArg is the expected seq as the scripts compare it: "" when absent.
+func (s *stored) seqArg() string {
+	if !s.exists() {
+		return ""
+	}
+	return strconv.FormatInt(s.seq, 10)
+}
+
+type blob struct {
+	Related int           `json:"n,omitempty"`
+	Fields  record.Fields `json:"f"`
+}
+
+func parseStored(raw string) (stored, error) {
+	s := stored{raw: raw}
+	if raw == "" {
+		return s, nil
+	}
+	nl := strings.IndexByte(raw, '\n')
+	if nl < 0 {
+		return s, fmt.Errorf("matcher: corrupt record value: no header")
+	}
+	parts := strings.SplitN(raw[:nl], "\t", 4)
+	if len(parts) != 4 {
+		return s, fmt.Errorf("matcher: corrupt record value: header has %d parts", len(parts))
+	}
+	var err error
+	if s.seq, err = strconv.ParseInt(parts[0], 10, 64); err != nil {
+		return s, fmt.Errorf("matcher: corrupt record seq: %w", err)
+	}
+	if s.modified, err = strconv.ParseInt(parts[1], 10, 64); err != nil {
+		return s, fmt.Errorf("matcher: corrupt record modified: %w", err)
+	}
+	if s.created, err = strconv.ParseInt(parts[2], 10, 64); err != nil {
+		return s, fmt.Errorf("matcher: corrupt record created: %w", err)
+	}
+	if parts[3] != "" {
+		s.blocks = strings.Split(parts[3], " ")
+	}
+	s.blob = raw[nl+1:]
+	return s, nil
+}
+
+func encodeStored(seq, modified, created int64, blocks []string, body string) string {
+	var b strings.Builder
+	b.Grow(48 + 17*len(blocks) + len(body))
+	b.WriteString(strconv.FormatInt(seq, 10))
+	b.WriteByte('\t')
+	b.WriteString(strconv.FormatInt(modified, 10))
+	b.WriteByte('\t')
+	b.WriteString(strconv.FormatInt(created, 10))
+	b.WriteByte('\t')
+	for i, k := range blocks {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(k)
+	}
+	b.WriteByte('\n')
+	b.WriteString(body)
+	return b.String()
+}
+
+func encodeBlob(r *record.Record) (string, error) {
+	b, err := json.Marshal(blob{Related: r.RelatedCount, Fields: r.Fields})
+	if err != nil {
+		return "", fmt.Errorf("matcher: encode record %s: %w", r.Ref(), err)
+	}
+	return string(b), nil
+}
+
+// decodeRecord rebuilds the record a stored value holds.
+func decodeRecord(tenant string, ref record.Ref, s *stored) (record.Record, error) {
+	r := record.Record{
+		Tenant:     tenant,
+		Object:     ref.Object,
+		ID:         ref.ID,
+		CreatedAt:  timeOf(s.created),
+		ModifiedAt: timeOf(s.modified),
+	}
+	if !s.live() {
+		return r, nil
+	}
+	var b blob
+	if err := json.Unmarshal([]byte(s.blob), &b); err != nil {
+		return r, fmt.Errorf("matcher: decode record %s: %w", ref, err)
+	}
+	r.RelatedCount = b.Related
+	r.Fields = b.Fields
+	return r, nil
+}
+
+func timeOf(us int64) time.Time { return time.UnixMicro(us).UTC() }

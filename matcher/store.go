@@ -1,0 +1,763 @@
+package matcher
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/leadconv/leadconv/record"
+)
+
+// ErrInvalidEvent marks an event the store can never apply (a permanent
+// error: the caller dead-letters it instead of retrying).
+var ErrInvalidEvent = errors.New("matcher: invalid event")
+
+// ErrContention is returned when a batch kept conflicting with concurrent
+// writers past the retry budget; it is transient.
+var ErrContention = errors.New("matcher: contention: retries exhausted")
+
+// RulesFunc returns the compiled rules of a tenant.
+type RulesFunc func(tenant string) (*Ruleset, error)
+
+// StoreOptions configures a Store.
+type StoreOptions struct {
+	// Namespace prefixes every key (default "lc"); a backfill builds its
+	// state beside the live one under another namespace.
+	Namespace string
+	// Rules returns a tenant's compiled rules. Required.
+	Rules RulesFunc
+	// CacheSize bounds the prepared records kept in memory, so candidates
+	// are not decoded and normalised again on every event (default 100,000).
+	CacheSize int
+	// MaxAttempts bounds the optimistic retries of one batch (default 100).
+	MaxAttempts int
+	// Logger receives warnings (oversize blocks); ids and rule names only.
+	Logger zerolog.Logger
+	// Registerer, when set, registers the store's metrics.
+	Registerer prometheus.Registerer
+}
+
+// Store keeps every tenant's records, blocks, edges and clusters in Redis.
+// It is safe for concurrent use, also by several processes: see README.md for
+// the concurrency scheme.
+type Store struct {
+	rdb      redis.UniversalClient
+	opts     StoreOptions
+	cache    *prepCache
+	instance string
+	batches  atomic.Uint64
+	warned   sync.Map
+
+	oversize  *prometheus.CounterVec
+	conflicts prometheus.Counter
+	scriptDur *prometheus.HistogramVec
+}
+
+// NewStore returns a store on rdb.
+func NewStore(rdb redis.UniversalClient, opts StoreOptions) *Store {
+	if opts.Namespace == "" {
+		opts.Namespace = "lc"
+	}
+	if opts.CacheSize <= 0 {
+		opts.CacheSize = 100_000
+	}
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = 100
+	}
+	id := make([]byte, 6)
+	_, _ = crand.Read(id)
+	s := &Store{
+		rdb:      rdb,
+		opts:     opts,
+		cache:    newPrepCache(opts.CacheSize),
+		instance: hex.EncodeToString(id),
+		oversize: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "leadconv_matcher_oversize_blocks_total",
+			Help: "Blocks that passed max_block_size and stopped producing candidates, by rule.",
+		}, []string{"rule"}),
+		conflicts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "leadconv_matcher_conflicts_total",
+			Help: "Optimistic-concurrency conflicts that made a batch retry.",
+		}),
+		scriptDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "leadconv_matcher_redis_round_trip_seconds",
+			Help:    "Duration of one pipelined round trip of matcher scripts, by phase.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}, []string{"phase"}),
+	}
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(s.oversize, s.conflicts, s.scriptDur)
+	}
+	return s
+}
+
+// failTTL keeps a batch's conflict marker long enough for every script of
+// the pipeline behind it to see it.
+const failTTL = "60000"
+
+// pending is one event on its way through a batch attempt.
+type pending struct {
+	idx  int // index in the Apply input
+	ev   *record.Event
+	ref  string
+	read *readResult // the round that read its candidates
+	// decided
+	skip      bool // stale: nothing to do
+	duplicate bool // already applied: report the current cluster
+	expSeq    string
+	next      stored
+	nextRec   *record.Record
+	prep      *Prepared
+	blockHex  []string
+	neighbors []string
+	checks    string // "stripe:version ..." the apply must find
+	bumps     string // "stripe ..." the apply increments
+	ban       string // "+ref" or "-ref"
+	banOnly   bool
+}
+
+type readResult struct {
+	value  string
+	bans   string
+	blocks []string // hex keys read
+	bvals  []string
+	svals  []string
+	cands  []string
+	cvals  []any
+}
+
+// tenantRun is one tenant's share of a batch.
+type tenantRun struct {
+	tenant string
+	keys   keys
+	rules  *Ruleset
+	events []*pending
+}
+
+// Apply applies events in order and returns the clusters they changed. An
+// event older than the stored record is ignored; an event already applied
+// (a replay) changes nothing and reports its record's current cluster
+// again, so the plans derived from it get the same command ids.
+//
+// On error, a prefix of each tenant's events may have been applied; applying
+// the same events again is safe.
+func (s *Store) Apply(ctx context.Context, events []record.Event) ([]Change, error) {
+	runs, err := s.group(events)
+	if err != nil {
+		return nil, err
+	}
+	var out []Change
+	for attempt := 0; len(runs) > 0; attempt++ {
+		if attempt >= s.opts.MaxAttempts {
+			return nil, ErrContention
+		}
+		if attempt > 0 {
+			s.conflicts.Inc()
+			d := time.Duration(rand.IntN(1+min(attempt, 20)*2)) * time.Millisecond
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(d):
+			}
+		}
+		changes, retry, err := s.attempt(ctx, runs)
+		if errors.Is(err, errReloaded) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, changes...)
+		runs = retry
+	}
+	slices.SortStableFunc(out, func(a, b Change) int { return a.Index - b.Index })
+	return out, nil
+}
+
+func (s *Store) group(events []record.Event) ([]*tenantRun, error) {
+	byTenant := map[string]*tenantRun{}
+	var runs []*tenantRun
+	for i := range events {
+		ev := &events[i]
+		if err := validEvent(ev); err != nil {
+			return nil, fmt.Errorf("event %d: %w", i, err)
+		}
+		run := byTenant[ev.Tenant]
+		if run == nil {
+			rs, err := s.opts.Rules(ev.Tenant)
+			if err != nil {
+				return nil, fmt.Errorf("matcher: rules of tenant %s: %w", ev.Tenant, err)
+			}
+			run = &tenantRun{tenant: ev.Tenant, keys: tenantKeys(s.opts.Namespace, ev.Tenant), rules: rs}
+			byTenant[ev.Tenant] = run
+			runs = append(runs, run)
+		}
+		run.events = append(run.events, &pending{idx: i, ev: ev, ref: refKey(ev.Ref())})
+	}
+	return runs, nil
+}
+
+func validEvent(ev *record.Event) error {
+	switch {
+	case ev.Tenant == "" || strings.ContainsAny(ev.Tenant, "{}"):
+		return fmt.Errorf("%w: tenant must be non-empty without braces", ErrInvalidEvent)
+	case !ev.Object.Valid():
+		return fmt.Errorf("%w: unknown object", ErrInvalidEvent)
+	case !ev.Op.Valid():
+		return fmt.Errorf("%w: unknown op", ErrInvalidEvent)
+	case !validID(ev.ID):
+		return fmt.Errorf("%w: id must be non-empty without whitespace", ErrInvalidEvent)
+	}
+	if ev.Op == record.OpNotDuplicate || ev.Op == record.OpClearNotDuplicate {
+		if ev.Other == nil || !ev.Other.Object.Valid() || !validID(ev.Other.ID) || ev.Other.Object == record.Account || ev.Object == record.Account {
+			return fmt.Errorf("%w: %s needs two person records", ErrInvalidEvent, ev.Op)
+		}
+	}
+	return nil
+}
+
+func validID(id string) bool {
+	return id != "" && !strings.ContainsFunc(id, func(r rune) bool { return r <= ' ' })
+}
+
+// attempt runs one optimistic pass over the runs: read, decide, apply. It
+// returns the changes applied and, per tenant that hit a conflict, the events
+// still to do.
+func (s *Store) attempt(ctx context.Context, runs []*tenantRun) ([]Change, []*tenantRun, error) {
+	views := make([]*view, len(runs))
+	for i, run := range runs {
+		views[i] = newView(run)
+	}
+	// Round 1: each event's stored record, and the candidates of the blocks
+	// an upsert will have.
+	if err := s.readRound(ctx, "read", views, func(v *view, p *pending) ([]string, bool) {
+		if p.ev.Op != record.OpUpsert || p.ev.Object == record.Account {
+			return nil, true
+		}
+		p.blockHex = v.blocksOf(p, &p.ev.Record)
+		return p.blockHex, true
+	}); err != nil {
+		return nil, nil, err
+	}
+	// The record states each event leads to (they do not depend on matching).
+	for _, v := range views {
+		if err := v.states(); err != nil {
+			return nil, nil, err
+		}
+	}
+	// Round 2: candidates for events whose blocks were not known before
+	// their stored record was (patches, review decisions).
+	if err := s.readRound(ctx, "read_candidates", views, func(v *view, p *pending) ([]string, bool) {
+		if p.skip || p.duplicate || p.banOnly || p.prep == nil || p.ev.Object == record.Account {
+			return nil, false
+		}
+		if p.read != nil && slices.Equal(p.read.blocks, p.blockHex) {
+			return nil, false
+		}
+		return p.blockHex, true
+	}); err != nil {
+		return nil, nil, err
+	}
+	for _, v := range views {
+		if v.interfered {
+			continue
+		}
+		if err := v.decide(s); err != nil {
+			return nil, nil, err
+		}
+	}
+	return s.applyRound(ctx, views)
+}
+
+// readRound pipelines read.lua for the events want selects.
+func (s *Store) readRound(ctx context.Context, phase string, views []*view, want func(*view, *pending) ([]string, bool)) error {
+	type call struct {
+		v   *view
+		p   *pending
+		cmd *redis.Cmd
+		bl  []string
+	}
+	var calls []call
+	pipe := s.rdb.Pipeline()
+	for _, v := range views {
+		for _, p := range v.run.events {
+			blocks, ok := want(v, p)
+			if !ok {
+				continue
+			}
+			args := make([]any, 0, 1+2*len(blocks))
+			args = append(args, p.ref)
+			for _, b := range blocks {
+				args = append(args, b, stripeOf(b))
+			}
+			k := v.run.keys
+			calls = append(calls, call{v, p, readScript.EvalSha(ctx, pipe, []string{k.records, k.bans, k.blocks, k.stripeV}, args...), blocks})
+		}
+	}
+	if len(calls) == 0 {
+		return nil
+	}
+	start := time.Now()
+	if err := s.execScripts(ctx, pipe); err != nil {
+		return fmt.Errorf("matcher: %s: %w", phase, err)
+	}
+	s.scriptDur.WithLabelValues(phase).Observe(time.Since(start).Seconds())
+	for _, c := range calls {
+		res, err := parseRead(c.cmd, c.bl)
+		if err != nil {
+			return fmt.Errorf("matcher: %s: %w", phase, err)
+		}
+		c.p.read = res
+		c.v.absorb(c.p.ref, res)
+	}
+	return nil
+}
+
+// errReloaded reports that the server had lost its script cache (a restart
+// or failover) and the scripts were loaded again: the attempt is redone from
+// its reads, which is safe because every script checks its preconditions.
+var errReloaded = errors.New("matcher: scripts reloaded")
+
+// execScripts runs a pipeline of EVALSHA calls.
+func (s *Store) execScripts(ctx context.Context, pipe redis.Pipeliner) error {
+	_, err := pipe.Exec(ctx)
+	if err == nil || !redis.HasErrorPrefix(err, "NOSCRIPT") {
+		return err
+	}
+	for _, sc := range []*redis.Script{readScript, applyScript, accountScript} {
+		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+			return err
+		}
+	}
+	return errReloaded
+}
+
+func parseRead(cmd *redis.Cmd, blocks []string) (*readResult, error) {
+	vals, err := cmd.Slice()
+	if err != nil {
+		return nil, err
+	}
+	if len(vals) != 6 {
+		return nil, fmt.Errorf("read.lua returned %d values", len(vals))
+	}
+	r := &readResult{blocks: blocks}
+	r.value, _ = vals[0].(string)
+	r.bans, _ = vals[1].(string)
+	r.bvals = strs(vals[2])
+	r.svals = strs(vals[3])
+	r.cands = strs(vals[4])
+	r.cvals, _ = vals[5].([]any)
+	if len(r.cvals) != len(r.cands) || len(r.bvals) != len(blocks) || len(r.svals) != len(blocks) {
+		return nil, errors.New("read.lua returned mismatched lists")
+	}
+	return r, nil
+}
+
+func strs(v any) []string {
+	list, _ := v.([]any)
+	out := make([]string, len(list))
+	for i, x := range list {
+		out[i], _ = x.(string)
+	}
+	return out
+}
+
+func (s *Store) applyRound(ctx context.Context, views []*view) ([]Change, []*tenantRun, error) {
+	type call struct {
+		v   *view
+		p   *pending
+		cmd *redis.Cmd
+	}
+	var calls []call
+	pipe := s.rdb.Pipeline()
+	var dups []*pending
+	dupView := map[*pending]*view{}
+	for _, v := range views {
+		if v.interfered {
+			continue
+		}
+		k := v.run.keys
+		for _, p := range v.run.events {
+			switch {
+			case p.skip:
+				continue
+			case p.duplicate:
+				dups = append(dups, p)
+				dupView[p] = v
+				continue
+			}
+			var cmd *redis.Cmd
+			if p.ev.Object == record.Account {
+				key := ""
+				if len(p.next.blocks) > 0 {
+					key = p.next.blocks[0]
+				}
+				cmd = accountScript.EvalSha(ctx, pipe, []string{k.records, k.accounts, k.fail + v.batch},
+					p.ref, p.expSeq, p.next.raw, key, p.ev.ID, failTTL)
+			} else {
+				next := p.next.raw
+				if p.banOnly {
+					next = ""
+				}
+				cmd = applyScript.EvalSha(ctx, pipe,
+					[]string{k.records, k.blocks, k.adj, k.clusterM, k.clusters, k.versions, k.stripeV, k.fail + v.batch, k.bans},
+					p.ref, p.expSeq, next, strings.Join(p.neighbors, " "), v.run.rules.MaxBlockSize(),
+					v.run.tenant, p.checks, p.bumps, failTTL, p.ban)
+			}
+			calls = append(calls, call{v, p, cmd})
+		}
+	}
+	var out []Change
+	if len(calls) > 0 {
+		start := time.Now()
+		if err := s.execScripts(ctx, pipe); err != nil {
+			return nil, nil, fmt.Errorf("matcher: apply: %w", err)
+		}
+		s.scriptDur.WithLabelValues("apply").Observe(time.Since(start).Seconds())
+	}
+	failedAt := map[*view]int{}
+	for _, c := range calls {
+		if _, failed := failedAt[c.v]; failed {
+			continue
+		}
+		res, err := c.cmd.Slice()
+		if err != nil {
+			return nil, nil, fmt.Errorf("matcher: apply %s: %w", c.p.ref, err)
+		}
+		status, _ := res[0].(string)
+		if status != "ok" {
+			failedAt[c.v] = indexOf(c.v.run.events, c.p)
+			continue
+		}
+		c.v.cacheWritten(s, c.p)
+		changes, err := s.parseChanges(c.v.run, c.p, res[1:])
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, changes...)
+	}
+	// Replays of already applied events report their clusters as they are.
+	if len(dups) > 0 {
+		changes, err := s.currentClusters(ctx, dups, dupView)
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, changes...)
+	}
+	var retry []*tenantRun
+	for _, v := range views {
+		from, failed := failedAt[v]
+		if v.interfered {
+			from, failed = 0, true
+		}
+		if !failed {
+			continue
+		}
+		// Duplicates past the failure point are re-examined next time.
+		rest := v.run.events[from:]
+		out = slices.DeleteFunc(out, func(c Change) bool {
+			return c.Tenant == v.run.tenant && c.Index >= rest[0].idx && isDupIndex(rest, c.Index)
+		})
+		retry = append(retry, &tenantRun{tenant: v.run.tenant, keys: v.run.keys, rules: v.run.rules, events: resetPending(rest)})
+	}
+	return out, retry, nil
+}
+
+func isDupIndex(events []*pending, idx int) bool {
+	for _, p := range events {
+		if p.idx == idx {
+			return p.duplicate
+		}
+	}
+	return false
+}
+
+func indexOf(events []*pending, p *pending) int {
+	for i, q := range events {
+		if q == p {
+			return i
+		}
+	}
+	return len(events)
+}
+
+func resetPending(events []*pending) []*pending {
+	out := make([]*pending, len(events))
+	for i, p := range events {
+		out[i] = &pending{idx: p.idx, ev: p.ev, ref: p.ref}
+	}
+	return out
+}
+
+// parseChanges turns apply.lua's change tuples into Changes.
+func (s *Store) parseChanges(run *tenantRun, p *pending, res []any) ([]Change, error) {
+	out := make([]Change, 0, len(res))
+	for _, item := range res {
+		t, _ := item.([]any)
+		if len(t) != 10 {
+			return nil, fmt.Errorf("matcher: apply.lua returned a change of %d values", len(t))
+		}
+		f := strs(t[:9])
+		version, _ := t[1].(int64)
+		c := Change{
+			Tenant:    run.tenant,
+			ClusterID: f[0],
+			Version:   version,
+			Removed:   f[2] == "1",
+			Trigger:   p.ev.Ref(),
+			Index:     p.idx,
+		}
+		c.Before = refs(f[3])
+		c.MergedFrom = fieldsOrNil(f[4])
+		c.MergedInto = f[5]
+		c.SplitInto = fieldsOrNil(f[6])
+		c.SplitFrom = f[7]
+		members, err := s.members(run, strings.Fields(f[8]), t[9])
+		if err != nil {
+			return nil, err
+		}
+		c.Members = members
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func fieldsOrNil(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Fields(s)
+}
+
+func refs(s string) []record.Ref {
+	if s == "" {
+		return nil
+	}
+	words := strings.Fields(s)
+	out := make([]record.Ref, 0, len(words))
+	for _, w := range words {
+		if r, ok := parseRefKey(w); ok {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// members decodes the member values a script returned, through the cache.
+func (s *Store) members(run *tenantRun, keys []string, vals any) ([]record.Record, error) {
+	list, _ := vals.([]any)
+	if len(list) != len(keys) {
+		return nil, fmt.Errorf("matcher: %d member values for %d members", len(list), len(keys))
+	}
+	out := make([]record.Record, 0, len(keys))
+	for i, k := range keys {
+		raw, _ := list[i].(string)
+		e, err := s.entry(run, k, raw)
+		if err != nil {
+			return nil, err
+		}
+		if e == nil {
+			return nil, fmt.Errorf("matcher: member %s of a cluster has no record", k)
+		}
+		out = append(out, *e.rec)
+	}
+	return out, nil
+}
+
+// entry returns the decoded and prepared form of a stored value, from the
+// cache when the value is unchanged. It returns nil for tombstones.
+func (s *Store) entry(run *tenantRun, ref, raw string) (*cacheEntry, error) {
+	ck := run.tenant + "\x00" + ref
+	if e := s.cache.get(ck, raw); e != nil {
+		return e, nil
+	}
+	st, err := parseStored(raw)
+	if err != nil {
+		return nil, err
+	}
+	if !st.live() {
+		return nil, nil
+	}
+	r, ok := parseRefKey(ref)
+	if !ok {
+		return nil, fmt.Errorf("matcher: corrupt ref %q", ref)
+	}
+	rec, err := decodeRecord(run.tenant, r, &st)
+	if err != nil {
+		return nil, err
+	}
+	e := &cacheEntry{raw: raw, rec: &rec, prep: run.rules.Prepare(&rec)}
+	s.cache.put(ck, e)
+	return e, nil
+}
+
+// currentClusters reports, for replayed events, the clusters their records
+// are in now, without changing anything.
+func (s *Store) currentClusters(ctx context.Context, dups []*pending, views map[*pending]*view) ([]Change, error) {
+	pipe := s.rdb.Pipeline()
+	cids := make([]*redis.StringCmd, len(dups))
+	for i, p := range dups {
+		cids[i] = pipe.HGet(ctx, views[p].run.keys.clusterM, p.ref)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("matcher: read clusters: %w", err)
+	}
+	var out []Change
+	for i, p := range dups {
+		cid, err := cids[i].Result()
+		if errors.Is(err, redis.Nil) {
+			continue // the record is out of matching: no cluster to report
+		}
+		if err != nil {
+			return nil, fmt.Errorf("matcher: read cluster: %w", err)
+		}
+		run := views[p].run
+		c, err := s.cluster(ctx, run, cid)
+		if err != nil {
+			return nil, err
+		}
+		c.Trigger, c.Index = p.ev.Ref(), p.idx
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// cluster reads one cluster as it is now.
+func (s *Store) cluster(ctx context.Context, run *tenantRun, cid string) (Change, error) {
+	c := Change{Tenant: run.tenant, ClusterID: cid}
+	k := run.keys
+	pipe := s.rdb.Pipeline()
+	cl := pipe.HGet(ctx, k.clusters, cid)
+	cv := pipe.HGet(ctx, k.versions, cid)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return c, fmt.Errorf("matcher: read cluster %s: %w", cid, err)
+	}
+	c.Version, _ = strconv.ParseInt(cv.Val(), 10, 64)
+	_, memberList, _ := strings.Cut(cl.Val(), "\t")
+	keys := strings.Fields(memberList)
+	if len(keys) == 0 {
+		c.Removed = true
+		return c, nil
+	}
+	vals, err := s.rdb.HMGet(ctx, k.records, keys...).Result()
+	if err != nil {
+		return c, fmt.Errorf("matcher: read members of %s: %w", cid, err)
+	}
+	c.Members, err = s.members(run, keys, vals)
+	return c, err
+}
+
+// ResolveAccounts maps account-field values (company names as they appear on
+// leads) to the ids of existing accounts with the same normalised name.
+// Values without a match are absent from the result.
+func (s *Store) ResolveAccounts(ctx context.Context, tenant string, values []string) (map[string]string, error) {
+	rs, err := s.opts.Rules(tenant)
+	if err != nil {
+		return nil, fmt.Errorf("matcher: rules of tenant %s: %w", tenant, err)
+	}
+	var ask, hexKeys []string
+	for _, v := range values {
+		if key := rs.AccountKey(v); key != "" {
+			ask = append(ask, v)
+			hexKeys = append(hexKeys, accountHex(key))
+		}
+	}
+	out := make(map[string]string, len(ask))
+	if len(ask) == 0 {
+		return out, nil
+	}
+	ids, err := s.rdb.HMGet(ctx, tenantKeys(s.opts.Namespace, tenant).accounts, hexKeys...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("matcher: resolve accounts: %w", err)
+	}
+	for i, id := range ids {
+		if id, ok := id.(string); ok {
+			out[ask[i]] = id
+		}
+	}
+	return out, nil
+}
+
+func accountHex(key string) string {
+	h, _ := blockKey(Block{Rule: "\x00account", Key: key})
+	return h
+}
+
+// View is a record's place in the match graph, for people reviewing it.
+type View struct {
+	Cluster    string
+	Version    int64
+	Members    []record.Ref
+	Neighbours []record.Ref
+	Bans       []record.Ref
+}
+
+// View returns the cluster, direct links and review bans of a record.
+func (s *Store) View(ctx context.Context, tenant string, ref record.Ref) (View, error) {
+	k := tenantKeys(s.opts.Namespace, tenant)
+	rk := refKey(ref)
+	pipe := s.rdb.Pipeline()
+	cid := pipe.HGet(ctx, k.clusterM, rk)
+	adj := pipe.HGet(ctx, k.adj, rk)
+	bans := pipe.HGet(ctx, k.bans, rk)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return View{}, fmt.Errorf("matcher: view %s: %w", ref, err)
+	}
+	v := View{Cluster: cid.Val(), Neighbours: refs(adj.Val()), Bans: refs(bans.Val())}
+	if v.Cluster == "" {
+		return v, nil
+	}
+	pipe = s.rdb.Pipeline()
+	cl := pipe.HGet(ctx, k.clusters, v.Cluster)
+	cv := pipe.HGet(ctx, k.versions, v.Cluster)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return View{}, fmt.Errorf("matcher: view %s: %w", ref, err)
+	}
+	v.Version, _ = strconv.ParseInt(cv.Val(), 10, 64)
+	_, members, _ := strings.Cut(cl.Val(), "\t")
+	v.Members = refs(members)
+	return v, nil
+}
+
+// Clusters returns every cluster of a tenant with two or more members, as
+// sorted member lists. It scans the tenant's cluster hash: for tests,
+// evaluation and audits, not for the event path.
+func (s *Store) Clusters(ctx context.Context, tenant string) (map[string][]record.Ref, error) {
+	k := tenantKeys(s.opts.Namespace, tenant)
+	all, err := s.rdb.HGetAll(ctx, k.clusters).Result()
+	if err != nil {
+		return nil, fmt.Errorf("matcher: list clusters: %w", err)
+	}
+	out := make(map[string][]record.Ref, len(all))
+	for id, v := range all {
+		_, members, _ := strings.Cut(v, "\t")
+		out[id] = refs(members)
+	}
+	return out, nil
+}
+
+func (s *Store) warnOversize(rule, block string) {
+	if _, seen := s.warned.LoadOrStore(block, true); seen {
+		return
+	}
+	s.oversize.WithLabelValues(rule).Inc()
+	s.opts.Logger.Warn().Str("rule", rule).Str("block", block).
+		Msg("block passed max_block_size: it no longer produces candidates")
+}
+
+func (s *Store) nextBatch() string {
+	return s.instance + "-" + strconv.FormatUint(s.batches.Add(1), 36)
+}

@@ -1,0 +1,378 @@
+package matcher
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/leadconv/leadconv/internal/testutil/redistest"
+	"github.com/leadconv/leadconv/record"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func newTestStore(t *testing.T, srv *redistest.Server, cfg Config, ns string) *Store {
+	t.Helper()
+	rs, err := Compile(cfg, record.FieldMap{"AccountName": "Company"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := srv.Client()
+	return NewStore(client, StoreOptions{Namespace: ns, Rules: func(string) (*Ruleset, error) { return rs, nil }})
+}
+
+func upsertLead(id string, minute int, f record.Fields) record.Event {
+	return record.Event{Op: record.OpUpsert, Record: record.Record{
+		Tenant: "acme", Object: record.Lead, ID: id,
+		CreatedAt: t0, ModifiedAt: t0.Add(time.Duration(minute) * time.Minute), Fields: f,
+	}}
+}
+
+func person(first, last, email string) record.Fields {
+	return record.Fields{"FirstName": first, "LastName": last, "Email": email}
+}
+
+// clusterSets renders a tenant's clusters as sorted "id id|id" strings.
+func clusterSets(t *testing.T, s *Store) string {
+	t.Helper()
+	all, err := s.Clusters(context.Background(), "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parts []string
+	for _, members := range all {
+		var ids []string
+		for _, m := range members {
+			ids = append(ids, m.ID)
+		}
+		sort.Strings(ids)
+		parts = append(parts, strings.Join(ids, " "))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, "|")
+}
+
+func TestStoreClusterLifecycle(t *testing.T) {
+	srv := redistest.New(t)
+	ctx := context.Background()
+	steps := []struct {
+		name   string
+		events []record.Event
+		want   string
+	}{
+		{"first lead", []record.Event{upsertLead("1", 1, person("Ann", "Lee", "ann@x.com"))}, "1"},
+		{"duplicate joins", []record.Event{upsertLead("2", 2, person("Anne", "Lee", "ANN@x.com"))}, "1 2"},
+		{"unrelated lead", []record.Event{upsertLead("3", 3, person("Bob", "Ray", "bob@y.com"))}, "1 2|3"},
+		{"bridge joins two clusters", []record.Event{
+			upsertLead("4", 4, person("Bob", "Ray", "bob@y.com")),
+			upsertLead("5", 5, person("Zed", "Zee", "z@z.com")),
+		}, "1 2|3 4|5"},
+		{"update links 5 to the first cluster", []record.Event{upsertLead("5", 6, person("Ann", "Lee", "ann@x.com"))}, "1 2 5|3 4"},
+		{"stale event ignored", []record.Event{upsertLead("5", 5, person("Zed", "Zee", "z@z.com"))}, "1 2 5|3 4"},
+		{"update removes the last link: split", []record.Event{upsertLead("2", 7, person("Anne", "Lee", "anne@other.com"))}, "1 5|2|3 4"},
+		{"delete", []record.Event{{Op: record.OpDelete, Record: record.Record{Tenant: "acme", Object: record.Lead, ID: "1", ModifiedAt: t0.Add(8 * time.Minute)}}}, "2|3 4|5"},
+		{"late upsert older than the delete stays dead", []record.Event{upsertLead("1", 7, person("Ann", "Lee", "ann@x.com"))}, "2|3 4|5"},
+		{"converted lead leaves matching", []record.Event{upsertLead("4", 9, record.Fields{"Email": "bob@y.com", "IsConverted": true})}, "2|3|5"},
+		{"contact through the field map", []record.Event{{Op: record.OpUpsert, Record: record.Record{
+			Tenant: "acme", Object: record.Contact, ID: "c1", CreatedAt: t0, ModifiedAt: t0.Add(10 * time.Minute),
+			Fields: record.Fields{"Email": "bob@y.com", "AccountName": "Ray Inc"}}}}, "2|3 c1|5"},
+		{"patch merges into the stored state", []record.Event{{Op: record.OpPatch, Record: record.Record{
+			Tenant: "acme", Object: record.Lead, ID: "2", ModifiedAt: t0.Add(11 * time.Minute),
+			Fields: record.Fields{"Email": "ann@x.com"}}}}, "2 5|3 c1"},
+	}
+	s := newTestStore(t, srv, DefaultConfig(), redistest.Namespace(t))
+	for _, st := range steps {
+		if _, err := s.Apply(ctx, st.events); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		if got := clusterSets(t, s); got != st.want {
+			t.Fatalf("%s: clusters %q, want %q", st.name, got, st.want)
+		}
+	}
+	// The patched record kept its other fields.
+	v, err := s.View(ctx, "acme", record.Ref{Object: record.Lead, ID: "2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Members) != 2 || len(v.Neighbours) != 1 || v.Neighbours[0].ID != "5" {
+		t.Fatalf("view of lead 2 = %+v", v)
+	}
+}
+
+func TestStoreChangesAndReplay(t *testing.T) {
+	srv := redistest.New(t)
+	ctx := context.Background()
+	s := newTestStore(t, srv, DefaultConfig(), redistest.Namespace(t))
+	events := []record.Event{
+		upsertLead("a", 1, person("Ann", "Lee", "ann@x.com")),
+		upsertLead("b", 2, person("Bo", "Ek", "bo@x.com")),
+		upsertLead("c", 3, person("Ann", "Lee", "ann@x.com")),
+		upsertLead("d", 4, person("Bo", "Ek", "bo@x.com")),
+		upsertLead("c", 5, person("Bo", "Ek", "bo@x.com")), // c moves to b's cluster
+	}
+	first, err := s.Apply(ctx, events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := first[len(first)-1]
+	if last.Trigger.ID != "c" || last.Index != 4 || len(last.Members) != 3 {
+		t.Fatalf("last change = %+v", last)
+	}
+	var sawSplitOrLeave bool
+	for _, c := range first {
+		if c.Index == 4 && len(c.Before) == 2 && len(c.Members) == 1 {
+			sawSplitOrLeave = true
+		}
+	}
+	if !sawSplitOrLeave {
+		t.Fatalf("moving c out of a's cluster reported no change for it: %+v", first)
+	}
+	for _, m := range last.Members {
+		if m.Tenant != "acme" || m.Fields.Str("Email") != "bo@x.com" {
+			t.Fatalf("member %+v lost its state", m)
+		}
+	}
+	// A replay changes nothing and reports the clusters as they are, with
+	// the same ids and versions.
+	again, err := s.Apply(ctx, events[len(events)-1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again) != 1 || again[0].ClusterID != last.ClusterID || again[0].Version != last.Version {
+		t.Fatalf("replay reported %+v, want cluster %s v%d", again, last.ClusterID, last.Version)
+	}
+	// Same stream into a fresh namespace: the same cluster ids and versions.
+	fresh := newTestStore(t, srv, DefaultConfig(), redistest.Namespace(t)+"fresh")
+	second, err := fresh.Apply(ctx, events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(second) != len(first) {
+		t.Fatalf("fresh replay: %d changes, want %d", len(second), len(first))
+	}
+	for i := range first {
+		if first[i].ClusterID != second[i].ClusterID || first[i].Version != second[i].Version {
+			t.Fatalf("change %d: %s v%d vs %s v%d", i, first[i].ClusterID, first[i].Version, second[i].ClusterID, second[i].Version)
+		}
+	}
+}
+
+func TestStoreReviewBans(t *testing.T) {
+	srv := redistest.New(t)
+	ctx := context.Background()
+	s := newTestStore(t, srv, DefaultConfig(), redistest.Namespace(t))
+	a, b := record.Ref{Object: record.Lead, ID: "a"}, record.Ref{Object: record.Lead, ID: "b"}
+	steps := []struct {
+		ev   record.Event
+		want string
+	}{
+		{upsertLead("a", 1, person("Ann", "Lee", "ann@x.com")), "a"},
+		{upsertLead("b", 2, person("Ann", "Lee", "ann@x.com")), "a b"},
+		{record.Event{Op: record.OpNotDuplicate, Record: record.Record{Tenant: "acme", Object: record.Lead, ID: "a"}, Other: &b}, "a|b"},
+		{upsertLead("b", 3, person("Ann", "Lee", "ann@x.com ")), "a|b"},  // a later update does not re-link
+		{upsertLead("c", 4, person("Ann", "Lee", "ann@x.com")), "a b c"}, // but a third record joins both
+		{record.Event{Op: record.OpClearNotDuplicate, Record: record.Record{Tenant: "acme", Object: record.Lead, ID: "b"}, Other: &a}, "a b c"},
+	}
+	for i, st := range steps {
+		if _, err := s.Apply(ctx, []record.Event{st.ev}); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		if got := clusterSets(t, s); got != st.want {
+			t.Fatalf("step %d: clusters %q, want %q", i, got, st.want)
+		}
+	}
+	v, err := s.View(ctx, "acme", a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Bans) != 0 || len(v.Neighbours) != 2 {
+		t.Fatalf("after clearing the ban, view of a = %+v", v)
+	}
+	if _, err := s.Apply(ctx, []record.Event{{Op: record.OpNotDuplicate, Record: record.Record{Tenant: "acme", Object: record.Lead, ID: "a"}, Other: &b}}); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := s.View(ctx, "acme", a); len(v.Bans) != 1 || v.Bans[0] != b {
+		t.Fatalf("ban not listed in the view: %+v", v)
+	}
+}
+
+func TestStoreAccounts(t *testing.T) {
+	srv := redistest.New(t)
+	ctx := context.Background()
+	s := newTestStore(t, srv, DefaultConfig(), redistest.Namespace(t))
+	acct := func(id string, minute int, name string, op record.Op) record.Event {
+		return record.Event{Op: op, Record: record.Record{Tenant: "acme", Object: record.Account, ID: id,
+			ModifiedAt: t0.Add(time.Duration(minute) * time.Minute), Fields: record.Fields{"Name": name}}}
+	}
+	if _, err := s.Apply(ctx, []record.Event{acct("A1", 1, "Acme, Inc.", record.OpUpsert), acct("A2", 1, "Globex GmbH", record.OpUpsert)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ResolveAccounts(ctx, "acme", []string{"ACME Inc", "Globex", "Initech"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["ACME Inc"] != "A1" || got["Globex"] != "A2" || len(got) != 2 {
+		t.Fatalf("resolved %v", got)
+	}
+	if _, err := s.Apply(ctx, []record.Event{acct("A1", 2, "Initech", record.OpUpsert), acct("A2", 3, "", record.OpDelete)}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.ResolveAccounts(ctx, "acme", []string{"ACME Inc", "Globex", "Initech"})
+	if got["Initech"] != "A1" || len(got) != 1 {
+		t.Fatalf("after rename and delete: %v", got)
+	}
+	if all, _ := s.Clusters(ctx, "acme"); len(all) != 0 {
+		t.Fatalf("accounts joined person clusters: %v", all)
+	}
+}
+
+// genStream builds an order-independent event stream: full upserts (with
+// strictly increasing modified times per record), deletes and not_duplicate
+// bans, so the final state is the same whatever order the events apply in.
+func genStream(seed uint64, records, events int) (stream []record.Event, final map[string]record.Record, bans [][2]record.Ref) {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	firsts := []string{"Ann", "Anne", "Bob", "Robert", "Cy", "Dee", "Eva", "Finn", "Gus", "Hal"}
+	lasts := []string{"Lee", "Leigh", "Smith", "Smyth", "Ng", "Okafor", "Ruiz", "Tanaka"}
+	companies := []string{"Acme", "Acme Inc", "Globex", "Initech LLC", ""}
+	fields := func() record.Fields {
+		p := rng.IntN(records / 3)
+		f := record.Fields{
+			"FirstName": firsts[p%len(firsts)], "LastName": lasts[(p/3)%len(lasts)],
+			"Company": companies[p%len(companies)],
+		}
+		switch rng.IntN(4) {
+		case 0:
+			f["Email"] = fmt.Sprintf("p%d@example.com", p)
+		case 1:
+			f["Phone"] = fmt.Sprintf("+1 555 %04d", p)
+		case 2:
+			f["Email"] = fmt.Sprintf("P%d@Example.com ", p)
+			f["Phone"] = fmt.Sprintf("(555) %04d", p)
+		}
+		return f
+	}
+	final = map[string]record.Record{}
+	minute := map[string]int{}
+	for range events {
+		id := fmt.Sprintf("r%d", rng.IntN(records))
+		obj := record.Lead
+		if id[len(id)-1] == '7' {
+			obj = record.Contact
+		}
+		minute[id]++
+		r := record.Record{Tenant: "acme", Object: obj, ID: id, CreatedAt: t0, ModifiedAt: t0.Add(time.Duration(minute[id]) * time.Minute)}
+		key := string(obj) + "/" + id
+		switch x := rng.IntN(20); {
+		case x == 0:
+			stream = append(stream, record.Event{Op: record.OpDelete, Record: r})
+			delete(final, key)
+		case x == 1 && obj == record.Lead:
+			r.Fields = fields()
+			r.Fields["IsConverted"] = true
+			stream = append(stream, record.Event{Op: record.OpUpsert, Record: r})
+			delete(final, key)
+		case x == 2 && len(final) > 2:
+			other := fmt.Sprintf("r%d", rng.IntN(records))
+			if other == id {
+				continue
+			}
+			o := record.Ref{Object: record.Lead, ID: other}
+			if other[len(other)-1] == '7' {
+				o.Object = record.Contact
+			}
+			stream = append(stream, record.Event{Op: record.OpNotDuplicate, Record: record.Record{Tenant: "acme", Object: obj, ID: id}, Other: &o})
+			bans = append(bans, [2]record.Ref{{Object: obj, ID: id}, o})
+		default:
+			r.Fields = fields()
+			stream = append(stream, record.Event{Op: record.OpUpsert, Record: r})
+			final[key] = r
+		}
+	}
+	return stream, final, bans
+}
+
+func oracleSets(t *testing.T, final map[string]record.Record, bans [][2]record.Ref) string {
+	t.Helper()
+	rs, err := Compile(DefaultConfig(), record.FieldMap{"AccountName": "Company"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := make([]record.Record, 0, len(final))
+	for _, r := range final {
+		recs = append(recs, r)
+	}
+	var parts []string
+	for _, c := range Components(rs, recs, bans) {
+		var ids []string
+		for _, m := range c {
+			ids = append(ids, m.ID)
+		}
+		sort.Strings(ids)
+		parts = append(parts, strings.Join(ids, " "))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, "|")
+}
+
+// TestStoreConcurrentMatchesOracle applies one shuffled stream from several
+// goroutines of two store instances at once and compares the clusters with
+// the connected components of the same rules over the final records.
+func TestStoreConcurrentMatchesOracle(t *testing.T) {
+	srv := redistest.New(t)
+	ctx := context.Background()
+	for _, seed := range []uint64{1, 2, 3} {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			stream, final, bans := genStream(seed, 600, 4000)
+			// Bans apply whatever their order relative to upserts, so the
+			// order of the stream may be shuffled freely.
+			rng := rand.New(rand.NewPCG(seed, 2))
+			rng.Shuffle(len(stream), func(i, j int) { stream[i], stream[j] = stream[j], stream[i] })
+			ns := redistest.Namespace(t)
+			stores := []*Store{
+				newTestStore(t, srv, DefaultConfig(), ns),
+				newTestStore(t, srv, DefaultConfig(), ns),
+			}
+			work := make(chan []record.Event)
+			var wg sync.WaitGroup
+			errs := make(chan error, 8)
+			for w := range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					failed := false
+					for batch := range work {
+						// After a failure keep draining so the feeder never blocks.
+						if failed {
+							continue
+						}
+						if _, err := stores[w%2].Apply(ctx, batch); err != nil {
+							errs <- err
+							failed = true
+						}
+					}
+				}()
+			}
+			for len(stream) > 0 {
+				n := min(1+rng.IntN(40), len(stream))
+				work <- slices.Clone(stream[:n])
+				stream = stream[n:]
+			}
+			close(work)
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			got, want := clusterSets(t, stores[0]), oracleSets(t, final, bans)
+			if got != want {
+				t.Fatalf("store clusters differ from the oracle\n got: %.600s\nwant: %.600s", got, want)
+			}
+		})
+	}
+}

@@ -1,0 +1,447 @@
+package matcher
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/leadconv/leadconv/record"
+)
+
+// view is one tenant's state as a batch attempt sees it: what the reads
+// returned (first seen), then the batch's own writes laid over it, so each
+// event is decided against the state the events before it leave behind.
+type view struct {
+	run     *tenantRun
+	batch   string
+	recs    map[string]stored
+	blocks  map[string]*blockView
+	stripes map[int]int64
+	bans    map[string]string
+	rules   map[string]string // block hex -> rule name, for warnings
+	// interfered is set when two reads of this attempt disagree: another
+	// writer got in between, and the attempt must start over.
+	interfered bool
+}
+
+type blockView struct {
+	raw      string
+	members  []string
+	count    int
+	poisoned bool
+}
+
+func newView(run *tenantRun) *view {
+	return &view{
+		run:     run,
+		recs:    map[string]stored{},
+		blocks:  map[string]*blockView{},
+		stripes: map[int]int64{},
+		bans:    map[string]string{},
+		rules:   map[string]string{},
+	}
+}
+
+func parseBlock(raw string) *blockView {
+	b := &blockView{raw: raw}
+	if strings.HasPrefix(raw, "!") {
+		b.poisoned = true
+		b.count, _ = strconv.Atoi(raw[1:])
+		return b
+	}
+	b.members = strings.Fields(raw)
+	b.count = len(b.members)
+	return b
+}
+
+// absorb records what a read returned, checking it against earlier reads of
+// the same attempt.
+func (v *view) absorb(ref string, r *readResult) {
+	v.seeRecord(ref, r.value)
+	if old, ok := v.bans[ref]; ok && old != r.bans {
+		v.interfered = true
+	}
+	v.bans[ref] = r.bans
+	for i, b := range r.blocks {
+		if old, ok := v.blocks[b]; ok {
+			if old.raw != r.bvals[i] {
+				v.interfered = true
+			}
+		} else {
+			v.blocks[b] = parseBlock(r.bvals[i])
+		}
+		st := stripeOf(b)
+		n, _ := strconv.ParseInt(r.svals[i], 10, 64)
+		if old, ok := v.stripes[st]; ok && old != n {
+			v.interfered = true
+		}
+		v.stripes[st] = n
+	}
+	for i, c := range r.cands {
+		raw, _ := r.cvals[i].(string)
+		v.seeRecord(c, raw)
+	}
+}
+
+func (v *view) seeRecord(ref, raw string) {
+	if old, ok := v.recs[ref]; ok {
+		if old.raw != raw {
+			v.interfered = true
+		}
+		return
+	}
+	st, err := parseStored(raw)
+	if err != nil {
+		// A value this code did not write: treat it as absent and let the
+		// seq check of the apply reject the event if it is really there.
+		st = stored{raw: raw}
+	}
+	v.recs[ref] = st
+}
+
+// blocksOf prepares rec and returns its sorted, de-duplicated block keys.
+func (v *view) blocksOf(p *pending, rec *record.Record) []string {
+	p.prep = v.run.rules.Prepare(rec)
+	if !p.prep.Active || rec.Object == record.Account {
+		return nil
+	}
+	keys := make([]string, 0, len(p.prep.Blocks))
+	for _, b := range p.prep.Blocks {
+		k, _ := blockKey(b)
+		v.rules[k] = b.Rule
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys)
+}
+
+// states walks the events in order and computes the record state each one
+// leads to. None of this depends on matching, so it runs before the
+// candidate reads that the new states' blocks call for.
+func (v *view) states() error {
+	cur := map[string]stored{}
+	for _, p := range v.run.events {
+		base, ok := cur[p.ref]
+		if !ok {
+			base = v.recs[p.ref]
+		}
+		if err := v.state(p, base); err != nil {
+			return err
+		}
+		if !p.skip && !p.duplicate {
+			cur[p.ref] = p.next
+		}
+	}
+	return nil
+}
+
+func (v *view) state(p *pending, base stored) error {
+	p.expSeq = base.seqArg()
+	ev := p.ev
+	mod := ev.ModifiedAt.UnixMicro()
+	if ev.ModifiedAt.IsZero() {
+		mod = 0
+	}
+	newer := !base.exists() || mod > base.modified
+	same := base.exists() && mod == base.modified
+	if ev.Object == record.Account {
+		v.accountState(p, base, mod, newer, same)
+		return nil
+	}
+	var rec record.Record
+	switch ev.Op {
+	case record.OpUpsert:
+		if !newer && !same {
+			p.skip = true
+			return nil
+		}
+		rec = ev.Record
+	case record.OpPatch:
+		if base.exists() && !base.live() {
+			// Out of matching (deleted or converted): only a full upsert
+			// brings a record back.
+			p.skip = true
+			return nil
+		}
+		if !newer && !same {
+			p.skip = true
+			return nil
+		}
+		rec = ev.Record
+		if base.exists() {
+			old, err := decodeRecord(v.run.tenant, ev.Ref(), &base)
+			if err != nil {
+				return err
+			}
+			merged := make(record.Fields, len(old.Fields)+len(ev.Fields))
+			for k, x := range old.Fields {
+				merged[k] = x
+			}
+			for k, x := range ev.Fields {
+				if x == nil {
+					delete(merged, k)
+				} else {
+					merged[k] = x
+				}
+			}
+			rec.Fields = merged
+			rec.CreatedAt = old.CreatedAt
+			if rec.RelatedCount == 0 {
+				rec.RelatedCount = old.RelatedCount
+			}
+		}
+		p.prep = nil
+	case record.OpDelete:
+		if !base.live() && base.exists() || (mod != 0 && !newer && !same) {
+			p.skip = true
+			return nil
+		}
+		p.next = stored{seq: base.seq + 1, modified: max(mod, base.modified), created: base.created}
+		p.next.raw = encodeStored(p.next.seq, p.next.modified, p.next.created, nil, "")
+		return nil
+	case record.OpNotDuplicate, record.OpClearNotDuplicate:
+		sign := "+"
+		if ev.Op == record.OpClearNotDuplicate {
+			sign = "-"
+		}
+		p.ban = sign + refKey(*ev.Other)
+		if !base.live() {
+			p.banOnly = true
+			return nil
+		}
+		// Refresh the record: same content, one more write, so its links
+		// are decided again with the ban in place (or lifted).
+		old, err := decodeRecord(v.run.tenant, ev.Ref(), &base)
+		if err != nil {
+			return err
+		}
+		rec = old
+		mod = base.modified
+		p.prep = nil
+	}
+	if rec.Fields == nil {
+		rec.Fields = record.Fields{}
+	}
+	created := rec.CreatedAt.UnixMicro()
+	if rec.CreatedAt.IsZero() {
+		created = base.created
+	}
+	if p.prep == nil {
+		p.blockHex = v.blocksOf(p, &rec)
+	}
+	if !p.prep.Active {
+		p.next = stored{seq: base.seq + 1, modified: mod, created: created}
+		p.next.raw = encodeStored(p.next.seq, mod, created, nil, "")
+		if same && !base.live() {
+			p.duplicate = true
+		}
+		return nil
+	}
+	body, err := encodeBlob(&rec)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidEvent, err)
+	}
+	if same && body == base.blob && ev.Op != record.OpNotDuplicate && ev.Op != record.OpClearNotDuplicate {
+		p.duplicate = true
+		return nil
+	}
+	rec.CreatedAt = timeOf(created)
+	rec.ModifiedAt = timeOf(mod)
+	p.next = stored{seq: base.seq + 1, modified: mod, created: created, blocks: p.blockHex, blob: body}
+	p.next.raw = encodeStored(p.next.seq, mod, created, p.blockHex, body)
+	p.nextRec = &rec
+	return nil
+}
+
+// accountState computes an account event's index entry. Accounts keep no
+// content, only the key of their normalised name.
+func (v *view) accountState(p *pending, base stored, mod int64, newer, same bool) {
+	ev := p.ev
+	if ev.Op == record.OpNotDuplicate || ev.Op == record.OpClearNotDuplicate || (!newer && !same) {
+		p.skip = true
+		return
+	}
+	var keys []string
+	switch ev.Op {
+	case record.OpDelete:
+		if len(base.blocks) == 0 {
+			p.skip = true
+			return
+		}
+	case record.OpPatch:
+		keys = base.blocks
+		if _, ok := ev.Fields[v.run.rules.Config().AccountNameField]; !ok {
+			break
+		}
+		fallthrough
+	default:
+		keys = nil
+		if k := v.run.rules.AccountKey(ev.Fields.Str(v.run.rules.Config().AccountNameField)); k != "" {
+			keys = []string{accountHex(k)}
+		}
+	}
+	if same && slices.Equal(keys, base.blocks) {
+		p.skip = true
+		return
+	}
+	created := ev.CreatedAt.UnixMicro()
+	if ev.CreatedAt.IsZero() {
+		created = base.created
+	}
+	p.next = stored{seq: base.seq + 1, modified: max(mod, base.modified), created: created, blocks: keys}
+	p.next.raw = encodeStored(p.next.seq, p.next.modified, created, keys, "")
+}
+
+// decide computes, in batch order, each event's neighbours and the stripe
+// versions its apply must find, laying each decision over the view.
+func (v *view) decide(s *Store) error {
+	v.batch = s.nextBatch()
+	maxBlock := v.run.rules.MaxBlockSize()
+	for _, p := range v.run.events {
+		if p.skip || p.duplicate {
+			continue
+		}
+		if p.banOnly {
+			v.applyBan(p)
+			continue
+		}
+		old := v.recs[p.ref]
+		if p.ev.Object == record.Account {
+			v.recs[p.ref] = p.next
+			continue
+		}
+		if p.ban != "" {
+			v.applyBan(p)
+		}
+		if p.next.live() {
+			if err := v.neighbours(s, p); err != nil {
+				return err
+			}
+		}
+		// The apply must find the stripes of every block it read unchanged,
+		// but for this batch's own earlier writes; it bumps the stripes of
+		// every block it leaves or joins.
+		var checks, bumps []int
+		for _, b := range p.next.blocks {
+			checks = append(checks, stripeOf(b))
+		}
+		bumps = append(bumps, checks...)
+		for _, b := range old.blocks {
+			bumps = append(bumps, stripeOf(b))
+		}
+		slices.Sort(checks)
+		checks = slices.Compact(checks)
+		slices.Sort(bumps)
+		bumps = slices.Compact(bumps)
+		var cb, bb strings.Builder
+		for _, st := range checks {
+			fmt.Fprintf(&cb, "%d:%d ", st, v.stripes[st])
+		}
+		for _, st := range bumps {
+			fmt.Fprintf(&bb, "%d ", st)
+			v.stripes[st]++
+		}
+		p.checks, p.bumps = cb.String(), bb.String()
+		v.moveBlocks(s, p, old.blocks, p.next.blocks, maxBlock)
+		v.recs[p.ref] = p.next
+	}
+	return nil
+}
+
+// neighbours decides the records p's new state links to: every live
+// candidate of its blocks (those under the size limit) that a rule matches
+// and no review ban forbids.
+func (v *view) neighbours(s *Store, p *pending) error {
+	banned := strings.Fields(v.bans[p.ref])
+	seen := map[string]bool{p.ref: true}
+	for _, b := range p.next.blocks {
+		bv := v.blocks[b]
+		if bv == nil {
+			return fmt.Errorf("matcher: block of %s was not read", p.ev.Ref())
+		}
+		if bv.poisoned {
+			continue
+		}
+		for _, c := range bv.members {
+			if seen[c] {
+				continue
+			}
+			seen[c] = true
+			if slices.Contains(banned, c) {
+				continue
+			}
+			st := v.recs[c]
+			if !st.live() {
+				continue
+			}
+			e, err := s.entry(v.run, c, st.raw)
+			if err != nil {
+				return err
+			}
+			if e == nil {
+				continue
+			}
+			if _, ok := v.run.rules.Match(p.prep, e.prep); ok {
+				p.neighbors = append(p.neighbors, c)
+			}
+		}
+	}
+	slices.Sort(p.neighbors)
+	return nil
+}
+
+// moveBlocks mirrors apply.lua's block membership update in the view.
+func (v *view) moveBlocks(s *Store, p *pending, old, next []string, maxBlock int) {
+	for _, b := range old {
+		if slices.Contains(next, b) {
+			continue
+		}
+		if bv := v.blocks[b]; bv != nil {
+			bv.count--
+			bv.members = slices.DeleteFunc(bv.members, func(m string) bool { return m == p.ref })
+		}
+	}
+	for _, b := range next {
+		if slices.Contains(old, b) {
+			continue
+		}
+		bv := v.blocks[b]
+		if bv == nil {
+			continue
+		}
+		bv.count++
+		if bv.poisoned {
+			continue
+		}
+		if bv.count > maxBlock {
+			bv.poisoned, bv.members = true, nil
+			s.warnOversize(v.rules[b], b)
+			continue
+		}
+		bv.members = append(bv.members, p.ref)
+	}
+}
+
+func (v *view) applyBan(p *pending) {
+	other := p.ban[1:]
+	add := p.ban[0] == '+'
+	for _, pair := range [2][2]string{{p.ref, other}, {other, p.ref}} {
+		list := strings.Fields(v.bans[pair[0]])
+		list = slices.DeleteFunc(list, func(m string) bool { return m == pair[1] })
+		if add {
+			list = append(list, pair[1])
+		}
+		v.bans[pair[0]] = strings.Join(list, " ")
+	}
+}
+
+// cacheWritten caches the prepared form of a value the batch just wrote.
+func (v *view) cacheWritten(s *Store, p *pending) {
+	if p.nextRec == nil || p.prep == nil || !p.next.live() {
+		return
+	}
+	r := *p.nextRec
+	r.Tenant = v.run.tenant
+	s.cache.put(v.run.tenant+"\x00"+p.ref, &cacheEntry{raw: p.next.raw, rec: &r, prep: p.prep})
+}
