@@ -57,6 +57,7 @@ end
 local old = redis.call('HGET', KEYS[1], ref)
 local oldseq, oldblocks = '', ''
 if old then
+  local _
   oldseq, _, oldblocks = meta(old)
 end
 if oldseq ~= ARGV[2] then
@@ -161,7 +162,8 @@ local function cluster(id)
   return tonumber(c), words(m)
 end
 local function save(id, oldest, members)
-  redis.call('HSET', KEYS[5], id, oldest .. '\t' .. table.concat(members, ' '))
+  -- %d: a microsecond timestamp would otherwise print as 1.7e+15.
+  redis.call('HSET', KEYS[5], id, string.format('%d', oldest) .. '\t' .. table.concat(members, ' '))
 end
 local function newid(seed)
   for i = 0, 99 do
@@ -183,7 +185,7 @@ local function created_of(members)
   local vals = mget(members)
   local out = {}
   for i, v in ipairs(vals) do
-    local c = 0
+    local c, _ = 0, nil
     if v then
       _, c = meta(v)
     end
