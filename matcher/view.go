@@ -193,7 +193,9 @@ func (v *view) state(p *pending, base stored) error {
 		}
 		p.prep = nil
 	case record.OpDelete:
-		if !base.live() && base.exists() || (mod != 0 && !newer && !same) {
+		// A newer delete of a tombstone still advances its timestamp, so an
+		// upsert older than the delete cannot bring the record back.
+		if base.exists() && !base.live() && !newer || (mod != 0 && !newer && !same) {
 			p.skip = true
 			return nil
 		}
