@@ -38,7 +38,7 @@ type command struct {
 
 func commands() []*command {
 	return []*command{
-		runCommand(), validateConfigCommand(), genCommand(), evalCommand(), versionCommand(),
+		demoCommand(), runCommand(), validateConfigCommand(), genCommand(), evalCommand(), versionCommand(),
 	}
 }
 

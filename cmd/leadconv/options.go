@@ -13,6 +13,7 @@ const (
 	defaultRecordsTopic  = "leadconv.records"
 	defaultCommandsTopic = "leadconv.commands"
 	defaultDLQTopic      = "leadconv.dlq"
+	defaultRequestsTopic = "leadconv.requests" // mass-conversion requests
 )
 
 // logOptions are the logging flags every command that logs shares.
