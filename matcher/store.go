@@ -63,6 +63,7 @@ type Store struct {
 
 	oversize  *prometheus.CounterVec
 	conflicts prometheus.Counter
+	reloads   prometheus.Counter
 	scriptDur *prometheus.HistogramVec
 }
 
@@ -92,6 +93,10 @@ func NewStore(rdb redis.UniversalClient, opts StoreOptions) *Store {
 			Name: "leadconv_matcher_conflicts_total",
 			Help: "Optimistic-concurrency conflicts that made a batch retry.",
 		}),
+		reloads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "leadconv_matcher_script_reloads_total",
+			Help: "Times the Redis server had lost the matcher's scripts (a restart or failover) and they were loaded again.",
+		}),
 		scriptDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "leadconv_matcher_redis_round_trip_seconds",
 			Help:    "Duration of one pipelined round trip of matcher scripts, by phase.",
@@ -99,7 +104,7 @@ func NewStore(rdb redis.UniversalClient, opts StoreOptions) *Store {
 		}, []string{"phase"}),
 	}
 	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(s.oversize, s.conflicts, s.scriptDur)
+		opts.Registerer.MustRegister(s.oversize, s.conflicts, s.reloads, s.scriptDur)
 	}
 	return s
 }
@@ -175,6 +180,7 @@ func (s *Store) Apply(ctx context.Context, events []record.Event) ([]Change, err
 		}
 		changes, retry, err := s.attempt(ctx, runs)
 		if errors.Is(err, errReloaded) {
+			s.reloads.Inc()
 			continue
 		}
 		if err != nil {
