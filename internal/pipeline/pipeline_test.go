@@ -14,7 +14,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/goleak"
@@ -112,19 +111,7 @@ func (e *env) pipeline(store pipeline.Store, reg prometheus.Registerer) *pipelin
 	return p
 }
 
-func (e *env) committed() int64 {
-	offs, err := kadm.NewClient(e.kc.Client()).FetchOffsets(context.Background(), group)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	var n int64
-	offs.Each(func(o kadm.OffsetResponse) {
-		if o.Topic == recordsTopic && o.At > 0 {
-			n += o.At
-		}
-	})
-	return n
-}
+func (e *env) committed() int64 { return e.kc.Committed(group, recordsTopic) }
 
 // reference runs the records topic through a Handler without a consumer
 // group, partition by partition, into a fresh namespace: what one instance

@@ -4,10 +4,12 @@ package kafkatest
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -64,6 +66,27 @@ func (c *Cluster) EndOffsets(topic string) int64 {
 	}
 	var n int64
 	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+	return n
+}
+
+// Committed returns the sum of group's committed offsets on topic: how many
+// of its records the group finished. A group that has not joined or committed
+// yet has finished none (kfake answers GROUP_ID_NOT_FOUND until then).
+func (c *Cluster) Committed(group, topic string) int64 {
+	c.t.Helper()
+	offs, err := kadm.NewClient(c.Client()).FetchOffsets(context.Background(), group)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		return 0
+	}
+	if err != nil {
+		c.t.Fatalf("kafkatest: committed offsets of %s: %v", group, err)
+	}
+	var n int64
+	offs.Each(func(o kadm.OffsetResponse) {
+		if o.Topic == topic && o.At > 0 {
+			n += o.At
+		}
+	})
 	return n
 }
 
