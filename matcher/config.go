@@ -66,6 +66,10 @@ type Condition struct {
 	Threshold float64 `yaml:"threshold,omitempty" json:"threshold,omitempty"`
 	// Algorithm selects the phonetic code: "soundex" (the default).
 	Algorithm string `yaml:"algorithm,omitempty" json:"algorithm,omitempty"`
+	// Optional makes the condition hold when either record has no value for
+	// it, so a missing field does not veto the rule; a value that is there
+	// must still compare. Optional conditions derive no blocking keys.
+	Optional bool `yaml:"optional,omitempty" json:"optional,omitempty"`
 }
 
 // EmailOptions configures the email normaliser.
@@ -128,8 +132,9 @@ func DefaultConfig() Config {
 				{Fields: []string{"Phone", "MobilePhone"}, Normalizer: "phone", Comparator: "exact"},
 				{Field: "LastName", Normalizer: "name", Comparator: "jaro_winkler", Threshold: 0.85},
 				// Colleagues behind one switchboard and spouses on one home
-				// line share a number and often a last name.
-				{Field: "FirstName", Normalizer: "name", Comparator: "jaro_winkler", Threshold: 0.8},
+				// line share a number and often a last name; a first name
+				// that is there must agree.
+				{Field: "FirstName", Normalizer: "name", Comparator: "jaro_winkler", Threshold: 0.8, Optional: true},
 			}},
 			{Name: "name_company", All: []Condition{
 				{Field: "LastName", Normalizer: "name", Comparator: "phonetic"},
@@ -196,12 +201,12 @@ func (c Config) Validate(path string) error {
 			for _, e := range cond.validate() {
 				add(cat+e.at, "%s", e.msg)
 			}
-			if cond.Comparator == "exact" || cond.Comparator == "phonetic" {
+			if (cond.Comparator == "exact" || cond.Comparator == "phonetic") && !cond.Optional {
 				blocking = true
 			}
 		}
 		if len(r.All) > 0 && !blocking {
-			add(at+".all", "needs an exact or phonetic condition to derive blocking keys from")
+			add(at+".all", "needs a non-optional exact or phonetic condition to derive blocking keys from")
 		}
 	}
 	return errors.Join(errs...)

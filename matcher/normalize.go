@@ -167,11 +167,20 @@ var legalSuffixes = map[string]bool{
 	"pte": true, "group": true, "holding": true, "holdings": true,
 }
 
+// companyPlaceholders are what web forms that require a company get from
+// people without one; as a company they would link strangers.
+var companyPlaceholders = map[string]bool{
+	"n a": true, "na": true, "none": true, "no": true, "self": true, "self employed": true,
+	"individual": true, "unknown": true, "private": true, "personal": true, "home": true,
+	"test": true, "null": true, "not applicable": true, "retired": true, "student": true,
+}
+
 // NormalizeCompany case-folds, strips accents and punctuation, drops "and",
-// a leading "the" and trailing legal suffixes.
+// a leading "the" and trailing legal suffixes. Placeholders ("N/A", "none",
+// "self-employed") are blank.
 func NormalizeCompany(s string) string {
 	s = NormalizeText(s)
-	if s == "" {
+	if s == "" || companyPlaceholders[s] {
 		return ""
 	}
 	toks := strings.Fields(s)
@@ -279,8 +288,13 @@ func normalizeEmail(s string, o *options) string {
 // NormalizePhone reduces a phone number to E.164 ("+13125550100"), assuming
 // the calling code country for numbers written without one and dropping
 // extensions. Numbers too short to place are kept as bare local digits (7) or
-// blank (fewer).
+// blank (fewer); with no country, numbers written without a calling code stay
+// bare digits.
 func NormalizePhone(s, country string) string {
+	// "+44 (0)20 …": the trunk prefix written inside an international number.
+	if i := strings.Index(s, "(0)"); i >= 0 {
+		s = s[:i] + s[i+3:]
+	}
 	var buf [24]byte
 	digits := buf[:0]
 	plus := false
@@ -319,6 +333,11 @@ func NormalizePhone(s, country string) string {
 	}
 	if len(d) < 8 || len(d) > 15 || d[0] == '0' {
 		return ""
+	}
+	if !plus && country == "" && len(d) == len(digits) {
+		// Without a default country a number written without one cannot be
+		// placed: bare digits, which only match the same bare digits.
+		return d
 	}
 	return "+" + d
 }

@@ -44,10 +44,11 @@ type crule struct {
 }
 
 type ccond struct {
-	slot int
-	cmp  func(a, b string, t float64) bool
-	t    float64
-	kind slotKind
+	slot     int
+	optional bool
+	cmp      func(a, b string, t float64) bool
+	t        float64
+	kind     slotKind
 }
 
 // Block is one blocking key of a record: records are compared only with
@@ -130,8 +131,8 @@ func Compile(cfg Config, contactFields record.FieldMap) (*Ruleset, error) {
 				slotIdx[key] = idx
 				rs.slots = append(rs.slots, slot{fields: fields, concat: concat, norm: normalizers[c.Normalizer], kind: kind})
 			}
-			cr.conds = append(cr.conds, ccond{slot: idx, cmp: comparators[c.Comparator], t: c.Threshold, kind: kind})
-			if c.Comparator == "exact" || c.Comparator == "phonetic" {
+			cr.conds = append(cr.conds, ccond{slot: idx, optional: c.Optional, cmp: comparators[c.Comparator], t: c.Threshold, kind: kind})
+			if (c.Comparator == "exact" || c.Comparator == "phonetic") && !c.Optional {
 				cr.block = append(cr.block, idx)
 			}
 		}
@@ -318,6 +319,9 @@ func (rs *Ruleset) matchRule(cr crule, a, b *Prepared) bool {
 
 func condHolds(c ccond, a, b *Prepared) bool {
 	if c.kind == kindNumber || c.kind == kindDate {
+		if c.optional && (len(a.nums[c.slot]) == 0 || len(b.nums[c.slot]) == 0) {
+			return true
+		}
 		for _, x := range a.nums[c.slot] {
 			for _, y := range b.nums[c.slot] {
 				if d := x - y; d <= c.t && -d <= c.t {
@@ -326,6 +330,9 @@ func condHolds(c ccond, a, b *Prepared) bool {
 			}
 		}
 		return false
+	}
+	if c.optional && (len(a.vals[c.slot]) == 0 || len(b.vals[c.slot]) == 0) {
+		return true
 	}
 	for _, x := range a.vals[c.slot] {
 		for _, y := range b.vals[c.slot] {
@@ -337,17 +344,17 @@ func condHolds(c ccond, a, b *Prepared) bool {
 	return false
 }
 
+// truthy reads a CRM checkbox however the source sent it: true, "true",
+// "yes", 1, "1".
 func truthy(v any) bool {
-	switch x := v.(type) {
-	case bool:
-		return x
-	case string:
-		switch strings.ToLower(strings.TrimSpace(x)) {
-		case "true", "1", "yes", "y":
-			return true
-		}
-	case float64:
-		return x != 0
+	if b, ok := v.(bool); ok {
+		return b
 	}
-	return false
+	s := strings.ToLower(strings.TrimSpace(record.String(v)))
+	switch s {
+	case "true", "yes", "y":
+		return true
+	}
+	n, ok := parseNumber(s)
+	return ok && n != 0
 }

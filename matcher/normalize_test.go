@@ -1,0 +1,337 @@
+package matcher
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestNormalizeText(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"   ", ""},
+		{"acme", "acme"},
+		{"  Hello,   World!  ", "hello world"},
+		{"José Müller", "jose muller"},
+		{"Łukasz Øster", "lukasz oster"},
+		{"Straße", "strasse"},
+		{"O'Brien", "obrien"},
+		{"O’Brien", "obrien"},
+		{"L.L.C.", "llc"},
+		{"Jean-Luc", "jean luc"},
+		{"Zoë_Renée", "zoe renee"},
+		{"ÆSIR Œuvre", "aesir oeuvre"},
+		{"ΑΘΗΝΑ", "αθηνα"},
+		{"R2-D2", "r2 d2"},
+	}
+	for _, tt := range tests {
+		if got := NormalizeText(tt.in); got != tt.want {
+			t.Errorf("NormalizeText(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+		// Normalising is idempotent: stored values normalise to themselves.
+		if got := NormalizeText(tt.want); got != tt.want {
+			t.Errorf("NormalizeText(%q) = %q, not idempotent", tt.want, got)
+		}
+	}
+}
+
+func TestNormalizeName(t *testing.T) {
+	tests := []struct {
+		in        string
+		nicknames bool
+		want      string
+	}{
+		{"", true, ""},
+		{"Robert", true, "robert"},
+		{"Bob", true, "robert"},
+		{"BOBBY", true, "robert"},
+		{"rob", true, "robert"},
+		{"Bob", false, "bob"},
+		{"Bill", true, "william"},
+		{"Liz", true, "elizabeth"},
+		{"Steven", true, "stephen"},
+		{"Steve", true, "stephen"},
+		// Ambiguous short forms stay as written: Al is Albert, Alan or Alfred.
+		{"Al", true, "al"},
+		{"Chris", true, "chris"},
+		{"José", true, "jose"},
+		{"Renée", false, "renee"},
+		{"O'Connor", true, "oconnor"},
+		{"Dr. Robert Smith Jr.", false, "robert smith"},
+		{"Mr. Bob", true, "robert"},
+		// A lone title or suffix is kept: it is all there is.
+		{"Dr.", true, "dr"},
+		{"Mary-Jane", true, "mary jane"},
+		{"Bob Jim", true, "robert james"},
+		{"Van der Berg", true, "van der berg"},
+	}
+	for _, tt := range tests {
+		if got := normalizeName(tt.in, tt.nicknames); got != tt.want {
+			t.Errorf("normalizeName(%q, nicknames=%v) = %q, want %q", tt.in, tt.nicknames, got, tt.want)
+		}
+	}
+	if got := NormalizeName("Bob"); got != "bob" {
+		t.Errorf("NormalizeName(Bob) = %q: the exported form has no nickname table", got)
+	}
+}
+
+// Every nickname maps to exactly one full name, and full names map to
+// themselves, so the table never merges two given names.
+func TestNicknameTable(t *testing.T) {
+	seen := map[string]string{}
+	for full, nicks := range nicknames {
+		if NormalizeText(full) != full {
+			t.Errorf("full name %q is not normalised", full)
+		}
+		if _, isNick := nicknameOf[full]; isNick {
+			t.Errorf("full name %q is also a nickname of %q", full, nicknameOf[full])
+		}
+		for _, n := range strings.Fields(nicks) {
+			if other, ok := seen[n]; ok {
+				t.Errorf("nickname %q listed under %q and %q", n, other, full)
+			}
+			seen[n] = full
+			if nicknameOf[n] != full {
+				t.Errorf("nicknameOf[%q] = %q, want %q", n, nicknameOf[n], full)
+			}
+		}
+	}
+}
+
+func TestNormalizeCompany(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"Acme", "acme"},
+		{"Acme, Inc.", "acme"},
+		{"ACME INC", "acme"},
+		{"Acme Incorporated", "acme"},
+		{"Acme Corp.", "acme"},
+		{"Acme Corporation", "acme"},
+		{"Acme L.L.C.", "acme"},
+		{"acme llc", "acme"},
+		{"Acme Ltd", "acme"},
+		{"Acme Limited", "acme"},
+		{"Acme Pty Ltd", "acme"},
+		{"Müller Technik GmbH", "muller technik"},
+		{"Acme Co.", "acme"},
+		{"Acme Holdings PLC", "acme"},
+		{"The Acme Company", "acme"},
+		{"Johnson & Sons", "johnson sons"},
+		{"Smith and Partners Ltd", "smith partners"},
+		{"Société Générale Conseil SA", "societe generale conseil"},
+		// Suffix words inside the name stay; a name that is only a suffix too.
+		{"Inc Magazine Group", "inc magazine"},
+		{"Corporation", "corporation"},
+		{"The", "the"},
+		// Placeholders web forms force on people without a company.
+		{"N/A", ""},
+		{"n.a.", ""},
+		{"None", ""},
+		{"-", ""},
+		{"Self", ""},
+		{"Self-employed", ""},
+		{"Individual", ""},
+		{"Unknown", ""},
+		{"Private", ""},
+	}
+	for _, tt := range tests {
+		if got := NormalizeCompany(tt.in); got != tt.want {
+			t.Errorf("NormalizeCompany(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestNormalizeAddress(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"1001 W. Roosevelt Rd", "1001 west roosevelt road"},
+		{"1001 West Roosevelt Road", "1001 west roosevelt road"},
+		{"12 N Main St., Apt 4", "12 north main street apartment 4"},
+		{"5 First Ave", "5 1st avenue"},
+		{"Broadway", "broadway"},
+	}
+	for _, tt := range tests {
+		if got := NormalizeAddress(tt.in); got != tt.want {
+			t.Errorf("NormalizeAddress(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestHouseNumber(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"1001 W. Roosevelt Rd", "1001"},
+		{"  12-14 High St", "12"},
+		{"007 Bond St", "7"},
+		{"High St 12", ""},
+		{"0", ""},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := HouseNumber(tt.in); got != tt.want {
+			t.Errorf("HouseNumber(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestNormalizeEmail(t *testing.T) {
+	def := DefaultConfig().Email
+	none := EmailOptions{}
+	tagsOnly := EmailOptions{StripTags: true}
+	dotsOnly := EmailOptions{StripDots: true, DotProviders: []string{"gmail.com"}}
+	tests := []struct {
+		name string
+		opts EmailOptions
+		in   string
+		want string
+	}{
+		{"trim and lower-case", def, "  Bob.Smith@ACME.com ", "bob.smith@acme.com"},
+		{"mailto", def, "mailto:bob@acme.com", "bob@acme.com"},
+		{"gmail dots", def, "b.o.b.smith@gmail.com", "bobsmith@gmail.com"},
+		{"gmail tag", def, "bobsmith+crm@gmail.com", "bobsmith@gmail.com"},
+		{"googlemail alias", def, "Bob.Smith+news@googlemail.com", "bobsmith@gmail.com"},
+		{"dots kept elsewhere", def, "bob.smith@acme.com", "bob.smith@acme.com"},
+		{"tag stripped everywhere", def, "bob+leads@acme.com", "bob@acme.com"},
+		{"leading plus kept", def, "+bob@acme.com", "+bob@acme.com"},
+		{"trailing dot of domain", def, "bob@acme.com.", "bob@acme.com"},
+		{"no options", none, "B.ob+x@GMAIL.com", "b.ob+x@gmail.com"},
+		{"tags only", tagsOnly, "b.ob+x@gmail.com", "b.ob@gmail.com"},
+		{"dots only", dotsOnly, "b.ob+x@gmail.com", "bob+x@gmail.com"},
+		{"dots only, other provider", dotsOnly, "b.ob@yahoo.com", "b.ob@yahoo.com"},
+		{"blank", def, "  ", ""},
+		{"no at", def, "bob.acme.com", ""},
+		{"no local part", def, "@acme.com", ""},
+		{"no domain", def, "bob@", ""},
+		{"dotless domain", def, "bob@localhost", ""},
+		{"two addresses", def, "bob@acme.com, al@acme.com", ""},
+		{"display name", def, "Bob <bob@acme.com>", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := newOptions(Config{Email: tt.opts})
+			if got := normalizeEmail(tt.in, o); got != tt.want {
+				t.Errorf("normalizeEmail(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+	if got := NormalizeEmail("B.ob+x@GoogleMail.com"); got != "bob@gmail.com" {
+		t.Errorf("NormalizeEmail uses the default options: got %q", got)
+	}
+}
+
+func TestNormalizePhone(t *testing.T) {
+	tests := []struct {
+		name, in, country, want string
+	}{
+		{"US formatted", "(312) 555-0100", "1", "+13125550100"},
+		{"US dashes", "312-555-0100", "1", "+13125550100"},
+		{"US dots", "312.555.0100", "1", "+13125550100"},
+		{"US trunk 1", "1-312-555-0100", "1", "+13125550100"},
+		{"US plus", "+1 (312) 555-0100", "1", "+13125550100"},
+		{"US 011 exit code", "011 44 20 7946 0958", "1", "+442079460958"},
+		{"00 exit code", "0044 20 7946 0958", "1", "+442079460958"},
+		{"extension x", "312-555-0100 x123", "1", "+13125550100"},
+		{"extension ext.", "+1 312 555 0100 ext. 12", "1", "+13125550100"},
+		{"extension hash", "3125550100 #7", "1", "+13125550100"},
+		{"second number after comma", "312-555-0100, 312-555-0199", "1", "+13125550100"},
+		{"label before number", "Tel: 312 555 0100", "1", "+13125550100"},
+		{"UK national", "020 7946 0958", "44", "+442079460958"},
+		{"UK mobile", "07700 900123", "44", "+447700900123"},
+		{"UK international with trunk 0", "+44 (0)20 7946 0958", "44", "+442079460958"},
+		{"00 exit code, no default country", "0049 30 1234567", "", "+49301234567"},
+		{"German national", "030 1234567", "49", "+49301234567"},
+		{"international kept under other default", "+49 30 1234567", "1", "+49301234567"},
+		{"local seven digits", "555-0100", "1", "5550100"},
+		{"too short", "12345", "1", ""},
+		{"too long", "+1234567890123456", "1", ""},
+		{"no default country", "312 555 0100", "", "3125550100"},
+		{"no default country, plus", "+1 312 555 0100", "", "+13125550100"},
+		{"letters only", "n/a", "1", ""},
+		{"blank", "", "1", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := NormalizePhone(tt.in, tt.country); got != tt.want {
+				t.Errorf("NormalizePhone(%q, %q) = %q, want %q", tt.in, tt.country, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestNormalizeDomain(t *testing.T) {
+	def := newOptions(DefaultConfig())
+	custom := newOptions(Config{FreeMailDomains: []string{"corp-mail.example"}})
+	tests := []struct {
+		name string
+		o    *options
+		in   string
+		want string
+	}{
+		{"email", def, "Bob@Acme.COM", "acme.com"},
+		{"url", def, "https://www.acme.com/about?x=1", "acme.com"},
+		{"bare www", def, "WWW.ACME.COM", "acme.com"},
+		{"port", def, "http://acme.com:8080/", "acme.com"},
+		{"userinfo", def, "http://user@acme.com", "acme.com"},
+		{"subdomain kept", def, "mail.acme.co.uk", "mail.acme.co.uk"},
+		{"trailing dot", def, "acme.com.", "acme.com"},
+		{"free mail", def, "bob@gmail.com", ""},
+		{"free mail url", def, "https://www.yahoo.com", ""},
+		{"custom free list", custom, "bob@corp-mail.example", ""},
+		{"custom list replaces defaults", custom, "bob@gmail.com", "gmail.com"},
+		{"not a domain", def, "acme", ""},
+		{"blank", def, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := normalizeDomain(tt.in, tt.o.freeMail); got != tt.want {
+				t.Errorf("normalizeDomain(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseNumber(t *testing.T) {
+	tests := []struct {
+		in   string
+		want float64
+		ok   bool
+	}{
+		{"42", 42, true},
+		{" 1,250,000 ", 1250000, true},
+		{"-3.5", -3.5, true},
+		{"", 0, false},
+		{"abc", 0, false},
+		{"NaN", 0, false},
+		{"Inf", 0, false},
+	}
+	for _, tt := range tests {
+		got, ok := parseNumber(tt.in)
+		if ok != tt.ok || got != tt.want {
+			t.Errorf("parseNumber(%q) = %v, %v; want %v, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestParseDate(t *testing.T) {
+	const jan2 = 20455 // 2026-01-02 in days since 1970-01-01
+	tests := []struct {
+		in   string
+		want float64
+		ok   bool
+	}{
+		{"2026-01-02", jan2, true},
+		{"20260102", jan2, true},
+		{"2026/01/02", jan2, true},
+		{"2026-01-02T23:59:59Z", jan2, true},
+		{"2026-01-02T10:00:00", jan2, true},
+		{"2026-01-03T01:00:00+02:00", jan2, true},
+		{"1969-12-31", -1, true},
+		{"02/01/2026", 0, false},
+		{"", 0, false},
+		{"soon", 0, false},
+	}
+	for _, tt := range tests {
+		got, ok := parseDate(tt.in)
+		if ok != tt.ok || got != tt.want {
+			t.Errorf("parseDate(%q) = %v, %v; want %v, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}
