@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/leadconv/leadconv/consumer"
+	"github.com/leadconv/leadconv/engine"
+)
+
+func simulateCommand() *command {
+	return &command{
+		name:     "simulate",
+		synopsis: "dry-run a JSON-lines file of record events offline and print the commands",
+		usage:    "--input FILE [--config FILE] [flags]",
+		help: `Runs record events from a file through the same pipeline as "leadconv run"
+(decoding, the matcher on an in-process Redis, the engine, the CloudEvents
+encoding), with no Kafka and nothing installed, and prints every command as
+a CloudEvent in JSON (structured content mode), one per line, on stdout. A
+summary goes to stderr: events read, commands by type, and the line numbers
+of rejected lines with their dead-letter code.
+
+--input holds one record event per line, as on the records topic (plain
+JSON or a structured-mode CloudEvent): the output of "leadconv gen". Without
+--config the shipped defaults apply. Lines are applied in batches of
+--batch, as the service applies a fetched batch; a state is built from
+nothing on each run.
+
+Examples:
+  leadconv gen --records 1000 --updates 0.1 --output events.jsonl
+  leadconv simulate --input events.jsonl > commands.jsonl
+  leadconv simulate --config examples/leadconv.yaml --input events.jsonl | jq -c '{type, subject}'`,
+		setup: func(fs *flagSet) func(context.Context, *env, []string) error {
+			input := fs.String("input", "", "JSON-lines file of record events; - reads stdin")
+			cfgPath := fs.String("config", "", "service config file; empty uses the shipped defaults")
+			output := fs.String("output", "-", "output file of the CloudEvents JSON lines; - is stdout")
+			batch := fs.Int("batch", 500, "events per batch")
+			changes := fs.Bool("changes", false, "also print a cluster.changed event per cluster change")
+			maxBytes := fs.Int("max-record-bytes", 1<<20, "longest accepted line; longer ones are rejected as oversize")
+			var lo logOptions
+			fs.StringVar(&lo.level, "log-level", "warn", "log level: trace, debug, info, warn or error")
+			fs.StringVar(&lo.format, "log-format", "auto", "log format: auto (console on a terminal, JSON otherwise), json or console")
+			fs.fromEnv("config")
+			return func(ctx context.Context, e *env, args []string) error {
+				if len(args) > 0 {
+					return usagef("unexpected arguments %q", args)
+				}
+				if *input == "" {
+					return usagef("--input is required")
+				}
+				if *batch <= 0 {
+					return usagef("--batch %d: must be positive", *batch)
+				}
+				if *maxBytes <= 0 {
+					return usagef("--max-record-bytes %d: must be positive", *maxBytes)
+				}
+				log, err := lo.logger(e)
+				if err != nil {
+					return err
+				}
+				cfg, err := loadConfig(*cfgPath)
+				if err != nil {
+					return err
+				}
+				in := e.stdin
+				if *input != "-" {
+					f, err := os.Open(*input)
+					if err != nil {
+						return err
+					}
+					defer f.Close()
+					in = f
+				}
+				rdb, closeRedis, err := openRedis(ctx, "", true)
+				if err != nil {
+					return err
+				}
+				defer closeRedis()
+				changesTopic := ""
+				if *changes {
+					changesTopic = "leadconv.changes"
+				}
+				h := newHandler(handlerParts{
+					rdb: rdb, cfg: cfg, namespace: "lc", commandsTopic: defaultCommandsTopic, changesTopic: changesTopic,
+					maxRecordBytes: *maxBytes, structured: true, log: log, reg: prometheus.NewRegistry(),
+				})
+				var sum simSummary
+				err = writeOutput(e.stdout, *output, func(w io.Writer) error {
+					return simulate(ctx, in, *batch, *maxBytes, h, w, &sum)
+				})
+				sum.print(e.stderr)
+				return err
+			}
+		},
+	}
+}
+
+// simSummary counts what a simulation did.
+type simSummary struct {
+	lines, events, out int
+	byType             map[string]int
+	rejected           map[string][]int // dead-letter code -> line numbers
+}
+
+// simulate feeds the lines of in to h in batches as records of one
+// partition, the line number as offset, and writes the values of the
+// produced records as lines to w.
+func simulate(ctx context.Context, in io.Reader, batch, maxBytes int, h consumer.Handler, w io.Writer, sum *simSummary) error {
+	sum.byType, sum.rejected = map[string]int{}, map[string][]int{}
+	sc := bufio.NewScanner(in)
+	// One byte over the limit still scans, so the handler rejects the line
+	// as oversize instead of the scanner stopping the run.
+	sc.Buffer(make([]byte, 0, 64<<10), maxBytes+2)
+	recs := make([]*kgo.Record, 0, batch)
+	flush := func() error {
+		if len(recs) == 0 {
+			return nil
+		}
+		res, err := h.Handle(ctx, defaultRecordsTopic, 0, recs)
+		if err != nil {
+			return fmt.Errorf("lines %d..%d: %w", recs[0].Offset+1, recs[len(recs)-1].Offset+1, err)
+		}
+		sum.events += len(recs) - len(res.Poison)
+		for _, p := range res.Poison {
+			sum.rejected[p.Code] = append(sum.rejected[p.Code], int(p.Record.Offset)+1)
+		}
+		for _, r := range res.Out {
+			if t := ceType(r); t != "" {
+				sum.byType[t]++
+			}
+			sum.out++
+			if _, err := w.Write(append(bytes.TrimSpace(r.Value), '\n')); err != nil {
+				return err
+			}
+		}
+		recs = recs[:0]
+		return nil
+	}
+	for sc.Scan() {
+		sum.lines++
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		recs = append(recs, &kgo.Record{Topic: defaultRecordsTopic, Offset: int64(sum.lines - 1), Value: bytes.Clone(line)})
+		if len(recs) == batch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read line %d: %w", sum.lines+1, err)
+	}
+	return flush()
+}
+
+// ceType is the CloudEvents type of a produced record: the ce_type header
+// in binary mode, the "type" attribute in structured mode.
+func ceType(r *kgo.Record) string {
+	for _, h := range r.Headers {
+		if h.Key == "ce_type" {
+			return string(h.Value)
+		}
+	}
+	var ev struct {
+		Type string `json:"type"`
+	}
+	_ = json.Unmarshal(r.Value, &ev)
+	return ev.Type
+}
+
+func (s *simSummary) print(w io.Writer) {
+	var types []string
+	for _, k := range engine.Kinds {
+		t := engine.Command{Kind: k}.Type()
+		if n := s.byType[t]; n > 0 {
+			types = append(types, fmt.Sprintf("%d %s", n, k))
+		}
+	}
+	rejected := 0
+	for _, ls := range s.rejected {
+		rejected += len(ls)
+	}
+	fmt.Fprintf(w, "simulate: %d lines, %d events applied, %d rejected; %d events out", s.lines, s.events, rejected, s.out)
+	if len(types) > 0 {
+		fmt.Fprintf(w, " (commands: %s)", strings.Join(types, ", "))
+	}
+	fmt.Fprintln(w)
+	codes := make([]string, 0, len(s.rejected))
+	for c := range s.rejected {
+		codes = append(codes, c)
+	}
+	sort.Strings(codes)
+	for _, c := range codes {
+		ls := s.rejected[c]
+		shown := ls[:min(len(ls), 20)]
+		txt := strings.Trim(strings.Join(strings.Fields(fmt.Sprint(shown)), ", "), "[]")
+		if len(ls) > len(shown) {
+			txt += fmt.Sprintf(" and %d more", len(ls)-len(shown))
+		}
+		fmt.Fprintf(w, "  rejected %s: line %s\n", c, txt)
+	}
+}
