@@ -1,0 +1,255 @@
+package writer
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/leadconv/leadconv/engine"
+	"github.com/leadconv/leadconv/events"
+	"github.com/leadconv/leadconv/internal/testutil/kafkatest"
+	"github.com/leadconv/leadconv/record"
+)
+
+const (
+	commandsTopic = "t.commands"
+	recordsTopic  = "t.records"
+	resultsTopic  = "t.results"
+)
+
+// runWriter runs the writer of group over the cluster until every command
+// written so far is committed, then stops it.
+func runWriter(t *testing.T, c *kafkatest.Cluster, dbURL, group string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{
+			Brokers: c.Addrs(), Group: group, CommandsTopic: commandsTopic, RecordsTopic: recordsTopic,
+			ResultsTopic: resultsTopic, PostgresURL: dbURL, Logger: zerolog.Nop(),
+		})
+	}()
+	want := c.EndOffsets(commandsTopic)
+	kafkatest.WaitFor(t, 30*time.Second, "the writer to commit every command", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("writer stopped early: %v", err)
+		default:
+		}
+		return c.Committed(group, commandsTopic) >= want
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("writer: %v", err)
+	}
+}
+
+// results decodes the command.result events of the results topic.
+func results(t *testing.T, c *kafkatest.Cluster) []Result {
+	t.Helper()
+	var out []Result
+	for _, r := range c.ReadAll(resultsTopic) {
+		if got := string(kafkatest.Header(r, "ce_type")); got != ResultType {
+			t.Fatalf("result type %q", got)
+		}
+		checkSchema(t, "command.result.v1", r.Value)
+		var res Result
+		if err := json.Unmarshal(r.Value, &res); err != nil {
+			t.Fatal(err)
+		}
+		if got := string(kafkatest.Header(r, "ce_subject")); got != res.CommandID {
+			t.Errorf("result subject %q, command %q", got, res.CommandID)
+		}
+		out = append(out, res)
+	}
+	return out
+}
+
+func recordEvents(t *testing.T, c *kafkatest.Cluster) []record.Event {
+	t.Helper()
+	var out []record.Event
+	for _, r := range c.ReadAll(recordsTopic) {
+		checkSchema(t, "record-event.v1", r.Value)
+		var ev record.Event
+		if err := json.Unmarshal(r.Value, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if string(r.Key) != ev.Tenant+"/"+string(ev.Object)+"/"+ev.ID {
+			t.Errorf("record event key %q for %s", r.Key, ev.Ref())
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+func outcomes(rs []Result) map[string]string {
+	out := map[string]string{}
+	for _, r := range rs {
+		out[r.CommandID] = r.Outcome + " " + r.Reason
+	}
+	return out
+}
+
+// TestRunClosesTheLoop runs the writer over commands as the pipeline encodes
+// them (binary and structured CloudEvents, one plain JSON, one garbage
+// record) and checks the mirror, the record events fed back and the results;
+// then a second consumer group redelivers everything, as a writer that
+// crashed before committing any offset would see it.
+func TestRunClosesTheLoop(t *testing.T) {
+	t.Parallel()
+	m, dbURL := newMirrorDB(t)
+	c := kafkatest.New(t, 2, commandsTopic, recordsTopic, resultsTopic)
+
+	convert := convertL1()
+	merge := command(engine.KindRecordsMerge, "cmd-merge-C3", 3, &engine.RecordsMerge{
+		Object: record.Contact, Master: engine.Target{FromLead: "L1"}, MergedIDs: []string{"C3"},
+		Fields: record.Fields{"LastName": "Smith", "Title": "CEO"},
+	})
+	stale := command(engine.KindLeadConvert, "cmd-stale", 2, &engine.LeadConvert{LeadID: "L2", Contact: engine.Target{ID: "C1"}})
+	missing := command(engine.KindLeadConvert, "cmd-missing", 3, &engine.LeadConvert{LeadID: "L7", Contact: engine.Target{Create: true}})
+	missing.ClusterID = "K2"
+	binary := events.Encoder{Topic: commandsTopic}
+	structured := events.Encoder{Topic: commandsTopic, Structured: true}
+	var recs []*kgo.Record
+	for i, cmd := range []*engine.Command{convert, merge, stale, missing} {
+		enc := binary
+		if i%2 == 1 {
+			enc = structured
+		}
+		r, err := enc.Command(*cmd, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, r)
+	}
+	plain, err := json.Marshal(command(engine.KindReviewRequested, "cmd-plain", 3, &engine.ReviewRequested{Reason: engine.ReasonMasterTie}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs = append(recs,
+		&kgo.Record{Topic: commandsTopic, Key: events.Key(tenant, "K1"), Value: plain},
+		&kgo.Record{Topic: commandsTopic, Key: events.Key(tenant, "K1"), Value: []byte("{not json")})
+	c.Produce(recs...)
+
+	runWriter(t, c, dbURL, "w1")
+
+	got := outcomes(results(t, c))
+	want := map[string]string{
+		convert.ID: "applied ", merge.ID: "applied ", stale.ID: "stale ",
+		missing.ID: "failed " + ReasonMissingLead, "cmd-plain": "applied ", "": "failed " + ReasonInvalidCommand,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("results %v, want %v", got, want)
+	}
+	lead := mustGet(t, m, record.Lead, "L1")
+	contactID := lead.Fields.Str(FieldConvertedContactID)
+	contact := mustGet(t, m, record.Contact, contactID)
+	if contact.Fields.Str("Title") != "CEO" || contact.RelatedCount != 2 {
+		t.Errorf("merge master %v, related %d (want the lead's and C3's notes)", contact.Fields, contact.RelatedCount)
+	}
+	if _, ok := get(t, m, record.Contact, "C3"); ok {
+		t.Error("merged contact C3 still exists")
+	}
+	if l2 := mustGet(t, m, record.Lead, "L2"); l2.Fields[FieldIsConverted] != nil {
+		t.Error("the stale plan converted L2")
+	}
+	evs := recordEvents(t, c)
+	var seen []string
+	for _, ev := range evs {
+		seen = append(seen, string(ev.Op)+" "+ev.Ref().String())
+	}
+	for _, w := range []string{"upsert lead/L1", "upsert contact/" + contactID, "delete contact/C3"} {
+		if !slices.Contains(seen, w) {
+			t.Errorf("record events %v lack %q", seen, w)
+		}
+	}
+	last := map[record.Ref]record.Event{}
+	for _, ev := range evs {
+		last[ev.Ref()] = ev
+	}
+	if ev := last[record.Ref{Object: record.Contact, ID: contactID}]; ev.Fields.Str("Title") != "CEO" {
+		t.Errorf("the contact's last event does not carry the merged state: %v", ev.Fields)
+	}
+	before := snapshot(t, m)
+	nResults, nEvents := len(results(t, c)), len(evs)
+
+	runWriter(t, c, dbURL, "w2")
+
+	if after := snapshot(t, m); !reflect.DeepEqual(before, after) {
+		t.Errorf("redelivery changed the mirror:\n%v\n%v", before, after)
+	}
+	again := results(t, c)[nResults:]
+	for _, r := range again {
+		if r.CommandID != "" && r.Outcome != OutcomeSkippedDuplicate {
+			t.Errorf("redelivered %s: %s", r.CommandID, r.Outcome)
+		}
+	}
+	if len(again) != nResults {
+		t.Errorf("%d results on redelivery, want %d", len(again), nResults)
+	}
+	// The redelivered commands re-emit the touched records' current state:
+	// a crash between commit and produce loses no change.
+	evs = recordEvents(t, c)
+	if len(evs) != 2*nEvents {
+		t.Errorf("%d record events on redelivery, want %d", len(evs)-nEvents, nEvents)
+	}
+	for _, ev := range evs[nEvents:] {
+		if want := last[ev.Ref()]; ev.Op != want.Op || !reflect.DeepEqual(ev.Fields, want.Fields) {
+			t.Errorf("re-emitted %s %s differs from the last state", ev.Op, ev.Ref())
+		}
+	}
+}
+
+func TestFlags(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+		want Config
+		err  string
+	}{
+		{"defaults", []string{"--postgres", "postgres://db"}, Config{Brokers: []string{"localhost:9092"}, PostgresURL: "postgres://db",
+			Group: DefaultGroup, CommandsTopic: DefaultCommandsTopic, RecordsTopic: DefaultRecordsTopic, ResultsTopic: DefaultResultsTopic}, ""},
+		{"all", []string{"--postgres", "p", "--brokers", "a:1, b:2", "--group", "g", "--commands-topic", "c", "--records-topic", "r", "--results-topic", "s"},
+			Config{Brokers: []string{"a:1", "b:2"}, PostgresURL: "p", Group: "g", CommandsTopic: "c", RecordsTopic: "r", ResultsTopic: "s"}, ""},
+		{"no postgres", nil, Config{}, "no PostgreSQL URL"},
+		{"no brokers", []string{"--postgres", "p", "--brokers", " , "}, Config{}, "no brokers"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := flag.NewFlagSet("writer", flag.ContinueOnError)
+			var f Flags
+			f.Register(fs)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			fs.VisitAll(func(fl *flag.Flag) { names = append(names, fl.Name) })
+			if slices.Sort(names); !slices.Equal(names, slices.Sorted(slices.Values(FlagNames))) {
+				t.Errorf("flags %v, FlagNames %v", names, FlagNames)
+			}
+			got, err := f.Config(zerolog.Nop())
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got.Logger = zerolog.Logger{}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("config %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
