@@ -199,3 +199,40 @@ func ParseConfig(b []byte) (matcher.Config, error) {
 	}
 	return cfg, nil
 }
+
+// Store clusters through the Redis store, as the service runs: every record
+// applied as an upsert, Batch records per Apply (default 1000), then the
+// tenant's clusters listed. The store's state must be empty beforehand.
+type Store struct {
+	Store *matcher.Store
+	Batch int
+}
+
+var _ Clusterer = Store{}
+
+// Cluster applies recs and returns the store's clusters of Tenant.
+func (s Store) Cluster(ctx context.Context, recs []record.Record) ([][]record.Ref, error) {
+	batch := s.Batch
+	if batch <= 0 {
+		batch = 1000
+	}
+	events := make([]record.Event, 0, batch)
+	for i := 0; i < len(recs); i += batch {
+		events = events[:0]
+		for _, r := range recs[i:min(i+batch, len(recs))] {
+			events = append(events, record.Event{Record: r, Op: record.OpUpsert})
+		}
+		if _, err := s.Store.Apply(ctx, events); err != nil {
+			return nil, fmt.Errorf("apply records %d..%d: %w", i, i+len(events)-1, err)
+		}
+	}
+	m, err := s.Store.Clusters(ctx, Tenant)
+	if err != nil {
+		return nil, fmt.Errorf("list clusters: %w", err)
+	}
+	out := make([][]record.Ref, 0, len(m))
+	for _, members := range m {
+		out = append(out, members)
+	}
+	return out, nil
+}
