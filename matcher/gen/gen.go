@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
 
@@ -186,8 +187,10 @@ func (g *generator) run() *Set {
 		if dup {
 			// Recent entities are duplicated more often (a web form
 			// submitted twice, a trade show list imported after a call).
-			k := len(g.people) - 1 - int(g.r.ExpFloat64()*float64(len(g.people))/4)
-			p = g.people[max(k, 0)]
+			// The tail wraps around rather than piling onto the first
+			// entity, which would otherwise collect 2% of all duplicates.
+			back := int(g.r.ExpFloat64()*float64(len(g.people))/4) % len(g.people)
+			p = g.people[len(g.people)-1-back]
 		} else {
 			p = g.person()
 			g.people = append(g.people, p)
@@ -511,7 +514,8 @@ func (g *generator) varyFirst(s string) string {
 	case g.chance(0.1):
 		return asciiFold(s)
 	case g.chance(0.05):
-		return s[:1] + "." // initial only
+		_, n := utf8.DecodeRuneInString(s)
+		return s[:n] + "." // initial only
 	}
 	return s
 }

@@ -1,10 +1,13 @@
 package gen
 
 import (
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
+	"github.com/leadconv/leadconv/matcher"
 	"github.com/leadconv/leadconv/record"
 )
 
@@ -80,11 +83,15 @@ func TestEmailsUniquePerEntity(t *testing.T) {
 	}
 }
 
-// Duplicates carry the noise the matcher must see through.
-func TestDuplicatesAreNoisy(t *testing.T) {
-	s := New(Options{Seed: 5, Records: 5000})
+// Duplicates carry the noise the matcher must see through, each kind in a
+// measurable share, and the variants are variants: the same value under the
+// matcher's normalisers, or one or two edits away.
+func TestDuplicateVariants(t *testing.T) {
+	s := New(Options{Seed: 5, Records: 10000})
+	opts := matcher.DefaultConfig()
 	first := map[string]record.Fields{}
-	var dups, nick, emailDiff, phoneDiff, companyDiff, missing int
+	count := map[string]int{}
+	dups := 0
 	for _, r := range s.Records() {
 		ent := s.Truth()[r.Ref()]
 		o, ok := first[ent]
@@ -93,26 +100,195 @@ func TestDuplicatesAreNoisy(t *testing.T) {
 			continue
 		}
 		dups++
-		if fn, on := r.Fields.Str("FirstName"), o.Str("FirstName"); fn != "" && len(fn) < len(on)-1 {
-			nick++
+		d := r.Fields
+		fo, fd := o.Str("FirstName"), d.Str("FirstName")
+		switch {
+		case fd == "" || fd == fo:
+		case strings.EqualFold(fd, fo):
+			count["first name case"]++
+		case matcher.NormalizeName(fd) == matcher.NormalizeName(fo):
+			count["first name accents"]++
+		case nicknameOf(fd, fo):
+			count["nickname"]++
+		// One keyboard slip: a transposition is two edits.
+		case matcher.LevenshteinWithin(matcher.NormalizeName(fd), matcher.NormalizeName(fo), 2):
+			count["first name typo"]++
+		case len([]rune(fd)) == 2 && strings.HasSuffix(fd, "."):
+			count["initial"]++
+		default:
+			t.Errorf("%s: first name %q is no variant of %q", r.ID, fd, fo)
 		}
-		if e := r.Fields.Str("Email"); e != "" && e != o.Str("Email") {
-			emailDiff++
+		lo, ld := o.Str("LastName"), d.Str("LastName")
+		switch {
+		case ld == lo:
+		case matcher.NormalizeName(ld) == matcher.NormalizeName(lo):
+			count["last name case or accents"]++
+		case matcher.LevenshteinWithin(matcher.NormalizeName(ld), matcher.NormalizeName(lo), 2):
+			count["last name typo"]++
+		default:
+			t.Errorf("%s: last name %q is no variant of %q", r.ID, ld, lo)
 		}
-		if p := r.Fields.Str("Phone"); p != "" && p != o.Str("Phone") {
-			phoneDiff++
+		eo, ed := o.Str("Email"), d.Str("Email")
+		switch {
+		case ed == "":
+			count["email missing"]++
+		case ed == eo:
+		case matcher.NormalizeEmail(ed) == matcher.NormalizeEmail(eo):
+			count["email spelling"]++
+		default:
+			count["other email"]++
 		}
-		if c := r.Fields.Str("Company"); c != "" && c != o.Str("Company") {
-			companyDiff++
+		if po, pd := o.Str("Phone"), d.Str("Phone"); pd != "" && pd != po {
+			if matcher.NormalizePhone(pd, opts.Phone.DefaultCountry) != matcher.NormalizePhone(po, opts.Phone.DefaultCountry) {
+				t.Errorf("%s: phone %q is not %q", r.ID, pd, po)
+			}
+			count["phone format"]++
 		}
-		if len(r.Fields) < len(o)-2 {
-			missing++
+		co, cd := o.Str("Company"), d.Str("Company")
+		switch {
+		case cd == "":
+			count["company missing"]++
+		case cd == co:
+		case matcher.NormalizeCompany(cd) == matcher.NormalizeCompany(co):
+			count["company suffix or case"]++
+		case matcher.NormalizeCompany(cd) == "" || matcher.NormalizeCompany(co) == "":
+			count["company placeholder"]++
+		case matcher.LevenshteinWithin(matcher.NormalizeText(cd), matcher.NormalizeText(co), 2),
+			matcher.LevenshteinWithin(matcher.NormalizeCompany(cd), matcher.NormalizeCompany(co), 2),
+			// A slip in a suffix word ("Hodlings") keeps it from being dropped.
+			matcher.TokenSet(matcher.NormalizeCompany(cd), matcher.NormalizeCompany(co)) == 1:
+			count["company typo"]++
+		default:
+			t.Errorf("%s: company %q is no variant of %q", r.ID, cd, co)
+		}
+		for k := range o {
+			if _, ok := d[k]; !ok {
+				count["missing fields"]++
+				break
+			}
 		}
 	}
-	for name, n := range map[string]int{"nickname": nick, "e-mail variant": emailDiff, "phone format": phoneDiff,
-		"company variant": companyDiff, "missing fields": missing} {
-		if share := float64(n) / float64(dups); share < 0.05 {
-			t.Errorf("%s in %.3f of %d duplicates, want some", name, share, dups)
+	// Floors well below the generator's rates, far above zero.
+	floors := map[string]float64{
+		"nickname": 0.03, "first name typo": 0.01, "first name case": 0.01, "first name accents": 0.0003, "initial": 0.002,
+		"last name typo": 0.02, "last name case or accents": 0.05,
+		"email spelling": 0.05, "other email": 0.03, "email missing": 0.05,
+		"phone format": 0.3, "company suffix or case": 0.1, "company missing": 0.03, "company typo": 0.01,
+		"company placeholder": 0.005, "missing fields": 0.5,
+	}
+	for kind, floor := range floors {
+		if share := float64(count[kind]) / float64(dups); share < floor {
+			t.Errorf("%s in %.4f of %d duplicates, want ≥ %.4f", kind, share, dups, floor)
+		}
+	}
+	t.Logf("%d duplicates: %v", dups, count)
+}
+
+func nicknameOf(nick, full string) bool {
+	for _, n := range nicknames[full] {
+		if strings.EqualFold(n, nick) {
+			return true
+		}
+	}
+	return false
+}
+
+// Distinct people share what real people share, so the rules meet hard
+// negatives: namesakes at other companies, colleagues behind one
+// switchboard, companies of one name.
+func TestHardNegatives(t *testing.T) {
+	s := New(Options{Seed: 9, Records: 10000})
+	type key struct{ a, b string }
+	byName := map[key]map[string]bool{}
+	byPhone := map[string]map[string]bool{}
+	byCompany := map[string]map[string]bool{}
+	add := func(m map[string]map[string]bool, k, ent string) {
+		if k == "" {
+			return
+		}
+		if m[k] == nil {
+			m[k] = map[string]bool{}
+		}
+		m[k][ent] = true
+	}
+	for _, r := range s.Records() {
+		ent := s.Truth()[r.Ref()]
+		n := key{matcher.NormalizeName(r.Fields.Str("FirstName")), matcher.NormalizeName(r.Fields.Str("LastName"))}
+		if byName[n] == nil {
+			byName[n] = map[string]bool{}
+		}
+		byName[n][ent] = true
+		add(byPhone, matcher.NormalizePhone(r.Fields.Str("Phone"), "1"), ent)
+		add(byCompany, matcher.NormalizeCompany(r.Fields.Str("Company")), ent)
+	}
+	shared := func(m map[string]map[string]bool) int {
+		n := 0
+		for _, ents := range m {
+			if len(ents) > 1 {
+				n++
+			}
+		}
+		return n
+	}
+	namesakes := 0
+	for _, ents := range byName {
+		if len(ents) > 1 {
+			namesakes++
+		}
+	}
+	if namesakes < 100 {
+		t.Errorf("%d full names shared by different people, want many", namesakes)
+	}
+	if n := shared(byPhone); n < 200 {
+		t.Errorf("%d phone numbers shared by different people (switchboards), want many", n)
+	}
+	if n := shared(byCompany); n < 1000 {
+		t.Errorf("%d companies with several people, want most", n)
+	}
+}
+
+// The duplicate groups have the sizes of real CRM data: mostly pairs, some
+// larger, and the share of duplicate records follows DupRate.
+func TestGroupSizes(t *testing.T) {
+	for _, rate := range []float64{0.1, 0.3, 0.5} {
+		s := New(Options{Seed: 11, Records: 8000, DupRate: rate})
+		size := map[string]int{}
+		for _, e := range s.Truth() {
+			size[e]++
+		}
+		hist := map[int]int{}
+		for _, n := range size {
+			hist[min(n, 4)]++
+		}
+		if got := 1 - float64(len(size))/8000; got < rate-0.03 || got > rate+0.03 {
+			t.Errorf("rate %.1f: duplicate share %.3f", rate, got)
+		}
+		if hist[2] == 0 || hist[3] == 0 || hist[2] < hist[3] {
+			t.Errorf("rate %.1f: group sizes %v: want mostly pairs and some triples", rate, hist)
+		}
+	}
+	if s := New(Options{Seed: 1, Records: 500, DupRate: -1}); len(s.Truth()) != 500 || countEntities(s) != 500 {
+		t.Error("DupRate < 0 still made duplicates")
+	}
+}
+
+func countEntities(s *Set) int {
+	m := map[string]bool{}
+	for _, e := range s.Truth() {
+		m[e] = true
+	}
+	return len(m)
+}
+
+// Every generated string is valid UTF-8 (accented names, initials, typos
+// work on runes).
+func TestValidUTF8(t *testing.T) {
+	s := New(Options{Seed: 12, Records: 20000, ContactShare: 0.3, Updates: 0.2})
+	for _, ev := range s.Events() {
+		for k, v := range ev.Fields {
+			if str, ok := v.(string); ok && !utf8.ValidString(str) {
+				t.Fatalf("%s %s = %q: invalid UTF-8", ev.Ref(), k, str)
+			}
 		}
 	}
 }
@@ -170,5 +346,22 @@ func TestEventsReplayToRecords(t *testing.T) {
 				t.Fatalf("%s: replay gives\n%+v\nRecords() has\n%+v", r.Ref(), *got, r)
 			}
 		}
+	}
+}
+
+func TestVaryFirstInitialOfAccentedName(t *testing.T) {
+	g := &generator{r: rand.New(rand.NewPCG(1, 2))}
+	initials := 0
+	for range 2000 {
+		v := g.varyFirst("Łukasz")
+		if !utf8.ValidString(v) {
+			t.Fatalf("varyFirst(Łukasz) = %q", v)
+		}
+		if v == "Ł." {
+			initials++
+		}
+	}
+	if initials == 0 {
+		t.Fatal("no initial among 2000 variants")
 	}
 }
