@@ -750,3 +750,30 @@ func (m *Mirror) List(ctx context.Context, tenant string, obj record.Object) ([]
 	}
 	return out, nil
 }
+
+// Leads calls fn with each of a tenant's leads, by id, converted ones
+// included, without related counts (Get reads those): mass-conversion
+// requests select from them.
+func (m *Mirror) Leads(ctx context.Context, tenant string, fn func(record.Record) error) error {
+	rows, err := m.pool.Query(ctx, "SELECT id, fields, created_at, modified_at FROM leads WHERE tenant = $1 ORDER BY id", tenant)
+	if err != nil {
+		return fmt.Errorf("writer: leads: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r := record.Record{Tenant: tenant, Object: record.Lead}
+		if err := rows.Scan(&r.ID, &r.Fields, &r.CreatedAt, &r.ModifiedAt); err != nil {
+			return fmt.Errorf("writer: leads: %w", err)
+		}
+		if r.Fields == nil {
+			r.Fields = record.Fields{}
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("writer: leads: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,266 @@
+package requests
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2/event"
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/leadconv/leadconv/consumer"
+	"github.com/leadconv/leadconv/engine"
+	"github.com/leadconv/leadconv/events"
+)
+
+// CloudEvents types of the request events.
+const (
+	TypeCompleted = "io.leadconv.request.completed.v1"
+	TypeRejected  = "io.leadconv.request.rejected.v1"
+	TypeProgress  = "io.leadconv.request.progress.v1"
+)
+
+// Default topics.
+const (
+	DefaultRequestsTopic = "leadconv.requests"
+	DefaultCommandsTopic = "leadconv.commands"
+	DefaultEventsTopic   = "leadconv.results"
+	DefaultGroup         = "leadconv-requests"
+)
+
+// CodeInvalidRequest is the dead-letter code of a request record that names
+// no tenant and request id, so no rejection can be addressed.
+const CodeInvalidRequest = "invalid_request"
+
+// Tenant is a tenant's configuration as requests use it.
+type Tenant struct {
+	Engine *engine.Config
+	Policy Policy
+}
+
+// Tenants resolves a tenant's configuration.
+type Tenants func(name string) (Tenant, error)
+
+// HandlerConfig configures a Handler.
+type HandlerConfig struct {
+	// CommandsTopic receives the commands (default leadconv.commands).
+	CommandsTopic string
+	// EventsTopic receives request.completed, request.rejected and
+	// request.progress (default leadconv.results).
+	EventsTopic string
+	// ProgressEvery emits a progress event every so many selected leads
+	// planned (default 100); the events go out while the request is planned.
+	ProgressEvery int
+	// Progress produces a progress event at once; nil drops them. Run sets
+	// it to an asynchronous produce.
+	Progress func(*kgo.Record)
+	Logger   zerolog.Logger
+}
+
+// Handler processes request records (consumer.Handler).
+type Handler struct {
+	cfg     HandlerConfig
+	store   Store
+	tenants Tenants
+	ledger  Ledger
+	enc     events.Encoder
+}
+
+var _ consumer.Handler = (*Handler)(nil)
+
+// NewHandler returns a handler over store, tenants and ledger.
+func NewHandler(cfg HandlerConfig, store Store, tenants Tenants, ledger Ledger) *Handler {
+	if cfg.CommandsTopic == "" {
+		cfg.CommandsTopic = DefaultCommandsTopic
+	}
+	if cfg.EventsTopic == "" {
+		cfg.EventsTopic = DefaultEventsTopic
+	}
+	if cfg.ProgressEvery <= 0 {
+		cfg.ProgressEvery = 100
+	}
+	return &Handler{cfg: cfg, store: store, tenants: tenants, ledger: ledger, enc: events.Encoder{Topic: cfg.CommandsTopic}}
+}
+
+// Handle processes a batch of requests in order. A request record that
+// cannot be read at all is poison; every other problem of a request is its
+// request.rejected event. Errors are transient (store or ledger).
+func (h *Handler) Handle(ctx context.Context, _ string, _ int32, recs []*kgo.Record) (consumer.Result, error) {
+	var res consumer.Result
+	for _, r := range recs {
+		b, err := events.Payload(r)
+		if err != nil {
+			res.Poison = append(res.Poison, consumer.Poison{Record: r, Code: CodeInvalidRequest})
+			continue
+		}
+		req, err := Decode(b)
+		if err != nil {
+			var partial struct {
+				Tenant    string `json:"tenant"`
+				RequestID string `json:"request_id"`
+			}
+			if json.Unmarshal(b, &partial) != nil || partial.Tenant == "" || partial.RequestID == "" {
+				res.Poison = append(res.Poison, consumer.Poison{Record: r, Code: CodeInvalidRequest})
+				continue
+			}
+			h.cfg.Logger.Info().Str("tenant", partial.Tenant).Str("request_id", partial.RequestID).Msg("request rejected: invalid")
+			out, err := h.rejected(&Rejection{Tenant: partial.Tenant, RequestID: partial.RequestID, Reason: ReasonInvalidRequest, Detail: err.Error()})
+			if err != nil {
+				return consumer.Result{}, err
+			}
+			res.Out = append(res.Out, out)
+			continue
+		}
+		out, err := h.Process(ctx, req)
+		if err != nil {
+			return consumer.Result{}, err
+		}
+		res.Out = append(res.Out, out...)
+	}
+	return res, nil
+}
+
+// Process runs one request and returns its output records: the commands
+// then request.completed, or request.rejected alone.
+func (h *Handler) Process(ctx context.Context, req *Request) ([]*kgo.Record, error) {
+	log := h.cfg.Logger.With().Str("tenant", req.Tenant).Str("request_id", req.RequestID).Bool("dry_run", req.DryRun).Logger()
+	reject := func(reason, detail string) ([]*kgo.Record, error) {
+		log.Info().Str("reason", reason).Msg("request rejected")
+		r, err := h.rejected(&Rejection{Tenant: req.Tenant, RequestID: req.RequestID, Reason: reason, Detail: detail})
+		return []*kgo.Record{r}, err
+	}
+	t, err := h.tenants(req.Tenant)
+	if err != nil {
+		return reject(ReasonUnknownTenant, "")
+	}
+	if !t.Policy.allows(req.RequestedBy.Roles) {
+		return reject(ReasonPermissionDenied, "")
+	}
+	cfg, err := req.engineConfig(t.Engine)
+	if err != nil {
+		return reject(ReasonInvalidOptions, err.Error())
+	}
+	var prev *Entry
+	if !req.DryRun {
+		if prev, err = h.ledger.Get(ctx, req.Tenant, req.RequestID); err != nil {
+			return nil, err
+		}
+	}
+	pl := &planner{store: h.store, req: req, cfg: cfg, policy: t.Policy, progress: h.progress(req)}
+	var frozen []string
+	if prev != nil {
+		// A redelivery or re-submission: the same leads, never new ones;
+		// an empty selection stays empty.
+		frozen = append([]string{}, prev.Selection...)
+		// The limits were checked when it first went ahead.
+		pl.policy.MaxRecords, pl.policy.MaxNewRecords = math.MaxInt, math.MaxInt
+	}
+	p, rej, err := pl.run(ctx, frozen)
+	if err != nil {
+		return nil, err
+	}
+	if rej != nil {
+		log.Info().Str("reason", rej.Reason).Int("count", rej.Count).Int("limit", rej.Limit).Msg("request rejected")
+		r, err := h.rejected(rej)
+		return []*kgo.Record{r}, err
+	}
+	summary := p.summary
+	var out []*kgo.Record
+	if !req.DryRun {
+		for _, cmd := range p.commands {
+			// No time attribute: a re-planned request encodes the same.
+			r, err := h.enc.Command(cmd, time.Time{})
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, r)
+		}
+		stored, err := h.ledger.Put(ctx, req.Tenant, req.RequestID, Entry{Selection: p.selection, Summary: summary})
+		if err != nil {
+			return nil, err
+		}
+		summary = stored.Summary
+	}
+	r, err := h.event(req.Tenant, req.RequestID, TypeCompleted, "completed", summary)
+	if err != nil {
+		return nil, err
+	}
+	log.Info().Int("selected", summary.Selected).Int("converted", summary.Counts.Converted).Int("merged", summary.Counts.Merged).
+		Int("skipped", summary.Counts.Skipped).Int("failed", summary.Counts.Failed).Int("commands", len(p.commands)).
+		Bool("repeated", prev != nil).Msg("request completed")
+	return append(out, r), nil
+}
+
+func (h *Handler) progress(req *Request) func(done, total int) {
+	if h.cfg.Progress == nil {
+		return nil
+	}
+	return func(done, total int) {
+		if done%h.cfg.ProgressEvery != 0 || done == total {
+			return
+		}
+		r, err := h.event(req.Tenant, req.RequestID, TypeProgress, "progress/"+strconv.Itoa(done),
+			Progress{Tenant: req.Tenant, RequestID: req.RequestID, DryRun: req.DryRun, Planned: done, Selected: total})
+		if err != nil {
+			h.cfg.Logger.Warn().Err(err).Msg("progress event")
+			return
+		}
+		h.cfg.Progress(r)
+	}
+}
+
+// Progress is the data of request.progress: how many selected leads are
+// planned so far.
+type Progress struct {
+	Tenant    string `json:"tenant"`
+	RequestID string `json:"request_id"`
+	DryRun    bool   `json:"dry_run"`
+	Planned   int    `json:"planned"`
+	Selected  int    `json:"selected"`
+}
+
+func (h *Handler) rejected(r *Rejection) (*kgo.Record, error) {
+	return h.event(r.Tenant, r.RequestID, TypeRejected, "rejected", r)
+}
+
+// event encodes a request event in binary mode, keyed tenant/request_id. Its
+// id is derived from the request and what it reports, so a repeated event is
+// recognisable.
+func (h *Handler) event(tenant, requestID, typ, what string, data any) (*kgo.Record, error) {
+	b, err := json.Marshal(data)
+	if err != nil {
+		return nil, fmt.Errorf("requests: encode %s: %w", typ, err)
+	}
+	sum := sha256.Sum256([]byte(strconv.Itoa(len(tenant)) + ":" + tenant + "/" + requestID + "/" + what))
+	ev := cloudevents.New(events.SpecVersion)
+	ev.SetID(hex.EncodeToString(sum[:16]))
+	ev.SetSource(events.Source(tenant))
+	ev.SetType(typ)
+	ev.SetSubject(requestID)
+	ev.SetDataSchema(events.SchemaURL(typeName(typ)))
+	ev.DataEncoded = b
+	ev.SetDataContentType(events.ContentJSON)
+	if err := ev.Validate(); err != nil {
+		return nil, fmt.Errorf("requests: %s event: %w", typ, err)
+	}
+	return &kgo.Record{Topic: h.cfg.EventsTopic, Key: []byte(tenant + "/" + requestID), Value: b, Headers: events.BinaryHeaders(ev)}, nil
+}
+
+// typeName maps io.leadconv.request.completed.v1 to request.completed.
+func typeName(typ string) string {
+	switch typ {
+	case TypeCompleted:
+		return "request.completed"
+	case TypeRejected:
+		return "request.rejected"
+	case TypeProgress:
+		return "request.progress"
+	}
+	return ""
+}
