@@ -4,8 +4,8 @@ import (
 	"context"
 	"time"
 
-	"github.com/leadconv/leadconv/consumer"
 	"github.com/leadconv/leadconv/internal/ops"
+	"github.com/leadconv/leadconv/internal/pipeline"
 )
 
 func runCommand() *command {
@@ -70,17 +70,13 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 				defer closeRedis()
 
 				reg := newRegistry()
-				h := newHandler(handlerParts{
-					rdb: rdb, cfg: cfg, namespace: o.namespace,
-					commandsTopic: o.commandsTopic, changesTopic: *changesTopic,
-					maxRecordBytes: o.maxRecordBytes, structured: o.contentMode == "structured",
-					log: log, reg: reg,
-				})
-				c, err := consumer.New(consumer.Config{
-					Brokers: o.brokerList(), Group: *group, Topics: []string{o.recordsTopic},
-					DLQTopic: o.dlqTopic, RevokeGrace: *drain,
-					Logger: log, Metrics: consumer.NewMetrics(reg),
-				}, h)
+				parts := handlerParts{rdb: rdb, cfg: cfg, namespace: o.namespace, log: log, reg: reg}
+				c, err := pipeline.New(pipeline.Config{
+					Brokers: o.brokerList(), Group: *group, RecordsTopic: o.recordsTopic,
+					CommandsTopic: o.commandsTopic, DLQTopic: o.dlqTopic, ChangesTopic: *changesTopic,
+					MaxRecordBytes: o.maxRecordBytes, Structured: o.contentMode == "structured",
+					ShutdownGrace: *drain, Logger: log, Registerer: reg,
+				}, newStore(parts), cfg)
 				if err != nil {
 					return err
 				}

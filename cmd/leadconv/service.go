@@ -48,9 +48,6 @@ type handlerParts struct {
 }
 
 func newHandler(p handlerParts) *pipeline.Handler {
-	store := matcher.NewStore(p.rdb, matcher.StoreOptions{
-		Namespace: p.namespace, Rules: p.cfg.Rules, Logger: p.log, Registerer: p.reg,
-	})
 	return pipeline.NewHandler(pipeline.HandlerConfig{
 		CommandsTopic:  p.commandsTopic,
 		ChangesTopic:   p.changesTopic,
@@ -58,7 +55,14 @@ func newHandler(p handlerParts) *pipeline.Handler {
 		Structured:     p.structured,
 		Logger:         p.log,
 		Metrics:        pipeline.NewMetrics(p.reg),
-	}, store, p.cfg)
+	}, newStore(p), p.cfg)
+}
+
+// newStore is the matcher store of p's namespace and rules.
+func newStore(p handlerParts) *matcher.Store {
+	return matcher.NewStore(p.rdb, matcher.StoreOptions{
+		Namespace: p.namespace, Rules: p.cfg.Rules, Logger: p.log, Registerer: p.reg,
+	})
 }
 
 // serveWhile serves the ops endpoints on addr while run runs. The server

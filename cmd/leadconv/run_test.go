@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/leadconv/leadconv/internal/testutil/kafkatest"
+	"github.com/leadconv/leadconv/internal/testutil/redistest"
+	"github.com/leadconv/leadconv/matcher/gen"
+)
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// The service processes the stream, serves its operations endpoints with
+// the documented metrics, logs ids only, and on interrupt drains, commits
+// and exits cleanly.
+func TestRunServesOpsAndShutsDownGracefully(t *testing.T) {
+	k := kafkatest.New(t, 3, defaultRecordsTopic, defaultCommandsTopic, defaultDLQTopic)
+	rs := redistest.New(t)
+	evs := gen.New(gen.Options{Seed: 3, Records: 200, ContactShare: 0.2}).Events()
+	cl := k.Client()
+	if err := produceEvents(t.Context(), cl, defaultRecordsTopic, evs); err != nil {
+		t.Fatal(err)
+	}
+	k.Produce(&kgo.Record{Topic: defaultRecordsTopic, Value: []byte("not json")})
+
+	var stdout, stderr syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e := &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, getenv: func(k string) string {
+		return map[string]string{"LEADCONV_REDIS_URL": rs.URL(), "LEADCONV_LOG_FORMAT": "json"}[k]
+	}}
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, []string{"run", "--brokers", strings.Join(k.Addrs(), ","), "--http-addr", "127.0.0.1:0", "--group", "svc"}, e)
+	}()
+
+	addrRE := regexp.MustCompile(`"addr":"([^"]+)"[^\n]*"message":"serving /metrics`)
+	var base string
+	kafkatest.WaitFor(t, 20*time.Second, "the ops server", func() bool {
+		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
+			base = "http://" + m[1]
+		}
+		return base != ""
+	})
+	adm := kadm.NewClient(cl)
+	wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
+	defer wcancel()
+	if err := waitCommitted(wctx, adm, "svc", defaultRecordsTopic, nil); err != nil {
+		t.Fatalf("the service did not catch up: %v\n%s", err, stderr.String())
+	}
+	if code, body := httpGet(t, base+"/healthz"); code != 200 {
+		t.Fatalf("/healthz = %d %q", code, body)
+	}
+	if code, body := httpGet(t, base+"/readyz"); code != 200 {
+		t.Fatalf("/readyz = %d %q", code, body)
+	}
+	_, metrics := httpGet(t, base+"/metrics")
+	for _, want := range []string{
+		`leadconv_events_in_total{object="lead",op="upsert"}`,
+		`leadconv_commands_out_total{type="io.leadconv.lead.convert.v1"}`,
+		`leadconv_dlq_records_total`,
+		`leadconv_processing_latency_seconds_bucket`,
+		`leadconv_consumer_lag`,
+		`leadconv_matcher_redis_round_trip_seconds_bucket`,
+		`process_resident_memory_bytes`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if k.EndOffsets(defaultDLQTopic) != 1 {
+		t.Errorf("the poison record did not reach the dead-letter topic")
+	}
+	http.DefaultClient.CloseIdleConnections()
+
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Fatalf("exit code %d after interrupt\n%s", code, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not stop after the interrupt")
+	}
+	logs := stderr.String()
+	for _, want := range []string{`"message":"leadconv starting"`, `"message":"shutting down: draining in-flight batches"`, `"message":"leadconv stopped"`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %s", want)
+		}
+	}
+	// Ids only: no name or e-mail of the generated people in the logs.
+	for _, ev := range evs[:50] {
+		for _, f := range []string{"Email", "LastName"} {
+			if v := ev.Fields.Str(f); len(v) > 3 && strings.Contains(logs, v) {
+				t.Fatalf("logs carry %s %q", f, v)
+			}
+		}
+	}
+}
+
+func TestRunFailsFastOnBadSetup(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--group", ""}, exitUsage, "--group"},
+		{[]string{"--drain-timeout", "0s"}, exitUsage, "--drain-timeout"},
+		{[]string{"--redis-url", "redis://127.0.0.1:1/0"}, exitError, "redis"},
+		{[]string{"--config", "/nonexistent/leadconv.yaml"}, exitError, "leadconv.yaml"},
+	} {
+		code, _, stderr := runMain(t, nil, append([]string{"run", "--log-format", "json"}, tc.args...)...)
+		if code != tc.code || !strings.Contains(stderr, tc.want) {
+			t.Errorf("run %v: code %d, stderr %q", tc.args, code, stderr)
+		}
+	}
+}
