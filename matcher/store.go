@@ -59,7 +59,11 @@ type Store struct {
 	cache    *prepCache
 	instance string
 	batches  atomic.Uint64
-	warned   sync.Map
+	// tenants serialises one process's batches per tenant: workers of one
+	// process would otherwise mostly conflict with each other. Other
+	// processes are kept out by the optimistic checks.
+	tenants sync.Map // tenant -> *sync.Mutex
+	warned  sync.Map
 
 	oversize  *prometheus.CounterVec
 	conflicts prometheus.Counter
@@ -163,6 +167,16 @@ func (s *Store) Apply(ctx context.Context, events []record.Event) ([]Change, err
 	runs, err := s.group(events)
 	if err != nil {
 		return nil, err
+	}
+	names := make([]string, len(runs))
+	for i, run := range runs {
+		names[i] = run.tenant
+	}
+	slices.Sort(names) // one lock order, so two batches never deadlock
+	for _, t := range names {
+		mu, _ := s.tenants.LoadOrStore(t, new(sync.Mutex))
+		mu.(*sync.Mutex).Lock()
+		defer mu.(*sync.Mutex).Unlock()
 	}
 	var out []Change
 	for attempt := 0; len(runs) > 0; attempt++ {

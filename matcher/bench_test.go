@@ -1,0 +1,175 @@
+package matcher
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/leadconv/leadconv/internal/testutil/redistest"
+	"github.com/leadconv/leadconv/matcher/gen"
+	"github.com/leadconv/leadconv/record"
+)
+
+var (
+	benchStored  = flag.String("matcher.stored", "10000,100000", "comma-separated numbers of leads stored before the measured run (add 1000000 for the scaling figure)")
+	benchEvents  = flag.Int("matcher.events", 100_000, "events applied in the measured run")
+	benchWorkers = flag.Int("matcher.workers", 4, "concurrent appliers, as partitions of one consumer")
+	benchBatch   = flag.Int("matcher.batch", 500, "events per Apply call, as one fetched batch")
+)
+
+// BenchmarkStoreThroughput applies generated leads (about 30% duplicates)
+// on top of a store already holding matcher.stored leads, from several
+// workers at once, and reports events/s beside the ceiling of one pipelined
+// EVALSHA of a 5-command script per event, measured in the same run.
+//
+//	go test -run '^$' -bench StoreThroughput -benchtime 1x ./matcher/
+func BenchmarkStoreThroughput(b *testing.B) {
+	for _, f := range strings.Split(*benchStored, ",") {
+		stored, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			b.Fatalf("-matcher.stored: %v", err)
+		}
+		b.Run(fmt.Sprintf("stored=%d", stored), func(b *testing.B) {
+			set := gen.New(gen.Options{Seed: 7, Records: stored + *benchEvents, ContactShare: 0.2})
+			events := set.Events()
+			preload, measured := events[:stored], events[stored:]
+			var rate, ceiling float64
+			for range b.N {
+				b.StopTimer()
+				srv := redistest.New(b)
+				rdb := srv.Client()
+				s := benchStore(b, rdb)
+				applyAll(b, s, preload, 1)
+				b.StartTimer()
+				start := time.Now()
+				applyAll(b, s, measured, *benchWorkers)
+				rate = float64(len(measured)) / time.Since(start).Seconds()
+				if st, err := rdb.Info(context.Background(), "commandstats").Result(); err == nil {
+					b.Log(st)
+				}
+				b.StopTimer()
+				ceiling = evalshaCeiling(b, rdb, len(measured))
+				b.StartTimer()
+			}
+			b.ReportMetric(rate, "events/s")
+			b.ReportMetric(ceiling, "ceiling_events/s")
+			b.ReportMetric(rate/ceiling, "ratio")
+		})
+	}
+}
+
+// BenchmarkStoreMemory reports the Redis memory per stored lead: used_memory
+// after loading matcher.events generated leads minus before, divided by them.
+//
+//	go test -run '^$' -bench StoreMemory -benchtime 1x ./matcher/
+func BenchmarkStoreMemory(b *testing.B) {
+	set := gen.New(gen.Options{Seed: 11, Records: *benchEvents, ContactShare: 0.2})
+	var perLead, fields float64
+	for range b.N {
+		srv := redistest.New(b)
+		rdb := srv.Client()
+		s := benchStore(b, rdb)
+		ctx := context.Background()
+		before, err := redistest.UsedMemory(ctx, rdb)
+		if err != nil {
+			b.Fatal(err)
+		}
+		applyAll(b, s, set.Events(), 1)
+		after, err := redistest.UsedMemory(ctx, rdb)
+		if err != nil {
+			b.Fatal(err)
+		}
+		perLead = float64(after-before) / float64(len(set.Events()))
+	}
+	var n int
+	for _, ev := range set.Events() {
+		n += len(ev.Fields)
+	}
+	fields = float64(n) / float64(len(set.Events()))
+	b.ReportMetric(perLead, "B/lead")
+	b.ReportMetric(fields, "fields/lead")
+}
+
+func benchStore(b *testing.B, rdb redis.UniversalClient) *Store {
+	rs, err := Compile(DefaultConfig(), gen.ContactFields())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return NewStore(rdb, StoreOptions{Namespace: "bench", Rules: func(string) (*Ruleset, error) { return rs, nil }})
+}
+
+// applyAll applies events in batches from workers goroutines; each worker
+// takes every workers-th batch, as partitions would.
+func applyAll(b *testing.B, s *Store, events []record.Event, workers int) {
+	ctx := context.Background()
+	size := *benchBatch
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w * size; i < len(events); i += workers * size {
+				if _, err := s.Apply(ctx, events[i:min(i+size, len(events))]); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+}
+
+// ceilingScript is the reference per-event cost: five commands on hashes
+// of one hash tag, about what the lightest real event needs.
+var ceilingScript = redis.NewScript(`
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+local c = redis.call('HGET', KEYS[3], ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[1])
+return v and 1 or 0
+`)
+
+// evalshaCeiling runs n pipelined EVALSHA calls in the same batches and
+// workers as applyAll and returns calls per second.
+func evalshaCeiling(b *testing.B, rdb redis.UniversalClient, n int) float64 {
+	ctx := context.Background()
+	if err := ceilingScript.Load(ctx, rdb).Err(); err != nil {
+		b.Fatal(err)
+	}
+	keys := []string{"ceil:{t}:r", "ceil:{t}:v", "ceil:{t}:c"}
+	value := strings.Repeat("x", 300)
+	size, workers := *benchBatch, *benchWorkers
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w * size; i < n; i += workers * size {
+				pipe := rdb.Pipeline()
+				for j := i; j < min(i+size, n); j++ {
+					ceilingScript.EvalSha(ctx, pipe, keys, "r"+strconv.Itoa(j), value)
+				}
+				if _, err := pipe.Exec(ctx); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n) / time.Since(start).Seconds()
+}
