@@ -163,3 +163,10 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("version extra: code %d, %q", code, stderr)
 	}
 }
+
+func TestWriterNeedsPostgres(t *testing.T) {
+	code, _, stderr := runMain(t, nil, "writer", "--brokers", "127.0.0.1:1")
+	if code != exitUsage || !strings.Contains(stderr, "PostgreSQL") {
+		t.Fatalf("code %d, stderr %q", code, stderr)
+	}
+}

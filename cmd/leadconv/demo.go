@@ -232,8 +232,9 @@ func runDemo(ctx context.Context, e *env, o demoOptions) error {
 	return err
 }
 
-// produceEvents writes evs to topic keyed tenant/id, so that every event of
-// one record lands on one partition, in order.
+// produceEvents writes evs to topic keyed tenant/object/id, as a CRM's
+// change stream does: every event of one record lands on one partition, in
+// order.
 func produceEvents(ctx context.Context, cl *kgo.Client, topic string, evs []record.Event) error {
 	recs := make([]*kgo.Record, len(evs))
 	for i := range evs {
@@ -241,7 +242,7 @@ func produceEvents(ctx context.Context, cl *kgo.Client, topic string, evs []reco
 		if err != nil {
 			return fmt.Errorf("encode event %d: %w", i, err)
 		}
-		recs[i] = &kgo.Record{Topic: topic, Key: []byte(evs[i].Tenant + "/" + evs[i].ID), Value: b}
+		recs[i] = &kgo.Record{Topic: topic, Key: []byte(evs[i].Tenant + "/" + string(evs[i].Object) + "/" + evs[i].ID), Value: b}
 	}
 	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		return fmt.Errorf("produce sample: %w", err)

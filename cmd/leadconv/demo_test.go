@@ -134,7 +134,7 @@ func TestDemoServe(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: defaultRecordsTopic, Key: []byte("acme/" + id), Value: b}).FirstErr(); err != nil {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: defaultRecordsTopic, Key: []byte("acme/lead/" + id), Value: b}).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
 	}
