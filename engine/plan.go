@@ -50,12 +50,13 @@ func Plan(cfg *Config, c Cluster) Result {
 // account ids (Cluster.Accounts) before planning records as one cluster: the
 // master contact's final account value when the plan would convert leads
 // into an account chosen by name. It returns nil when no lookup is needed
-// (nothing to convert, the master is a contact already linked to an account,
-// a blank value). Values are as they appear on the records, untrimmed, so
+// (nothing to convert, a review instead, the master is a contact already
+// linked to an account, a blank value). Values are as they appear on the records, untrimmed, so
 // they can key Cluster.Accounts directly.
 func AccountValues(cfg *Config, recs []record.Record) []string {
-	p := planner{cc: compile(cfg), c: &Cluster{Records: recs}}
-	if p.cc.err != nil || !p.gather() || p.leads == 0 || p.gate() != "" || p.selectMaster() != "" {
+	p := planner{cc: compile(cfg), c: &Cluster{Records: recs}, ex: &Explain{}}
+	if p.cc.err != nil || !p.gather() || p.leads == 0 || p.gate() != "" ||
+		len(p.members) > p.cc.cfg.MaxClusterSize || p.selectMaster() != "" {
 		return nil
 	}
 	if p.contactAccount() != "" {
