@@ -31,10 +31,6 @@ const (
 	ReasonMaxNewRecords    = "max_new_records_exceeded"
 )
 
-// StrategyOverwrite names, in a command's explain block, a field a request
-// with duplicate_handling overwrite took from a lead.
-const StrategyOverwrite = "request_overwrite"
-
 // Summary is the data of request.completed.
 type Summary struct {
 	Tenant    string `json:"tenant"`
@@ -250,12 +246,10 @@ func (pl *planner) planCluster(ctx context.Context, lead record.Record) error {
 		}
 		return nil
 	}
-	if vs := engine.AccountValues(pl.cfg, c.Records); len(vs) > 0 {
-		if c.Accounts, err = pl.store.ResolveAccounts(ctx, tenant, vs); err != nil {
-			return fmt.Errorf("requests: resolve accounts: %w", err)
-		}
+	res, err := pl.planWithAccounts(ctx, c)
+	if err != nil {
+		return err
 	}
-	res := engine.Plan(pl.cfg, c)
 	if hasContact && pl.req.duplicateHandling() == DuplicateOverwrite {
 		overwrite(pl.cfg, c.Records, res.Commands)
 	}
@@ -298,9 +292,36 @@ func (pl *planner) planCluster(ctx context.Context, lead record.Record) error {
 	return nil
 }
 
+// planWithAccounts plans c, then resolves the account the plan would
+// create by name and, when it exists, plans again with it. (It does not use
+// engine.AccountValues, which panics on a nil explain block.)
+func (pl *planner) planWithAccounts(ctx context.Context, c engine.Cluster) (engine.Result, error) {
+	res := engine.Plan(pl.cfg, c)
+	name := ""
+	for _, cmd := range res.Commands {
+		if d, ok := cmd.Data.(*engine.LeadConvert); ok && d.Account.Create && d.Account.Name != "" {
+			name = d.Account.Name
+			break
+		}
+	}
+	if name == "" {
+		return res, nil
+	}
+	ids, err := pl.store.ResolveAccounts(ctx, c.Tenant, []string{name})
+	if err != nil {
+		return res, fmt.Errorf("requests: resolve account: %w", err)
+	}
+	if id := ids[name]; id != "" {
+		c.Accounts = map[string]string{name: id}
+		res = engine.Plan(pl.cfg, c)
+	}
+	return res, nil
+}
+
 // overwrite applies duplicate_handling overwrite to a plan: the fields the
 // plan writes on the contact take the leads' non-blank values, the most
-// recently modified lead last (it wins). The explain block names them.
+// recently modified lead last (it wins). The explain block stays the
+// engine's: its schema has no strategy naming a request's overwrite.
 func overwrite(cfg *engine.Config, recs []record.Record, cmds []engine.Command) {
 	var leads []record.Record
 	for _, r := range recs {
@@ -309,11 +330,7 @@ func overwrite(cfg *engine.Config, recs []record.Record, cmds []engine.Command) 
 		}
 	}
 	slices.SortStableFunc(leads, func(a, b record.Record) int { return a.ModifiedAt.Compare(b.ModifiedAt) })
-	var (
-		fields  record.Fields
-		from    = map[string]record.Ref{}
-		explain *engine.Explain
-	)
+	var fields record.Fields
 	for i := range cmds {
 		var f *record.Fields
 		switch d := cmds[i].Data.(type) {
@@ -325,8 +342,8 @@ func overwrite(cfg *engine.Config, recs []record.Record, cmds []engine.Command) 
 			continue
 		}
 		if fields == nil {
-			// Plans share one field map and explain block: build the new
-			// ones once.
+			// The commands of a plan share one field map: build the new one
+			// once.
 			fields = make(record.Fields, len(*f))
 			for k, v := range *f {
 				fields[k] = v
@@ -339,27 +356,11 @@ func overwrite(cfg *engine.Config, recs []record.Record, cmds []engine.Command) 
 				}
 				for _, l := range leads {
 					if lv := l.Fields[lf]; !record.IsBlank(lv) {
-						fields[k], from[k] = lv, l.Ref()
+						fields[k] = lv
 					}
 				}
 			}
-			explain = overwriteExplain(cmds[i].Explain, from)
 		}
 		*f = fields
-		cmds[i].Explain = explain
 	}
-}
-
-func overwriteExplain(ex *engine.Explain, from map[string]record.Ref) *engine.Explain {
-	if ex == nil || len(from) == 0 {
-		return ex
-	}
-	out := *ex
-	out.Fields = slices.Clone(ex.Fields)
-	for i, fe := range out.Fields {
-		if ref, ok := from[fe.Field]; ok {
-			out.Fields[i] = engine.FieldExplain{Field: fe.Field, Strategy: StrategyOverwrite, From: []record.Ref{ref}}
-		}
-	}
-	return &out
 }
