@@ -120,7 +120,9 @@ func TestAccountValues(t *testing.T) {
 		lead("b", 0, 1, record.Fields{"Company": "Acme Ltd"}),
 		contact("c", 0, 0, record.Fields{"LastName": "X"}),
 	}
-	cfg := cfgWith(func(c *Config) { c.Master = MasterConfig{Strategy: MasterMostComplete, Fallback: FallbackNewestModified} })
+	cfg := cfgWith(func(c *Config) {
+		c.Master = MasterConfig{Strategy: MasterMostComplete, Fallback: FallbackNewestModified}
+	})
 	if got := AccountValues(cfg, recs); !slices.Equal(got, []string{" Acme "}) {
 		t.Errorf("AccountValues = %q, want the master's untrimmed value", got)
 	}
@@ -410,7 +412,7 @@ func countAccounts(recs []record.Record) int {
 
 func TestProfile(t *testing.T) {
 	for _, tt := range []struct {
-		crm           string
+		crm            string
 		merge, convert int
 	}{{"salesforce", 3, 100}, {"zoho", 3, 50}, {"hubspot", 2, 100}, {"dynamics", 2, 1000}, {"generic", 2, 1}} {
 		if l, ok := Profile(tt.crm); !ok || l.MergeRecords != tt.merge || l.ConvertBatch != tt.convert {
