@@ -80,6 +80,10 @@ type Config struct {
 	ResetOffset *kgo.Offset
 	// Backoff bounds the retry delay of transient failures (defaults 50ms..5s).
 	MinBackoff, MaxBackoff time.Duration
+	// Processed, when set, is called by a partition's worker after the
+	// output of recs was acknowledged and their offsets marked for commit
+	// (benchmarks measure latency to the ack with it). It must not block.
+	Processed func(topic string, partition int32, recs []*kgo.Record)
 	// Opts are appended to the client options (TLS, SASL, tests).
 	Opts    []kgo.Opt
 	Logger  zerolog.Logger

@@ -100,6 +100,9 @@ func (w *worker) process(recs []*kgo.Record) bool {
 	w.c.cl.MarkCommitOffsets(map[string]map[int32]kgo.EpochOffset{
 		w.topic: {w.partition: {Epoch: last.LeaderEpoch, Offset: last.Offset + 1}},
 	})
+	if f := w.c.cfg.Processed; f != nil {
+		f(w.topic, w.partition, recs)
+	}
 	if m := w.c.metrics; m != nil {
 		now := time.Now()
 		for _, r := range recs {

@@ -39,6 +39,9 @@ type Config struct {
 	ResetOffset *kgo.Offset
 	// Decode replaces the built-in record event decoder.
 	Decode Decoder
+	// Processed is called after a batch's commands were acknowledged and
+	// its offsets marked (consumer.Config.Processed).
+	Processed func(topic string, partition int32, recs []*kgo.Record)
 	// Opts are extra client options (TLS, SASL, tests).
 	Opts       []kgo.Opt
 	Logger     zerolog.Logger
@@ -75,7 +78,7 @@ func New(cfg Config, store Store, tenants Tenants) (*Pipeline, error) {
 	cons, err := consumer.New(consumer.Config{
 		Brokers: cfg.Brokers, Group: cfg.Group, Topics: []string{cfg.RecordsTopic}, DLQTopic: cfg.DLQTopic,
 		MaxPollRecords: cfg.MaxPollRecords, CommitInterval: cfg.CommitInterval, RevokeGrace: cfg.ShutdownGrace,
-		ResetOffset: cfg.ResetOffset, Opts: cfg.Opts, Logger: cfg.Logger, Metrics: cm,
+		ResetOffset: cfg.ResetOffset, Processed: cfg.Processed, Opts: cfg.Opts, Logger: cfg.Logger, Metrics: cm,
 	}, h)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,406 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/leadconv/leadconv/consumer"
+	"github.com/leadconv/leadconv/internal/config"
+	"github.com/leadconv/leadconv/matcher"
+	"github.com/leadconv/leadconv/matcher/gen"
+)
+
+// BenchConfig configures Bench. Zero values take the defaults named per
+// field.
+type BenchConfig struct {
+	// Redis serves the matcher store and the raw ceiling's script
+	// (required). Bench writes under Namespace and leaves the keys there:
+	// the caller deletes them.
+	Redis     redis.UniversalClient
+	Namespace string // default "bench"
+	// Brokers is an existing cluster; empty starts an in-process kfake
+	// broker, whose memory then counts in the process's RSS.
+	Brokers []string
+	// Config is the tenants' configuration; nil uses the defaults with the
+	// generator's contact field map, so generated contacts match leads.
+	Config *config.File
+	// Events is the size of the throughput data set (default 200,000).
+	Events     int
+	Partitions int32 // default 6
+	// Rate is the offered rate of the latency run in events/s (default
+	// 2,000), for LatencyEvents events (default 20,000: ten seconds).
+	Rate          int
+	LatencyEvents int
+	Seed          uint64 // default 1
+	Logger        zerolog.Logger
+	// Progress, when set, is told when a phase starts.
+	Progress func(phase string)
+}
+
+// Throughput is one run over a pre-produced topic: from the consumer's
+// start to the acknowledgement of the last event's output.
+type Throughput struct {
+	Events  int
+	Elapsed time.Duration
+	PerSec  float64
+}
+
+// Latency is the distribution of the time from an event's produce to the
+// acknowledgement of the commands it caused, at a fixed offered rate.
+type Latency struct {
+	Rate          int
+	Events        int
+	P50, P99, Max time.Duration
+}
+
+// BenchResult is what Bench measured. RSS figures are the process's
+// resident set in bytes (0 where /proc is not available): at the start and
+// the end of each phase, and the peak (VmHWM) over the whole run.
+type BenchResult struct {
+	Raw     Throughput
+	Full    Throughput
+	Latency Latency
+	// Ratio is Full.PerSec / Raw.PerSec.
+	Ratio   float64
+	RSS     []RSSSample
+	PeakRSS int64
+}
+
+// RSSSample is the resident set at a named point of the run.
+type RSSSample struct {
+	Point string
+	Bytes int64
+}
+
+// Topics and groups of the benchmark; the raw and full runs read the same
+// input with different groups.
+const (
+	benchRecords     = "bench.records"
+	benchRawOut      = "bench.raw.out"
+	benchCommands    = "bench.commands"
+	benchLatRecords  = "bench.latency.records"
+	benchLatCommands = "bench.latency.commands"
+	benchDLQ         = "bench.dlq"
+)
+
+// rawScript is the raw ceiling's per-event work: one script call that
+// stores the event's size under its id, no matching logic.
+var rawScript = redis.NewScript(`return redis.call('SET', KEYS[1], string.len(ARGV[1]))`)
+
+// Bench measures, in one run: the raw ceiling (Kafka in, one pipelined
+// EVALSHA per event, one record per event out, through the same consumer,
+// commit and produce path), the full pipeline over the same generated
+// events, and the latency from produce to command ack at a fixed offered
+// rate with a fresh tenant.
+func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
+	var res BenchResult
+	if bc.Redis == nil {
+		return res, errors.New("pipeline: bench: a Redis client is required")
+	}
+	bc.defaults()
+	if bc.Config == nil {
+		cfg, err := GeneratedConfig()
+		if err != nil {
+			return res, err
+		}
+		bc.Config = cfg
+	}
+	rss := func(point string) { res.RSS = append(res.RSS, RSSSample{point, readRSS("VmRSS")}) }
+	progress := func(phase string) {
+		if bc.Progress != nil {
+			bc.Progress(phase)
+		}
+	}
+	rss("start")
+
+	brokers := bc.Brokers
+	topics := []string{benchRecords, benchRawOut, benchCommands, benchLatRecords, benchLatCommands, benchDLQ}
+	if len(brokers) == 0 {
+		fake, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(bc.Partitions, topics...))
+		if err != nil {
+			return res, fmt.Errorf("pipeline: bench: start kfake: %w", err)
+		}
+		defer fake.Close()
+		brokers = fake.ListenAddrs()
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(time.Millisecond),
+		kgo.MaxBufferedRecords(1<<16))
+	if err != nil {
+		return res, fmt.Errorf("pipeline: bench: client: %w", err)
+	}
+	defer cl.Close()
+	if len(bc.Brokers) > 0 {
+		if _, err := kadm.NewClient(cl).CreateTopics(ctx, bc.Partitions, 1, nil, topics...); err != nil {
+			return res, fmt.Errorf("pipeline: bench: create topics: %w", err)
+		}
+	}
+
+	progress("produce")
+	recs, err := benchRecordsOf(bc.Seed, "bench", bc.Events, benchRecords)
+	if err != nil {
+		return res, err
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return res, fmt.Errorf("pipeline: bench: produce input: %w", err)
+	}
+	n := len(recs)
+	recs = nil // the broker holds them now
+	rss("produced")
+
+	if err := rawScript.Load(ctx, bc.Redis).Err(); err != nil {
+		return res, fmt.Errorf("pipeline: bench: load script: %w", err)
+	}
+	progress("raw")
+	raw := consumer.HandlerFunc(func(ctx context.Context, _ string, _ int32, recs []*kgo.Record) (consumer.Result, error) {
+		pipe := bc.Redis.Pipeline()
+		for _, r := range recs {
+			rawScript.EvalSha(ctx, pipe, []string{bc.Namespace + ":raw:" + string(r.Key)}, r.Value)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return consumer.Result{}, fmt.Errorf("bench: raw script: %w", err)
+		}
+		out := make([]*kgo.Record, len(recs))
+		for i, r := range recs {
+			out[i] = &kgo.Record{Topic: benchRawOut, Key: r.Key, Value: r.Value}
+		}
+		return consumer.Result{Out: out}, nil
+	})
+	res.Raw, err = throughput(ctx, n, func(done func(string, int32, []*kgo.Record)) (runner, error) {
+		return consumer.New(consumer.Config{
+			Brokers: brokers, Group: "bench-raw", Topics: []string{benchRecords}, DLQTopic: benchDLQ,
+			Processed: done, Logger: bc.Logger,
+		}, raw)
+	})
+	if err != nil {
+		return res, err
+	}
+	rss("raw")
+
+	progress("full")
+	store := matcher.NewStore(bc.Redis, matcher.StoreOptions{Namespace: bc.Namespace, Rules: bc.Config.Rules, Logger: bc.Logger})
+	res.Full, err = throughput(ctx, n, func(done func(string, int32, []*kgo.Record)) (runner, error) {
+		return New(Config{
+			Brokers: brokers, Group: "bench-full", RecordsTopic: benchRecords, CommandsTopic: benchCommands,
+			DLQTopic: benchDLQ, Processed: done, Logger: bc.Logger,
+		}, store, bc.Config)
+	})
+	if err != nil {
+		return res, err
+	}
+	if res.Raw.PerSec > 0 {
+		res.Ratio = res.Full.PerSec / res.Raw.PerSec
+	}
+	rss("full")
+
+	progress("latency")
+	res.Latency, err = latency(ctx, bc, brokers, cl, store)
+	if err != nil {
+		return res, err
+	}
+	rss("latency")
+	res.PeakRSS = readRSS("VmHWM")
+	return res, nil
+}
+
+func (bc *BenchConfig) defaults() {
+	if bc.Namespace == "" {
+		bc.Namespace = "bench"
+	}
+	if bc.Events <= 0 {
+		bc.Events = 200_000
+	}
+	if bc.Partitions <= 0 {
+		bc.Partitions = 6
+	}
+	if bc.Rate <= 0 {
+		bc.Rate = 2000
+	}
+	if bc.LatencyEvents <= 0 {
+		bc.LatencyEvents = 20_000
+	}
+	if bc.Seed == 0 {
+		bc.Seed = 1
+	}
+}
+
+// GeneratedConfig is the shipped defaults with the contact field map of
+// matcher/gen's data sets.
+func GeneratedConfig() (*config.File, error) {
+	var yml strings.Builder
+	yml.WriteString("defaults:\n  contact_fields:\n")
+	fields := gen.ContactFields()
+	for _, c := range slices.Sorted(maps.Keys(fields)) {
+		fmt.Fprintf(&yml, "    %s: %s\n", c, fields[c])
+	}
+	cfg, err := config.Parse([]byte(yml.String()))
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: generated config: %w", err)
+	}
+	return cfg, nil
+}
+
+// benchRecordsOf generates n record events of tenant as input records keyed
+// by tenant/id (a record's events stay in order on one partition).
+func benchRecordsOf(seed uint64, tenant string, n int, topic string) ([]*kgo.Record, error) {
+	evs := gen.New(gen.Options{Seed: seed, Tenant: tenant, Records: n, ContactShare: 0.2, Updates: 0.2}).Events()
+	evs = evs[:min(n, len(evs))]
+	recs := make([]*kgo.Record, len(evs))
+	for i := range evs {
+		b, err := json.Marshal(&evs[i])
+		if err != nil {
+			return nil, fmt.Errorf("pipeline: bench: encode event: %w", err)
+		}
+		recs[i] = &kgo.Record{Topic: topic, Key: []byte(evs[i].Tenant + "/" + evs[i].ID), Value: b}
+	}
+	return recs, nil
+}
+
+// runner is a consumer or a pipeline.
+type runner interface {
+	Run(ctx context.Context) error
+}
+
+// throughput runs what start builds until n input records were processed
+// and returns the rate.
+func throughput(ctx context.Context, n int, start func(done func(string, int32, []*kgo.Record)) (runner, error)) (Throughput, error) {
+	var processed atomic.Int64
+	var once sync.Once
+	all := make(chan struct{})
+	r, err := start(func(_ string, _ int32, recs []*kgo.Record) {
+		if processed.Add(int64(len(recs))) >= int64(n) {
+			once.Do(func() { close(all) })
+		}
+	})
+	if err != nil {
+		return Throughput{}, err
+	}
+	t0 := time.Now()
+	stop := run(ctx, r)
+	select {
+	case <-all:
+	case <-ctx.Done():
+	}
+	elapsed := time.Since(t0)
+	if err := errors.Join(stop(), ctx.Err()); err != nil {
+		return Throughput{}, fmt.Errorf("pipeline: bench: %w", err)
+	}
+	return Throughput{Events: n, Elapsed: elapsed, PerSec: float64(n) / elapsed.Seconds()}, nil
+}
+
+// run starts r; stop ends it gracefully and returns its error.
+func run(ctx context.Context, r runner) (stop func() error) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	return func() error {
+		cancel()
+		return <-done
+	}
+}
+
+// latency offers bc.Rate events/s of a fresh tenant to a running pipeline
+// and records, per event, the time from its produce to the acknowledgement
+// of the commands its batch produced.
+func latency(ctx context.Context, bc BenchConfig, brokers []string, cl *kgo.Client, store *matcher.Store) (Latency, error) {
+	recs, err := benchRecordsOf(bc.Seed+1, "bench-latency", bc.LatencyEvents, benchLatRecords)
+	if err != nil {
+		return Latency{}, err
+	}
+	n := len(recs)
+	var mu sync.Mutex
+	var once sync.Once
+	lat := make([]time.Duration, 0, n)
+	all := make(chan struct{})
+	p, err := New(Config{
+		Brokers: brokers, Group: "bench-latency", RecordsTopic: benchLatRecords, CommandsTopic: benchLatCommands,
+		DLQTopic: benchDLQ, Logger: bc.Logger,
+		Processed: func(_ string, _ int32, recs []*kgo.Record) {
+			now := time.Now()
+			mu.Lock()
+			defer mu.Unlock()
+			for _, r := range recs {
+				lat = append(lat, now.Sub(r.Timestamp))
+			}
+			if len(lat) >= n {
+				once.Do(func() { close(all) })
+			}
+		},
+	}, store, bc.Config)
+	if err != nil {
+		return Latency{}, err
+	}
+	stop := run(ctx, p)
+	// Pace the producer by the clock: at any moment rate*elapsed events are
+	// out, whatever the ticker's jitter. The client stamps each record when
+	// it is handed over.
+	var perr atomic.Value
+	t0 := time.Now()
+	tick := time.NewTicker(time.Millisecond)
+	for sent := 0; sent < n && ctx.Err() == nil; {
+		<-tick.C
+		due := min(n, int(time.Since(t0).Seconds()*float64(bc.Rate)))
+		for ; sent < due; sent++ {
+			cl.Produce(ctx, recs[sent], func(_ *kgo.Record, err error) {
+				if err != nil {
+					perr.CompareAndSwap(nil, err)
+				}
+			})
+		}
+	}
+	tick.Stop()
+	select {
+	case <-all:
+	case <-ctx.Done():
+	case <-time.After(time.Minute):
+	}
+	err = errors.Join(stop(), ctx.Err())
+	if e, ok := perr.Load().(error); ok {
+		err = errors.Join(err, e)
+	}
+	if err != nil {
+		return Latency{}, fmt.Errorf("pipeline: bench: latency run: %w", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lat) < n {
+		return Latency{}, fmt.Errorf("pipeline: bench: latency run: %d of %d events processed within a minute of the last produce", len(lat), n)
+	}
+	slices.Sort(lat)
+	q := func(f float64) time.Duration { return lat[min(len(lat)-1, int(f*float64(len(lat))))] }
+	return Latency{Rate: bc.Rate, Events: n, P50: q(0.50), P99: q(0.99), Max: lat[len(lat)-1]}, nil
+}
+
+// readRSS reads a memory line (VmRSS, VmHWM) of /proc/self/status in bytes;
+// 0 when it is not available.
+func readRSS(key string) int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, key+":"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				return 0
+			}
+			return kb << 10
+		}
+	}
+	return 0
+}

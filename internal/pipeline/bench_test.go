@@ -1,0 +1,62 @@
+package pipeline_test
+
+import (
+	"flag"
+	"testing"
+	"time"
+
+	"github.com/leadconv/leadconv/internal/pipeline"
+	"github.com/leadconv/leadconv/internal/testutil/redistest"
+)
+
+var benchEvents = flag.Int("bench.events", 200_000, "events of BenchmarkEndToEnd's throughput runs")
+
+// Bench itself works: small runs of every phase process every event, and
+// the figures are consistent with each other.
+func TestBenchSmall(t *testing.T) {
+	srv := redistest.New(t)
+	res, err := pipeline.Bench(t.Context(), pipeline.BenchConfig{
+		Redis: srv.Client(), Namespace: redistest.Namespace(t), Events: 3000, Partitions: 3,
+		Rate: 2000, LatencyEvents: 600,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Raw.Events != 3000 || res.Full.Events != 3000 || res.Latency.Events != 600 {
+		t.Fatalf("events raw %d full %d latency %d", res.Raw.Events, res.Full.Events, res.Latency.Events)
+	}
+	if res.Raw.PerSec <= 0 || res.Full.PerSec <= 0 || res.Ratio != res.Full.PerSec/res.Raw.PerSec {
+		t.Fatalf("rates raw %v full %v ratio %v", res.Raw.PerSec, res.Full.PerSec, res.Ratio)
+	}
+	l := res.Latency
+	if l.P50 <= 0 || l.P50 > l.P99 || l.P99 > l.Max || l.Max > time.Minute {
+		t.Fatalf("latency %+v", l)
+	}
+	if res.PeakRSS <= 0 || len(res.RSS) != 5 {
+		t.Fatalf("rss %+v peak %d", res.RSS, res.PeakRSS)
+	}
+}
+
+// BenchmarkEndToEnd is the end-to-end benchmark: run it once with
+//
+//	go test -run '^$' -bench EndToEnd -benchtime 1x ./internal/pipeline/
+func BenchmarkEndToEnd(b *testing.B) {
+	srv := redistest.New(b)
+	var res pipeline.BenchResult
+	for b.Loop() {
+		var err error
+		res, err = pipeline.Bench(b.Context(), pipeline.BenchConfig{Redis: srv.Client(), Namespace: redistest.Namespace(b), Events: *benchEvents})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(res.Raw.PerSec, "raw_events/s")
+	b.ReportMetric(res.Full.PerSec, "full_events/s")
+	b.ReportMetric(res.Ratio, "full/raw")
+	b.ReportMetric(float64(res.Latency.P50.Microseconds())/1000, "p50_ms")
+	b.ReportMetric(float64(res.Latency.P99.Microseconds())/1000, "p99_ms")
+	b.ReportMetric(float64(res.PeakRSS)/(1<<20), "peak_rss_MiB")
+	for _, s := range res.RSS {
+		b.Logf("rss at %s: %d MiB", s.Point, s.Bytes>>20)
+	}
+}
