@@ -63,9 +63,16 @@ end
 if oldseq ~= ARGV[2] then
   return fail()
 end
+local cs, cv = {}, {}
 for s, v in string.gmatch(ARGV[7], '(%d+):(%d+)') do
-  if (redis.call('HGET', KEYS[7], s) or '0') ~= v then
-    return fail()
+  cs[#cs + 1], cv[#cv + 1] = s, v
+end
+if #cs > 0 then
+  local got = redis.call('HMGET', KEYS[7], unpack(cs))
+  for i = 1, #cs do
+    if (got[i] or '0') ~= cv[i] then
+      return fail()
+    end
   end
 end
 for s in string.gmatch(ARGV[8], '%S+') do

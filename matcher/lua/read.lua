@@ -15,10 +15,22 @@ local value = redis.call('HGET', KEYS[1], ref)
 local bans = redis.call('HGET', KEYS[2], ref)
 local blocks, stripes, cands, seen = {}, {}, {}, {}
 seen[ref] = true
+local bkeys, skeys = {}, {}
 for i = 2, #ARGV, 2 do
-  local v = redis.call('HGET', KEYS[3], ARGV[i])
-  blocks[#blocks + 1] = v or ''
-  stripes[#stripes + 1] = redis.call('HGET', KEYS[4], ARGV[i + 1]) or '0'
+  bkeys[#bkeys + 1] = ARGV[i]
+  skeys[#skeys + 1] = ARGV[i + 1]
+end
+-- One HMGET per hash rather than a call per block: each call from Lua has
+-- a fixed cost that dominates these small reads. A record has few blocks.
+local bvals, svals = {}, {}
+if #bkeys > 0 then
+  bvals = redis.call('HMGET', KEYS[3], unpack(bkeys))
+  svals = redis.call('HMGET', KEYS[4], unpack(skeys))
+end
+for i = 1, #bkeys do
+  local v = bvals[i]
+  blocks[i] = v or ''
+  stripes[i] = svals[i] or '0'
   if v and string.sub(v, 1, 1) ~= '!' then
     for m in string.gmatch(v, '%S+') do
       if not seen[m] then
