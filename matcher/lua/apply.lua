@@ -138,7 +138,8 @@ end
 redis.call('HSET', KEYS[1], ref, ARGV[3])
 
 -- Edges: the caller decided the full neighbour set; store both directions.
-local oldn = set(words(redis.call('HGET', KEYS[3], ref)))
+-- A record never stored before has no edges and no cluster: skip the reads.
+local oldn = old and set(words(redis.call('HGET', KEYS[3], ref))) or {}
 local newlist = words(ARGV[4])
 local newn = set(newlist)
 local added, removed = {}, {}
@@ -202,7 +203,7 @@ local function created_of(members)
 end
 
 local changes = {}
-local cid = redis.call('HGET', KEYS[4], ref)
+local cid = old and redis.call('HGET', KEYS[4], ref) or nil
 local members, oldest, before = {}, 0, ''
 local merged_from = {}
 
@@ -344,7 +345,7 @@ if #members == 0 then
   changes[#changes + 1] = {cid, v, '1', before, table.concat(merged_from, ' '), '', '', '', '', {}}
 else
   save(cid, oldest, members)
-  local vals = mget(members)
+  local vals = #members == 1 and members[1] == ref and {ARGV[3]} or mget(members)
   changes[#changes + 1] = {cid, v, '0', before, table.concat(merged_from, ' '), '', table.concat(split_into, ' '), '', table.concat(members, ' '), vals}
 end
 local out = {'ok'}
