@@ -246,10 +246,12 @@ func (pl *planner) planCluster(ctx context.Context, lead record.Record) error {
 		}
 		return nil
 	}
-	res, err := pl.planWithAccounts(ctx, c)
-	if err != nil {
-		return err
+	if vs := engine.AccountValues(pl.cfg, c.Records); len(vs) > 0 {
+		if c.Accounts, err = pl.store.ResolveAccounts(ctx, tenant, vs); err != nil {
+			return fmt.Errorf("requests: resolve accounts: %w", err)
+		}
 	}
+	res := engine.Plan(pl.cfg, c)
 	if hasContact && pl.req.duplicateHandling() == DuplicateOverwrite {
 		overwrite(pl.cfg, c.Records, res.Commands)
 	}
@@ -290,32 +292,6 @@ func (pl *planner) planCluster(ctx context.Context, lead record.Record) error {
 	}
 	pl.p.commands = append(pl.p.commands, res.Commands...)
 	return nil
-}
-
-// planWithAccounts plans c, then resolves the account the plan would
-// create by name and, when it exists, plans again with it. (It does not use
-// engine.AccountValues, which panics on a nil explain block.)
-func (pl *planner) planWithAccounts(ctx context.Context, c engine.Cluster) (engine.Result, error) {
-	res := engine.Plan(pl.cfg, c)
-	name := ""
-	for _, cmd := range res.Commands {
-		if d, ok := cmd.Data.(*engine.LeadConvert); ok && d.Account.Create && d.Account.Name != "" {
-			name = d.Account.Name
-			break
-		}
-	}
-	if name == "" {
-		return res, nil
-	}
-	ids, err := pl.store.ResolveAccounts(ctx, c.Tenant, []string{name})
-	if err != nil {
-		return res, fmt.Errorf("requests: resolve account: %w", err)
-	}
-	if id := ids[name]; id != "" {
-		c.Accounts = map[string]string{name: id}
-		res = engine.Plan(pl.cfg, c)
-	}
-	return res, nil
 }
 
 // overwrite applies duplicate_handling overwrite to a plan: the fields the

@@ -59,7 +59,8 @@ func lead(id string, created int, f record.Fields) record.Record {
 
 // fixture: C1 (account A1 Globex) with leads L1, L2 as duplicates; L3 and
 // L4 duplicates without a contact; L5 alone without a company; L6 already
-// converted. LeadSource Web: L1, L2, L3, L6.
+// converted; L8 alone, of the existing account Globex. LeadSource Web: L1,
+// L2, L3, L6.
 func fixture() []record.Record {
 	return []record.Record{
 		{Tenant: tenant, Object: record.Account, ID: "A1", CreatedAt: t0, ModifiedAt: t0, Fields: record.Fields{"Name": "Globex"}},
@@ -72,6 +73,7 @@ func fixture() []record.Record {
 		lead("L4", 4, record.Fields{"FirstName": "Bob", "LastName": "Ray", "Email": "bob@y.com", "Company": "Initech", "LeadSource": "Fair"}),
 		lead("L5", 5, record.Fields{"FirstName": "Cat", "LastName": "Doe", "Email": "cat@z.com", "LeadSource": "Fair"}),
 		lead("L6", 6, record.Fields{"FirstName": "Old", "LastName": "Timer", "Email": "old@q.com", "LeadSource": "Web", "IsConverted": true}),
+		lead("L8", 8, record.Fields{"FirstName": "Zed", "LastName": "Zee", "Email": "zed@q.com", "Company": "GLOBEX ", "LeadSource": "Fair"}),
 	}
 }
 
@@ -279,6 +281,14 @@ func TestRequestOutcomes(t *testing.T) {
 			new:    NewRecords{Opportunities: 1},
 			fails: []Failure{{"L5", OutcomeFailed, engine.ReasonBlankAccount}, {"L6", OutcomeSkipped, ReasonAlreadyConverted},
 				{"L9", OutcomeFailed, ReasonNotFound}},
+		},
+		{
+			name:   "a lone lead joins the existing account of its company",
+			mod:    func(r *Request) { r.Select = Selection{IDs: []string{"L8"}} },
+			conv:   []string{"L8->new"},
+			counts: Counts{Converted: 1},
+			new:    NewRecords{Contacts: 1},
+			fails:  []Failure{},
 		},
 		{
 			name:   "created_after bounds the filter",
