@@ -109,8 +109,6 @@ type position struct {
 	offsets  map[int32]int64 // nil unless partition:offset pairs
 }
 
-func (p position) zero() bool { return !p.earliest && p.at.IsZero() && p.offsets == nil }
-
 // parsePosition parses earliest (allowed for --from only), an RFC 3339
 // time or partition:offset pairs. An empty s is the zero position.
 func parsePosition(s string, from bool) (position, error) {

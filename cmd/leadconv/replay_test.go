@@ -132,6 +132,7 @@ func keyCount(t *testing.T, s *redistest.Server) int64 {
 // the live command ids; replaying into the live namespace changes nothing
 // and re-emits only ids the live run published.
 func TestReplayReproducesLiveCommandIDs(t *testing.T) {
+	t.Parallel()
 	env := newReplayEnv(t, 1)
 	ctx := context.Background()
 	store := matcher.NewStore(env.redis.Client(), matcher.StoreOptions{Namespace: env.liveNS, Rules: config.Default().Rules})
@@ -187,6 +188,7 @@ func TestReplayReproducesLiveCommandIDs(t *testing.T) {
 
 // Dry run to stdout, and bounded replays by partition offsets and time.
 func TestReplayPositionsAndStdout(t *testing.T) {
+	t.Parallel()
 	env := newReplayEnv(t, 3)
 	code, stdout, stderr := runMain(t, nil, env.args("--from", "earliest", "--dry-run")...)
 	if code != exitOK {

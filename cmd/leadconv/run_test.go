@@ -35,6 +35,7 @@ func httpGet(t *testing.T, url string) (int, string) {
 // the documented metrics, logs ids only, and on interrupt drains, commits
 // and exits cleanly.
 func TestRunServesOpsAndShutsDownGracefully(t *testing.T) {
+	t.Parallel()
 	k := kafkatest.New(t, 3, defaultRecordsTopic, defaultCommandsTopic, defaultDLQTopic)
 	rs := redistest.New(t)
 	evs := gen.New(gen.Options{Seed: 3, Records: 200, ContactShare: 0.2}).Events()
@@ -120,6 +121,7 @@ func TestRunServesOpsAndShutsDownGracefully(t *testing.T) {
 }
 
 func TestRunFailsFastOnBadSetup(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		args []string
 		code int

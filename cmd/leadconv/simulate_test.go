@@ -35,6 +35,7 @@ func writeEvents(t *testing.T, records int, extra ...string) string {
 }
 
 func TestSimulatePrintsCloudEventsAndSummary(t *testing.T) {
+	t.Parallel()
 	path := writeEvents(t, 200, "not json", `{"tenant":"acme","object":"deal","id":"d1","op":"upsert"}`)
 	code, stdout, stderr := runMain(t, nil, "simulate", "--input", path, "--batch", "64")
 	if code != exitOK {
