@@ -83,6 +83,16 @@ type EmailOptions struct {
 	DotProviders []string `yaml:"dot_providers" json:"dot_providers"`
 	// Aliases maps a domain to its canonical form (googlemail.com -> gmail.com).
 	Aliases map[string]string `yaml:"aliases" json:"aliases"`
+	// IgnoreRoles blanks role addresses (info@, sales@, office@ …; see
+	// RoleAddresses): a team shares them, so they say nothing about which
+	// person wrote in.
+	IgnoreRoles bool `yaml:"ignore_roles" json:"ignore_roles"`
+}
+
+// RoleAddresses are the local parts IgnoreRoles blanks.
+var RoleAddresses = []string{
+	"info", "sales", "office", "contact", "hello", "admin", "support", "team", "marketing", "hr",
+	"billing", "accounts", "enquiries", "inquiries", "help", "mail", "noreply", "no-reply", "webmaster", "service",
 }
 
 // PhoneOptions configures the phone normaliser.
@@ -149,6 +159,7 @@ func DefaultConfig() Config {
 			StripDots:    true,
 			DotProviders: []string{"gmail.com", "googlemail.com"},
 			Aliases:      map[string]string{"googlemail.com": "gmail.com"},
+			IgnoreRoles:  true,
 		},
 		Phone:            PhoneOptions{DefaultCountry: "1"},
 		Nicknames:        true,

@@ -279,6 +279,9 @@ func normalizeEmail(s string, o *options) string {
 	if o.email.StripDots && o.dotProv[domain] && strings.IndexByte(local, '.') >= 0 {
 		local, changed = strings.ReplaceAll(local, ".", ""), true
 	}
+	if o.email.IgnoreRoles && roleAddress[local] {
+		return ""
+	}
 	if !changed && at == len(local) && len(s) == at+1+len(domain) {
 		return s
 	}
@@ -406,6 +409,14 @@ func parseDate(s string) (float64, bool) {
 	}
 	return 0, false
 }
+
+var roleAddress = func() map[string]bool {
+	m := make(map[string]bool, len(RoleAddresses))
+	for _, r := range RoleAddresses {
+		m[r] = true
+	}
+	return m
+}()
 
 func newOptions(cfg Config) *options {
 	o := &options{

@@ -251,3 +251,58 @@ func TestSample(t *testing.T) {
 		}
 	}
 }
+
+// Each guard of the default rules earns its place on generated data: without
+// the role-address filter or with the issue's bare "same phone + similar last
+// name" precision falls; requiring the first name instead of comparing it
+// when present costs recall. go test -run TestDefaultRuleVariants -v prints
+// the figures BENCHMARKS.md quotes.
+func TestDefaultRuleVariants(t *testing.T) {
+	variants := []struct {
+		name string
+		edit func(*matcher.Config)
+	}{
+		{"shipped", func(*matcher.Config) {}},
+		{"role addresses kept", func(c *matcher.Config) { c.Email.IgnoreRoles = false }},
+		{"phone + last name only", func(c *matcher.Config) { c.Rules[1].All = c.Rules[1].All[:2] }},
+		{"first name required", func(c *matcher.Config) { c.Rules[1].All[2].Optional = false }},
+	}
+	var sets []*Dataset
+	for _, seed := range []uint64{1, 2} {
+		set := gen.New(gen.Options{Seed: seed, Records: 8000, ContactShare: 0.2})
+		ds := &Dataset{Records: set.Records(), Truth: map[string]string{}}
+		for ref, e := range set.Truth() {
+			ds.Truth[ref.ID] = e
+		}
+		sets = append(sets, ds)
+	}
+	type pr struct{ p, r float64 }
+	got := map[string]pr{}
+	for _, v := range variants {
+		cfg := matcher.DefaultConfig()
+		v.edit(&cfg)
+		rs, err := matcher.Compile(cfg, gen.ContactFields())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tp, fp, fn int
+		for _, ds := range sets {
+			sc, _, err := Run(t.Context(), Oracle{Rules: rs}, ds)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tp, fp, fn = tp+sc.TP, fp+sc.FP, fn+sc.FN
+		}
+		got[v.name] = pr{float64(tp) / float64(tp+fp), float64(tp) / float64(tp+fn)}
+		t.Logf("%-24s precision=%.4f recall=%.4f fp=%d fn=%d", v.name, got[v.name].p, got[v.name].r, fp, fn)
+	}
+	ship := got["shipped"]
+	for _, name := range []string{"role addresses kept", "phone + last name only"} {
+		if got[name].p >= ship.p {
+			t.Errorf("%s: precision %.4f, not below the shipped %.4f", name, got[name].p, ship.p)
+		}
+	}
+	if r := got["first name required"].r; r >= ship.r {
+		t.Errorf("first name required: recall %.4f, not below the shipped %.4f", r, ship.r)
+	}
+}

@@ -109,6 +109,9 @@ var leadSources = []string{"Web", "Phone Inquiry", "Partner Referral", "Trade Sh
 
 var leadStatuses = []string{"New", "Contacted", "Working", "Qualified", "Nurturing", "Unqualified"}
 
+// roleLocals are the team addresses some people give instead of their own.
+var roleLocals = []string{"info", "sales", "office", "contact", "hello"}
+
 var freeMail = []string{"gmail.com", "yahoo.com", "hotmail.com", "outlook.com", "aol.com", "icloud.com"}
 
 var streetNames = []string{"Main St", "Oak Ave", "Maple Dr", "Cedar Ln", "Park Blvd", "Elm St", "Washington Ave", "Lake Rd", "Hill St", "Sunset Blvd", "Broadway", "Market St", "Church St", "River Rd", "Highland Ave"}

@@ -108,6 +108,7 @@ type company struct {
 	place  place
 	street string
 	ind    string
+	role   string // local part of the team address
 	size   int
 	rev    int
 }
@@ -288,7 +289,7 @@ func (g *generator) company() *company {
 		}
 	}
 	g.coNames[strings.ToLower(name)] = true
-	c := &company{name: name, legal: -1, place: g.pick2(), ind: g.pick(industries)}
+	c := &company{name: name, legal: -1, place: g.pick2(), ind: g.pick(industries), role: g.pick(roleLocals)}
 	if g.chance(0.75) {
 		c.legal = g.r.IntN(len(legalForms))
 	}
@@ -365,6 +366,10 @@ func (g *generator) email(p *person) string {
 			local = f[:1] + l + strconv.Itoa(1950+g.r.IntN(55))
 		}
 	} else {
+		if g.chance(0.08) {
+			// The team address (info@, sales@) that colleagues share.
+			return p.co.role + "@" + domain
+		}
 		switch g.r.IntN(4) {
 		case 0, 1:
 			local = f + "." + l
