@@ -38,7 +38,7 @@ type command struct {
 
 func commands() []*command {
 	return []*command{
-		demoCommand(), runCommand(), replayCommand(), simulateCommand(), validateConfigCommand(), genCommand(), evalCommand(), writerCommand(), versionCommand(),
+		demoCommand(), runCommand(), replayCommand(), simulateCommand(), validateConfigCommand(), genCommand(), evalCommand(), writerCommand(), benchCommand(), versionCommand(),
 	}
 }
 

@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/leadconv/leadconv/internal/pipeline"
+)
+
+func benchCommand() *command {
+	return &command{
+		name:     "bench",
+		synopsis: "measure the end-to-end throughput and latency of the pipeline",
+		usage:    "[flags]",
+		help: `Measures, in one run on this machine:
+
+  raw ceiling    Kafka in -> one pipelined EVALSHA per event -> Kafka out,
+                 through the same consumer, produce and commit path, with no
+                 matching or planning: the most this machine can do
+  full pipeline  the same generated events through the matcher, the engine
+                 and the CloudEvents encoding: events/s and its share of the
+                 raw ceiling
+  latency        p50/p99/max from an event's produce to the acknowledgement
+                 of its commands, at a fixed offered rate
+
+plus the process's resident memory at each phase and its peak.
+
+Kafka: an in-process broker (kfake) unless --brokers names a cluster, which
+then needs the topics bench.records, bench.raw.out, bench.commands,
+bench.latency.records, bench.latency.commands and bench.dlq.
+
+Redis: --redis-url, else $REDIS_URL, else a private redis-server started
+from $PATH on a free port (no persistence) and stopped at the end. The state
+is written under a fresh namespace, deleted at the end. The in-process
+Redis is never used: it would measure miniredis, not leadconv.
+
+Example (the figures in BENCHMARKS.md):
+  leadconv bench --events 200000 --rate 2000`,
+		setup: func(fs *flagSet) func(context.Context, *env, []string) error {
+			var bc pipeline.BenchConfig
+			fs.IntVar(&bc.Events, "events", 200_000, "generated events of the throughput runs")
+			partitions := fs.Int("partitions", 6, "partitions of the benchmark topics (one worker each)")
+			fs.IntVar(&bc.Rate, "rate", 2000, "offered rate of the latency run, events/s")
+			fs.IntVar(&bc.LatencyEvents, "latency-events", 20_000, "events of the latency run")
+			fs.Uint64Var(&bc.Seed, "seed", 1, "random seed of the generated events")
+			brokers := fs.String("brokers", "", "Kafka brokers, comma separated; empty starts an in-process broker")
+			redisURL := fs.String("redis-url", "", "Redis URL; empty uses $REDIS_URL or starts redis-server from $PATH")
+			asJSON := fs.Bool("json", false, "print the result as JSON instead of text")
+			var lo logOptions
+			fs.StringVar(&lo.level, "log-level", "warn", "log level: trace, debug, info, warn or error")
+			fs.StringVar(&lo.format, "log-format", "auto", "log format: auto (console on a terminal, JSON otherwise), json or console")
+			fs.fromEnv("redis-url", "REDIS_URL")
+			return func(ctx context.Context, e *env, args []string) error {
+				if len(args) > 0 {
+					return usagef("unexpected arguments %q", args)
+				}
+				for name, v := range map[string]int{"--events": bc.Events, "--partitions": *partitions, "--rate": bc.Rate, "--latency-events": bc.LatencyEvents} {
+					if v <= 0 {
+						return usagef("%s %d: must be positive", name, v)
+					}
+				}
+				bc.Partitions = int32(*partitions)
+				log, err := lo.logger(e)
+				if err != nil {
+					return err
+				}
+				bc.Logger = log
+				url := *redisURL
+				if url == "" {
+					srv, err := startRedisServer(ctx)
+					if err != nil {
+						return err
+					}
+					defer srv.stop()
+					url = srv.url
+				}
+				rdb, closeRedis, err := openRedis(ctx, url, false)
+				if err != nil {
+					return err
+				}
+				defer closeRedis()
+				bc.Redis = rdb
+				bc.Namespace = "bench" + strconv.FormatInt(time.Now().UnixNano(), 36)
+				defer deleteNamespace(context.WithoutCancel(ctx), rdb, bc.Namespace)
+				if *brokers != "" {
+					o := serviceOptions{brokers: *brokers}
+					bc.Brokers = o.brokerList()
+				}
+				start := time.Now()
+				bc.Progress = func(phase string) {
+					fmt.Fprintf(e.stderr, "bench: %s (%s)\n", phase, time.Since(start).Round(time.Second))
+				}
+				res, err := pipeline.Bench(ctx, bc)
+				if err != nil {
+					return err
+				}
+				if *asJSON {
+					enc := json.NewEncoder(e.stdout)
+					enc.SetIndent("", "  ")
+					return enc.Encode(res)
+				}
+				printBench(e.stdout, res)
+				return nil
+			}
+		},
+	}
+}
+
+func printBench(w io.Writer, r pipeline.BenchResult) {
+	fmt.Fprintf(w, "raw ceiling    %8d events in %-8s %9.0f events/s\n", r.Raw.Events, r.Raw.Elapsed.Round(time.Millisecond), r.Raw.PerSec)
+	fmt.Fprintf(w, "full pipeline  %8d events in %-8s %9.0f events/s  (%.0f%% of the raw ceiling)\n",
+		r.Full.Events, r.Full.Elapsed.Round(time.Millisecond), r.Full.PerSec, r.Ratio*100)
+	fmt.Fprintf(w, "latency        %8d events at %d/s: p50 %s, p99 %s, max %s (produce to command ack)\n",
+		r.Latency.Events, r.Latency.Rate, r.Latency.P50.Round(10*time.Microsecond), r.Latency.P99.Round(10*time.Microsecond), r.Latency.Max.Round(10*time.Microsecond))
+	if r.PeakRSS > 0 {
+		parts := make([]string, 0, len(r.RSS))
+		for _, s := range r.RSS {
+			parts = append(parts, fmt.Sprintf("%s %d", s.Point, s.Bytes>>20))
+		}
+		fmt.Fprintf(w, "memory         peak RSS %d MiB; RSS MiB at %s\n", r.PeakRSS>>20, strings.Join(parts, ", "))
+	}
+}
+
+// redisServer is a private redis-server process.
+type redisServer struct {
+	cmd *exec.Cmd
+	url string
+	dir string
+}
+
+// startRedisServer starts redis-server from $PATH on a free port, without
+// persistence, and waits until it answers.
+func startRedisServer(ctx context.Context) (*redisServer, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, errors.New("no Redis: set --redis-url or $REDIS_URL, or install redis-server (apt-get install redis-server)")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	_ = l.Close()
+	dir, err := os.MkdirTemp("", "leadconv-bench-redis")
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", dir, "--logfile", filepath.Join(dir, "redis.log"))
+	if err := cmd.Start(); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, fmt.Errorf("start redis-server: %w", err)
+	}
+	s := &redisServer{cmd: cmd, url: fmt.Sprintf("redis://127.0.0.1:%d/0", port), dir: dir}
+	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port), MaxRetries: -1})
+	defer rdb.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if err := rdb.Ping(ctx).Err(); err == nil {
+			return s, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			s.stop()
+			return nil, fmt.Errorf("redis-server on port %d did not answer", port)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *redisServer) stop() {
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	_ = os.RemoveAll(s.dir)
+}

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/leadconv/leadconv/internal/pipeline"
+	"github.com/leadconv/leadconv/internal/testutil/redistest"
+)
+
+var smallBench = []string{"bench", "--events", "3000", "--latency-events", "300", "--rate", "1000", "--partitions", "2"}
+
+// A small run on a given Redis prints every figure and leaves no keys.
+func TestBenchPrintsEveryFigure(t *testing.T) {
+	t.Parallel()
+	srv := redistest.New(t)
+	code, stdout, stderr := runMain(t, map[string]string{"REDIS_URL": srv.URL()}, smallBench...)
+	if code != exitOK {
+		t.Fatalf("code %d\n%s\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"raw ceiling        3000 events", "full pipeline      3000 events", "of the raw ceiling", "300 events at 1000/s: p50 ", "p99 ", "peak RSS"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+	if !strings.Contains(stderr, "bench: latency") {
+		t.Errorf("no phase progress on stderr:\n%s", stderr)
+	}
+	if n := keyCount(t, srv); n != 0 {
+		t.Errorf("bench left %d keys in Redis", n)
+	}
+}
+
+// Without a Redis URL it starts its own redis-server; --json is the whole
+// result.
+func TestBenchOwnRedisJSON(t *testing.T) {
+	t.Parallel()
+	code, stdout, stderr := runMain(t, nil, append(smallBench, "--json")...)
+	if code != exitOK {
+		t.Fatalf("code %d\n%s\n%s", code, stdout, stderr)
+	}
+	var res pipeline.BenchResult
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, stdout)
+	}
+	if res.Raw.PerSec <= 0 || res.Full.PerSec <= 0 || res.Full.Events != 3000 || res.Latency.P99 <= 0 || res.Latency.P50 > res.Latency.P99 || res.Ratio <= 0 {
+		t.Fatalf("implausible result %+v", res)
+	}
+}
+
+func TestBenchUsageErrors(t *testing.T) {
+	code, _, stderr := runMain(t, nil, "bench", "--rate", "0")
+	if code != exitUsage || !strings.Contains(stderr, "--rate 0") {
+		t.Fatalf("code %d, stderr %q", code, stderr)
+	}
+}
