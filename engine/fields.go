@@ -65,24 +65,38 @@ func (p *planner) leadName(m member, k string) (string, bool) {
 	return k, k != p.cc.excluded
 }
 
-// collectNames gathers the lead names of every field in the cluster, sorted.
-// A sorted slice with binary search beats a set here: members mostly share
-// their field names, so inserts are rare and nothing is hashed.
+// collectNames gathers the lead names of every field in the cluster, sorted,
+// and counts each member's non-blank fields for most_complete in the same
+// pass over the maps. A sorted slice with binary search beats a set here:
+// members mostly share their field names, so inserts are rare and nothing
+// is hashed.
 func (p *planner) collectNames() {
 	most := 0
 	for _, m := range p.members {
 		most = max(most, len(m.rec.Fields))
 	}
 	names := make([]string, 0, most+most/2+4)
-	for _, m := range p.members {
-		for k := range m.rec.Fields {
+	mc := &p.cc.cfg.Master
+	count := mc.Strategy == MasterMostComplete && len(mc.Fields) == 0
+	if count {
+		p.filled = make([]int, len(p.members))
+	}
+	for i, m := range p.members {
+		n := 0
+		for k, v := range m.rec.Fields {
 			l, ok := p.leadName(m, k)
 			if !ok {
 				continue
 			}
-			if i, found := slices.BinarySearch(names, l); !found {
-				names = slices.Insert(names, i, l)
+			if count && !record.IsBlank(v) {
+				n++
 			}
+			if j, found := slices.BinarySearch(names, l); !found {
+				names = slices.Insert(names, j, l)
+			}
+		}
+		if count {
+			p.filled[i] = n
 		}
 	}
 	p.names = names

@@ -41,7 +41,7 @@ func (p *planner) selectMaster() (review string) {
 	scores := make([]score, len(ms))
 	best := -1
 	for i, m := range ms {
-		s, shown := p.score(m)
+		s, shown := p.score(i)
 		scores[i] = s
 		me.Candidates[i] = Candidate{
 			Object: m.rec.Object, ID: m.rec.ID, Value: shown, Qualified: s.qualified,
@@ -153,9 +153,10 @@ func (p *planner) better(a, b score) bool {
 	return a.n > b.n
 }
 
-// score evaluates one member under the primary strategy and returns the
+// score evaluates member i under the primary strategy and returns the
 // compared value as text for the explain block.
-func (p *planner) score(m member) (score, string) {
+func (p *planner) score(i int) (score, string) {
+	m := p.members[i]
 	cfg := &p.cc.cfg.Master
 	switch cfg.Strategy {
 	case MasterNewestDate, MasterOldestDate:
@@ -181,11 +182,7 @@ func (p *planner) score(m member) (score, string) {
 				}
 			}
 		} else {
-			for k, v := range m.rec.Fields {
-				if _, ok := p.leadName(m, k); ok && !record.IsBlank(v) {
-					n++
-				}
-			}
+			n = p.filled[i]
 		}
 		return score{qualified: n > 0, n: n}, strconv.Itoa(n)
 	case MasterMostAttachments:

@@ -24,6 +24,7 @@ type planner struct {
 	master   int // index into members
 	ex       *Explain
 	names    []string // lead names of the result's fields, sorted
+	filled   []int    // non-blank fields per member (most_complete)
 	values   []any    // final values, parallel to names
 	refs     []record.Ref
 	ints     []int
@@ -55,8 +56,11 @@ func Plan(cfg *Config, c Cluster) Result {
 // they can key Cluster.Accounts directly.
 func AccountValues(cfg *Config, recs []record.Record) []string {
 	p := planner{cc: compile(cfg), c: &Cluster{Records: recs}, ex: &Explain{}}
-	if p.cc.err != nil || !p.gather() || p.leads == 0 || p.gate() != "" ||
-		len(p.members) > p.cc.cfg.MaxClusterSize || p.selectMaster() != "" {
+	if p.cc.err != nil || !p.gather() || p.leads == 0 || p.gate() != "" || len(p.members) > p.cc.cfg.MaxClusterSize {
+		return nil
+	}
+	p.collectNames()
+	if p.selectMaster() != "" {
 		return nil
 	}
 	if p.contactAccount() != "" {
@@ -84,10 +88,10 @@ func (p *planner) run() Result {
 	if n := len(p.members); n > p.cc.cfg.MaxClusterSize {
 		return p.review(ReasonClusterTooLarge, n, p.cc.cfg.MaxClusterSize)
 	}
+	p.collectNames()
 	if why := p.selectMaster(); why != "" {
 		return p.review(why, 0, 0)
 	}
-	p.collectNames()
 	p.resolveFields()
 	master := p.members[p.master].ref()
 	fields := p.contactFields()
