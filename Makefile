@@ -1,14 +1,17 @@
 GO ?= go
 
-.PHONY: test demo bench fuzz lint
+.PHONY: test demo bench bench-e2e fuzz lint
 test: ## the whole suite (installs redis-server when missing)
 	./scripts/test.sh
 
 demo: ## leadconv on its embedded default: in-process Kafka and Redis
 	$(GO) run ./cmd/leadconv demo
 
-bench: ## benchmarks (not part of test)
+bench: ## Go benchmarks (not part of test)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+bench-e2e: ## the end-to-end benchmark of BENCHMARKS.md (needs redis-server or REDIS_URL)
+	$(GO) run ./cmd/leadconv bench --events 200000 --rate 2000
 
 fuzz: ## a short fuzz of each fuzz target
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 30s ./internal/config
