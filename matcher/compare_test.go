@@ -2,6 +2,7 @@ package matcher
 
 import (
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -176,6 +177,49 @@ func TestComparatorsDoNotAllocate(t *testing.T) {
 	} {
 		if n := testing.AllocsPerRun(100, f); n != 0 {
 			t.Errorf("%s: %.0f allocations per call", name, n)
+		}
+	}
+}
+
+func TestDoubleMetaphone(t *testing.T) {
+	tests := []struct{ in, primary, alternate string }{
+		{"Smith", "SM0", "XMT"},
+		{"Schmidt", "XMT", "SMT"},
+		{"Michael", "MKL", "MXL"},
+		{"Xavier", "SF", "SFR"},
+		{"Catherine", "K0RN", "KTRN"},
+		{"Kathryn", "K0RN", "KTRN"},
+		{"Jose", "HS", "HS"},
+		{"Stephen", "STFN", "STFN"},
+		{"Steven", "STFN", "STFN"},
+		{"Edge", "AJ", "AJ"},
+		{"Caesar", "SSR", "SSR"},
+		{"Philips", "FLPS", "FLPS"},
+		{"Knight", "NT", "NT"},
+		{"Wright", "RT", "RT"},
+		{"Laugh", "LF", "LF"},
+		{"Hugh", "H", "H"},
+		{"Gnome", "NM", "NM"},
+		{"Chemistry", "KMST", "KMST"},
+		{"Chorus", "KRS", "KRS"},
+		{"Church", "XRX", "XRK"},
+		{"Jon", "JN", "AN"},
+		{"Thomas", "TMS", "TMS"},
+		{"Cabrillo", "KPRL", "KPR"},
+		{"Wojcik", "AJSK", "FJSK"},
+		{"Schneider", "XNTR", "SNTR"},
+		{"van der berg", "FNTR", "FNTR"},
+		{"", "", ""},
+		{"123", "", ""},
+	}
+	for _, tt := range tests {
+		p, a := DoubleMetaphone(tt.in)
+		if p != tt.primary || a != tt.alternate {
+			t.Errorf("DoubleMetaphone(%q) = %q, %q; want %q, %q", tt.in, p, a, tt.primary, tt.alternate)
+		}
+		// Case does not matter.
+		if p2, a2 := DoubleMetaphone(strings.ToLower(tt.in)); p2 != p || a2 != a {
+			t.Errorf("DoubleMetaphone(%q) differs from upper case", strings.ToLower(tt.in))
 		}
 	}
 }

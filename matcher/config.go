@@ -64,7 +64,9 @@ type Condition struct {
 	// for jaro_winkler, token_set and token_sort, maximum edits for levenshtein, maximum
 	// absolute difference for number_within, maximum days for date_within.
 	Threshold float64 `yaml:"threshold,omitempty" json:"threshold,omitempty"`
-	// Algorithm selects the phonetic code: "soundex" (the default).
+	// Algorithm selects the phonetic code: "soundex" (the default) or
+	// "double_metaphone" (which also hears Catherine ~ Kathryn, Smith ~
+	// Schmidt).
 	Algorithm string `yaml:"algorithm,omitempty" json:"algorithm,omitempty"`
 	// Optional makes the condition hold when either record has no value for
 	// it, so a missing field does not veto the rule; a value that is there
@@ -117,7 +119,7 @@ var Normalizers = []string{"email", "phone", "name", "company", "domain", "addre
 var Comparators = []string{"exact", "jaro_winkler", "levenshtein", "token_set", "token_sort", "phonetic", "number_within", "date_within"}
 
 // PhoneticAlgorithms lists the codes the phonetic comparator supports.
-var PhoneticAlgorithms = []string{"soundex"}
+var PhoneticAlgorithms = []string{"soundex", "double_metaphone"}
 
 // DefaultFreeMailDomains are the consumer mail providers the domain
 // normaliser ignores.

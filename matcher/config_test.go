@@ -58,6 +58,7 @@ func TestValidate(t *testing.T) {
 		{"levenshtein zero", cond(Condition{Field: "A", Normalizer: "text", Comparator: "levenshtein"}), nil},
 		{"negative number_within", cond(Condition{Field: "A", Normalizer: "none", Comparator: "number_within", Threshold: -1}), []string{"must not be negative for number_within"}},
 		{"date_within", cond(Condition{Field: "A", Normalizer: "none", Comparator: "date_within", Threshold: 30}), nil},
+		{"double metaphone", cond(Condition{Field: "A", Normalizer: "name", Comparator: "phonetic", Algorithm: "double_metaphone"}), nil},
 		{"bad algorithm", cond(Condition{Field: "A", Normalizer: "name", Comparator: "phonetic", Algorithm: "nysiis"}), []string{`all[1].algorithm: unknown "nysiis"`}},
 		{"algorithm off phonetic", cond(Condition{Field: "A", Normalizer: "name", Comparator: "exact", Algorithm: "soundex"}), []string{"only applies to the phonetic comparator"}},
 		{"all problems reported", Config{MaxBlockSize: -5, Rules: []Rule{{Name: "a", All: []Condition{{Field: "A", Normalizer: "x", Comparator: "y"}}}}},

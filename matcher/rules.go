@@ -33,6 +33,7 @@ type slotKind uint8
 const (
 	kindText slotKind = iota
 	kindSoundex
+	kindMetaphone
 	kindNumber
 	kindDate
 )
@@ -117,6 +118,9 @@ func Compile(cfg Config, contactFields record.FieldMap) (*Ruleset, error) {
 			switch c.Comparator {
 			case "phonetic":
 				kind = kindSoundex
+				if c.Algorithm == "double_metaphone" {
+					kind = kindMetaphone
+				}
 			case "number_within":
 				kind = kindNumber
 			case "date_within":
@@ -215,18 +219,22 @@ func (rs *Ruleset) values(r *record.Record, s slot) []string {
 	var out []string
 	add := func(v string) {
 		v = s.norm(rs.opts, v)
-		if s.kind == kindSoundex {
+		switch s.kind {
+		case kindSoundex:
 			v = Soundex(v)
+		case kindMetaphone:
+			// Either pronunciation may meet the other record's: both codes
+			// are values (and blocking keys).
+			p, alt := DoubleMetaphone(v)
+			if alt != p && alt != "" {
+				out = appendNew(out, alt)
+			}
+			v = p
 		}
 		if v == "" {
 			return
 		}
-		for _, x := range out {
-			if x == v {
-				return
-			}
-		}
-		out = append(out, v)
+		out = appendNew(out, v)
 	}
 	if s.concat {
 		parts := make([]string, 0, len(s.fields))
@@ -242,6 +250,15 @@ func (rs *Ruleset) values(r *record.Record, s slot) []string {
 		add(rs.field(r, f))
 	}
 	return out
+}
+
+func appendNew(list []string, v string) []string {
+	for _, x := range list {
+		if x == v {
+			return list
+		}
+	}
+	return append(list, v)
 }
 
 func (rs *Ruleset) numbers(r *record.Record, s slot) []float64 {

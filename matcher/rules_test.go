@@ -86,6 +86,7 @@ func TestConditions(t *testing.T) {
 	ts := Condition{Field: "N", Normalizer: "company", Comparator: "token_set", Threshold: 0.9}
 	tsort := Condition{Fields: []string{"F", "L"}, Combine: "concat", Normalizer: "name", Comparator: "token_sort", Threshold: 0.9}
 	ph := Condition{Field: "N", Normalizer: "name", Comparator: "phonetic"}
+	dm := Condition{Field: "N", Normalizer: "name", Comparator: "phonetic", Algorithm: "double_metaphone"}
 	num := Condition{Field: "N", Normalizer: "none", Comparator: "number_within", Threshold: 10}
 	date := Condition{Field: "N", Normalizer: "none", Comparator: "date_within", Threshold: 30}
 	anyPhone := Condition{Fields: []string{"Phone", "MobilePhone"}, Normalizer: "phone", Comparator: "exact"}
@@ -112,6 +113,10 @@ func TestConditions(t *testing.T) {
 		{"token_sort missing part", tsort, f("F", "Mary Jane", "L", "Smith"), f("F", "Mary", "L", "Smith"), false},
 		{"phonetic", ph, f("N", "Smith"), f("N", "Smyth"), true},
 		{"phonetic differs", ph, f("N", "Smith"), f("N", "Jones"), false},
+		{"soundex misses a first-letter change", ph, f("N", "Catherine"), f("N", "Kathryn"), false},
+		{"double metaphone", dm, f("N", "Catherine"), f("N", "Kathryn"), true},
+		{"double metaphone alternate", dm, f("N", "Smith"), f("N", "Schmidt"), true},
+		{"double metaphone differs", dm, f("N", "Smith"), f("N", "Jones"), false},
 		{"number within", num, f("N", 100.0), f("N", "1,09"), true},
 		{"number string", num, f("N", "100"), f("N", "110"), true},
 		{"number beyond", num, f("N", 100.0), f("N", 111.0), false},
@@ -336,5 +341,26 @@ func TestComponents(t *testing.T) {
 				t.Fatalf("components %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// Double Metaphone blocks on both codes, so records that share only the
+// alternate pronunciation still meet.
+func TestDoubleMetaphoneBlocks(t *testing.T) {
+	cfg := Config{Rules: []Rule{{Name: "dm", All: []Condition{
+		{Field: "LastName", Normalizer: "name", Comparator: "phonetic", Algorithm: "double_metaphone"},
+	}}}}
+	rs := mustCompile(t, cfg, nil)
+	a, b := lead("a", record.Fields{"LastName": "Smith"}), lead("b", record.Fields{"LastName": "Schmidt"})
+	pa, pb := rs.Prepare(&a), rs.Prepare(&b)
+	if len(pa.Blocks) != 2 || len(pb.Blocks) != 2 {
+		t.Fatalf("blocks %v %v: want primary and alternate", pa.Blocks, pb.Blocks)
+	}
+	if !shareBlock(pa, pb, "dm") {
+		t.Fatal("Smith (SM0/XMT) and Schmidt (XMT/SMT) share no block")
+	}
+	c := lead("c", record.Fields{"LastName": "Thomas"})
+	if len(rs.Prepare(&c).Blocks) != 1 {
+		t.Fatalf("Thomas has one pronunciation: %v", rs.Prepare(&c).Blocks)
 	}
 }
