@@ -388,6 +388,9 @@ func TestGates(t *testing.T) {
 				if tt.reason == ReasonClusterTooLarge && (rr.Size != 3 || rr.Limit != 2) {
 					t.Errorf("review size/limit = %d/%d, want 3/2", rr.Size, rr.Limit)
 				}
+				if s := res.Commands[0].Explain.Master.Strategy; tt.reason == ReasonInvalidConfig && s != "" {
+					t.Errorf("explain names strategy %q of an invalid config", s)
+				}
 			}
 		})
 	}

@@ -223,7 +223,11 @@ func (p *planner) finish(master record.Ref, reason string) Result {
 func (p *planner) review(reason string, size, limit int) Result {
 	// Empty lists, not null: the explain block has one shape for every plan.
 	if p.ex.Master.Candidates == nil {
-		p.ex.Master.Strategy = p.cc.cfg.Master.Strategy
+		// An invalid config's strategy may be no strategy at all ("flow"):
+		// the explain block names only real ones.
+		if contains(MasterStrategies, p.cc.cfg.Master.Strategy) {
+			p.ex.Master.Strategy = p.cc.cfg.Master.Strategy
+		}
 		p.ex.Master.Candidates = []Candidate{}
 	}
 	p.ex.Fields = []FieldExplain{}

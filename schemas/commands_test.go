@@ -132,6 +132,7 @@ func generatedPlans(t *testing.T) map[string]engine.Result {
 			c.Master = engine.MasterConfig{Strategy: engine.MasterNewestDate, Field: "Nope", Fallback: engine.FallbackDoNotConvert}
 		}), cl(leads...)),
 		"invalid config": engine.Plan(cfg(func(c *engine.Config) { c.CRM = "invalid" }), cl(leads...)),
+		"invalid master": engine.Plan(cfg(func(c *engine.Config) { c.CRM = "invalid"; c.Master.Strategy = "Flow" }), cl(leads...)),
 		"single lead": engine.Plan(cfg(func(c *engine.Config) {
 			c.ConvertWhen = &engine.Condition{Field: "LastName", In: []string{"meitner"}}
 		}), cl(leads[0])),
