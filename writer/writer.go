@@ -79,6 +79,16 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.defaults(); err != nil {
 		return err
 	}
+	err := run(ctx, cfg)
+	if ctx.Err() != nil {
+		// Stopped, maybe while connecting or migrating: whatever was
+		// uncommitted is redelivered.
+		return nil
+	}
+	return err
+}
+
+func run(ctx context.Context, cfg Config) error {
 	pool, err := pgxpool.New(ctx, cfg.PostgresURL)
 	if err != nil {
 		return fmt.Errorf("writer: postgres: %w", err)
