@@ -1,0 +1,67 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/leadconv/leadconv/internal/testutil/kafkatest"
+	"github.com/leadconv/leadconv/internal/testutil/redistest"
+)
+
+// TestMain lets a test run this test binary as the leadconv binary: with
+// LEADCONV_TEST_AS_MAIN set it runs main() with the arguments after "--".
+func TestMain(m *testing.M) {
+	if os.Getenv("LEADCONV_TEST_AS_MAIN") != "" {
+		for i, a := range os.Args {
+			if a == "--" {
+				os.Args = append([]string{"leadconv"}, os.Args[i+1:]...)
+				break
+			}
+		}
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// SIGTERM to the process stops the service gracefully: it drains, commits,
+// logs that it stopped and exits 0.
+func TestRunStopsOnSIGTERM(t *testing.T) {
+	t.Parallel()
+	k := kafkatest.New(t, 2, defaultRecordsTopic, defaultCommandsTopic, defaultDLQTopic)
+	rs := redistest.New(t)
+	var stderr syncBuffer
+	cmd := exec.Command(os.Args[0], "-test.run=^$", "--", "run", "--brokers", strings.Join(k.Addrs(), ","),
+		"--redis-url", rs.URL(), "--http-addr", "127.0.0.1:0", "--log-format", "json")
+	cmd.Env = append(os.Environ(), "LEADCONV_TEST_AS_MAIN=1")
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	kafkatest.WaitFor(t, 30*time.Second, "the service to start serving", func() bool {
+		return strings.Contains(stderr.String(), "serving /metrics")
+	})
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("no exit within 30s of SIGTERM\n%s", stderr.String())
+	}
+	for _, want := range []string{"shutting down: draining in-flight batches", "leadconv stopped"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("logs lack %q:\n%s", want, stderr.String())
+		}
+	}
+}
