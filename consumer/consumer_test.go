@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/goleak"
@@ -77,17 +76,7 @@ func start(t *testing.T, c *kafkatest.Cluster, h consumer.Handler, m *consumer.M
 
 func committed(t *testing.T, c *kafkatest.Cluster) int64 {
 	t.Helper()
-	offs, err := kadm.NewClient(c.Client()).FetchOffsets(context.Background(), "g")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int64
-	offs.Each(func(o kadm.OffsetResponse) {
-		if o.Topic == in && o.At > 0 {
-			n += o.At
-		}
-	})
-	return n
+	return c.Committed("g", in)
 }
 
 func values(recs []*kgo.Record) map[string]int {

@@ -2,7 +2,6 @@ package events_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -10,95 +9,15 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/binding"
-	"github.com/cloudevents/sdk-go/v2/binding/format"
-	"github.com/cloudevents/sdk-go/v2/binding/spec"
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/leadconv/leadconv/engine"
 	"github.com/leadconv/leadconv/events"
+	"github.com/leadconv/leadconv/internal/testutil/kafkatest"
 	"github.com/leadconv/leadconv/matcher"
 	"github.com/leadconv/leadconv/record"
 )
-
-// kafkaMessage lets sdk-go's binding read a franz-go record the way its
-// Kafka bindings read their clients' messages: structured when content-type
-// names an event format, binary when ce_specversion names a spec version.
-type kafkaMessage struct {
-	value   []byte
-	headers map[string]string
-	format  format.Format
-	version spec.Version
-}
-
-var (
-	_ binding.MessageReader         = (*kafkaMessage)(nil)
-	_ binding.MessageMetadataReader = (*kafkaMessage)(nil)
-)
-
-var kafkaSpecs = spec.WithPrefix("ce_")
-
-func newKafkaMessage(r *kgo.Record) *kafkaMessage {
-	m := &kafkaMessage{value: r.Value, headers: map[string]string{}}
-	for _, h := range r.Headers {
-		m.headers[strings.ToLower(h.Key)] = string(h.Value)
-	}
-	if f := format.Lookup(m.headers["content-type"]); f != nil {
-		m.format = f
-	} else {
-		m.version = kafkaSpecs.Version(m.headers[kafkaSpecs.PrefixedSpecVersionName()])
-	}
-	return m
-}
-
-func (m *kafkaMessage) ReadEncoding() binding.Encoding {
-	switch {
-	case m.format != nil:
-		return binding.EncodingStructured
-	case m.version != nil:
-		return binding.EncodingBinary
-	}
-	return binding.EncodingUnknown
-}
-
-func (m *kafkaMessage) ReadStructured(ctx context.Context, w binding.StructuredWriter) error {
-	if m.format == nil {
-		return binding.ErrNotStructured
-	}
-	return w.SetStructuredEvent(ctx, m.format, bytes.NewReader(m.value))
-}
-
-func (m *kafkaMessage) ReadBinary(_ context.Context, w binding.BinaryWriter) error {
-	if m.version == nil {
-		return binding.ErrNotBinary
-	}
-	for k, v := range m.headers {
-		var err error
-		switch {
-		case k == "content-type":
-			err = w.SetAttribute(m.version.AttributeFromKind(spec.DataContentType), v)
-		case strings.HasPrefix(k, "ce_"):
-			if a := m.version.Attribute(k); a != nil {
-				err = w.SetAttribute(a, v)
-			} else {
-				err = w.SetExtension(strings.TrimPrefix(k, "ce_"), v)
-			}
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return w.SetData(bytes.NewReader(m.value))
-}
-
-func (m *kafkaMessage) GetAttribute(k spec.Kind) (spec.Attribute, any) {
-	if a := m.version.AttributeFromKind(k); a != nil {
-		return a, m.headers[a.PrefixedName()]
-	}
-	return nil, nil
-}
-
-func (m *kafkaMessage) GetExtension(name string) any { return m.headers["ce_"+name] }
 
 var modified = time.Date(2026, 3, 4, 5, 6, 7, 890_000_000, time.FixedZone("CET", 3600))
 
@@ -159,7 +78,7 @@ func TestSDKReadsBothModes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		msg := newKafkaMessage(r)
+		msg := kafkatest.Message(r)
 		wantEnc := binding.EncodingBinary
 		if structured {
 			wantEnc = binding.EncodingStructured
@@ -167,12 +86,9 @@ func TestSDKReadsBothModes(t *testing.T) {
 		if msg.ReadEncoding() != wantEnc {
 			t.Fatalf("structured=%v: encoding %v", structured, msg.ReadEncoding())
 		}
-		ev, err := binding.ToEvent(context.Background(), msg)
+		ev, err := kafkatest.CloudEvent(r)
 		if err != nil {
 			t.Fatalf("structured=%v: sdk-go cannot read the record: %v", structured, err)
-		}
-		if err := ev.Validate(); err != nil {
-			t.Fatal(err)
 		}
 		if ev.ID() != "cmd-1" || ev.Type() != "io.leadconv.conversion.failed.v1" || ev.Source() != "leadconv/acme" ||
 			ev.Subject() != "c42" || !ev.Time().Equal(modified) || ev.DataContentType() != "application/json" ||
@@ -201,7 +117,7 @@ func TestClusterChanged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev, err := binding.ToEvent(context.Background(), newKafkaMessage(r))
+	ev, err := kafkatest.CloudEvent(r)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/leadconv/leadconv/consumer"
 	"github.com/leadconv/leadconv/engine"
+	"github.com/leadconv/leadconv/events"
 	"github.com/leadconv/leadconv/internal/config"
 	"github.com/leadconv/leadconv/internal/pipeline"
 	"github.com/leadconv/leadconv/internal/testutil/kafkatest"
@@ -50,18 +52,15 @@ type env struct {
 	cfg *config.File
 }
 
-func newEnv(t *testing.T, partitions int32) *env {
+// newEnv starts kfake with the pipeline's topics and a redis-server started
+// with redisArgs.
+func newEnv(t *testing.T, partitions int32, redisArgs ...string) *env {
 	t.Helper()
-	var yml strings.Builder
-	yml.WriteString("defaults:\n  contact_fields:\n")
-	for c, l := range gen.ContactFields() {
-		fmt.Fprintf(&yml, "    %s: %s\n", c, l)
-	}
-	cfg, err := config.Parse([]byte(yml.String()))
+	cfg, err := pipeline.GeneratedConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, kc: kafkatest.New(t, partitions, recordsTopic, commandsTopic, dlqTopic), srv: redistest.New(t), cfg: cfg}
+	return &env{t: t, kc: kafkatest.New(t, partitions, recordsTopic, commandsTopic, dlqTopic), srv: redistest.New(t, redisArgs...), cfg: cfg}
 }
 
 func (e *env) store(ns string) *matcher.Store {
@@ -98,13 +97,20 @@ func (e *env) start(p *pipeline.Pipeline) (stop func() error) {
 	return stop
 }
 
-func (e *env) pipeline(store pipeline.Store, reg prometheus.Registerer) *pipeline.Pipeline {
+// pipeline builds a member of the test group; opts adjust its config.
+func (e *env) pipeline(store pipeline.Store, reg prometheus.Registerer, opts ...func(*pipeline.Config)) *pipeline.Pipeline {
 	e.t.Helper()
-	p, err := pipeline.New(pipeline.Config{
+	cfg := pipeline.Config{
 		Brokers: e.kc.Addrs(), Group: group, RecordsTopic: recordsTopic, CommandsTopic: commandsTopic, DLQTopic: dlqTopic,
 		MaxRecordBytes: maxBytes, CommitInterval: 100 * time.Millisecond, MaxPollRecords: 200,
 		Logger: zerolog.Nop(), Registerer: reg,
-	}, store, e.cfg)
+		// Members learn of a rebalance at their next heartbeat.
+		Opts: []kgo.Opt{kgo.HeartbeatInterval(50 * time.Millisecond)},
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	p, err := pipeline.New(cfg, store, e.cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -160,23 +166,42 @@ func clusterSets(t *testing.T, st *matcher.Store) string {
 	return strings.Join(parts, "\n")
 }
 
-// commandIDs reads the commands topic, checking every record is a
-// well-formed command CloudEvent, and counts each id.
+// binaryHeaders are the headers of a binary-mode command record, in the
+// order the CloudEvents Kafka binding lists them.
+var binaryHeaders = []string{"ce_specversion", "ce_id", "ce_source", "ce_type", "ce_subject", "ce_time", "ce_dataschema", "content-type"}
+
+// commandIDs reads the commands topic as a standard CloudEvents consumer
+// does (sdk-go's binding), checks that every record is a well-formed command
+// event keyed by its cluster, and counts each command id.
 func (e *env) commandIDs() map[string]int {
 	e.t.Helper()
 	ids := map[string]int{}
 	for _, r := range e.kc.ReadAll(commandsTopic) {
+		ev, err := kafkatest.CloudEvent(r)
+		if err != nil {
+			e.t.Fatalf("sdk-go cannot read command record %d/%d: %v", r.Partition, r.Offset, err)
+		}
+		if ct := string(kafkatest.Header(r, "content-type")); ct != events.ContentCloudEventsJSON {
+			var keys []string
+			for _, h := range r.Headers {
+				keys = append(keys, h.Key)
+			}
+			if !slices.Equal(keys, binaryHeaders) {
+				e.t.Fatalf("binary record headers %v, want %v", keys, binaryHeaders)
+			}
+		}
 		var cmd engine.Command
-		if err := json.Unmarshal(r.Value, &cmd); err != nil {
-			e.t.Fatalf("command value: %v", err)
+		if err := ev.DataAs(&cmd); err != nil {
+			e.t.Fatalf("command data: %v", err)
 		}
-		if got := string(kafkatest.Header(r, "ce_id")); got != cmd.ID {
-			e.t.Fatalf("ce_id %s but command_id %s", got, cmd.ID)
-		}
-		if got := string(kafkatest.Header(r, "ce_type")); got != cmd.Type() {
-			e.t.Fatalf("ce_type %s for kind %s", got, cmd.Kind)
-		}
-		if string(r.Key) != cmd.Tenant+"/"+cmd.ClusterID {
+		switch {
+		case ev.ID() != cmd.ID:
+			e.t.Fatalf("event id %s but command_id %s", ev.ID(), cmd.ID)
+		case ev.Type() != cmd.Type() || ev.Subject() != cmd.Subject || ev.Source() != events.Source(cmd.Tenant):
+			e.t.Fatalf("event %s for command %s %s", ev, cmd.Kind, cmd.Subject)
+		case ev.DataSchema() != events.SchemaURL(cmd.Kind) || ev.DataContentType() != events.ContentJSON || ev.Time().IsZero():
+			e.t.Fatalf("event %s: schema, content type or time", ev)
+		case string(r.Key) != cmd.Tenant+"/"+cmd.ClusterID:
 			e.t.Fatalf("key %s for cluster %s", r.Key, cmd.ClusterID)
 		}
 		ids[cmd.ID]++
@@ -215,9 +240,10 @@ func poison() []*kgo.Record {
 
 var poisonCodes = []string{pipeline.CodeNotJSON, pipeline.CodeOversize, pipeline.CodeSchemaViolation, pipeline.CodeUnknownObject, pipeline.CodeUnknownOp}
 
-// One pipeline over a generated stream with poison records mixed in: the
-// poison lands in the DLQ with its code, everything else flows, and the
-// commands and clusters are exactly those one offline instance computes.
+// One pipeline over a generated stream with poison records mixed in: each
+// poison record lands in the DLQ with its code and a pointer to its origin,
+// everything else flows, and the commands and clusters are exactly those
+// one offline instance computes.
 func TestEndToEnd(t *testing.T) {
 	e := newEnv(t, 3)
 	recs := data(400)
@@ -241,11 +267,16 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	source := map[string][]byte{}
+	for _, r := range e.kc.ReadAll(recordsTopic) {
+		source[fmt.Sprintf("%d/%d", r.Partition, r.Offset)] = r.Value
+	}
 	var codes []string
 	for _, d := range e.kc.ReadAll(dlqTopic) {
 		codes = append(codes, string(kafkatest.Header(d, consumer.HeaderErrorCode)))
-		if string(kafkatest.Header(d, consumer.HeaderSourceTopic)) != recordsTopic || kafkatest.Header(d, consumer.HeaderSourceOffset) == nil {
-			t.Errorf("dead letter without its origin: %v", d.Headers)
+		at := string(kafkatest.Header(d, consumer.HeaderSourcePartition)) + "/" + string(kafkatest.Header(d, consumer.HeaderSourceOffset))
+		if string(kafkatest.Header(d, consumer.HeaderSourceTopic)) != recordsTopic || !bytes.Equal(source[at], d.Value) {
+			t.Errorf("dead letter does not point at its origin: %v", d.Headers)
 		}
 	}
 	sort.Strings(codes)
@@ -272,6 +303,25 @@ func TestEndToEnd(t *testing.T) {
 	}
 }
 
+// Structured mode: every command is one application/cloudevents+json record
+// that sdk-go reads to the same command ids binary mode has.
+func TestStructuredOutput(t *testing.T) {
+	e := newEnv(t, 2)
+	e.kc.Produce(data(120)...)
+	stop := e.start(e.pipeline(e.store(redistest.Namespace(t)), nil, func(c *pipeline.Config) { c.Structured = true }))
+	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.committed() == e.kc.EndOffsets(recordsTopic) })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range e.kc.ReadAll(commandsTopic) {
+		if len(r.Headers) != 1 || string(kafkatest.Header(r, "content-type")) != events.ContentCloudEventsJSON {
+			t.Fatalf("structured record headers %v", r.Headers)
+		}
+	}
+	wantIDs, _ := e.reference()
+	sameIDs(t, e.commandIDs(), wantIDs)
+}
+
 func counterSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
@@ -289,20 +339,35 @@ func counterSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	return v
 }
 
-// dropCommits makes the broker acknowledge the group's offset commits
-// without storing them while enabled: what a crash between producing and
-// committing leaves behind.
-func dropCommits(c *kafkatest.Cluster, enabled *atomic.Bool) {
+// commitGate sits in front of the broker's offset commits. While drop is
+// set it acknowledges them without storing them: what a crash between
+// producing and committing leaves behind. It records the offsets the group
+// asked to commit either way.
+type commitGate struct {
+	drop      atomic.Bool
+	mu        sync.Mutex
+	requested map[int32]int64
+}
+
+func newCommitGate(c *kafkatest.Cluster) *commitGate {
+	g := &commitGate{requested: map[int32]int64{}}
 	c.ControlKey(int16(kmsg.OffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
-		if !enabled.Load() {
+		r := req.(*kmsg.OffsetCommitRequest)
+		g.mu.Lock()
+		for _, rt := range r.Topics {
+			for _, rp := range rt.Partitions {
+				g.requested[rp.Partition] = max(g.requested[rp.Partition], rp.Offset)
+			}
+		}
+		g.mu.Unlock()
+		if !g.drop.Load() {
 			return nil, nil, false
 		}
-		r := req.(*kmsg.OffsetCommitRequest)
 		resp := r.ResponseKind().(*kmsg.OffsetCommitResponse)
 		for _, rt := range r.Topics {
 			st := kmsg.NewOffsetCommitResponseTopic()
-			st.Topic = rt.Topic
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
 			for _, rp := range rt.Partitions {
 				sp := kmsg.NewOffsetCommitResponseTopicPartition()
 				sp.Partition = rp.Partition
@@ -312,34 +377,45 @@ func dropCommits(c *kafkatest.Cluster, enabled *atomic.Bool) {
 		}
 		return resp, nil, true
 	})
+	return g
 }
 
-// A pipeline dies after producing commands whose input offsets it never
-// committed; a new one takes over. No input is lost (the final clusters and
-// command ids are exactly one clean instance's) and every command produced
-// again carries the id it had the first time.
+// requestedSum is how many records the group asked to commit: every one of
+// them had its commands acknowledged.
+func (g *commitGate) requestedSum() int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var n int64
+	for _, o := range g.requested {
+		n += o
+	}
+	return n
+}
+
+// A pipeline dies after producing the commands of input whose offsets it
+// never committed; a new one takes over. No input is lost (the final
+// clusters and command ids are exactly one clean instance's) and every
+// command produced again carries the id it had the first time.
 func TestCrashAndRestart(t *testing.T) {
 	e := newEnv(t, 3)
 	recs := data(400)
-	half := len(recs) / 2
-	var drop atomic.Bool
-	dropCommits(e.kc, &drop)
+	quarter, half := len(recs)/4, len(recs)/2
+	gate := newCommitGate(e.kc)
 	ns := redistest.Namespace(t)
 
-	e.kc.Produce(recs[:half]...)
+	e.kc.Produce(recs[:quarter]...)
 	stop := e.start(e.pipeline(e.store(ns), nil))
-	kafkatest.WaitFor(t, 30*time.Second, "some progress committed", func() bool { return e.committed() > 0 })
-	drop.Store(true) // the crash: nothing from here on is committed
-	kafkatest.WaitFor(t, 30*time.Second, "the first half processed", func() bool {
-		return len(e.commandIDs()) > 0 && e.committed() < int64(half) && processed(e, ns, recs[:half])
-	})
+	kafkatest.WaitFor(t, 30*time.Second, "the first quarter committed", func() bool { return e.committed() == int64(quarter) })
+	gate.drop.Store(true) // the crash: nothing from here on is committed
+	e.kc.Produce(recs[quarter:half]...)
+	kafkatest.WaitFor(t, 30*time.Second, "the first half processed", func() bool { return gate.requestedSum() == int64(half) })
 	_ = stop()
 	before := e.commandIDs()
-	if e.committed() >= int64(half) {
-		t.Fatal("the crash left nothing to re-process")
+	if got := e.committed(); got != int64(quarter) {
+		t.Fatalf("committed %d after the crash, want %d", got, quarter)
 	}
 
-	drop.Store(false)
+	gate.drop.Store(false)
 	e.kc.Produce(recs[half:]...)
 	stop = e.start(e.pipeline(e.store(ns), nil))
 	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.committed() == int64(len(recs)) })
@@ -351,7 +427,7 @@ func TestCrashAndRestart(t *testing.T) {
 	sameIDs(t, after, wantIDs)
 	var again int
 	for id, n := range after {
-		if n > before[id] && before[id] > 0 {
+		if before[id] > 0 && n > before[id] {
 			again++
 		}
 	}
@@ -363,40 +439,44 @@ func TestCrashAndRestart(t *testing.T) {
 	}
 }
 
-// processed reports whether the store holds the last event of every record
-// in evs (the pipeline reached the end of them).
-func processed(e *env, ns string, recs []*kgo.Record) bool {
-	last := map[record.Ref]record.Event{}
-	for _, r := range recs {
-		var ev record.Event
-		_ = json.Unmarshal(r.Value, &ev)
-		last[ev.Ref()] = ev
-	}
-	st := e.store(ns)
-	for ref := range last {
-		v, err := st.View(context.Background(), "acme", ref)
-		if err != nil || v.Cluster == "" {
-			return false
-		}
-	}
-	return true
+// slowStore delays every Apply: the work of the first instance lasts long
+// enough for the second one to join while it runs.
+type slowStore struct{ *matcher.Store }
+
+func (s slowStore) Apply(ctx context.Context, evs []record.Event) ([]matcher.Change, error) {
+	time.Sleep(20 * time.Millisecond)
+	return s.Store.Apply(ctx, evs)
 }
 
-// Two instances in one group split the partitions and end with the same
-// clusters and command ids as one instance.
+// Two instances in one group, the second joining mid-stream (a cooperative
+// rebalance revokes partitions from the first while it works): they split
+// the partitions and end with the same clusters and command ids as one.
 func TestTwoInstances(t *testing.T) {
 	e := newEnv(t, 4)
 	recs := data(400)
 	ns := redistest.Namespace(t)
-	stopA := e.start(e.pipeline(e.store(ns), nil))
-	stopB := e.start(e.pipeline(e.store(ns), nil))
-	e.kc.Produce(recs...)
+	var byA, byB atomic.Int64
+	member := func(n *atomic.Int64) *pipeline.Pipeline {
+		return e.pipeline(slowStore{e.store(ns)}, nil, func(c *pipeline.Config) {
+			c.MaxPollRecords = 40
+			c.Processed = func(_ string, _ int32, recs []*kgo.Record) { n.Add(int64(len(recs))) }
+		})
+	}
+	e.kc.Produce(recs[:len(recs)/2]...)
+	stopA := e.start(member(&byA))
+	kafkatest.WaitFor(t, 30*time.Second, "progress", func() bool { return e.committed() > 0 })
+	stopB := e.start(member(&byB))
+	kafkatest.WaitFor(t, 30*time.Second, "both members working", func() bool { return e.kc.Working(group) == 2 })
+	e.kc.Produce(recs[len(recs)/2:]...)
 	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.committed() == int64(len(recs)) })
 	if err := stopA(); err != nil {
 		t.Fatal(err)
 	}
 	if err := stopB(); err != nil {
 		t.Fatal(err)
+	}
+	if byA.Load() == 0 || byB.Load() == 0 {
+		t.Fatalf("records processed by A %d, by B %d: the group did not split the work", byA.Load(), byB.Load())
 	}
 	wantIDs, wantClusters := e.reference()
 	sameIDs(t, e.commandIDs(), wantIDs)
@@ -405,5 +485,37 @@ func TestTwoInstances(t *testing.T) {
 	}
 	if strings.Count(wantClusters, "\n") < 10 || !strings.Contains(wantClusters, " ") {
 		t.Fatalf("the data set formed too few duplicate clusters:\n%s", wantClusters)
+	}
+}
+
+// Redis goes away mid-stream and comes back (with its data: AOF, and
+// without the scripts, which it forgets): the batches are retried with
+// backoff, nothing goes to the DLQ, and the result is one clean run's.
+func TestRedisOutage(t *testing.T) {
+	e := newEnv(t, 3, "--appendonly", "yes", "--appendfsync", "always")
+	recs := data(300)
+	ns := redistest.Namespace(t)
+	reg := prometheus.NewRegistry()
+	e.kc.Produce(recs[:100]...)
+	stop := e.start(e.pipeline(e.store(ns), reg))
+	kafkatest.WaitFor(t, 30*time.Second, "the first records committed", func() bool { return e.committed() == 100 })
+	e.srv.Kill()
+	e.kc.Produce(recs[100:]...)
+	kafkatest.WaitFor(t, 30*time.Second, "retries", func() bool { return counterSum(t, reg, "leadconv_transient_retries_total") >= 3 })
+	if got := e.committed(); got != 100 {
+		t.Fatalf("committed %d while Redis was down, want 100", got)
+	}
+	e.srv.Restart()
+	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.committed() == int64(len(recs)) })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.kc.EndOffsets(dlqTopic); n != 0 {
+		t.Fatalf("%d records dead-lettered by a Redis outage", n)
+	}
+	wantIDs, wantClusters := e.reference()
+	sameIDs(t, e.commandIDs(), wantIDs)
+	if got := clusterSets(t, e.store(ns)); got != wantClusters {
+		t.Fatalf("clusters after the outage differ from one clean run")
 	}
 }

@@ -90,6 +90,27 @@ func (c *Cluster) Committed(group, topic string) int64 {
 	return n
 }
 
+// Working returns how many members of group have partitions assigned while
+// the group is stable (no rebalance in progress).
+func (c *Cluster) Working(group string) int {
+	c.t.Helper()
+	gs, err := kadm.NewClient(c.Client()).DescribeGroups(context.Background(), group)
+	if err != nil {
+		c.t.Fatalf("kafkatest: describe %s: %v", group, err)
+	}
+	g := gs[group]
+	if g.Err != nil || g.State != "Stable" {
+		return 0
+	}
+	n := 0
+	for _, m := range g.Members {
+		if a, ok := m.Assigned.AsConsumer(); ok && len(a.Topics) > 0 {
+			n++
+		}
+	}
+	return n
+}
+
 // ReadAll reads every record of topic written so far, partition by partition
 // in offset order.
 func (c *Cluster) ReadAll(topic string) []*kgo.Record {
