@@ -223,3 +223,31 @@ func TestDoubleMetaphone(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCompare checks the comparators' invariants: symmetric, in [0, 1], 1 on
+// equal non-empty input, Levenshtein monotone in k.
+func FuzzCompare(f *testing.F) {
+	f.Add("jonathan smith", "john smithe")
+	f.Add("müller", "muller")
+	f.Add("", "x")
+	f.Add("a b c d e f g h i j k l m n o p q r", "r q p")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		for name, fn := range map[string]func(string, string) float64{"jaro_winkler": JaroWinkler, "token_set": TokenSet, "token_sort": TokenSort} {
+			x, y := fn(a, b), fn(b, a)
+			if math.Abs(x-y) > 1e-9 || x < 0 || x > 1+1e-9 || math.IsNaN(x) {
+				t.Fatalf("%s(%q, %q) = %v, reversed %v", name, a, b, x, y)
+			}
+			if a != "" && fn(a, a) != 1 {
+				t.Fatalf("%s(%q, itself) = %v", name, a, fn(a, a))
+			}
+		}
+		prev := false
+		for k := 0; k <= 4; k++ {
+			w := LevenshteinWithin(a, b, k)
+			if w != LevenshteinWithin(b, a, k) || (prev && !w) {
+				t.Fatalf("LevenshteinWithin(%q, %q, %d) = %v (k-1: %v)", a, b, k, w, prev)
+			}
+			prev = w
+		}
+	})
+}

@@ -3,6 +3,7 @@ package matcher
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestNormalizeText(t *testing.T) {
@@ -338,4 +339,58 @@ func TestParseDate(t *testing.T) {
 			t.Errorf("parseDate(%q) = %v, %v; want %v, %v", tt.in, got, ok, tt.want, tt.ok)
 		}
 	}
+}
+
+// FuzzNormalize checks the normalisers' invariants on any input: no panic,
+// valid UTF-8, idempotence where a stored value is normalised again, and the
+// shapes the blocking keys rely on.
+func FuzzNormalize(f *testing.F) {
+	for _, s := range []string{"", "José Müller", "Acme, Inc.", "+1 (312) 555-0100 x12", "B.ob+x@GoogleMail.com",
+		"https://www.acme.com/x", "O'Brien-Smith Jr.", "ß æ ø ł", "\xff\xfe", "0049 (0)30 1234567", "N/A"} {
+		f.Add(s)
+	}
+	o := newOptions(DefaultConfig())
+	f.Fuzz(func(t *testing.T, s string) {
+		for name, n := range normalizers {
+			v := n(o, s)
+			if !utf8.ValidString(v) && utf8.ValidString(s) {
+				t.Fatalf("%s(%q) = %q: invalid UTF-8", name, s, v)
+			}
+			if v != strings.TrimSpace(v) {
+				t.Fatalf("%s(%q) = %q: untrimmed", name, s, v)
+			}
+		}
+		if v := NormalizeText(s); NormalizeText(v) != v {
+			t.Fatalf("NormalizeText not idempotent on %q: %q -> %q", s, v, NormalizeText(v))
+		}
+		if v := normalizeName(s, true); normalizeName(v, true) != v {
+			t.Fatalf("name not idempotent on %q: %q -> %q", s, v, normalizeName(v, true))
+		}
+		if v := NormalizeCompany(s); NormalizeCompany(v) != v && NormalizeCompany(v) != "" {
+			// Dropping a suffix can expose another ("Acme Holdings Inc"
+			// -> "acme"), but never changes a value otherwise.
+			if !strings.HasPrefix(v, NormalizeCompany(v)) {
+				t.Fatalf("company not stable on %q: %q -> %q", s, v, NormalizeCompany(v))
+			}
+		}
+		if p := NormalizePhone(s, "1"); p != "" {
+			d := strings.TrimPrefix(p, "+")
+			if !allDigits(d) || len(d) < 7 || len(d) > 15 {
+				t.Fatalf("NormalizePhone(%q) = %q", s, p)
+			}
+			if NormalizePhone(p, "1") != p {
+				t.Fatalf("NormalizePhone not idempotent on %q: %q -> %q", s, p, NormalizePhone(p, "1"))
+			}
+		}
+		if e := normalizeEmail(s, o); e != "" && normalizeEmail(e, o) != e {
+			t.Fatalf("email not idempotent on %q: %q -> %q", s, e, normalizeEmail(e, o))
+		}
+		p, a := DoubleMetaphone(s)
+		if len(p) > 4 || len(a) > 4 {
+			t.Fatalf("DoubleMetaphone(%q) = %q, %q: longer than 4", s, p, a)
+		}
+		if sx := Soundex(s); sx != "" && len(sx) != 4 {
+			t.Fatalf("Soundex(%q) = %q", s, sx)
+		}
+	})
 }
