@@ -10,8 +10,10 @@ import (
 // Components is the in-memory oracle of the store: the connected components
 // of the match graph of recs (their current states; deleted records left
 // out). Candidates are all pairs within a block, except blocks with more
-// than MaxBlockSize members, which the store ignores too; a banned pair is
-// never linked directly (it may still end up connected through others).
+// than MaxBlockSize members; a banned pair is never linked directly (it may
+// still end up connected through others). The store stops using a block
+// when it passes the cap but keeps the links made before, until their
+// records change: the two agree exactly while no block passes the cap.
 // Inactive records (converted leads, accounts) are left out; every active
 // record appears, singletons included. Members are sorted by (object, id),
 // components by their first member.
