@@ -323,7 +323,9 @@ func (r *replayer) run(ctx context.Context, spans []span) error {
 		offsets[s.partition] = kgo.NewOffset().At(s.start)
 		ends[s.partition] = s.end
 	}
-	rd, err := kgo.NewClient(append(r.cl.Opts(),
+	// Control records (transaction markers) are kept so that the offset
+	// before a span's end is always seen, even when it is a marker.
+	rd, err := kgo.NewClient(append(r.cl.Opts(), kgo.KeepControlRecords(),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{r.topic: offsets}), kgo.FetchMaxBytes(32<<20))...)
 	if err != nil {
 		return fmt.Errorf("kafka reader: %w", err)
@@ -345,7 +347,7 @@ func (r *replayer) run(ctx context.Context, spans []span) error {
 		// live service.
 		byPart := map[int32][]*kgo.Record{}
 		fs.EachRecord(func(rec *kgo.Record) {
-			if end, ok := ends[rec.Partition]; ok && rec.Offset < end {
+			if end, ok := ends[rec.Partition]; ok && rec.Offset < end && !rec.Attrs.IsControl() {
 				byPart[rec.Partition] = append(byPart[rec.Partition], rec)
 			}
 		})

@@ -246,3 +246,40 @@ func TestReplayUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+// A records topic written in transactions ends in a commit marker, which a
+// replay must step over instead of waiting for a record at that offset.
+func TestReplayStopsAtTransactionMarker(t *testing.T) {
+	t.Parallel()
+	k := kafkatest.New(t, 1, defaultRecordsTopic, defaultCommandsTopic)
+	rs := redistest.New(t)
+	evs := gen.New(gen.Options{Seed: 2, Records: 20}).Events()
+	cl := k.Client(kgo.TransactionalID("crm-connector"))
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := produceEvents(t.Context(), cl, defaultRecordsTopic, evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.EndTransaction(t.Context(), kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		code   int
+		stderr string
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, _, stderr := runMain(t, nil, "replay", "--brokers", strings.Join(k.Addrs(), ","), "--redis-url", rs.URL(),
+			"--log-format", "json", "--from", "earliest", "--dry-run")
+		done <- result{code, stderr}
+	}()
+	select {
+	case r := <-done:
+		if r.code != exitOK || !strings.Contains(r.stderr, "replay: "+strconv.Itoa(len(evs))+" events") {
+			t.Fatalf("code %d\n%s", r.code, r.stderr)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("replay did not stop at the end of a transactional topic")
+	}
+}
