@@ -306,8 +306,10 @@ const idLen = 32
 // length-prefixed tenant, cluster id, version, kind and subject. All ids are
 // written into one string and sliced, one allocation per plan.
 func (p *planner) assignIDs() {
-	buf := make([]byte, 0, idLen*len(p.cmds))
+	var sb strings.Builder
+	sb.Grow(idLen * len(p.cmds))
 	var in [256]byte
+	var hx [idLen]byte
 	for _, c := range p.cmds {
 		b := in[:0]
 		for _, s := range [...]string{c.Tenant, c.ClusterID, c.Kind, c.Subject} {
@@ -316,9 +318,10 @@ func (p *planner) assignIDs() {
 		}
 		b = binary.BigEndian.AppendUint64(b, uint64(c.ClusterVersion))
 		sum := sha256.Sum256(b)
-		buf = hex.AppendEncode(buf, sum[:idLen/2])
+		hex.Encode(hx[:], sum[:idLen/2])
+		sb.Write(hx[:])
 	}
-	ids := string(buf)
+	ids := sb.String()
 	for i := range p.cmds {
 		p.cmds[i].ID = ids[i*idLen : (i+1)*idLen]
 	}
