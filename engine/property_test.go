@@ -152,6 +152,39 @@ func TestShuffleNeverChangesThePlan(t *testing.T) {
 	}
 }
 
+// TestAccountValuesAgreeWithPlan: AccountValues names exactly the value a
+// plan would create an account for, and resolving it makes the plan use
+// the resolved account.
+func TestAccountValuesAgreeWithPlan(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	lookups := 0
+	for i := range 400 {
+		cfg := randomConfig(r)
+		c := randomCluster(r, 1+r.IntN(8))
+		c.Accounts = nil
+		vals := AccountValues(cfg, c.Records)
+		lc := converts(Plan(cfg, c))
+		creates := len(lc) > 0 && lc[0].Account.Create
+		if creates != (len(vals) == 1) || len(vals) > 1 {
+			t.Fatalf("case %d: AccountValues = %q, but the plan creates an account: %v", i, vals, creates)
+		}
+		if !creates {
+			continue
+		}
+		lookups++
+		if lc[0].Account.Name != text(vals[0]) {
+			t.Fatalf("case %d: account name %q, AccountValues %q", i, lc[0].Account.Name, vals[0])
+		}
+		c.Accounts = map[string]string{vals[0]: "001Z"}
+		if lc := converts(Plan(cfg, c)); len(lc) == 0 || lc[0].Account.Target != (Target{ID: "001Z"}) {
+			t.Fatalf("case %d: resolved account not used: %+v", i, lc)
+		}
+	}
+	if lookups < 20 {
+		t.Fatalf("only %d cases needed an account lookup; the generator is too narrow", lookups)
+	}
+}
+
 // checkInvariants asserts what holds for every plan.
 func checkInvariants(t *testing.T, cfg *Config, c Cluster, res Result) {
 	t.Helper()
