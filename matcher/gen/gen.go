@@ -89,7 +89,8 @@ func (s *Set) Events() []record.Event { return s.events }
 func (s *Set) Truth() map[record.Ref]string { return s.truth }
 
 // Records returns the final state of every record that exists at the end of
-// the stream, in creation order.
+// the stream, in creation order. Their fields may be shared with Events():
+// callers must not modify them.
 func (s *Set) Records() []record.Record {
 	out := make([]record.Record, 0, len(s.final))
 	for _, ref := range s.order {
@@ -169,7 +170,8 @@ func New(opts Options) *Set {
 
 func (g *generator) run() *Set {
 	o := g.opts
-	s := &Set{truth: map[record.Ref]string{}, final: map[record.Ref]*record.Record{}}
+	s := &Set{truth: make(map[record.Ref]string, o.Records), final: make(map[record.Ref]*record.Record, o.Records),
+		order: make([]record.Ref, 0, o.Records)}
 	// About four people per company: enough colleagues to share
 	// switchboards and domains.
 	nCompanies := max(5, o.Records/4)
@@ -181,7 +183,7 @@ func (g *generator) run() *Set {
 		create bool
 		ev     record.Event
 	}
-	var stream []timed
+	stream := make([]timed, 0, o.Records+int(float64(o.Records)*(o.Updates+o.Deletes)*1.1)+16)
 	for i := range o.Records {
 		var p *person
 		dup := len(g.people) > 0 && g.r.Float64() < o.DupRate
@@ -206,8 +208,9 @@ func (g *generator) run() *Set {
 		ref := rec.Ref()
 		s.order = append(s.order, ref)
 		s.truth[ref] = p.entity
+		// The final state shares the creation's fields until an update
+		// copies them: at a million records, a second copy is gigabytes.
 		fin := rec
-		fin.Fields = cloneFields(rec.Fields)
 		s.final[ref] = &fin
 	}
 	// Updates and deletes happen after their record's creation, at a random
@@ -218,7 +221,9 @@ func (g *generator) run() *Set {
 		last := int64(i) * 1000
 		if g.r.Float64() < o.Updates {
 			last = later(last)
-			stream = append(stream, timed{last, false, g.update(s.final[ref])})
+			fin := s.final[ref]
+			fin.Fields = cloneFields(fin.Fields)
+			stream = append(stream, timed{last, false, g.update(fin)})
 		}
 		if g.r.Float64() < o.Deletes {
 			del := record.Record{Tenant: o.Tenant, Object: ref.Object, ID: ref.ID}
@@ -229,7 +234,7 @@ func (g *generator) run() *Set {
 	}
 	slices.SortStableFunc(stream, func(a, b timed) int { return cmp.Compare(a.at, b.at) })
 	// Event i happens at Start + i seconds.
-	created := map[record.Ref]time.Time{}
+	created := make(map[record.Ref]time.Time, o.Records)
 	s.events = make([]record.Event, len(stream))
 	for i, t := range stream {
 		ev := t.ev
@@ -420,7 +425,7 @@ func asciiFold(s string) string {
 // fields renders p as lead fields; dup makes it a noisy second entry.
 func (g *generator) fields(p *person, dup bool) record.Fields {
 	c := p.co
-	f := record.Fields{}
+	f := make(record.Fields, 24)
 	first, last := p.first, p.last
 	company := c.name
 	legal := c.legal

@@ -388,3 +388,35 @@ func TestVaryFirstInitialOfAccentedName(t *testing.T) {
 		t.Fatal("no initial among 2000 variants")
 	}
 }
+
+// An update never reaches back into the creation event: the final state
+// copies the fields before it changes them.
+func TestUpdatesLeaveCreationsAlone(t *testing.T) {
+	s := New(Options{Seed: 13, Records: 3000, Updates: 0.5})
+	created := map[record.Ref]record.Fields{}
+	patches, stale := 0, 0
+	for _, ev := range s.Events() {
+		if _, ok := created[ev.Ref()]; !ok {
+			created[ev.Ref()] = ev.Fields
+			continue
+		}
+		if ev.Op != record.OpPatch {
+			continue
+		}
+		patches++
+		same := true
+		for k, v := range ev.Fields {
+			if !reflect.DeepEqual(created[ev.Ref()][k], v) {
+				same = false
+			}
+		}
+		if same {
+			stale++
+		}
+	}
+	// A patch may by chance set a field to the value it had (a new title
+	// that equals the old one), not most of them.
+	if patches < 1000 || stale > patches/5 {
+		t.Fatalf("%d of %d patches already in their creation event", stale, patches)
+	}
+}
