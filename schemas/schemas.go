@@ -47,9 +47,6 @@ func URL(name string) string { return BaseURL + name + ".v1.json" }
 // io.leadconv.<name>.v1.
 func Type(name string) string { return "io.leadconv." + name + ".v1" }
 
-// FS returns the embedded schema files, named <name>.v1.json.
-func FS() fs.FS { return files }
-
 // Names lists the embedded schemas, sorted.
 func Names() []string {
 	entries, _ := fs.ReadDir(files, ".")
