@@ -9,7 +9,7 @@ import (
 	"github.com/leadconv/leadconv/internal/testutil/redistest"
 )
 
-var smallBench = []string{"bench", "--events", "3000", "--latency-events", "300", "--rate", "1000", "--partitions", "2"}
+var smallBench = []string{"bench", "--events", "1500", "--latency-events", "200", "--rate", "1000", "--partitions", "2"}
 
 // A small run on a given Redis prints every figure and leaves no keys.
 func TestBenchPrintsEveryFigure(t *testing.T) {
@@ -19,7 +19,7 @@ func TestBenchPrintsEveryFigure(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("code %d\n%s\n%s", code, stdout, stderr)
 	}
-	for _, want := range []string{"raw ceiling        3000 events", "full pipeline      3000 events", "of the raw ceiling", "300 events at 1000/s: p50 ", "p99 ", "peak RSS"} {
+	for _, want := range []string{"raw ceiling        1500 events", "full pipeline      1500 events", "of the raw ceiling", "200 events at 1000/s: p50 ", "p99 ", "peak RSS"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout)
 		}
@@ -44,7 +44,7 @@ func TestBenchOwnRedisJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, stdout)
 	}
-	if res.Raw.PerSec <= 0 || res.Full.PerSec <= 0 || res.Full.Events != 3000 || res.Latency.P99 <= 0 || res.Latency.P50 > res.Latency.P99 || res.Ratio <= 0 {
+	if res.Raw.PerSec <= 0 || res.Full.PerSec <= 0 || res.Full.Events != 1500 || res.Latency.P99 <= 0 || res.Latency.P50 > res.Latency.P99 || res.Ratio <= 0 {
 		t.Fatalf("implausible result %+v", res)
 	}
 }
