@@ -16,13 +16,13 @@ var benchEvents = flag.Int("bench.events", 200_000, "events of BenchmarkEndToEnd
 func TestBenchSmall(t *testing.T) {
 	srv := redistest.New(t)
 	res, err := pipeline.Bench(t.Context(), pipeline.BenchConfig{
-		Redis: srv.Client(), Namespace: redistest.Namespace(t), Events: 3000, Partitions: 3,
-		Rate: 2000, LatencyEvents: 600,
+		Redis: srv.Client(), Namespace: redistest.Namespace(t), Events: 1500, Partitions: 3,
+		Rate: 2000, LatencyEvents: 300,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Raw.Events != 3000 || res.Full.Events != 3000 || res.Latency.Events != 600 {
+	if res.Raw.Events != 1500 || res.Full.Events != 1500 || res.Latency.Events != 300 {
 		t.Fatalf("events raw %d full %d latency %d", res.Raw.Events, res.Full.Events, res.Latency.Events)
 	}
 	if res.Raw.PerSec <= 0 || res.Full.PerSec <= 0 || res.Ratio != res.Full.PerSec/res.Raw.PerSec {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -496,8 +497,14 @@ func TestRedisOutage(t *testing.T) {
 	recs := data(300)
 	ns := redistest.Namespace(t)
 	reg := prometheus.NewRegistry()
+	// go-redis's own retries and dial retries would hide short outages
+	// from the pipeline: fail fast so that its backoff is what is tested.
+	opts := e.srv.Options()
+	opts.MaxRetries, opts.DialerRetries = -1, 1
+	rdb := redis.NewClient(opts)
+	t.Cleanup(func() { _ = rdb.Close() })
 	e.kc.Produce(recs[:100]...)
-	stop := e.start(e.pipeline(e.store(ns), reg))
+	stop := e.start(e.pipeline(matcher.NewStore(rdb, matcher.StoreOptions{Namespace: ns, Rules: e.cfg.Rules}), reg))
 	kafkatest.WaitFor(t, 30*time.Second, "the first records committed", func() bool { return e.committed() == 100 })
 	e.srv.Kill()
 	e.kc.Produce(recs[100:]...)

@@ -1,0 +1,140 @@
+package pipeline_test
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/leadconv/leadconv/internal/pipeline"
+	"github.com/leadconv/leadconv/matcher/gen"
+	"github.com/leadconv/leadconv/schemas"
+)
+
+const decodeLimit = 4 << 10
+
+// decodeCases are record event payloads with the code DecodeEvent gives
+// them ("" = accepted).
+var decodeCases = []struct {
+	name, in, code string
+}{
+	{"upsert", `{"tenant":"acme","object":"lead","id":"L1","op":"upsert","created_at":"2026-01-02T03:04:05Z","modified_at":"2026-01-02T03:04:05.5+01:00","related_count":2,"fields":{"Email":"a@example.com","Score":1.5,"Hot":true,"Phone":null}}`, ""},
+	{"patch", `{"tenant":"acme","object":"contact","id":"C1","op":"patch","modified_at":"2026-01-02T03:04:05Z","fields":{"Title":null}}`, ""},
+	{"delete", `{"tenant":"acme","object":"account","id":"A1","op":"delete"}`, ""},
+	{"not duplicate", `{"tenant":"acme","object":"lead","id":"L1","op":"not_duplicate","other":{"object":"contact","id":"C1"}}`, ""},
+	{"related count 1.0", `{"tenant":"acme","object":"lead","id":"L1","op":"delete","related_count":1.0}`, pipeline.CodeSchemaViolation},
+	{"not json", `not json`, pipeline.CodeNotJSON},
+	{"truncated", `{"tenant":"acme"`, pipeline.CodeNotJSON},
+	{"two documents", `{} {}`, pipeline.CodeNotJSON},
+	{"array", `[1]`, pipeline.CodeSchemaViolation},
+	{"null", `null`, pipeline.CodeSchemaViolation},
+	{"unknown object", `{"tenant":"acme","object":"deal","id":"d1","op":"upsert"}`, pipeline.CodeUnknownObject},
+	{"unknown object and key", `{"tenant":"acme","object":"deal","id":"d1","op":"delete","colour":"red"}`, pipeline.CodeUnknownObject},
+	{"unknown op", `{"tenant":"acme","object":"lead","id":"x1","op":"explode"}`, pipeline.CodeUnknownOp},
+	{"unknown key", `{"tenant":"acme","object":"lead","id":"x2","op":"delete","colour":"red"}`, pipeline.CodeSchemaViolation},
+	{"key case", `{"Tenant":"acme","object":"lead","id":"x2","op":"delete"}`, pipeline.CodeSchemaViolation},
+	{"missing id", `{"tenant":"acme","object":"lead","op":"delete"}`, pipeline.CodeSchemaViolation},
+	{"upsert without times", `{"tenant":"acme","object":"lead","id":"L1","op":"upsert"}`, pipeline.CodeSchemaViolation},
+	{"patch without modified_at", `{"tenant":"acme","object":"lead","id":"L1","op":"patch"}`, pipeline.CodeSchemaViolation},
+	{"pair without other", `{"tenant":"acme","object":"lead","id":"L1","op":"clear_not_duplicate"}`, pipeline.CodeSchemaViolation},
+	{"pair of accounts", `{"tenant":"acme","object":"account","id":"A1","op":"not_duplicate","other":{"object":"lead","id":"L1"}}`, pipeline.CodeSchemaViolation},
+	{"other account", `{"tenant":"acme","object":"lead","id":"L1","op":"not_duplicate","other":{"object":"account","id":"A1"}}`, pipeline.CodeSchemaViolation},
+	{"other on delete", `{"tenant":"acme","object":"lead","id":"L1","op":"delete","other":{"object":"lead","id":"L2"}}`, pipeline.CodeSchemaViolation},
+	{"other extra key", `{"tenant":"acme","object":"lead","id":"L1","op":"not_duplicate","other":{"object":"lead","id":"L2","x":1}}`, pipeline.CodeSchemaViolation},
+	{"tenant braces", `{"tenant":"a{b}","object":"lead","id":"L1","op":"delete"}`, pipeline.CodeSchemaViolation},
+	{"tenant null", `{"tenant":null,"object":"lead","id":"L1","op":"delete"}`, pipeline.CodeSchemaViolation},
+	{"empty id", `{"tenant":"acme","object":"lead","id":"","op":"delete"}`, pipeline.CodeSchemaViolation},
+	{"id with space", `{"tenant":"acme","object":"lead","id":"L 1","op":"delete"}`, pipeline.CodeSchemaViolation},
+	{"id too long", `{"tenant":"acme","object":"lead","id":"` + strings.Repeat("é", 257) + `","op":"delete"}`, pipeline.CodeSchemaViolation},
+	{"id of 256 characters", `{"tenant":"acme","object":"lead","id":"` + strings.Repeat("é", 256) + `","op":"delete"}`, ""},
+	{"lower-case t", `{"tenant":"acme","object":"lead","id":"L1","op":"patch","modified_at":"2026-01-02t03:04:05Z"}`, pipeline.CodeSchemaViolation},
+	{"hour 24", `{"tenant":"acme","object":"lead","id":"L1","op":"patch","modified_at":"2026-01-02T24:04:05Z"}`, pipeline.CodeSchemaViolation},
+	{"february 30", `{"tenant":"acme","object":"lead","id":"L1","op":"patch","modified_at":"2026-02-30T03:04:05Z"}`, pipeline.CodeSchemaViolation},
+	{"time as number", `{"tenant":"acme","object":"lead","id":"L1","op":"patch","modified_at":1}`, pipeline.CodeSchemaViolation},
+	{"negative related count", `{"tenant":"acme","object":"lead","id":"L1","op":"delete","related_count":-1}`, pipeline.CodeSchemaViolation},
+	{"fractional related count", `{"tenant":"acme","object":"lead","id":"L1","op":"delete","related_count":1.5}`, pipeline.CodeSchemaViolation},
+	{"related count as string", `{"tenant":"acme","object":"lead","id":"L1","op":"delete","related_count":"1"}`, pipeline.CodeSchemaViolation},
+	{"nested field", `{"tenant":"acme","object":"lead","id":"L1","op":"patch","modified_at":"2026-01-02T03:04:05Z","fields":{"X":{"y":1}}}`, pipeline.CodeSchemaViolation},
+	{"array field", `{"tenant":"acme","object":"lead","id":"L1","op":"patch","modified_at":"2026-01-02T03:04:05Z","fields":{"X":[1]}}`, pipeline.CodeSchemaViolation},
+	{"empty field name", `{"tenant":"acme","object":"lead","id":"L1","op":"patch","modified_at":"2026-01-02T03:04:05Z","fields":{"":1}}`, pipeline.CodeSchemaViolation},
+	{"fields null", `{"tenant":"acme","object":"lead","id":"L1","op":"delete","fields":null}`, ""},
+	{"oversize", `{"tenant":"acme","object":"lead","id":"L1","op":"delete","fields":{"Notes":"` + strings.Repeat("x", decodeLimit) + `"}}`, pipeline.CodeOversize},
+}
+
+func TestDecodeEvent(t *testing.T) {
+	for _, tc := range decodeCases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := pipeline.DecodeEvent([]byte(tc.in), decodeLimit)
+			code, ok := pipeline.ErrorCode(err)
+			switch {
+			case tc.code == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.code != "" && (!ok || code != tc.code):
+				t.Fatalf("error %v, want code %s", err, tc.code)
+			}
+			agreesWithSchema(t, []byte(tc.in))
+		})
+	}
+}
+
+// agreesWithSchema holds DecodeEvent to the contract: it accepts exactly
+// what schemas.DecodeEvent (record-event.v1.json through a generic
+// validator) accepts, decodes it to the same event, and refuses the rest
+// with the corresponding code.
+func agreesWithSchema(t *testing.T, b []byte) {
+	t.Helper()
+	got, err := pipeline.DecodeEvent(b, decodeLimit)
+	want, werr := schemas.DecodeEvent(b, decodeLimit)
+	var se *schemas.Error
+	if werr != nil && !errors.As(werr, &se) {
+		t.Fatalf("schemas: %v", werr)
+	}
+	switch {
+	case err == nil && werr == nil:
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("decoded %+v, the schema decoder %+v", got, want)
+		}
+	case err == nil:
+		t.Fatalf("accepted what the schema refuses (%v): %s", werr, b)
+	case werr == nil:
+		t.Fatalf("refused what the schema accepts (%v): %s", err, b)
+	default:
+		code, _ := pipeline.ErrorCode(err)
+		if code == pipeline.CodeUnknownObject || code == pipeline.CodeUnknownOp {
+			code = pipeline.CodeSchemaViolation
+		}
+		if code != se.Code {
+			t.Fatalf("code %s, the schema's %s: %s", code, se.Code, b)
+		}
+	}
+}
+
+// Generated events all pass, and decode as the schema decoder does.
+func TestDecodeGenerated(t *testing.T) {
+	evs := gen.New(gen.Options{Seed: 3, Records: 300, ContactShare: 0.3, Updates: 0.3, Deletes: 0.1}).Events()
+	for i := range evs {
+		b, err := json.Marshal(&evs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pipeline.DecodeEvent(b, decodeLimit); err != nil {
+			t.Fatalf("event %d refused: %v", i, err)
+		}
+		agreesWithSchema(t, b)
+	}
+}
+
+func FuzzDecodeEvent(f *testing.F) {
+	for _, tc := range decodeCases {
+		f.Add([]byte(tc.in))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, err := pipeline.DecodeEvent(b, decodeLimit); err != nil {
+			if _, ok := pipeline.ErrorCode(err); !ok {
+				t.Fatalf("error without a code: %v", err)
+			}
+		}
+		agreesWithSchema(t, b)
+	})
+}
