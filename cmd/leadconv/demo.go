@@ -34,8 +34,8 @@ $REDIS_URL names a real one. It produces generated sample leads (and some
 contacts) with known duplicates to the records topic, runs the real pipeline
 (the same consumer, matcher, engine and CloudEvents encoding as "leadconv
 run") and, once every sample event is processed and committed, prints what it
-converts and merges: the latest plan of each duplicate cluster, with the
-records' names, and totals by command type.
+converts and merges: totals by command type, then the latest plan of the
+--show largest duplicate clusters with the records' names.
 
 On a real Redis the demo works under a fresh key namespace, deleted at the
 end. Logs (warnings only, by default) go to stderr and carry ids only; names
