@@ -730,23 +730,22 @@ func (m *Mirror) AddRelated(ctx context.Context, tenant, id, kind string, parent
 
 // List returns a tenant's records of one object, by id.
 func (m *Mirror) List(ctx context.Context, tenant string, obj record.Object) ([]record.Record, error) {
-	rows, err := m.pool.Query(ctx, "SELECT id FROM "+table(obj)+" WHERE tenant = $1 ORDER BY id", tenant)
+	rows, err := m.pool.Query(ctx, `SELECT t.id, t.fields, t.created_at, t.modified_at, count(r.id)
+		FROM `+table(obj)+` t LEFT JOIN related r ON r.tenant = t.tenant AND r.parent_object = $2 AND r.parent_id = t.id
+		WHERE t.tenant = $1 GROUP BY t.id, t.fields, t.created_at, t.modified_at ORDER BY t.id`, tenant, string(obj))
 	if err != nil {
 		return nil, fmt.Errorf("writer: list: %w", err)
 	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (record.Record, error) {
+		r := record.Record{Tenant: tenant, Object: obj}
+		err := row.Scan(&r.ID, &r.Fields, &r.CreatedAt, &r.ModifiedAt, &r.RelatedCount)
+		if r.Fields == nil {
+			r.Fields = record.Fields{}
+		}
+		return r, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("writer: list: %w", err)
-	}
-	out := make([]record.Record, 0, len(ids))
-	for _, id := range ids {
-		r, ok, err := m.Get(ctx, tenant, record.Ref{Object: obj, ID: id})
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			out = append(out, r)
-		}
 	}
 	return out, nil
 }
