@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/leadconv/leadconv/record"
@@ -129,4 +130,35 @@ func marshalPlan(t testing.TB, r Result) []byte {
 		t.Fatal(err)
 	}
 	return append(b, '\n')
+}
+
+// TestCommandJSON: commands decode back into the data type their kind names
+// and re-encode byte for byte; unknown kinds and malformed data are errors.
+func TestCommandJSON(t *testing.T) {
+	for _, g := range goldenPlans() {
+		for _, c := range Plan(g.cfg, g.c).Commands {
+			b, err := json.Marshal(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var back Command
+			if err := json.Unmarshal(b, &back); err != nil {
+				t.Fatalf("%s: %v", g.name, err)
+			}
+			b2, _ := json.Marshal(back)
+			if !bytes.Equal(b, b2) || back.Type() != "io.leadconv."+c.Kind+".v1" {
+				t.Errorf("%s: %s does not round-trip:\n%s\n%s", g.name, c.Kind, b, b2)
+			}
+		}
+	}
+	for _, tt := range []struct{ in, want string }{
+		{`{"kind":"lead.delete","data":{}}`, `unknown command kind "lead.delete"`},
+		{`{"kind":"records.merge","data":{"merged_ids":"x"}}`, `engine: records.merge data:`},
+		{`{"kind":1}`, `cannot unmarshal`},
+	} {
+		var c Command
+		if err := json.Unmarshal([]byte(tt.in), &c); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Unmarshal(%s) = %v, want %q", tt.in, err, tt.want)
+		}
+	}
 }
