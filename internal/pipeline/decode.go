@@ -56,19 +56,20 @@ var dateTime = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}
 
 // DecodeEvent is the built-in decoder of the record event JSON. It accepts
 // exactly what schemas/record-event.v1.json accepts (a test holds it to
-// schemas.ValidateJSON) at a fifth of a generic validator's cost: keys are
-// matched exactly, not case-insensitively as encoding/json does. Numbers in
-// fields decode as json.Number.
+// schemas.DecodeEvent) with a third of a generic validator's allocations
+// (BenchmarkDecodeEvent): keys are matched exactly, not case-insensitively
+// as encoding/json does. Numbers in fields decode as json.Number.
 func DecodeEvent(b []byte, maxBytes int) (record.Event, error) {
 	var ev record.Event
 	if maxBytes > 0 && len(b) > maxBytes {
 		return ev, &DecodeError{CodeOversize, fmt.Sprintf("%d bytes over the limit of %d", len(b), maxBytes)}
 	}
-	if !json.Valid(b) {
-		return ev, &DecodeError{CodeNotJSON, "value is not a single JSON document"}
-	}
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(b, &top); err != nil || top == nil {
+		// Unmarshal checks the whole document before it decodes anything.
+		if _, ok := errors.AsType[*json.SyntaxError](err); ok {
+			return ev, &DecodeError{CodeNotJSON, "value is not a single JSON document"}
+		}
 		return ev, violation("/", "type")
 	}
 	has := func(k string) bool { _, ok := top[k]; return ok }

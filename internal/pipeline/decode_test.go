@@ -138,3 +138,28 @@ func FuzzDecodeEvent(f *testing.F) {
 		agreesWithSchema(t, b)
 	})
 }
+
+// BenchmarkDecodeEvent compares the built-in decoder with the generic
+// schema validator on generated events.
+func BenchmarkDecodeEvent(b *testing.B) {
+	evs := gen.New(gen.Options{Seed: 1, Records: 1000, ContactShare: 0.2, Updates: 0.2}).Events()
+	payloads := make([][]byte, len(evs))
+	for i := range evs {
+		payloads[i], _ = json.Marshal(&evs[i])
+	}
+	for _, d := range []struct {
+		name   string
+		decode pipeline.Decoder
+	}{{"pipeline", pipeline.DecodeEvent}, {"schemas", schemas.DecodeEvent}} {
+		b.Run(d.name, func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, err := d.decode(payloads[i%len(payloads)], decodeLimit); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}
