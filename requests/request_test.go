@@ -1,14 +1,12 @@
 package requests
 
 import (
-	"bytes"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
-
 	"github.com/leadconv/leadconv/record"
+	"github.com/leadconv/leadconv/schemas"
 )
 
 // TestDecode checks Decode and schemas/request.v1.json agree on every case.
@@ -47,15 +45,7 @@ func TestDecode(t *testing.T) {
 			case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
 				t.Fatalf("Decode error %v, want %q", err, tc.err)
 			}
-			schemasOnce.Do(func() { schemas, schemasErr = compileSchemas("../schemas") })
-			if schemasErr != nil {
-				t.Fatal(schemasErr)
-			}
-			inst, err := jsonschema.UnmarshalJSON(bytes.NewReader([]byte(tc.json)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if serr := schemas["request.v1"].Validate(inst); (serr == nil) != (tc.err == "") {
+			if serr := schemas.ValidateJSON("request", []byte(tc.json)); (serr == nil) != (tc.err == "") {
 				t.Errorf("schema disagrees with Decode: %v", serr)
 			}
 		})

@@ -165,13 +165,13 @@ func split(t *testing.T, recs []*kgo.Record) output {
 			if err := json.Unmarshal(r.Value, &c); err != nil {
 				t.Fatal(err)
 			}
-			checkSchema(t, c.Kind+".v1", r.Value)
+			checkSchema(t, c.Kind, r.Value)
 			if string(r.Key) != tenant+"/"+c.ClusterID {
 				t.Errorf("command key %q", r.Key)
 			}
 			o.commands = append(o.commands, c)
 		case "evs":
-			checkSchema(t, typeName(header(r, "ce_type"))+".v1", r.Value)
+			checkSchema(t, typeName(header(r, "ce_type")), r.Value)
 			o.events = append(o.events, r)
 		default:
 			t.Fatalf("record on topic %q", r.Topic)
@@ -431,7 +431,7 @@ func TestIdempotentRequestID(t *testing.T) {
 		t.Error("no progress events")
 	}
 	for _, r := range progress {
-		checkSchema(t, "request.progress.v1", r.Value)
+		checkSchema(t, "request.progress", r.Value)
 	}
 	s1 := completed(t, first)
 	again := process(t, h, webRequest("same"))

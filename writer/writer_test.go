@@ -60,7 +60,7 @@ func results(t *testing.T, c *kafkatest.Cluster) []Result {
 		if got := string(kafkatest.Header(r, "ce_type")); got != ResultType {
 			t.Fatalf("result type %q", got)
 		}
-		checkSchema(t, "command.result.v1", r.Value)
+		checkSchema(t, "command.result", r.Value)
 		var res Result
 		if err := json.Unmarshal(r.Value, &res); err != nil {
 			t.Fatal(err)
@@ -77,7 +77,7 @@ func recordEvents(t *testing.T, c *kafkatest.Cluster) []record.Event {
 	t.Helper()
 	var out []record.Event
 	for _, r := range c.ReadAll(recordsTopic) {
-		checkSchema(t, "record-event.v1", r.Value)
+		checkSchema(t, "record-event", r.Value)
 		var ev record.Event
 		if err := json.Unmarshal(r.Value, &ev); err != nil {
 			t.Fatal(err)
