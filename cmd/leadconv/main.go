@@ -3,14 +3,20 @@
 // Subcommands: run (the service), replay (re-read the records topic, for
 // backfills), simulate (offline dry run of a JSON lines file), demo (the
 // whole pipeline on embedded Kafka and Redis), validate-config, gen, eval,
-// bench and version. "leadconv <command> --help" documents each.
+// writer, bench and version. "leadconv <command> --help" documents each.
 package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/leadconv/leadconv/internal/ops"
 )
 
 func main() {
@@ -21,7 +27,23 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
+	// go-redis reports connection trouble through its own logger; route it
+	// into the log stream so JSON logs stay JSON.
+	format := os.Getenv(envName("log-format"))
+	if format == "" {
+		format = ops.FormatAuto
+	}
+	if log, err := ops.NewLogger(os.Stderr, "warn", format); err == nil {
+		redis.SetLogger(redisLog{log.With().Str("component", "redis").Logger()})
+	}
 	code := Main(ctx, os.Args[1:], osEnv())
 	stop()
 	os.Exit(code)
+}
+
+// redisLog adapts a zerolog logger to go-redis's logging interface.
+type redisLog struct{ log zerolog.Logger }
+
+func (l redisLog) Printf(_ context.Context, format string, v ...any) {
+	l.log.Warn().Msg(fmt.Sprintf(format, v...))
 }
