@@ -57,6 +57,9 @@ type HandlerConfig struct {
 	// ProgressEvery emits a progress event every so many selected leads
 	// planned (default 100); the events go out while the request is planned.
 	ProgressEvery int
+	// Structured writes structured-mode CloudEvents instead of binary, as
+	// the pipeline's --content-mode does.
+	Structured bool
 	// Progress produces a progress event at once; nil drops them. Run sets
 	// it to an asynchronous produce.
 	Progress func(*kgo.Record)
@@ -85,7 +88,7 @@ func NewHandler(cfg HandlerConfig, store Store, tenants Tenants, ledger Ledger) 
 	if cfg.ProgressEvery <= 0 {
 		cfg.ProgressEvery = 100
 	}
-	return &Handler{cfg: cfg, store: store, tenants: tenants, ledger: ledger, enc: events.Encoder{Topic: cfg.CommandsTopic}}
+	return &Handler{cfg: cfg, store: store, tenants: tenants, ledger: ledger, enc: events.Encoder{Topic: cfg.CommandsTopic, Structured: cfg.Structured}}
 }
 
 // Handle processes a batch of requests in order. A request record that
@@ -229,8 +232,8 @@ func (h *Handler) rejected(r *Rejection) (*kgo.Record, error) {
 	return h.event(r.Tenant, r.RequestID, TypeRejected, "rejected", r)
 }
 
-// event encodes a request event in binary mode, keyed tenant/request_id. Its
-// id is derived from the request and what it reports, so a repeated event is
+// event encodes a request event, keyed tenant/request_id. Its id is derived
+// from the request and what it reports, so a repeated event is
 // recognisable.
 func (h *Handler) event(tenant, requestID, typ, what string, data any) (*kgo.Record, error) {
 	b, err := json.Marshal(data)
@@ -249,7 +252,14 @@ func (h *Handler) event(tenant, requestID, typ, what string, data any) (*kgo.Rec
 	if err := ev.Validate(); err != nil {
 		return nil, fmt.Errorf("requests: %s event: %w", typ, err)
 	}
-	return &kgo.Record{Topic: h.cfg.EventsTopic, Key: []byte(tenant + "/" + requestID), Value: b, Headers: events.BinaryHeaders(ev)}, nil
+	r := &kgo.Record{Topic: h.cfg.EventsTopic, Key: []byte(tenant + "/" + requestID), Value: b, Headers: events.BinaryHeaders(ev)}
+	if h.cfg.Structured {
+		if r.Value, err = json.Marshal(ev); err != nil {
+			return nil, fmt.Errorf("requests: encode %s: %w", typ, err)
+		}
+		r.Headers = []kgo.RecordHeader{{Key: events.HeaderContentType, Value: []byte(events.ContentCloudEventsJSON)}}
+	}
+	return r, nil
 }
 
 // typeName maps io.leadconv.request.completed.v1 to request.completed.

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/leadconv/leadconv/engine"
+	"github.com/leadconv/leadconv/events"
 	"github.com/leadconv/leadconv/internal/testutil/pgtest"
 	"github.com/leadconv/leadconv/internal/testutil/redistest"
 	"github.com/leadconv/leadconv/matcher"
@@ -128,8 +129,11 @@ func (e *env) feed(t *testing.T, recs ...record.Record) {
 }
 
 func (e *env) handler(progress func(*kgo.Record)) *Handler {
-	return NewHandler(HandlerConfig{CommandsTopic: "cmds", EventsTopic: "evs", ProgressEvery: 1, Progress: progress, Logger: zerolog.Nop()},
-		e.src, func(string) (Tenant, error) { return Tenant{Engine: e.engine, Policy: e.policy}, nil }, e.ledger)
+	return e.handlerWith(HandlerConfig{CommandsTopic: "cmds", EventsTopic: "evs", ProgressEvery: 1, Progress: progress, Logger: zerolog.Nop()})
+}
+
+func (e *env) handlerWith(cfg HandlerConfig) *Handler {
+	return NewHandler(cfg, e.src, func(string) (Tenant, error) { return Tenant{Engine: e.engine, Policy: e.policy}, nil }, e.ledger)
 }
 
 // output splits a request's output into commands and request events.
@@ -504,5 +508,44 @@ func TestHandleInvalidRecords(t *testing.T) {
 	var r Rejection
 	if err := json.Unmarshal(o.events[0].Value, &r); err != nil || r.Reason != ReasonInvalidRequest || r.RequestID != "bad" {
 		t.Errorf("rejection %+v %v", r, err)
+	}
+}
+
+func TestStructuredMode(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	h := e.handlerWith(HandlerConfig{CommandsTopic: "cmds", EventsTopic: "evs", Structured: true, Logger: zerolog.Nop()})
+	recs, err := h.Process(context.Background(), webRequest("s1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, r := range recs {
+		if ct := header(r, "content-type"); ct != "application/cloudevents+json" {
+			t.Fatalf("content-type %q", ct)
+		}
+		var ev struct {
+			Type string `json:"type"`
+		}
+		if err := json.Unmarshal(r.Value, &ev); err != nil {
+			t.Fatal(err)
+		}
+		types = append(types, ev.Type)
+		data, err := events.Payload(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := typeName(ev.Type)
+		if name == "" {
+			var c engine.Command
+			if err := json.Unmarshal(data, &c); err != nil {
+				t.Fatal(err)
+			}
+			name = c.Kind
+		}
+		checkSchema(t, name, data)
+	}
+	if len(types) < 2 || types[len(types)-1] != TypeCompleted || types[0] != "io.leadconv.lead.convert.v1" {
+		t.Errorf("event types %v", types)
 	}
 }

@@ -23,6 +23,8 @@ type Config struct {
 	// DLQTopic receives unreadable request records (default leadconv.dlq).
 	DLQTopic      string
 	ProgressEvery int
+	// Structured writes structured-mode CloudEvents.
+	Structured bool
 	// Opts are extra franz-go options (TLS, SASL, tests).
 	Opts   []kgo.Opt
 	Logger zerolog.Logger
@@ -43,7 +45,7 @@ func Run(ctx context.Context, cfg Config, store Store, tenants Tenants, ledger L
 		cfg.RequestsTopic = DefaultRequestsTopic
 	}
 	h := NewHandler(HandlerConfig{
-		CommandsTopic: cfg.CommandsTopic, EventsTopic: cfg.EventsTopic, ProgressEvery: cfg.ProgressEvery, Logger: cfg.Logger,
+		CommandsTopic: cfg.CommandsTopic, EventsTopic: cfg.EventsTopic, ProgressEvery: cfg.ProgressEvery, Structured: cfg.Structured, Logger: cfg.Logger,
 	}, store, tenants, ledger)
 	cons, err := consumer.New(consumer.Config{
 		Brokers: cfg.Brokers, Group: cfg.Group, Topics: []string{cfg.RequestsTopic}, DLQTopic: cfg.DLQTopic,
