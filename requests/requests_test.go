@@ -410,6 +410,33 @@ func TestOverwrite(t *testing.T) {
 	if v := title(over, "L2"); v != "VP" {
 		t.Errorf("every command of the plan carries the same values: L2 has Title %v", v)
 	}
+	// A merge of the same plan carries the overwritten values too (it runs
+	// after the conversions and would undo them otherwise); contact fields
+	// map to lead fields (AccountName <- Company).
+	contact := func(id, title string) record.Record {
+		return record.Record{Tenant: tenant, Object: record.Contact, ID: id, CreatedAt: t0, ModifiedAt: t0, Fields: record.Fields{
+			"FirstName": "Bob", "LastName": "Ray", "Email": "bob@y.com", "AccountName": "Initrode", "Title": title}}
+	}
+	e.put(t, contact("C4", "Intern"), contact("C5", "Boss"))
+	req = webRequest("o2")
+	req.Select = Selection{IDs: []string{"L3"}}
+	req.Options.DuplicateHandling = DuplicateOverwrite
+	merged := 0
+	for _, c := range process(t, e.handler(nil), req).commands {
+		var f record.Fields
+		switch d := c.Data.(type) {
+		case *engine.LeadConvert:
+			f = d.Fields
+		case *engine.RecordsMerge:
+			f, merged = d.Fields, merged+1
+		}
+		if f["AccountName"] != "Initech" {
+			t.Errorf("%s: AccountName %v, want the leads' Initech", c.Kind, f["AccountName"])
+		}
+	}
+	if merged == 0 {
+		t.Error("no merge planned for the cluster's two contacts")
+	}
 	// The most recently modified lead wins; fields the leads leave blank
 	// keep the contact's value.
 	for _, c := range over.commands {
