@@ -7,11 +7,13 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/leadconv/leadconv/engine"
 	"github.com/leadconv/leadconv/events"
@@ -251,5 +253,50 @@ func TestFlags(t *testing.T) {
 				t.Errorf("config %+v, want %+v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestRunCommitsAfterOutputs holds the writer's first produce request: the
+// command's transaction is committed to the mirror, but its offset is not
+// committed until the record events and the result are acknowledged.
+func TestRunCommitsAfterOutputs(t *testing.T) {
+	t.Parallel()
+	m, dbURL := newMirrorDB(t)
+	c := kafkatest.New(t, 1, commandsTopic, recordsTopic, resultsTopic)
+	r, err := events.Encoder{Topic: commandsTopic}.Command(*convertL1(), t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Produce(r)
+	release := make(chan struct{})
+	var held atomic.Bool
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		if held.CompareAndSwap(false, true) {
+			c.SleepControl(func() { <-release })
+		}
+		return nil, nil, false
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{Brokers: c.Addrs(), Group: "w", CommandsTopic: commandsTopic, RecordsTopic: recordsTopic,
+			ResultsTopic: resultsTopic, PostgresURL: dbURL, Logger: zerolog.Nop()})
+	}()
+	kafkatest.WaitFor(t, 20*time.Second, "the output to be produced", held.Load)
+	if l := mustGet(t, m, record.Lead, "L1"); l.Fields[FieldIsConverted] != true {
+		t.Fatal("the produce happens after the transaction committed")
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := c.Committed("w", commandsTopic); n != 0 {
+		t.Fatalf("offset committed before the output was acknowledged: %d", n)
+	}
+	close(release)
+	kafkatest.WaitFor(t, 20*time.Second, "the commit", func() bool { return c.Committed("w", commandsTopic) == 1 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if rs := results(t, c); len(rs) != 1 || rs[0].Outcome != OutcomeApplied {
+		t.Errorf("results %+v", rs)
 	}
 }
