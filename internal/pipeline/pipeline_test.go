@@ -236,10 +236,15 @@ func poison() []*kgo.Record {
 		{Topic: recordsTopic, Key: []byte("p3"), Value: []byte(`{"tenant":"acme","object":"lead","id":"x1","op":"explode"}`)},
 		{Topic: recordsTopic, Key: []byte("p4"), Value: []byte(big)},
 		{Topic: recordsTopic, Key: []byte("p5"), Value: []byte(`{"tenant":"acme","object":"lead","id":"x2","op":"upsert","fields":{},"colour":"red"}`)},
+		{Topic: recordsTopic, Key: []byte("p6"), Value: []byte(`{"tenant":"acme","object":"lead","id":"x3","op":"delete"}`),
+			Headers: []kgo.RecordHeader{{Key: "ce_specversion", Value: []byte("0.3")}}},
+		{Topic: recordsTopic, Key: []byte("p7"), Value: []byte(`[]`),
+			Headers: []kgo.RecordHeader{{Key: "content-type", Value: []byte("application/cloudevents-batch+json")}}},
 	}
 }
 
-var poisonCodes = []string{pipeline.CodeNotJSON, pipeline.CodeOversize, pipeline.CodeSchemaViolation, pipeline.CodeUnknownObject, pipeline.CodeUnknownOp}
+var poisonCodes = []string{events.CodeBadCloudEvent, pipeline.CodeNotJSON, pipeline.CodeOversize, pipeline.CodeSchemaViolation,
+	pipeline.CodeUnknownObject, pipeline.CodeUnknownOp, events.CodeUnsupportedContent}
 
 // One pipeline over a generated stream with poison records mixed in: each
 // poison record lands in the DLQ with its code and a pointer to its origin,
@@ -301,6 +306,47 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if out := counterSum(t, reg, "leadconv_commands_out_total"); int(out) != len(got) {
 		t.Fatalf("commands out %v, want %d", out, len(got))
+	}
+}
+
+// An event the decoder let through but the store refuses is dead-lettered
+// alone: the rest of its batch is applied and planned as usual.
+func TestStoreRefusal(t *testing.T) {
+	e := newEnv(t, 1)
+	recs := data(40)
+	for i, r := range recs {
+		r.Offset = int64(i)
+	}
+	// A lenient decoder: it passes an empty tenant, which the store refuses.
+	lenient := func(b []byte, _ int) (record.Event, error) {
+		var ev record.Event
+		err := json.Unmarshal(b, &ev)
+		return ev, err
+	}
+	bad := &kgo.Record{Topic: recordsTopic, Offset: 99, Value: []byte(`{"tenant":"","object":"lead","id":"L1","op":"delete"}`)}
+	batch := slices.Concat(recs[:20], []*kgo.Record{bad}, recs[20:])
+	h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, Decode: lenient}, e.store(redistest.Namespace(t)), e.cfg)
+	res, err := h.Handle(t.Context(), recordsTopic, 0, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Poison) != 1 || res.Poison[0].Record != bad || res.Poison[0].Code != pipeline.CodeInvalidEvent {
+		t.Fatalf("poison %+v", res.Poison)
+	}
+	clean := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic}, e.store(redistest.Namespace(t)), e.cfg)
+	want, err := clean.Handle(t.Context(), recordsTopic, 0, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := func(out []*kgo.Record) []string {
+		var s []string
+		for _, r := range out {
+			s = append(s, string(kafkatest.Header(r, "ce_id")))
+		}
+		return s
+	}
+	if got, want := ids(res.Out), ids(want.Out); len(want) == 0 || !slices.Equal(got, want) {
+		t.Fatalf("commands %v, want those of the batch without the refused event %v", got, want)
 	}
 }
 
