@@ -111,7 +111,11 @@ func (rep *demoReport) print(w io.Writer, events, dead int, elapsed time.Duratio
 		return
 	}
 	n := min(show, len(ids))
-	fmt.Fprintf(w, "\nThe %d largest clusters and what leadconv does with them:\n", n)
+	if n == 1 {
+		fmt.Fprint(w, "\nThe largest cluster and what leadconv does with it:\n")
+	} else {
+		fmt.Fprintf(w, "\nThe %d largest clusters and what leadconv does with them:\n", n)
+	}
 	for _, id := range ids[:n] {
 		plan := rep.plans[id]
 		slices.SortFunc(plan, func(a, b engine.Command) int { return cmp.Compare(a.Seq, b.Seq) })
