@@ -263,7 +263,7 @@ func normalizeEmail(s string, o *options) string {
 	if at <= 0 || at == len(s)-1 || strings.ContainsAny(s, " ,;<>") {
 		return ""
 	}
-	local, domain := s[:at], strings.TrimSuffix(s[at+1:], ".")
+	local, domain := s[:at], strings.TrimRight(s[at+1:], ".")
 	if strings.IndexByte(domain, '.') < 0 {
 		return ""
 	}
@@ -319,30 +319,37 @@ func NormalizePhone(s, country string) string {
 			}
 		}
 	}
-	d := string(digits)
+	// The result is built in one allocation: this runs for every phone
+	// field of every event.
+	d, prefix := digits, ""
 	switch {
 	case plus:
-	case strings.HasPrefix(d, "00"):
+	case len(d) >= 2 && d[0] == '0' && d[1] == '0':
 		d = d[2:]
-	case country == "1" && strings.HasPrefix(d, "011"):
+	case country == "1" && len(d) >= 3 && string(d[:3]) == "011":
 		d = d[3:]
 	case country == "1" && len(d) == 11 && d[0] == '1':
 	case len(d) == 7:
-		return d
+		return string(d)
 	case country != "" && len(d) > 1 && d[0] == '0' && country != "1":
-		d = country + d[1:]
+		prefix, d = country, d[1:]
 	case country != "" && len(d) >= 8:
-		d = country + d
+		prefix = country
 	}
-	if len(d) < 8 || len(d) > 15 || d[0] == '0' {
+	n := len(prefix) + len(d)
+	if n < 8 || n > 15 || prefix == "" && d[0] == '0' {
 		return ""
 	}
-	if !plus && country == "" && len(d) == len(digits) {
-		// Without a default country a number written without one cannot be
-		// placed: bare digits, which only match the same bare digits.
-		return d
+	var out [1 + 3 + 24]byte
+	o := out[:0]
+	// Without a default country a number written without one cannot be
+	// placed: bare digits, which only match the same bare digits.
+	if plus || country != "" || len(d) != len(digits) {
+		o = append(o, '+')
 	}
-	return "+" + d
+	o = append(o, prefix...)
+	o = append(o, d...)
+	return string(o)
 }
 
 func normalizeDomain(s string, free map[string]bool) string {

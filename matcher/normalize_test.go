@@ -193,6 +193,7 @@ func TestNormalizeEmail(t *testing.T) {
 		{"tag stripped everywhere", def, "bob+leads@acme.com", "bob@acme.com"},
 		{"leading plus kept", def, "+bob@acme.com", "+bob@acme.com"},
 		{"trailing dot of domain", def, "bob@acme.com.", "bob@acme.com"},
+		{"only dots after the name", def, "bob@acme..", ""},
 		{"no options", none, "B.ob+x@GMAIL.com", "b.ob+x@gmail.com"},
 		{"tags only", tagsOnly, "b.ob+x@gmail.com", "b.ob@gmail.com"},
 		{"dots only", dotsOnly, "b.ob+x@gmail.com", "bob+x@gmail.com"},

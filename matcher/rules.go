@@ -1,9 +1,7 @@
 package matcher
 
 import (
-	"encoding/hex"
 	"fmt"
-	"hash/fnv"
 	"strings"
 
 	"github.com/leadconv/leadconv/record"
@@ -181,6 +179,9 @@ func (rs *Ruleset) Prepare(r *record.Record) *Prepared {
 	p.Active = true
 	p.Account = rs.AccountKey(rs.field(r, rs.cfg.AccountField))
 	p.vals = make([][]string, len(rs.slots))
+	// One backing array for every slot's values: each slot's values are
+	// appended in turn and kept as a full slice of their own range.
+	backing := make([]string, 0, len(rs.slots)+4)
 	for i, s := range rs.slots {
 		switch s.kind {
 		case kindNumber, kindDate:
@@ -189,7 +190,11 @@ func (rs *Ruleset) Prepare(r *record.Record) *Prepared {
 			}
 			p.nums[i] = rs.numbers(r, s)
 		default:
-			p.vals[i] = rs.values(r, s)
+			start := len(backing)
+			backing = rs.values(backing, r, s)
+			if len(backing) > start {
+				p.vals[i] = backing[start:len(backing):len(backing)]
+			}
 		}
 	}
 	for _, cr := range rs.rules {
@@ -215,8 +220,17 @@ func (rs *Ruleset) field(r *record.Record, name string) string {
 	return ""
 }
 
-func (rs *Ruleset) values(r *record.Record, s slot) []string {
-	var out []string
+// values appends the slot's distinct normalised values of r to dst.
+func (rs *Ruleset) values(dst []string, r *record.Record, s slot) []string {
+	start := len(dst)
+	appendNew := func(v string) {
+		for _, x := range dst[start:] {
+			if x == v {
+				return
+			}
+		}
+		dst = append(dst, v)
+	}
 	add := func(v string) {
 		v = s.norm(rs.opts, v)
 		switch s.kind {
@@ -227,14 +241,14 @@ func (rs *Ruleset) values(r *record.Record, s slot) []string {
 			// are values (and blocking keys).
 			p, alt := DoubleMetaphone(v)
 			if alt != p && alt != "" {
-				out = appendNew(out, alt)
+				appendNew(alt)
 			}
 			v = p
 		}
 		if v == "" {
 			return
 		}
-		out = appendNew(out, v)
+		appendNew(v)
 	}
 	if s.concat {
 		parts := make([]string, 0, len(s.fields))
@@ -244,21 +258,12 @@ func (rs *Ruleset) values(r *record.Record, s slot) []string {
 			}
 		}
 		add(strings.Join(parts, " "))
-		return out
+		return dst
 	}
 	for _, f := range s.fields {
 		add(rs.field(r, f))
 	}
-	return out
-}
-
-func appendNew(list []string, v string) []string {
-	for _, x := range list {
-		if x == v {
-			return list
-		}
-	}
-	return append(list, v)
+	return dst
 }
 
 func (rs *Ruleset) numbers(r *record.Record, s slot) []float64 {
@@ -292,14 +297,24 @@ func (rs *Ruleset) appendBlocks(dst []Block, cr crule, vals [][]string) []Block 
 		}
 	}
 	n = min(n, maxKeysPerRule)
-	idx := make([]int, len(cr.block))
+	var idxBuf [8]int
+	idx := idxBuf[:0]
+	if len(cr.block) > len(idxBuf) {
+		idx = make([]int, 0, len(cr.block))
+	}
+	idx = idx[:len(cr.block)]
 	for range n {
-		h := fnv.New64a()
+		// FNV-1a 64 of the values, each followed by 0x1f, inlined: the
+		// hash/fnv interface would allocate per key.
+		h := uint64(fnvOffset64)
 		for k, s := range cr.block {
-			h.Write([]byte(vals[s][idx[k]]))
-			h.Write([]byte{0x1f})
+			v := vals[s][idx[k]]
+			for i := 0; i < len(v); i++ {
+				h = (h ^ uint64(v[i])) * fnvPrime64
+			}
+			h = (h ^ 0x1f) * fnvPrime64
 		}
-		dst = append(dst, Block{Rule: cr.name, Key: hex.EncodeToString(h.Sum(nil))})
+		dst = append(dst, Block{Rule: cr.name, Key: hexKey(h)})
 		for k := len(idx) - 1; k >= 0; k-- {
 			idx[k]++
 			if idx[k] < len(vals[cr.block[k]]) {
@@ -309,6 +324,22 @@ func (rs *Ruleset) appendBlocks(dst []Block, cr crule, vals [][]string) []Block 
 		}
 	}
 	return dst
+}
+
+const (
+	fnvOffset64 = 14695981039346656037
+	fnvPrime64  = 1099511628211
+)
+
+// hexKey renders h as 16 lower-case hex digits, big-endian.
+func hexKey(h uint64) string {
+	const digits = "0123456789abcdef"
+	var b [16]byte
+	for i := 15; i >= 0; i-- {
+		b[i] = digits[h&0xf]
+		h >>= 4
+	}
+	return string(b[:])
 }
 
 // Match reports the first rule under which a and b are duplicates. It is

@@ -1,9 +1,12 @@
 package matcher
 
 import (
+	"encoding/hex"
+	"hash/fnv"
 	"strings"
 	"testing"
 
+	"github.com/leadconv/leadconv/matcher/gen"
 	"github.com/leadconv/leadconv/record"
 )
 
@@ -362,5 +365,68 @@ func TestDoubleMetaphoneBlocks(t *testing.T) {
 	c := lead("c", record.Fields{"LastName": "Thomas"})
 	if len(rs.Prepare(&c).Blocks) != 1 {
 		t.Fatalf("Thomas has one pronunciation: %v", rs.Prepare(&c).Blocks)
+	}
+}
+
+// BenchmarkPrepare is the CPU cost of normalising one generated lead or
+// contact under the default rules (blocking keys and compared values).
+//
+//	go test -run '^$' -bench 'Prepare|MatchCandidates' -benchmem ./matcher/
+func BenchmarkPrepare(b *testing.B) {
+	rs := mustCompile(b, DefaultConfig(), gen.ContactFields())
+	recs := gen.New(gen.Options{Seed: 1, Records: 10000, ContactShare: 0.2}).Records()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		rs.Prepare(&recs[i%len(recs)])
+	}
+}
+
+// BenchmarkMatchCandidates is the CPU cost of one Match between records that
+// share a block (the candidates the store compares).
+func BenchmarkMatchCandidates(b *testing.B) {
+	rs := mustCompile(b, DefaultConfig(), gen.ContactFields())
+	recs := gen.New(gen.Options{Seed: 1, Records: 10000, ContactShare: 0.2}).Records()
+	byBlock := map[Block][]*Prepared{}
+	for i := range recs {
+		p := rs.Prepare(&recs[i])
+		for _, bl := range p.Blocks {
+			byBlock[bl] = append(byBlock[bl], p)
+		}
+	}
+	var pairs [][2]*Prepared
+	for _, ps := range byBlock {
+		for i := 1; i < len(ps); i++ {
+			pairs = append(pairs, [2]*Prepared{ps[0], ps[i]})
+		}
+	}
+	if len(pairs) == 0 {
+		b.Fatal("no candidate pairs")
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		p := pairs[i%len(pairs)]
+		rs.Match(p[0], p[1])
+	}
+}
+
+// Block keys are FNV-1a 64 of the values, each followed by 0x1f, in hex:
+// the inlined hash must keep the keys stored in Redis unchanged.
+func TestBlockKeyHash(t *testing.T) {
+	cfg := Config{Rules: []Rule{{Name: "r", All: []Condition{
+		{Field: "A", Normalizer: "text", Comparator: "exact"},
+		{Field: "B", Normalizer: "text", Comparator: "exact"},
+	}}}}
+	rs := mustCompile(t, cfg, nil)
+	r := lead("x", record.Fields{"A": "José", "B": "acme corp"})
+	p := rs.Prepare(&r)
+	h := fnv.New64a()
+	for _, v := range []string{"jose", "acme corp"} {
+		h.Write([]byte(v))
+		h.Write([]byte{0x1f})
+	}
+	if want := hex.EncodeToString(h.Sum(nil)); len(p.Blocks) != 1 || p.Blocks[0].Key != want {
+		t.Fatalf("blocks %v, want key %s", p.Blocks, want)
 	}
 }
