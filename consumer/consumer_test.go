@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/goleak"
@@ -159,6 +160,54 @@ func TestTransientErrorsAreRetriedNeverDeadLettered(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(m.Retries.WithLabelValues("handle")); got != 5 {
 		t.Fatalf("retries metric %v, want 5", got)
+	}
+}
+
+// The broker refusing the output (a non-retriable produce error, so the
+// client hands it back) is transient for the consumer: the batch's output is
+// produced again with backoff, nothing is dead-lettered, and the offsets
+// move only once the output is in.
+func TestProduceErrorsAreRetried(t *testing.T) {
+	c := kafkatest.New(t, 1, in, out, dlq)
+	produceN(c, 30, func(i int) string { return fmt.Sprintf("v%d", i) })
+	var refused atomic.Int64
+	// Input is already written: every produce request from here on carries
+	// the consumer's output. Refuse the first three.
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if refused.Load() >= 3 {
+			return nil, nil, false
+		}
+		refused.Add(1)
+		r := req.(*kmsg.ProduceRequest)
+		resp := r.ResponseKind().(*kmsg.ProduceResponse)
+		for _, rt := range r.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.PolicyViolation.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	m := consumer.NewMetrics(prometheus.NewRegistry())
+	stop := start(t, c, consumer.HandlerFunc(echo), m)
+	kafkatest.WaitFor(t, 20*time.Second, "the commit", func() bool { return committed(t, c) == 30 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(m.Retries.WithLabelValues("produce")); got < 1 {
+		t.Fatalf("produce retries %v, want at least one", got)
+	}
+	if n := c.EndOffsets(dlq); n != 0 {
+		t.Fatalf("%d records dead-lettered by refused produces", n)
+	}
+	if got := len(values(c.ReadAll(out))); got != 30 {
+		t.Fatalf("%d distinct outputs, want 30", got)
 	}
 }
 
