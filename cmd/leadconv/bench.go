@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -99,26 +100,96 @@ Example (the figures in BENCHMARKS.md):
 					bc.Brokers = o.brokerList()
 				}
 				start := time.Now()
+				var marks []cpuMark
 				bc.Progress = func(phase string) {
 					fmt.Fprintf(e.stderr, "bench: %s (%s)\n", phase, time.Since(start).Round(time.Second))
+					marks = append(marks, markCPU(ctx, phase, rdb))
 				}
 				res, err := pipeline.Bench(ctx, bc)
 				if err != nil {
 					return err
 				}
+				marks = append(marks, markCPU(ctx, "end", rdb))
+				out := benchOutput{BenchResult: res, CPU: cpuPerEvent(marks, map[string]int{"raw": res.Raw.Events, "full": res.Full.Events, "latency": res.Latency.Events})}
 				if *asJSON {
 					enc := json.NewEncoder(e.stdout)
 					enc.SetIndent("", "  ")
-					return enc.Encode(res)
+					return enc.Encode(out)
 				}
-				printBench(e.stdout, res)
+				printBench(e.stdout, out)
 				return nil
 			}
 		},
 	}
 }
 
-func printBench(w io.Writer, r pipeline.BenchResult) {
+// benchOutput is the result plus the CPU time the phases used.
+type benchOutput struct {
+	pipeline.BenchResult
+	CPU []PhaseCPU `json:"cpu,omitempty"`
+}
+
+// PhaseCPU is the CPU time per event of one phase, of the leadconv process
+// and of the Redis server: unlike wall time it hardly moves with the load
+// of other processes on the machine.
+type PhaseCPU struct {
+	Phase                           string
+	Events                          int
+	LeadconvPerEvent, RedisPerEvent time.Duration
+}
+
+// cpuMark is the CPU time used so far when a phase starts.
+type cpuMark struct {
+	phase                 string
+	self, redis           time.Duration
+	redisKnown, selfKnown bool
+}
+
+func markCPU(ctx context.Context, phase string, rdb redis.UniversalClient) cpuMark {
+	m := cpuMark{phase: phase}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		m.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		m.selfKnown = true
+	}
+	if info, err := rdb.Info(ctx, "cpu").Result(); err == nil {
+		var total float64
+		for line := range strings.Lines(info) {
+			k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+			if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					return m
+				}
+				total += f
+			}
+		}
+		m.redis, m.redisKnown = time.Duration(total*float64(time.Second)), total > 0
+	}
+	return m
+}
+
+// cpuPerEvent turns consecutive marks into CPU time per event of the
+// phases named in events.
+func cpuPerEvent(marks []cpuMark, events map[string]int) []PhaseCPU {
+	var out []PhaseCPU
+	for i := 0; i+1 < len(marks); i++ {
+		a, b := marks[i], marks[i+1]
+		n := events[a.phase]
+		if n == 0 || !a.selfKnown || !b.selfKnown {
+			continue
+		}
+		pc := PhaseCPU{Phase: a.phase, Events: n, LeadconvPerEvent: (b.self - a.self) / time.Duration(n)}
+		if a.redisKnown && b.redisKnown {
+			pc.RedisPerEvent = (b.redis - a.redis) / time.Duration(n)
+		}
+		out = append(out, pc)
+	}
+	return out
+}
+
+func printBench(w io.Writer, out benchOutput) {
+	r := out.BenchResult
 	fmt.Fprintf(w, "raw ceiling    %8d events in %-8s %9.0f events/s\n", r.Raw.Events, r.Raw.Elapsed.Round(time.Millisecond), r.Raw.PerSec)
 	fmt.Fprintf(w, "full pipeline  %8d events in %-8s %9.0f events/s  (%.0f%% of the raw ceiling)\n",
 		r.Full.Events, r.Full.Elapsed.Round(time.Millisecond), r.Full.PerSec, r.Ratio*100)
@@ -130,6 +201,10 @@ func printBench(w io.Writer, r pipeline.BenchResult) {
 			parts = append(parts, fmt.Sprintf("%s %d", s.Point, s.Bytes>>20))
 		}
 		fmt.Fprintf(w, "memory         peak RSS %d MiB; RSS MiB at %s\n", r.PeakRSS>>20, strings.Join(parts, ", "))
+	}
+	for _, c := range out.CPU {
+		fmt.Fprintf(w, "cpu %-10s %8d events: leadconv %s/event, redis %s/event\n", c.Phase, c.Events,
+			c.LeadconvPerEvent.Round(100*time.Nanosecond), c.RedisPerEvent.Round(100*time.Nanosecond))
 	}
 }
 

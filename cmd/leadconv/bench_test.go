@@ -19,7 +19,7 @@ func TestBenchPrintsEveryFigure(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("code %d\n%s\n%s", code, stdout, stderr)
 	}
-	for _, want := range []string{"raw ceiling        1500 events", "full pipeline      1500 events", "of the raw ceiling", "200 events at 1000/s: p50 ", "p99 ", "peak RSS"} {
+	for _, want := range []string{"raw ceiling        1500 events", "full pipeline      1500 events", "of the raw ceiling", "200 events at 1000/s: p50 ", "p99 ", "peak RSS", "cpu full"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout)
 		}
@@ -41,8 +41,17 @@ func TestBenchOwnRedisJSON(t *testing.T) {
 		t.Fatalf("code %d\n%s\n%s", code, stdout, stderr)
 	}
 	var res pipeline.BenchResult
+	var cpu struct{ CPU []PhaseCPU }
 	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, stdout)
+	}
+	if err := json.Unmarshal([]byte(stdout), &cpu); err != nil || len(cpu.CPU) != 3 {
+		t.Fatalf("cpu = %+v (%v), want the raw, full and latency phases", cpu.CPU, err)
+	}
+	for _, c := range cpu.CPU {
+		if c.LeadconvPerEvent <= 0 || c.RedisPerEvent <= 0 {
+			t.Errorf("phase %s: no CPU time measured: %+v", c.Phase, c)
+		}
 	}
 	if res.Raw.PerSec <= 0 || res.Full.PerSec <= 0 || res.Full.Events != 1500 || res.Latency.P99 <= 0 || res.Latency.P50 > res.Latency.P99 || res.Ratio <= 0 {
 		t.Fatalf("implausible result %+v", res)
