@@ -3,7 +3,10 @@ package schemas
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
@@ -35,10 +38,28 @@ func DecodeEvent(b []byte, maxBytes int) (record.Event, error) {
 	d.UseNumber()
 	d.DisallowUnknownFields()
 	if err := d.Decode(&ev); err != nil {
-		// The schema admits only what record.Event holds; what is left is a
-		// date-time the schema's pattern accepts and time.Time does not
-		// (a leap second, hour 24).
-		return record.Event{}, &Error{Code: CodeSchemaViolation, Detail: "date-time out of range"}
+		// The schema admits almost only what record.Event holds; what is
+		// left is an integral number written with a fraction (related_count
+		// 1.0) and a date-time the schema's pattern accepts and time.Time
+		// does not (a leap second, hour 24).
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			// Field is the Go path, through the embedded Record.
+			at := "/" + strings.ReplaceAll(strings.TrimPrefix(te.Field, "Record."), ".", "/")
+			return record.Event{}, &Error{Code: CodeSchemaViolation, Detail: at + ": type integer", at: at}
+		}
+		at := "/"
+		if m, ok := doc.(map[string]any); ok {
+			for _, k := range []string{"created_at", "modified_at"} {
+				if v, ok := m[k].(string); ok {
+					if _, err := time.Parse(time.RFC3339Nano, v); err != nil {
+						at = "/" + k
+						break
+					}
+				}
+			}
+		}
+		return record.Event{}, &Error{Code: CodeSchemaViolation, Detail: at + ": format", at: at}
 	}
 	return ev, nil
 }

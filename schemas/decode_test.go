@@ -39,6 +39,8 @@ func TestDecodeEvent(t *testing.T) {
 		{name: "upsert without dates", in: `{"tenant":"a","object":"lead","id":"1","op":"upsert"}`, code: schemas.CodeSchemaViolation, where: "/"},
 		{name: "impossible date", in: `{"tenant":"a","object":"lead","id":"1","op":"patch","modified_at":"2026-02-30T00:00:00Z"}`, code: schemas.CodeSchemaViolation, where: "/modified_at"},
 		{name: "nested field value", in: `{"tenant":"a","object":"lead","id":"1","op":"patch","modified_at":"2026-02-03T00:00:00Z","fields":{"Tags":["a"]}}`, code: schemas.CodeSchemaViolation, where: "/fields/Tags"},
+		{name: "related count with a fraction", in: `{"tenant":"a","object":"lead","id":"1","op":"delete","related_count":1.0}`, code: schemas.CodeSchemaViolation, where: "/related_count"},
+		{name: "leap second", in: `{"tenant":"a","object":"lead","id":"1","op":"patch","modified_at":"2026-12-31T23:59:60Z"}`, code: schemas.CodeSchemaViolation, where: "/modified_at"},
 		{name: "negative related count", in: `{"tenant":"a","object":"lead","id":"1","op":"delete","related_count":-1}`, code: schemas.CodeSchemaViolation, where: "/related_count"},
 		{name: "other without pair op", in: `{"tenant":"a","object":"lead","id":"1","op":"delete","other":{"object":"lead","id":"2"}}`, code: schemas.CodeSchemaViolation, where: "/"},
 		{name: "pair op without other", in: `{"tenant":"a","object":"lead","id":"1","op":"clear_not_duplicate"}`, code: schemas.CodeSchemaViolation, where: "/"},
@@ -92,6 +94,7 @@ func FuzzDecodeEvent(f *testing.F) {
 		`{"tenant":"a","object":"lead","id":"1","op":"not_duplicate","other":{"object":"contact","id":"2"}}`,
 		`{"tenant":"a","object":"contact","id":"1","op":"patch","modified_at":"2026-01-01T00:00:00.123456789-07:00","fields":{"":1e400}}`,
 		`{"tenant":"a","object":"lead","id":"1","op":"upsert","created_at":"2026-12-31T23:59:60Z","modified_at":"2026-01-01T24:00:00Z"}`,
+		`{"tenant":"a","object":"lead","id":"1","op":"upsert","created_at":"2026-12-31T23:59:60Z","modified_at":"2026-01-01T00:00:00Z","related_count":2.0}`,
 		`[]`, `null`, `"x"`, `{"fields":{"a":{"b":[]}}}`, ``,
 	} {
 		f.Add([]byte(s))

@@ -173,12 +173,19 @@ type Error struct {
 	Code   string
 	Detail string
 	cause  *jsonschema.ValidationError
+	at     string // the location when there is no cause
 }
 
 func (e *Error) Error() string { return "schemas: " + e.Code + ": " + e.Detail }
 
 // Locations returns the JSON pointers of the failing values, sorted.
 func (e *Error) Locations() []string {
+	if e.cause == nil {
+		if e.at == "" {
+			return nil
+		}
+		return []string{e.at}
+	}
 	var locs []string
 	for _, l := range leaves(e.cause) {
 		locs = append(locs, pointer(l.loc))
