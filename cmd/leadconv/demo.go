@@ -163,17 +163,14 @@ func runDemo(ctx context.Context, e *env, o demoOptions) error {
 	}
 	runCtx, stopPipeline := context.WithCancel(ctx)
 	defer stopPipeline()
-	runErr := make(chan error, 1)
-	go func() { runErr <- p.Run(runCtx) }()
+	var runErr error
+	runDone := make(chan struct{})
+	go func() { runErr = p.Run(runCtx); close(runDone) }()
 	// The pipeline must have drained and committed before the broker closes.
-	stopped := false
 	stop := func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
 		stopPipeline()
-		return <-runErr
+		<-runDone
+		return runErr
 	}
 	defer func() { _ = stop() }()
 
@@ -189,9 +186,12 @@ func runDemo(ctx context.Context, e *env, o demoOptions) error {
 
 	waitCtx, cancelWait := context.WithTimeout(ctx, o.timeout)
 	defer cancelWait()
-	if err := waitCommitted(waitCtx, kadm.NewClient(cl), demoGroup, defaultRecordsTopic, runErr); err != nil {
-		if ctx.Err() != nil {
+	if err := waitCommitted(waitCtx, kadm.NewClient(cl), demoGroup, defaultRecordsTopic, runDone); err != nil {
+		switch {
+		case ctx.Err() != nil:
 			return ctx.Err()
+		case errors.Is(err, errStopped):
+			return fmt.Errorf("pipeline stopped before the sample was processed: %w", stop())
 		}
 		return fmt.Errorf("waiting for the sample to be processed: %w", err)
 	}
@@ -250,11 +250,15 @@ func produceEvents(ctx context.Context, cl *kgo.Client, topic string, evs []reco
 	return nil
 }
 
+// errStopped: the pipeline stopped while waitCommitted waited for it.
+var errStopped = errors.New("pipeline stopped")
+
 // waitCommitted returns once group has committed the end offset of every
 // partition of topic: the pipeline commits a batch only after its commands
 // were acknowledged, so everything produced so far is then processed and
-// its commands are on the commands topic.
-func waitCommitted(ctx context.Context, adm *kadm.Client, group, topic string, runErr <-chan error) error {
+// its commands are on the commands topic. It returns errStopped when
+// stopped is closed first.
+func waitCommitted(ctx context.Context, adm *kadm.Client, group, topic string, stopped <-chan struct{}) error {
 	ends, err := adm.ListEndOffsets(ctx, topic)
 	if err != nil {
 		return fmt.Errorf("end offsets of %s: %w", topic, err)
@@ -269,11 +273,8 @@ func waitCommitted(ctx context.Context, adm *kadm.Client, group, topic string, r
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case err := <-runErr:
-			if err == nil {
-				err = errors.New("stopped")
-			}
-			return fmt.Errorf("pipeline: %w", err)
+		case <-stopped:
+			return errStopped
 		case <-tick.C:
 		}
 	}

@@ -86,14 +86,16 @@ func newReplayEnv(t *testing.T, partitions int32) *replayEnv {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
-	runErr := make(chan error, 1)
-	go func() { runErr <- p.Run(ctx) }()
+	var runErr error
+	runDone := make(chan struct{})
+	go func() { runErr = p.Run(ctx); close(runDone) }()
 	wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
 	defer wcancel()
-	err = waitCommitted(wctx, kadm.NewClient(cl), "live", defaultRecordsTopic, runErr)
+	err = waitCommitted(wctx, kadm.NewClient(cl), "live", defaultRecordsTopic, runDone)
 	cancel()
-	if rerr := <-runErr; err != nil || rerr != nil {
-		t.Fatalf("live pipeline: wait %v, run %v", err, rerr)
+	<-runDone
+	if err != nil || runErr != nil {
+		t.Fatalf("live pipeline: wait %v, run %v", err, runErr)
 	}
 	env.liveIDs = commandIDs(t, k.ReadAll(defaultCommandsTopic))
 	if len(env.liveIDs) == 0 {
