@@ -36,7 +36,9 @@ func benchCommand() *command {
   latency        p50/p99/max from an event's produce to the acknowledgement
                  of its commands, at a fixed offered rate
 
-plus the process's resident memory at each phase and its peak.
+plus the process's resident memory at each phase and its peak, and the CPU
+time per event of each phase, of this process and of the Redis server (load
+on the machine hardly moves it, unlike wall time).
 
 Kafka: an in-process broker (kfake) unless --brokers names a cluster, which
 then needs the topics bench.records, bench.raw.out, bench.commands,
@@ -129,13 +131,14 @@ type benchOutput struct {
 	CPU []PhaseCPU `json:"cpu,omitempty"`
 }
 
-// PhaseCPU is the CPU time per event of one phase, of the leadconv process
-// and of the Redis server: unlike wall time it hardly moves with the load
-// of other processes on the machine.
+// PhaseCPU is the CPU time per event of one phase, of this process (the
+// pipeline and, unless --brokers is set, the in-process broker) and of the
+// Redis server: unlike wall time it hardly moves with the load of other
+// processes on the machine.
 type PhaseCPU struct {
 	Phase                           string
 	Events                          int
-	LeadconvPerEvent, RedisPerEvent time.Duration
+	ProcessPerEvent, RedisPerEvent time.Duration
 }
 
 // cpuMark is the CPU time used so far when a phase starts.
@@ -179,7 +182,7 @@ func cpuPerEvent(marks []cpuMark, events map[string]int) []PhaseCPU {
 		if n == 0 || !a.selfKnown || !b.selfKnown {
 			continue
 		}
-		pc := PhaseCPU{Phase: a.phase, Events: n, LeadconvPerEvent: (b.self - a.self) / time.Duration(n)}
+		pc := PhaseCPU{Phase: a.phase, Events: n, ProcessPerEvent: (b.self - a.self) / time.Duration(n)}
 		if a.redisKnown && b.redisKnown {
 			pc.RedisPerEvent = (b.redis - a.redis) / time.Duration(n)
 		}
@@ -203,8 +206,8 @@ func printBench(w io.Writer, out benchOutput) {
 		fmt.Fprintf(w, "memory         peak RSS %d MiB; RSS MiB at %s\n", r.PeakRSS>>20, strings.Join(parts, ", "))
 	}
 	for _, c := range out.CPU {
-		fmt.Fprintf(w, "cpu %-10s %8d events: leadconv %s/event, redis %s/event\n", c.Phase, c.Events,
-			c.LeadconvPerEvent.Round(100*time.Nanosecond), c.RedisPerEvent.Round(100*time.Nanosecond))
+		fmt.Fprintf(w, "cpu %-10s %8d events: process %s/event, redis %s/event\n", c.Phase, c.Events,
+			c.ProcessPerEvent.Round(100*time.Nanosecond), c.RedisPerEvent.Round(100*time.Nanosecond))
 	}
 }
 

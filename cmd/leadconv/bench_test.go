@@ -49,7 +49,7 @@ func TestBenchOwnRedisJSON(t *testing.T) {
 		t.Fatalf("cpu = %+v (%v), want the raw, full and latency phases", cpu.CPU, err)
 	}
 	for _, c := range cpu.CPU {
-		if c.LeadconvPerEvent <= 0 || c.RedisPerEvent <= 0 {
+		if c.ProcessPerEvent <= 0 || c.RedisPerEvent <= 0 {
 			t.Errorf("phase %s: no CPU time measured: %+v", c.Phase, c)
 		}
 	}
