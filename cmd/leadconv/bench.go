@@ -136,8 +136,8 @@ type benchOutput struct {
 // Redis server: unlike wall time it hardly moves with the load of other
 // processes on the machine.
 type PhaseCPU struct {
-	Phase                           string
-	Events                          int
+	Phase                          string
+	Events                         int
 	ProcessPerEvent, RedisPerEvent time.Duration
 }
 
