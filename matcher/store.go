@@ -781,3 +781,62 @@ func (s *Store) warnOversize(rule, block string) {
 func (s *Store) nextBatch() string {
 	return s.instance + "-" + strconv.FormatUint(s.batches.Add(1), 36)
 }
+
+// Get returns a record's stored state; ok is false when it is unknown or out
+// of matching (deleted, converted, or an account).
+func (s *Store) Get(ctx context.Context, tenant string, ref record.Ref) (rec record.Record, ok bool, err error) {
+	k := tenantKeys(s.opts.Namespace, tenant)
+	raw, err := s.rdb.HGet(ctx, k.records, refKey(ref)).Result()
+	if errors.Is(err, redis.Nil) {
+		return record.Record{}, false, nil
+	}
+	if err != nil {
+		return record.Record{}, false, fmt.Errorf("matcher: get %s: %w", ref, err)
+	}
+	return decodeLive(tenant, ref, raw)
+}
+
+func decodeLive(tenant string, ref record.Ref, raw string) (record.Record, bool, error) {
+	st, err := parseStored(raw)
+	if err != nil {
+		return record.Record{}, false, err
+	}
+	if !st.live() {
+		return record.Record{}, false, nil
+	}
+	r, err := decodeRecord(tenant, ref, &st)
+	return r, err == nil, err
+}
+
+// Leads calls fn for every lead of the tenant that takes part in matching,
+// in no particular order. It scans the tenant's records incrementally
+// (HSCAN), so it neither blocks Redis nor holds them all in memory.
+func (s *Store) Leads(ctx context.Context, tenant string, fn func(record.Record) error) error {
+	k := tenantKeys(s.opts.Namespace, tenant)
+	prefix := refKey(record.Ref{Object: record.Lead})
+	it := s.rdb.HScan(ctx, k.records, 0, prefix+"*", 500).Iterator()
+	for it.Next(ctx) {
+		field := it.Val()
+		if !it.Next(ctx) {
+			break
+		}
+		ref, ok := parseRefKey(field)
+		if !ok {
+			continue
+		}
+		r, live, err := decodeLive(tenant, ref, it.Val())
+		if err != nil {
+			return err
+		}
+		if !live {
+			continue
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("matcher: scan leads: %w", err)
+	}
+	return nil
+}

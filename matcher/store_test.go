@@ -477,3 +477,45 @@ func TestStoreRedisRestart(t *testing.T) {
 	}
 	t.Logf("%d failed attempts retried", failures)
 }
+
+func TestStoreGetAndLeads(t *testing.T) {
+	srv := redistest.New(t)
+	ctx := context.Background()
+	s := newTestStore(t, srv, DefaultConfig(), redistest.Namespace(t))
+	conv := upsertLead("c", 1, person("Cy", "Ng", "cy@x.com"))
+	conv.Fields["IsConverted"] = true
+	contact := upsertLead("k", 1, record.Fields{"FirstName": "Kim", "AccountName": "Acme"})
+	contact.Object = record.Contact
+	events := []record.Event{conv, contact, {Op: record.OpDelete, Record: record.Record{Tenant: "acme", Object: record.Lead, ID: "d"}}}
+	want := map[string]bool{}
+	for i := range 1200 { // more than one HSCAN page
+		id := fmt.Sprintf("l%04d", i)
+		events = append(events, upsertLead(id, 2, person("Ann", "Lee", id+"@x.com")))
+		want[id] = true
+	}
+	if _, err := s.Apply(ctx, events); err != nil {
+		t.Fatal(err)
+	}
+	r, ok, err := s.Get(ctx, "acme", record.Ref{Object: record.Lead, ID: "l0007"})
+	if err != nil || !ok || r.Fields.Str("Email") != "l0007@x.com" || !r.ModifiedAt.Equal(t0.Add(2*time.Minute)) {
+		t.Fatalf("Get(l0007) = %+v, %v, %v", r, ok, err)
+	}
+	for _, ref := range []record.Ref{{Object: record.Lead, ID: "c"}, {Object: record.Lead, ID: "d"}, {Object: record.Lead, ID: "zz"}} {
+		if _, ok, err := s.Get(ctx, "acme", ref); ok || err != nil {
+			t.Fatalf("Get(%s) = %v, %v; want not found", ref, ok, err)
+		}
+	}
+	got := map[string]bool{}
+	if err := s.Leads(ctx, "acme", func(r record.Record) error {
+		if r.Object != record.Lead || got[r.ID] {
+			t.Fatalf("Leads gave %s twice or a non-lead", r.Ref())
+		}
+		got[r.ID] = true
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("Leads gave %d leads, want %d", len(got), len(want))
+	}
+}
