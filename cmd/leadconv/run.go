@@ -4,8 +4,11 @@ import (
 	"context"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/leadconv/leadconv/internal/ops"
 	"github.com/leadconv/leadconv/internal/pipeline"
+	"github.com/leadconv/leadconv/requests"
 )
 
 func runCommand() *command {
@@ -23,6 +26,13 @@ with deterministic command ids). Input that can never be processed goes to
 the dead-letter topic with error-code headers; Redis or broker outages are
 retried with backoff.
 
+Beside it, run consumes mass-conversion requests from --requests-topic: the
+selected leads (by id or filter, over the leads stored in Redis) are
+converted with their duplicates, and request.progress, request.completed or
+request.rejected go to --results-topic. Only users holding one of
+--mass-convert-roles may mass convert; without any, every request is
+rejected (permission_denied).
+
 Every flag can also be set by the LEADCONV_* variable shown beside it; the
 command line wins. An invalid --config stops start-up with the YAML path of
 the field and the allowed values (check a file with "leadconv
@@ -39,7 +49,9 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 			httpAddr := fs.String("http-addr", ":8080", "listen address of /metrics, /healthz and /readyz")
 			changesTopic := fs.String("changes-topic", "", "when set, also publish a cluster.changed CloudEvent per cluster change to this topic")
 			drain := fs.Duration("drain-timeout", 10*time.Second, "how long a stopping or revoked partition worker may take to finish its batch (Go duration)")
-			for _, n := range []string{"group", "http-addr", "changes-topic", "drain-timeout"} {
+			var rf requests.Flags
+			rf.Register(fs.FlagSet)
+			for _, n := range append([]string{"group", "http-addr", "changes-topic", "drain-timeout"}, requests.FlagNames...) {
 				fs.fromEnv(n)
 			}
 			return func(ctx context.Context, e *env, args []string) error {
@@ -71,14 +83,34 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 
 				reg := newRegistry()
 				parts := handlerParts{rdb: rdb, cfg: cfg, namespace: o.namespace, log: log, reg: reg}
+				store := newStore(parts)
 				c, err := pipeline.New(pipeline.Config{
 					Brokers: o.brokerList(), Group: *group, RecordsTopic: o.recordsTopic,
 					CommandsTopic: o.commandsTopic, DLQTopic: o.dlqTopic, ChangesTopic: *changesTopic,
 					MaxRecordBytes: o.maxRecordBytes, Structured: o.contentMode == "structured",
 					ShutdownGrace: *drain, Logger: log, Registerer: reg,
-				}, newStore(parts), cfg)
+				}, store, cfg)
 				if err != nil {
 					return err
+				}
+				rc := rf.Config(o.brokerList(), o.commandsTopic, o.dlqTopic, log)
+				rc.Structured = o.contentMode == "structured"
+				policy := rf.Policy()
+				tenants := func(name string) (requests.Tenant, error) {
+					t, err := cfg.Tenant(name)
+					if err != nil {
+						return requests.Tenant{}, err
+					}
+					return requests.Tenant{Engine: t.Engine, Policy: policy}, nil
+				}
+				src := &requests.Source{Graph: store, Records: store}
+				ledger := requests.NewRedisLedger(rdb, o.namespace)
+				// Either consumer failing stops both: the service is one unit.
+				runBoth := func(ctx context.Context) error {
+					g, ctx := errgroup.WithContext(ctx)
+					g.Go(func() error { return c.Run(ctx) })
+					g.Go(func() error { return requests.Run(ctx, rc, src, tenants, ledger) })
+					return g.Wait()
 				}
 				srv := ops.NewServer(reg)
 				srv.AddCheck("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
@@ -88,7 +120,7 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 					Str("group", *group).Str("records_topic", o.recordsTopic).Str("commands_topic", o.commandsTopic).
 					Str("dlq_topic", o.dlqTopic).Str("namespace", o.namespace).Strs("tenants", cfg.Tenants()).
 					Msg("leadconv starting")
-				err = serveWhile(ctx, log, srv, *httpAddr, c.Run)
+				err = serveWhile(ctx, log, srv, *httpAddr, runBoth)
 				if err != nil {
 					return err
 				}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -15,6 +17,7 @@ import (
 	"github.com/leadconv/leadconv/internal/testutil/kafkatest"
 	"github.com/leadconv/leadconv/internal/testutil/redistest"
 	"github.com/leadconv/leadconv/matcher/gen"
+	"github.com/leadconv/leadconv/requests"
 )
 
 func httpGet(t *testing.T, url string) (int, string) {
@@ -36,7 +39,7 @@ func httpGet(t *testing.T, url string) (int, string) {
 // and exits cleanly.
 func TestRunServesOpsAndShutsDownGracefully(t *testing.T) {
 	t.Parallel()
-	k := kafkatest.New(t, 3, defaultRecordsTopic, defaultCommandsTopic, defaultDLQTopic)
+	k := kafkatest.New(t, 3, defaultRecordsTopic, defaultCommandsTopic, defaultDLQTopic, requests.DefaultRequestsTopic, requests.DefaultEventsTopic)
 	rs := redistest.New(t)
 	evs := gen.New(gen.Options{Seed: 3, Records: 200, ContactShare: 0.2}).Events()
 	cl := k.Client()
@@ -53,7 +56,7 @@ func TestRunServesOpsAndShutsDownGracefully(t *testing.T) {
 	}}
 	done := make(chan int, 1)
 	go func() {
-		done <- Main(ctx, []string{"run", "--brokers", strings.Join(k.Addrs(), ","), "--http-addr", "127.0.0.1:0", "--group", "svc"}, e)
+		done <- Main(ctx, []string{"run", "--brokers", strings.Join(k.Addrs(), ","), "--http-addr", "127.0.0.1:0", "--group", "svc", "--mass-convert-roles", "sales_admin"}, e)
 	}()
 
 	addrRE := regexp.MustCompile(`"addr":"([^"]+)"[^\n]*"message":"serving /metrics`)
@@ -94,6 +97,44 @@ func TestRunServesOpsAndShutsDownGracefully(t *testing.T) {
 		t.Errorf("the poison record did not reach the dead-letter topic")
 	}
 	http.DefaultClient.CloseIdleConnections()
+
+	// Mass conversion runs beside the pipeline, over the leads it stored:
+	// a dry run of two leads by id, and a request by a user without a
+	// permitted role.
+	var leads []string
+	for _, ev := range evs {
+		if ev.Object == "lead" && len(leads) < 2 {
+			leads = append(leads, ev.ID)
+		}
+	}
+	k.Produce(
+		&kgo.Record{Topic: requests.DefaultRequestsTopic, Value: []byte(`{"tenant":"acme","request_id":"r1","requested_by":{"user":"u1","roles":["sales_admin"]},"select":{"ids":["` + leads[0] + `","` + leads[1] + `"]},"dry_run":true}`)},
+		&kgo.Record{Topic: requests.DefaultRequestsTopic, Value: []byte(`{"tenant":"acme","request_id":"r2","requested_by":{"user":"u2","roles":["intern"]},"select":{"ids":["` + leads[0] + `"]}}`)},
+	)
+	results := map[string]map[string]any{}
+	kafkatest.WaitFor(t, 30*time.Second, "the requests' results", func() bool {
+		for _, r := range k.ReadAll(requests.DefaultEventsTopic) {
+			typ := string(kafkatest.Header(r, "ce_type"))
+			if strings.Contains(typ, "completed") || strings.Contains(typ, "rejected") {
+				var data map[string]any
+				if err := json.Unmarshal(r.Value, &data); err != nil {
+					t.Fatalf("%s: %v", typ, err)
+				}
+				results[typ] = data
+			}
+		}
+		return len(results) == 2
+	})
+	for typ, data := range results {
+		switch {
+		case strings.Contains(typ, "completed"):
+			if data["request_id"] != "r1" || data["selected"] != float64(2) {
+				t.Errorf("%s = %v, want request r1 with 2 selected", typ, data)
+			}
+		case !strings.Contains(fmt.Sprint(data), "permission_denied"):
+			t.Errorf("%s = %v, want permission_denied", typ, data)
+		}
+	}
 
 	cancel()
 	select {
