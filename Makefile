@@ -16,6 +16,10 @@ bench-e2e: ## the end-to-end benchmark of BENCHMARKS.md (needs redis-server or R
 fuzz: ## a short fuzz of each fuzz target
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 30s ./internal/config
 	$(GO) test -run '^$$' -fuzz FuzzDecodeEvent -fuzztime 30s ./schemas
+	$(GO) test -run '^$$' -fuzz FuzzDecodeEvent -fuzztime 30s ./internal/pipeline
+	$(GO) test -run '^$$' -fuzz FuzzPlan -fuzztime 30s ./engine
+	$(GO) test -run '^$$' -fuzz FuzzNormalize -fuzztime 30s ./matcher
+	$(GO) test -run '^$$' -fuzz FuzzCompare -fuzztime 30s ./matcher
 
 lint:
 	gofmt -l . | (! grep .)
