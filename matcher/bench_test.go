@@ -51,9 +51,6 @@ func BenchmarkStoreThroughput(b *testing.B) {
 				start := time.Now()
 				applyAll(b, s, measured, *benchWorkers)
 				rate = float64(len(measured)) / time.Since(start).Seconds()
-				if st, err := rdb.Info(context.Background(), "commandstats").Result(); err == nil {
-					b.Log(st)
-				}
 				b.StopTimer()
 				ceiling = evalshaCeiling(b, rdb, len(measured))
 				b.StartTimer()
