@@ -6,6 +6,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/leadconv/leadconv/internal/config"
 	"github.com/leadconv/leadconv/internal/ops"
 	"github.com/leadconv/leadconv/internal/pipeline"
 	"github.com/leadconv/leadconv/requests"
@@ -29,9 +30,10 @@ retried with backoff.
 Beside it, run consumes mass-conversion requests from --requests-topic: the
 selected leads (by id or filter, over the leads stored in Redis) are
 converted with their duplicates, and request.progress, request.completed or
-request.rejected go to --results-topic. Only users holding one of
+request.rejected go to --results-topic. Only users holding one of the tenant's
+mass_conversion.roles (config file) or, where the file sets none, of
 --mass-convert-roles may mass convert; without any, every request is
-rejected (permission_denied).
+rejected (permission_denied). The limits fall back the same way.
 
 Every flag can also be set by the LEADCONV_* variable shown beside it; the
 command line wins. An invalid --config stops start-up with the YAML path of
@@ -101,7 +103,7 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 					if err != nil {
 						return requests.Tenant{}, err
 					}
-					return requests.Tenant{Engine: t.Engine, Policy: policy}, nil
+					return requests.Tenant{Engine: t.Engine, Policy: tenantPolicy(policy, t.MassConversion)}, nil
 				}
 				src := &requests.Source{Graph: store, Records: store}
 				ledger := requests.NewRedisLedger(rdb, o.namespace)
@@ -129,4 +131,20 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 			}
 		},
 	}
+}
+
+// tenantPolicy is the flags' policy with what the tenant's mass_conversion
+// block sets laid over it.
+func tenantPolicy(flags requests.Policy, mc config.MassConversion) requests.Policy {
+	p := flags
+	if mc.Roles != nil {
+		p.Roles = mc.Roles
+	}
+	if mc.MaxRecordsPerRequest > 0 {
+		p.MaxRecords = mc.MaxRecordsPerRequest
+	}
+	if mc.MaxNewRecordsPerRequest > 0 {
+		p.MaxNewRecords = mc.MaxNewRecordsPerRequest
+	}
+	return p
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/leadconv/leadconv/internal/config"
 	"github.com/leadconv/leadconv/internal/testutil/kafkatest"
 	"github.com/leadconv/leadconv/internal/testutil/redistest"
 	"github.com/leadconv/leadconv/matcher/gen"
@@ -176,6 +178,25 @@ func TestRunFailsFastOnBadSetup(t *testing.T) {
 		code, _, stderr := runMain(t, nil, append([]string{"run", "--log-format", "json"}, tc.args...)...)
 		if code != tc.code || !strings.Contains(stderr, tc.want) {
 			t.Errorf("run %v: code %d, stderr %q", tc.args, code, stderr)
+		}
+	}
+}
+
+func TestTenantPolicy(t *testing.T) {
+	flags := requests.Policy{Roles: []string{"admin"}, MaxRecords: 100, MaxNewRecords: 50}
+	tests := []struct {
+		name string
+		mc   config.MassConversion
+		want requests.Policy
+	}{
+		{"unset: the flags", config.MassConversion{}, flags},
+		{"roles replace", config.MassConversion{Roles: []string{"ops"}}, requests.Policy{Roles: []string{"ops"}, MaxRecords: 100, MaxNewRecords: 50}},
+		{"empty roles: nobody", config.MassConversion{Roles: []string{}}, requests.Policy{Roles: []string{}, MaxRecords: 100, MaxNewRecords: 50}},
+		{"limits", config.MassConversion{MaxRecordsPerRequest: 7, MaxNewRecordsPerRequest: 3}, requests.Policy{Roles: []string{"admin"}, MaxRecords: 7, MaxNewRecords: 3}},
+	}
+	for _, tc := range tests {
+		if got := tenantPolicy(flags, tc.mc); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
 		}
 	}
 }

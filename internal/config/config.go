@@ -46,8 +46,39 @@ type Tenant struct {
 	Matching matcher.Config
 	// Rules is Matching compiled with ContactFields; a Ruleset is safe for
 	// concurrent use.
-	Rules         *matcher.Ruleset
-	ContactFields record.FieldMap
+	Rules          *matcher.Ruleset
+	ContactFields  record.FieldMap
+	MassConversion MassConversion
+}
+
+// MassConversion is a tenant's policy for mass-conversion requests. Zero
+// values leave the decision to the service's flags (--mass-convert-roles,
+// --max-records-per-request, --max-new-records-per-request).
+type MassConversion struct {
+	// Roles may mass convert; a request whose requester holds none is
+	// rejected (permission_denied). Replaces the inherited list.
+	Roles []string `yaml:"roles"`
+	// MaxRecordsPerRequest bounds the leads one request selects.
+	MaxRecordsPerRequest int `yaml:"max_records_per_request"`
+	// MaxNewRecordsPerRequest bounds the contacts, accounts and
+	// opportunities one request would create: the storage guard.
+	MaxNewRecordsPerRequest int `yaml:"max_new_records_per_request"`
+}
+
+func (m MassConversion) validate(path string) error {
+	var errs []error
+	for i, r := range m.Roles {
+		if strings.TrimSpace(r) == "" {
+			errs = append(errs, fmt.Errorf("%s.roles[%d]: a role must not be empty", path, i))
+		}
+	}
+	if m.MaxRecordsPerRequest < 0 {
+		errs = append(errs, fmt.Errorf("%s.max_records_per_request: must be positive (or omitted), got %d", path, m.MaxRecordsPerRequest))
+	}
+	if m.MaxNewRecordsPerRequest < 0 {
+		errs = append(errs, fmt.Errorf("%s.max_new_records_per_request: must be positive (or omitted), got %d", path, m.MaxNewRecordsPerRequest))
+	}
+	return errors.Join(errs...)
 }
 
 // File is a loaded configuration file: every tenant resolved, validated and
@@ -59,9 +90,10 @@ type File struct {
 
 // block is the shape of `defaults:` and of each tenant's block.
 type block struct {
-	Engine        engine.Config   `yaml:"engine"`
-	Matching      matcher.Config  `yaml:"matching"`
-	ContactFields record.FieldMap `yaml:"contact_fields"`
+	Engine         engine.Config   `yaml:"engine"`
+	Matching       matcher.Config  `yaml:"matching"`
+	ContactFields  record.FieldMap `yaml:"contact_fields"`
+	MassConversion MassConversion  `yaml:"mass_conversion"`
 }
 
 // fileShape is the whole file, used for the strict typed decode.
@@ -195,6 +227,9 @@ func resolve(name, path string, layers []*yaml.Node) (*Tenant, error) {
 	if err := b.Matching.Validate(path + ".matching"); err != nil {
 		errs = append(errs, err)
 	}
+	if err := b.MassConversion.validate(path + ".mass_conversion"); err != nil {
+		errs = append(errs, err)
+	}
 	if ma, ea := b.Matching.AccountField, b.Engine.Conversion.AccountField; ma != "" && ea != "" && ma != ea {
 		errs = append(errs, fmt.Errorf("%s.matching.account_field: %q differs from engine.conversion.account_field %q: both name the lead's company field, set them to the same field", path, ma, ea))
 	}
@@ -207,7 +242,7 @@ func resolve(name, path string, layers []*yaml.Node) (*Tenant, error) {
 	}
 	eng := b.Engine
 	eng.ContactFields = b.ContactFields
-	return &Tenant{Name: name, Engine: &eng, Matching: b.Matching, Rules: rs, ContactFields: b.ContactFields}, nil
+	return &Tenant{Name: name, Engine: &eng, Matching: b.Matching, Rules: rs, ContactFields: b.ContactFields, MassConversion: b.MassConversion}, nil
 }
 
 // resetReplaced clears what an engine overlay replaces as a whole rather

@@ -105,6 +105,13 @@ func TestExample(t *testing.T) {
 	if globex.Engine.Master.Fallback != engine.FallbackOldestCreated || globex.Engine.Master.Fields != nil {
 		t.Errorf("globex master = %+v", globex.Engine.Master)
 	}
+	// mass_conversion: roles replace the inherited list, limits inherit.
+	if mc := acme.MassConversion; !reflect.DeepEqual(mc.Roles, []string{"sales_admin", "marketing_ops"}) || mc.MaxRecordsPerRequest != 1000 || mc.MaxNewRecordsPerRequest != 500 {
+		t.Errorf("acme mass_conversion = %+v", mc)
+	}
+	if mc := globex.MassConversion; !reflect.DeepEqual(mc.Roles, []string{"sales_admin"}) || mc.MaxNewRecordsPerRequest != 500 {
+		t.Errorf("globex mass_conversion = %+v, want the defaults block's", mc)
+	}
 	// A tenant not in the file gets the defaults block.
 	other := mustTenant(t, f, "initech")
 	if other.Name != "initech" || other.Engine.Fields.Default != engine.FieldTakeAnyWhenMasterBlank || other.Engine.ConvertWhen == nil {
@@ -272,7 +279,11 @@ func TestBadConfigs(t *testing.T) {
 		{"unknown top-level key", "default:\n  engine: {}\n",
 			[]string{`default: unknown key (allowed: defaults, tenants) (line 1)`}},
 		{"unknown block key", "tenants:\n  acme:\n    matcher: {}\n",
-			[]string{`tenants.acme.matcher: unknown key (allowed: engine, matching, contact_fields)`}},
+			[]string{`tenants.acme.matcher: unknown key (allowed: engine, matching, contact_fields, mass_conversion)`}},
+		{"mass conversion values", "defaults:\n  mass_conversion:\n    roles: [\" \"]\n    max_records_per_request: -1\n    max_new_records_per_request: -2\n",
+			[]string{`defaults.mass_conversion.roles[0]: a role must not be empty`,
+				`defaults.mass_conversion.max_records_per_request: must be positive (or omitted), got -1`,
+				`defaults.mass_conversion.max_new_records_per_request: must be positive (or omitted), got -2`}},
 		{"contact_fields inside engine", "defaults:\n  engine:\n    contact_fields: {A: B}\n",
 			[]string{`defaults.engine.contact_fields: not allowed here: set contact_fields at the block level, beside engine and matching`}},
 		{"wrong type", "defaults:\n  engine:\n    max_cluster_size: lots\n",
