@@ -59,16 +59,20 @@ type Store struct {
 	cache    *prepCache
 	instance string
 	batches  atomic.Uint64
-	// tenants serialises one process's batches per tenant: workers of one
-	// process would otherwise mostly conflict with each other. Other
-	// processes are kept out by the optimistic checks.
-	tenants sync.Map // tenant -> *sync.Mutex
-	warned  sync.Map
+	// One combined batch at a time per process: workers of one process
+	// would otherwise mostly conflict with each other (other processes are
+	// kept out by the optimistic checks), and the batches that queue up
+	// meanwhile go to Redis together, in one set of round trips.
+	turn   chan struct{}
+	mu     sync.Mutex
+	queue  []*applyReq
+	warned sync.Map
 
 	oversize  *prometheus.CounterVec
 	conflicts prometheus.Counter
 	reloads   prometheus.Counter
 	scriptDur *prometheus.HistogramVec
+	combined  prometheus.Histogram
 }
 
 // NewStore returns a store on rdb.
@@ -89,6 +93,7 @@ func NewStore(rdb redis.UniversalClient, opts StoreOptions) *Store {
 		opts:     opts,
 		cache:    newPrepCache(opts.CacheSize),
 		instance: hex.EncodeToString(id),
+		turn:     make(chan struct{}, 1),
 		oversize: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "leadconv_matcher_oversize_blocks_total",
 			Help: "Blocks that passed max_block_size and stopped producing candidates, by rule.",
@@ -107,8 +112,13 @@ func NewStore(rdb redis.UniversalClient, opts StoreOptions) *Store {
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 		}, []string{"phase"}),
 	}
+	s.combined = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "leadconv_matcher_combined_calls",
+		Help:    "Apply calls (fetched batches) combined into one batch to Redis.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 8),
+	})
 	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(s.oversize, s.conflicts, s.reloads, s.scriptDur)
+		opts.Registerer.MustRegister(s.oversize, s.conflicts, s.reloads, s.scriptDur, s.combined)
 	}
 	return s
 }
@@ -161,22 +171,91 @@ type tenantRun struct {
 // (a replay) changes nothing and reports its record's current cluster
 // again, so the plans derived from it get the same command ids.
 //
+// Calls made while another is applying are combined: the next caller to
+// get its turn applies every queued call's events as one batch (each call's
+// own order kept), which is what makes small batches of many partitions
+// cheap. A combined batch's error is every call's error.
+//
 // On error, a prefix of each tenant's events may have been applied; applying
 // the same events again is safe.
 func (s *Store) Apply(ctx context.Context, events []record.Event) ([]Change, error) {
+	for i := range events {
+		if err := validEvent(&events[i]); err != nil {
+			return nil, fmt.Errorf("event %d: %w", i, err)
+		}
+	}
+	req := &applyReq{events: events, done: make(chan applyResult, 1)}
+	s.mu.Lock()
+	s.queue = append(s.queue, req)
+	s.mu.Unlock()
+	for {
+		select {
+		case r := <-req.done:
+			return r.changes, r.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case s.turn <- struct{}{}:
+			// Our own request is either in this take or already done.
+			s.mu.Lock()
+			reqs := s.queue
+			s.queue = nil
+			s.mu.Unlock()
+			if len(reqs) > 0 {
+				s.applyCombined(ctx, reqs)
+			}
+			<-s.turn
+		}
+	}
+}
+
+// applyReq is one Apply call waiting for its turn.
+type applyReq struct {
+	events []record.Event
+	done   chan applyResult // buffered: the applier never waits on it
+}
+
+type applyResult struct {
+	changes []Change
+	err     error
+}
+
+// applyCombined applies the queued calls as one batch and hands each its
+// changes, indexed into its own events.
+func (s *Store) applyCombined(ctx context.Context, reqs []*applyReq) {
+	s.combined.Observe(float64(len(reqs)))
+	all := reqs[0].events
+	if len(reqs) > 1 {
+		all = nil
+		for _, r := range reqs {
+			all = append(all, r.events...)
+		}
+	}
+	changes, err := s.apply(ctx, all)
+	off := 0
+	for _, r := range reqs {
+		if err != nil {
+			r.done <- applyResult{err: err}
+			continue
+		}
+		end := off + len(r.events)
+		var mine []Change
+		for len(changes) > 0 && changes[0].Index < end {
+			c := changes[0]
+			c.Index -= off
+			mine = append(mine, c)
+			changes = changes[1:]
+		}
+		r.done <- applyResult{changes: mine}
+		off = end
+	}
+}
+
+// apply is one combined batch: read, decide, apply, with optimistic retries
+// of the events after a conflict.
+func (s *Store) apply(ctx context.Context, events []record.Event) ([]Change, error) {
 	runs, err := s.group(events)
 	if err != nil {
 		return nil, err
-	}
-	names := make([]string, len(runs))
-	for i, run := range runs {
-		names[i] = run.tenant
-	}
-	slices.Sort(names) // one lock order, so two batches never deadlock
-	for _, t := range names {
-		mu, _ := s.tenants.LoadOrStore(t, new(sync.Mutex))
-		mu.(*sync.Mutex).Lock()
-		defer mu.(*sync.Mutex).Unlock()
 	}
 	var out []Change
 	for attempt := 0; len(runs) > 0; attempt++ {
@@ -212,9 +291,6 @@ func (s *Store) group(events []record.Event) ([]*tenantRun, error) {
 	var runs []*tenantRun
 	for i := range events {
 		ev := &events[i]
-		if err := validEvent(ev); err != nil {
-			return nil, fmt.Errorf("event %d: %w", i, err)
-		}
 		run := byTenant[ev.Tenant]
 		if run == nil {
 			rs, err := s.opts.Rules(ev.Tenant)

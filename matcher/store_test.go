@@ -12,6 +12,7 @@ import (
 	"time"
 
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/leadconv/leadconv/internal/testutil/redistest"
 	"github.com/leadconv/leadconv/record"
@@ -104,6 +105,74 @@ func TestStoreClusterLifecycle(t *testing.T) {
 	}
 	if len(v.Members) != 2 || len(v.Neighbours) != 1 || v.Neighbours[0].ID != "5" {
 		t.Fatalf("view of lead 2 = %+v", v)
+	}
+}
+
+// TestStoreCombinesCalls holds the store's turn while several calls queue
+// up, then checks that one batch applied them all and that every call got
+// exactly the changes of its own events, indexed into its own slice.
+func TestStoreCombinesCalls(t *testing.T) {
+	srv := redistest.New(t)
+	ctx := context.Background()
+	s := newTestStore(t, srv, DefaultConfig(), redistest.Namespace(t))
+	const calls = 5
+	batches := make([][]record.Event, calls)
+	for i := range batches {
+		// Call i holds leads i-0 and i-1 that match each other, and i-2
+		// that matches call 0's leads: clusters span calls.
+		mail := fmt.Sprintf("p%d@x.com", i)
+		batches[i] = []record.Event{
+			upsertLead(fmt.Sprintf("%d-0", i), 1, person("Ann", "Lee", mail)),
+			upsertLead(fmt.Sprintf("%d-1", i), 2, person("Ann", "Lee", mail)),
+			upsertLead(fmt.Sprintf("%d-2", i), 3, person("Bo", "Ek", "p0@x.com")),
+		}
+	}
+	s.turn <- struct{}{} // as if another batch were being applied
+	got := make([][]Change, calls)
+	errs := make([]error, calls)
+	var wg sync.WaitGroup
+	for i := range calls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i], errs[i] = s.Apply(ctx, batches[i])
+		}()
+	}
+	for queued := 0; queued < calls; {
+		time.Sleep(time.Millisecond)
+		s.mu.Lock()
+		queued = len(s.queue)
+		s.mu.Unlock()
+	}
+	<-s.turn
+	wg.Wait()
+	for i := range calls {
+		if errs[i] != nil {
+			t.Fatalf("call %d: %v", i, errs[i])
+		}
+		if len(got[i]) == 0 {
+			t.Fatalf("call %d got no changes", i)
+		}
+		for _, c := range got[i] {
+			if c.Index < 0 || c.Index >= len(batches[i]) || c.Trigger != batches[i][c.Index].Ref() {
+				t.Fatalf("call %d got change %+v of another call", i, c)
+			}
+		}
+	}
+	if n := promtest.CollectAndCount(s.combined); n != 1 {
+		t.Fatalf("combined histogram has %d series", n)
+	}
+	var m dto.Metric
+	if err := s.combined.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if h := m.GetHistogram(); h.GetSampleCount() != 1 || h.GetSampleSum() != calls {
+		t.Fatalf("batches to Redis: %d holding %v calls, want 1 holding %d", h.GetSampleCount(), h.GetSampleSum(), calls)
+	}
+	// Every p0 lead and every call's -2 lead form one cluster across calls.
+	want := "0-0 0-1 0-2 1-2 2-2 3-2 4-2"
+	if sets := clusterSets(t, s); !strings.Contains(sets, want) {
+		t.Fatalf("clusters %s, want one of %q", sets, want)
 	}
 }
 
@@ -359,9 +428,19 @@ func TestStoreConcurrentMatchesOracle(t *testing.T) {
 						if failed {
 							continue
 						}
-						if _, err := stores[w%2].Apply(ctx, batch); err != nil {
+						changes, err := stores[w%2].Apply(ctx, batch)
+						if err != nil {
 							errs <- err
 							failed = true
+							continue
+						}
+						// Calls are combined: each must get its own changes.
+						for _, c := range changes {
+							if c.Index >= len(batch) || c.Trigger != batch[c.Index].Ref() {
+								errs <- fmt.Errorf("change %+v is not of this call", c)
+								failed = true
+								break
+							}
 						}
 					}
 				}()

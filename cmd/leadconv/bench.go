@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -61,6 +62,7 @@ Example (the figures in BENCHMARKS.md):
 			brokers := fs.String("brokers", "", "Kafka brokers, comma separated; empty starts an in-process broker")
 			redisURL := fs.String("redis-url", "", "Redis URL; empty uses $REDIS_URL or starts redis-server from $PATH")
 			asJSON := fs.Bool("json", false, "print the result as JSON instead of text")
+			cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 			var lo logOptions
 			fs.StringVar(&lo.level, "log-level", "warn", "log level: trace, debug, info, warn or error")
 			fs.StringVar(&lo.format, "log-format", "auto", "log format: auto (console on a terminal, JSON otherwise), json or console")
@@ -100,6 +102,13 @@ Example (the figures in BENCHMARKS.md):
 				if *brokers != "" {
 					o := serviceOptions{brokers: *brokers}
 					bc.Brokers = o.brokerList()
+				}
+				if *cpuProfile != "" {
+					stop, err := startCPUProfile(*cpuProfile)
+					if err != nil {
+						return err
+					}
+					defer stop()
 				}
 				start := time.Now()
 				var marks []cpuMark
@@ -260,4 +269,20 @@ func (s *redisServer) stop() {
 	_ = s.cmd.Process.Kill()
 	_ = s.cmd.Wait()
 	_ = os.RemoveAll(s.dir)
+}
+
+// startCPUProfile profiles this process until the returned stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
