@@ -7,14 +7,11 @@ import (
 )
 
 var (
-	//go:embed lua/read.lua
-	readSrc string
 	//go:embed lua/apply.lua
 	applySrc string
 	//go:embed lua/account.lua
 	accountSrc string
 
-	readScript    = redis.NewScript(readSrc)
 	applyScript   = redis.NewScript(applySrc)
 	accountScript = redis.NewScript(accountSrc)
 )

@@ -378,46 +378,147 @@ func (s *Store) attempt(ctx context.Context, runs []*tenantRun) ([]Change, []*te
 	return s.applyRound(ctx, views)
 }
 
-// readRound pipelines read.lua for the events want selects.
+// readRound reads what the events want selects need: their stored records,
+// bans, blocks with their stripe versions, and the stored records of the
+// blocks' members. Plain HMGETs, two round trips per round for all tenants:
+// record values never pass through Lua, where turning each into a Lua
+// string costs more than the rest of the read.
+//
+// No snapshot is needed. Stripes are read first: a write that lands after
+// that read, and could make any later read of this round newer than the
+// stripe versions, bumps a stripe the apply then finds changed, so the
+// decision is redone (a false conflict at worst). The events' own records
+// are guarded the same way by their seq.
 func (s *Store) readRound(ctx context.Context, phase string, views []*view, want func(*view, *pending) ([]string, bool)) error {
-	type call struct {
-		v   *view
-		p   *pending
-		cmd *redis.Cmd
-		bl  []string
+	type tenantRead struct {
+		v                    *view
+		ps                   []*pending
+		blocks               [][]string
+		stripes, bkeys, refs []string
+		sv, bv, bans, vals   *redis.SliceCmd
+		cands                []string
+		cvals                []*redis.SliceCmd
 	}
-	var calls []call
+	var reads []*tenantRead
 	pipe := s.rdb.Pipeline()
 	for _, v := range views {
+		tr := &tenantRead{v: v}
+		seenB := map[string]bool{}
 		for _, p := range v.run.events {
 			blocks, ok := want(v, p)
 			if !ok {
 				continue
 			}
-			args := make([]any, 0, 1+2*len(blocks))
-			args = append(args, p.ref)
+			tr.ps = append(tr.ps, p)
+			tr.refs = append(tr.refs, p.ref)
+			tr.blocks = append(tr.blocks, blocks)
 			for _, b := range blocks {
-				args = append(args, b, stripeOf(b))
+				if !seenB[b] {
+					seenB[b] = true
+					tr.bkeys = append(tr.bkeys, b)
+					tr.stripes = append(tr.stripes, strconv.Itoa(stripeOf(b)))
+				}
 			}
-			k := v.run.keys
-			calls = append(calls, call{v, p, readScript.EvalSha(ctx, pipe, []string{k.records, k.bans, k.blocks, k.stripeV}, args...), blocks})
 		}
+		if len(tr.ps) == 0 {
+			continue
+		}
+		k := v.run.keys
+		if len(tr.bkeys) > 0 {
+			tr.sv = pipe.HMGet(ctx, k.stripeV, tr.stripes...)
+			tr.bv = pipe.HMGet(ctx, k.blocks, tr.bkeys...)
+		}
+		tr.bans = pipe.HMGet(ctx, k.bans, tr.refs...)
+		tr.vals = pipe.HMGet(ctx, k.records, tr.refs...)
+		reads = append(reads, tr)
 	}
-	if len(calls) == 0 {
+	if len(reads) == 0 {
 		return nil
 	}
 	start := time.Now()
-	if err := s.execScripts(ctx, pipe); err != nil {
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("matcher: %s: %w", phase, err)
+	}
+	// Second trip: the members of the usable blocks.
+	pipe = s.rdb.Pipeline()
+	blockVal := map[*tenantRead]map[string]string{}
+	stripeVal := map[*tenantRead]map[string]string{}
+	for _, tr := range reads {
+		bvals, svals := map[string]string{}, map[string]string{}
+		if tr.bv != nil {
+			for i, x := range tr.bv.Val() {
+				bvals[tr.bkeys[i]], _ = x.(string)
+			}
+			for i, x := range tr.sv.Val() {
+				v, _ := x.(string)
+				if v == "" {
+					v = "0"
+				}
+				svals[tr.bkeys[i]] = v
+			}
+		}
+		blockVal[tr], stripeVal[tr] = bvals, svals
+		own := map[string]bool{}
+		for _, r := range tr.refs {
+			own[r] = true
+		}
+		for _, b := range tr.bkeys {
+			raw := bvals[b]
+			if strings.HasPrefix(raw, "!") {
+				continue
+			}
+			for _, m := range strings.Fields(raw) {
+				if !own[m] {
+					own[m] = true
+					tr.cands = append(tr.cands, m)
+				}
+			}
+		}
+		for i := 0; i < len(tr.cands); i += 1000 {
+			tr.cvals = append(tr.cvals, pipe.HMGet(ctx, tr.v.run.keys.records, tr.cands[i:min(i+1000, len(tr.cands))]...))
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("matcher: %s: %w", phase, err)
 	}
 	s.scriptDur.WithLabelValues(phase).Observe(time.Since(start).Seconds())
-	for _, c := range calls {
-		res, err := parseRead(c.cmd, c.bl)
-		if err != nil {
-			return fmt.Errorf("matcher: %s: %w", phase, err)
+	for _, tr := range reads {
+		valueOf := make(map[string]any, len(tr.cands)+len(tr.refs))
+		at := 0
+		for _, cmd := range tr.cvals {
+			for _, x := range cmd.Val() {
+				valueOf[tr.cands[at]] = x
+				at++
+			}
 		}
-		c.p.read = res
-		c.v.absorb(c.p.ref, res)
+		own := tr.vals.Val()
+		bans := tr.bans.Val()
+		for i, r := range tr.refs {
+			valueOf[r] = own[i]
+		}
+		for i, p := range tr.ps {
+			r := &readResult{blocks: tr.blocks[i]}
+			r.value, _ = own[i].(string)
+			r.bans, _ = bans[i].(string)
+			seen := map[string]bool{p.ref: true}
+			for _, b := range r.blocks {
+				raw := blockVal[tr][b]
+				r.bvals = append(r.bvals, raw)
+				r.svals = append(r.svals, stripeVal[tr][b])
+				if strings.HasPrefix(raw, "!") {
+					continue
+				}
+				for _, m := range strings.Fields(raw) {
+					if !seen[m] {
+						seen[m] = true
+						r.cands = append(r.cands, m)
+						r.cvals = append(r.cvals, valueOf[m])
+					}
+				}
+			}
+			p.read = r
+			tr.v.absorb(p.ref, r)
+		}
 	}
 	return nil
 }
@@ -433,33 +534,12 @@ func (s *Store) execScripts(ctx context.Context, pipe redis.Pipeliner) error {
 	if err == nil || !redis.HasErrorPrefix(err, "NOSCRIPT") {
 		return err
 	}
-	for _, sc := range []*redis.Script{readScript, applyScript, accountScript} {
+	for _, sc := range []*redis.Script{applyScript, accountScript} {
 		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
 			return err
 		}
 	}
 	return errReloaded
-}
-
-func parseRead(cmd *redis.Cmd, blocks []string) (*readResult, error) {
-	vals, err := cmd.Slice()
-	if err != nil {
-		return nil, err
-	}
-	if len(vals) != 6 {
-		return nil, fmt.Errorf("read.lua returned %d values", len(vals))
-	}
-	r := &readResult{blocks: blocks}
-	r.value, _ = vals[0].(string)
-	r.bans, _ = vals[1].(string)
-	r.bvals = strs(vals[2])
-	r.svals = strs(vals[3])
-	r.cands = strs(vals[4])
-	r.cvals, _ = vals[5].([]any)
-	if len(r.cvals) != len(r.cands) || len(r.bvals) != len(blocks) || len(r.svals) != len(blocks) {
-		return nil, errors.New("read.lua returned mismatched lists")
-	}
-	return r, nil
 }
 
 func strs(v any) []string {
@@ -471,10 +551,16 @@ func strs(v any) []string {
 	return out
 }
 
+// applyChunk bounds the events of one apply.lua call, so one call never
+// holds the server for long.
+const applyChunk = 64
+
 func (s *Store) applyRound(ctx context.Context, views []*view) ([]Change, []*tenantRun, error) {
+	// A call applies a run of consecutive person events of one tenant, or
+	// one account event, in the batch's order.
 	type call struct {
 		v   *view
-		p   *pending
+		ps  []*pending
 		cmd *redis.Cmd
 	}
 	var calls []call
@@ -486,6 +572,18 @@ func (s *Store) applyRound(ctx context.Context, views []*view) ([]Change, []*ten
 			continue
 		}
 		k := v.run.keys
+		var run []*pending
+		var args []any
+		flush := func() {
+			if len(run) == 0 {
+				return
+			}
+			cmd := applyScript.EvalSha(ctx, pipe,
+				[]string{k.records, k.blocks, k.adj, k.clusterM, k.clusters, k.versions, k.stripeV, k.fail + v.batch, k.bans},
+				append([]any{v.run.rules.MaxBlockSize(), v.run.tenant, failTTL}, args...)...)
+			calls = append(calls, call{v, run, cmd})
+			run, args = nil, nil
+		}
 		for _, p := range v.run.events {
 			switch {
 			case p.skip:
@@ -495,26 +593,28 @@ func (s *Store) applyRound(ctx context.Context, views []*view) ([]Change, []*ten
 				dupView[p] = v
 				continue
 			}
-			var cmd *redis.Cmd
 			if p.ev.Object == record.Account {
+				flush()
 				key := ""
 				if len(p.next.blocks) > 0 {
 					key = p.next.blocks[0]
 				}
-				cmd = accountScript.EvalSha(ctx, pipe, []string{k.records, k.accounts, k.fail + v.batch},
+				cmd := accountScript.EvalSha(ctx, pipe, []string{k.records, k.accounts, k.fail + v.batch},
 					p.ref, p.expSeq, p.next.raw, key, p.ev.ID, failTTL)
-			} else {
-				next := p.next.raw
-				if p.banOnly {
-					next = ""
-				}
-				cmd = applyScript.EvalSha(ctx, pipe,
-					[]string{k.records, k.blocks, k.adj, k.clusterM, k.clusters, k.versions, k.stripeV, k.fail + v.batch, k.bans},
-					p.ref, p.expSeq, next, strings.Join(p.neighbors, " "), v.run.rules.MaxBlockSize(),
-					v.run.tenant, p.checks, p.bumps, failTTL, p.ban)
+				calls = append(calls, call{v, []*pending{p}, cmd})
+				continue
 			}
-			calls = append(calls, call{v, p, cmd})
+			next := p.next.raw
+			if p.banOnly {
+				next = ""
+			}
+			run = append(run, p)
+			args = append(args, p.ref, p.expSeq, next, strings.Join(p.neighbors, " "), p.checks, p.bumps, p.ban)
+			if len(run) == applyChunk {
+				flush()
+			}
 		}
+		flush()
 	}
 	var out []Change
 	if len(calls) > 0 {
@@ -531,19 +631,29 @@ func (s *Store) applyRound(ctx context.Context, views []*view) ([]Change, []*ten
 		}
 		res, err := c.cmd.Slice()
 		if err != nil {
-			return nil, nil, fmt.Errorf("matcher: apply %s: %w", c.p.ref, err)
+			return nil, nil, fmt.Errorf("matcher: apply %s: %w", c.ps[0].ref, err)
 		}
 		status, _ := res[0].(string)
+		applied := res[1:]
+		if c.ps[0].ev.Object == record.Account {
+			applied = nil // account.lua reports no changes
+			if status == "ok" {
+				c.v.cacheWritten(s, c.ps[0])
+			}
+		}
+		for i, item := range applied {
+			p := c.ps[i]
+			c.v.cacheWritten(s, p)
+			list, _ := item.([]any)
+			changes, err := s.parseChanges(c.v.run, p, list)
+			if err != nil {
+				return nil, nil, err
+			}
+			out = append(out, changes...)
+		}
 		if status != "ok" {
-			failedAt[c.v] = indexOf(c.v.run.events, c.p)
-			continue
+			failedAt[c.v] = indexOf(c.v.run.events, c.ps[len(applied)])
 		}
-		c.v.cacheWritten(s, c.p)
-		changes, err := s.parseChanges(c.v.run, c.p, res[1:])
-		if err != nil {
-			return nil, nil, err
-		}
-		out = append(out, changes...)
 	}
 	// Replays of already applied events report their clusters as they are.
 	if len(dups) > 0 {
