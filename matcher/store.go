@@ -132,6 +132,7 @@ type pending struct {
 	idx  int // index in the Apply input
 	ev   *record.Event
 	ref  string
+	pre  *eventPrep  // nil but for upserts of persons
 	read *readResult // the round that read its candidates
 	// decided
 	skip      bool // stale: nothing to do
@@ -184,7 +185,9 @@ func (s *Store) Apply(ctx context.Context, events []record.Event) ([]Change, err
 			return nil, fmt.Errorf("event %d: %w", i, err)
 		}
 	}
-	req := &applyReq{events: events, done: make(chan applyResult, 1)}
+	// What needs no stored state is worked out now, in parallel with the
+	// batch that has the turn.
+	req := &applyReq{events: events, pre: s.prepare(events), done: make(chan applyResult, 1)}
 	s.mu.Lock()
 	s.queue = append(s.queue, req)
 	s.mu.Unlock()
@@ -211,6 +214,7 @@ func (s *Store) Apply(ctx context.Context, events []record.Event) ([]Change, err
 // applyReq is one Apply call waiting for its turn.
 type applyReq struct {
 	events []record.Event
+	pre    []*eventPrep
 	done   chan applyResult // buffered: the applier never waits on it
 }
 
@@ -223,14 +227,15 @@ type applyResult struct {
 // changes, indexed into its own events.
 func (s *Store) applyCombined(ctx context.Context, reqs []*applyReq) {
 	s.combined.Observe(float64(len(reqs)))
-	all := reqs[0].events
+	all, pre := reqs[0].events, reqs[0].pre
 	if len(reqs) > 1 {
-		all = nil
+		all, pre = nil, nil
 		for _, r := range reqs {
 			all = append(all, r.events...)
+			pre = append(pre, r.pre...)
 		}
 	}
-	changes, err := s.apply(ctx, all)
+	changes, err := s.apply(ctx, all, pre)
 	off := 0
 	for _, r := range reqs {
 		if err != nil {
@@ -252,8 +257,8 @@ func (s *Store) applyCombined(ctx context.Context, reqs []*applyReq) {
 
 // apply is one combined batch: read, decide, apply, with optimistic retries
 // of the events after a conflict.
-func (s *Store) apply(ctx context.Context, events []record.Event) ([]Change, error) {
-	runs, err := s.group(events)
+func (s *Store) apply(ctx context.Context, events []record.Event, pre []*eventPrep) ([]Change, error) {
+	runs, err := s.group(events, pre)
 	if err != nil {
 		return nil, err
 	}
@@ -286,7 +291,48 @@ func (s *Store) apply(ctx context.Context, events []record.Event) ([]Change, err
 	return out, nil
 }
 
-func (s *Store) group(events []record.Event) ([]*tenantRun, error) {
+// eventPrep is the part of deciding an upsert that depends on the event
+// alone: its normalised form, blocks and encoded state.
+type eventPrep struct {
+	prep  *Prepared
+	keys  []string          // hex block keys, sorted, de-duplicated
+	rules map[string]string // block key -> rule name
+	blob  string
+	err   error
+}
+
+// prepare works out each person upsert's eventPrep.
+func (s *Store) prepare(events []record.Event) []*eventPrep {
+	out := make([]*eventPrep, len(events))
+	rules := map[string]*Ruleset{}
+	for i := range events {
+		ev := &events[i]
+		if ev.Op != record.OpUpsert || ev.Object == record.Account {
+			continue
+		}
+		rs, ok := rules[ev.Tenant]
+		if !ok {
+			rs, _ = s.opts.Rules(ev.Tenant) // an error surfaces in group
+			rules[ev.Tenant] = rs
+		}
+		if rs == nil {
+			continue
+		}
+		rec := ev.Record
+		if rec.Fields == nil {
+			rec.Fields = record.Fields{}
+		}
+		p := &eventPrep{prep: rs.Prepare(&rec)}
+		if p.prep.Active {
+			p.keys, p.rules = blockKeys(p.prep)
+			p.blob, p.err = encodeBlob(&rec)
+		}
+		out[i] = p
+	}
+	return out
+}
+
+func (s *Store) group(events []record.Event, pre []*eventPrep) ([]*tenantRun, error) {
 	byTenant := map[string]*tenantRun{}
 	var runs []*tenantRun
 	for i := range events {
@@ -301,7 +347,7 @@ func (s *Store) group(events []record.Event) ([]*tenantRun, error) {
 			byTenant[ev.Tenant] = run
 			runs = append(runs, run)
 		}
-		run.events = append(run.events, &pending{idx: i, ev: ev, ref: refKey(ev.Ref())})
+		run.events = append(run.events, &pending{idx: i, ev: ev, ref: refKey(ev.Ref()), pre: pre[i]})
 	}
 	return runs, nil
 }
@@ -343,7 +389,11 @@ func (s *Store) attempt(ctx context.Context, runs []*tenantRun) ([]Change, []*te
 		if p.ev.Op != record.OpUpsert || p.ev.Object == record.Account {
 			return nil, true
 		}
-		p.blockHex = v.blocksOf(p, &p.ev.Record)
+		if p.pre != nil {
+			p.blockHex = v.prepared(p)
+		} else {
+			p.blockHex = v.blocksOf(p, &p.ev.Record)
+		}
 		return p.blockHex, true
 	}); err != nil {
 		return nil, nil, err
@@ -703,7 +753,7 @@ func indexOf(events []*pending, p *pending) int {
 func resetPending(events []*pending) []*pending {
 	out := make([]*pending, len(events))
 	for i, p := range events {
-		out[i] = &pending{idx: p.idx, ev: p.ev, ref: p.ref}
+		out[i] = &pending{idx: p.idx, ev: p.ev, ref: p.ref, pre: p.pre}
 	}
 	return out
 }

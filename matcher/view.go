@@ -2,6 +2,7 @@ package matcher
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -106,14 +107,30 @@ func (v *view) blocksOf(p *pending, rec *record.Record) []string {
 	if !p.prep.Active || rec.Object == record.Account {
 		return nil
 	}
-	keys := make([]string, 0, len(p.prep.Blocks))
-	for _, b := range p.prep.Blocks {
+	keys, rules := blockKeys(p.prep)
+	maps.Copy(v.rules, rules)
+	return keys
+}
+
+// prepared takes an upsert's blocks from its eventPrep.
+func (v *view) prepared(p *pending) []string {
+	p.prep = p.pre.prep
+	maps.Copy(v.rules, p.pre.rules)
+	return p.pre.keys
+}
+
+// blockKeys returns the sorted, de-duplicated block keys of prep, and the
+// rule each came from (for warnings).
+func blockKeys(prep *Prepared) ([]string, map[string]string) {
+	keys := make([]string, 0, len(prep.Blocks))
+	rules := make(map[string]string, len(prep.Blocks))
+	for _, b := range prep.Blocks {
 		k, _ := blockKey(b)
-		v.rules[k] = b.Rule
+		rules[k] = b.Rule
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	return slices.Compact(keys)
+	return slices.Compact(keys), rules
 }
 
 // states walks the events in order and computes the record state each one
@@ -240,7 +257,13 @@ func (v *view) state(p *pending, base stored) error {
 		}
 		return nil
 	}
-	body, err := encodeBlob(&rec)
+	var body string
+	var err error
+	if ev.Op == record.OpUpsert && p.pre != nil {
+		body, err = p.pre.blob, p.pre.err
+	} else {
+		body, err = encodeBlob(&rec)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidEvent, err)
 	}
