@@ -220,7 +220,7 @@ local function apply_one(ref, expseq, nextv, neigh, checks, bumps, ban)
   end
   table.sort(removed)
   local aput, adel = {}, {}
-  if #newlist == 0 then adel[1] = ref else aput[ref] = neigh end
+  if #newlist > 0 then aput[ref] = neigh elseif next(oldn) then adel[1] = ref end
   local touched = {}
   for _, n in ipairs(added) do touched[#touched + 1] = n end
   for _, n in ipairs(removed) do touched[#touched + 1] = n end
