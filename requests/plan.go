@@ -294,10 +294,14 @@ func (pl *planner) planCluster(ctx context.Context, lead record.Record) error {
 	return nil
 }
 
+// StrategyOverwrite names, in a command's explain block, a field whose value
+// a request's duplicate_handling overwrite took from a lead.
+const StrategyOverwrite = "overwrite"
+
 // overwrite applies duplicate_handling overwrite to a plan: the fields the
 // plan writes on the contact take the leads' non-blank values, the most
-// recently modified lead last (it wins). The explain block stays the
-// engine's: its schema has no strategy naming a request's overwrite.
+// recently modified lead last (it wins). The explain block names those
+// fields' strategy "overwrite" and the lead each value came from.
 func overwrite(cfg *engine.Config, recs []record.Record, cmds []engine.Command) {
 	var leads []record.Record
 	for _, r := range recs {
@@ -307,6 +311,7 @@ func overwrite(cfg *engine.Config, recs []record.Record, cmds []engine.Command) 
 	}
 	slices.SortStableFunc(leads, func(a, b record.Record) int { return a.ModifiedAt.Compare(b.ModifiedAt) })
 	var fields record.Fields
+	var ex *engine.Explain
 	for i := range cmds {
 		var f *record.Fields
 		switch d := cmds[i].Data.(type) {
@@ -318,9 +323,10 @@ func overwrite(cfg *engine.Config, recs []record.Record, cmds []engine.Command) 
 			continue
 		}
 		if fields == nil {
-			// The commands of a plan share one field map: build the new one
-			// once.
+			// The commands of a plan share one field map and explain block:
+			// build the new ones once.
 			fields = make(record.Fields, len(*f))
+			from := map[string]record.Ref{}
 			for k, v := range *f {
 				fields[k] = v
 				if k == cfg.Conversion.ContactAccountField {
@@ -333,10 +339,29 @@ func overwrite(cfg *engine.Config, recs []record.Record, cmds []engine.Command) 
 				for _, l := range leads {
 					if lv := l.Fields[lf]; !record.IsBlank(lv) {
 						fields[k] = lv
+						from[k] = l.Ref()
 					}
 				}
 			}
+			ex = overwriteExplain(cmds[i].Explain, from)
 		}
 		*f = fields
+		cmds[i].Explain = ex
 	}
+}
+
+// overwriteExplain returns a copy of ex whose field entries name the leads
+// that overwrote them.
+func overwriteExplain(ex *engine.Explain, from map[string]record.Ref) *engine.Explain {
+	if ex == nil {
+		return nil
+	}
+	out := *ex
+	out.Fields = slices.Clone(ex.Fields)
+	for i, fe := range out.Fields {
+		if ref, ok := from[fe.Field]; ok {
+			out.Fields[i] = engine.FieldExplain{Field: fe.Field, Strategy: StrategyOverwrite, From: []record.Ref{ref}}
+		}
+	}
+	return &out
 }

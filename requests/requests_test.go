@@ -20,6 +20,7 @@ import (
 	"github.com/leadconv/leadconv/internal/testutil/redistest"
 	"github.com/leadconv/leadconv/matcher"
 	"github.com/leadconv/leadconv/record"
+	"github.com/leadconv/leadconv/schemas"
 	"github.com/leadconv/leadconv/writer"
 )
 
@@ -409,6 +410,36 @@ func TestOverwrite(t *testing.T) {
 	}
 	if v := title(over, "L2"); v != "VP" {
 		t.Errorf("every command of the plan carries the same values: L2 has Title %v", v)
+	}
+	// The explain block says where the overwritten value came from; a
+	// merge keeps the field strategy's explanation.
+	titleExplain := func(o output) engine.FieldExplain {
+		for _, c := range o.commands {
+			if _, ok := c.Data.(*engine.LeadConvert); ok {
+				for _, fe := range c.Explain.Fields {
+					if fe.Field == "Title" {
+						return fe
+					}
+				}
+			}
+		}
+		t.Fatal("no explain of Title")
+		return engine.FieldExplain{}
+	}
+	if fe := titleExplain(over); fe.Strategy != StrategyOverwrite || len(fe.From) != 1 || fe.From[0].Object != record.Lead {
+		t.Errorf("overwrite: Title explained as %+v, want overwrite from a lead", fe)
+	}
+	if fe := titleExplain(merge); fe.Strategy == StrategyOverwrite {
+		t.Errorf("merge: Title explained as %+v", fe)
+	}
+	for _, c := range over.commands {
+		b, err := json.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := schemas.ValidateJSON(c.Kind, b); err != nil {
+			t.Errorf("%s of an overwrite does not validate: %v", c.Kind, err)
+		}
 	}
 	// A merge of the same plan carries the overwritten values too (it runs
 	// after the conversions and would undo them otherwise); contact fields
