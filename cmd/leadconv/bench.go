@@ -35,7 +35,9 @@ func benchCommand() *command {
                  and the CloudEvents encoding: events/s and its share of the
                  raw ceiling
   latency        p50/p99/max from an event's produce to the acknowledgement
-                 of its commands, at a fixed offered rate
+                 of its commands, at a fixed offered rate, from a fresh
+                 consumer group; one warm-up event, not counted, is
+                 processed first so the group's join is not measured
 
 plus the process's resident memory at each phase and its peak, and the CPU
 time per event of each phase, of this process and of the Redis server (load

@@ -318,15 +318,19 @@ func run(ctx context.Context, r runner) (stop func() error) {
 // and records, per event, the time from its produce to the acknowledgement
 // of the commands its batch produced.
 func latency(ctx context.Context, bc BenchConfig, brokers []string, cl *kgo.Client, store *matcher.Store) (Latency, error) {
-	recs, err := benchRecordsOf(bc.Seed+1, "bench-latency", bc.LatencyEvents, benchLatRecords)
+	// One more event than measured: the first warms up (the consumer group
+	// joins and gets its partitions), and is not counted.
+	recs, err := benchRecordsOf(bc.Seed+1, "bench-latency", bc.LatencyEvents+1, benchLatRecords)
 	if err != nil {
 		return Latency{}, err
 	}
+	warmup, recs := recs[0], recs[1:]
 	n := len(recs)
 	var mu sync.Mutex
 	var once sync.Once
 	lat := make([]time.Duration, 0, n)
 	all := make(chan struct{})
+	warm := make(chan struct{})
 	p, err := New(Config{
 		Brokers: brokers, Group: "bench-latency", RecordsTopic: benchLatRecords, CommandsTopic: benchLatCommands,
 		DLQTopic: benchDLQ, Logger: bc.Logger,
@@ -334,6 +338,13 @@ func latency(ctx context.Context, bc BenchConfig, brokers []string, cl *kgo.Clie
 			now := time.Now()
 			mu.Lock()
 			defer mu.Unlock()
+			select {
+			case <-warm:
+			default:
+				// Nothing else is produced before the warm-up is processed.
+				close(warm)
+				return
+			}
 			for _, r := range recs {
 				lat = append(lat, now.Sub(r.Timestamp))
 			}
@@ -346,6 +357,16 @@ func latency(ctx context.Context, bc BenchConfig, brokers []string, cl *kgo.Clie
 		return Latency{}, err
 	}
 	stop := run(ctx, p)
+	if err := cl.ProduceSync(ctx, warmup).FirstErr(); err != nil {
+		return Latency{}, errors.Join(fmt.Errorf("pipeline: bench: latency warm-up: %w", err), stop())
+	}
+	select {
+	case <-warm:
+	case <-ctx.Done():
+		return Latency{}, errors.Join(ctx.Err(), stop())
+	case <-time.After(time.Minute):
+		return Latency{}, errors.Join(errors.New("pipeline: bench: latency warm-up not processed within a minute"), stop())
+	}
 	// Pace the producer by the clock: at any moment rate*elapsed events are
 	// out, whatever the ticker's jitter. The client stamps each record when
 	// it is handed over.
