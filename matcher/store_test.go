@@ -456,6 +456,11 @@ func TestStoreConcurrentMatchesOracle(t *testing.T) {
 			for err := range errs {
 				t.Fatal(err)
 			}
+			// The two instances must have raced: otherwise the optimistic
+			// checks were never exercised.
+			if n := promtest.ToFloat64(stores[0].conflicts) + promtest.ToFloat64(stores[1].conflicts); n == 0 {
+				t.Error("no conflict between the two instances: the test did not exercise the optimistic checks")
+			}
 			got, want := clusterSets(t, stores[0]), oracleSets(t, final, bans)
 			if got != want {
 				t.Fatalf("store clusters differ from the oracle\nonly in store: %v\nonly in oracle: %v", setDiff(got, want), setDiff(want, got))
