@@ -187,7 +187,7 @@ func (s *Store) Apply(ctx context.Context, events []record.Event) ([]Change, err
 	}
 	// What needs no stored state is worked out now, in parallel with the
 	// batch that has the turn.
-	req := &applyReq{events: events, pre: s.prepare(events), done: make(chan applyResult, 1)}
+	req := &applyReq{ctx: ctx, events: events, pre: s.prepare(events), done: make(chan applyResult, 1)}
 	s.mu.Lock()
 	s.queue = append(s.queue, req)
 	s.mu.Unlock()
@@ -198,9 +198,10 @@ func (s *Store) Apply(ctx context.Context, events []record.Event) ([]Change, err
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case s.turn <- struct{}{}:
-			// Our own request is either in this take or already done.
+			// Our own request is either in this take or already done. Calls
+			// whose callers gave up are dropped.
 			s.mu.Lock()
-			reqs := s.queue
+			reqs := slices.DeleteFunc(s.queue, func(r *applyReq) bool { return r.ctx.Err() != nil })
 			s.queue = nil
 			s.mu.Unlock()
 			if len(reqs) > 0 {
@@ -213,6 +214,7 @@ func (s *Store) Apply(ctx context.Context, events []record.Event) ([]Change, err
 
 // applyReq is one Apply call waiting for its turn.
 type applyReq struct {
+	ctx    context.Context
 	events []record.Event
 	pre    []*eventPrep
 	done   chan applyResult // buffered: the applier never waits on it
@@ -236,6 +238,23 @@ func (s *Store) applyCombined(ctx context.Context, reqs []*applyReq) {
 		}
 	}
 	changes, err := s.apply(ctx, all, pre)
+	if err != nil && ctx.Err() != nil {
+		// The caller holding the turn gave up (shutdown, a revoked
+		// partition), the others did not: they go back to the head of the
+		// queue for the next turn. What was applied is then a replay.
+		var back []*applyReq
+		for _, r := range reqs {
+			if r.ctx.Err() == nil {
+				back = append(back, r)
+			} else {
+				r.done <- applyResult{err: err}
+			}
+		}
+		s.mu.Lock()
+		s.queue = append(back, s.queue...)
+		s.mu.Unlock()
+		return
+	}
 	off := 0
 	for _, r := range reqs {
 		if err != nil {
@@ -258,6 +277,9 @@ func (s *Store) applyCombined(ctx context.Context, reqs []*applyReq) {
 // apply is one combined batch: read, decide, apply, with optimistic retries
 // of the events after a conflict.
 func (s *Store) apply(ctx context.Context, events []record.Event, pre []*eventPrep) ([]Change, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	runs, err := s.group(events, pre)
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package matcher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -173,6 +174,41 @@ func TestStoreCombinesCalls(t *testing.T) {
 	want := "0-0 0-1 0-2 1-2 2-2 3-2 4-2"
 	if sets := clusterSets(t, s); !strings.Contains(sets, want) {
 		t.Fatalf("clusters %s, want one of %q", sets, want)
+	}
+}
+
+// TestStoreCombinedCallerGivesUp checks that when the caller holding the
+// turn is cancelled, the calls combined with its own go back to the queue
+// and are applied with the next turn instead of failing.
+func TestStoreCombinedCallerGivesUp(t *testing.T) {
+	srv := redistest.New(t)
+	s := newTestStore(t, srv, DefaultConfig(), redistest.Namespace(t))
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	own := &applyReq{ctx: gone, events: []record.Event{upsertLead("a", 1, person("Ann", "Lee", "ann@x.com"))}, done: make(chan applyResult, 1)}
+	other := &applyReq{ctx: context.Background(), events: []record.Event{upsertLead("b", 1, person("Ann", "Lee", "ann@x.com"))}, done: make(chan applyResult, 1)}
+	for _, r := range []*applyReq{own, other} {
+		r.pre = s.prepare(r.events)
+	}
+	s.applyCombined(gone, []*applyReq{own, other})
+	if r := <-own.done; !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("the cancelled caller got %v, want context.Canceled", r.err)
+	}
+	select {
+	case r := <-other.done:
+		t.Fatalf("the other caller got a result %+v, want to be queued again", r)
+	default:
+	}
+	if len(s.queue) != 1 || s.queue[0] != other {
+		t.Fatalf("queue = %v, want the other call only", s.queue)
+	}
+	// The next turn applies it.
+	if _, err := s.Apply(context.Background(), []record.Event{upsertLead("c", 1, person("Bo", "Ek", "bo@x.com"))}); err != nil {
+		t.Fatal(err)
+	}
+	r := <-other.done
+	if r.err != nil || len(r.changes) != 1 || r.changes[0].Trigger.ID != "b" || r.changes[0].Index != 0 {
+		t.Fatalf("the requeued call got %+v", r)
 	}
 }
 
