@@ -75,6 +75,14 @@ type Config struct {
 	RevokeGrace time.Duration
 	// CommitInterval is the period of marked-offset commits (default 1s).
 	CommitInterval time.Duration
+	// FetchMinBytes and FetchMaxWait: a fetch waits up to FetchMaxWait for
+	// FetchMinBytes of records across its partitions (defaults 1 byte and
+	// 5s: answer as soon as anything arrives, long-poll when idle). Raising
+	// FetchMinBytes (8 KiB with a 10ms wait, say) makes batches of several
+	// events at low rates: less CPU per event, a higher median latency (see
+	// BENCHMARKS.md).
+	FetchMinBytes int32
+	FetchMaxWait  time.Duration
 	// ResetOffset is where a group without committed offsets starts
 	// (default: the start of the topic).
 	ResetOffset *kgo.Offset
@@ -89,6 +97,14 @@ type Config struct {
 	Logger  zerolog.Logger
 	Metrics *Metrics
 }
+
+// Fetch defaults (Kafka's and franz-go's); FetchMaxWait cannot go below
+// MinFetchMaxWait (franz-go's floor).
+const (
+	DefaultFetchMinBytes = 1
+	DefaultFetchMaxWait  = 5 * time.Second
+	MinFetchMaxWait      = 10 * time.Millisecond
+)
 
 func (c *Config) defaults() {
 	if c.DLQTopic == "" {
@@ -105,6 +121,12 @@ func (c *Config) defaults() {
 	}
 	if c.CommitInterval <= 0 {
 		c.CommitInterval = time.Second
+	}
+	if c.FetchMinBytes <= 0 {
+		c.FetchMinBytes = DefaultFetchMinBytes
+	}
+	if c.FetchMaxWait <= 0 {
+		c.FetchMaxWait = DefaultFetchMaxWait
 	}
 	if c.MinBackoff <= 0 {
 		c.MinBackoff = 50 * time.Millisecond
@@ -164,6 +186,8 @@ func New(cfg Config, h Handler) (*Consumer, error) {
 		// Keys are tenant/cluster_id: the default sticky key partitioner keeps
 		// every command of a cluster on one partition, in order.
 		kgo.ProducerLinger(time.Millisecond),
+		kgo.FetchMinBytes(cfg.FetchMinBytes),
+		kgo.FetchMaxWait(cfg.FetchMaxWait),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
 	}
 	cl, err := kgo.NewClient(append(opts, cfg.Opts...)...)

@@ -64,6 +64,8 @@ Example (the figures in BENCHMARKS.md):
 			brokers := fs.String("brokers", "", "Kafka brokers, comma separated; empty starts an in-process broker")
 			redisURL := fs.String("redis-url", "", "Redis URL; empty uses $REDIS_URL or starts redis-server from $PATH")
 			asJSON := fs.Bool("json", false, "print the result as JSON instead of text")
+			var fo fetchOptions
+			fo.register(fs)
 			cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 			var lo logOptions
 			fs.StringVar(&lo.level, "log-level", "warn", "log level: trace, debug, info, warn or error")
@@ -78,7 +80,11 @@ Example (the figures in BENCHMARKS.md):
 						return usagef("%s %d: must be positive", name, v)
 					}
 				}
+				if err := fo.check(); err != nil {
+					return err
+				}
 				bc.Partitions = int32(*partitions)
+				bc.FetchMinBytes, bc.FetchMaxWait = int32(fo.minBytes), fo.maxWait
 				log, err := lo.logger(e)
 				if err != nil {
 					return err

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"strings"
 	"testing"
+	"time"
 )
 
 // runMain runs the command line in-process with the given environment
@@ -124,7 +125,7 @@ func TestFlagEnvPrecedence(t *testing.T) {
 func TestServiceOptionsCheck(t *testing.T) {
 	base := func() serviceOptions {
 		return serviceOptions{brokers: "a:9092", namespace: "lc", maxRecordBytes: 1, contentMode: "binary",
-			recordsTopic: "r", commandsTopic: "c", dlqTopic: "d"}
+			recordsTopic: "r", commandsTopic: "c", dlqTopic: "d", fetch: fetchOptions{minBytes: 1, maxWait: 10 * time.Millisecond}}
 	}
 	if err := (func() error { o := base(); return o.check() })(); err != nil {
 		t.Fatalf("valid options: %v", err)
@@ -138,6 +139,8 @@ func TestServiceOptionsCheck(t *testing.T) {
 		{"namespace with tag", func(o *serviceOptions) { o.namespace = "a{b}" }, "--namespace"},
 		{"content mode", func(o *serviceOptions) { o.contentMode = "batch" }, "allowed values are binary, structured"},
 		{"empty topic", func(o *serviceOptions) { o.dlqTopic = "" }, "--dlq-topic"},
+		{"fetch min bytes", func(o *serviceOptions) { o.fetch.minBytes = 0 }, "--fetch-min-bytes 0: allowed values are 1 to"},
+		{"fetch wait below the client's floor", func(o *serviceOptions) { o.fetch.maxWait = 5 * time.Millisecond }, "--fetch-max-wait 5ms: allowed values are 10ms"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := base()

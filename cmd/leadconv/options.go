@@ -2,9 +2,11 @@ package main
 
 import (
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/leadconv/leadconv/consumer"
 	"github.com/leadconv/leadconv/internal/ops"
 )
 
@@ -48,6 +50,7 @@ type serviceOptions struct {
 	dlqTopic       string
 	maxRecordBytes int
 	contentMode    string
+	fetch          fetchOptions
 	logOptions
 }
 
@@ -66,7 +69,31 @@ func (o *serviceOptions) register(fs *flagSet) {
 		fs.fromEnv(n)
 	}
 	fs.fromEnv("redis-url", "REDIS_URL")
+	o.fetch.register(fs)
 	o.logOptions.register(fs)
+}
+
+// fetchOptions tune how the consumer fetches (consumer.Config).
+type fetchOptions struct {
+	minBytes int
+	maxWait  time.Duration
+}
+
+func (o *fetchOptions) register(fs *flagSet) {
+	fs.IntVar(&o.minBytes, "fetch-min-bytes", consumer.DefaultFetchMinBytes, "bytes of records a fetch waits for, up to --fetch-max-wait; raising it (8192 with a 10ms wait, say) makes fewer, larger batches at low rates: less CPU per event, a higher median latency")
+	fs.DurationVar(&o.maxWait, "fetch-max-wait", consumer.DefaultFetchMaxWait, "longest a fetch waits for --fetch-min-bytes, or for any record when idle (at least 10ms)")
+	fs.fromEnv("fetch-min-bytes")
+	fs.fromEnv("fetch-max-wait")
+}
+
+func (o *fetchOptions) check() error {
+	if o.minBytes < 1 || o.minBytes > 1<<30 {
+		return usagef("--fetch-min-bytes %d: allowed values are 1 to %d", o.minBytes, 1<<30)
+	}
+	if o.maxWait < consumer.MinFetchMaxWait || o.maxWait > time.Minute {
+		return usagef("--fetch-max-wait %s: allowed values are %s to 1m0s", o.maxWait, consumer.MinFetchMaxWait)
+	}
+	return nil
 }
 
 // check validates the flag values that need no I/O.
@@ -84,6 +111,9 @@ func (o *serviceOptions) check() error {
 	case "binary", "structured":
 	default:
 		return usagef("--content-mode %q: allowed values are binary, structured", o.contentMode)
+	}
+	if err := o.fetch.check(); err != nil {
+		return err
 	}
 	for flag, v := range map[string]string{"--records-topic": o.recordsTopic, "--commands-topic": o.commandsTopic, "--dlq-topic": o.dlqTopic} {
 		if v == "" {

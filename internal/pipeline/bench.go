@@ -48,6 +48,10 @@ type BenchConfig struct {
 	Rate          int
 	LatencyEvents int
 	Seed          uint64 // default 1
+	// FetchMinBytes and FetchMaxWait tune the pipelines' fetching
+	// (consumer.Config; zero: the defaults).
+	FetchMinBytes int32
+	FetchMaxWait  time.Duration
 	Logger        zerolog.Logger
 	// Progress, when set, is told when a phase starts.
 	Progress func(phase string)
@@ -198,6 +202,7 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 		return New(Config{
 			Brokers: brokers, Group: "bench-full", RecordsTopic: benchRecords, CommandsTopic: benchCommands,
 			DLQTopic: benchDLQ, Processed: done, Logger: bc.Logger,
+			FetchMinBytes: bc.FetchMinBytes, FetchMaxWait: bc.FetchMaxWait,
 		}, store, bc.Config)
 	})
 	if err != nil {
@@ -333,7 +338,7 @@ func latency(ctx context.Context, bc BenchConfig, brokers []string, cl *kgo.Clie
 	warm := make(chan struct{})
 	p, err := New(Config{
 		Brokers: brokers, Group: "bench-latency", RecordsTopic: benchLatRecords, CommandsTopic: benchLatCommands,
-		DLQTopic: benchDLQ, Logger: bc.Logger,
+		DLQTopic: benchDLQ, Logger: bc.Logger, FetchMinBytes: bc.FetchMinBytes, FetchMaxWait: bc.FetchMaxWait,
 		Processed: func(_ string, _ int32, recs []*kgo.Record) {
 			now := time.Now()
 			mu.Lock()

@@ -31,6 +31,9 @@ type Config struct {
 	MaxPollRecords int
 	// CommitInterval is the period of offset commits (default 1s).
 	CommitInterval time.Duration
+	// FetchMinBytes and FetchMaxWait tune fetching (consumer.Config).
+	FetchMinBytes int32
+	FetchMaxWait  time.Duration
 	// ShutdownGrace bounds how long in-flight batches may take to finish at
 	// shutdown or revocation (default 10s).
 	ShutdownGrace time.Duration
@@ -78,6 +81,7 @@ func New(cfg Config, store Store, tenants Tenants) (*Pipeline, error) {
 	cons, err := consumer.New(consumer.Config{
 		Brokers: cfg.Brokers, Group: cfg.Group, Topics: []string{cfg.RecordsTopic}, DLQTopic: cfg.DLQTopic,
 		MaxPollRecords: cfg.MaxPollRecords, CommitInterval: cfg.CommitInterval, RevokeGrace: cfg.ShutdownGrace,
+		FetchMinBytes: cfg.FetchMinBytes, FetchMaxWait: cfg.FetchMaxWait,
 		ResetOffset: cfg.ResetOffset, Processed: cfg.Processed, Opts: cfg.Opts, Logger: cfg.Logger, Metrics: cm,
 	}, h)
 	if err != nil {
