@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -12,6 +13,19 @@ import (
 
 	"github.com/leadconv/leadconv/record"
 )
+
+// Integer returns the value of a JSON number that JSON Schema counts as an
+// integer: any number with a zero fraction (2, 2.0, 2e3), within int64.
+func Integer(n json.Number) (int64, bool) {
+	if i, err := n.Int64(); err == nil {
+		return i, true
+	}
+	f, err := n.Float64()
+	if err != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
+		return 0, false
+	}
+	return int64(f), true
+}
 
 // DecodeEvent decodes a record event after validating it against
 // record-event.v1.json: the schema is the contract, so whatever passes it
@@ -37,10 +51,25 @@ func DecodeEvent(b []byte, maxBytes int) (record.Event, error) {
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
 	d.DisallowUnknownFields()
-	if err := d.Decode(&ev); err != nil {
+	// related_count is a JSON Schema integer: any number with a zero
+	// fraction (1.0, 1e2), which an int field would refuse.
+	var wire struct {
+		record.Event
+		RelatedCount *json.Number `json:"related_count"`
+	}
+	err = d.Decode(&wire)
+	if err == nil && wire.RelatedCount != nil {
+		n, ok := Integer(*wire.RelatedCount)
+		if !ok || n < 0 || n > 2147483647 {
+			// The schema already bounds it: not reachable, but never wrap.
+			return record.Event{}, &Error{Code: CodeSchemaViolation, Detail: "/related_count: type integer", at: "/related_count"}
+		}
+		wire.Event.RelatedCount = int(n)
+	}
+	ev = wire.Event
+	if err != nil {
 		// The schema admits almost only what record.Event holds; what is
-		// left is an integral number written with a fraction (related_count
-		// 1.0) and a date-time the schema's pattern accepts and time.Time
+		// left is a date-time the schema's pattern accepts and time.Time
 		// does not (a leap second, hour 24).
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {

@@ -16,6 +16,22 @@ import (
 
 const upsert = `{"tenant":"acme","object":"lead","id":"00Q1","op":"upsert","created_at":"2026-01-02T03:04:05Z","modified_at":"2026-01-03T03:04:05.5+01:00","related_count":2,"fields":{"LastName":"Hopper","Revenue":12.5,"Big":12345678901234567890,"Vip":true,"Gone":null}}`
 
+// TestDecodeIntegralRelatedCount: related_count is a JSON Schema integer,
+// so a number with a zero fraction in any spelling decodes to its value.
+func TestDecodeIntegralRelatedCount(t *testing.T) {
+	for in, want := range map[string]int{"3": 3, "3.0": 3, "3e2": 300, "0.0": 0, "-0": 0} {
+		ev, err := schemas.DecodeEvent([]byte(`{"tenant":"a","object":"lead","id":"1","op":"delete","related_count":`+in+`}`), 0)
+		if err != nil || ev.RelatedCount != want {
+			t.Errorf("related_count %s: %d, %v; want %d", in, ev.RelatedCount, err, want)
+		}
+	}
+	for _, in := range []string{"3.5", "-1", "2147483648", "1e10"} {
+		if _, err := schemas.DecodeEvent([]byte(`{"tenant":"a","object":"lead","id":"1","op":"delete","related_count":`+in+`}`), 0); err == nil {
+			t.Errorf("related_count %s accepted", in)
+		}
+	}
+}
+
 func TestDecodeEvent(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -39,7 +55,7 @@ func TestDecodeEvent(t *testing.T) {
 		{name: "upsert without dates", in: `{"tenant":"a","object":"lead","id":"1","op":"upsert"}`, code: schemas.CodeSchemaViolation, where: "/"},
 		{name: "impossible date", in: `{"tenant":"a","object":"lead","id":"1","op":"patch","modified_at":"2026-02-30T00:00:00Z"}`, code: schemas.CodeSchemaViolation, where: "/modified_at"},
 		{name: "nested field value", in: `{"tenant":"a","object":"lead","id":"1","op":"patch","modified_at":"2026-02-03T00:00:00Z","fields":{"Tags":["a"]}}`, code: schemas.CodeSchemaViolation, where: "/fields/Tags"},
-		{name: "related count with a fraction", in: `{"tenant":"a","object":"lead","id":"1","op":"delete","related_count":1.0}`, code: schemas.CodeSchemaViolation, where: "/related_count"},
+		{name: "related count with a fraction", in: `{"tenant":"a","object":"lead","id":"1","op":"delete","related_count":1.5}`, code: schemas.CodeSchemaViolation, where: "/related_count"},
 		{name: "leap second", in: `{"tenant":"a","object":"lead","id":"1","op":"patch","modified_at":"2026-12-31T23:59:60Z"}`, code: schemas.CodeSchemaViolation, where: "/modified_at"},
 		{name: "negative related count", in: `{"tenant":"a","object":"lead","id":"1","op":"delete","related_count":-1}`, code: schemas.CodeSchemaViolation, where: "/related_count"},
 		{name: "other without pair op", in: `{"tenant":"a","object":"lead","id":"1","op":"delete","other":{"object":"lead","id":"2"}}`, code: schemas.CodeSchemaViolation, where: "/"},

@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"strconv"
 	"time"
 	"unicode/utf8"
 
 	"github.com/leadconv/leadconv/events"
+	"github.com/leadconv/leadconv/schemas"
 	"github.com/leadconv/leadconv/record"
 )
 
@@ -181,9 +181,14 @@ func timestamp(v json.RawMessage, key string) (time.Time, error) {
 
 // count decodes related_count, an integer in 0..2^31-1 written as one:
 // like schemas.DecodeEvent, and unlike the schema alone, it refuses 1.0.
+// count decodes related_count: a JSON Schema integer, so any number with a
+// zero fraction (1.0 and 1e2 too).
 func count(v json.RawMessage) (int, error) {
-	n, err := strconv.ParseInt(string(v), 10, 64)
-	if err != nil {
+	if len(v) == 0 || (v[0] != '-' && (v[0] < '0' || v[0] > '9')) {
+		return 0, violation("/related_count", "type")
+	}
+	n, ok := schemas.Integer(json.Number(v))
+	if !ok {
 		return 0, violation("/related_count", "type")
 	}
 	if n < 0 || n > 2147483647 {
