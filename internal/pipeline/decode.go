@@ -10,8 +10,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/leadconv/leadconv/events"
-	"github.com/leadconv/leadconv/schemas"
 	"github.com/leadconv/leadconv/record"
+	"github.com/leadconv/leadconv/schemas"
 )
 
 // Dead-letter error codes of input records.
