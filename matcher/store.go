@@ -175,7 +175,8 @@ type tenantRun struct {
 // Calls made while another is applying are combined: the next caller to
 // get its turn applies every queued call's events as one batch (each call's
 // own order kept), which is what makes small batches of many partitions
-// cheap. A combined batch's error is every call's error.
+// cheap. A combined batch's error is every call's error, but for a caller
+// holding the turn that gives up: the others then wait for the next turn.
 //
 // On error, a prefix of each tenant's events may have been applied; applying
 // the same events again is safe.
