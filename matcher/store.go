@@ -143,8 +143,8 @@ type pending struct {
 	prep      *Prepared
 	blockHex  []string
 	neighbors []string
-	checks    string // "stripe:version ..." the apply must find
-	bumps     string // "stripe ..." the apply increments
+	stripes   []any  // apply.lua arguments: n, then n × (stripe, version read, new version)
+	blocks    []any  // apply.lua arguments: n, then n × (block, new value; "" deletes)
 	ban       string // "+ref" or "-ref"
 	banOnly   bool
 }
@@ -471,6 +471,10 @@ func (s *Store) readRound(ctx context.Context, phase string, views []*view, want
 		sv, bv, bans, vals   *redis.SliceCmd
 		cands                []string
 		cvals                []*redis.SliceCmd
+		// blocks the events' stored records are in but not asked for: the
+		// apply rewrites them when a record leaves them.
+		okeys    []string
+		osv, obv *redis.SliceCmd
 	}
 	var reads []*tenantRead
 	pipe := s.rdb.Pipeline()
@@ -550,6 +554,24 @@ func (s *Store) readRound(ctx context.Context, phase string, views []*view, want
 		for i := 0; i < len(tr.cands); i += 1000 {
 			tr.cvals = append(tr.cvals, pipe.HMGet(ctx, tr.v.run.keys.records, tr.cands[i:min(i+1000, len(tr.cands))]...))
 		}
+		seenO := map[string]bool{}
+		for _, x := range tr.vals.Val() {
+			raw, _ := x.(string)
+			for _, b := range storedBlocks(raw) {
+				if _, asked := bvals[b]; !asked && !seenO[b] && tr.v.blocks[b] == nil {
+					seenO[b] = true
+					tr.okeys = append(tr.okeys, b)
+				}
+			}
+		}
+		if len(tr.okeys) > 0 {
+			stripes := make([]string, len(tr.okeys))
+			for i, b := range tr.okeys {
+				stripes[i] = strconv.Itoa(stripeOf(b))
+			}
+			tr.osv = pipe.HMGet(ctx, tr.v.run.keys.stripeV, stripes...)
+			tr.obv = pipe.HMGet(ctx, tr.v.run.keys.blocks, tr.okeys...)
+		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("matcher: %s: %w", phase, err)
@@ -592,8 +614,28 @@ func (s *Store) readRound(ctx context.Context, phase string, views []*view, want
 			p.read = r
 			tr.v.absorb(p.ref, r)
 		}
+		if tr.obv != nil {
+			svals, bvals := tr.osv.Val(), tr.obv.Val()
+			for i, b := range tr.okeys {
+				raw, _ := bvals[i].(string)
+				sv, _ := svals[i].(string)
+				tr.v.seeBlock(b, raw, sv)
+			}
+		}
 	}
 	return nil
+}
+
+// storedBlocks returns the block keys in a stored record's header.
+func storedBlocks(raw string) []string {
+	if raw == "" {
+		return nil
+	}
+	st, err := parseStored(raw)
+	if err != nil {
+		return nil
+	}
+	return st.blocks
 }
 
 // errReloaded reports that the server had lost its script cache (a restart
@@ -653,7 +695,7 @@ func (s *Store) applyRound(ctx context.Context, views []*view) ([]Change, []*ten
 			}
 			cmd := applyScript.EvalSha(ctx, pipe,
 				[]string{k.records, k.blocks, k.adj, k.clusterM, k.clusters, k.versions, k.stripeV, k.fail + v.batch, k.bans},
-				append([]any{v.run.rules.MaxBlockSize(), v.run.tenant, failTTL}, args...)...)
+				append([]any{v.run.tenant, failTTL}, args...)...)
 			calls = append(calls, call{v, run, cmd})
 			run, args = nil, nil
 		}
@@ -682,7 +724,9 @@ func (s *Store) applyRound(ctx context.Context, views []*view) ([]Change, []*ten
 				next = ""
 			}
 			run = append(run, p)
-			args = append(args, p.ref, p.expSeq, next, strings.Join(p.neighbors, " "), p.checks, p.bumps, p.ban)
+			args = append(args, p.ref, p.expSeq, next, strings.Join(p.neighbors, " "), p.ban)
+			args = appendCounted(args, p.stripes)
+			args = appendCounted(args, p.blocks)
 			if len(run) == applyChunk {
 				flush()
 			}
@@ -753,6 +797,14 @@ func (s *Store) applyRound(ctx context.Context, views []*view) ([]Change, []*ten
 		retry = append(retry, &tenantRun{tenant: v.run.tenant, keys: v.run.keys, rules: v.run.rules, events: resetPending(rest)})
 	}
 	return out, retry, nil
+}
+
+// appendCounted appends a counted argument list, or a zero count for none.
+func appendCounted(args, list []any) []any {
+	if len(list) == 0 {
+		return append(args, 0)
+	}
+	return append(args, list...)
 }
 
 func isDupIndex(events []*pending, idx int) bool {

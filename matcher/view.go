@@ -65,24 +65,29 @@ func (v *view) absorb(ref string, r *readResult) {
 	}
 	v.bans[ref] = r.bans
 	for i, b := range r.blocks {
-		if old, ok := v.blocks[b]; ok {
-			if old.raw != r.bvals[i] {
-				v.interfered = true
-			}
-		} else {
-			v.blocks[b] = parseBlock(r.bvals[i])
-		}
-		st := stripeOf(b)
-		n, _ := strconv.ParseInt(r.svals[i], 10, 64)
-		if old, ok := v.stripes[st]; ok && old != n {
-			v.interfered = true
-		}
-		v.stripes[st] = n
+		v.seeBlock(b, r.bvals[i], r.svals[i])
 	}
 	for i, c := range r.cands {
 		raw, _ := r.cvals[i].(string)
 		v.seeRecord(c, raw)
 	}
+}
+
+// seeBlock records a block's value and its stripe's version as read.
+func (v *view) seeBlock(b, raw, stripeVersion string) {
+	if old, ok := v.blocks[b]; ok {
+		if old.raw != raw {
+			v.interfered = true
+		}
+	} else {
+		v.blocks[b] = parseBlock(raw)
+	}
+	st := stripeOf(b)
+	n, _ := strconv.ParseInt(stripeVersion, 10, 64)
+	if old, ok := v.stripes[st]; ok && old != n {
+		v.interfered = true
+	}
+	v.stripes[st] = n
 }
 
 func (v *view) seeRecord(ref, raw string) {
@@ -344,31 +349,33 @@ func (v *view) decide(s *Store) error {
 				return err
 			}
 		}
-		// The apply must find the stripes of every block it read unchanged,
-		// but for this batch's own earlier writes; it bumps the stripes of
-		// every block it leaves or joins.
-		var checks, bumps []int
+		// The apply must find the stripe of every block the record is in or
+		// joins as read (but for this batch's own earlier writes), and bumps
+		// them: the block contents it writes were computed from those reads.
+		var stripes []int
 		for _, b := range p.next.blocks {
-			checks = append(checks, stripeOf(b))
+			stripes = append(stripes, stripeOf(b))
 		}
-		bumps = append(bumps, checks...)
 		for _, b := range old.blocks {
-			bumps = append(bumps, stripeOf(b))
+			stripes = append(stripes, stripeOf(b))
 		}
-		slices.Sort(checks)
-		checks = slices.Compact(checks)
-		slices.Sort(bumps)
-		bumps = slices.Compact(bumps)
-		var cb, bb strings.Builder
-		for _, st := range checks {
-			fmt.Fprintf(&cb, "%d:%d ", st, v.stripes[st])
-		}
-		for _, st := range bumps {
-			fmt.Fprintf(&bb, "%d ", st)
+		slices.Sort(stripes)
+		stripes = slices.Compact(stripes)
+		p.stripes = make([]any, 0, 1+3*len(stripes))
+		p.stripes = append(p.stripes, len(stripes))
+		for _, st := range stripes {
+			p.stripes = append(p.stripes, st, v.stripes[st], v.stripes[st]+1)
 			v.stripes[st]++
 		}
-		p.checks, p.bumps = cb.String(), bb.String()
-		v.moveBlocks(s, p, old.blocks, p.next.blocks, maxBlock)
+		changed, err := v.moveBlocks(s, p, old.blocks, p.next.blocks, maxBlock)
+		if err != nil {
+			return err
+		}
+		p.blocks = make([]any, 0, 1+2*len(changed))
+		p.blocks = append(p.blocks, len(changed))
+		for _, b := range changed {
+			p.blocks = append(p.blocks, b, v.blocks[b].value())
+		}
 		v.recs[p.ref] = p.next
 	}
 	return nil
@@ -417,15 +424,21 @@ func (v *view) neighbours(s *Store, p *pending) error {
 }
 
 // moveBlocks mirrors apply.lua's block membership update in the view.
-func (v *view) moveBlocks(s *Store, p *pending, old, next []string, maxBlock int) {
+// moveBlocks takes p's record out of the blocks it leaves and into the
+// ones it joins, and returns those blocks: the apply writes their new values.
+func (v *view) moveBlocks(s *Store, p *pending, old, next []string, maxBlock int) ([]string, error) {
+	var changed []string
 	for _, b := range old {
 		if slices.Contains(next, b) {
 			continue
 		}
-		if bv := v.blocks[b]; bv != nil {
-			bv.count--
-			bv.members = slices.DeleteFunc(bv.members, func(m string) bool { return m == p.ref })
+		bv := v.blocks[b]
+		if bv == nil {
+			return nil, fmt.Errorf("matcher: block %s of %s was not read", b, p.ref)
 		}
+		changed = append(changed, b)
+		bv.count--
+		bv.members = slices.DeleteFunc(bv.members, func(m string) bool { return m == p.ref })
 	}
 	for _, b := range next {
 		if slices.Contains(old, b) {
@@ -433,8 +446,9 @@ func (v *view) moveBlocks(s *Store, p *pending, old, next []string, maxBlock int
 		}
 		bv := v.blocks[b]
 		if bv == nil {
-			continue
+			return nil, fmt.Errorf("matcher: block %s of %s was not read", b, p.ref)
 		}
+		changed = append(changed, b)
 		bv.count++
 		if bv.poisoned {
 			continue
@@ -446,6 +460,19 @@ func (v *view) moveBlocks(s *Store, p *pending, old, next []string, maxBlock int
 		}
 		bv.members = append(bv.members, p.ref)
 	}
+	return changed, nil
+}
+
+// value is the block's stored form: its members, "!<count>" once it passed
+// the size limit, "" (deleted) when empty.
+func (b *blockView) value() string {
+	switch {
+	case b.count <= 0:
+		return ""
+	case b.poisoned:
+		return "!" + strconv.Itoa(b.count)
+	}
+	return strings.Join(b.members, " ")
 }
 
 func (v *view) applyBan(p *pending) {

@@ -11,19 +11,21 @@
 -- KEYS[7] sv   hash  stripe -> version
 -- KEYS[8] fail string set when a script of this batch conflicted
 -- KEYS[9] x    hash  ref -> refs banned from linking with it
--- ARGV[1] max block size
--- ARGV[2] tenant (seeds new cluster ids)
--- ARGV[3] fail marker ttl in ms
--- ARGV[4..] seven per event:
+-- ARGV[1] tenant (seeds new cluster ids)
+-- ARGV[2] fail marker ttl in ms
+-- ARGV[3..] per event:
 --   ref
 --   expected seq of the stored record ("" when absent)
 --   new record value (a tombstone has an empty blob and no blocks; ""
 --     changes only the bans)
 --   neighbours decided by the caller (space separated)
---   stripe checks "stripe:version ..." (versions the caller read, plus this
---     batch's own earlier bumps)
---   stripes to bump "stripe ..." (a superset of the checked ones)
 --   review decision: "+ref" bans the pair, "-ref" lifts the ban, "" neither
+--   n, then n × (stripe, version the caller read, new version): the stripes
+--     of every block the record is in or joins (versions include this
+--     batch's own earlier bumps)
+--   m, then m × (block, new value; "" deletes): the blocks the record leaves
+--     or joins, as the caller computed them from what it read (the stripe
+--     check proves that is still what is stored)
 --
 -- Returns {status, changes of event 1, changes of event 2, ...} for the
 -- events applied. status is "ok" (all applied), "conflict" (the event after
@@ -39,7 +41,7 @@
 if redis.call('EXISTS', KEYS[8]) == 1 then
   return {'aborted'}
 end
-local max, tenant = tonumber(ARGV[1]), ARGV[2]
+local tenant = ARGV[1]
 
 local function words(s)
   local t = {}
@@ -113,38 +115,29 @@ local function created_of(members)
 end
 
 -- apply_one applies one event; nil means it conflicted before any write.
-local function apply_one(ref, expseq, nextv, neigh, checks, bumps, ban)
+-- Its stripes and blocks are ARGV[s0..] (ns triples) and ARGV[b0..] (nb
+-- pairs).
+local function apply_one(ref, expseq, nextv, neigh, ban, s0, ns, b0, nb)
   local old = redis.call('HGET', KEYS[1], ref)
-  local oldseq, oldblocks = '', ''
+  local oldseq = ''
   if old then
-    local _
-    oldseq, _, oldblocks = meta(old)
+    oldseq = meta(old)
   end
   if oldseq ~= expseq then
     return nil
   end
 
-  -- Stripes: check what the caller read, bump those of every block the
-  -- record leaves or joins.
-  local sl, wanted = {}, {}
-  for s in string.gmatch(bumps, '%S+') do
-    if not wanted[s] then wanted[s] = true; sl[#sl + 1] = s end
-  end
-  for s in string.gmatch(checks, '(%d+):') do
-    if not wanted[s] then wanted[s] = true; sl[#sl + 1] = s end
-  end
-  if #sl > 0 then
-    local got = mget(KEYS[7], sl)
-    local cur = {}
-    for i, s in ipairs(sl) do cur[s] = got[i] or '0' end
-    for s, v in string.gmatch(checks, '(%d+):(%d+)') do
-      if cur[s] ~= v then return nil end
-    end
+  -- Stripes: check what the caller read, then bump them.
+  if ns > 0 then
+    local sl = {}
+    for j = 0, ns - 1 do sl[j + 1] = ARGV[s0 + 3 * j] end
+    local got = redis.call('HMGET', KEYS[7], unpack(sl))
     local up = {}
-    for s in string.gmatch(bumps, '%S+') do
-      up[s] = string.format('%d', tonumber(cur[s]) + 1)
+    for j = 0, ns - 1 do
+      if (got[j + 1] or '0') ~= ARGV[s0 + 3 * j + 1] then return nil end
+      up[2 * j + 1], up[2 * j + 2] = sl[j + 1], ARGV[s0 + 3 * j + 2]
     end
-    mset(KEYS[7], up, {})
+    redis.call('HSET', KEYS[7], unpack(up))
   end
 
   if ban ~= '' then
@@ -162,45 +155,16 @@ local function apply_one(ref, expseq, nextv, neigh, checks, bumps, ban)
     return {}
   end
 
-  local _, created, newblocks = meta(nextv)
+  local _, created = meta(nextv)
   local live = string.find(nextv, '\n.') ~= nil
 
-  -- Blocks: leave the old ones, join the new ones. A block past the limit
-  -- keeps only its count, so a gmail.com-sized block costs a few bytes.
-  local oldset, newset = set(words(oldblocks)), set(words(newblocks))
-  local changed, joins = {}, {}
-  for blk in pairs(oldset) do
-    if not newset[blk] then changed[#changed + 1] = blk end
-  end
-  for blk in pairs(newset) do
-    if not oldset[blk] then changed[#changed + 1] = blk; joins[blk] = true end
-  end
-  if #changed > 0 then
-    local vals = mget(KEYS[2], changed)
+  -- Blocks, as the caller computed them. A block past the limit keeps
+  -- only its count, so a gmail.com-sized block costs a few bytes.
+  if nb > 0 then
     local put, del = {}, {}
-    for i, blk in ipairs(changed) do
-      local v = vals[i]
-      if joins[blk] then
-        if not v then
-          put[blk] = ref
-        elseif string.sub(v, 1, 1) == '!' then
-          put[blk] = '!' .. (tonumber(string.sub(v, 2)) + 1)
-        else
-          local n = select(2, string.gsub(v, ' ', ' ')) + 2
-          put[blk] = n > max and ('!' .. n) or (v .. ' ' .. ref)
-        end
-      elseif v then
-        if string.sub(v, 1, 1) == '!' then
-          local n = tonumber(string.sub(v, 2)) - 1
-          if n <= 0 then del[#del + 1] = blk else put[blk] = '!' .. n end
-        else
-          local rest = {}
-          for _, m in ipairs(words(v)) do
-            if m ~= ref then rest[#rest + 1] = m end
-          end
-          if #rest == 0 then del[#del + 1] = blk else put[blk] = table.concat(rest, ' ') end
-        end
-      end
+    for j = 0, nb - 1 do
+      local blk, v = ARGV[b0 + 2 * j], ARGV[b0 + 2 * j + 1]
+      if v == '' then del[#del + 1] = blk else put[blk] = v end
     end
     mset(KEYS[2], put, del)
   end
@@ -395,10 +359,16 @@ local function apply_one(ref, expseq, nextv, neigh, checks, bumps, ban)
 end
 
 local out = {'ok'}
-for b = 4, #ARGV, 7 do
-  local res = apply_one(ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5], ARGV[b + 6])
+local i = 3
+while i <= #ARGV do
+  local s0 = i + 6
+  local ns = tonumber(ARGV[i + 5])
+  local b0 = s0 + 3 * ns + 1
+  local nb = tonumber(ARGV[b0 - 1])
+  local res = apply_one(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], s0, ns, b0, nb)
+  i = b0 + 2 * nb
   if not res then
-    redis.call('SET', KEYS[8], '1', 'PX', ARGV[3])
+    redis.call('SET', KEYS[8], '1', 'PX', ARGV[2])
     out[1] = 'conflict'
     return out
   end
