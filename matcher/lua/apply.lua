@@ -36,8 +36,8 @@
 -- members (all space separated), {member values}}.
 --
 -- Reads and writes of a hash go out as one HMGET / HSET / HDEL each where
--- the logic allows: from Lua every call has a fixed cost that would
--- otherwise dominate these small operations.
+-- the logic allows, and string work the caller can do (stripes, blocks) is
+-- done by the caller: in Lua it costs more than the commands themselves.
 if redis.call('EXISTS', KEYS[8]) == 1 then
   return {'aborted'}
 end
@@ -55,9 +55,10 @@ local function set(list)
   for _, w in ipairs(list) do t[w] = true end
   return t
 end
+-- meta returns a stored value's seq and created time.
 local function meta(v)
-  local seq, _, created, blocks = string.match(v, '^(%d*)\t(%-?%d*)\t(%-?%d*)\t([^\n]*)\n')
-  return seq, tonumber(created), blocks
+  local seq, created = string.match(v, '^(%d*)\t%-?%d*\t(%-?%d*)\t')
+  return seq, tonumber(created)
 end
 -- HMGET in chunks: unpack is limited by Lua's C stack.
 local function mget(key, list)
