@@ -13,17 +13,31 @@ import (
 )
 
 // dataDir is where the public data sets live: $LEADCONV_EVAL_DATA, else
-// shared/eval beside the repository.
+// shared/eval beside the repository or beside any directory above it (a
+// clone may sit deeper than the working copy).
 func dataDir(t *testing.T) string {
 	t.Helper()
-	dir := os.Getenv("LEADCONV_EVAL_DATA")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "eval")
+	if dir := os.Getenv("LEADCONV_EVAL_DATA"); dir != "" {
+		if _, err := os.Stat(filepath.Join(dir, "README.md")); err != nil {
+			t.Fatalf("evaluation data not found at $LEADCONV_EVAL_DATA %s: %v", dir, err)
+		}
+		return dir
 	}
-	if _, err := os.Stat(filepath.Join(dir, "README.md")); err != nil {
-		t.Fatalf("evaluation data not found at %s (set LEADCONV_EVAL_DATA to the directory holding febrl/, splink_fake_1000/ and dedupe_csv_example/): %v", dir, err)
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return dir
+	for dir := wd; ; dir = filepath.Dir(dir) {
+		cand := filepath.Join(dir, "shared", "eval")
+		if _, err := os.Stat(filepath.Join(cand, "README.md")); err == nil {
+			return cand
+		}
+		if filepath.Dir(dir) == dir {
+			break
+		}
+	}
+	t.Fatalf("evaluation data not found in shared/eval beside %s or any directory above it (set LEADCONV_EVAL_DATA to the directory holding febrl/, splink_fake_1000/ and dedupe_csv_example/)", wd)
+	return ""
 }
 
 // evalSet is one public data set, its tuned rules and the floor its scores
