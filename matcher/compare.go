@@ -18,16 +18,25 @@ func asBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)
 // JaroWinkler returns the Jaro-Winkler similarity of a and b in [0, 1]
 // (prefix scale 0.1 over at most 4 characters).
 func JaroWinkler(a, b string) float64 {
-	if a == b {
-		if a == "" {
-			return 0
-		}
-		return 1
+	if v, ok := settled(a, b); ok {
+		return v
 	}
 	if isASCII(a) && isASCII(b) {
 		return jaroWinkler(asBytes(a), asBytes(b))
 	}
 	return jaroWinkler([]rune(a), []rune(b))
+}
+
+// settled returns the similarity the values decide alone: 1 for equal
+// values, 0 when either is empty (blank never matches).
+func settled(a, b string) (float64, bool) {
+	switch {
+	case a == "" || b == "":
+		return 0, true
+	case a == b:
+		return 1, true
+	}
+	return 0, false
 }
 
 func jaroWinkler[E byte | rune](a, b []E) float64 {
@@ -153,14 +162,8 @@ func levenshteinWithin[E byte | rune](a, b []E, k int) bool {
 // and each side's full (sorted) token set, so word order and extra words on
 // one side ("acme" vs "acme widgets") do not count against a match.
 func TokenSet(a, b string) float64 {
-	if a == b {
-		if a == "" {
-			return 0
-		}
-		return 1
-	}
-	if a == "" || b == "" {
-		return 0
+	if v, ok := settled(a, b); ok {
+		return v
 	}
 	var ta, tb [16]string
 	as, bs := tokens(a, ta[:0]), tokens(b, tb[:0])
@@ -198,14 +201,8 @@ func TokenSet(a, b string) float64 {
 // tokens sorted: word order does not count ("smith john" ~ "john smith"),
 // but a missing word does, unlike TokenSet.
 func TokenSort(a, b string) float64 {
-	if a == b {
-		if a == "" {
-			return 0
-		}
-		return 1
-	}
-	if a == "" || b == "" {
-		return 0
+	if v, ok := settled(a, b); ok {
+		return v
 	}
 	var ta, tb [16]string
 	var bufA, bufB [2 * maxStack]byte

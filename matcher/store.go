@@ -469,8 +469,12 @@ func (s *Store) readRound(ctx context.Context, phase string, views []*view, want
 		blocks               [][]string
 		stripes, bkeys, refs []string
 		sv, bv, bans, vals   *redis.SliceCmd
-		cands                []string
-		cvals                []*redis.SliceCmd
+		// after the first trip: block and stripe values by block, and the
+		// members of the blocks under the size limit
+		bvals, svals map[string]string
+		members      map[string][]string
+		cands        []string
+		cvals        []*redis.SliceCmd
 		// blocks the events' stored records are in but not asked for: the
 		// apply rewrites them when a record leaves them.
 		okeys    []string
@@ -518,33 +522,27 @@ func (s *Store) readRound(ctx context.Context, phase string, views []*view, want
 	}
 	// Second trip: the members of the usable blocks.
 	pipe = s.rdb.Pipeline()
-	blockVal := map[*tenantRead]map[string]string{}
-	stripeVal := map[*tenantRead]map[string]string{}
 	for _, tr := range reads {
-		bvals, svals := map[string]string{}, map[string]string{}
+		tr.bvals, tr.svals = map[string]string{}, map[string]string{}
+		tr.members = map[string][]string{}
 		if tr.bv != nil {
+			svals := tr.sv.Val()
 			for i, x := range tr.bv.Val() {
-				bvals[tr.bkeys[i]], _ = x.(string)
-			}
-			for i, x := range tr.sv.Val() {
-				v, _ := x.(string)
-				if v == "" {
-					v = "0"
+				b := tr.bkeys[i]
+				raw, _ := x.(string)
+				tr.bvals[b] = raw
+				tr.svals[b], _ = svals[i].(string)
+				if !strings.HasPrefix(raw, "!") {
+					tr.members[b] = strings.Fields(raw)
 				}
-				svals[tr.bkeys[i]] = v
 			}
 		}
-		blockVal[tr], stripeVal[tr] = bvals, svals
 		own := map[string]bool{}
 		for _, r := range tr.refs {
 			own[r] = true
 		}
 		for _, b := range tr.bkeys {
-			raw := bvals[b]
-			if strings.HasPrefix(raw, "!") {
-				continue
-			}
-			for _, m := range strings.Fields(raw) {
+			for _, m := range tr.members[b] {
 				if !own[m] {
 					own[m] = true
 					tr.cands = append(tr.cands, m)
@@ -558,7 +556,7 @@ func (s *Store) readRound(ctx context.Context, phase string, views []*view, want
 		for _, x := range tr.vals.Val() {
 			raw, _ := x.(string)
 			for _, b := range storedBlocks(raw) {
-				if _, asked := bvals[b]; !asked && !seenO[b] && tr.v.blocks[b] == nil {
+				if _, asked := tr.bvals[b]; !asked && !seenO[b] && tr.v.blocks[b] == nil {
 					seenO[b] = true
 					tr.okeys = append(tr.okeys, b)
 				}
@@ -573,7 +571,7 @@ func (s *Store) readRound(ctx context.Context, phase string, views []*view, want
 			tr.obv = pipe.HMGet(ctx, tr.v.run.keys.blocks, tr.okeys...)
 		}
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("matcher: %s: %w", phase, err)
 	}
 	s.scriptDur.WithLabelValues(phase).Observe(time.Since(start).Seconds())
@@ -597,13 +595,9 @@ func (s *Store) readRound(ctx context.Context, phase string, views []*view, want
 			r.bans, _ = bans[i].(string)
 			seen := map[string]bool{p.ref: true}
 			for _, b := range r.blocks {
-				raw := blockVal[tr][b]
-				r.bvals = append(r.bvals, raw)
-				r.svals = append(r.svals, stripeVal[tr][b])
-				if strings.HasPrefix(raw, "!") {
-					continue
-				}
-				for _, m := range strings.Fields(raw) {
+				r.bvals = append(r.bvals, tr.bvals[b])
+				r.svals = append(r.svals, tr.svals[b])
+				for _, m := range tr.members[b] {
 					if !seen[m] {
 						seen[m] = true
 						r.cands = append(r.cands, m)

@@ -10,19 +10,9 @@ import (
 	"github.com/leadconv/leadconv/engine"
 	"github.com/leadconv/leadconv/internal/testutil/pgtest"
 	"github.com/leadconv/leadconv/record"
-	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) {
-	code := pgtest.Main(m)
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			os.Stderr.WriteString("goleak: " + err.Error() + "\n")
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 const tenant = "acme"
 

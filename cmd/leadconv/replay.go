@@ -235,15 +235,7 @@ func resolveSpans(ctx context.Context, adm *kadm.Client, topic string, from, to 
 
 func runReplay(ctx context.Context, e *env, rc replayConfig) error {
 	o := rc.o
-	log, err := o.logger(e)
-	if err != nil {
-		return err
-	}
-	cfg, err := loadConfig(o.configPath)
-	if err != nil {
-		return err
-	}
-	rdb, closeRedis, err := openRedis(ctx, o.redisURL, false)
+	log, cfg, rdb, closeRedis, err := o.open(ctx, e)
 	if err != nil {
 		return err
 	}

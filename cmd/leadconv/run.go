@@ -69,15 +69,7 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 				if *drain <= 0 {
 					return usagef("--drain-timeout %s: must be positive", *drain)
 				}
-				log, err := o.logger(e)
-				if err != nil {
-					return err
-				}
-				cfg, err := loadConfig(o.configPath)
-				if err != nil {
-					return err
-				}
-				rdb, closeRedis, err := openRedis(ctx, o.redisURL, false)
+				log, cfg, rdb, closeRedis, err := o.open(ctx, e)
 				if err != nil {
 					return err
 				}

@@ -25,6 +25,21 @@ func loadConfig(path string) (*config.File, error) {
 	return config.Load(path)
 }
 
+// open sets up what run and replay share: the logger, the config file and
+// the Redis client (close it with the returned func).
+func (o *serviceOptions) open(ctx context.Context, e *env) (zerolog.Logger, *config.File, redis.UniversalClient, func(), error) {
+	log, err := o.logger(e)
+	if err != nil {
+		return log, nil, nil, nil, err
+	}
+	cfg, err := loadConfig(o.configPath)
+	if err != nil {
+		return log, nil, nil, nil, err
+	}
+	rdb, closeRedis, err := openRedis(ctx, o.redisURL, false)
+	return log, cfg, rdb, closeRedis, err
+}
+
 // newRegistry returns a registry with the Go runtime and process collectors.
 func newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()

@@ -37,6 +37,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/goleak"
 )
 
 // EnvURL names the variable holding an existing server's URL (a database
@@ -96,11 +97,18 @@ func (d *DB) Pool() *pgxpool.Pool {
 	return p
 }
 
-// Main runs the tests and then stops the private server, if one was started.
+// Main runs the tests, stops the private server, if one was started, and
+// then fails the run if the tests leaked goroutines.
 func Main(m *testing.M) int {
 	code := m.Run()
 	if shared != nil {
 		shared.stop()
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
 	}
 	return code
 }
