@@ -9,7 +9,8 @@ import (
 )
 
 // stripes is the number of optimistic-concurrency stripes per tenant: every
-// block hashes to one, and a write bumps the stripes of the blocks it touches.
+// block and every record hashes to one, and a write bumps the stripes of its
+// record and of the blocks it touches.
 const stripes = 4096
 
 // keys holds one tenant's Redis keys. All carry the {tenant} hash tag, so a
@@ -85,4 +86,12 @@ func blockKey(b Block) (string, int) {
 func stripeOf(blockHex string) int {
 	v, _ := strconv.ParseUint(blockHex, 16, 64)
 	return int(v % stripes)
+}
+
+// stripeOfRef is the stripe that stands for a record's own value: every
+// write of the record bumps it.
+func stripeOfRef(ref string) int {
+	h := fnv.New64a()
+	h.Write([]byte(ref))
+	return int(h.Sum64() % stripes)
 }

@@ -11,7 +11,10 @@ var (
 	applySrc string
 	//go:embed lua/account.lua
 	accountSrc string
+	//go:embed lua/clusters.lua
+	clustersSrc string
 
-	applyScript   = redis.NewScript(applySrc)
-	accountScript = redis.NewScript(accountSrc)
+	applyScript    = redis.NewScript(applySrc)
+	accountScript  = redis.NewScript(accountSrc)
+	clustersScript = redis.NewScript(clustersSrc)
 )

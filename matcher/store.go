@@ -63,10 +63,12 @@ type Store struct {
 	// would otherwise mostly conflict with each other (other processes are
 	// kept out by the optimistic checks), and the batches that queue up
 	// meanwhile go to Redis together, in one set of round trips.
-	turn   chan struct{}
-	mu     sync.Mutex
-	queue  []*applyReq
-	warned sync.Map
+	turn  chan struct{}
+	mu    sync.Mutex
+	queue []*applyReq
+	// argScratch is applyArgs's map, used under the turn only.
+	argScratch map[argKey]int
+	warned     sync.Map
 
 	oversize  *prometheus.CounterVec
 	conflicts prometheus.Counter
@@ -89,11 +91,12 @@ func NewStore(rdb redis.UniversalClient, opts StoreOptions) *Store {
 	id := make([]byte, 6)
 	_, _ = crand.Read(id)
 	s := &Store{
-		rdb:      rdb,
-		opts:     opts,
-		cache:    newPrepCache(opts.CacheSize),
-		instance: hex.EncodeToString(id),
-		turn:     make(chan struct{}, 1),
+		rdb:        rdb,
+		opts:       opts,
+		cache:      newPrepCache(opts.CacheSize),
+		instance:   hex.EncodeToString(id),
+		turn:       make(chan struct{}, 1),
+		argScratch: map[argKey]int{},
 		oversize: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "leadconv_matcher_oversize_blocks_total",
 			Help: "Blocks that passed max_block_size and stopped producing candidates, by rule.",
@@ -135,18 +138,20 @@ type pending struct {
 	pre  *eventPrep  // nil but for upserts of persons
 	read *readResult // the round that read its candidates
 	// decided
-	skip      bool // stale: nothing to do
-	duplicate bool // already applied: report the current cluster
-	expSeq    string
+	skip      bool   // stale: nothing to do
+	duplicate bool   // already applied: report the current cluster
+	expSeq    string // account.lua's check of the stored record
 	next      stored
 	nextRec   *record.Record
 	prep      *Prepared
 	blockHex  []string
 	neighbors []string
-	stripes   []any  // apply.lua arguments: n, then n × (stripe, version read, new version)
-	blocks    []any  // apply.lua arguments: n, then n × (block, new value; "" deletes)
 	ban       string // "+ref" or "-ref"
 	banOnly   bool
+	// what apply.lua checks and writes for it, and the clusters it changes
+	checks  []check
+	writes  []write
+	changes []Change
 }
 
 type readResult struct {
@@ -165,6 +170,9 @@ type tenantRun struct {
 	keys   keys
 	rules  *Ruleset
 	events []*pending
+	// hints are cluster ids an earlier attempt took as never used without
+	// reading them: the next attempt reads them up front.
+	hints map[string]bool
 }
 
 // Apply applies events in order and returns the clusters they changed. An
@@ -301,7 +309,11 @@ func (s *Store) apply(ctx context.Context, events []record.Event, pre []*eventPr
 		}
 		changes, retry, err := s.attempt(ctx, runs)
 		if errors.Is(err, errReloaded) {
+			// Nothing was applied: the same events, decided afresh.
 			s.reloads.Inc()
+			for _, r := range runs {
+				r.events = resetPending(r.events)
+			}
 			continue
 		}
 		if err != nil {
@@ -440,6 +452,10 @@ func (s *Store) attempt(ctx context.Context, runs []*tenantRun) ([]Change, []*te
 	}); err != nil {
 		return nil, nil, err
 	}
+	// Round 3: the records and edges of the members of the clusters read.
+	if err := s.membersRound(ctx, views); err != nil {
+		return nil, nil, err
+	}
 	for _, v := range views {
 		if v.interfered {
 			continue
@@ -449,422 +465,6 @@ func (s *Store) attempt(ctx context.Context, runs []*tenantRun) ([]Change, []*te
 		}
 	}
 	return s.applyRound(ctx, views)
-}
-
-// readRound reads what the events want selects need: their stored records,
-// bans, blocks with their stripe versions, and the stored records of the
-// blocks' members. Plain HMGETs, two round trips per round for all tenants:
-// record values never pass through Lua, where turning each into a Lua
-// string costs more than the rest of the read.
-//
-// No snapshot is needed. Stripes are read first: a write that lands after
-// that read, and could make any later read of this round newer than the
-// stripe versions, bumps a stripe the apply then finds changed, so the
-// decision is redone (a false conflict at worst). The events' own records
-// are guarded the same way by their seq.
-func (s *Store) readRound(ctx context.Context, phase string, views []*view, want func(*view, *pending) ([]string, bool)) error {
-	type tenantRead struct {
-		v                    *view
-		ps                   []*pending
-		blocks               [][]string
-		stripes, bkeys, refs []string
-		sv, bv, bans, vals   *redis.SliceCmd
-		// after the first trip: block and stripe values by block, and the
-		// members of the blocks under the size limit
-		bvals, svals map[string]string
-		members      map[string][]string
-		cands        []string
-		cvals        []*redis.SliceCmd
-		// blocks the events' stored records are in but not asked for: the
-		// apply rewrites them when a record leaves them.
-		okeys    []string
-		osv, obv *redis.SliceCmd
-	}
-	var reads []*tenantRead
-	pipe := s.rdb.Pipeline()
-	for _, v := range views {
-		tr := &tenantRead{v: v}
-		seenB := map[string]bool{}
-		for _, p := range v.run.events {
-			blocks, ok := want(v, p)
-			if !ok {
-				continue
-			}
-			tr.ps = append(tr.ps, p)
-			tr.refs = append(tr.refs, p.ref)
-			tr.blocks = append(tr.blocks, blocks)
-			for _, b := range blocks {
-				if !seenB[b] {
-					seenB[b] = true
-					tr.bkeys = append(tr.bkeys, b)
-					tr.stripes = append(tr.stripes, strconv.Itoa(stripeOf(b)))
-				}
-			}
-		}
-		if len(tr.ps) == 0 {
-			continue
-		}
-		k := v.run.keys
-		if len(tr.bkeys) > 0 {
-			tr.sv = pipe.HMGet(ctx, k.stripeV, tr.stripes...)
-			tr.bv = pipe.HMGet(ctx, k.blocks, tr.bkeys...)
-		}
-		tr.bans = pipe.HMGet(ctx, k.bans, tr.refs...)
-		tr.vals = pipe.HMGet(ctx, k.records, tr.refs...)
-		reads = append(reads, tr)
-	}
-	if len(reads) == 0 {
-		return nil
-	}
-	start := time.Now()
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("matcher: %s: %w", phase, err)
-	}
-	// Second trip: the members of the usable blocks.
-	pipe = s.rdb.Pipeline()
-	for _, tr := range reads {
-		tr.bvals, tr.svals = map[string]string{}, map[string]string{}
-		tr.members = map[string][]string{}
-		if tr.bv != nil {
-			svals := tr.sv.Val()
-			for i, x := range tr.bv.Val() {
-				b := tr.bkeys[i]
-				raw, _ := x.(string)
-				tr.bvals[b] = raw
-				tr.svals[b], _ = svals[i].(string)
-				if !strings.HasPrefix(raw, "!") {
-					tr.members[b] = strings.Fields(raw)
-				}
-			}
-		}
-		own := map[string]bool{}
-		for _, r := range tr.refs {
-			own[r] = true
-		}
-		for _, b := range tr.bkeys {
-			for _, m := range tr.members[b] {
-				if !own[m] {
-					own[m] = true
-					tr.cands = append(tr.cands, m)
-				}
-			}
-		}
-		for i := 0; i < len(tr.cands); i += 1000 {
-			tr.cvals = append(tr.cvals, pipe.HMGet(ctx, tr.v.run.keys.records, tr.cands[i:min(i+1000, len(tr.cands))]...))
-		}
-		seenO := map[string]bool{}
-		for _, x := range tr.vals.Val() {
-			raw, _ := x.(string)
-			for _, b := range storedBlocks(raw) {
-				if _, asked := tr.bvals[b]; !asked && !seenO[b] && tr.v.blocks[b] == nil {
-					seenO[b] = true
-					tr.okeys = append(tr.okeys, b)
-				}
-			}
-		}
-		if len(tr.okeys) > 0 {
-			stripes := make([]string, len(tr.okeys))
-			for i, b := range tr.okeys {
-				stripes[i] = strconv.Itoa(stripeOf(b))
-			}
-			tr.osv = pipe.HMGet(ctx, tr.v.run.keys.stripeV, stripes...)
-			tr.obv = pipe.HMGet(ctx, tr.v.run.keys.blocks, tr.okeys...)
-		}
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("matcher: %s: %w", phase, err)
-	}
-	s.scriptDur.WithLabelValues(phase).Observe(time.Since(start).Seconds())
-	for _, tr := range reads {
-		valueOf := make(map[string]any, len(tr.cands)+len(tr.refs))
-		at := 0
-		for _, cmd := range tr.cvals {
-			for _, x := range cmd.Val() {
-				valueOf[tr.cands[at]] = x
-				at++
-			}
-		}
-		own := tr.vals.Val()
-		bans := tr.bans.Val()
-		for i, r := range tr.refs {
-			valueOf[r] = own[i]
-		}
-		for i, p := range tr.ps {
-			r := &readResult{blocks: tr.blocks[i]}
-			r.value, _ = own[i].(string)
-			r.bans, _ = bans[i].(string)
-			seen := map[string]bool{p.ref: true}
-			for _, b := range r.blocks {
-				r.bvals = append(r.bvals, tr.bvals[b])
-				r.svals = append(r.svals, tr.svals[b])
-				for _, m := range tr.members[b] {
-					if !seen[m] {
-						seen[m] = true
-						r.cands = append(r.cands, m)
-						r.cvals = append(r.cvals, valueOf[m])
-					}
-				}
-			}
-			p.read = r
-			tr.v.absorb(p.ref, r)
-		}
-		if tr.obv != nil {
-			svals, bvals := tr.osv.Val(), tr.obv.Val()
-			for i, b := range tr.okeys {
-				raw, _ := bvals[i].(string)
-				sv, _ := svals[i].(string)
-				tr.v.seeBlock(b, raw, sv)
-			}
-		}
-	}
-	return nil
-}
-
-// storedBlocks returns the block keys in a stored record's header.
-func storedBlocks(raw string) []string {
-	if raw == "" {
-		return nil
-	}
-	st, err := parseStored(raw)
-	if err != nil {
-		return nil
-	}
-	return st.blocks
-}
-
-// errReloaded reports that the server had lost its script cache (a restart
-// or failover) and the scripts were loaded again: the attempt is redone from
-// its reads, which is safe because every script checks its preconditions.
-var errReloaded = errors.New("matcher: scripts reloaded")
-
-// execScripts runs a pipeline of EVALSHA calls.
-func (s *Store) execScripts(ctx context.Context, pipe redis.Pipeliner) error {
-	_, err := pipe.Exec(ctx)
-	if err == nil || !redis.HasErrorPrefix(err, "NOSCRIPT") {
-		return err
-	}
-	for _, sc := range []*redis.Script{applyScript, accountScript} {
-		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
-			return err
-		}
-	}
-	return errReloaded
-}
-
-func strs(v any) []string {
-	list, _ := v.([]any)
-	out := make([]string, len(list))
-	for i, x := range list {
-		out[i], _ = x.(string)
-	}
-	return out
-}
-
-// applyChunk bounds the events of one apply.lua call, so one call never
-// holds the server for long.
-const applyChunk = 64
-
-func (s *Store) applyRound(ctx context.Context, views []*view) ([]Change, []*tenantRun, error) {
-	// A call applies a run of consecutive person events of one tenant, or
-	// one account event, in the batch's order.
-	type call struct {
-		v   *view
-		ps  []*pending
-		cmd *redis.Cmd
-	}
-	var calls []call
-	pipe := s.rdb.Pipeline()
-	var dups []*pending
-	dupView := map[*pending]*view{}
-	for _, v := range views {
-		if v.interfered {
-			continue
-		}
-		k := v.run.keys
-		var run []*pending
-		var args []any
-		flush := func() {
-			if len(run) == 0 {
-				return
-			}
-			cmd := applyScript.EvalSha(ctx, pipe,
-				[]string{k.records, k.blocks, k.adj, k.clusterM, k.clusters, k.versions, k.stripeV, k.fail + v.batch, k.bans},
-				append([]any{v.run.tenant, failTTL}, args...)...)
-			calls = append(calls, call{v, run, cmd})
-			run, args = nil, nil
-		}
-		for _, p := range v.run.events {
-			switch {
-			case p.skip:
-				continue
-			case p.duplicate:
-				dups = append(dups, p)
-				dupView[p] = v
-				continue
-			}
-			if p.ev.Object == record.Account {
-				flush()
-				key := ""
-				if len(p.next.blocks) > 0 {
-					key = p.next.blocks[0]
-				}
-				cmd := accountScript.EvalSha(ctx, pipe, []string{k.records, k.accounts, k.fail + v.batch},
-					p.ref, p.expSeq, p.next.raw, key, p.ev.ID, failTTL)
-				calls = append(calls, call{v, []*pending{p}, cmd})
-				continue
-			}
-			next := p.next.raw
-			if p.banOnly {
-				next = ""
-			}
-			run = append(run, p)
-			args = append(args, p.ref, p.expSeq, next, strings.Join(p.neighbors, " "), p.ban)
-			args = appendCounted(args, p.stripes)
-			args = appendCounted(args, p.blocks)
-			if len(run) == applyChunk {
-				flush()
-			}
-		}
-		flush()
-	}
-	var out []Change
-	if len(calls) > 0 {
-		start := time.Now()
-		if err := s.execScripts(ctx, pipe); err != nil {
-			return nil, nil, fmt.Errorf("matcher: apply: %w", err)
-		}
-		s.scriptDur.WithLabelValues("apply").Observe(time.Since(start).Seconds())
-	}
-	failedAt := map[*view]int{}
-	for _, c := range calls {
-		if _, failed := failedAt[c.v]; failed {
-			continue
-		}
-		res, err := c.cmd.Slice()
-		if err != nil {
-			return nil, nil, fmt.Errorf("matcher: apply %s: %w", c.ps[0].ref, err)
-		}
-		status, _ := res[0].(string)
-		applied := res[1:]
-		if c.ps[0].ev.Object == record.Account {
-			applied = nil // account.lua reports no changes
-			if status == "ok" {
-				c.v.cacheWritten(s, c.ps[0])
-			}
-		}
-		for i, item := range applied {
-			p := c.ps[i]
-			c.v.cacheWritten(s, p)
-			list, _ := item.([]any)
-			changes, err := s.parseChanges(c.v.run, p, list)
-			if err != nil {
-				return nil, nil, err
-			}
-			out = append(out, changes...)
-		}
-		if status != "ok" {
-			failedAt[c.v] = indexOf(c.v.run.events, c.ps[len(applied)])
-		}
-	}
-	// Replays of already applied events report their clusters as they are.
-	if len(dups) > 0 {
-		changes, err := s.currentClusters(ctx, dups, dupView)
-		if err != nil {
-			return nil, nil, err
-		}
-		out = append(out, changes...)
-	}
-	var retry []*tenantRun
-	for _, v := range views {
-		from, failed := failedAt[v]
-		if v.interfered {
-			from, failed = 0, true
-		}
-		if !failed {
-			continue
-		}
-		// Duplicates past the failure point are re-examined next time.
-		rest := v.run.events[from:]
-		out = slices.DeleteFunc(out, func(c Change) bool {
-			return c.Tenant == v.run.tenant && c.Index >= rest[0].idx && isDupIndex(rest, c.Index)
-		})
-		retry = append(retry, &tenantRun{tenant: v.run.tenant, keys: v.run.keys, rules: v.run.rules, events: resetPending(rest)})
-	}
-	return out, retry, nil
-}
-
-// appendCounted appends a counted argument list, or a zero count for none.
-func appendCounted(args, list []any) []any {
-	if len(list) == 0 {
-		return append(args, 0)
-	}
-	return append(args, list...)
-}
-
-func isDupIndex(events []*pending, idx int) bool {
-	for _, p := range events {
-		if p.idx == idx {
-			return p.duplicate
-		}
-	}
-	return false
-}
-
-func indexOf(events []*pending, p *pending) int {
-	for i, q := range events {
-		if q == p {
-			return i
-		}
-	}
-	return len(events)
-}
-
-func resetPending(events []*pending) []*pending {
-	out := make([]*pending, len(events))
-	for i, p := range events {
-		out[i] = &pending{idx: p.idx, ev: p.ev, ref: p.ref, pre: p.pre}
-	}
-	return out
-}
-
-// parseChanges turns apply.lua's change tuples into Changes.
-func (s *Store) parseChanges(run *tenantRun, p *pending, res []any) ([]Change, error) {
-	out := make([]Change, 0, len(res))
-	for _, item := range res {
-		t, _ := item.([]any)
-		if len(t) != 10 {
-			return nil, fmt.Errorf("matcher: apply.lua returned a change of %d values", len(t))
-		}
-		f := strs(t[:9])
-		version, _ := t[1].(int64)
-		c := Change{
-			Tenant:    run.tenant,
-			ClusterID: f[0],
-			Version:   version,
-			Removed:   f[2] == "1",
-			Trigger:   p.ev.Ref(),
-			Index:     p.idx,
-		}
-		c.Before = refs(f[3])
-		c.MergedFrom = fieldsOrNil(f[4])
-		c.MergedInto = f[5]
-		c.SplitInto = fieldsOrNil(f[6])
-		c.SplitFrom = f[7]
-		members, err := s.members(run, strings.Fields(f[8]), t[9])
-		if err != nil {
-			return nil, err
-		}
-		c.Members = members
-		out = append(out, c)
-	}
-	return out, nil
-}
-
-func fieldsOrNil(s string) []string {
-	if s == "" {
-		return nil
-	}
-	return strings.Fields(s)
 }
 
 func refs(s string) []record.Ref {

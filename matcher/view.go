@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/leadconv/leadconv/record"
 )
 
@@ -21,9 +23,27 @@ type view struct {
 	stripes map[int]int64
 	bans    map[string]string
 	rules   map[string]string // block hex -> rule name, for warnings
-	// interfered is set when two reads of this attempt disagree: another
-	// writer got in between, and the attempt must start over.
+	// Cluster state: membership, edges, clusters (nil: absent) and their
+	// versions. A key is known once present.
+	cm  map[string]string
+	adj map[string]string
+	cl  map[string]*clusterVal
+	cv  map[string]int64
+	// interfered is set when a decision finds the reads lacking something
+	// they should hold (a member without a record, say): another writer got
+	// in between, and the attempt must start over.
 	interfered bool
+	// assumed lists cluster ids a decision took as never used without
+	// having read them (ids for split-off parts); the apply checks that, and
+	// if the attempt is redone, it reads them.
+	assumed []string
+}
+
+// clusterVal is a stored cluster: its oldest member's creation time and its
+// sorted members.
+type clusterVal struct {
+	oldest  int64
+	members []string
 }
 
 type blockView struct {
@@ -41,6 +61,10 @@ func newView(run *tenantRun) *view {
 		stripes: map[int]int64{},
 		bans:    map[string]string{},
 		rules:   map[string]string{},
+		cm:      map[string]string{},
+		adj:     map[string]string{},
+		cl:      map[string]*clusterVal{},
+		cv:      map[string]int64{},
 	}
 }
 
@@ -56,14 +80,18 @@ func parseBlock(raw string) *blockView {
 	return b
 }
 
-// absorb records what a read returned, checking it against earlier reads of
-// the same attempt.
+// absorb records what a read returned.
+//
+// A key read twice in one attempt (a second read round re-reads the
+// events' records) keeps its first value. That is safe because every value
+// is vouched for by a version read no later than it, and the apply checks
+// the first-read versions: if a value changed between two reads, so did
+// the version behind it, and the apply conflicts.
 func (v *view) absorb(ref string, r *readResult) {
 	v.seeRecord(ref, r.value)
-	if old, ok := v.bans[ref]; ok && old != r.bans {
-		v.interfered = true
+	if _, ok := v.bans[ref]; !ok {
+		v.bans[ref] = r.bans
 	}
-	v.bans[ref] = r.bans
 	for i, b := range r.blocks {
 		v.seeBlock(b, r.bvals[i], r.svals[i])
 	}
@@ -75,32 +103,76 @@ func (v *view) absorb(ref string, r *readResult) {
 
 // seeBlock records a block's value and its stripe's version as read.
 func (v *view) seeBlock(b, raw, stripeVersion string) {
-	if old, ok := v.blocks[b]; ok {
-		if old.raw != raw {
-			v.interfered = true
-		}
-	} else {
+	if _, ok := v.blocks[b]; !ok {
 		v.blocks[b] = parseBlock(raw)
 	}
-	st := stripeOf(b)
-	n, _ := strconv.ParseInt(stripeVersion, 10, 64)
-	if old, ok := v.stripes[st]; ok && old != n {
-		v.interfered = true
+	v.seeStripe(stripeOf(b), stripeVersion)
+}
+
+func (v *view) seeStripe(st int, version string) {
+	if _, ok := v.stripes[st]; !ok {
+		v.stripes[st], _ = strconv.ParseInt(version, 10, 64)
 	}
-	v.stripes[st] = n
+}
+
+// seeClusters records what clusters.lua returned for refs: their cluster
+// ids and edges, and the clusters with their versions.
+func (v *view) seeClusters(refs []string, cmd *redis.Cmd) error {
+	res, err := cmd.Slice()
+	if err != nil {
+		return err
+	}
+	if len(res) != 5 {
+		return fmt.Errorf("clusters.lua returned %d values", len(res))
+	}
+	cms, adj, ids, cvs, cls := anys(res[0]), anys(res[1]), anys(res[2]), anys(res[3]), anys(res[4])
+	if len(cms) != len(refs) || len(adj) != len(refs) || len(cvs) != len(ids) || len(cls) != len(ids) {
+		return fmt.Errorf("clusters.lua returned lists of unexpected lengths")
+	}
+	for i, ref := range refs {
+		if _, ok := v.cm[ref]; !ok {
+			v.cm[ref], _ = cms[i].(string)
+		}
+		v.seeAdj(ref, adj[i])
+	}
+	for i, x := range ids {
+		id, _ := x.(string)
+		if _, ok := v.cl[id]; ok {
+			continue
+		}
+		raw, _ := cls[i].(string)
+		ver, _ := cvs[i].(string)
+		var c *clusterVal
+		if raw != "" {
+			o, members, _ := strings.Cut(raw, "\t")
+			c = &clusterVal{members: strings.Fields(members)}
+			c.oldest, _ = strconv.ParseInt(o, 10, 64)
+		}
+		v.cl[id] = c
+		v.cv[id], _ = strconv.ParseInt(ver, 10, 64)
+	}
+	return nil
+}
+
+func anys(x any) []any {
+	list, _ := x.([]any)
+	return list
+}
+
+// seeAdj records a record's edges as read.
+func (v *view) seeAdj(ref string, raw any) {
+	if _, ok := v.adj[ref]; !ok {
+		v.adj[ref], _ = raw.(string)
+	}
 }
 
 func (v *view) seeRecord(ref, raw string) {
-	if old, ok := v.recs[ref]; ok {
-		if old.raw != raw {
-			v.interfered = true
-		}
+	if _, ok := v.recs[ref]; ok {
 		return
 	}
 	st, err := parseStored(raw)
 	if err != nil {
-		// A value this code did not write: treat it as absent and let the
-		// seq check of the apply reject the event if it is really there.
+		// A value this code did not write: treat it as absent.
 		st = stored{raw: raw}
 	}
 	v.recs[ref] = st
@@ -323,8 +395,9 @@ func (v *view) accountState(p *pending, base stored, mod int64, newer, same bool
 	p.next.raw = encodeStored(p.next.seq, p.next.modified, created, keys, "")
 }
 
-// decide computes, in batch order, each event's neighbours and the stripe
-// versions its apply must find, laying each decision over the view.
+// decide computes, in batch order, each event's neighbours, blocks and
+// clusters, and what its apply must check and write, laying each decision
+// over the view. It stops at the first event whose decision lacks data.
 func (v *view) decide(s *Store) error {
 	v.batch = s.nextBatch()
 	maxBlock := v.run.rules.MaxBlockSize()
@@ -332,11 +405,6 @@ func (v *view) decide(s *Store) error {
 		if p.skip || p.duplicate {
 			continue
 		}
-		if p.banOnly {
-			v.applyBan(p)
-			continue
-		}
-		old := v.recs[p.ref]
 		if p.ev.Object == record.Account {
 			v.recs[p.ref] = p.next
 			continue
@@ -344,6 +412,14 @@ func (v *view) decide(s *Store) error {
 		if p.ban != "" {
 			v.applyBan(p)
 		}
+		// The record stripe stands for the record itself: every write of it
+		// bumps that stripe.
+		rs := stripeOfRef(p.ref)
+		if p.banOnly {
+			v.useStripe(p, rs)
+			continue
+		}
+		old := v.recs[p.ref]
 		if p.next.live() {
 			if err := v.neighbours(s, p); err != nil {
 				return err
@@ -352,7 +428,7 @@ func (v *view) decide(s *Store) error {
 		// The apply must find the stripe of every block the record is in or
 		// joins as read (but for this batch's own earlier writes), and bumps
 		// them: the block contents it writes were computed from those reads.
-		var stripes []int
+		stripes := []int{rs}
 		for _, b := range p.next.blocks {
 			stripes = append(stripes, stripeOf(b))
 		}
@@ -360,23 +436,31 @@ func (v *view) decide(s *Store) error {
 			stripes = append(stripes, stripeOf(b))
 		}
 		slices.Sort(stripes)
-		stripes = slices.Compact(stripes)
-		p.stripes = make([]any, 0, 1+3*len(stripes))
-		p.stripes = append(p.stripes, len(stripes))
-		for _, st := range stripes {
-			p.stripes = append(p.stripes, st, v.stripes[st], v.stripes[st]+1)
+		for _, st := range slices.Compact(stripes) {
+			v.useStripe(p, st)
 			v.stripes[st]++
+			p.put(hSV, strconv.Itoa(st), strconv.FormatInt(v.stripes[st], 10))
 		}
 		changed, err := v.moveBlocks(s, p, old.blocks, p.next.blocks, maxBlock)
 		if err != nil {
 			return err
 		}
-		p.blocks = make([]any, 0, 1+2*len(changed))
-		p.blocks = append(p.blocks, len(changed))
 		for _, b := range changed {
-			p.blocks = append(p.blocks, b, v.blocks[b].value())
+			if val := v.blocks[b].value(); val == "" {
+				p.del(hB, b)
+			} else {
+				p.put(hB, b, val)
+			}
 		}
 		v.recs[p.ref] = p.next
+		p.put(hR, p.ref, p.next.raw)
+		v.cacheWritten(s, p)
+		if err := v.clusters(s, p, old); err != nil {
+			return err
+		}
+		if v.interfered {
+			return nil
+		}
 	}
 	return nil
 }
