@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"runtime"
 	"slices"
 	"time"
 
@@ -119,7 +118,6 @@ func (s *Store) applyRound(ctx context.Context, views []*view) ([]Change, []*ten
 	}
 	// Replays of already applied events report their clusters as they are.
 	if len(dups) > 0 {
-		fmt.Println("DBG dups", len(dups), dups[0].ev.ID, dups[0].ev.ModifiedAt)
 		changes, err := s.currentClusters(ctx, dups, dupView)
 		if err != nil {
 			return nil, nil, err
@@ -140,7 +138,6 @@ func (s *Store) applyRound(ctx context.Context, views []*view) ([]Change, []*ten
 		out = slices.DeleteFunc(out, func(c Change) bool {
 			return c.Tenant == v.run.tenant && c.Index >= rest[0].idx && isDupIndex(rest, c.Index)
 		})
-		fmt.Println("DBG retry interfered", v.interfered, "failed", failedAt[v], from, len(v.run.events))
 		hints := v.run.hints
 		if len(v.assumed) > 0 {
 			hints = maps.Clone(hints)
@@ -259,10 +256,4 @@ func resetPending(events []*pending) []*pending {
 		out[i] = &pending{idx: p.idx, ev: p.ev, ref: p.ref, pre: p.pre}
 	}
 	return out
-}
-
-func (v *view) interfere() {
-	_, f, l, _ := runtime.Caller(1)
-	fmt.Println("DBG interfere", f[len(f)-12:], l)
-	v.interfered = true
 }

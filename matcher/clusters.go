@@ -132,7 +132,7 @@ func (v *view) clusters(s *Store, p *pending, old stored) error {
 	if old.exists() {
 		a, ok := v.adj[ref]
 		if !ok {
-			v.interfere()
+			v.interfered = true
 			return nil
 		}
 		oldn = strings.Fields(a)
@@ -146,7 +146,7 @@ func (v *view) clusters(s *Store, p *pending, old stored) error {
 	for _, n := range added {
 		a, ok := v.adj[n]
 		if !ok {
-			v.interfere()
+			v.interfered = true
 			return nil
 		}
 		v.setAdj(p, n, append(strings.Fields(a), ref))
@@ -154,7 +154,7 @@ func (v *view) clusters(s *Store, p *pending, old stored) error {
 	for _, n := range removed {
 		a, ok := v.adj[n]
 		if !ok {
-			v.interfere()
+			v.interfered = true
 			return nil
 		}
 		v.setAdj(p, n, slices.DeleteFunc(strings.Fields(a), func(m string) bool { return m == ref }))
@@ -164,7 +164,7 @@ func (v *view) clusters(s *Store, p *pending, old stored) error {
 	if old.exists() {
 		id, ok := v.cm[ref]
 		if !ok {
-			v.interfere()
+			v.interfered = true
 			return nil
 		}
 		cid = id
@@ -176,7 +176,7 @@ func (v *view) clusters(s *Store, p *pending, old stored) error {
 	case cid != "":
 		c := v.cl[cid]
 		if c == nil {
-			v.interfere()
+			v.interfered = true
 			return nil
 		}
 		v.useCluster(p, cid)
@@ -211,7 +211,7 @@ func (v *view) clusters(s *Store, p *pending, old stored) error {
 		for _, n := range added {
 			nc, ok := v.cm[n]
 			if !ok || nc == "" {
-				v.interfere()
+				v.interfered = true
 				return nil
 			}
 			if slices.ContainsFunc(cands, func(c cand) bool { return c.id == nc }) {
@@ -219,7 +219,7 @@ func (v *view) clusters(s *Store, p *pending, old stored) error {
 			}
 			c := v.cl[nc]
 			if c == nil {
-				v.interfere()
+				v.interfered = true
 				return nil
 			}
 			v.useCluster(p, nc)
@@ -276,7 +276,7 @@ func (v *view) clusters(s *Store, p *pending, old stored) error {
 			for i := 0; i < len(part); i++ {
 				a, ok := v.adj[part[i]]
 				if !ok {
-					v.interfere()
+					v.interfered = true
 					return nil
 				}
 				for _, n := range strings.Fields(a) {
@@ -292,7 +292,7 @@ func (v *view) clusters(s *Store, p *pending, old stored) error {
 	created := func(m string) int64 {
 		st, ok := v.recs[m]
 		if !ok {
-			v.interfere()
+			v.interfered = true
 		}
 		return st.created
 	}
@@ -378,7 +378,7 @@ func (v *view) records(s *Store, members []string) ([]record.Record, error) {
 			return nil, err
 		}
 		if e == nil {
-			v.interfere()
+			v.interfered = true
 			return nil, nil
 		}
 		out = append(out, *e.rec)

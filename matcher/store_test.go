@@ -528,16 +528,21 @@ func TestStoreOutOfOrder(t *testing.T) {
 	converted := upsertLead("a", 2, person("Ann", "Lee", "ann@x.com"))
 	converted.Fields["IsConverted"] = true
 	del := record.Event{Op: record.OpDelete, Record: record.Record{Tenant: "acme", Object: record.Lead, ID: "a", ModifiedAt: t0.Add(4 * time.Minute)}}
+	ban := record.Event{Op: record.OpNotDuplicate, Record: record.Record{Tenant: "acme", Object: record.Lead, ID: "a"}, Other: &record.Ref{Object: record.Lead, ID: "b"}}
 	tests := []struct {
 		name   string
 		events []record.Event
+		batch  []record.Event // applied together, after events
 		want   string
 	}{
-		{"delete after conversion, older upsert late", []record.Event{converted, del, upsertLead("a", 3, person("Ann", "Lee", "ann@x.com"))}, ""},
-		{"delete first, older upsert late", []record.Event{del, upsertLead("a", 1, person("Ann", "Lee", "ann@x.com"))}, ""},
-		{"upsert newer than the delete", []record.Event{del, upsertLead("a", 5, person("Ann", "Lee", "ann@x.com"))}, "a"},
+		{"delete after conversion, older upsert late", []record.Event{converted, del, upsertLead("a", 3, person("Ann", "Lee", "ann@x.com"))}, nil, ""},
+		{"delete first, older upsert late", []record.Event{del, upsertLead("a", 1, person("Ann", "Lee", "ann@x.com"))}, nil, ""},
+		{"upsert newer than the delete", []record.Event{del, upsertLead("a", 5, person("Ann", "Lee", "ann@x.com"))}, nil, "a"},
 		{"patch cannot revive a converted lead", []record.Event{converted, {Op: record.OpPatch, Record: record.Record{
-			Tenant: "acme", Object: record.Lead, ID: "a", ModifiedAt: t0.Add(9 * time.Minute), Fields: record.Fields{"Phone": "1"}}}}, ""},
+			Tenant: "acme", Object: record.Lead, ID: "a", ModifiedAt: t0.Add(9 * time.Minute), Fields: record.Fields{"Phone": "1"}}}}, nil, ""},
+		// A review decision on a deleted record writes no state: the older
+		// upsert behind it in the same batch is still stale.
+		{"review decision then older upsert in one batch", []record.Event{del}, []record.Event{ban, upsertLead("a", 1, person("Ann", "Lee", "ann@x.com"))}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -546,6 +551,9 @@ func TestStoreOutOfOrder(t *testing.T) {
 				if _, err := s.Apply(ctx, []record.Event{ev}); err != nil {
 					t.Fatal(err)
 				}
+			}
+			if _, err := s.Apply(ctx, tc.batch); err != nil {
+				t.Fatal(err)
 			}
 			if got := clusterSets(t, s); got != tc.want {
 				t.Fatalf("clusters = %q, want %q", got, tc.want)

@@ -223,7 +223,8 @@ func (v *view) states() error {
 		if err := v.state(p, base); err != nil {
 			return err
 		}
-		if !p.skip && !p.duplicate {
+		// A review decision on a record out of matching writes no state.
+		if !p.skip && !p.duplicate && !p.banOnly {
 			cur[p.ref] = p.next
 		}
 	}
