@@ -174,6 +174,9 @@ func applyArgs(run []*pending, at map[argKey]int) []any {
 	}
 	var checks [2][]check
 	var writes [nHashes][]write
+	for h := range writes {
+		writes[h] = make([]write, 0, 2*len(run))
+	}
 	var bans []any
 	for _, p := range run {
 		for _, c := range p.checks {

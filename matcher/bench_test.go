@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/leadconv/leadconv/internal/cpustat"
 	"github.com/leadconv/leadconv/internal/testutil/redistest"
 	"github.com/leadconv/leadconv/matcher/gen"
 	"github.com/leadconv/leadconv/record"
@@ -27,7 +28,9 @@ var (
 // BenchmarkStoreThroughput applies generated leads (about 30% duplicates)
 // on top of a store already holding matcher.stored leads, from several
 // workers at once, and reports events/s beside the ceiling of one pipelined
-// EVALSHA of a 5-command script per event, measured in the same run.
+// EVALSHA of a 5-command script per event, measured in the same run, and
+// the CPU time per event of this process (the store, and the benchmark's
+// own small share) and of the Redis server.
 //
 //	go test -run '^$' -bench StoreThroughput -benchtime 1x ./matcher/
 func BenchmarkStoreThroughput(b *testing.B) {
@@ -40,26 +43,47 @@ func BenchmarkStoreThroughput(b *testing.B) {
 			set := gen.New(gen.Options{Seed: 7, Records: stored + *benchEvents, ContactShare: 0.2})
 			events := set.Events()
 			preload, measured := events[:stored], events[stored:]
-			var rate, ceiling float64
+			var rate, ceiling, goCPU, redisCPU float64
 			for range b.N {
 				b.StopTimer()
 				srv := redistest.New(b)
 				rdb := srv.Client()
 				s := benchStore(b, rdb)
 				applyAll(b, s, preload, 1)
+				self0, redis0 := cpuNow(b, rdb)
 				b.StartTimer()
 				start := time.Now()
 				applyAll(b, s, measured, *benchWorkers)
 				rate = float64(len(measured)) / time.Since(start).Seconds()
 				b.StopTimer()
+				self1, redis1 := cpuNow(b, rdb)
+				goCPU = float64((self1 - self0).Microseconds()) / float64(len(measured))
+				redisCPU = float64((redis1 - redis0).Microseconds()) / float64(len(measured))
 				ceiling = evalshaCeiling(b, rdb, len(measured))
 				b.StartTimer()
 			}
 			b.ReportMetric(rate, "events/s")
 			b.ReportMetric(ceiling, "ceiling_events/s")
 			b.ReportMetric(rate/ceiling, "ratio")
+			b.ReportMetric(goCPU, "go_cpu_µs/event")
+			b.ReportMetric(redisCPU, "redis_cpu_µs/event")
 		})
 	}
+}
+
+// cpuNow returns the CPU time used so far by this process and by Redis: the
+// per-event figures they give hardly move with the load of other processes,
+// unlike events/s.
+func cpuNow(b *testing.B, rdb redis.UniversalClient) (self, server time.Duration) {
+	self, err := cpustat.Self()
+	if err != nil {
+		b.Fatal(err)
+	}
+	server, err = cpustat.Redis(context.Background(), rdb)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return self, server
 }
 
 // BenchmarkStoreMemory reports the Redis memory per stored lead: used_memory

@@ -413,6 +413,8 @@ func (v *view) decide(s *Store) error {
 		if p.ban != "" {
 			v.applyBan(p)
 		}
+		// Sized for a typical new lead, which writes about a dozen fields.
+		p.checks, p.writes = make([]check, 0, 8), make([]write, 0, 16)
 		// The record stripe stands for the record itself: every write of it
 		// bumps that stripe.
 		rs := stripeOfRef(p.ref)

@@ -13,11 +13,11 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/leadconv/leadconv/internal/cpustat"
 	"github.com/leadconv/leadconv/internal/pipeline"
 )
 
@@ -167,25 +167,11 @@ type cpuMark struct {
 
 func markCPU(ctx context.Context, phase string, rdb redis.UniversalClient) cpuMark {
 	m := cpuMark{phase: phase}
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		m.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-		m.selfKnown = true
-	}
-	if info, err := rdb.Info(ctx, "cpu").Result(); err == nil {
-		var total float64
-		for line := range strings.Lines(info) {
-			k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
-			if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
-				f, err := strconv.ParseFloat(v, 64)
-				if err != nil {
-					return m
-				}
-				total += f
-			}
-		}
-		m.redis, m.redisKnown = time.Duration(total*float64(time.Second)), total > 0
-	}
+	var err error
+	m.self, err = cpustat.Self()
+	m.selfKnown = err == nil
+	m.redis, err = cpustat.Redis(ctx, rdb)
+	m.redisKnown = err == nil
 	return m
 }
 
