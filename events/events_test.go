@@ -179,3 +179,47 @@ func TestPayload(t *testing.T) {
 		})
 	}
 }
+
+// Command writes the same records as the SDK-built event with
+// encoding/json's data, for generated plans and for attributes the SDK
+// trims, escapes or refuses.
+func TestCommandMatchesSDK(t *testing.T) {
+	cmds := generatedCommands(t)
+	for _, tenant := range []string{"acme", "", "é", "a%41", "a%zz", "a?b", "a#b", "a/b", "a:b", "a b"} {
+		for _, kind := range []string{engine.KindReviewRequested, "", " x", "a/b"} {
+			for _, id := range []string{"0123abc", "", " x ", "x~y"} {
+				for _, subject := range []string{"L1", "", " ", " s ", "s\u00a0", "a,b"} {
+					c := command()
+					c.Tenant, c.Kind, c.ID, c.Subject = tenant, kind, id, subject
+					cmds = append(cmds, c)
+				}
+			}
+		}
+	}
+	for _, structured := range []bool{false, true} {
+		enc := events.Encoder{Topic: "cmds", Structured: structured}
+		for _, at := range []time.Time{modified, {}, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} {
+			for _, c := range cmds {
+				got, err := enc.Command(c, at)
+				want, werr := enc.CommandViaSDK(c, at)
+				if (err == nil) != (werr == nil) {
+					t.Fatalf("%+v: error %v, via the SDK %v", c, err, werr)
+				}
+				if err != nil {
+					continue
+				}
+				if got.Topic != want.Topic || !bytes.Equal(got.Key, want.Key) || !bytes.Equal(got.Value, want.Value) {
+					t.Fatalf("%+v: record\n%s %s %s\nvia the SDK\n%s %s %s", c, got.Topic, got.Key, got.Value, want.Topic, want.Key, want.Value)
+				}
+				if len(got.Headers) != len(want.Headers) {
+					t.Fatalf("%+v: headers %v, via the SDK %v", c, got.Headers, want.Headers)
+				}
+				for i, h := range got.Headers {
+					if h.Key != want.Headers[i].Key || !bytes.Equal(h.Value, want.Headers[i].Value) {
+						t.Fatalf("%+v: header %s=%s, via the SDK %s=%s", c, h.Key, h.Value, want.Headers[i].Key, want.Headers[i].Value)
+					}
+				}
+			}
+		}
+	}
+}
