@@ -3,10 +3,12 @@ package engine
 import (
 	"encoding/json"
 	"math"
+	"reflect"
 	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/leadconv/leadconv/record"
 )
@@ -20,17 +22,52 @@ import (
 // type) are left to json.Marshal, for the whole command, so the output and
 // the errors stay encoding/json's.
 func (c *Command) AppendJSON(b []byte) ([]byte, error) {
-	if out, ok := appendCommand(b, c); ok {
-		return out, nil
-	}
-	j, err := json.Marshal(c)
-	if err != nil {
-		return b, err
-	}
-	return append(b, j...), nil
+	var sh shared
+	return sh.appendJSON(b, c)
 }
 
-func appendCommand(b []byte, c *Command) ([]byte, bool) {
+// AppendPlanJSON appends the JSON of each command of one plan to b, one
+// after the other, as AppendJSON writes it, and appends to ends the offset
+// in b where each one ends. The commands of a plan share their explain
+// block and field maps (see Plan): those are encoded once and copied.
+func AppendPlanJSON(b []byte, ends []int, cmds []Command) ([]byte, []int, error) {
+	var sh shared
+	for i := range cmds {
+		var err error
+		if b, err = sh.appendJSON(b, &cmds[i]); err != nil {
+			return b, ends, err
+		}
+		ends = append(ends, len(b))
+	}
+	return b, ends, nil
+}
+
+// shared remembers where, in the output, the explain block and the field
+// map encoded last are, to copy them when the next command shares them.
+// Holding the pointers keeps their memory from being reused while cached.
+type shared struct {
+	explain        *Explain
+	exStart, exEnd int
+	fields         unsafe.Pointer // the map last written, as reflect sees it
+	fStart, fEnd   int
+}
+
+func (sh *shared) appendJSON(b []byte, c *Command) ([]byte, error) {
+	start := len(b)
+	if out, ok := sh.appendCommand(b, c); ok {
+		return out, nil
+	}
+	// The cache may point into the attempt's output, which json.Marshal's
+	// replaces.
+	*sh = shared{}
+	j, err := json.Marshal(c)
+	if err != nil {
+		return b[:start], err
+	}
+	return append(b[:start], j...), nil
+}
+
+func (sh *shared) appendCommand(b []byte, c *Command) ([]byte, bool) {
 	b = append(b, `{"kind":`...)
 	b = appendString(b, c.Kind)
 	b = append(b, `,"command_id":`...)
@@ -52,12 +89,12 @@ func appendCommand(b []byte, c *Command) ([]byte, bool) {
 		if d == nil {
 			return b, false
 		}
-		b, ok = appendLeadConvert(b, d)
+		b, ok = sh.appendLeadConvert(b, d)
 	case *RecordsMerge:
 		if d == nil {
 			return b, false
 		}
-		b, ok = appendRecordsMerge(b, d)
+		b, ok = sh.appendRecordsMerge(b, d)
 	case *ConversionFailed:
 		if d == nil {
 			return b, false
@@ -95,13 +132,13 @@ func appendCommand(b []byte, c *Command) ([]byte, bool) {
 		return b, false
 	}
 	b = append(b, `,"explain":`...)
-	if b, ok = appendExplain(b, c.Explain); !ok {
+	if b, ok = sh.appendExplain(b, c.Explain); !ok {
 		return b, false
 	}
 	return append(b, '}'), true
 }
 
-func appendLeadConvert(b []byte, d *LeadConvert) ([]byte, bool) {
+func (sh *shared) appendLeadConvert(b []byte, d *LeadConvert) ([]byte, bool) {
 	b = append(b, `{"lead_id":`...)
 	b = appendString(b, d.LeadID)
 	b = append(b, `,"batch":`...)
@@ -124,7 +161,7 @@ func appendLeadConvert(b []byte, d *LeadConvert) ([]byte, bool) {
 			b = append(b, ',')
 		}
 		b = append(b, `"fields":`...)
-		if b, ok = appendFields(b, d.Account.Fields); !ok {
+		if b, ok = sh.appendFields(b, d.Account.Fields); !ok {
 			return b, false
 		}
 	}
@@ -138,7 +175,7 @@ func appendLeadConvert(b []byte, d *LeadConvert) ([]byte, bool) {
 		b = appendString(b, o.NameSource)
 		if len(o.Fields) > 0 {
 			b = append(b, `,"fields":`...)
-			if b, ok = appendFields(b, o.Fields); !ok {
+			if b, ok = sh.appendFields(b, o.Fields); !ok {
 				return b, false
 			}
 		}
@@ -147,13 +184,13 @@ func appendLeadConvert(b []byte, d *LeadConvert) ([]byte, bool) {
 	b = append(b, `,"converted_status":`...)
 	b = appendString(b, d.ConvertedStatus)
 	b = append(b, `,"fields":`...)
-	if b, ok = appendFields(b, d.Fields); !ok {
+	if b, ok = sh.appendFields(b, d.Fields); !ok {
 		return b, false
 	}
 	return append(b, '}'), true
 }
 
-func appendRecordsMerge(b []byte, d *RecordsMerge) ([]byte, bool) {
+func (sh *shared) appendRecordsMerge(b []byte, d *RecordsMerge) ([]byte, bool) {
 	b = append(b, `{"object":`...)
 	b = appendString(b, string(d.Object))
 	b = append(b, `,"master":`...)
@@ -174,7 +211,7 @@ func appendRecordsMerge(b []byte, d *RecordsMerge) ([]byte, bool) {
 	b = append(b, `,"batch":`...)
 	b = strconv.AppendInt(b, int64(d.Batch), 10)
 	b = append(b, `,"fields":`...)
-	b, ok := appendFields(b, d.Fields)
+	b, ok := sh.appendFields(b, d.Fields)
 	if !ok {
 		return b, false
 	}
@@ -214,10 +251,23 @@ func appendTargetMembers(b []byte, t Target) ([]byte, bool) {
 	return b, sep
 }
 
-func appendExplain(b []byte, ex *Explain) ([]byte, bool) {
+// appendExplain writes ex, or copies it from where it was written last.
+func (sh *shared) appendExplain(b []byte, ex *Explain) ([]byte, bool) {
 	if ex == nil {
 		return append(b, "null"...), true
 	}
+	if ex == sh.explain {
+		return append(b, b[sh.exStart:sh.exEnd]...), true
+	}
+	start := len(b)
+	b, ok := appendExplain(b, ex)
+	if ok {
+		sh.explain, sh.exStart, sh.exEnd = ex, start, len(b)
+	}
+	return b, ok
+}
+
+func appendExplain(b []byte, ex *Explain) ([]byte, bool) {
 	m := &ex.Master
 	b = append(b, `{"master":{"strategy":`...)
 	b = appendString(b, m.Strategy)
@@ -340,6 +390,23 @@ func appendTime(b []byte, t time.Time) ([]byte, bool) {
 	return append(b, '"'), true
 }
 
+// appendFields writes f, or copies it from where it was written last.
+func (sh *shared) appendFields(b []byte, f record.Fields) ([]byte, bool) {
+	if f == nil {
+		return append(b, "null"...), true
+	}
+	id := reflect.ValueOf(f).UnsafePointer()
+	if id == sh.fields {
+		return append(b, b[sh.fStart:sh.fEnd]...), true
+	}
+	start := len(b)
+	b, ok := appendFields(b, f)
+	if ok {
+		sh.fields, sh.fStart, sh.fEnd = id, start, len(b)
+	}
+	return b, ok
+}
+
 // appendFields writes a field map with its keys sorted, as encoding/json
 // writes maps.
 func appendFields(b []byte, f record.Fields) ([]byte, bool) {
@@ -448,6 +515,15 @@ func validNumber(s string) bool {
 
 const hexDigits = "0123456789abcdef"
 
+// safe marks the ASCII bytes a JSON string holds as they are: not control
+// characters, quotes, backslashes or the HTML-sensitive <, > and &.
+var safe = func() (t [utf8.RuneSelf]bool) {
+	for c := ' '; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 // appendString writes s as a JSON string the way encoding/json does with
 // HTML escaping on: <, > and & as \u003c..., invalid UTF-8 as \ufffd, and
 // U+2028 and U+2029 escaped.
@@ -456,7 +532,7 @@ func appendString(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		if c := s[i]; c < utf8.RuneSelf {
-			if c >= ' ' && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if safe[c] {
 				i++
 				continue
 			}

@@ -35,7 +35,8 @@ func TestAppendJSONPlans(t *testing.T) {
 	check := func(c Command) {
 		t.Helper()
 		sameAsMarshal(t, c)
-		if _, ok := appendCommand(nil, &c); !ok {
+		var sh shared
+		if _, ok := sh.appendCommand(nil, &c); !ok {
 			t.Fatalf("%s %s: left to encoding/json", c.Kind, c.ID)
 		}
 		n++
@@ -56,6 +57,67 @@ func TestAppendJSONPlans(t *testing.T) {
 	if len(kinds) != len(Kinds) || n < 1000 {
 		t.Fatalf("compared %d commands of kinds %v, want every kind", n, kinds)
 	}
+}
+
+// samePlanAsMarshal checks that AppendPlanJSON writes each command as
+// json.Marshal does, or fails where it fails.
+func samePlanAsMarshal(t *testing.T, cmds []Command) {
+	t.Helper()
+	prefix := []byte("prefix:")
+	got, ends, err := AppendPlanJSON(prefix, []int{-1}, cmds)
+	start := len(prefix)
+	for i, c := range cmds {
+		want, werr := json.Marshal(c)
+		if werr != nil {
+			if err == nil || err.Error() != werr.Error() || len(ends) != i+1 {
+				t.Fatalf("command %d: AppendPlanJSON error %v after %d commands, json.Marshal error %v", i, err, len(ends)-1, werr)
+			}
+			return
+		}
+		if len(ends) < i+2 || !bytes.Equal(got[start:ends[i+1]], want) {
+			t.Fatalf("command %d of %d: AppendPlanJSON wrote (ends %v)\n%s\njson.Marshal\n%s", i, len(cmds), ends, got[start:], want)
+		}
+		start = ends[i+1]
+	}
+	if err != nil || start != len(got) || !bytes.HasPrefix(got, prefix) {
+		t.Fatalf("error %v, %d bytes after the last end of %d", err, len(got)-start, len(got))
+	}
+}
+
+// Plans encode as a whole as command by command, the shared explain block
+// and field maps copied, also around a command left to encoding/json.
+func TestAppendPlanJSON(t *testing.T) {
+	shared := 0
+	for _, g := range goldenPlans() {
+		cmds := Plan(g.cfg, g.c).Commands
+		samePlanAsMarshal(t, cmds)
+		if len(cmds) > 1 {
+			shared++
+		}
+	}
+	r := rand.New(rand.NewPCG(9, 10))
+	for range 1000 {
+		samePlanAsMarshal(t, Plan(randomConfig(r), randomCluster(r, r.IntN(12))).Commands)
+	}
+	if shared < 3 {
+		t.Fatalf("only %d golden plans have several commands", shared)
+	}
+	ex := edgeExplain("<s>", t0)
+	f := record.Fields{"A": "a", "B": 1.5}
+	convert := func(f record.Fields) Command {
+		return Command{Kind: KindLeadConvert, Data: &LeadConvert{Fields: f, Account: AccountTarget{Fields: f}}, Explain: ex}
+	}
+	merge := Command{Kind: KindRecordsMerge, Data: &RecordsMerge{Fields: f, MergedIDs: []string{"x"}}, Explain: ex}
+	other := Command{Kind: "other", Data: map[string]int{"x": 1}, Explain: ex}
+	samePlanAsMarshal(t, []Command{convert(f), merge, other, convert(f), merge, convert(record.Fields{"A": "b"}), merge})
+	samePlanAsMarshal(t, []Command{convert(f), other, merge, convert(record.Fields{"N": math.NaN()}), merge})
+	// A command left to encoding/json after its account fields were
+	// written by hand; then the same map again, and another explain block.
+	g := record.Fields{"G": "g"}
+	mixed := Command{Kind: KindLeadConvert, Data: &LeadConvert{Account: AccountTarget{Fields: g}, Fields: record.Fields{"I": 7}}, Explain: ex}
+	again := Command{Kind: KindLeadConvert, Data: &LeadConvert{Account: AccountTarget{Fields: g}, Fields: g}, Explain: edgeExplain("other", t0)}
+	samePlanAsMarshal(t, []Command{convert(f), mixed, again, convert(f)})
+	samePlanAsMarshal(t, nil)
 }
 
 // edgeStrings need escaping, replacement or care with UTF-8.

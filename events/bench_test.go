@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/leadconv/leadconv/engine"
 	"github.com/leadconv/leadconv/events"
 	"github.com/leadconv/leadconv/matcher/gen"
@@ -68,4 +70,40 @@ func BenchmarkCommand(b *testing.B) {
 		}
 		i++
 	}
+}
+
+// generatedPlans groups generatedCommands by plan (each plan's commands
+// are consecutive and share a cluster id).
+func generatedPlans(tb testing.TB) [][]engine.Command {
+	cmds := generatedCommands(tb)
+	var plans [][]engine.Command
+	for i := 0; i < len(cmds); {
+		j := i + 1
+		for j < len(cmds) && cmds[j].ClusterID == cmds[i].ClusterID {
+			j++
+		}
+		plans = append(plans, cmds[i:j])
+		i = j
+	}
+	return plans
+}
+
+// BenchmarkCommands encodes whole plans, as the pipeline does; ns/command
+// compares with BenchmarkCommand.
+func BenchmarkCommands(b *testing.B) {
+	plans := generatedPlans(b)
+	enc := events.Encoder{Topic: "leadconv.commands"}
+	b.ReportAllocs()
+	i, n := 0, 0
+	var out []*kgo.Record
+	for b.Loop() {
+		var err error
+		p := plans[i%len(plans)]
+		if out, err = enc.Commands(out[:0], p, modified); err != nil {
+			b.Fatal(err)
+		}
+		i++
+		n += len(p)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/command")
 }

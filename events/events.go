@@ -60,19 +60,55 @@ type Encoder struct {
 func (e Encoder) Command(cmd engine.Command, at time.Time) (*kgo.Record, error) {
 	buf := bufs.Get().(*[]byte)
 	defer bufs.Put(buf)
-	out, err := cmd.AppendJSON((*buf)[:0])
-	*buf = out
+	b, err := cmd.AppendJSON((*buf)[:0])
+	*buf = b
 	if err != nil {
 		return nil, fmt.Errorf("events: encode %s %s: %w", cmd.Kind, cmd.ID, err)
 	}
-	// One exact-size copy: growing a fresh slice to a command's size takes
-	// several allocations.
-	data := append([]byte(nil), out...)
+	return e.command(&cmd, at, clone(b))
+}
+
+// Commands appends the records of the commands of one plan to out, each as
+// Command encodes it: the plan's shared explain block and field maps are
+// encoded once (engine.AppendPlanJSON) and the values share one allocation.
+func (e Encoder) Commands(out []*kgo.Record, cmds []engine.Command, at time.Time) ([]*kgo.Record, error) {
+	if len(cmds) == 0 {
+		return out, nil
+	}
+	buf := bufs.Get().(*[]byte)
+	defer bufs.Put(buf)
+	var endsBuf [16]int
+	b, ends, err := engine.AppendPlanJSON((*buf)[:0], endsBuf[:0], cmds)
+	*buf = b
+	if err != nil {
+		c := &cmds[len(ends)]
+		return out, fmt.Errorf("events: encode %s %s: %w", c.Kind, c.ID, err)
+	}
+	data := clone(b)
+	start := 0
+	for i := range cmds {
+		r, err := e.command(&cmds[i], at, data[start:ends[i]:ends[i]])
+		if err != nil {
+			return out, err
+		}
+		out = append(out, r)
+		start = ends[i]
+	}
+	return out, nil
+}
+
+// clone copies b exactly (make and copy: the runtime skips clearing it);
+// growing a fresh slice to a command's size takes several allocations.
+func clone(b []byte) []byte {
+	c := make([]byte, len(b))
+	copy(c, b)
+	return c
+}
+
+// command returns the record of cmd with its JSON data.
+func (e Encoder) command(cmd *engine.Command, at time.Time, data []byte) (*kgo.Record, error) {
 	if !e.Structured && plain(cmd.Tenant) && plain(cmd.Kind) && plain(cmd.ID) && cmd.Subject != "" && strings.TrimSpace(cmd.Subject) == cmd.Subject {
-		return &kgo.Record{
-			Topic: e.Topic, Key: Key(cmd.Tenant, cmd.ClusterID), Value: data,
-			Headers: commandHeaders(cmd, at),
-		}, nil
+		return &kgo.Record{Topic: e.Topic, Key: Key(cmd.Tenant, cmd.ClusterID), Value: data, Headers: commandHeaders(cmd, at)}, nil
 	}
 	return e.record(cmd.Tenant, cmd.ClusterID, cmd.ID, cmd.Type(), cmd.Subject, SchemaURL(cmd.Kind), at, data)
 }
@@ -99,7 +135,7 @@ func plain(s string) bool {
 // the SDK's event: those attributes are always valid, and building the
 // event (two URL parses and its validation) cost more than the headers.
 // The values share one allocation.
-func commandHeaders(cmd engine.Command, at time.Time) []kgo.RecordHeader {
+func commandHeaders(cmd *engine.Command, at time.Time) []kgo.RecordHeader {
 	v := make([]byte, 0, 160+2*len(cmd.Kind)+len(cmd.ID)+len(cmd.Tenant)+len(cmd.Subject))
 	hs := make([]kgo.RecordHeader, 0, 8)
 	add := func(k string, start int) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -221,5 +222,48 @@ func TestCommandMatchesSDK(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// Commands writes each command of a plan as Command does.
+func TestCommandsMatchCommand(t *testing.T) {
+	plans := generatedPlans(t)
+	several := 0
+	for _, structured := range []bool{false, true} {
+		enc := events.Encoder{Topic: "cmds", Structured: structured}
+		for _, p := range plans {
+			if len(p) > 1 {
+				several++
+			}
+			prev := &kgo.Record{}
+			got, err := enc.Commands([]*kgo.Record{prev}, p, modified)
+			if err != nil || len(got) != len(p)+1 || got[0] != prev {
+				t.Fatalf("%d records, error %v", len(got), err)
+			}
+			for i, c := range p {
+				want, err := enc.CommandViaSDK(c, modified)
+				if err != nil {
+					t.Fatal(err)
+				}
+				r := got[i+1]
+				if !bytes.Equal(r.Value, want.Value) || !bytes.Equal(r.Key, want.Key) || len(r.Headers) != len(want.Headers) {
+					t.Fatalf("command %d of %s: %s\nvia the SDK %s", i, c.ClusterID, r.Value, want.Value)
+				}
+				for j, h := range r.Headers {
+					if h.Key != want.Headers[j].Key || !bytes.Equal(h.Value, want.Headers[j].Value) {
+						t.Fatalf("command %d of %s: header %s=%s, via the SDK %s=%s", i, c.ClusterID, h.Key, h.Value, want.Headers[j].Key, want.Headers[j].Value)
+					}
+				}
+			}
+		}
+	}
+	if several < 20 {
+		t.Fatalf("only %d plans of several commands", several)
+	}
+	bad := command()
+	bad.Kind, bad.ID = engine.KindLeadConvert, "cmd-2"
+	bad.Data = &engine.LeadConvert{Fields: record.Fields{"X": math.NaN()}}
+	if _, err := (events.Encoder{}).Commands(nil, []engine.Command{command(), bad}, modified); err == nil || err.Error() != "events: encode lead.convert cmd-2: json: unsupported value: NaN" {
+		t.Fatalf("error %v", err)
 	}
 }

@@ -254,12 +254,10 @@ func (h *Handler) plan(ctx context.Context, ins []input, changes []matcher.Chang
 			}
 		}
 		res := preps[i].Plan(acc)
+		if out, err = h.commands.Commands(out, res.Commands, at); err != nil {
+			return nil, nil, err
+		}
 		for _, cmd := range res.Commands {
-			r, err := h.commands.Command(cmd, at)
-			if err != nil {
-				return nil, nil, err
-			}
-			out = append(out, r)
 			types = append(types, cmd.Type())
 		}
 	}
