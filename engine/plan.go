@@ -74,25 +74,39 @@ func AccountValues(cfg *Config, recs []record.Record) []string {
 }
 
 func (p *planner) run() Result {
+	if r, ok := p.prepare(); !ok {
+		return r
+	}
+	return p.plan()
+}
+
+// prepare picks the master and resolves every field, everything but the
+// account lookup. false returns the whole plan, decided before that.
+func (p *planner) prepare() (Result, bool) {
 	p.ex = &Explain{}
 	if p.cc.err != nil {
 		p.gather()
-		return p.review(ReasonInvalidConfig, 0, 0)
+		return p.review(ReasonInvalidConfig, 0, 0), false
 	}
 	if !p.gather() {
-		return Result{Reason: NothingNoRecords}
+		return Result{Reason: NothingNoRecords}, false
 	}
 	if why := p.gate(); why != "" {
-		return Result{Reason: why}
+		return Result{Reason: why}, false
 	}
 	if n := len(p.members); n > p.cc.cfg.MaxClusterSize {
-		return p.review(ReasonClusterTooLarge, n, p.cc.cfg.MaxClusterSize)
+		return p.review(ReasonClusterTooLarge, n, p.cc.cfg.MaxClusterSize), false
 	}
 	p.collectNames()
 	if why := p.selectMaster(); why != "" {
-		return p.review(why, 0, 0)
+		return p.review(why, 0, 0), false
 	}
 	p.resolveFields()
+	return Result{}, true
+}
+
+// plan plans the commands of a prepared cluster.
+func (p *planner) plan() Result {
 	master := p.members[p.master].ref()
 	fields := p.contactFields()
 	if p.leads == 0 {
@@ -114,6 +128,52 @@ func (p *planner) run() Result {
 	}
 	p.planMerges(contact, fields)
 	return p.finish(master, "")
+}
+
+// Prepared is a cluster planned up to the account lookup: the master and
+// every field are decided. A caller that resolves accounts before planning
+// (AccountValues, then Plan with Cluster.Accounts) picks the master and
+// reads every record's fields twice; Prepare, then AccountValues and Plan
+// on the result, does it once, with the same outcome.
+type Prepared struct {
+	c    Cluster
+	p    planner
+	done *Result // the plan, when it was decided before the account
+}
+
+// Prepare prepares cfg's plan of c (as Plan does, see there); c.Accounts is
+// ignored: Prepared.Plan takes the accounts.
+func Prepare(cfg *Config, c Cluster) *Prepared {
+	pp := &Prepared{c: c}
+	pp.p = planner{cc: compile(cfg), c: &pp.c}
+	if r, ok := pp.p.prepare(); !ok {
+		pp.done = &r
+	}
+	return pp
+}
+
+// AccountValues returns the values to resolve to account ids before Plan,
+// as the function AccountValues does for the same records.
+func (pp *Prepared) AccountValues() []string {
+	p := &pp.p
+	if pp.done != nil || p.leads == 0 || p.contactAccount() != "" {
+		return nil
+	}
+	v := p.accountValue()
+	if record.IsBlank(v) {
+		return nil
+	}
+	return []string{record.String(v)}
+}
+
+// Plan returns the plan, the same as Plan(cfg, c) with c.Accounts set to
+// accounts. Call it once.
+func (pp *Prepared) Plan(accounts map[string]string) Result {
+	if pp.done != nil {
+		return *pp.done
+	}
+	pp.c.Accounts = accounts
+	return pp.p.plan()
 }
 
 // gather keeps the cluster's leads and contacts in recency order; accounts

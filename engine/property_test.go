@@ -237,3 +237,30 @@ func FuzzPlan(f *testing.F) {
 		}
 	})
 }
+
+// Prepare, then AccountValues and Plan on the result, gives what the
+// functions give, byte for byte.
+func TestPreparedAgrees(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	lookups := 0
+	for i := range 1000 {
+		cfg := randomConfig(r)
+		c := randomCluster(r, r.IntN(10))
+		pp := Prepare(cfg, c)
+		vals := pp.AccountValues()
+		if want := AccountValues(cfg, c.Records); !slices.Equal(vals, want) {
+			t.Fatalf("case %d: AccountValues %q, the function's %q", i, vals, want)
+		}
+		if len(vals) > 0 && r.IntN(2) == 0 {
+			lookups++
+			c.Accounts = map[string]string{vals[0]: "001Z"}
+		}
+		got, want := marshalPlan(t, pp.Plan(c.Accounts)), marshalPlan(t, Plan(cfg, c))
+		if !bytes.Equal(got, want) {
+			t.Fatalf("case %d: prepared plan\n%s\nPlan\n%s", i, got, want)
+		}
+	}
+	if lookups < 50 {
+		t.Fatalf("only %d cases resolved an account; the generator is too narrow", lookups)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
@@ -57,11 +58,116 @@ type Encoder struct {
 // Command encodes cmd as a CloudEvent record. at is the modified_at of the
 // event that triggered the plan; zero omits the time attribute.
 func (e Encoder) Command(cmd engine.Command, at time.Time) (*kgo.Record, error) {
-	data, err := json.Marshal(cmd)
+	buf := bufs.Get().(*[]byte)
+	defer bufs.Put(buf)
+	b, err := cmd.AppendJSON((*buf)[:0])
+	*buf = b
 	if err != nil {
 		return nil, fmt.Errorf("events: encode %s %s: %w", cmd.Kind, cmd.ID, err)
 	}
+	return e.command(&cmd, at, clone(b))
+}
+
+// Commands appends the records of the commands of one plan to out, each as
+// Command encodes it: the plan's shared explain block and field maps are
+// encoded once (engine.AppendPlanJSON) and the values share one allocation.
+func (e Encoder) Commands(out []*kgo.Record, cmds []engine.Command, at time.Time) ([]*kgo.Record, error) {
+	if len(cmds) == 0 {
+		return out, nil
+	}
+	buf := bufs.Get().(*[]byte)
+	defer bufs.Put(buf)
+	var endsBuf [16]int
+	b, ends, err := engine.AppendPlanJSON((*buf)[:0], endsBuf[:0], cmds)
+	*buf = b
+	if err != nil {
+		c := &cmds[len(ends)]
+		return out, fmt.Errorf("events: encode %s %s: %w", c.Kind, c.ID, err)
+	}
+	data := clone(b)
+	start := 0
+	for i := range cmds {
+		r, err := e.command(&cmds[i], at, data[start:ends[i]:ends[i]])
+		if err != nil {
+			return out, err
+		}
+		out = append(out, r)
+		start = ends[i]
+	}
+	return out, nil
+}
+
+// clone copies b exactly (make and copy: the runtime skips clearing it);
+// growing a fresh slice to a command's size takes several allocations.
+func clone(b []byte) []byte {
+	c := make([]byte, len(b))
+	copy(c, b)
+	return c
+}
+
+// command returns the record of cmd with its JSON data.
+func (e Encoder) command(cmd *engine.Command, at time.Time, data []byte) (*kgo.Record, error) {
+	if !e.Structured && plain(cmd.Tenant) && plain(cmd.Kind) && plain(cmd.ID) && cmd.Subject != "" && strings.TrimSpace(cmd.Subject) == cmd.Subject {
+		return &kgo.Record{Topic: e.Topic, Key: Key(cmd.Tenant, cmd.ClusterID), Value: data, Headers: commandHeaders(cmd, at)}, nil
+	}
 	return e.record(cmd.Tenant, cmd.ClusterID, cmd.ID, cmd.Type(), cmd.Subject, SchemaURL(cmd.Kind), at, data)
+}
+
+// bufs holds encoding buffers, grown to the size of the largest commands.
+var bufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// plain reports whether s is non-empty and made of URL-unreserved
+// characters only: it survives the SDK's trimming, URL parsing and
+// re-serialisation of the id, source, type and dataschema unchanged, so
+// commandHeaders writes what BinaryHeaders would.
+func plain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// commandHeaders writes the binary-mode headers of a command whose
+// attributes are plain and whose subject is trimmed and non-empty, without
+// the SDK's event: those attributes are always valid, and building the
+// event (two URL parses and its validation) cost more than the headers.
+// The values share one allocation.
+func commandHeaders(cmd *engine.Command, at time.Time) []kgo.RecordHeader {
+	v := make([]byte, 0, 160+2*len(cmd.Kind)+len(cmd.ID)+len(cmd.Tenant)+len(cmd.Subject))
+	hs := make([]kgo.RecordHeader, 0, 8)
+	add := func(k string, start int) {
+		hs = append(hs, kgo.RecordHeader{Key: k, Value: v[start:len(v):len(v)]})
+	}
+	n := len(v)
+	v = append(v, SpecVersion...)
+	add(HeaderPrefix+"specversion", n)
+	n = len(v)
+	v = append(v, cmd.ID...)
+	add(HeaderPrefix+"id", n)
+	n = len(v)
+	v = append(append(v, "leadconv/"...), cmd.Tenant...)
+	add(HeaderPrefix+"source", n)
+	n = len(v)
+	v = append(append(append(v, "io.leadconv."...), cmd.Kind...), ".v1"...)
+	add(HeaderPrefix+"type", n)
+	n = len(v)
+	v = append(v, cmd.Subject...)
+	add(HeaderPrefix+"subject", n)
+	if !at.IsZero() {
+		n = len(v)
+		v = at.UTC().AppendFormat(v, time.RFC3339Nano)
+		add(HeaderPrefix+"time", n)
+	}
+	n = len(v)
+	v = append(append(append(v, "https://leadconv.io/schemas/"...), cmd.Kind...), ".v1.json"...)
+	add(HeaderPrefix+"dataschema", n)
+	n = len(v)
+	v = append(v, ContentJSON...)
+	add(HeaderContentType, n)
+	return hs
 }
 
 func (e Encoder) record(tenant, cluster, id, typ, subject, schema string, at time.Time, data []byte) (*kgo.Record, error) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -177,5 +178,92 @@ func TestPayload(t *testing.T) {
 				t.Fatalf("error %v, want code %s", err, tc.code)
 			}
 		})
+	}
+}
+
+// Command writes the same records as the SDK-built event with
+// encoding/json's data, for generated plans and for attributes the SDK
+// trims, escapes or refuses.
+func TestCommandMatchesSDK(t *testing.T) {
+	cmds := generatedCommands(t)
+	for _, tenant := range []string{"acme", "", "é", "a%41", "a%zz", "a?b", "a#b", "a/b", "a:b", "a b"} {
+		for _, kind := range []string{engine.KindReviewRequested, "", " x", "a/b"} {
+			for _, id := range []string{"0123abc", "", " x ", "x~y"} {
+				for _, subject := range []string{"L1", "", " ", " s ", "s\u00a0", "a,b"} {
+					c := command()
+					c.Tenant, c.Kind, c.ID, c.Subject = tenant, kind, id, subject
+					cmds = append(cmds, c)
+				}
+			}
+		}
+	}
+	for _, structured := range []bool{false, true} {
+		enc := events.Encoder{Topic: "cmds", Structured: structured}
+		for _, at := range []time.Time{modified, {}, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} {
+			for _, c := range cmds {
+				got, err := enc.Command(c, at)
+				want, werr := enc.CommandViaSDK(c, at)
+				if (err == nil) != (werr == nil) {
+					t.Fatalf("%+v: error %v, via the SDK %v", c, err, werr)
+				}
+				if err != nil {
+					continue
+				}
+				if got.Topic != want.Topic || !bytes.Equal(got.Key, want.Key) || !bytes.Equal(got.Value, want.Value) {
+					t.Fatalf("%+v: record\n%s %s %s\nvia the SDK\n%s %s %s", c, got.Topic, got.Key, got.Value, want.Topic, want.Key, want.Value)
+				}
+				if len(got.Headers) != len(want.Headers) {
+					t.Fatalf("%+v: headers %v, via the SDK %v", c, got.Headers, want.Headers)
+				}
+				for i, h := range got.Headers {
+					if h.Key != want.Headers[i].Key || !bytes.Equal(h.Value, want.Headers[i].Value) {
+						t.Fatalf("%+v: header %s=%s, via the SDK %s=%s", c, h.Key, h.Value, want.Headers[i].Key, want.Headers[i].Value)
+					}
+				}
+			}
+		}
+	}
+}
+
+// Commands writes each command of a plan as Command does.
+func TestCommandsMatchCommand(t *testing.T) {
+	plans := generatedPlans(t)
+	several := 0
+	for _, structured := range []bool{false, true} {
+		enc := events.Encoder{Topic: "cmds", Structured: structured}
+		for _, p := range plans {
+			if len(p) > 1 {
+				several++
+			}
+			prev := &kgo.Record{}
+			got, err := enc.Commands([]*kgo.Record{prev}, p, modified)
+			if err != nil || len(got) != len(p)+1 || got[0] != prev {
+				t.Fatalf("%d records, error %v", len(got), err)
+			}
+			for i, c := range p {
+				want, err := enc.CommandViaSDK(c, modified)
+				if err != nil {
+					t.Fatal(err)
+				}
+				r := got[i+1]
+				if !bytes.Equal(r.Value, want.Value) || !bytes.Equal(r.Key, want.Key) || len(r.Headers) != len(want.Headers) {
+					t.Fatalf("command %d of %s: %s\nvia the SDK %s", i, c.ClusterID, r.Value, want.Value)
+				}
+				for j, h := range r.Headers {
+					if h.Key != want.Headers[j].Key || !bytes.Equal(h.Value, want.Headers[j].Value) {
+						t.Fatalf("command %d of %s: header %s=%s, via the SDK %s=%s", i, c.ClusterID, h.Key, h.Value, want.Headers[j].Key, want.Headers[j].Value)
+					}
+				}
+			}
+		}
+	}
+	if several < 20 {
+		t.Fatalf("only %d plans of several commands", several)
+	}
+	bad := command()
+	bad.Kind, bad.ID = engine.KindLeadConvert, "cmd-2"
+	bad.Data = &engine.LeadConvert{Fields: record.Fields{"X": math.NaN()}}
+	if _, err := (events.Encoder{}).Commands(nil, []engine.Command{command(), bad}, modified); err == nil || err.Error() != "events: encode lead.convert cmd-2: json: unsupported value: NaN" {
+		t.Fatalf("error %v", err)
 	}
 }

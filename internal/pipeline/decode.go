@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -51,105 +51,185 @@ func ErrorCode(err error) (string, bool) {
 	return "", false
 }
 
-// dateTime is the pattern of schemas/common.v1.json#/$defs/dateTime.
-var dateTime = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$`)
-
 // DecodeEvent is the built-in decoder of the record event JSON. It accepts
 // exactly what schemas/record-event.v1.json accepts (a test holds it to
-// schemas.DecodeEvent) with a third of a generic validator's allocations
-// (BenchmarkDecodeEvent): keys are matched exactly, not case-insensitively
-// as encoding/json does. Numbers in fields decode as json.Number.
+// schemas.DecodeEvent) and decodes as encoding/json would, in one pass that
+// checks the syntax and a second that reads the members, without
+// reflection: keys are matched exactly, not case-insensitively as
+// encoding/json does. Numbers in fields decode as json.Number. The strings
+// of one event (tenant, id, field names and values) share one allocation,
+// about the payload's size: the record is kept whole or not at all.
 func DecodeEvent(b []byte, maxBytes int) (record.Event, error) {
 	var ev record.Event
 	if maxBytes > 0 && len(b) > maxBytes {
 		return ev, &DecodeError{CodeOversize, fmt.Sprintf("%d bytes over the limit of %d", len(b), maxBytes)}
 	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(b, &top); err != nil || top == nil {
-		// Unmarshal checks the whole document before it decodes anything.
-		if _, ok := errors.AsType[*json.SyntaxError](err); ok {
-			return ev, &DecodeError{CodeNotJSON, "value is not a single JSON document"}
-		}
-		return ev, violation("/", "type")
+	var raw [numKeys][]byte
+	unknown, err := topMembers(b, &raw)
+	if err != nil {
+		return ev, err
 	}
-	has := func(k string) bool { _, ok := top[k]; return ok }
-	known := 0
+	var d decoder
+	d.sb.Grow(len(b))
+	has := func(k int) bool { return raw[k] != nil }
 	// A fixed order makes the code of a record with several faults
 	// deterministic: an unknown object or op names the fault most precisely.
-	for _, k := range eventKeys {
-		v, ok := top[k]
-		if !ok {
+	for k, v := range raw {
+		if v == nil {
 			continue
 		}
-		known++
 		var err error
 		switch k {
-		case "object":
+		case keyObject:
 			var s string
-			s, err = text(v, k, 0, false)
+			s, err = d.text(v, eventKeys[k], 0, false)
 			ev.Object = record.Object(s)
 			if err == nil && !ev.Object.Valid() {
 				err = &DecodeError{CodeUnknownObject, "/object: enum"}
 			}
-		case "op":
+		case keyOp:
 			var s string
-			s, err = text(v, k, 0, false)
+			s, err = d.text(v, eventKeys[k], 0, false)
 			ev.Op = record.Op(s)
 			if err == nil && !ev.Op.Valid() {
 				err = &DecodeError{CodeUnknownOp, "/op: enum"}
 			}
-		case "tenant":
-			ev.Tenant, err = text(v, k, 128, true)
-		case "id":
-			ev.ID, err = text(v, k, 256, true)
-		case "created_at":
-			ev.CreatedAt, err = timestamp(v, k)
-		case "modified_at":
-			ev.ModifiedAt, err = timestamp(v, k)
-		case "related_count":
+		case keyTenant:
+			ev.Tenant, err = d.text(v, eventKeys[k], 128, true)
+		case keyID:
+			ev.ID, err = d.text(v, eventKeys[k], 256, true)
+		case keyCreatedAt:
+			ev.CreatedAt, err = timestamp(v, eventKeys[k])
+		case keyModifiedAt:
+			ev.ModifiedAt, err = timestamp(v, eventKeys[k])
+		case keyRelatedCount:
 			ev.RelatedCount, err = count(v)
-		case "fields":
-			ev.Fields, err = fields(v)
-		case "other":
-			ev.Other, err = other(v)
+		case keyFields:
+			ev.Fields, err = d.fields(v)
+		case keyOther:
+			ev.Other, err = d.other(v)
 		}
 		if err != nil {
 			return record.Event{}, err
 		}
 	}
-	if known < len(top) {
+	if unknown {
 		return record.Event{}, violation("/", "additionalProperties")
 	}
 	pair := ev.Op == record.OpNotDuplicate || ev.Op == record.OpClearNotDuplicate
 	switch {
-	case !has("tenant") || !has("object") || !has("id") || !has("op"):
+	case !has(keyTenant) || !has(keyObject) || !has(keyID) || !has(keyOp):
 		return record.Event{}, violation("/", "required")
-	case ev.Op == record.OpUpsert && (!has("created_at") || !has("modified_at")),
-		ev.Op == record.OpPatch && !has("modified_at"),
-		pair && !has("other"):
+	case ev.Op == record.OpUpsert && (!has(keyCreatedAt) || !has(keyModifiedAt)),
+		ev.Op == record.OpPatch && !has(keyModifiedAt),
+		pair && !has(keyOther):
 		return record.Event{}, violation("/", "required")
 	case pair && ev.Object == record.Account:
 		return record.Event{}, violation("/object", "enum")
-	case !pair && has("other"):
+	case !pair && has(keyOther):
 		return record.Event{}, violation("/", "not")
 	}
 	return ev, nil
 }
 
-var eventKeys = []string{"object", "op", "tenant", "id", "created_at", "modified_at", "related_count", "fields", "other"}
+// The members of a record event, in the order DecodeEvent reads them.
+const (
+	keyObject = iota
+	keyOp
+	keyTenant
+	keyID
+	keyCreatedAt
+	keyModifiedAt
+	keyRelatedCount
+	keyFields
+	keyOther
+	numKeys
+)
+
+var eventKeys = [numKeys]string{"object", "op", "tenant", "id", "created_at", "modified_at", "related_count", "fields", "other"}
 
 func violation(at, keyword string) error {
 	return &DecodeError{CodeSchemaViolation, at + ": " + keyword}
 }
 
+var errNotJSON = &DecodeError{CodeNotJSON, "value is not a single JSON document"}
+
+// topMembers checks that b is one JSON document, as encoding/json does
+// before it decodes anything, and that it is an object; it sets raw to the
+// raw value of each known member (the last one of a repeated key, as
+// encoding/json keeps it) and reports whether there are others.
+func topMembers(b []byte, raw *[numKeys][]byte) (unknown bool, err error) {
+	i := skipSpace(b, 0)
+	if i == len(b) || b[i] != '{' {
+		if end := skipValue(b, i, 0); end < 0 || skipSpace(b, end) != len(b) {
+			return false, errNotJSON
+		}
+		return false, violation("/", "type")
+	}
+	end := eachMember(b, i, 1, func(key []byte, esc bool, v []byte) {
+		if k := keyIndex(key, esc); k >= 0 {
+			raw[k] = v
+		} else {
+			unknown = true
+		}
+	})
+	if end < 0 || skipSpace(b, end) != len(b) {
+		return false, errNotJSON
+	}
+	return unknown, nil
+}
+
+// keyIndex returns the index of a top-level key in eventKeys, -1 for an
+// unknown one. key is the raw text between the quotes.
+func keyIndex(key []byte, esc bool) int {
+	s := string(key)
+	if esc || !utf8.Valid(key) {
+		s = unquote(key)
+	}
+	for k, name := range eventKeys {
+		if s == name {
+			return k
+		}
+	}
+	return -1
+}
+
+// unquote decodes the raw text of a valid JSON string that has escapes or
+// invalid UTF-8, exactly as encoding/json does.
+func unquote(raw []byte) string {
+	q := make([]byte, 0, len(raw)+2)
+	q = append(append(append(q, '"'), raw...), '"')
+	var s string
+	if err := json.Unmarshal(q, &s); err != nil {
+		panic("pipeline: unquote of a checked string: " + err.Error())
+	}
+	return s
+}
+
+// decoder holds the strings of one event.
+type decoder struct {
+	sb strings.Builder
+}
+
+// str returns the string whose raw text (between the quotes) is raw, a
+// slice of the event's shared string when raw needs no unescaping.
+func (d *decoder) str(raw []byte) string {
+	if bytes.IndexByte(raw, '\\') >= 0 || !utf8.Valid(raw) {
+		return unquote(raw)
+	}
+	n := d.sb.Len()
+	d.sb.Write(raw)
+	return d.sb.String()[n:]
+}
+
 // text decodes a string member. max > 0 bounds its length in characters;
 // ident also requires it non-empty without control characters or
 // whitespace (and, for the tenant, braces: it becomes a Redis hash tag).
-func text(v json.RawMessage, key string, max int, ident bool) (string, error) {
-	var s string
-	if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, &s) != nil {
+func (d *decoder) text(v []byte, key string, max int, ident bool) (string, error) {
+	if v[0] != '"' {
 		return "", violation("/"+key, "type")
 	}
+	s := d.str(v[1 : len(v)-1])
 	if !ident {
 		return s, nil
 	}
@@ -164,32 +244,132 @@ func text(v json.RawMessage, key string, max int, ident bool) (string, error) {
 	return s, nil
 }
 
-func timestamp(v json.RawMessage, key string) (time.Time, error) {
-	s, err := text(v, key, 0, false)
-	if err != nil {
-		return time.Time{}, err
+func timestamp(v []byte, key string) (time.Time, error) {
+	if v[0] != '"' {
+		return time.Time{}, violation("/"+key, "type")
 	}
-	if !dateTime.MatchString(s) {
+	s := v[1 : len(v)-1]
+	if bytes.IndexByte(s, '\\') >= 0 || !utf8.Valid(s) {
+		s = []byte(unquote(s))
+	}
+	if !dateTimeShape(s) {
 		return time.Time{}, violation("/"+key, "pattern")
 	}
-	t, err := time.Parse(time.RFC3339Nano, s)
+	if t, ok := parseUTC(s); ok {
+		return t, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(s))
 	if err != nil {
 		return time.Time{}, violation("/"+key, "format")
 	}
 	return t, nil
 }
 
-// count decodes related_count, an integer in 0..2^31-1 written as one:
-// like schemas.DecodeEvent, and unlike the schema alone, it refuses 1.0.
+// dateTimeShape matches the pattern of schemas/common.v1.json#/$defs/dateTime,
+// ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$,
+// without a regular expression.
+func dateTimeShape(s []byte) bool {
+	const shape = "dddd-dd-ddTdd:dd:5d"
+	if len(s) < len(shape)+1 {
+		return false
+	}
+	for i := range len(shape) {
+		switch c := s[i]; shape[i] {
+		case 'd':
+			if !isDigit(c) {
+				return false
+			}
+		case '5':
+			if c < '0' || c > '5' {
+				return false
+			}
+		default:
+			if c != shape[i] {
+				return false
+			}
+		}
+	}
+	s = s[len(shape):]
+	if s[0] == '.' {
+		n := 1
+		for n < len(s) && isDigit(s[n]) {
+			n++
+		}
+		if n == 1 || n > 10 {
+			return false
+		}
+		s = s[n:]
+	}
+	switch {
+	case len(s) == 1:
+		return s[0] == 'Z'
+	case len(s) == 6:
+		return (s[0] == '+' || s[0] == '-') && isDigit(s[1]) && isDigit(s[2]) && s[3] == ':' && isDigit(s[4]) && isDigit(s[5])
+	}
+	return false
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// parseUTC reads a date-time of dateTimeShape that ends in Z and whose
+// fields are in range, as time.Parse does; anything else is left to
+// time.Parse (an offset can take the local zone, a field out of range is
+// its error).
+func parseUTC(s []byte) (time.Time, bool) {
+	if s[len(s)-1] != 'Z' {
+		return time.Time{}, false
+	}
+	num := func(i, n int) int {
+		v := 0
+		for _, c := range s[i : i+n] {
+			v = v*10 + int(c-'0')
+		}
+		return v
+	}
+	year, month, day := num(0, 4), num(5, 2), num(8, 2)
+	hour, minute, sec := num(11, 2), num(14, 2), num(17, 2)
+	nsec := 0
+	if frac := s[19 : len(s)-1]; len(frac) > 0 {
+		nsec = num(20, len(frac)-1)
+		for range 10 - len(frac) {
+			nsec *= 10
+		}
+	}
+	if month < 1 || month > 12 || day < 1 || day > daysIn(month, year) || hour > 23 || minute > 59 {
+		return time.Time{}, false
+	}
+	return time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC), true
+}
+
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
+
 // count decodes related_count: a JSON Schema integer, so any number with a
 // zero fraction (1.0 and 1e2 too).
-func count(v json.RawMessage) (int, error) {
-	if len(v) == 0 || (v[0] != '-' && (v[0] < '0' || v[0] > '9')) {
+func count(v []byte) (int, error) {
+	if v[0] != '-' && !isDigit(v[0]) {
 		return 0, violation("/related_count", "type")
 	}
-	n, ok := schemas.Integer(json.Number(v))
-	if !ok {
-		return 0, violation("/related_count", "type")
+	var n int64
+	if plainCount(v) {
+		for _, c := range v {
+			n = n*10 + int64(c-'0')
+		}
+	} else {
+		var ok bool
+		if n, ok = schemas.Integer(json.Number(v)); !ok {
+			return 0, violation("/related_count", "type")
+		}
 	}
 	if n < 0 || n > 2147483647 {
 		return 0, violation("/related_count", "range")
@@ -197,26 +377,61 @@ func count(v json.RawMessage) (int, error) {
 	return int(n), nil
 }
 
+// plainCount reports whether v is at most ten digits: an int64 as it is.
+func plainCount(v []byte) bool {
+	if len(v) > 10 {
+		return false
+	}
+	for _, c := range v {
+		if !isDigit(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// nested marks a field value that is an object or an array: encoding/json
+// keeps the last of a repeated name, so whether the field is refused is
+// known once every member was read.
+type nested struct{}
+
 // fields decodes the field map: null (no fields, as Go encodes a nil map)
 // or an object of non-empty names whose values are strings, numbers (as
 // json.Number), booleans or null.
-func fields(v json.RawMessage) (record.Fields, error) {
+func (d *decoder) fields(v []byte) (record.Fields, error) {
 	if string(v) == "null" {
 		return nil, nil
 	}
-	if len(v) == 0 || v[0] != '{' {
+	if v[0] != '{' {
 		return nil, violation("/fields", "type")
 	}
-	d := json.NewDecoder(bytes.NewReader(v))
-	d.UseNumber()
-	var f record.Fields
-	if err := d.Decode(&f); err != nil {
-		return nil, violation("/fields", "type")
+	type member struct{ key, value []byte }
+	var stack [32]member
+	ms := stack[:0]
+	eachMember(v, 0, 1, func(key []byte, _ bool, value []byte) {
+		ms = append(ms, member{key, value})
+	})
+	f := make(record.Fields, len(ms))
+	for _, m := range ms {
+		var x any
+		switch m.value[0] {
+		case '"':
+			x = d.str(m.value[1 : len(m.value)-1])
+		case 't':
+			x = true
+		case 'f':
+			x = false
+		case 'n':
+			x = nil
+		case '{', '[':
+			x = nested{}
+		default:
+			x = json.Number(d.str(m.value))
+		}
+		f[d.str(m.key)] = x
 	}
 	for k, x := range f {
-		switch x.(type) {
-		case string, json.Number, bool, nil:
-		default:
+		if _, ok := x.(nested); ok {
 			return nil, violation("/fields/"+k, "type")
 		}
 		if k == "" {
@@ -228,38 +443,220 @@ func fields(v json.RawMessage) (record.Fields, error) {
 
 // other decodes the second record of a reviewed pair: exactly an object
 // (lead or contact) and an id.
-func other(v json.RawMessage) (*record.Ref, error) {
-	var m map[string]json.RawMessage
-	if len(v) == 0 || v[0] != '{' || json.Unmarshal(v, &m) != nil {
+func (d *decoder) other(v []byte) (*record.Ref, error) {
+	if v[0] != '{' {
 		return nil, violation("/other", "type")
 	}
-	ref := &record.Ref{}
-	for k, x := range m {
-		switch k {
-		case "object":
-			s, err := text(x, "other/object", 0, false)
-			if err != nil {
-				return nil, err
-			}
-			ref.Object = record.Object(s)
-			if ref.Object != record.Lead && ref.Object != record.Contact {
-				return nil, violation("/other/object", "enum")
-			}
-		case "id":
-			s, err := text(x, "other/id", 256, true)
-			if err != nil {
-				return nil, err
-			}
-			ref.ID = s
-		default:
-			return nil, violation("/other", "additionalProperties")
+	var obj, id []byte
+	unknown := false
+	eachMember(v, 0, 1, func(key []byte, esc bool, value []byte) {
+		s := string(key)
+		if esc || !utf8.Valid(key) {
+			s = unquote(key)
 		}
+		switch s {
+		case "object":
+			obj = value
+		case "id":
+			id = value
+		default:
+			unknown = true
+		}
+	})
+	if unknown {
+		return nil, violation("/other", "additionalProperties")
 	}
-	if _, ok := m["object"]; !ok {
+	if obj == nil || id == nil {
 		return nil, violation("/other", "required")
 	}
-	if _, ok := m["id"]; !ok {
-		return nil, violation("/other", "required")
+	ref := &record.Ref{}
+	s, err := d.text(obj, "other/object", 0, false)
+	if err != nil {
+		return nil, err
+	}
+	ref.Object = record.Object(s)
+	if ref.Object != record.Lead && ref.Object != record.Contact {
+		return nil, violation("/other/object", "enum")
+	}
+	if ref.ID, err = d.text(id, "other/id", 256, true); err != nil {
+		return nil, err
 	}
 	return ref, nil
+}
+
+// maxDepth is encoding/json's nesting limit: a deeper document is not
+// JSON to it.
+const maxDepth = 10000
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// eachMember walks the object at b[i] (at nesting depth depth), calling fn
+// with each member's raw key (between the quotes; esc when it has escapes)
+// and raw value, and returns the index after the object, or -1 when it is
+// not valid JSON.
+func eachMember(b []byte, i, depth int, fn func(key []byte, esc bool, value []byte)) int {
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return i + 1
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return -1
+		}
+		kStart := i
+		kEnd, esc := skipString(b, i)
+		if kEnd < 0 {
+			return -1
+		}
+		if i = skipSpace(b, kEnd); i >= len(b) || b[i] != ':' {
+			return -1
+		}
+		vStart := skipSpace(b, i+1)
+		vEnd := skipValue(b, vStart, depth)
+		if vEnd < 0 {
+			return -1
+		}
+		if fn != nil {
+			fn(b[kStart+1:kEnd-1], esc, b[vStart:vEnd])
+		}
+		i = skipSpace(b, vEnd)
+		if i < len(b) && b[i] == ',' {
+			i = skipSpace(b, i+1)
+			continue
+		}
+		if i < len(b) && b[i] == '}' {
+			return i + 1
+		}
+		return -1
+	}
+}
+
+// skipValue returns the index after the JSON value at b[i], at nesting
+// depth depth, or -1 when there is none.
+func skipValue(b []byte, i, depth int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch c := b[i]; c {
+	case '"':
+		end, _ := skipString(b, i)
+		return end
+	case '{':
+		if depth++; depth > maxDepth {
+			return -1
+		}
+		return eachMember(b, i, depth, nil)
+	case '[':
+		if depth++; depth > maxDepth {
+			return -1
+		}
+		if i = skipSpace(b, i+1); i < len(b) && b[i] == ']' {
+			return i + 1
+		}
+		for {
+			if i = skipValue(b, i, depth); i < 0 {
+				return -1
+			}
+			i = skipSpace(b, i)
+			if i < len(b) && b[i] == ',' {
+				i = skipSpace(b, i+1)
+				continue
+			}
+			if i < len(b) && b[i] == ']' {
+				return i + 1
+			}
+			return -1
+		}
+	case 't':
+		return literal(b, i, "true")
+	case 'f':
+		return literal(b, i, "false")
+	case 'n':
+		return literal(b, i, "null")
+	}
+	return skipNumber(b, i)
+}
+
+func literal(b []byte, i int, lit string) int {
+	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
+		return -1
+	}
+	return i + len(lit)
+}
+
+// skipString returns the index after the string at b[i] (a quote), or -1,
+// and whether it has escapes. Like encoding/json it takes any byte but
+// control characters, valid UTF-8 or not.
+func skipString(b []byte, i int) (end int, esc bool) {
+	for i++; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1, esc
+		case c < ' ':
+			return -1, esc
+		case c == '\\':
+			esc = true
+			if i++; i >= len(b) {
+				return -1, esc
+			}
+			switch b[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if len(b)-i < 5 {
+					return -1, esc
+				}
+				for _, h := range b[i+1 : i+5] {
+					if !isDigit(h) && (h|0x20 < 'a' || h|0x20 > 'f') {
+						return -1, esc
+					}
+				}
+				i += 4
+			default:
+				return -1, esc
+			}
+		}
+	}
+	return -1, esc
+}
+
+// skipNumber returns the index after the number at b[i], or -1.
+func skipNumber(b []byte, i int) int {
+	digits := func(i int) int {
+		for i < len(b) && isDigit(b[i]) {
+			i++
+		}
+		return i
+	}
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && isDigit(b[i]):
+		i = digits(i)
+	default:
+		return -1
+	}
+	if i < len(b) && b[i] == '.' {
+		if i++; i >= len(b) || !isDigit(b[i]) {
+			return -1
+		}
+		i = digits(i)
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		if i++; i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i >= len(b) || !isDigit(b[i]) {
+			return -1
+		}
+		i = digits(i)
+	}
+	return i
 }

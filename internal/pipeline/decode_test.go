@@ -12,7 +12,7 @@ import (
 	"github.com/leadconv/leadconv/schemas"
 )
 
-const decodeLimit = 4 << 10
+const decodeLimit = 32 << 10
 
 // decodeCases are record event payloads with the code DecodeEvent gives
 // them ("" = accepted).
@@ -62,6 +62,37 @@ var decodeCases = []struct {
 	{"empty field name", `{"tenant":"acme","object":"lead","id":"L1","op":"patch","modified_at":"2026-01-02T03:04:05Z","fields":{"":1}}`, pipeline.CodeSchemaViolation},
 	{"fields null", `{"tenant":"acme","object":"lead","id":"L1","op":"delete","fields":null}`, ""},
 	{"oversize", `{"tenant":"acme","object":"lead","id":"L1","op":"delete","fields":{"Notes":"` + strings.Repeat("x", decodeLimit) + `"}}`, pipeline.CodeOversize},
+	{"escaped keys and values", `{"\u0074enant":"ac\u006de","object":"l\u0065ad","id":"L\/1","op":"upsert","created_at":"2026-01-02T03:04:05Z","modified_at":"2026-01-02T03:04:05Z","fields":{"E\u006dail":"a\"b\\c\n","\ud83d\ude00":"\ud800"}}`, ""},
+	{"escaped unknown key", `{"tenant":"acme","object":"lead","id":"L1","op":"delete","\u0074enants":1}`, pipeline.CodeSchemaViolation},
+	{"invalid UTF-8", "{\"tenant\":\"acme\",\"object\":\"lead\",\"id\":\"L\xff1\",\"op\":\"delete\",\"fields\":{\"N\xc3\":\"\xe2\x82\"}}", ""},
+	{"invalid UTF-8 key", "{\"tenant\xff\":\"acme\",\"object\":\"lead\",\"id\":\"L1\",\"op\":\"delete\"}", pipeline.CodeSchemaViolation},
+	{"repeated keys, the last counts", `{"tenant":"a{b}","tenant":"acme","object":"deal","object":"lead","id":"L1","op":"delete","fields":{"X":{"y":1},"X":"z"}}`, ""},
+	{"repeated field, nested last", `{"tenant":"acme","object":"lead","id":"L1","op":"delete","fields":{"X":"z","X":[1]}}`, pipeline.CodeSchemaViolation},
+	{"repeated other", `{"tenant":"acme","object":"lead","id":"L1","op":"not_duplicate","other":{"object":"account","id":"C1","object":"contact"}}`, ""},
+	{"other without id", `{"tenant":"acme","object":"lead","id":"L1","op":"not_duplicate","other":{"object":"contact"}}`, pipeline.CodeSchemaViolation},
+	{"other not an object", `{"tenant":"acme","object":"lead","id":"L1","op":"not_duplicate","other":["contact","C1"]}`, pipeline.CodeSchemaViolation},
+	{"whitespace", " \t\r\n{ \"tenant\" : \"acme\" ,\n\"object\":\"lead\",\"id\":\"L1\",\"op\":\"delete\",\"fields\":{ } } \n", ""},
+	{"numbers", `{"tenant":"acme","object":"lead","id":"L1","op":"delete","related_count":0,"fields":{"a":-0,"b":1E+2,"c":0.5e-3,"d":12345678901234567890,"e":-1.0}}`, ""},
+	{"related count of ten digits", `{"tenant":"acme","object":"lead","id":"L1","op":"delete","related_count":2147483648}`, pipeline.CodeSchemaViolation},
+	{"related count of eleven digits", `{"tenant":"acme","object":"lead","id":"L1","op":"delete","related_count":21474836470}`, pipeline.CodeSchemaViolation},
+	{"related count 2^31-1", `{"tenant":"acme","object":"lead","id":"L1","op":"delete","related_count":2147483647}`, ""},
+	{"related count -0", `{"tenant":"acme","object":"lead","id":"L1","op":"delete","related_count":-0}`, ""},
+	{"leading zero", `{"tenant":"acme","object":"lead","id":"L1","op":"delete","fields":{"a":01}}`, pipeline.CodeNotJSON},
+	{"bad escape", `{"tenant":"acme","object":"lead","id":"L1","op":"delete","fields":{"a":"\x"}}`, pipeline.CodeNotJSON},
+	{"short unicode escape", `{"tenant":"acme","object":"lead","id":"L1","op":"delete","fields":{"a":"\u12"}}`, pipeline.CodeNotJSON},
+	{"control character", "{\"tenant\":\"acme\",\"object\":\"lead\",\"id\":\"L1\",\"op\":\"delete\",\"fields\":{\"a\":\"\t\"}}", pipeline.CodeNotJSON},
+	{"trailing comma", `{"tenant":"acme","object":"lead","id":"L1","op":"delete",}`, pipeline.CodeNotJSON},
+	{"bad literal", `{"tenant":"acme","object":"lead","id":"L1","op":"delete","fields":{"a":tru}}`, pipeline.CodeNotJSON},
+	{"syntax error after an unknown object", `{"object":"deal","tenant":"acme","id":"L1","op":"delete","fields":{"a":-}}`, pipeline.CodeNotJSON},
+	{"empty", ``, pipeline.CodeNotJSON},
+	{"string", `"x"`, pipeline.CodeSchemaViolation},
+	{"nested unknown member", `{"tenant":"acme","object":"lead","id":"L1","op":"delete","x":{"a":[{"b":[]}]}}`, pipeline.CodeSchemaViolation},
+	{"deepest nesting", `{"tenant":"acme","object":"lead","id":"L1","op":"delete","fields":{"a":` + strings.Repeat("[", 9998) + strings.Repeat("]", 9998) + `}}`, pipeline.CodeSchemaViolation},
+	{"nesting too deep", `{"tenant":"acme","object":"lead","id":"L1","op":"delete","fields":{"a":` + strings.Repeat("[", 9999) + strings.Repeat("]", 9999) + `}}`, pipeline.CodeNotJSON},
+	{"offset time", `{"tenant":"acme","object":"lead","id":"L1","op":"patch","modified_at":"2026-01-02T03:04:05.123456789-13:30"}`, ""},
+	{"leap day", `{"tenant":"acme","object":"lead","id":"L1","op":"patch","modified_at":"2024-02-29T23:59:59Z"}`, ""},
+	{"no leap day", `{"tenant":"acme","object":"lead","id":"L1","op":"patch","modified_at":"2100-02-29T00:00:00Z"}`, pipeline.CodeSchemaViolation},
+	{"ten fraction digits", `{"tenant":"acme","object":"lead","id":"L1","op":"patch","modified_at":"2026-01-02T03:04:05.1234567890Z"}`, pipeline.CodeSchemaViolation},
 }
 
 func TestDecodeEvent(t *testing.T) {

@@ -198,6 +198,8 @@ func (h *Handler) plan(ctx context.Context, ins []input, changes []matcher.Chang
 	}
 	tenants := map[string]*config.Tenant{}
 	values := map[string][]string{}
+	// Each cluster is prepared once for its account lookup and its plan.
+	preps := make([]*engine.Prepared, len(changes))
 	want := make([][]string, len(changes))
 	for i, c := range changes {
 		t := tenants[c.Tenant]
@@ -211,7 +213,8 @@ func (h *Handler) plan(ctx context.Context, ins []input, changes []matcher.Chang
 		if c.Removed {
 			continue
 		}
-		want[i] = engine.AccountValues(t.Engine, c.Members)
+		preps[i] = engine.Prepare(t.Engine, engine.Cluster{Tenant: c.Tenant, ID: c.ClusterID, Version: c.Version, Records: c.Members})
+		want[i] = preps[i].AccountValues()
 		values[c.Tenant] = append(values[c.Tenant], want[i]...)
 	}
 	// One account lookup per tenant and batch.
@@ -250,15 +253,11 @@ func (h *Handler) plan(ctx context.Context, ins []input, changes []matcher.Chang
 				}
 			}
 		}
-		res := engine.Plan(tenants[c.Tenant].Engine, engine.Cluster{
-			Tenant: c.Tenant, ID: c.ClusterID, Version: c.Version, Records: c.Members, Accounts: acc,
-		})
+		res := preps[i].Plan(acc)
+		if out, err = h.commands.Commands(out, res.Commands, at); err != nil {
+			return nil, nil, err
+		}
 		for _, cmd := range res.Commands {
-			r, err := h.commands.Command(cmd, at)
-			if err != nil {
-				return nil, nil, err
-			}
-			out = append(out, r)
 			types = append(types, cmd.Type())
 		}
 	}
