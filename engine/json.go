@@ -2,12 +2,9 @@ package engine
 
 import (
 	"encoding/json"
-	"math"
 	"reflect"
-	"slices"
 	"strconv"
 	"time"
-	"unicode/utf8"
 	"unsafe"
 
 	"github.com/leadconv/leadconv/record"
@@ -69,19 +66,19 @@ func (sh *shared) appendJSON(b []byte, c *Command) ([]byte, error) {
 
 func (sh *shared) appendCommand(b []byte, c *Command) ([]byte, bool) {
 	b = append(b, `{"kind":`...)
-	b = appendString(b, c.Kind)
+	b = record.AppendJSONString(b, c.Kind)
 	b = append(b, `,"command_id":`...)
-	b = appendString(b, c.ID)
+	b = record.AppendJSONString(b, c.ID)
 	b = append(b, `,"tenant":`...)
-	b = appendString(b, c.Tenant)
+	b = record.AppendJSONString(b, c.Tenant)
 	b = append(b, `,"cluster_id":`...)
-	b = appendString(b, c.ClusterID)
+	b = record.AppendJSONString(b, c.ClusterID)
 	b = append(b, `,"cluster_version":`...)
 	b = strconv.AppendInt(b, c.ClusterVersion, 10)
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendInt(b, int64(c.Seq), 10)
 	b = append(b, `,"subject":`...)
-	b = appendString(b, c.Subject)
+	b = record.AppendJSONString(b, c.Subject)
 	b = append(b, `,"data":`...)
 	ok := true
 	switch d := c.Data.(type) {
@@ -100,7 +97,7 @@ func (sh *shared) appendCommand(b []byte, c *Command) ([]byte, bool) {
 			return b, false
 		}
 		b = append(b, `{"reason":`...)
-		b = appendString(b, d.Reason)
+		b = record.AppendJSONString(b, d.Reason)
 		b = append(b, `,"master":`...)
 		b = appendRef(b, d.Master)
 		b = append(b, `,"records":`...)
@@ -111,7 +108,7 @@ func (sh *shared) appendCommand(b []byte, c *Command) ([]byte, bool) {
 			return b, false
 		}
 		b = append(b, `{"reason":`...)
-		b = appendString(b, d.Reason)
+		b = record.AppendJSONString(b, d.Reason)
 		b = append(b, `,"records":`...)
 		b = appendRefs(b, d.Records)
 		if d.Size != 0 {
@@ -140,7 +137,7 @@ func (sh *shared) appendCommand(b []byte, c *Command) ([]byte, bool) {
 
 func (sh *shared) appendLeadConvert(b []byte, d *LeadConvert) ([]byte, bool) {
 	b = append(b, `{"lead_id":`...)
-	b = appendString(b, d.LeadID)
+	b = record.AppendJSONString(b, d.LeadID)
 	b = append(b, `,"batch":`...)
 	b = strconv.AppendInt(b, int64(d.Batch), 10)
 	b = append(b, `,"contact":`...)
@@ -152,7 +149,7 @@ func (sh *shared) appendLeadConvert(b []byte, d *LeadConvert) ([]byte, bool) {
 			b = append(b, ',')
 		}
 		b = append(b, `"name":`...)
-		b = appendString(b, d.Account.Name)
+		b = record.AppendJSONString(b, d.Account.Name)
 		sep = true
 	}
 	ok := true
@@ -170,9 +167,9 @@ func (sh *shared) appendLeadConvert(b []byte, d *LeadConvert) ([]byte, bool) {
 		b = append(b, "null"...)
 	} else {
 		b = append(b, `{"name":`...)
-		b = appendString(b, o.Name)
+		b = record.AppendJSONString(b, o.Name)
 		b = append(b, `,"name_source":`...)
-		b = appendString(b, o.NameSource)
+		b = record.AppendJSONString(b, o.NameSource)
 		if len(o.Fields) > 0 {
 			b = append(b, `,"fields":`...)
 			if b, ok = sh.appendFields(b, o.Fields); !ok {
@@ -182,7 +179,7 @@ func (sh *shared) appendLeadConvert(b []byte, d *LeadConvert) ([]byte, bool) {
 		b = append(b, '}')
 	}
 	b = append(b, `,"converted_status":`...)
-	b = appendString(b, d.ConvertedStatus)
+	b = record.AppendJSONString(b, d.ConvertedStatus)
 	b = append(b, `,"fields":`...)
 	if b, ok = sh.appendFields(b, d.Fields); !ok {
 		return b, false
@@ -192,7 +189,7 @@ func (sh *shared) appendLeadConvert(b []byte, d *LeadConvert) ([]byte, bool) {
 
 func (sh *shared) appendRecordsMerge(b []byte, d *RecordsMerge) ([]byte, bool) {
 	b = append(b, `{"object":`...)
-	b = appendString(b, string(d.Object))
+	b = record.AppendJSONString(b, string(d.Object))
 	b = append(b, `,"master":`...)
 	b = appendTarget(b, d.Master)
 	b = append(b, `,"merged_ids":`...)
@@ -204,7 +201,7 @@ func (sh *shared) appendRecordsMerge(b []byte, d *RecordsMerge) ([]byte, bool) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendString(b, id)
+			b = record.AppendJSONString(b, id)
 		}
 		b = append(b, ']')
 	}
@@ -230,7 +227,7 @@ func appendTargetMembers(b []byte, t Target) ([]byte, bool) {
 	sep := false
 	if t.ID != "" {
 		b = append(b, `"id":`...)
-		b = appendString(b, t.ID)
+		b = record.AppendJSONString(b, t.ID)
 		sep = true
 	}
 	if t.FromLead != "" {
@@ -238,7 +235,7 @@ func appendTargetMembers(b []byte, t Target) ([]byte, bool) {
 			b = append(b, ',')
 		}
 		b = append(b, `"from_lead":`...)
-		b = appendString(b, t.FromLead)
+		b = record.AppendJSONString(b, t.FromLead)
 		sep = true
 	}
 	if t.Create {
@@ -270,10 +267,10 @@ func (sh *shared) appendExplain(b []byte, ex *Explain) ([]byte, bool) {
 func appendExplain(b []byte, ex *Explain) ([]byte, bool) {
 	m := &ex.Master
 	b = append(b, `{"master":{"strategy":`...)
-	b = appendString(b, m.Strategy)
+	b = record.AppendJSONString(b, m.Strategy)
 	if m.Field != "" {
 		b = append(b, `,"field":`...)
-		b = appendString(b, m.Field)
+		b = record.AppendJSONString(b, m.Field)
 	}
 	b = append(b, `,"candidates":`...)
 	if m.Candidates == nil {
@@ -286,11 +283,11 @@ func appendExplain(b []byte, ex *Explain) ([]byte, bool) {
 				b = append(b, ',')
 			}
 			b = append(b, `{"object":`...)
-			b = appendString(b, string(c.Object))
+			b = record.AppendJSONString(b, string(c.Object))
 			b = append(b, `,"id":`...)
-			b = appendString(b, c.ID)
+			b = record.AppendJSONString(b, c.ID)
 			b = append(b, `,"value":`...)
-			b = appendString(b, c.Value)
+			b = record.AppendJSONString(b, c.Value)
 			b = append(b, `,"qualified":`...)
 			b = strconv.AppendBool(b, c.Qualified)
 			b = append(b, `,"top":`...)
@@ -310,15 +307,15 @@ func appendExplain(b []byte, ex *Explain) ([]byte, bool) {
 	}
 	if m.Fallback != "" {
 		b = append(b, `,"fallback":`...)
-		b = appendString(b, m.Fallback)
+		b = record.AppendJSONString(b, m.Fallback)
 	}
 	if m.FallbackReason != "" {
 		b = append(b, `,"fallback_reason":`...)
-		b = appendString(b, m.FallbackReason)
+		b = record.AppendJSONString(b, m.FallbackReason)
 	}
 	if m.TieBreak != "" {
 		b = append(b, `,"tie_break":`...)
-		b = appendString(b, m.TieBreak)
+		b = record.AppendJSONString(b, m.TieBreak)
 	}
 	b = append(b, `,"winner":`...)
 	b = appendRef(b, m.Winner)
@@ -333,9 +330,9 @@ func appendExplain(b []byte, ex *Explain) ([]byte, bool) {
 				b = append(b, ',')
 			}
 			b = append(b, `{"field":`...)
-			b = appendString(b, f.Field)
+			b = record.AppendJSONString(b, f.Field)
 			b = append(b, `,"strategy":`...)
-			b = appendString(b, f.Strategy)
+			b = record.AppendJSONString(b, f.Strategy)
 			b = append(b, `,"from":`...)
 			b = appendRefs(b, f.From)
 			if f.MasterKept {
@@ -347,10 +344,10 @@ func appendExplain(b []byte, ex *Explain) ([]byte, bool) {
 	}
 	if a := ex.Account; a != nil {
 		b = append(b, `,"account":{"source":`...)
-		b = appendString(b, a.Source)
+		b = record.AppendJSONString(b, a.Source)
 		if a.ID != "" {
 			b = append(b, `,"id":`...)
-			b = appendString(b, a.ID)
+			b = record.AppendJSONString(b, a.ID)
 		}
 		b = append(b, '}')
 	}
@@ -359,9 +356,9 @@ func appendExplain(b []byte, ex *Explain) ([]byte, bool) {
 
 func appendRef(b []byte, r record.Ref) []byte {
 	b = append(b, `{"object":`...)
-	b = appendString(b, string(r.Object))
+	b = record.AppendJSONString(b, string(r.Object))
 	b = append(b, `,"id":`...)
-	b = appendString(b, r.ID)
+	b = record.AppendJSONString(b, r.ID)
 	return append(b, '}')
 }
 
@@ -400,180 +397,9 @@ func (sh *shared) appendFields(b []byte, f record.Fields) ([]byte, bool) {
 		return append(b, b[sh.fStart:sh.fEnd]...), true
 	}
 	start := len(b)
-	b, ok := appendFields(b, f)
+	b, ok := record.AppendFieldsJSON(b, f)
 	if ok {
 		sh.fields, sh.fStart, sh.fEnd = id, start, len(b)
 	}
 	return b, ok
-}
-
-// appendFields writes a field map with its keys sorted, as encoding/json
-// writes maps.
-func appendFields(b []byte, f record.Fields) ([]byte, bool) {
-	if f == nil {
-		return append(b, "null"...), true
-	}
-	var scratch [32]string
-	keys := scratch[:0]
-	for k := range f {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	b = append(b, '{')
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendString(b, k)
-		b = append(b, ':')
-		var ok bool
-		if b, ok = appendValue(b, f[k]); !ok {
-			return b, false
-		}
-	}
-	return append(b, '}'), true
-}
-
-func appendValue(b []byte, v any) ([]byte, bool) {
-	switch x := v.(type) {
-	case nil:
-		return append(b, "null"...), true
-	case string:
-		return appendString(b, x), true
-	case bool:
-		return strconv.AppendBool(b, x), true
-	case float64:
-		return appendFloat(b, x)
-	case json.Number:
-		if x == "" || !validNumber(string(x)) {
-			return b, false
-		}
-		return append(b, x...), true
-	}
-	return b, false
-}
-
-// appendFloat writes f as encoding/json does (ES6 number formatting).
-func appendFloat(b []byte, f float64) ([]byte, bool) {
-	if math.IsInf(f, 0) || math.IsNaN(f) {
-		return b, false
-	}
-	abs := math.Abs(f)
-	format := byte('f')
-	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	b = strconv.AppendFloat(b, f, format, -1, 64)
-	if format == 'e' {
-		// e-09 becomes e-9, as encoding/json writes it.
-		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-			b[n-2] = b[n-1]
-			b = b[:n-1]
-		}
-	}
-	return b, true
-}
-
-// validNumber reports whether s is a JSON number literal.
-func validNumber(s string) bool {
-	if s != "" && s[0] == '-' {
-		s = s[1:]
-	}
-	if s == "" {
-		return false
-	}
-	switch {
-	case s[0] == '0':
-		s = s[1:]
-	case '1' <= s[0] && s[0] <= '9':
-		s = s[1:]
-		for s != "" && '0' <= s[0] && s[0] <= '9' {
-			s = s[1:]
-		}
-	default:
-		return false
-	}
-	if len(s) >= 2 && s[0] == '.' && '0' <= s[1] && s[1] <= '9' {
-		s = s[2:]
-		for s != "" && '0' <= s[0] && s[0] <= '9' {
-			s = s[1:]
-		}
-	}
-	if len(s) >= 2 && (s[0] == 'e' || s[0] == 'E') {
-		s = s[1:]
-		if s[0] == '+' || s[0] == '-' {
-			if s = s[1:]; s == "" {
-				return false
-			}
-		}
-		for s != "" && '0' <= s[0] && s[0] <= '9' {
-			s = s[1:]
-		}
-	}
-	return s == ""
-}
-
-const hexDigits = "0123456789abcdef"
-
-// safe marks the ASCII bytes a JSON string holds as they are: not control
-// characters, quotes, backslashes or the HTML-sensitive <, > and &.
-var safe = func() (t [utf8.RuneSelf]bool) {
-	for c := ' '; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
-	}
-	return t
-}()
-
-// appendString writes s as a JSON string the way encoding/json does with
-// HTML escaping on: <, > and & as \u003c..., invalid UTF-8 as \ufffd, and
-// U+2028 and U+2029 escaped.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if safe[c] {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '\\', '"':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

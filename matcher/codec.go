@@ -3,11 +3,9 @@ package matcher
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/leadconv/leadconv/record"
 )
@@ -95,10 +93,9 @@ func encodeStored(seq, modified, created int64, blocks []string, body string) st
 	return b.String()
 }
 
-// encodeBlob writes the bytes encoding/json writes for blob{r.RelatedCount,
-// r.Fields}, without its reflection and with the common values (strings,
-// booleans, null) written directly: a stored value is compared byte for
-// byte to recognise replays, so the encoding must never change.
+// encodeBlob writes what json.Marshal writes for blob{r.RelatedCount,
+// r.Fields}, without reflection where it can: a stored value is compared
+// byte for byte to recognise replays, so the encoding must never change.
 func encodeBlob(r *record.Record) (string, error) {
 	b := make([]byte, 0, 64+32*len(r.Fields))
 	b = append(b, '{')
@@ -108,88 +105,15 @@ func encodeBlob(r *record.Record) (string, error) {
 		b = append(b, ',')
 	}
 	b = append(b, `"f":`...)
-	if r.Fields == nil {
-		return string(append(b, "null}"...)), nil
-	}
-	keys := make([]string, 0, len(r.Fields))
-	for k := range r.Fields {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	b = append(b, '{')
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, ',')
+	b, ok := record.AppendFieldsJSON(b, r.Fields)
+	if !ok {
+		enc, err := json.Marshal(blob{Related: r.RelatedCount, Fields: r.Fields})
+		if err != nil {
+			return "", fmt.Errorf("matcher: encode record %s: %w", r.Ref(), err)
 		}
-		b = appendJSONString(b, k)
-		b = append(b, ':')
-		switch v := r.Fields[k].(type) {
-		case string:
-			b = appendJSONString(b, v)
-		case bool:
-			b = strconv.AppendBool(b, v)
-		case nil:
-			b = append(b, "null"...)
-		default:
-			enc, err := json.Marshal(v)
-			if err != nil {
-				return "", fmt.Errorf("matcher: encode record %s: %w", r.Ref(), err)
-			}
-			b = append(b, enc...)
-		}
+		return string(enc), nil
 	}
-	return string(append(b, "}}"...)), nil
-}
-
-// appendJSONString quotes s as encoding/json does, HTML-safe escapes and
-// the replacement of invalid UTF-8 included.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= ' ' && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 || r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			if r == utf8.RuneError {
-				b = append(b, `\ufffd`...)
-			} else {
-				b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
-			}
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	return string(append(b, '}')), nil
 }
 
 // decodeRecord rebuilds the record a stored value holds.
