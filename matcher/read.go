@@ -167,45 +167,41 @@ func (s *Store) readRound(ctx context.Context, phase string, views []*view, want
 		return fmt.Errorf("matcher: %s: %w", phase, err)
 	}
 	s.scriptDur.WithLabelValues(phase).Observe(time.Since(start).Seconds())
+	// What was read goes into the views once per key, however many events
+	// asked for it. A key read twice in one attempt (a second read round
+	// re-reads the events' records) keeps its first value. That is safe
+	// because every value is vouched for by a version read no later than it,
+	// and the apply checks the first-read versions: if a value changed
+	// between two reads, so did the version behind it, and the apply
+	// conflicts.
 	for _, tr := range reads {
-		valueOf := make(map[string]any, len(tr.cands)+len(tr.refs))
+		v := tr.v
+		for i, x := range tr.rsv.Val() {
+			sv, _ := x.(string)
+			v.seeStripe(stripeOfRef(tr.refs[i]), sv)
+		}
+		if err := v.seeClusters(slices.Concat(tr.refs, tr.cands), tr.cl); err != nil {
+			return fmt.Errorf("matcher: %s: %w", phase, err)
+		}
+		own, bans := tr.vals.Val(), tr.bans.Val()
+		for i, p := range tr.ps {
+			raw, _ := own[i].(string)
+			v.seeRecord(p.ref, raw)
+			if _, ok := v.bans[p.ref]; !ok {
+				v.bans[p.ref], _ = bans[i].(string)
+			}
+			p.readBlocks, p.candidatesRead = tr.blocks[i], true
+		}
+		for _, b := range tr.bkeys {
+			v.seeBlock(b, tr.bvals[b], tr.svals[b])
+		}
 		at := 0
 		for _, cmd := range tr.cvals {
 			for _, x := range cmd.Val() {
-				valueOf[tr.cands[at]] = x
+				raw, _ := x.(string)
+				v.seeRecord(tr.cands[at], raw)
 				at++
 			}
-		}
-		for i, x := range tr.rsv.Val() {
-			sv, _ := x.(string)
-			tr.v.seeStripe(stripeOfRef(tr.refs[i]), sv)
-		}
-		if err := tr.v.seeClusters(append(slices.Clone(tr.refs), tr.cands...), tr.cl); err != nil {
-			return fmt.Errorf("matcher: %s: %w", phase, err)
-		}
-		own := tr.vals.Val()
-		bans := tr.bans.Val()
-		for i, r := range tr.refs {
-			valueOf[r] = own[i]
-		}
-		for i, p := range tr.ps {
-			r := &readResult{blocks: tr.blocks[i]}
-			r.value, _ = own[i].(string)
-			r.bans, _ = bans[i].(string)
-			seen := map[string]bool{p.ref: true}
-			for _, b := range r.blocks {
-				r.bvals = append(r.bvals, tr.bvals[b])
-				r.svals = append(r.svals, tr.svals[b])
-				for _, m := range tr.members[b] {
-					if !seen[m] {
-						seen[m] = true
-						r.cands = append(r.cands, m)
-						r.cvals = append(r.cvals, valueOf[m])
-					}
-				}
-			}
-			p.read = r
-			tr.v.absorb(p.ref, r)
 		}
 		if tr.obv != nil {
 			svals, bvals := tr.osv.Val(), tr.obv.Val()

@@ -132,11 +132,13 @@ const failTTL = "60000"
 
 // pending is one event on its way through a batch attempt.
 type pending struct {
-	idx  int // index in the Apply input
-	ev   *record.Event
-	ref  string
-	pre  *eventPrep  // nil but for upserts of persons
-	read *readResult // the round that read its candidates
+	idx int // index in the Apply input
+	ev  *record.Event
+	ref string
+	pre *eventPrep // nil but for upserts of persons
+	// the blocks whose candidates a read round fetched
+	readBlocks     []string
+	candidatesRead bool
 	// decided
 	skip      bool   // stale: nothing to do
 	duplicate bool   // already applied: report the current cluster
@@ -152,16 +154,6 @@ type pending struct {
 	checks  []check
 	writes  []write
 	changes []Change
-}
-
-type readResult struct {
-	value  string
-	bans   string
-	blocks []string // hex keys read
-	bvals  []string
-	svals  []string
-	cands  []string
-	cvals  []any
 }
 
 // tenantRun is one tenant's share of a batch.
@@ -445,7 +437,7 @@ func (s *Store) attempt(ctx context.Context, runs []*tenantRun) ([]Change, []*te
 		if p.skip || p.duplicate || p.banOnly || p.prep == nil || p.ev.Object == record.Account {
 			return nil, false
 		}
-		if p.read != nil && slices.Equal(p.read.blocks, p.blockHex) {
+		if p.candidatesRead && slices.Equal(p.readBlocks, p.blockHex) {
 			return nil, false
 		}
 		return p.blockHex, true

@@ -80,27 +80,6 @@ func parseBlock(raw string) *blockView {
 	return b
 }
 
-// absorb records what a read returned.
-//
-// A key read twice in one attempt (a second read round re-reads the
-// events' records) keeps its first value. That is safe because every value
-// is vouched for by a version read no later than it, and the apply checks
-// the first-read versions: if a value changed between two reads, so did
-// the version behind it, and the apply conflicts.
-func (v *view) absorb(ref string, r *readResult) {
-	v.seeRecord(ref, r.value)
-	if _, ok := v.bans[ref]; !ok {
-		v.bans[ref] = r.bans
-	}
-	for i, b := range r.blocks {
-		v.seeBlock(b, r.bvals[i], r.svals[i])
-	}
-	for i, c := range r.cands {
-		raw, _ := r.cvals[i].(string)
-		v.seeRecord(c, raw)
-	}
-}
-
 // seeBlock records a block's value and its stripe's version as read.
 func (v *view) seeBlock(b, raw, stripeVersion string) {
 	if _, ok := v.blocks[b]; !ok {
