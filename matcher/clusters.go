@@ -128,36 +128,10 @@ func clusterID(tenant, seed string, i int) string {
 func (v *view) clusters(s *Store, p *pending, old stored) error {
 	ref := p.ref
 	live := p.next.live()
-	var oldn []string
-	if old.exists() {
-		a, ok := v.adj[ref]
-		if !ok {
-			v.interfered = true
-			return nil
-		}
-		oldn = strings.Fields(a)
-	}
-	added := slices.DeleteFunc(slices.Clone(p.neighbors), func(n string) bool { return slices.Contains(oldn, n) })
-	removed := slices.DeleteFunc(slices.Clone(oldn), func(n string) bool { return slices.Contains(p.neighbors, n) })
-	slices.Sort(removed)
-	if len(p.neighbors) > 0 || len(oldn) > 0 {
-		v.setAdj(p, ref, p.neighbors)
-	}
-	for _, n := range added {
-		a, ok := v.adj[n]
-		if !ok {
-			v.interfered = true
-			return nil
-		}
-		v.setAdj(p, n, append(strings.Fields(a), ref))
-	}
-	for _, n := range removed {
-		a, ok := v.adj[n]
-		if !ok {
-			v.interfered = true
-			return nil
-		}
-		v.setAdj(p, n, slices.DeleteFunc(strings.Fields(a), func(m string) bool { return m == ref }))
+	added, removed, ok := v.relink(p, old)
+	if !ok {
+		v.interfered = true
+		return nil
 	}
 
 	cid := ""
@@ -262,31 +236,9 @@ func (v *view) clusters(s *Store, p *pending, old stored) error {
 	// Split: components of the cluster's members over their stored edges.
 	var parts [][]string
 	if (len(removed) > 0 || !live) && len(members) > 1 {
-		inside := make(map[string]bool, len(members))
-		for _, m := range members {
-			inside[m] = true
-		}
-		seen := make(map[string]bool, len(members))
-		for _, m := range members {
-			if seen[m] {
-				continue
-			}
-			seen[m] = true
-			part := []string{m}
-			for i := 0; i < len(part); i++ {
-				a, ok := v.adj[part[i]]
-				if !ok {
-					v.interfered = true
-					return nil
-				}
-				for _, n := range strings.Fields(a) {
-					if inside[n] && !seen[n] {
-						seen[n] = true
-						part = append(part, n)
-					}
-				}
-			}
-			parts = append(parts, part)
+		if parts, ok = v.components(members); !ok {
+			v.interfered = true
+			return nil
 		}
 	}
 	created := func(m string) int64 {
@@ -364,6 +316,73 @@ func (v *view) clusters(s *Store, p *pending, old stored) error {
 	}
 	change(Change{ClusterID: cid, Version: ver, Before: refs(before), MergedFrom: mergedFrom, SplitInto: splitInto, Members: recs})
 	return nil
+}
+
+// relink replaces p's record's neighbour set with p.neighbors, reverse
+// edges included, and returns the neighbours it gained and lost (the lost
+// ones sorted). ok is false when an edge list it needs was not read.
+func (v *view) relink(p *pending, old stored) (added, removed []string, ok bool) {
+	var oldn []string
+	if old.exists() {
+		a, ok := v.adj[p.ref]
+		if !ok {
+			return nil, nil, false
+		}
+		oldn = strings.Fields(a)
+	}
+	added = slices.DeleteFunc(slices.Clone(p.neighbors), func(n string) bool { return slices.Contains(oldn, n) })
+	removed = slices.DeleteFunc(oldn, func(n string) bool { return slices.Contains(p.neighbors, n) })
+	slices.Sort(removed)
+	if len(p.neighbors) > 0 || len(removed) > 0 {
+		v.setAdj(p, p.ref, p.neighbors)
+	}
+	for _, n := range added {
+		a, ok := v.adj[n]
+		if !ok {
+			return nil, nil, false
+		}
+		v.setAdj(p, n, append(strings.Fields(a), p.ref))
+	}
+	for _, n := range removed {
+		a, ok := v.adj[n]
+		if !ok {
+			return nil, nil, false
+		}
+		v.setAdj(p, n, slices.DeleteFunc(strings.Fields(a), func(m string) bool { return m == p.ref }))
+	}
+	return added, removed, true
+}
+
+// components returns the connected components of members over their
+// edges, each in breadth-first order from its first member in members. ok
+// is false when an edge list was not read.
+func (v *view) components(members []string) (parts [][]string, ok bool) {
+	inside := make(map[string]bool, len(members))
+	for _, m := range members {
+		inside[m] = true
+	}
+	seen := make(map[string]bool, len(members))
+	for _, m := range members {
+		if seen[m] {
+			continue
+		}
+		seen[m] = true
+		part := []string{m}
+		for i := 0; i < len(part); i++ {
+			a, ok := v.adj[part[i]]
+			if !ok {
+				return nil, false
+			}
+			for _, n := range strings.Fields(a) {
+				if inside[n] && !seen[n] {
+					seen[n] = true
+					part = append(part, n)
+				}
+			}
+		}
+		parts = append(parts, part)
+	}
+	return parts, true
 }
 
 // records returns the current records of members, through the cache. It
