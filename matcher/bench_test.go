@@ -23,6 +23,7 @@ var (
 	benchEvents  = flag.Int("matcher.events", 100_000, "events applied in the measured run")
 	benchWorkers = flag.Int("matcher.workers", 4, "concurrent appliers, as partitions of one consumer")
 	benchBatch   = flag.Int("matcher.batch", 500, "events per Apply call, as one fetched batch")
+	benchCache   = flag.Int("matcher.cache", 0, "prepared records the store caches (0: its default)")
 )
 
 // BenchmarkStoreThroughput applies generated leads (about 30% duplicates)
@@ -123,7 +124,7 @@ func benchStore(b *testing.B, rdb redis.UniversalClient) *Store {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return NewStore(rdb, StoreOptions{Namespace: "bench", Rules: func(string) (*Ruleset, error) { return rs, nil }})
+	return NewStore(rdb, StoreOptions{Namespace: "bench", Rules: func(string) (*Ruleset, error) { return rs, nil }, CacheSize: *benchCache})
 }
 
 // applyAll applies events in batches from workers goroutines; each worker

@@ -40,7 +40,10 @@ type StoreOptions struct {
 	// Rules returns a tenant's compiled rules. Required.
 	Rules RulesFunc
 	// CacheSize bounds the prepared records kept in memory, so candidates
-	// are not decoded and normalised again on every event (default 100,000).
+	// are not decoded and normalised again on every event (default 20,000:
+	// at 100,000 the live heap it held made the garbage collector cost more
+	// CPU than the decoding it saved, and lengthened the latency tail; see
+	// BENCHMARKS.md).
 	CacheSize int
 	// MaxAttempts bounds the optimistic retries of one batch (default 100).
 	MaxAttempts int
@@ -83,7 +86,7 @@ func NewStore(rdb redis.UniversalClient, opts StoreOptions) *Store {
 		opts.Namespace = "lc"
 	}
 	if opts.CacheSize <= 0 {
-		opts.CacheSize = 100_000
+		opts.CacheSize = 20_000
 	}
 	if opts.MaxAttempts <= 0 {
 		opts.MaxAttempts = 100
