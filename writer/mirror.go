@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/leadconv/leadconv/engine"
+	"github.com/leadconv/leadconv/matcher"
 	"github.com/leadconv/leadconv/record"
 )
 
@@ -424,14 +425,18 @@ func (a *applier) account(ctx context.Context, d *engine.LeadConvert) (string, e
 	return "", nil
 }
 
-// createAccount creates the planned account, or reuses one of the same
-// (trimmed, case-folded) name: the plan was made from the matcher's view,
-// which may not yet know an account an earlier command created.
+// createAccount creates the planned account, or reuses one the matcher
+// would resolve the name to (the same normalised company name, as
+// matcher.NormalizeCompany folds it; for accounts stored before keys were,
+// or names without a key, the same trimmed, case-folded name): the plan was
+// made from the matcher's view, which may not yet know an account an
+// earlier command created.
 func (a *applier) createAccount(ctx context.Context, t engine.AccountTarget) (string, error) {
 	if strings.TrimSpace(t.Name) != "" {
 		var id string
-		err := a.tx.QueryRow(ctx, `SELECT id FROM accounts WHERE tenant = $1 AND lower(btrim(name)) = lower(btrim($2))
-			ORDER BY id LIMIT 1 FOR UPDATE`, a.tenant, t.Name).Scan(&id)
+		err := a.tx.QueryRow(ctx, `SELECT id FROM accounts WHERE tenant = $1
+			AND (name_key = $3 OR (name_key IS NULL OR $3 IS NULL) AND lower(btrim(name)) = lower(btrim($2)))
+			ORDER BY id LIMIT 1 FOR UPDATE`, a.tenant, t.Name, accountKey(t.Name)).Scan(&id)
 		if err == nil {
 			return id, nil
 		}
@@ -442,9 +447,18 @@ func (a *applier) createAccount(ctx context.Context, t engine.AccountTarget) (st
 	id := newID("acc_", a.cmd.ID, "account")
 	f := applyFields(record.Fields{}, t.Fields)
 	f[FieldAccountName] = t.Name
-	_, err := a.tx.Exec(ctx, `INSERT INTO accounts (tenant, id, name, fields, created_at, modified_at)
-		VALUES ($1, $2, $3, $4, $5, $5)`, a.tenant, id, t.Name, f, a.now)
+	_, err := a.tx.Exec(ctx, `INSERT INTO accounts (tenant, id, name, name_key, fields, created_at, modified_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $6)`, a.tenant, id, t.Name, accountKey(t.Name), f, a.now)
 	return id, err
+}
+
+// accountKey is the key an account name is reused by, nil when the name
+// has none (blank, or a placeholder such as "n/a").
+func accountKey(name string) *string {
+	if k := matcher.NormalizeCompany(name); k != "" {
+		return &k
+	}
+	return nil
 }
 
 // contact creates the master contact or updates the existing one with the
@@ -704,10 +718,11 @@ func (m *Mirror) Put(ctx context.Context, recs ...record.Record) error {
 				fields = EXCLUDED.fields, created_at = EXCLUDED.created_at, modified_at = EXCLUDED.modified_at`,
 				r.Tenant, r.ID, nullable(f.Str(FieldAccountID)), f, r.CreatedAt, r.ModifiedAt)
 		case record.Account:
-			batch.Queue(`INSERT INTO accounts (tenant, id, name, fields, created_at, modified_at)
-				VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant, id) DO UPDATE SET name = EXCLUDED.name,
-				fields = EXCLUDED.fields, created_at = EXCLUDED.created_at, modified_at = EXCLUDED.modified_at`,
-				r.Tenant, r.ID, f.Str(FieldAccountName), f, r.CreatedAt, r.ModifiedAt)
+			batch.Queue(`INSERT INTO accounts (tenant, id, name, name_key, fields, created_at, modified_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant, id) DO UPDATE SET name = EXCLUDED.name,
+				name_key = EXCLUDED.name_key, fields = EXCLUDED.fields, created_at = EXCLUDED.created_at,
+				modified_at = EXCLUDED.modified_at`,
+				r.Tenant, r.ID, f.Str(FieldAccountName), accountKey(f.Str(FieldAccountName)), f, r.CreatedAt, r.ModifiedAt)
 		default:
 			return fmt.Errorf("writer: put %s: unknown object", r.Ref())
 		}

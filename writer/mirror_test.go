@@ -267,9 +267,43 @@ func TestLeadConvertChain(t *testing.T) {
 	}
 }
 
+// An account is reused when the matcher would resolve the name to it: the
+// same company once case, punctuation and legal suffixes are folded.
 func TestAccountReusedByName(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		reuse bool
+	}{
+		{" GLOBEX ", true},
+		{"Globex, Inc.", true},
+		{"The Globex Corporation", true},
+		{"Globex Industries", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m := newMirror(t)
+			cmd := command(engine.KindLeadConvert, "cmd-L2-globex", 1, &engine.LeadConvert{LeadID: "L2",
+				Contact: engine.Target{Create: true}, Account: engine.AccountTarget{Target: engine.Target{Create: true}, Name: tc.name}})
+			if res, _ := apply(t, m, cmd); res.Outcome != OutcomeApplied {
+				t.Fatalf("outcome %s %s", res.Outcome, res.Reason)
+			}
+			got := mustGet(t, m, record.Lead, "L2").Fields.Str(FieldConvertedAccountID)
+			if tc.reuse != (got == "A1") {
+				t.Errorf("account %q: reuse of A1 (Globex) %v, want %v", got, got == "A1", tc.reuse)
+			}
+		})
+	}
+}
+
+// Accounts stored before names had keys are still found by their trimmed,
+// case-folded name.
+func TestAccountWithoutKeyReusedByName(t *testing.T) {
+	t.Parallel()
 	m := newMirror(t)
+	if _, err := m.pool.Exec(context.Background(), `UPDATE accounts SET name_key = NULL WHERE id = 'A1'`); err != nil {
+		t.Fatal(err)
+	}
 	cmd := command(engine.KindLeadConvert, "cmd-L2-globex", 1, &engine.LeadConvert{LeadID: "L2",
 		Contact: engine.Target{Create: true}, Account: engine.AccountTarget{Target: engine.Target{Create: true}, Name: " GLOBEX "}})
 	if res, _ := apply(t, m, cmd); res.Outcome != OutcomeApplied {
