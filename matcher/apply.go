@@ -168,14 +168,35 @@ type argKey struct {
 // at is scratch space, cleared here.
 func applyArgs(run []*pending, at map[argKey]int) []any {
 	clear(at)
-	n := 0
+	// Each list gets its share of one backing array, sized by what the run
+	// holds at most.
+	var nChecks [2]int
+	var nWrites [nHashes]int
 	for _, p := range run {
-		n += len(p.checks) + len(p.writes)
+		for _, c := range p.checks {
+			if c.cluster {
+				nChecks[1]++
+			} else {
+				nChecks[0]++
+			}
+		}
+		for _, w := range p.writes {
+			nWrites[w.hash]++
+		}
 	}
 	var checks [2][]check
+	cbuf := make([]check, nChecks[0]+nChecks[1])
+	checks[0], checks[1] = cbuf[:0:nChecks[0]], cbuf[nChecks[0]:nChecks[0]]
 	var writes [nHashes][]write
-	for h := range writes {
-		writes[h] = make([]write, 0, 2*len(run))
+	n := nChecks[0] + nChecks[1]
+	for _, c := range nWrites {
+		n += c
+	}
+	wbuf := make([]write, n-nChecks[0]-nChecks[1])
+	off := 0
+	for h, c := range nWrites {
+		writes[h] = wbuf[off : off : off+c]
+		off += c
 	}
 	var bans []any
 	for _, p := range run {

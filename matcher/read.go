@@ -50,7 +50,7 @@ func (s *Store) readRound(ctx context.Context, phase string, views []*view, want
 	pipe := s.rdb.Pipeline()
 	for _, v := range views {
 		tr := &tenantRead{v: v}
-		seenB := map[string]bool{}
+		seenB := make(map[string]bool, 4*len(v.run.events))
 		for _, p := range v.run.events {
 			blocks, ok := want(v, p)
 			if !ok {
@@ -94,8 +94,8 @@ func (s *Store) readRound(ctx context.Context, phase string, views []*view, want
 	// Second trip: the members of the usable blocks.
 	pipe = s.rdb.Pipeline()
 	for _, tr := range reads {
-		tr.bvals, tr.svals = map[string]string{}, map[string]string{}
-		tr.members = map[string][]string{}
+		tr.bvals, tr.svals = make(map[string]string, len(tr.bkeys)), make(map[string]string, len(tr.bkeys))
+		tr.members = make(map[string][]string, len(tr.bkeys))
 		if tr.bv != nil {
 			svals := tr.sv.Val()
 			for i, x := range tr.bv.Val() {

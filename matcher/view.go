@@ -381,6 +381,8 @@ func (v *view) accountState(p *pending, base stored, mod int64, newer, same bool
 func (v *view) decide(s *Store) error {
 	v.batch = s.nextBatch()
 	maxBlock := v.run.rules.MaxBlockSize()
+	var checkBuf []check
+	var writeBuf []write
 	for _, p := range v.run.events {
 		if p.skip || p.duplicate {
 			continue
@@ -392,8 +394,13 @@ func (v *view) decide(s *Store) error {
 		if p.ban != "" {
 			v.applyBan(p)
 		}
-		// Sized for a typical new lead, which writes about a dozen fields.
-		p.checks, p.writes = make([]check, 0, 8), make([]write, 0, 16)
+		// Room for a typical new lead, which writes about a dozen fields,
+		// from one allocation for the whole batch.
+		if len(checkBuf) < 8 {
+			checkBuf, writeBuf = make([]check, 8*len(v.run.events)), make([]write, 16*len(v.run.events))
+		}
+		p.checks, p.writes = checkBuf[:0:8], writeBuf[:0:16]
+		checkBuf, writeBuf = checkBuf[8:], writeBuf[16:]
 		// The record stripe stands for the record itself: every write of it
 		// bumps that stripe.
 		rs := stripeOfRef(p.ref)
