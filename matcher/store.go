@@ -235,7 +235,11 @@ func (s *Store) applyCombined(ctx context.Context, reqs []*applyReq) {
 	s.combined.Observe(float64(len(reqs)))
 	all, pre := reqs[0].events, reqs[0].pre
 	if len(reqs) > 1 {
-		all, pre = nil, nil
+		n := 0
+		for _, r := range reqs {
+			n += len(r.events)
+		}
+		all, pre = make([]record.Event, 0, n), make([]*eventPrep, 0, n)
 		for _, r := range reqs {
 			all = append(all, r.events...)
 			pre = append(pre, r.pre...)
@@ -265,14 +269,18 @@ func (s *Store) applyCombined(ctx context.Context, reqs []*applyReq) {
 			r.done <- applyResult{err: err}
 			continue
 		}
+		// The changes are in event order: each call's are a run of them.
 		end := off + len(r.events)
-		var mine []Change
-		for len(changes) > 0 && changes[0].Index < end {
-			c := changes[0]
-			c.Index -= off
-			mine = append(mine, c)
-			changes = changes[1:]
+		k := 0
+		for k < len(changes) && changes[k].Index < end {
+			changes[k].Index -= off
+			k++
 		}
+		var mine []Change
+		if k > 0 {
+			mine = changes[:k:k]
+		}
+		changes = changes[k:]
 		r.done <- applyResult{changes: mine}
 		off = end
 	}

@@ -37,6 +37,8 @@ type view struct {
 	// having read them (ids for split-off parts); the apply checks that, and
 	// if the attempt is redone, it reads them.
 	assumed []string
+	// seen is neighbours' scratch set, reused from event to event.
+	seen map[string]bool
 }
 
 // clusterVal is a stored cluster: its oldest member's creation time and its
@@ -459,7 +461,12 @@ func (v *view) decide(s *Store) error {
 // and no review ban forbids.
 func (v *view) neighbours(s *Store, p *pending) error {
 	banned := strings.Fields(v.bans[p.ref])
-	seen := map[string]bool{p.ref: true}
+	if v.seen == nil {
+		v.seen = map[string]bool{}
+	}
+	seen := v.seen
+	clear(seen)
+	seen[p.ref] = true
 	for _, b := range p.next.blocks {
 		bv := v.blocks[b]
 		if bv == nil {
