@@ -246,12 +246,14 @@ func (pl *planner) planCluster(ctx context.Context, lead record.Record) error {
 		}
 		return nil
 	}
-	if vs := engine.AccountValues(pl.cfg, c.Records); len(vs) > 0 {
-		if c.Accounts, err = pl.store.ResolveAccounts(ctx, tenant, vs); err != nil {
+	pp := engine.Prepare(pl.cfg, c)
+	var accounts map[string]string
+	if vs := pp.AccountValues(); len(vs) > 0 {
+		if accounts, err = pl.store.ResolveAccounts(ctx, tenant, vs); err != nil {
 			return fmt.Errorf("requests: resolve accounts: %w", err)
 		}
 	}
-	res := engine.Plan(pl.cfg, c)
+	res := pp.Plan(accounts)
 	if hasContact && pl.req.duplicateHandling() == DuplicateOverwrite {
 		overwrite(pl.cfg, c.Records, res.Commands)
 	}
