@@ -72,7 +72,7 @@ func (v *view) setCluster(p *pending, id string, c *clusterVal) {
 		p.del(hCL, id)
 		return
 	}
-	p.put(hCL, id, strconv.FormatInt(c.oldest, 10)+"\t"+strings.Join(c.members, " "))
+	p.put(hCL, id, c.String())
 }
 
 func (v *view) setMember(p *pending, ref, id string) {
@@ -145,7 +145,7 @@ func (v *view) clusters(s *Store, p *pending, old stored) error {
 	}
 	var members []string
 	var oldest int64
-	var before string
+	var before []string
 	switch {
 	case cid != "":
 		c := v.cl[cid]
@@ -154,7 +154,7 @@ func (v *view) clusters(s *Store, p *pending, old stored) error {
 			return nil
 		}
 		v.useCluster(p, cid)
-		members, oldest, before = slices.Clone(c.members), c.oldest, strings.Join(c.members, " ")
+		members, oldest, before = slices.Clone(c.members), c.oldest, c.members
 	case live:
 		id, err := v.newID(p, ref)
 		if err != nil {
@@ -220,14 +220,14 @@ func (v *view) clusters(s *Store, p *pending, old stored) error {
 				mergedFrom = append(mergedFrom, lose.id)
 				v.setCluster(p, lose.id, nil)
 				ver := v.bump(p, lose.id)
-				was := strings.Join(lose.members, " ")
+				was := lose.members
 				if lose.id == cid {
-					was, before = before, ""
+					was, before = before, nil
 				}
 				change(Change{ClusterID: lose.id, Version: ver, Removed: true, Before: refs(was), MergedInto: win.id})
 			}
 			if win.id != cid {
-				before = strings.Join(win.members, " ")
+				before = win.members
 			}
 			cid, oldest, members = win.id, win.oldest, all
 		}

@@ -23,9 +23,8 @@ import (
 // that read, and could make any later read of this round newer than the
 // stripe versions, bumps a stripe the apply then finds changed, so the
 // decision is redone (a false conflict at worst). The events' own records
-// are guarded the same way by their record stripes, and the cluster
-// membership of every record read (cm) by the version of its cluster,
-// read after it (see clusterRound).
+// are guarded the same way by their record stripes; clusters.lua reads
+// every record's cluster with that cluster's version, atomically.
 func (s *Store) readRound(ctx context.Context, phase string, views []*view, want func(*view, *pending) ([]string, bool)) error {
 	type tenantRead struct {
 		v                    *view
@@ -144,10 +143,14 @@ func (s *Store) readRound(ctx context.Context, phase string, views []*view, want
 			args = append(args, id)
 		}
 		tr.cl = clustersScript.EvalSha(ctx, pipe, []string{k.clusterM, k.versions, k.clusters, k.adj}, args...)
+		// The events' own records go into the view now: the blocks they
+		// are in (as the view first read them) are rewritten when a record
+		// leaves them, so those are read too.
 		seenO := map[string]bool{}
-		for _, x := range tr.vals.Val() {
+		for i, x := range tr.vals.Val() {
 			raw, _ := x.(string)
-			for _, b := range storedBlocks(raw) {
+			tr.v.seeRecord(tr.refs[i], raw)
+			for _, b := range tr.v.recs[tr.refs[i]].blocks {
 				if _, asked := tr.bvals[b]; !asked && !seenO[b] && tr.v.blocks[b] == nil {
 					seenO[b] = true
 					tr.okeys = append(tr.okeys, b)
@@ -183,10 +186,8 @@ func (s *Store) readRound(ctx context.Context, phase string, views []*view, want
 		if err := v.seeClusters(slices.Concat(tr.refs, tr.cands), tr.cl); err != nil {
 			return fmt.Errorf("matcher: %s: %w", phase, err)
 		}
-		own, bans := tr.vals.Val(), tr.bans.Val()
+		bans := tr.bans.Val()
 		for i, p := range tr.ps {
-			raw, _ := own[i].(string)
-			v.seeRecord(p.ref, raw)
 			if _, ok := v.bans[p.ref]; !ok {
 				v.bans[p.ref], _ = bans[i].(string)
 			}
@@ -213,18 +214,6 @@ func (s *Store) readRound(ctx context.Context, phase string, views []*view, want
 		}
 	}
 	return nil
-}
-
-// storedBlocks returns the block keys in a stored record's header.
-func storedBlocks(raw string) []string {
-	if raw == "" {
-		return nil
-	}
-	st, err := parseStored(raw)
-	if err != nil {
-		return nil
-	}
-	return st.blocks
 }
 
 // membersRound reads the records and edges of the members of every

@@ -470,13 +470,13 @@ func (s *Store) attempt(ctx context.Context, runs []*tenantRun) ([]Change, []*te
 	return s.applyRound(ctx, views)
 }
 
-func refs(s string) []record.Ref {
-	if s == "" {
+// refs parses ref keys, skipping any this code did not write.
+func refs(keys []string) []record.Ref {
+	if len(keys) == 0 {
 		return nil
 	}
-	words := strings.Fields(s)
-	out := make([]record.Ref, 0, len(words))
-	for _, w := range words {
+	out := make([]record.Ref, 0, len(keys))
+	for _, w := range keys {
 		if r, ok := parseRefKey(w); ok {
 			out = append(out, r)
 		}
@@ -574,8 +574,10 @@ func (s *Store) cluster(ctx context.Context, run *tenantRun, cid string) (Change
 		return c, fmt.Errorf("matcher: read cluster %s: %w", cid, err)
 	}
 	c.Version, _ = strconv.ParseInt(cv.Val(), 10, 64)
-	_, memberList, _ := strings.Cut(cl.Val(), "\t")
-	keys := strings.Fields(memberList)
+	var keys []string
+	if c := parseCluster(cl.Val()); c != nil {
+		keys = c.members
+	}
 	if len(keys) == 0 {
 		c.Removed = true
 		return c, nil
@@ -644,7 +646,7 @@ func (s *Store) View(ctx context.Context, tenant string, ref record.Ref) (View, 
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return View{}, fmt.Errorf("matcher: view %s: %w", ref, err)
 	}
-	v := View{Cluster: cid.Val(), Neighbours: refs(adj.Val()), Bans: refs(bans.Val())}
+	v := View{Cluster: cid.Val(), Neighbours: refs(strings.Fields(adj.Val())), Bans: refs(strings.Fields(bans.Val()))}
 	if v.Cluster == "" {
 		return v, nil
 	}
@@ -655,8 +657,9 @@ func (s *Store) View(ctx context.Context, tenant string, ref record.Ref) (View, 
 		return View{}, fmt.Errorf("matcher: view %s: %w", ref, err)
 	}
 	v.Version, _ = strconv.ParseInt(cv.Val(), 10, 64)
-	_, members, _ := strings.Cut(cl.Val(), "\t")
-	v.Members = refs(members)
+	if c := parseCluster(cl.Val()); c != nil {
+		v.Members = refs(c.members)
+	}
 	return v, nil
 }
 
@@ -671,8 +674,9 @@ func (s *Store) Clusters(ctx context.Context, tenant string) (map[string][]recor
 	}
 	out := make(map[string][]record.Ref, len(all))
 	for id, v := range all {
-		_, members, _ := strings.Cut(v, "\t")
-		out[id] = refs(members)
+		if c := parseCluster(v); c != nil {
+			out[id] = refs(c.members)
+		}
 	}
 	return out, nil
 }

@@ -48,6 +48,23 @@ type clusterVal struct {
 	members []string
 }
 
+// parseCluster reads a cl value, "oldest_created\tmember refs"; nil for
+// none.
+func parseCluster(raw string) *clusterVal {
+	if raw == "" {
+		return nil
+	}
+	o, members, _ := strings.Cut(raw, "\t")
+	c := &clusterVal{members: strings.Fields(members)}
+	c.oldest, _ = strconv.ParseInt(o, 10, 64)
+	return c
+}
+
+// String is the cl value of c.
+func (c *clusterVal) String() string {
+	return strconv.FormatInt(c.oldest, 10) + "\t" + strings.Join(c.members, " ")
+}
+
 type blockView struct {
 	raw      string
 	members  []string
@@ -123,13 +140,7 @@ func (v *view) seeClusters(refs []string, cmd *redis.Cmd) error {
 		}
 		raw, _ := cls[i].(string)
 		ver, _ := cvs[i].(string)
-		var c *clusterVal
-		if raw != "" {
-			o, members, _ := strings.Cut(raw, "\t")
-			c = &clusterVal{members: strings.Fields(members)}
-			c.oldest, _ = strconv.ParseInt(o, 10, 64)
-		}
-		v.cl[id] = c
+		v.cl[id] = parseCluster(raw)
 		v.cv[id], _ = strconv.ParseInt(ver, 10, 64)
 	}
 	return nil
