@@ -91,6 +91,23 @@ func (s *Store) applyRound(ctx context.Context, views []*view) ([]Change, []*ten
 		}
 		flush()
 	}
+	// The accounts of the changed clusters' companies, read right after the
+	// writes in the same round trip, so planning needs no lookup of its own.
+	type accountRead struct {
+		v   *view
+		ids *redis.SliceCmd
+	}
+	var accountReads []accountRead
+	for _, v := range views {
+		if v.interfered || len(v.accountLookups) == 0 {
+			continue
+		}
+		fields := make([]string, len(v.accountLookups))
+		for i, l := range v.accountLookups {
+			fields[i] = accountHex(l.key)
+		}
+		accountReads = append(accountReads, accountRead{v, pipe.HMGet(ctx, v.run.keys.accounts, fields...)})
+	}
 	var out []Change
 	if len(calls) > 0 {
 		start := time.Now()
@@ -98,6 +115,14 @@ func (s *Store) applyRound(ctx context.Context, views []*view) ([]Change, []*ten
 			return nil, nil, fmt.Errorf("matcher: apply: %w", err)
 		}
 		s.scriptDur.WithLabelValues("apply").Observe(time.Since(start).Seconds())
+	}
+	for _, r := range accountReads {
+		for i, x := range r.ids.Val() {
+			if id, ok := x.(string); ok {
+				l := r.v.accountLookups[i]
+				l.into[l.value] = id
+			}
+		}
 	}
 	failedAt := map[*view]int{}
 	for _, c := range calls {

@@ -13,6 +13,11 @@ type Change struct {
 	// Members are the cluster's current records (leads and contacts as
 	// stored, contact fields under contact names).
 	Members []record.Record
+	// Accounts maps the members' company values (the account field) to the
+	// ids of the accounts with the same normalised name, as the account
+	// index held them right after the change was applied; "" means none. A
+	// value missing here was not looked up (ResolveAccounts does that).
+	Accounts map[string]string
 	// Before lists the members before the change.
 	Before []record.Ref
 	// Trigger is the record whose event caused the change.

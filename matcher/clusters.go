@@ -288,11 +288,11 @@ func (v *view) clusters(s *Store, p *pending, old stored) error {
 			}
 			ver := v.bump(p, id)
 			splitInto = append(splitInto, id)
-			recs, err := v.records(s, part)
+			recs, accounts, err := v.records(s, part)
 			if recs == nil {
 				return err
 			}
-			change(Change{ClusterID: id, Version: ver, SplitFrom: cid, Members: recs})
+			change(Change{ClusterID: id, Version: ver, SplitFrom: cid, Members: recs, Accounts: accounts})
 		}
 		members, oldest = parts[keep], kc
 	} else if !live && len(members) > 0 {
@@ -310,11 +310,11 @@ func (v *view) clusters(s *Store, p *pending, old stored) error {
 		return nil
 	}
 	v.setCluster(p, cid, &clusterVal{oldest: oldest, members: members})
-	recs, err := v.records(s, members)
+	recs, accounts, err := v.records(s, members)
 	if recs == nil {
 		return err
 	}
-	change(Change{ClusterID: cid, Version: ver, Before: refs(before), MergedFrom: mergedFrom, SplitInto: splitInto, Members: recs})
+	change(Change{ClusterID: cid, Version: ver, Before: refs(before), MergedFrom: mergedFrom, SplitInto: splitInto, Members: recs, Accounts: accounts})
 	return nil
 }
 
@@ -385,22 +385,41 @@ func (v *view) components(members []string) (parts [][]string, ok bool) {
 	return parts, true
 }
 
-// records returns the current records of members, through the cache. It
-// returns nil when one has no live record in the view: the reads saw a
-// cluster and its members at different moments, so another writer got in
-// between.
-func (v *view) records(s *Store, members []string) ([]record.Record, error) {
+// records returns the current records of members, through the cache, and
+// the map their company values' accounts go into once the apply round has
+// looked them up. It returns nil when one has no live record in the view:
+// the reads saw a cluster and its members at different moments, so another
+// writer got in between.
+func (v *view) records(s *Store, members []string) ([]record.Record, map[string]string, error) {
 	out := make([]record.Record, 0, len(members))
+	var accounts map[string]string
 	for _, m := range members {
 		e, err := s.entry(v.run, m, v.recs[m].raw)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if e == nil {
 			v.interfered = true
-			return nil, nil
+			return nil, nil, nil
 		}
 		out = append(out, *e.rec)
+		if e.prep.Account == "" {
+			continue
+		}
+		if accounts == nil {
+			accounts = make(map[string]string, 1)
+		}
+		value := v.run.rules.accountValue(e.rec)
+		if _, ok := accounts[value]; !ok {
+			accounts[value] = ""
+			v.accountLookups = append(v.accountLookups, accountLookup{key: e.prep.Account, value: value, into: accounts})
+		}
 	}
-	return out, nil
+	return out, accounts, nil
+}
+
+// accountLookup is a company value whose account the apply round reads.
+type accountLookup struct {
+	key, value string
+	into       map[string]string
 }

@@ -163,6 +163,9 @@ func (rs *Ruleset) MaxBlockSize() int { return rs.cfg.MaxBlockSize }
 // AccountKey normalises an account or company name for the account index.
 func (rs *Ruleset) AccountKey(name string) string { return NormalizeCompany(name) }
 
+// accountValue is r's company value, as resolved against the account index.
+func (rs *Ruleset) accountValue(r *record.Record) string { return rs.field(r, rs.cfg.AccountField) }
+
 // Prepare normalises r once: blocking keys and the values Match compares.
 // Contacts are read through the contact field map.
 func (rs *Ruleset) Prepare(r *record.Record) *Prepared {
@@ -177,7 +180,7 @@ func (rs *Ruleset) Prepare(r *record.Record) *Prepared {
 		}
 	}
 	p.Active = true
-	p.Account = rs.AccountKey(rs.field(r, rs.cfg.AccountField))
+	p.Account = rs.AccountKey(rs.accountValue(r))
 	p.vals = make([][]string, len(rs.slots))
 	// One backing array for every slot's values: each slot's values are
 	// appended in turn and kept as a full slice of their own range.

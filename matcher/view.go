@@ -39,6 +39,8 @@ type view struct {
 	assumed []string
 	// seen is neighbours' scratch set, reused from event to event.
 	seen map[string]bool
+	// accountLookups fill the changes' Accounts in the apply round.
+	accountLookups []accountLookup
 }
 
 // clusterVal is a stored cluster: its oldest member's creation time and its

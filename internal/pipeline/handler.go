@@ -215,9 +215,14 @@ func (h *Handler) plan(ctx context.Context, ins []input, changes []matcher.Chang
 		}
 		preps[i] = engine.Prepare(t.Engine, engine.Cluster{Tenant: c.Tenant, ID: c.ClusterID, Version: c.Version, Records: c.Members})
 		want[i] = preps[i].AccountValues()
-		values[c.Tenant] = append(values[c.Tenant], want[i]...)
+		for _, v := range want[i] {
+			// The matcher read most with the change itself.
+			if _, ok := c.Accounts[v]; !ok {
+				values[c.Tenant] = append(values[c.Tenant], v)
+			}
+		}
 	}
-	// One account lookup per tenant and batch.
+	// One account lookup per tenant and batch for the rest.
 	accounts := map[string]map[string]string{}
 	for tenant, vs := range values {
 		slices.Sort(vs)
@@ -248,7 +253,11 @@ func (h *Handler) plan(ctx context.Context, ins []input, changes []matcher.Chang
 		if len(want[i]) > 0 {
 			acc = make(map[string]string, len(want[i]))
 			for _, v := range want[i] {
-				if id, ok := accounts[c.Tenant][v]; ok {
+				id, ok := c.Accounts[v]
+				if !ok {
+					id = accounts[c.Tenant][v]
+				}
+				if id != "" {
 					acc[v] = id
 				}
 			}

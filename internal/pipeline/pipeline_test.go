@@ -572,3 +572,66 @@ func TestRedisOutage(t *testing.T) {
 		t.Fatalf("clusters after the outage differ from one clean run")
 	}
 }
+
+// countingStore counts the account lookups a handler asks for besides those
+// the matcher's changes carry.
+type countingStore struct {
+	*matcher.Store
+	lookups atomic.Int32
+}
+
+func (s *countingStore) ResolveAccounts(ctx context.Context, tenant string, values []string) (map[string]string, error) {
+	s.lookups.Add(1)
+	return s.Store.ResolveAccounts(ctx, tenant, values)
+}
+
+// Leads whose company names an existing account convert into it. A live
+// change carries its accounts, so planning asks for none; a replay reports
+// clusters as they are and looks them up, with the same result.
+func TestExistingAccount(t *testing.T) {
+	e := newEnv(t, 1)
+	ev := func(off int64, object, id, fields string) *kgo.Record {
+		return &kgo.Record{Topic: recordsTopic, Offset: off, Value: []byte(fmt.Sprintf(
+			`{"tenant":"acme","object":%q,"id":%q,"op":"upsert","created_at":"2026-01-02T03:04:05Z","modified_at":"2026-01-02T03:04:05Z","fields":%s}`, object, id, fields))}
+	}
+	st := &countingStore{Store: e.store(redistest.Namespace(t))}
+	h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic}, st, e.cfg)
+	handle := func(recs ...*kgo.Record) []*kgo.Record {
+		res, err := h.Handle(t.Context(), recordsTopic, 0, recs)
+		if err != nil || len(res.Poison) > 0 {
+			t.Fatalf("handle: %v, poison %v", err, res.Poison)
+		}
+		return res.Out
+	}
+	handle(ev(0, "account", "A1", `{"Name":"Acme, Inc."}`))
+	leads := []*kgo.Record{
+		ev(1, "lead", "L1", `{"FirstName":"Pat","LastName":"Lee","Email":"pat@acme.example","Company":"ACME Inc"}`),
+		ev(2, "lead", "L2", `{"FirstName":"Pat","LastName":"Lee","Email":"pat@acme.example","Company":"ACME Inc"}`),
+	}
+	accounts := func(out []*kgo.Record) []string {
+		var ids []string
+		for _, r := range out {
+			ce, err := kafkatest.CloudEvent(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var cmd engine.Command
+			if err := ce.DataAs(&cmd); err != nil {
+				t.Fatal(err)
+			}
+			if lc, ok := cmd.Data.(*engine.LeadConvert); ok {
+				ids = append(ids, lc.Account.ID)
+			}
+		}
+		return ids
+	}
+	intoA1 := func(ids []string) bool {
+		return len(ids) > 0 && !slices.ContainsFunc(ids, func(id string) bool { return id != "A1" })
+	}
+	if got := accounts(handle(leads...)); !intoA1(got) || st.lookups.Load() != 0 {
+		t.Fatalf("conversions into accounts %q with %d lookups besides the changes' own, want A1 only and none", got, st.lookups.Load())
+	}
+	if got := accounts(handle(leads...)); !intoA1(got) || st.lookups.Load() == 0 {
+		t.Fatalf("replay converts into %q with %d lookups, want A1 only through a lookup", got, st.lookups.Load())
+	}
+}
