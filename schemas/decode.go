@@ -53,9 +53,13 @@ func DecodeEvent(b []byte, maxBytes int) (record.Event, error) {
 	d.DisallowUnknownFields()
 	// related_count is a JSON Schema integer: any number with a zero
 	// fraction (1.0, 1e2), which an int field would refuse.
+	// Times are read as strings and parsed after unescaping, so a JSON
+	// escape inside one ("\u005a" for the Z) means what it means in JSON.
 	var wire struct {
 		record.Event
 		RelatedCount *json.Number `json:"related_count"`
+		CreatedAt    *string      `json:"created_at"`
+		ModifiedAt   *string      `json:"modified_at"`
 	}
 	err = d.Decode(&wire)
 	if err == nil && wire.RelatedCount != nil {
@@ -68,27 +72,28 @@ func DecodeEvent(b []byte, maxBytes int) (record.Event, error) {
 	}
 	ev = wire.Event
 	if err != nil {
-		// The schema admits almost only what record.Event holds; what is
-		// left is a date-time the schema's pattern accepts and time.Time
-		// does not (a leap second, hour 24).
+		// The schema admits only what record.Event holds.
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
 			// Field is the Go path, through the embedded Record.
 			at := "/" + strings.ReplaceAll(strings.TrimPrefix(te.Field, "Record."), ".", "/")
 			return record.Event{}, &Error{Code: CodeSchemaViolation, Detail: at + ": type integer", at: at}
 		}
-		at := "/"
-		if m, ok := doc.(map[string]any); ok {
-			for _, k := range []string{"created_at", "modified_at"} {
-				if v, ok := m[k].(string); ok {
-					if _, err := time.Parse(time.RFC3339Nano, v); err != nil {
-						at = "/" + k
-						break
-					}
-				}
-			}
+		return record.Event{}, &Error{Code: CodeSchemaViolation, Detail: "/: " + err.Error(), at: "/"}
+	}
+	// What is left is a date-time the schema's pattern accepts and time.Time
+	// does not (a leap second, hour 24).
+	for _, f := range []struct {
+		key string
+		raw *string
+		t   *time.Time
+	}{{"created_at", wire.CreatedAt, &ev.CreatedAt}, {"modified_at", wire.ModifiedAt, &ev.ModifiedAt}} {
+		if f.raw == nil {
+			continue
 		}
-		return record.Event{}, &Error{Code: CodeSchemaViolation, Detail: at + ": format", at: at}
+		if err := f.t.UnmarshalText([]byte(*f.raw)); err != nil {
+			return record.Event{}, &Error{Code: CodeSchemaViolation, Detail: "/" + f.key + ": format", at: "/" + f.key}
+		}
 	}
 	return ev, nil
 }

@@ -43,6 +43,7 @@ func TestDecodeEvent(t *testing.T) {
 		{name: "upsert", in: upsert},
 		{name: "patch", in: `{"tenant":"acme","object":"contact","id":"0031","op":"patch","modified_at":"2026-01-03T00:00:00Z","fields":{"Email":null}}`},
 		{name: "delete", in: `{"tenant":"acme","object":"account","id":"0011","op":"delete"}`},
+		{name: "escaped date", in: `{"tenant":"acme","object":"lead","id":"00Q1","op":"delete","modified_at":"2026-01-03T00:00:00\u005a"}`},
 		{name: "not_duplicate", in: `{"tenant":"acme","object":"lead","id":"00Q1","op":"not_duplicate","other":{"object":"contact","id":"0031"}}`},
 		{name: "oversize", in: upsert, max: 10, code: schemas.CodeOversize},
 		{name: "not json", in: `{"tenant":`, code: schemas.CodeNotJSON},

@@ -63,6 +63,7 @@ var decodeCases = []struct {
 	{"fields null", `{"tenant":"acme","object":"lead","id":"L1","op":"delete","fields":null}`, ""},
 	{"oversize", `{"tenant":"acme","object":"lead","id":"L1","op":"delete","fields":{"Notes":"` + strings.Repeat("x", decodeLimit) + `"}}`, pipeline.CodeOversize},
 	{"escaped keys and values", `{"\u0074enant":"ac\u006de","object":"l\u0065ad","id":"L\/1","op":"upsert","created_at":"2026-01-02T03:04:05Z","modified_at":"2026-01-02T03:04:05Z","fields":{"E\u006dail":"a\"b\\c\n","\ud83d\ude00":"\ud800"}}`, ""},
+	{"escaped timestamp", `{"tenant":"acme","object":"lead","id":"L1","op":"delete","modified_at":"2026-01-02T03:04:05\u005a"}`, ""},
 	{"escaped unknown key", `{"tenant":"acme","object":"lead","id":"L1","op":"delete","\u0074enants":1}`, pipeline.CodeSchemaViolation},
 	{"invalid UTF-8", "{\"tenant\":\"acme\",\"object\":\"lead\",\"id\":\"L\xff1\",\"op\":\"delete\",\"fields\":{\"N\xc3\":\"\xe2\x82\"}}", ""},
 	{"invalid UTF-8 key", "{\"tenant\xff\":\"acme\",\"object\":\"lead\",\"id\":\"L1\",\"op\":\"delete\"}", pipeline.CodeSchemaViolation},
