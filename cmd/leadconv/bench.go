@@ -37,7 +37,11 @@ func benchCommand() *command {
   latency        p50/p99/max from an event's produce to the acknowledgement
                  of its commands, at a fixed offered rate, from a fresh
                  consumer group; one warm-up event, not counted, is
-                 processed first so the group's join is not measured
+                 processed first so the group's join is not measured;
+                 --latency-runs N repeats it N times through the same
+                 pipeline, each with a fresh tenant, and reports the run
+                 with the median p99 beside every run's p99 (on a machine
+                 whose speed drifts, the steadier figure)
 
 plus the process's resident memory at each phase and its peak, and the CPU
 time per event of each phase, of this process and of the Redis server (load
@@ -59,7 +63,8 @@ Example (the figures in BENCHMARKS.md):
 			fs.IntVar(&bc.Events, "events", 200_000, "generated events of the throughput runs")
 			partitions := fs.Int("partitions", 6, "partitions of the benchmark topics (one worker each)")
 			fs.IntVar(&bc.Rate, "rate", 2000, "offered rate of the latency run, events/s")
-			fs.IntVar(&bc.LatencyEvents, "latency-events", 20_000, "events of the latency run")
+			fs.IntVar(&bc.LatencyEvents, "latency-events", 20_000, "events of each latency run")
+			fs.IntVar(&bc.LatencyRuns, "latency-runs", 1, "latency runs, each with a fresh tenant; the one with the median p99 is reported first")
 			fs.Uint64Var(&bc.Seed, "seed", 1, "random seed of the generated events")
 			brokers := fs.String("brokers", "", "Kafka brokers, comma separated; empty starts an in-process broker")
 			redisURL := fs.String("redis-url", "", "Redis URL; empty uses $REDIS_URL or starts redis-server from $PATH")
@@ -75,7 +80,7 @@ Example (the figures in BENCHMARKS.md):
 				if len(args) > 0 {
 					return usagef("unexpected arguments %q", args)
 				}
-				for name, v := range map[string]int{"--events": bc.Events, "--partitions": *partitions, "--rate": bc.Rate, "--latency-events": bc.LatencyEvents} {
+				for name, v := range map[string]int{"--events": bc.Events, "--partitions": *partitions, "--rate": bc.Rate, "--latency-events": bc.LatencyEvents, "--latency-runs": bc.LatencyRuns} {
 					if v <= 0 {
 						return usagef("%s %d: must be positive", name, v)
 					}
@@ -129,7 +134,7 @@ Example (the figures in BENCHMARKS.md):
 					return err
 				}
 				marks = append(marks, markCPU(ctx, "end", rdb))
-				out := benchOutput{BenchResult: res, CPU: cpuPerEvent(marks, map[string]int{"raw": res.Raw.Events, "full": res.Full.Events, "latency": res.Latency.Events})}
+				out := benchOutput{BenchResult: res, CPU: cpuPerEvent(marks, map[string]int{"raw": res.Raw.Events, "full": res.Full.Events, "latency": latencyEvents(res)})}
 				if *asJSON {
 					enc := json.NewEncoder(e.stdout)
 					enc.SetIndent("", "  ")
@@ -194,6 +199,15 @@ func cpuPerEvent(marks []cpuMark, events map[string]int) []PhaseCPU {
 	return out
 }
 
+// latencyEvents counts the events of every latency run.
+func latencyEvents(r pipeline.BenchResult) int {
+	n := 0
+	for _, l := range r.LatencyRuns {
+		n += l.Events
+	}
+	return n
+}
+
 func printBench(w io.Writer, out benchOutput) {
 	r := out.BenchResult
 	fmt.Fprintf(w, "raw ceiling    %8d events in %-8s %9.0f events/s\n", r.Raw.Events, r.Raw.Elapsed.Round(time.Millisecond), r.Raw.PerSec)
@@ -201,6 +215,13 @@ func printBench(w io.Writer, out benchOutput) {
 		r.Full.Events, r.Full.Elapsed.Round(time.Millisecond), r.Full.PerSec, r.Ratio*100)
 	fmt.Fprintf(w, "latency        %8d events at %d/s: p50 %s, p99 %s, max %s (produce to command ack)\n",
 		r.Latency.Events, r.Latency.Rate, r.Latency.P50.Round(10*time.Microsecond), r.Latency.P99.Round(10*time.Microsecond), r.Latency.Max.Round(10*time.Microsecond))
+	if len(r.LatencyRuns) > 1 {
+		p99s := make([]string, len(r.LatencyRuns))
+		for i, l := range r.LatencyRuns {
+			p99s[i] = l.P99.Round(10 * time.Microsecond).String()
+		}
+		fmt.Fprintf(w, "               the run with the median p99 of %d; p99 of each run in order: %s\n", len(r.LatencyRuns), strings.Join(p99s, ", "))
+	}
 	if r.PeakRSS > 0 {
 		parts := make([]string, 0, len(r.RSS))
 		for _, s := range r.RSS {

@@ -9,7 +9,7 @@ import (
 	"github.com/leadconv/leadconv/internal/testutil/redistest"
 )
 
-var smallBench = []string{"bench", "--events", "1500", "--latency-events", "200", "--rate", "1000", "--partitions", "2"}
+var smallBench = []string{"bench", "--events", "1500", "--latency-events", "200", "--latency-runs", "2", "--rate", "1000", "--partitions", "2"}
 
 // A small run on a given Redis prints every figure and leaves no keys.
 func TestBenchPrintsEveryFigure(t *testing.T) {
@@ -19,7 +19,7 @@ func TestBenchPrintsEveryFigure(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("code %d\n%s\n%s", code, stdout, stderr)
 	}
-	for _, want := range []string{"raw ceiling        1500 events", "full pipeline      1500 events", "of the raw ceiling", "200 events at 1000/s: p50 ", "p99 ", "peak RSS", "cpu full"} {
+	for _, want := range []string{"raw ceiling        1500 events", "full pipeline      1500 events", "of the raw ceiling", "200 events at 1000/s: p50 ", "p99 ", "median p99 of 2; p99 of each run in order: ", "peak RSS", "cpu full", "cpu latency         400 events"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout)
 		}
@@ -55,6 +55,12 @@ func TestBenchOwnRedisJSON(t *testing.T) {
 	}
 	if res.Raw.PerSec <= 0 || res.Full.PerSec <= 0 || res.Full.Events != 1500 || res.Latency.P99 <= 0 || res.Latency.P50 > res.Latency.P99 || res.Ratio <= 0 {
 		t.Fatalf("implausible result %+v", res)
+	}
+	if len(res.LatencyRuns) != 2 || (res.Latency != res.LatencyRuns[0] && res.Latency != res.LatencyRuns[1]) || cpu.CPU[2].Events != 400 {
+		t.Fatalf("latency %+v of runs %+v (cpu over %d events), want the lower-p99 one of two runs over 400", res.Latency, res.LatencyRuns, cpu.CPU[2].Events)
+	}
+	if lo := min(res.LatencyRuns[0].P99, res.LatencyRuns[1].P99); res.Latency.P99 != lo {
+		t.Fatalf("reported p99 %v, want the median run's (the lower of two) %v", res.Latency.P99, lo)
 	}
 }
 

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -48,7 +49,11 @@ type BenchConfig struct {
 	// 2,000), for LatencyEvents events (default 20,000: ten seconds).
 	Rate          int
 	LatencyEvents int
-	Seed          uint64 // default 1
+	// LatencyRuns repeats the latency run (default 1), each with a fresh
+	// tenant, through the same running pipeline: on a machine whose speed
+	// drifts, the median of several runs is the steadier figure.
+	LatencyRuns int
+	Seed        uint64 // default 1
 	// FetchMinBytes and FetchMaxWait tune the pipelines' fetching
 	// (consumer.Config; zero: the defaults).
 	FetchMinBytes int32
@@ -78,9 +83,12 @@ type Latency struct {
 // resident set in bytes (0 where /proc is not available): at the start and
 // the end of each phase, and the peak (VmHWM) over the whole run.
 type BenchResult struct {
-	Raw     Throughput
-	Full    Throughput
-	Latency Latency
+	Raw  Throughput
+	Full Throughput
+	// Latency is the run with the median p99 of LatencyRuns, every run in
+	// order.
+	Latency     Latency
+	LatencyRuns []Latency
 	// Ratio is Full.PerSec / Raw.PerSec.
 	Ratio   float64
 	RSS     []RSSSample
@@ -226,11 +234,32 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 		rss("throughput topics dropped")
 	}
 
+	// The latency runs' events are made before the phase starts, so their
+	// generation is not counted in its CPU time.
+	runs := make([][]*kgo.Record, bc.LatencyRuns)
+	for k := range runs {
+		// One more event than measured in the first run: it warms up (the
+		// consumer group joins and gets its partitions), and is not counted.
+		n := bc.LatencyEvents
+		if k == 0 {
+			n++
+		}
+		tenant := "bench-latency"
+		if k > 0 {
+			tenant += "-" + strconv.Itoa(k+1)
+		}
+		if runs[k], err = benchRecordsOf(bc.Seed+1+uint64(k), tenant, n, benchLatRecords); err != nil {
+			return res, err
+		}
+	}
 	progress("latency")
-	res.Latency, err = latency(ctx, bc, brokers, cl, store)
+	res.LatencyRuns, err = latency(ctx, bc, brokers, cl, store, runs)
 	if err != nil {
 		return res, err
 	}
+	byP99 := slices.Clone(res.LatencyRuns)
+	slices.SortStableFunc(byP99, func(a, b Latency) int { return cmp.Compare(a.P99, b.P99) })
+	res.Latency = byP99[(len(byP99)-1)/2]
 	rss("latency")
 	res.PeakRSS = readRSS("VmHWM")
 	return res, nil
@@ -254,6 +283,9 @@ func (bc *BenchConfig) defaults() {
 	}
 	if bc.Seed == 0 {
 		bc.Seed = 1
+	}
+	if bc.LatencyRuns <= 0 {
+		bc.LatencyRuns = 1
 	}
 }
 
@@ -332,22 +364,18 @@ func run(ctx context.Context, r runner) (stop func() error) {
 	}
 }
 
-// latency offers bc.Rate events/s of a fresh tenant to a running pipeline
-// and records, per event, the time from its produce to the acknowledgement
-// of the commands its batch produced.
-func latency(ctx context.Context, bc BenchConfig, brokers []string, cl *kgo.Client, store *matcher.Store) (Latency, error) {
-	// One more event than measured: the first warms up (the consumer group
-	// joins and gets its partitions), and is not counted.
-	recs, err := benchRecordsOf(bc.Seed+1, "bench-latency", bc.LatencyEvents+1, benchLatRecords)
-	if err != nil {
-		return Latency{}, err
-	}
-	warmup, recs := recs[0], recs[1:]
-	n := len(recs)
+// latency offers each run's events at bc.Rate events/s to one running
+// pipeline, a run after the previous one is done, and records, per event,
+// the time from its produce to the acknowledgement of the commands its
+// batch produced. The first event of the first run warms up and is not
+// counted.
+func latency(ctx context.Context, bc BenchConfig, brokers []string, cl *kgo.Client, store *matcher.Store, runs [][]*kgo.Record) ([]Latency, error) {
+	warmup := runs[0][0]
+	runs[0] = runs[0][1:]
 	var mu sync.Mutex
-	var once sync.Once
-	lat := make([]time.Duration, 0, n)
-	all := make(chan struct{})
+	var lat []time.Duration
+	want := 0
+	all := make(chan struct{}, 1)
 	warm := make(chan struct{})
 	p, err := New(Config{
 		Brokers: brokers, Group: "bench-latency", RecordsTopic: benchLatRecords, CommandsTopic: benchLatCommands,
@@ -366,34 +394,75 @@ func latency(ctx context.Context, bc BenchConfig, brokers []string, cl *kgo.Clie
 			for _, r := range recs {
 				lat = append(lat, now.Sub(r.Timestamp))
 			}
-			if len(lat) >= n {
-				once.Do(func() { close(all) })
+			if len(lat) >= want {
+				select {
+				case all <- struct{}{}:
+				default:
+				}
 			}
 		},
 	}, store, bc.Config)
 	if err != nil {
-		return Latency{}, err
+		return nil, err
 	}
 	stop := run(ctx, p)
 	if err := cl.ProduceSync(ctx, warmup).FirstErr(); err != nil {
-		return Latency{}, errors.Join(fmt.Errorf("pipeline: bench: latency warm-up: %w", err), stop())
+		return nil, errors.Join(fmt.Errorf("pipeline: bench: latency warm-up: %w", err), stop())
 	}
 	select {
 	case <-warm:
 	case <-ctx.Done():
-		return Latency{}, errors.Join(ctx.Err(), stop())
+		return nil, errors.Join(ctx.Err(), stop())
 	case <-time.After(time.Minute):
-		return Latency{}, errors.Join(errors.New("pipeline: bench: latency warm-up not processed within a minute"), stop())
+		return nil, errors.Join(errors.New("pipeline: bench: latency warm-up not processed within a minute"), stop())
 	}
-	// Pace the producer by the clock: at any moment rate*elapsed events are
-	// out, whatever the ticker's jitter. The client stamps each record when
-	// it is handed over.
+	var out []Latency
+	for _, recs := range runs {
+		mu.Lock()
+		lat, want = make([]time.Duration, 0, len(recs)), len(recs)
+		select {
+		case <-all: // a late signal of the previous run
+		default:
+		}
+		mu.Unlock()
+		if err := offer(ctx, cl, recs, bc.Rate); err != nil {
+			return nil, errors.Join(fmt.Errorf("pipeline: bench: latency run: %w", err), stop())
+		}
+		select {
+		case <-all:
+		case <-ctx.Done():
+		case <-time.After(time.Minute):
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, errors.Join(err, stop())
+		}
+		mu.Lock()
+		got := lat
+		mu.Unlock()
+		if len(got) < len(recs) {
+			return nil, errors.Join(fmt.Errorf("pipeline: bench: latency run: %d of %d events processed within a minute of the last produce", len(got), len(recs)), stop())
+		}
+		slices.Sort(got)
+		q := func(f float64) time.Duration { return got[min(len(got)-1, int(f*float64(len(got))))] }
+		out = append(out, Latency{Rate: bc.Rate, Events: len(recs), P50: q(0.50), P99: q(0.99), Max: got[len(got)-1]})
+	}
+	if err := stop(); err != nil {
+		return nil, fmt.Errorf("pipeline: bench: latency run: %w", err)
+	}
+	return out, nil
+}
+
+// offer produces recs at rate events/s, paced by the clock: at any moment
+// rate*elapsed events are out, whatever the ticker's jitter. The client
+// stamps each record when it is handed over.
+func offer(ctx context.Context, cl *kgo.Client, recs []*kgo.Record, rate int) error {
 	var perr atomic.Value
 	t0 := time.Now()
 	tick := time.NewTicker(time.Millisecond)
-	for sent := 0; sent < n && ctx.Err() == nil; {
+	defer tick.Stop()
+	for sent := 0; sent < len(recs) && ctx.Err() == nil; {
 		<-tick.C
-		due := min(n, int(time.Since(t0).Seconds()*float64(bc.Rate)))
+		due := min(len(recs), int(time.Since(t0).Seconds()*float64(rate)))
 		for ; sent < due; sent++ {
 			cl.Produce(ctx, recs[sent], func(_ *kgo.Record, err error) {
 				if err != nil {
@@ -402,27 +471,10 @@ func latency(ctx context.Context, bc BenchConfig, brokers []string, cl *kgo.Clie
 			})
 		}
 	}
-	tick.Stop()
-	select {
-	case <-all:
-	case <-ctx.Done():
-	case <-time.After(time.Minute):
-	}
-	err = errors.Join(stop(), ctx.Err())
 	if e, ok := perr.Load().(error); ok {
-		err = errors.Join(err, e)
+		return e
 	}
-	if err != nil {
-		return Latency{}, fmt.Errorf("pipeline: bench: latency run: %w", err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(lat) < n {
-		return Latency{}, fmt.Errorf("pipeline: bench: latency run: %d of %d events processed within a minute of the last produce", len(lat), n)
-	}
-	slices.Sort(lat)
-	q := func(f float64) time.Duration { return lat[min(len(lat)-1, int(f*float64(len(lat))))] }
-	return Latency{Rate: bc.Rate, Events: n, P50: q(0.50), P99: q(0.99), Max: lat[len(lat)-1]}, nil
+	return ctx.Err()
 }
 
 // readRSS reads a memory line (VmRSS, VmHWM) of /proc/self/status in bytes;
