@@ -11,7 +11,7 @@ bench: ## Go benchmarks (not part of test)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 bench-e2e: ## the end-to-end benchmark of BENCHMARKS.md (needs redis-server or REDIS_URL)
-	$(GO) run ./cmd/leadconv bench --events 200000 --rate 2000
+	$(GO) run ./cmd/leadconv bench --events 200000 --rate 2000 --latency-runs 5
 
 fuzz: ## a short fuzz of each fuzz target
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 30s ./internal/config

@@ -57,7 +57,7 @@ is written under a fresh namespace, deleted at the end. The in-process
 Redis is never used: it would measure miniredis, not leadconv.
 
 Example (the figures in BENCHMARKS.md):
-  leadconv bench --events 200000 --rate 2000`,
+  leadconv bench --events 200000 --rate 2000 --latency-runs 5`,
 		setup: func(fs *flagSet) func(context.Context, *env, []string) error {
 			var bc pipeline.BenchConfig
 			fs.IntVar(&bc.Events, "events", 200_000, "generated events of the throughput runs")
