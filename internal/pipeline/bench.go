@@ -85,8 +85,8 @@ type Latency struct {
 type BenchResult struct {
 	Raw  Throughput
 	Full Throughput
-	// Latency is the run with the median p99 of LatencyRuns, every run in
-	// order.
+	// Latency is the run with the median p99; LatencyRuns are all the runs,
+	// in order.
 	Latency     Latency
 	LatencyRuns []Latency
 	// Ratio is Full.PerSec / Raw.PerSec.
@@ -425,9 +425,8 @@ func latency(ctx context.Context, bc BenchConfig, brokers []string, cl *kgo.Clie
 		default:
 		}
 		mu.Unlock()
-		if err := offer(ctx, cl, recs, bc.Rate); err != nil {
-			return nil, errors.Join(fmt.Errorf("pipeline: bench: latency run: %w", err), stop())
-		}
+		var perr atomic.Pointer[error]
+		offer(ctx, cl, recs, bc.Rate, &perr)
 		select {
 		case <-all:
 		case <-ctx.Done():
@@ -435,6 +434,9 @@ func latency(ctx context.Context, bc BenchConfig, brokers []string, cl *kgo.Clie
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, errors.Join(err, stop())
+		}
+		if err := perr.Load(); err != nil {
+			return nil, errors.Join(fmt.Errorf("pipeline: bench: latency run: produce: %w", *err), stop())
 		}
 		mu.Lock()
 		got := lat
@@ -454,9 +456,9 @@ func latency(ctx context.Context, bc BenchConfig, brokers []string, cl *kgo.Clie
 
 // offer produces recs at rate events/s, paced by the clock: at any moment
 // rate*elapsed events are out, whatever the ticker's jitter. The client
-// stamps each record when it is handed over.
-func offer(ctx context.Context, cl *kgo.Client, recs []*kgo.Record, rate int) error {
-	var perr atomic.Value
+// stamps each record when it is handed over. The first produce error goes
+// into perr, whenever it comes.
+func offer(ctx context.Context, cl *kgo.Client, recs []*kgo.Record, rate int, perr *atomic.Pointer[error]) {
 	t0 := time.Now()
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
@@ -466,15 +468,11 @@ func offer(ctx context.Context, cl *kgo.Client, recs []*kgo.Record, rate int) er
 		for ; sent < due; sent++ {
 			cl.Produce(ctx, recs[sent], func(_ *kgo.Record, err error) {
 				if err != nil {
-					perr.CompareAndSwap(nil, err)
+					perr.CompareAndSwap(nil, &err)
 				}
 			})
 		}
 	}
-	if e, ok := perr.Load().(error); ok {
-		return e
-	}
-	return ctx.Err()
 }
 
 // readRSS reads a memory line (VmRSS, VmHWM) of /proc/self/status in bytes;
