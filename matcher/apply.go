@@ -93,8 +93,10 @@ func (s *Store) applyRound(ctx context.Context, views []*view) ([]Change, []*ten
 	}
 	// The accounts of the changed clusters' companies, read right after the
 	// writes in the same round trip, so planning needs no lookup of its own.
+	// A company shared by several changes of the batch is read once.
 	type accountRead struct {
 		v   *view
+		at  []int // per lookup, its field's index
 		ids *redis.SliceCmd
 	}
 	var accountReads []accountRead
@@ -102,14 +104,23 @@ func (s *Store) applyRound(ctx context.Context, views []*view) ([]Change, []*ten
 		if v.interfered || len(v.accountLookups) == 0 {
 			continue
 		}
-		fields := make([]string, len(v.accountLookups))
+		r := accountRead{v: v, at: make([]int, len(v.accountLookups))}
+		var fields []string
+		index := map[string]int{}
 		for i, l := range v.accountLookups {
-			fields[i] = accountHex(l.key)
+			j, ok := index[l.key]
+			if !ok {
+				j = len(fields)
+				index[l.key] = j
+				fields = append(fields, accountHex(l.key))
+			}
+			r.at[i] = j
 		}
-		accountReads = append(accountReads, accountRead{v, pipe.HMGet(ctx, v.run.keys.accounts, fields...)})
+		r.ids = pipe.HMGet(ctx, v.run.keys.accounts, fields...)
+		accountReads = append(accountReads, r)
 	}
 	var out []Change
-	if len(calls) > 0 {
+	if len(calls) > 0 || len(accountReads) > 0 {
 		start := time.Now()
 		if err := s.execScripts(ctx, pipe); err != nil {
 			return nil, nil, fmt.Errorf("matcher: apply: %w", err)
@@ -117,9 +128,9 @@ func (s *Store) applyRound(ctx context.Context, views []*view) ([]Change, []*ten
 		s.scriptDur.WithLabelValues("apply").Observe(time.Since(start).Seconds())
 	}
 	for _, r := range accountReads {
-		for i, x := range r.ids.Val() {
-			if id, ok := x.(string); ok {
-				l := r.v.accountLookups[i]
+		ids := r.ids.Val()
+		for i, l := range r.v.accountLookups {
+			if id, ok := ids[r.at[i]].(string); ok {
 				l.into[l.value] = id
 			}
 		}
