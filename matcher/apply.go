@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -15,7 +16,8 @@ import (
 
 // errReloaded reports that the server had lost its script cache (a restart
 // or failover) and the scripts were loaded again: the attempt is redone from
-// its reads, which is safe because every script checks its preconditions.
+// its reads, which is safe because every script checks its preconditions
+// and an event already applied is recognised as a replay.
 var errReloaded = errors.New("matcher: scripts reloaded")
 
 // execScripts runs a pipeline of EVALSHA calls.
@@ -36,96 +38,206 @@ func (s *Store) execScripts(ctx context.Context, pipe redis.Pipeliner) error {
 // holds the server for long.
 const applyChunk = 64
 
-func (s *Store) applyRound(ctx context.Context, views []*view) ([]Change, []*tenantRun, error) {
-	// A call applies a run of consecutive person events of one tenant, or
-	// one account event, in the batch's order.
-	type call struct {
-		v   *view
-		ps  []*pending
-		cmd *redis.Cmd
+// applyCall is one script call of the apply round: a run of consecutive
+// person events of one tenant, or one account event, in the batch's order.
+type applyCall struct {
+	v   *view
+	ps  []*pending
+	cmd *redis.Cmd
+}
+
+// applyStream is the apply round, overlapped with deciding: runs go to
+// Redis as they are decided, so the server applies one run while the next
+// is decided instead of idling until the whole batch is. One goroutine
+// sends them, whatever has queued up as one pipeline, each pipeline after
+// the last one's replies: Redis runs the calls in batch order, and a
+// conflicting call's fail marker stops every later call of its tenant.
+type applyStream struct {
+	s   *Store
+	ctx context.Context
+	// per view, decided person events not yet handed to a call, and how
+	// many of its events were decided
+	runs    map[*view][]*pending
+	decided map[*view]int
+	dups    []*pending
+	dupView map[*pending]*view
+	calls   []*applyCall // in batch order, for the results
+
+	mu     sync.Mutex
+	queue  []*applyCall
+	tail   func(redis.Pipeliner) // set on close: the reads after the writes
+	closed bool
+	wake   chan struct{}
+	done   chan struct{}
+	err    error // the sender's, read after done
+}
+
+func (s *Store) startApply(ctx context.Context) *applyStream {
+	a := &applyStream{
+		s: s, ctx: ctx,
+		runs: map[*view][]*pending{}, decided: map[*view]int{}, dupView: map[*pending]*view{},
+		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
-	var calls []call
-	pipe := s.rdb.Pipeline()
-	var dups []*pending
-	dupView := map[*pending]*view{}
+	go a.send()
+	return a
+}
+
+// event takes p, the next decided event of v.
+func (a *applyStream) event(v *view, p *pending) {
+	a.decided[v]++
+	switch {
+	case p.skip:
+	case p.duplicate:
+		a.dups = append(a.dups, p)
+		a.dupView[p] = v
+	case p.ev.Object == record.Account:
+		a.flush(v)
+		a.push(&applyCall{v: v, ps: []*pending{p}})
+	default:
+		a.runs[v] = append(a.runs[v], p)
+		if len(a.runs[v]) == applyChunk {
+			a.flush(v)
+		}
+	}
+}
+
+func (a *applyStream) flush(v *view) {
+	if run := a.runs[v]; len(run) > 0 {
+		a.push(&applyCall{v: v, ps: run})
+		a.runs[v] = nil
+	}
+}
+
+func (a *applyStream) push(c *applyCall) {
+	a.calls = append(a.calls, c)
+	a.mu.Lock()
+	a.queue = append(a.queue, c)
+	a.mu.Unlock()
+	a.poke()
+}
+
+// poke wakes the sender; a wake-up already pending covers this one too.
+func (a *applyStream) poke() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+// close queues what is left of the views' runs and tail, which adds the
+// reads that follow the writes, as one last pipeline, and waits for the
+// sender to finish. A view whose decision stopped on an event that lacked
+// data keeps its run: those events are redone.
+func (a *applyStream) close(views []*view, tail func(redis.Pipeliner)) error {
+	var rest []*applyCall
+	for _, v := range views {
+		if run := a.runs[v]; len(run) > 0 && !v.interfered {
+			c := &applyCall{v: v, ps: run}
+			a.calls = append(a.calls, c)
+			rest = append(rest, c)
+			a.runs[v] = nil
+		}
+	}
+	a.mu.Lock()
+	a.queue = append(a.queue, rest...)
+	a.tail, a.closed = tail, true
+	a.mu.Unlock()
+	a.poke()
+	<-a.done
+	return a.err
+}
+
+// send runs the queued calls until the stream is closed and drained. After
+// an error it sends nothing more: the batch fails, and applying it again is
+// safe.
+func (a *applyStream) send() {
+	defer close(a.done)
+	s := a.s
+	for range a.wake {
+		a.mu.Lock()
+		calls, closed, tail := a.queue, a.closed, a.tail
+		a.queue = nil
+		a.mu.Unlock()
+		if a.err == nil && (len(calls) > 0 || closed) {
+			pipe := s.rdb.Pipeline()
+			for _, c := range calls {
+				v, k := c.v, c.v.run.keys
+				if p := c.ps[0]; p.ev.Object == record.Account {
+					key := ""
+					if len(p.next.blocks) > 0 {
+						key = p.next.blocks[0]
+					}
+					c.cmd = accountScript.EvalSha(a.ctx, pipe, []string{k.records, k.accounts, k.fail + v.batch},
+						p.ref, p.expSeq, p.next.raw, key, p.ev.ID, failTTL)
+					continue
+				}
+				c.cmd = applyScript.EvalSha(a.ctx, pipe,
+					[]string{k.records, k.blocks, k.adj, k.clusterM, k.clusters, k.versions, k.stripeV, k.fail + v.batch, k.bans},
+					applyArgs(c.ps, s.argScratch)...)
+			}
+			if closed && tail != nil {
+				tail(pipe)
+			}
+			if pipe.Len() > 0 {
+				start := time.Now()
+				if err := s.execScripts(a.ctx, pipe); err != nil {
+					a.err = err
+				}
+				s.scriptDur.WithLabelValues("apply").Observe(time.Since(start).Seconds())
+			}
+		}
+		if closed {
+			return
+		}
+	}
+}
+
+// applyRound decides the views' events and applies them as they are
+// decided, then reads the accounts of the changed clusters' companies.
+func (s *Store) applyRound(ctx context.Context, views []*view) ([]Change, []*tenantRun, error) {
+	a := s.startApply(ctx)
 	for _, v := range views {
 		if v.interfered {
 			continue
 		}
-		k := v.run.keys
-		var run []*pending
-		flush := func() {
-			if len(run) == 0 {
-				return
-			}
-			cmd := applyScript.EvalSha(ctx, pipe,
-				[]string{k.records, k.blocks, k.adj, k.clusterM, k.clusters, k.versions, k.stripeV, k.fail + v.batch, k.bans},
-				applyArgs(run, s.argScratch)...)
-			calls = append(calls, call{v, run, cmd})
-			run = nil
+		if err := v.decide(s, a.event); err != nil {
+			_ = a.close(nil, nil)
+			return nil, nil, err
 		}
-		for _, p := range v.run.events {
-			switch {
-			case p.skip:
-				continue
-			case p.duplicate:
-				dups = append(dups, p)
-				dupView[p] = v
-				continue
-			}
-			if p.ev.Object == record.Account {
-				flush()
-				key := ""
-				if len(p.next.blocks) > 0 {
-					key = p.next.blocks[0]
-				}
-				cmd := accountScript.EvalSha(ctx, pipe, []string{k.records, k.accounts, k.fail + v.batch},
-					p.ref, p.expSeq, p.next.raw, key, p.ev.ID, failTTL)
-				calls = append(calls, call{v, []*pending{p}, cmd})
-				continue
-			}
-			run = append(run, p)
-			if len(run) == applyChunk {
-				flush()
-			}
-		}
-		flush()
 	}
 	// The accounts of the changed clusters' companies, read right after the
-	// writes in the same round trip, so planning needs no lookup of its own.
-	// A company shared by several changes of the batch is read once.
+	// writes in the same round trip as the last of them, so planning needs
+	// no lookup of its own (a batch of one run takes one round trip). A company shared by several changes of the
+	// batch is read once.
 	type accountRead struct {
 		v   *view
 		at  []int // per lookup, its field's index
 		ids *redis.SliceCmd
 	}
 	var accountReads []accountRead
-	for _, v := range views {
-		if v.interfered || len(v.accountLookups) == 0 {
-			continue
-		}
-		r := accountRead{v: v, at: make([]int, len(v.accountLookups))}
-		var fields []string
-		index := map[string]int{}
-		for i, l := range v.accountLookups {
-			j, ok := index[l.key]
-			if !ok {
-				j = len(fields)
-				index[l.key] = j
-				fields = append(fields, accountHex(l.key))
+	err := a.close(views, func(pipe redis.Pipeliner) {
+		for _, v := range views {
+			if len(v.accountLookups) == 0 {
+				continue
 			}
-			r.at[i] = j
+			r := accountRead{v: v, at: make([]int, len(v.accountLookups))}
+			var fields []string
+			index := map[string]int{}
+			for i, l := range v.accountLookups {
+				j, ok := index[l.key]
+				if !ok {
+					j = len(fields)
+					index[l.key] = j
+					fields = append(fields, accountHex(l.key))
+				}
+				r.at[i] = j
+			}
+			r.ids = pipe.HMGet(ctx, v.run.keys.accounts, fields...)
+			accountReads = append(accountReads, r)
 		}
-		r.ids = pipe.HMGet(ctx, v.run.keys.accounts, fields...)
-		accountReads = append(accountReads, r)
-	}
-	var out []Change
-	if len(calls) > 0 || len(accountReads) > 0 {
-		start := time.Now()
-		if err := s.execScripts(ctx, pipe); err != nil {
-			return nil, nil, fmt.Errorf("matcher: apply: %w", err)
-		}
-		s.scriptDur.WithLabelValues("apply").Observe(time.Since(start).Seconds())
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("matcher: apply: %w", err)
 	}
 	for _, r := range accountReads {
 		ids := r.ids.Val()
@@ -135,8 +247,9 @@ func (s *Store) applyRound(ctx context.Context, views []*view) ([]Change, []*ten
 			}
 		}
 	}
+	var out []Change
 	failedAt := map[*view]int{}
-	for _, c := range calls {
+	for _, c := range a.calls {
 		if _, failed := failedAt[c.v]; failed {
 			continue
 		}
@@ -153,8 +266,8 @@ func (s *Store) applyRound(ctx context.Context, views []*view) ([]Change, []*ten
 		}
 	}
 	// Replays of already applied events report their clusters as they are.
-	if len(dups) > 0 {
-		changes, err := s.currentClusters(ctx, dups, dupView)
+	if len(a.dups) > 0 {
+		changes, err := s.currentClusters(ctx, a.dups, a.dupView)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -164,7 +277,11 @@ func (s *Store) applyRound(ctx context.Context, views []*view) ([]Change, []*ten
 	for _, v := range views {
 		from, failed := failedAt[v]
 		if v.interfered {
-			from, failed = 0, true
+			unsent := firstUnsent(v.run.events, a.decided[v], a.runs[v])
+			if !failed || unsent < from {
+				from = unsent
+			}
+			failed = true
 		}
 		if !failed {
 			continue
@@ -290,6 +407,18 @@ func applyArgs(run []*pending, at map[argKey]int) []any {
 	}
 	args = append(args, len(bans)/2)
 	return append(args, bans...)
+}
+
+// firstUnsent is the index of the first of events that no call holds:
+// the first of run, the decided events not yet sent, or else the first
+// event not decided. Skipped and replayed events decided after run's first
+// are not sent either, so the count of decided events alone would pass
+// over run.
+func firstUnsent(events []*pending, decided int, run []*pending) int {
+	if len(run) > 0 {
+		return indexOf(events, run[0])
+	}
+	return decided
 }
 
 func isDupIndex(events []*pending, idx int) bool {

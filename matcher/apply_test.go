@@ -37,3 +37,30 @@ func TestApplyArgsCoalescesARun(t *testing.T) {
 		t.Fatalf("args\n got %v\nwant %v", got, want)
 	}
 }
+
+// When a decision stops on an event that lacks data, the redo starts at
+// the first event no call holds, even when skipped or replayed events were
+// decided after it.
+func TestFirstUnsent(t *testing.T) {
+	ev := make([]*pending, 5)
+	for i := range ev {
+		ev[i] = &pending{idx: i}
+	}
+	for _, c := range []struct {
+		name    string
+		decided int
+		run     []*pending
+		want    int
+	}{
+		{"all decided events sent", 3, nil, 3},
+		{"nothing decided", 0, nil, 0},
+		{"a run waiting", 3, ev[2:3], 2},
+		{"a skipped event decided after the run's first", 4, []*pending{ev[1], ev[3]}, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := firstUnsent(ev, c.decided, c.run); got != c.want {
+				t.Fatalf("firstUnsent = %d, want %d", got, c.want)
+			}
+		})
+	}
+}

@@ -312,7 +312,9 @@ func (s *Store) apply(ctx context.Context, events []record.Event, pre []*eventPr
 		}
 		changes, retry, err := s.attempt(ctx, runs)
 		if errors.Is(err, errReloaded) {
-			// Nothing was applied: the same events, decided afresh.
+			// The same events, decided afresh. The apply round's calls
+			// before the one the server refused may have been applied:
+			// those events are then replays.
 			s.reloads.Inc()
 			for _, r := range runs {
 				r.events = resetPending(r.events)
@@ -459,14 +461,7 @@ func (s *Store) attempt(ctx context.Context, runs []*tenantRun) ([]Change, []*te
 	if err := s.membersRound(ctx, views); err != nil {
 		return nil, nil, err
 	}
-	for _, v := range views {
-		if v.interfered {
-			continue
-		}
-		if err := v.decide(s); err != nil {
-			return nil, nil, err
-		}
-	}
+	// Decide, and apply runs of decided events as they come.
 	return s.applyRound(ctx, views)
 }
 

@@ -392,18 +392,21 @@ func (v *view) accountState(p *pending, base stored, mod int64, newer, same bool
 
 // decide computes, in batch order, each event's neighbours, blocks and
 // clusters, and what its apply must check and write, laying each decision
-// over the view. It stops at the first event whose decision lacks data.
-func (v *view) decide(s *Store) error {
+// over the view, and hands each decided event to emit. It stops at the
+// first event whose decision lacks data.
+func (v *view) decide(s *Store, emit func(*view, *pending)) error {
 	v.batch = s.nextBatch()
 	maxBlock := v.run.rules.MaxBlockSize()
 	var checkBuf []check
 	var writeBuf []write
 	for _, p := range v.run.events {
 		if p.skip || p.duplicate {
+			emit(v, p)
 			continue
 		}
 		if p.ev.Object == record.Account {
 			v.recs[p.ref] = p.next
+			emit(v, p)
 			continue
 		}
 		if p.ban != "" {
@@ -421,6 +424,7 @@ func (v *view) decide(s *Store) error {
 		rs := stripeOfRef(p.ref)
 		if p.banOnly {
 			v.useStripe(p, rs)
+			emit(v, p)
 			continue
 		}
 		old := v.recs[p.ref]
@@ -465,6 +469,7 @@ func (v *view) decide(s *Store) error {
 		if v.interfered {
 			return nil
 		}
+		emit(v, p)
 	}
 	return nil
 }
