@@ -51,7 +51,9 @@ type applyCall struct {
 // is decided instead of idling until the whole batch is. One goroutine
 // sends them, whatever has queued up as one pipeline, each pipeline after
 // the last one's replies: Redis runs the calls in batch order, and a
-// conflicting call's fail marker stops every later call of its tenant.
+// conflicting call's fail marker stops every later call of its tenant. A
+// batch that fits in one run per tenant, as at low rates, has nothing to
+// overlap: it goes in one pipeline from the caller, without the goroutine.
 type applyStream struct {
 	s   *Store
 	ctx context.Context
@@ -62,6 +64,7 @@ type applyStream struct {
 	dups    []*pending
 	dupView map[*pending]*view
 	calls   []*applyCall // in batch order, for the results
+	started bool         // the sender runs
 
 	mu     sync.Mutex
 	queue  []*applyCall
@@ -73,13 +76,11 @@ type applyStream struct {
 }
 
 func (s *Store) startApply(ctx context.Context) *applyStream {
-	a := &applyStream{
+	return &applyStream{
 		s: s, ctx: ctx,
 		runs: map[*view][]*pending{}, decided: map[*view]int{}, dupView: map[*pending]*view{},
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
-	go a.send()
-	return a
 }
 
 // event takes p, the next decided event of v.
@@ -109,6 +110,10 @@ func (a *applyStream) flush(v *view) {
 }
 
 func (a *applyStream) push(c *applyCall) {
+	if !a.started {
+		a.started = true
+		go a.send()
+	}
 	a.calls = append(a.calls, c)
 	a.mu.Lock()
 	a.queue = append(a.queue, c)
@@ -124,10 +129,11 @@ func (a *applyStream) poke() {
 	}
 }
 
-// close queues what is left of the views' runs and tail, which adds the
-// reads that follow the writes, as one last pipeline, and waits for the
-// sender to finish. A view whose decision stopped on an event that lacked
-// data keeps its run: those events are redone.
+// close sends what is left of the views' runs and tail, which adds the
+// reads that follow the writes, as one last pipeline, after whatever the
+// sender still has, and returns once all is done. A view whose decision
+// stopped on an event that lacked data keeps its run: those events are
+// redone.
 func (a *applyStream) close(views []*view, tail func(redis.Pipeliner)) error {
 	var rest []*applyCall
 	for _, v := range views {
@@ -138,6 +144,10 @@ func (a *applyStream) close(views []*view, tail func(redis.Pipeliner)) error {
 			a.runs[v] = nil
 		}
 	}
+	if !a.started {
+		a.exec(rest, tail)
+		return a.err
+	}
 	a.mu.Lock()
 	a.queue = append(a.queue, rest...)
 	a.tail, a.closed = tail, true
@@ -147,53 +157,61 @@ func (a *applyStream) close(views []*view, tail func(redis.Pipeliner)) error {
 	return a.err
 }
 
-// send runs the queued calls until the stream is closed and drained. After
-// an error it sends nothing more: the batch fails, and applying it again is
-// safe.
+// send runs the queued calls until the stream is closed and drained.
 func (a *applyStream) send() {
 	defer close(a.done)
-	s := a.s
 	for range a.wake {
 		a.mu.Lock()
 		calls, closed, tail := a.queue, a.closed, a.tail
 		a.queue = nil
 		a.mu.Unlock()
-		if a.err == nil && (len(calls) > 0 || closed) {
-			pipe := s.rdb.Pipeline()
-			for _, c := range calls {
-				v, k := c.v, c.v.run.keys
-				if p := c.ps[0]; p.ev.Object == record.Account {
-					key := ""
-					if len(p.next.blocks) > 0 {
-						key = p.next.blocks[0]
-					}
-					c.cmd = accountScript.EvalSha(a.ctx, pipe, []string{k.records, k.accounts, k.fail + v.batch},
-						p.ref, p.expSeq, p.next.raw, key, p.ev.ID, failTTL)
-					continue
-				}
-				c.cmd = applyScript.EvalSha(a.ctx, pipe,
-					[]string{k.records, k.blocks, k.adj, k.clusterM, k.clusters, k.versions, k.stripeV, k.fail + v.batch, k.bans},
-					applyArgs(c.ps, s.argScratch)...)
-			}
-			if closed && tail != nil {
-				tail(pipe)
-			}
-			if pipe.Len() > 0 {
-				start := time.Now()
-				if err := s.execScripts(a.ctx, pipe); err != nil {
-					a.err = err
-				}
-				s.scriptDur.WithLabelValues("apply").Observe(time.Since(start).Seconds())
-			}
+		if !closed {
+			tail = nil
 		}
+		a.exec(calls, tail)
 		if closed {
 			return
 		}
 	}
 }
 
-// applyRound decides the views' events and applies them as they are
-// decided, then reads the accounts of the changed clusters' companies.
+// exec sends calls, then what tail adds, as one pipeline. After an error it
+// sends nothing more: the batch fails, and applying it again is safe.
+func (a *applyStream) exec(calls []*applyCall, tail func(redis.Pipeliner)) {
+	if a.err != nil {
+		return
+	}
+	s := a.s
+	pipe := s.rdb.Pipeline()
+	for _, c := range calls {
+		v, k := c.v, c.v.run.keys
+		if p := c.ps[0]; p.ev.Object == record.Account {
+			key := ""
+			if len(p.next.blocks) > 0 {
+				key = p.next.blocks[0]
+			}
+			c.cmd = accountScript.EvalSha(a.ctx, pipe, []string{k.records, k.accounts, k.fail + v.batch},
+				p.ref, p.expSeq, p.next.raw, key, p.ev.ID, failTTL)
+			continue
+		}
+		c.cmd = applyScript.EvalSha(a.ctx, pipe,
+			[]string{k.records, k.blocks, k.adj, k.clusterM, k.clusters, k.versions, k.stripeV, k.fail + v.batch, k.bans},
+			applyArgs(c.ps, s.argScratch)...)
+	}
+	if tail != nil {
+		tail(pipe)
+	}
+	if pipe.Len() == 0 {
+		return
+	}
+	start := time.Now()
+	a.err = s.execScripts(a.ctx, pipe)
+	s.scriptDur.WithLabelValues("apply").Observe(time.Since(start).Seconds())
+}
+
+// applyRound decides the views' events, applies them as they are decided,
+// reads the accounts of the changed clusters' companies, and collects what
+// the calls applied.
 func (s *Store) applyRound(ctx context.Context, views []*view) ([]Change, []*tenantRun, error) {
 	a := s.startApply(ctx)
 	for _, v := range views {
