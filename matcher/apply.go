@@ -225,8 +225,8 @@ func (s *Store) applyRound(ctx context.Context, views []*view) ([]Change, []*ten
 	}
 	// The accounts of the changed clusters' companies, read right after the
 	// writes in the same round trip as the last of them, so planning needs
-	// no lookup of its own (a batch of one run takes one round trip). A company shared by several changes of the
-	// batch is read once.
+	// no lookup of its own (a batch of one run takes one round trip). A
+	// company shared by several changes of the batch is read once.
 	type accountRead struct {
 		v   *view
 		at  []int // per lookup, its field's index
