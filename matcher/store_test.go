@@ -582,45 +582,50 @@ func TestStoreOutOfOrder(t *testing.T) {
 // TestStoreRedisRestart restarts the server (with AOF, so data survives but
 // the script cache does not) and kills it for a while in the middle of a
 // stream: every failure is an error the caller retries, and the final
-// clusters still equal the oracle's.
+// clusters still equal the oracle's. Batches of 150 events are applied in
+// several runs, sent while the rest is decided.
 func TestStoreRedisRestart(t *testing.T) {
-	srv := redistest.New(t, "--appendonly", "yes", "--appendfsync", "always")
-	ctx := context.Background()
-	stream, final, bans := genStream(4, 300, 1500)
-	s := newTestStore(t, srv, DefaultConfig(), redistest.Namespace(t))
-	var failures int
-	for batch := 0; len(stream) > 0; batch++ {
-		switch batch {
-		case 10:
-			srv.Restart()
-		case 20:
-			srv.Kill()
-			if _, err := s.Apply(ctx, stream[:1]); err == nil {
-				t.Fatal("Apply succeeded with the server down")
+	for _, c := range []struct{ size, restartAt, killAt int }{{30, 10, 20}, {150, 2, 4}} {
+		t.Run(fmt.Sprintf("batch=%d", c.size), func(t *testing.T) {
+			srv := redistest.New(t, "--appendonly", "yes", "--appendfsync", "always")
+			ctx := context.Background()
+			stream, final, bans := genStream(4, 300, 1500)
+			s := newTestStore(t, srv, DefaultConfig(), redistest.Namespace(t))
+			var failures int
+			for batch := 0; len(stream) > 0; batch++ {
+				switch batch {
+				case c.restartAt:
+					srv.Restart()
+				case c.killAt:
+					srv.Kill()
+					if _, err := s.Apply(ctx, stream[:1]); err == nil {
+						t.Fatal("Apply succeeded with the server down")
+					}
+					srv.Restart()
+				}
+				n := min(c.size, len(stream))
+				for tries := 0; ; tries++ {
+					_, err := s.Apply(ctx, stream[:n])
+					if err == nil {
+						break
+					}
+					failures++
+					if tries == 20 {
+						t.Fatalf("batch %d still failing: %v", batch, err)
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+				stream = stream[n:]
 			}
-			srv.Restart()
-		}
-		n := min(30, len(stream))
-		for tries := 0; ; tries++ {
-			_, err := s.Apply(ctx, stream[:n])
-			if err == nil {
-				break
+			if got, want := clusterSets(t, s), oracleSets(t, final, bans); got != want {
+				t.Fatalf("after restarts\nonly in store: %v\nonly in oracle: %v", setDiff(got, want), setDiff(want, got))
 			}
-			failures++
-			if tries == 20 {
-				t.Fatalf("batch %d still failing: %v", batch, err)
+			if n := promtest.ToFloat64(s.reloads); n < 1 {
+				t.Fatalf("script reloads = %v, want at least one after a restart", n)
 			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		stream = stream[n:]
+			t.Logf("%d failed attempts retried", failures)
+		})
 	}
-	if got, want := clusterSets(t, s), oracleSets(t, final, bans); got != want {
-		t.Fatalf("after restarts\nonly in store: %v\nonly in oracle: %v", setDiff(got, want), setDiff(want, got))
-	}
-	if n := promtest.ToFloat64(s.reloads); n < 1 {
-		t.Fatalf("script reloads = %v, want at least one after a restart", n)
-	}
-	t.Logf("%d failed attempts retried", failures)
 }
 
 func TestStoreGetAndLeads(t *testing.T) {
