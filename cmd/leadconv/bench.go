@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/leadconv/leadconv/internal/cpustat"
+	"github.com/leadconv/leadconv/internal/kafkaconn"
 	"github.com/leadconv/leadconv/internal/pipeline"
 )
 
@@ -71,6 +72,8 @@ Example (the figures in BENCHMARKS.md):
 			asJSON := fs.Bool("json", false, "print the result as JSON instead of text")
 			var fo fetchOptions
 			fo.register(fs)
+			var ko kafkaconn.Options
+			registerKafkaSecurity(fs, &ko)
 			cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 			var lo logOptions
 			fs.StringVar(&lo.level, "log-level", "warn", "log level: trace, debug, info, warn or error")
@@ -115,6 +118,9 @@ Example (the figures in BENCHMARKS.md):
 				if *brokers != "" {
 					o := serviceOptions{brokers: *brokers}
 					bc.Brokers = o.brokerList()
+					if bc.KafkaOpts, err = connectKafka(ctx, &ko, bc.Brokers); err != nil {
+						return err
+					}
 				}
 				if *cpuProfile != "" {
 					stop, err := startCPUProfile(*cpuProfile)

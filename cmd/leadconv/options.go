@@ -7,6 +7,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/leadconv/leadconv/consumer"
+	"github.com/leadconv/leadconv/internal/kafkaconn"
 	"github.com/leadconv/leadconv/internal/ops"
 )
 
@@ -51,6 +52,7 @@ type serviceOptions struct {
 	maxRecordBytes int
 	contentMode    string
 	fetch          fetchOptions
+	kafka          kafkaconn.Options
 	logOptions
 }
 
@@ -70,6 +72,7 @@ func (o *serviceOptions) register(fs *flagSet) {
 	}
 	fs.fromEnv("redis-url", "REDIS_URL")
 	o.fetch.register(fs)
+	registerKafkaSecurity(fs, &o.kafka)
 	o.logOptions.register(fs)
 }
 
@@ -114,6 +117,9 @@ func (o *serviceOptions) check() error {
 	}
 	if err := o.fetch.check(); err != nil {
 		return err
+	}
+	if _, err := o.kafka.ClientOpts(); err != nil {
+		return usagef("%v", err)
 	}
 	for flag, v := range map[string]string{"--records-topic": o.recordsTopic, "--commands-topic": o.commandsTopic, "--dlq-topic": o.dlqTopic} {
 		if v == "" {

@@ -240,13 +240,17 @@ func runReplay(ctx context.Context, e *env, rc replayConfig) error {
 		return err
 	}
 	defer closeRedis()
+	kopts, err := connectKafka(ctx, &o.kafka, o.brokerList())
+	if err != nil {
+		return err
+	}
 	namespace := o.namespace
 	if rc.throwaway {
 		namespace = "dryrun" + strconv.FormatInt(time.Now().UnixNano(), 36)
 		defer deleteNamespace(context.WithoutCancel(ctx), rdb, namespace)
 	}
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(o.brokerList()...), kgo.ProducerLinger(5*time.Millisecond))
+	cl, err := kgo.NewClient(append(kopts, kgo.SeedBrokers(o.brokerList()...), kgo.ProducerLinger(5*time.Millisecond))...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}

@@ -74,6 +74,10 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 					return err
 				}
 				defer closeRedis()
+				kopts, err := connectKafka(ctx, &o.kafka, o.brokerList())
+				if err != nil {
+					return err
+				}
 
 				reg := newRegistry()
 				parts := handlerParts{rdb: rdb, cfg: cfg, namespace: o.namespace, log: log, reg: reg}
@@ -83,13 +87,14 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 					CommandsTopic: o.commandsTopic, DLQTopic: o.dlqTopic, ChangesTopic: *changesTopic,
 					MaxRecordBytes: o.maxRecordBytes, Structured: o.contentMode == "structured",
 					ShutdownGrace: *drain, Logger: log, Registerer: reg,
-					FetchMinBytes: int32(o.fetch.minBytes), FetchMaxWait: o.fetch.maxWait,
+					FetchMinBytes: int32(o.fetch.minBytes), FetchMaxWait: o.fetch.maxWait, Opts: kopts,
 				}, store, cfg)
 				if err != nil {
 					return err
 				}
 				rc := rf.Config(o.brokerList(), o.commandsTopic, o.dlqTopic, log)
 				rc.Structured = o.contentMode == "structured"
+				rc.Opts = kopts
 				policy := rf.Policy()
 				tenants := func(name string) (requests.Tenant, error) {
 					t, err := cfg.Tenant(name)

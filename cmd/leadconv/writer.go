@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 
+	"github.com/leadconv/leadconv/internal/kafkaconn"
 	"github.com/leadconv/leadconv/writer"
 )
 
@@ -25,6 +26,8 @@ Example:
 			for _, n := range writer.FlagNames {
 				fs.fromEnv(n)
 			}
+			var ko kafkaconn.Options
+			registerKafkaSecurity(fs, &ko)
 			var lo logOptions
 			lo.register(fs)
 			return func(ctx context.Context, e *env, args []string) error {
@@ -38,6 +41,9 @@ Example:
 				cfg, err := f.Config(log)
 				if err != nil {
 					return usagef("%v", err)
+				}
+				if cfg.ClientOpts, err = connectKafka(ctx, &ko, cfg.Brokers); err != nil {
+					return err
 				}
 				return writer.Run(ctx, cfg)
 			}

@@ -39,6 +39,8 @@ type BenchConfig struct {
 	// Brokers is an existing cluster; empty starts an in-process kfake
 	// broker, whose memory then counts in the process's RSS.
 	Brokers []string
+	// KafkaOpts are the clients' extra options for Brokers (TLS, SASL).
+	KafkaOpts []kgo.Opt
 	// Config is the tenants' configuration; nil uses the defaults with the
 	// generator's contact field map, so generated contacts match leads.
 	Config *config.File
@@ -152,8 +154,8 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 		defer fake.Close()
 		brokers = fake.ListenAddrs()
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(time.Millisecond),
-		kgo.MaxBufferedRecords(1<<16))
+	cl, err := kgo.NewClient(append(slices.Clip(bc.KafkaOpts), kgo.SeedBrokers(brokers...), kgo.ProducerLinger(time.Millisecond),
+		kgo.MaxBufferedRecords(1<<16))...)
 	if err != nil {
 		return res, fmt.Errorf("pipeline: bench: client: %w", err)
 	}
@@ -197,7 +199,7 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 	res.Raw, err = throughput(ctx, n, func(done func(string, int32, []*kgo.Record)) (runner, error) {
 		return consumer.New(consumer.Config{
 			Brokers: brokers, Group: "bench-raw", Topics: []string{benchRecords}, DLQTopic: benchDLQ,
-			Processed: done, Logger: bc.Logger,
+			Processed: done, Logger: bc.Logger, Opts: bc.KafkaOpts,
 		}, raw)
 	})
 	if err != nil {
@@ -211,7 +213,7 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 		return New(Config{
 			Brokers: brokers, Group: "bench-full", RecordsTopic: benchRecords, CommandsTopic: benchCommands,
 			DLQTopic: benchDLQ, Processed: done, Logger: bc.Logger,
-			FetchMinBytes: bc.FetchMinBytes, FetchMaxWait: bc.FetchMaxWait,
+			FetchMinBytes: bc.FetchMinBytes, FetchMaxWait: bc.FetchMaxWait, Opts: bc.KafkaOpts,
 		}, store, bc.Config)
 	})
 	if err != nil {
@@ -382,6 +384,7 @@ func latency(ctx context.Context, bc BenchConfig, brokers []string, cl *kgo.Clie
 	p, err := New(Config{
 		Brokers: brokers, Group: "bench-latency", RecordsTopic: benchLatRecords, CommandsTopic: benchLatCommands,
 		DLQTopic: benchDLQ, Logger: bc.Logger, FetchMinBytes: bc.FetchMinBytes, FetchMaxWait: bc.FetchMaxWait,
+		Opts: bc.KafkaOpts,
 		Processed: func(_ string, _ int32, recs []*kgo.Record) {
 			now := time.Now()
 			mu.Lock()
