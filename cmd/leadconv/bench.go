@@ -20,6 +20,7 @@ import (
 	"github.com/leadconv/leadconv/internal/cpustat"
 	"github.com/leadconv/leadconv/internal/kafkaconn"
 	"github.com/leadconv/leadconv/internal/pipeline"
+	"github.com/leadconv/leadconv/internal/redisconn"
 )
 
 func benchCommand() *command {
@@ -107,7 +108,7 @@ Example (the figures in BENCHMARKS.md):
 					defer srv.stop()
 					url = srv.url
 				}
-				rdb, closeRedis, err := openRedis(ctx, url, false)
+				rdb, closeRedis, err := openRedis(ctx, redisconn.Options{URL: url}, false)
 				if err != nil {
 					return err
 				}

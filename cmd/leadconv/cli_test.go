@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/leadconv/leadconv/internal/redisconn"
 )
 
 // runMain runs the command line in-process with the given environment
@@ -111,8 +113,8 @@ func TestFlagEnvPrecedence(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if o.redisURL != tc.redis || o.namespace != tc.ns {
-				t.Fatalf("redis %q namespace %q, want %q %q", o.redisURL, o.namespace, tc.redis, tc.ns)
+			if o.redis.URL != tc.redis || o.namespace != tc.ns {
+				t.Fatalf("redis %q namespace %q, want %q %q", o.redis.URL, o.namespace, tc.redis, tc.ns)
 			}
 		})
 	}
@@ -125,7 +127,8 @@ func TestFlagEnvPrecedence(t *testing.T) {
 func TestServiceOptionsCheck(t *testing.T) {
 	base := func() serviceOptions {
 		return serviceOptions{brokers: "a:9092", namespace: "lc", maxRecordBytes: 1, contentMode: "binary",
-			recordsTopic: "r", commandsTopic: "c", dlqTopic: "d", fetch: fetchOptions{minBytes: 1, maxWait: 10 * time.Millisecond}}
+			recordsTopic: "r", commandsTopic: "c", dlqTopic: "d", fetch: fetchOptions{minBytes: 1, maxWait: 10 * time.Millisecond},
+			redis: redisconn.Options{URL: "redis://localhost:6379/0"}}
 	}
 	if err := (func() error { o := base(); return o.check() })(); err != nil {
 		t.Fatalf("valid options: %v", err)
@@ -141,6 +144,8 @@ func TestServiceOptionsCheck(t *testing.T) {
 		{"empty topic", func(o *serviceOptions) { o.dlqTopic = "" }, "--dlq-topic"},
 		{"fetch min bytes", func(o *serviceOptions) { o.fetch.minBytes = 0 }, "--fetch-min-bytes 0: allowed values are 1 to"},
 		{"fetch wait below the client's floor", func(o *serviceOptions) { o.fetch.maxWait = 5 * time.Millisecond }, "--fetch-max-wait 5ms: allowed values are 10ms"},
+		{"redis scheme", func(o *serviceOptions) { o.redis.URL = "redis+ring://h:1" }, "--redis-url: scheme \"redis+ring\""},
+		{"sasl without mechanism", func(o *serviceOptions) { o.kafka.Username = "u" }, "need --sasl-mechanism"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := base()

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/leadconv/leadconv/internal/pipeline"
+	"github.com/leadconv/leadconv/internal/redisconn"
 	"github.com/leadconv/leadconv/matcher"
 	"github.com/leadconv/leadconv/matcher/gen"
 	"github.com/leadconv/leadconv/record"
@@ -123,7 +124,7 @@ func runDemo(ctx context.Context, e *env, o demoOptions) error {
 	if err != nil {
 		return err
 	}
-	rdb, closeRedis, err := openRedis(ctx, o.redisURL, true)
+	rdb, closeRedis, err := openRedis(ctx, redisconn.Options{URL: o.redisURL}, true)
 	if err != nil {
 		return err
 	}

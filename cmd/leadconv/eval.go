@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/leadconv/leadconv/internal/redisconn"
 	"github.com/leadconv/leadconv/matcher"
 	"github.com/leadconv/leadconv/matcher/eval"
 	"github.com/leadconv/leadconv/record"
@@ -82,7 +83,7 @@ Example:
 				var c eval.Clusterer = eval.Oracle{Rules: rs}
 				var memory func() (int64, bool)
 				if !*oracle {
-					rdb, closeRedis, err := openRedis(ctx, *redisURL, true)
+					rdb, closeRedis, err := openRedis(ctx, redisconn.Options{URL: *redisURL}, true)
 					if err != nil {
 						return err
 					}

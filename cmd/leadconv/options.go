@@ -9,6 +9,7 @@ import (
 	"github.com/leadconv/leadconv/consumer"
 	"github.com/leadconv/leadconv/internal/kafkaconn"
 	"github.com/leadconv/leadconv/internal/ops"
+	"github.com/leadconv/leadconv/internal/redisconn"
 )
 
 // Topic defaults: the contract with producers and CRM writers.
@@ -43,7 +44,7 @@ func (o *logOptions) logger(e *env) (zerolog.Logger, error) {
 // replay.
 type serviceOptions struct {
 	brokers        string
-	redisURL       string
+	redis          redisconn.Options
 	configPath     string
 	namespace      string
 	recordsTopic   string
@@ -58,7 +59,7 @@ type serviceOptions struct {
 
 func (o *serviceOptions) register(fs *flagSet) {
 	fs.StringVar(&o.brokers, "brokers", "localhost:9092", "Kafka bootstrap brokers, comma separated")
-	fs.StringVar(&o.redisURL, "redis-url", "redis://localhost:6379/0", "Redis URL (redis://[user:password@]host:port/db, rediss:// for TLS, unix:///path.sock)")
+	registerRedis(fs, &o.redis, "redis://localhost:6379/0")
 	fs.StringVar(&o.configPath, "config", "", "service config file (YAML: defaults and per-tenant engine and matching settings); empty uses the shipped defaults")
 	fs.StringVar(&o.namespace, "namespace", "lc", "Redis key namespace of the matcher state; a backfill under a fresh namespace runs beside the live one")
 	fs.StringVar(&o.recordsTopic, "records-topic", defaultRecordsTopic, "input topic of record events")
@@ -70,7 +71,6 @@ func (o *serviceOptions) register(fs *flagSet) {
 		"commands-topic", "dlq-topic", "max-record-bytes", "content-mode"} {
 		fs.fromEnv(n)
 	}
-	fs.fromEnv("redis-url", "REDIS_URL")
 	o.fetch.register(fs)
 	registerKafkaSecurity(fs, &o.kafka)
 	o.logOptions.register(fs)
@@ -119,6 +119,9 @@ func (o *serviceOptions) check() error {
 		return err
 	}
 	if _, err := o.kafka.ClientOpts(); err != nil {
+		return usagef("%v", err)
+	}
+	if err := o.redis.Check(); err != nil {
 		return usagef("%v", err)
 	}
 	for flag, v := range map[string]string{"--records-topic": o.recordsTopic, "--commands-topic": o.commandsTopic, "--dlq-topic": o.dlqTopic} {

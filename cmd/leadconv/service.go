@@ -36,7 +36,7 @@ func (o *serviceOptions) open(ctx context.Context, e *env) (zerolog.Logger, *con
 	if err != nil {
 		return log, nil, nil, nil, err
 	}
-	rdb, closeRedis, err := openRedis(ctx, o.redisURL, false)
+	rdb, closeRedis, err := openRedis(ctx, o.redis, false)
 	return log, cfg, rdb, closeRedis, err
 }
 

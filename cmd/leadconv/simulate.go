@@ -16,6 +16,7 @@ import (
 
 	"github.com/leadconv/leadconv/consumer"
 	"github.com/leadconv/leadconv/engine"
+	"github.com/leadconv/leadconv/internal/redisconn"
 )
 
 func simulateCommand() *command {
@@ -81,7 +82,7 @@ Examples:
 					defer f.Close()
 					in = f
 				}
-				rdb, closeRedis, err := openRedis(ctx, "", true)
+				rdb, closeRedis, err := openRedis(ctx, redisconn.Options{}, true)
 				if err != nil {
 					return err
 				}
