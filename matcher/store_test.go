@@ -1,6 +1,7 @@
 package matcher
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/leadconv/leadconv/internal/testutil/redistest"
 	"github.com/leadconv/leadconv/record"
@@ -24,11 +26,16 @@ var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func newTestStore(t *testing.T, srv *redistest.Server, cfg Config, ns string) *Store {
 	t.Helper()
+	return newTestStoreOn(t, srv.Client(), cfg, ns)
+}
+
+// newTestStoreOn is a store on any client: one server or a cluster.
+func newTestStoreOn(t *testing.T, client redis.UniversalClient, cfg Config, ns string) *Store {
+	t.Helper()
 	rs, err := Compile(cfg, record.FieldMap{"AccountName": "Company"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := srv.Client()
 	return NewStore(client, StoreOptions{Namespace: ns, Rules: func(string) (*Ruleset, error) { return rs, nil }})
 }
 
@@ -43,10 +50,15 @@ func person(first, last, email string) record.Fields {
 	return record.Fields{"FirstName": first, "LastName": last, "Email": email}
 }
 
-// clusterSets renders a tenant's clusters as sorted "id id|id" strings.
+// clusterSets renders acme's clusters as sorted "id id|id" strings.
 func clusterSets(t *testing.T, s *Store) string {
 	t.Helper()
-	all, err := s.Clusters(context.Background(), "acme")
+	return tenantClusterSets(t, s, "acme")
+}
+
+func tenantClusterSets(t *testing.T, s *Store, tenant string) string {
+	t.Helper()
+	all, err := s.Clusters(context.Background(), tenant)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -455,71 +467,109 @@ func oracleSets(t *testing.T, final map[string]record.Record, bans [][2]record.R
 // the connected components of the same rules over the final records.
 func TestStoreConcurrentMatchesOracle(t *testing.T) {
 	srv := redistest.New(t)
-	ctx := context.Background()
 	for _, seed := range []uint64{1, 2, 3} {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			stream, final, bans := genStream(seed, 600, 4000)
-			// Bans apply whatever their order relative to upserts, so the
-			// order of the stream may be shuffled freely.
-			rng := rand.New(rand.NewPCG(seed, 2))
-			rng.Shuffle(len(stream), func(i, j int) { stream[i], stream[j] = stream[j], stream[i] })
-			ns := redistest.Namespace(t)
-			stores := []*Store{
-				newTestStore(t, srv, DefaultConfig(), ns),
-				newTestStore(t, srv, DefaultConfig(), ns),
-			}
-			work := make(chan []record.Event)
-			var wg sync.WaitGroup
-			errs := make(chan error, 8)
-			for w := range 8 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					failed := false
-					for batch := range work {
-						// After a failure keep draining so the feeder never blocks.
-						if failed {
-							continue
-						}
-						changes, err := stores[w%2].Apply(ctx, batch)
-						if err != nil {
-							errs <- err
-							failed = true
-							continue
-						}
-						// Calls are combined: each must get its own changes.
-						for _, c := range changes {
-							if c.Index >= len(batch) || c.Trigger != batch[c.Index].Ref() {
-								errs <- fmt.Errorf("change %+v is not of this call", c)
-								failed = true
-								break
-							}
-						}
-					}
-				}()
-			}
-			for len(stream) > 0 {
-				n := min(1+rng.IntN(40), len(stream))
-				work <- slices.Clone(stream[:n])
-				stream = stream[n:]
-			}
-			close(work)
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				t.Fatal(err)
-			}
-			// The two instances must have raced: otherwise the optimistic
-			// checks were never exercised.
-			if n := promtest.ToFloat64(stores[0].conflicts) + promtest.ToFloat64(stores[1].conflicts); n == 0 {
-				t.Error("no conflict between the two instances: the test did not exercise the optimistic checks")
-			}
-			got, want := clusterSets(t, stores[0]), oracleSets(t, final, bans)
-			if got != want {
-				t.Fatalf("store clusters differ from the oracle\nonly in store: %v\nonly in oracle: %v", setDiff(got, want), setDiff(want, got))
-			}
+			checkConcurrentOracle(t, func() redis.UniversalClient { return srv.Client() }, oracleRun{seed: seed, tenants: []string{"acme"}})
 		})
 	}
+}
+
+// oracleRun is one run of checkConcurrentOracle.
+type oracleRun struct {
+	seed    uint64
+	tenants []string // each gets its own stream, all applied mixed
+	events  int      // per tenant; default 4000
+	// midway, when set, runs once after half the batches were handed out,
+	// while the workers apply.
+	midway func(stores []*Store)
+}
+
+// checkConcurrentOracle is the body of the oracle test, on any client (one
+// server, a cluster): each tenant's stream, mixed with the others and
+// shuffled, is applied from eight goroutines of two store instances at once,
+// and each tenant's clusters must equal the connected components of the
+// same rules over its final records. It returns the two stores.
+func checkConcurrentOracle(t *testing.T, newClient func() redis.UniversalClient, run oracleRun) []*Store {
+	t.Helper()
+	ctx := context.Background()
+	var stream []record.Event
+	finals := map[string]map[string]record.Record{}
+	tenantBans := map[string][][2]record.Ref{}
+	for i, tenant := range run.tenants {
+		s, final, bans := genStream(run.seed+uint64(i)*1000, 600, cmp.Or(run.events, 4000))
+		for k := range s {
+			s[k].Tenant = tenant
+		}
+		stream = append(stream, s...)
+		finals[tenant], tenantBans[tenant] = final, bans
+	}
+	// Bans apply whatever their order relative to upserts, so the order of
+	// the stream may be shuffled freely.
+	rng := rand.New(rand.NewPCG(run.seed, 2))
+	rng.Shuffle(len(stream), func(i, j int) { stream[i], stream[j] = stream[j], stream[i] })
+	ns := redistest.Namespace(t)
+	stores := []*Store{
+		newTestStoreOn(t, newClient(), DefaultConfig(), ns),
+		newTestStoreOn(t, newClient(), DefaultConfig(), ns),
+	}
+	work := make(chan []record.Event)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			failed := false
+			for batch := range work {
+				// After a failure keep draining so the feeder never blocks.
+				if failed {
+					continue
+				}
+				changes, err := stores[w%2].Apply(ctx, batch)
+				if err != nil {
+					errs <- err
+					failed = true
+					continue
+				}
+				// Calls are combined: each must get its own changes.
+				for _, c := range changes {
+					if c.Index >= len(batch) || c.Trigger != batch[c.Index].Ref() {
+						errs <- fmt.Errorf("change %+v is not of this call", c)
+						failed = true
+						break
+					}
+				}
+			}
+		}()
+	}
+	half := len(stream) / 2
+	for len(stream) > 0 {
+		n := min(1+rng.IntN(40), len(stream))
+		work <- slices.Clone(stream[:n])
+		stream = stream[n:]
+		if run.midway != nil && len(stream) <= half {
+			run.midway(stores)
+			run.midway = nil
+		}
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// The two instances must have raced: otherwise the optimistic checks
+	// were never exercised.
+	if n := promtest.ToFloat64(stores[0].conflicts) + promtest.ToFloat64(stores[1].conflicts); n == 0 {
+		t.Error("no conflict between the two instances: the test did not exercise the optimistic checks")
+	}
+	for _, tenant := range run.tenants {
+		got, want := tenantClusterSets(t, stores[0], tenant), oracleSets(t, finals[tenant], tenantBans[tenant])
+		if got != want {
+			t.Fatalf("tenant %s: store clusters differ from the oracle\nonly in store: %v\nonly in oracle: %v", tenant, setDiff(got, want), setDiff(want, got))
+		}
+	}
+	return stores
 }
 
 // setDiff lists the clusters of a (as clusterSets formats them) not in b.
