@@ -42,6 +42,9 @@ const CodeInvalidRequest = "invalid_request"
 type Tenant struct {
 	Engine *engine.Config
 	Policy Policy
+	// Verifier checks the tenant's request tokens; nil rejects every
+	// request (bad_signature: no key configured).
+	Verifier *Verifier
 }
 
 // Tenants resolves a tenant's configuration.
@@ -120,6 +123,21 @@ func (h *Handler) Handle(ctx context.Context, _ string, _ int32, recs []*kgo.Rec
 			res.Out = append(res.Out, out)
 			continue
 		}
+		if t, err := h.tenants(req.Tenant); err == nil {
+			// Who asks and with which roles is what the tenant's key
+			// signed, never what the body says.
+			who, reason, detail := t.Verifier.Verify(tokenOf(r), req.Tenant, b, time.Now())
+			if reason != "" {
+				h.cfg.Logger.Info().Str("tenant", req.Tenant).Str("request_id", req.RequestID).Str("reason", reason).Msg("request rejected")
+				out, err := h.rejected(&Rejection{Tenant: req.Tenant, RequestID: req.RequestID, Reason: reason, Detail: detail})
+				if err != nil {
+					return consumer.Result{}, err
+				}
+				res.Out = append(res.Out, out)
+				continue
+			}
+			req.RequestedBy = who
+		}
 		out, err := h.Process(ctx, req)
 		if err != nil {
 			return consumer.Result{}, err
@@ -130,7 +148,8 @@ func (h *Handler) Handle(ctx context.Context, _ string, _ int32, recs []*kgo.Rec
 }
 
 // Process runs one request and returns its output records: the commands
-// then request.completed, or request.rejected alone.
+// then request.completed, or request.rejected alone. req.RequestedBy must
+// come from a verified token, as Handle sets it.
 func (h *Handler) Process(ctx context.Context, req *Request) ([]*kgo.Record, error) {
 	log := h.cfg.Logger.With().Str("tenant", req.Tenant).Str("request_id", req.RequestID).Bool("dry_run", req.DryRun).Logger()
 	reject := func(reason, detail string) ([]*kgo.Record, error) {
@@ -143,7 +162,7 @@ func (h *Handler) Process(ctx context.Context, req *Request) ([]*kgo.Record, err
 		return reject(ReasonUnknownTenant, "")
 	}
 	if !t.Policy.allows(req.RequestedBy.Roles) {
-		return reject(ReasonPermissionDenied, "")
+		return reject(ReasonRoleNotAllowed, "")
 	}
 	cfg, err := req.engineConfig(t.Engine)
 	if err != nil {

@@ -193,7 +193,7 @@ func (l *loop) requests() (stop func()) {
 		if err != nil {
 			return Tenant{}, err
 		}
-		return Tenant{Engine: t.Engine, Policy: Policy{Roles: []string{"sales_admin"}}}, nil
+		return Tenant{Engine: t.Engine, Policy: Policy{Roles: []string{"sales_admin"}}, Verifier: testVerifier(l.t)}, nil
 	}
 	return l.service("requests", func(ctx context.Context) error {
 		return Run(ctx, Config{Brokers: l.kc.Addrs(), RequestsTopic: loopRequests, CommandsTopic: loopCommands,
@@ -532,7 +532,9 @@ func (l *loop) massConversion() {
 		t.Fatal(err)
 	}
 	stop := l.requests()
-	l.kc.Produce(&kgo.Record{Topic: loopRequests, Key: []byte(loopTenant + "/mass-1"), Value: b})
+	rec := signed(t, loopRequests, b, "sales_admin")
+	rec.Key = []byte(loopTenant + "/mass-1")
+	l.kc.Produce(rec)
 	s := l.summary("mass-1", 1)
 	l.quiet()
 	after := l.list(record.Lead)
@@ -558,7 +560,9 @@ func (l *loop) massConversion() {
 	}
 	// The same request again converts nothing and reports the same summary.
 	snapshot := l.canonical()
-	l.kc.Produce(&kgo.Record{Topic: loopRequests, Key: []byte(loopTenant + "/mass-1"), Value: b})
+	rec = signed(t, loopRequests, b, "sales_admin")
+	rec.Key = []byte(loopTenant + "/mass-1")
+	l.kc.Produce(rec)
 	if again := l.summary("mass-1", 2); !reflect.DeepEqual(again, s) {
 		t.Errorf("re-submission reported %+v, first %+v", again, s)
 	}

@@ -23,7 +23,6 @@ const (
 	ReasonDuplicateExists  = "duplicate_exists"
 	ReasonAlreadyConverted = "already_converted"
 	ReasonNotFound         = "not_found"
-	ReasonPermissionDenied = "permission_denied"
 	ReasonInvalidRequest   = "invalid_request"
 	ReasonInvalidOptions   = "invalid_options"
 	ReasonUnknownTenant    = "unknown_tenant"

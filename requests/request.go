@@ -33,15 +33,16 @@ const (
 type Request struct {
 	Tenant      string    `json:"tenant"`
 	RequestID   string    `json:"request_id"`
-	RequestedBy Requester `json:"requested_by"`
+	RequestedBy Requester `json:"requested_by,omitzero"`
 	Select      Selection `json:"select"`
 	// DryRun plans and reports without emitting commands.
 	DryRun  bool    `json:"dry_run"`
 	Options Options `json:"options"`
 }
 
-// Requester is the user asking; Roles are checked against the tenant's
-// mass-conversion roles.
+// Requester is the user asking and their roles, checked against the
+// tenant's mass-conversion roles. Handle takes both from the request's
+// verified token; a requested_by in the body is informational and ignored.
 type Requester struct {
 	User  string   `json:"user"`
 	Roles []string `json:"roles"`
@@ -149,9 +150,6 @@ func (r *Request) Validate() error {
 	if strings.TrimSpace(r.RequestID) == "" {
 		add("request_id: is required")
 	}
-	if strings.TrimSpace(r.RequestedBy.User) == "" {
-		add("requested_by.user: is required")
-	}
 	s := r.Select
 	filter := s.Where != nil || s.CreatedAfter != nil || s.CreatedBefore != nil
 	switch {
@@ -195,8 +193,8 @@ func (r *Request) duplicateHandling() string {
 
 // Policy is a tenant's mass-conversion policy.
 type Policy struct {
-	// Roles may mass convert; a request whose requester holds none of them
-	// is rejected (permission_denied). Empty: nobody may.
+	// Roles may mass convert; a request whose token holds none of them is
+	// rejected (role_not_allowed). Empty: nobody may.
 	Roles []string `yaml:"roles" json:"roles"`
 	// MaxRecords bounds the leads one request selects (default
 	// DefaultMaxRecords).

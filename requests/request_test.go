@@ -30,7 +30,7 @@ func TestDecode(t *testing.T) {
 		{"no tenant", `{"request_id":"r1",` + by + `,"select":{"ids":["L1"]}}`, "tenant"},
 		{"tenant with braces", `{"tenant":"a{b}","request_id":"r1",` + by + `,"select":{"ids":["L1"]}}`, "tenant"},
 		{"no request id", `{"tenant":"acme",` + by + `,"select":{"ids":["L1"]}}`, "request_id"},
-		{"no user", `{"tenant":"acme","request_id":"r1","requested_by":{"roles":[]},"select":{"ids":["L1"]}}`, "requested_by.user"},
+		{"no requester (the token names it)", `{"tenant":"acme","request_id":"r1","select":{"ids":["L1"]}}`, ""},
 		{"unknown option", `{"tenant":"acme","request_id":"r1",` + by + `,"select":{"ids":["L1"]},"options":{"dup":"skip"}}`, "unknown field"},
 		{"bad handling", `{"tenant":"acme","request_id":"r1",` + by + `,"select":{"ids":["L1"]},"options":{"duplicate_handling":"replace"}}`, "duplicate_handling"},
 		{"empty where list", `{"tenant":"acme","request_id":"r1",` + by + `,"select":{"where":{"A":[]}}}`, "at least one value"},

@@ -37,12 +37,13 @@ func day(n int) time.Time { return t0.Add(time.Duration(n) * 24 * time.Hour) }
 // env is a tenant's data in a real PostgreSQL mirror (the CRM's records) and
 // a real matcher store on Redis (the clusters), read through Source.
 type env struct {
-	mirror *writer.Mirror
-	store  *matcher.Store
-	src    *Source
-	ledger *RedisLedger
-	policy Policy
-	engine *engine.Config
+	mirror   *writer.Mirror
+	store    *matcher.Store
+	src      *Source
+	ledger   *RedisLedger
+	policy   Policy
+	engine   *engine.Config
+	verifier *Verifier
 }
 
 func lead(id string, created int, f record.Fields) record.Record {
@@ -88,6 +89,7 @@ func newEnv(t *testing.T) *env {
 		ledger: NewRedisLedger(srv.Client(), ns),
 		policy: Policy{Roles: []string{"sales_admin"}},
 	}
+	e.verifier = testVerifier(t)
 	e.src = &Source{Graph: e.store, Records: e.mirror}
 	cfg := engine.DefaultConfig()
 	cfg.AutoConvert = false // conversion on request only
@@ -124,7 +126,9 @@ func (e *env) handler(progress func(*kgo.Record)) *Handler {
 }
 
 func (e *env) handlerWith(cfg HandlerConfig) *Handler {
-	return NewHandler(cfg, e.src, func(string) (Tenant, error) { return Tenant{Engine: e.engine, Policy: e.policy}, nil }, e.ledger)
+	return NewHandler(cfg, e.src, func(string) (Tenant, error) {
+		return Tenant{Engine: e.engine, Policy: e.policy, Verifier: e.verifier}, nil
+	}, e.ledger)
 }
 
 // output splits a request's output into commands and request events.
@@ -343,8 +347,8 @@ func TestRejections(t *testing.T) {
 		count, limit  int
 		detailContain string
 	}{
-		{"no role", Policy{Roles: []string{"admin"}}, nil, ReasonPermissionDenied, 0, 0, ""},
-		{"no roles configured", Policy{}, nil, ReasonPermissionDenied, 0, 0, ""},
+		{"no role", Policy{Roles: []string{"admin"}}, nil, ReasonRoleNotAllowed, 0, 0, ""},
+		{"no roles configured", Policy{}, nil, ReasonRoleNotAllowed, 0, 0, ""},
 		{"too many records", Policy{Roles: []string{"sales_admin"}, MaxRecords: 2}, nil, ReasonMaxRecords, 3, 2, "3 leads selected, the limit is 2"},
 		{"too many new records", Policy{Roles: []string{"sales_admin"}, MaxNewRecords: 1}, nil, ReasonMaxNewRecords, 2, 1, "1 contacts, 1 accounts"},
 		{"new records counted with the request's options", Policy{Roles: []string{"sales_admin"}, MaxNewRecords: 3},
@@ -540,7 +544,7 @@ func TestHandleInvalidRecords(t *testing.T) {
 	recs := []*kgo.Record{
 		{Value: []byte("not json")},
 		{Value: []byte(`{"tenant":"acme","request_id":"bad","select":{}}`)},
-		{Value: good},
+		signed(t, "", good, "sales_admin"),
 	}
 	res, err := e.handler(nil).Handle(context.Background(), "requests", 0, recs)
 	if err != nil {

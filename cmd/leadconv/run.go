@@ -30,10 +30,14 @@ retried with backoff.
 Beside it, run consumes mass-conversion requests from --requests-topic: the
 selected leads (by id or filter, over the leads stored in Redis) are
 converted with their duplicates, and request.progress, request.completed or
-request.rejected go to --results-topic. Only users holding one of the tenant's
-mass_conversion.roles (config file) or, where the file sets none, of
---mass-convert-roles may mass convert; without any, every request is
-rejected (permission_denied). The limits fall back the same way.
+request.rejected go to --results-topic. Each request record carries a JWT in
+its authorization header, signed with the tenant's key (config file:
+mass_conversion.token), naming the tenant, the user (sub), the roles, an
+expiry and the SHA-256 of the request body; roles written in the body are
+ignored. Only tokens holding one of the tenant's mass_conversion.roles or,
+where the file sets none, of --mass-convert-roles may mass convert; without
+any, every request is rejected (role_not_allowed). The limits fall back the
+same way.
 
 Every flag can also be set by the LEADCONV_* variable shown beside it; the
 command line wins. An invalid --config stops start-up with the YAML path of
@@ -96,12 +100,22 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 				rc.Structured = o.contentMode == "structured"
 				rc.Opts = kopts
 				policy := rf.Policy()
+				vers, err := loadVerifiers(cfg, e.getenv)
+				if err != nil {
+					return err
+				}
 				tenants := func(name string) (requests.Tenant, error) {
 					t, err := cfg.Tenant(name)
 					if err != nil {
 						return requests.Tenant{}, err
 					}
-					return requests.Tenant{Engine: t.Engine, Policy: tenantPolicy(policy, t.MassConversion)}, nil
+					ver, err := vers.of(t.MassConversion.Token)
+					if err != nil {
+						// Without its key the tenant's requests are rejected
+						// (bad_signature); the log says why.
+						log.Error().Str("tenant", name).Err(err).Msg("request token key cannot be loaded")
+					}
+					return requests.Tenant{Engine: t.Engine, Policy: tenantPolicy(policy, t.MassConversion), Verifier: ver}, nil
 				}
 				src := &requests.Source{Graph: store, Records: store}
 				ledger := requests.NewRedisLedger(rdb, o.namespace)

@@ -54,7 +54,8 @@ func TestRunServesOpsAndShutsDownGracefully(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	e := &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, getenv: func(k string) string {
-		return map[string]string{"LEADCONV_REDIS_URL": rs.URL(), "LEADCONV_LOG_FORMAT": "json"}[k]
+		return map[string]string{"LEADCONV_REDIS_URL": rs.URL(), "LEADCONV_LOG_FORMAT": "json",
+			"LEADCONV_CONFIG": tokenConfig(t), testTokenEnv: testTokenSecret}[k]
 	}}
 	done := make(chan int, 1)
 	go func() {
@@ -101,8 +102,8 @@ func TestRunServesOpsAndShutsDownGracefully(t *testing.T) {
 	http.DefaultClient.CloseIdleConnections()
 
 	// Mass conversion runs beside the pipeline, over the leads it stored:
-	// a dry run of two leads by id, and a request by a user without a
-	// permitted role.
+	// a dry run of two leads by id, and a request whose token holds no
+	// permitted role (whatever its body claims).
 	var leads []string
 	for _, ev := range evs {
 		if ev.Object == "lead" && len(leads) < 2 {
@@ -110,8 +111,8 @@ func TestRunServesOpsAndShutsDownGracefully(t *testing.T) {
 		}
 	}
 	k.Produce(
-		&kgo.Record{Topic: requests.DefaultRequestsTopic, Value: []byte(`{"tenant":"acme","request_id":"r1","requested_by":{"user":"u1","roles":["sales_admin"]},"select":{"ids":["` + leads[0] + `","` + leads[1] + `"]},"dry_run":true}`)},
-		&kgo.Record{Topic: requests.DefaultRequestsTopic, Value: []byte(`{"tenant":"acme","request_id":"r2","requested_by":{"user":"u2","roles":["intern"]},"select":{"ids":["` + leads[0] + `"]}}`)},
+		signedRequest(t, `{"tenant":"acme","request_id":"r1","select":{"ids":["`+leads[0]+`","`+leads[1]+`"]},"dry_run":true}`, "sales_admin"),
+		signedRequest(t, `{"tenant":"acme","request_id":"r2","requested_by":{"user":"u2","roles":["sales_admin"]},"select":{"ids":["`+leads[0]+`"]}}`, "intern"),
 	)
 	results := map[string]map[string]any{}
 	kafkatest.WaitFor(t, 30*time.Second, "the requests' results", func() bool {
@@ -133,8 +134,8 @@ func TestRunServesOpsAndShutsDownGracefully(t *testing.T) {
 			if data["request_id"] != "r1" || data["selected"] != float64(2) {
 				t.Errorf("%s = %v, want request r1 with 2 selected", typ, data)
 			}
-		case !strings.Contains(fmt.Sprint(data), "permission_denied"):
-			t.Errorf("%s = %v, want permission_denied", typ, data)
+		case !strings.Contains(fmt.Sprint(data), "role_not_allowed"):
+			t.Errorf("%s = %v, want role_not_allowed", typ, data)
 		}
 	}
 

@@ -56,13 +56,26 @@ type Tenant struct {
 // --max-records-per-request, --max-new-records-per-request).
 type MassConversion struct {
 	// Roles may mass convert; a request whose requester holds none is
-	// rejected (permission_denied). Replaces the inherited list.
+	// rejected (role_not_allowed). Replaces the inherited list.
 	Roles []string `yaml:"roles"`
 	// MaxRecordsPerRequest bounds the leads one request selects.
 	MaxRecordsPerRequest int `yaml:"max_records_per_request"`
 	// MaxNewRecordsPerRequest bounds the contacts, accounts and
 	// opportunities one request would create: the storage guard.
 	MaxNewRecordsPerRequest int `yaml:"max_new_records_per_request"`
+	// Token names the key that verifies the tenant's request tokens;
+	// without one every request is rejected (bad_signature).
+	Token *TokenKey `yaml:"token"`
+}
+
+// TokenKey is where a tenant's request-token key comes from: exactly one
+// source. The key is loaded at start-up by the service, not by
+// validate-config, which never needs the secrets.
+type TokenKey struct {
+	HMACSecretFile string `yaml:"hmac_secret_file"` // HS256/384/512 secret, at least 32 bytes
+	HMACSecretEnv  string `yaml:"hmac_secret_env"`  // variable holding the HMAC secret
+	PublicKeyFile  string `yaml:"public_key_file"`  // PEM Ed25519 or ECDSA public key
+	JWKSFile       string `yaml:"jwks_file"`        // JSON Web Key Set (Ed25519, EC keys with kid)
 }
 
 func (m MassConversion) validate(path string) error {
@@ -77,6 +90,17 @@ func (m MassConversion) validate(path string) error {
 	}
 	if m.MaxNewRecordsPerRequest < 0 {
 		errs = append(errs, fmt.Errorf("%s.max_new_records_per_request: must be positive (or omitted), got %d", path, m.MaxNewRecordsPerRequest))
+	}
+	if k := m.Token; k != nil {
+		n := 0
+		for _, v := range []string{k.HMACSecretFile, k.HMACSecretEnv, k.PublicKeyFile, k.JWKSFile} {
+			if v != "" {
+				n++
+			}
+		}
+		if n != 1 {
+			errs = append(errs, fmt.Errorf("%s.token: set exactly one of hmac_secret_file, hmac_secret_env, public_key_file, jwks_file (has %d)", path, n))
+		}
 	}
 	return errors.Join(errs...)
 }
