@@ -98,12 +98,12 @@ func TestRunWithLeastPrivilegeRedisUser(t *testing.T) {
 	user := redis.NewClient(&redis.Options{Network: "unix", Addr: rs.Options().Addr, Username: "leadconv", Password: "lc-pw"})
 	defer user.Close()
 	for name, err := range map[string]error{
-		"GET outside the namespace": user.Get(ctx, "other:{acme}:r").Err(),
+		"GET outside the namespace":  user.Get(ctx, "other:{acme}:r").Err(),
 		"HGET outside the namespace": user.HGet(ctx, "lc2:{acme}:r", "x").Err(),
-		"KEYS":                      user.Keys(ctx, "*").Err(),
-		"FLUSHALL":                  user.FlushAll(ctx).Err(),
-		"CONFIG SET":                user.ConfigSet(ctx, "maxmemory", "1").Err(),
-		"EVAL of an ad-hoc script":  user.Eval(ctx, "return 1", []string{"lc:{acme}:r"}).Err(),
+		"KEYS":                       user.Keys(ctx, "*").Err(),
+		"FLUSHALL":                   user.FlushAll(ctx).Err(),
+		"CONFIG SET":                 user.ConfigSet(ctx, "maxmemory", "1").Err(),
+		"EVAL of an ad-hoc script":   user.Eval(ctx, "return 1", []string{"lc:{acme}:r"}).Err(),
 	} {
 		if err == nil || !strings.Contains(err.Error(), "NOPERM") {
 			t.Errorf("%s: error %v, want NOPERM", name, err)
