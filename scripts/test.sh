@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs what the tests need
-# (redis-server, postgresql from Debian's packages) when missing, then vets
+# (redis-server with TLS, redis-cli for the Redis Cluster tests, postgresql
+# from Debian's packages) when missing, then vets
 # and runs every test with the race detector. Servers are started by the tests
 # themselves, on private sockets and free ports.
 set -euo pipefail
@@ -8,6 +9,7 @@ cd "$(dirname "$0")/.."
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 if ((${#need[@]})); then
   echo "installing ${need[*]} from Debian's packages" >&2

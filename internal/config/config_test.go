@@ -423,3 +423,22 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+func TestMassConversionToken(t *testing.T) {
+	f, err := config.Parse([]byte("tenants:\n  acme:\n    mass_conversion:\n      token: {jwks_file: /etc/k.json}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := mustTenant(t, f, "acme").MassConversion.Token; k == nil || k.JWKSFile != "/etc/k.json" {
+		t.Errorf("token = %+v", k)
+	}
+	for doc, want := range map[string]string{
+		"defaults:\n  mass_conversion:\n    token: {hmac_secret_env: A, public_key_file: b.pem}\n": "defaults.mass_conversion.token: set exactly one of hmac_secret_file, hmac_secret_env, public_key_file, jwks_file (has 2)",
+		"defaults:\n  mass_conversion:\n    token: {}\n":                                       "defaults.mass_conversion.token: set exactly one",
+		"defaults:\n  mass_conversion:\n    token: {hmac_secret: x}\n":                         "hmac_secret",
+	} {
+		if _, err := config.Parse([]byte(doc)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want %q", doc, err, want)
+		}
+	}
+}
