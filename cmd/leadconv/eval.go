@@ -179,8 +179,16 @@ func usedMemory(ctx context.Context, rdb redis.UniversalClient) (int64, bool) {
 	return 0, false
 }
 
-// deleteNamespace removes every key of a namespace, best effort.
+// deleteNamespace removes every key of a namespace, best effort; on a Redis
+// Cluster from every master, as SCAN sees one node only.
 func deleteNamespace(ctx context.Context, rdb redis.UniversalClient, ns string) {
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		_ = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			deleteNamespace(ctx, c, ns)
+			return nil
+		})
+		return
+	}
 	iter := rdb.Scan(ctx, 0, ns+":*", 1000).Iterator()
 	var keys []string
 	for iter.Next(ctx) {

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 
+	"github.com/leadconv/leadconv/internal/testutil/certtest"
 	"github.com/leadconv/leadconv/internal/testutil/kafkatest"
 	"github.com/leadconv/leadconv/internal/testutil/redistest"
 	"github.com/leadconv/leadconv/matcher/gen"
@@ -117,4 +118,39 @@ func fieldsAny(s string) []any {
 		out = append(out, f)
 	}
 	return out
+}
+
+// replay reaches Redis as the URL and the TLS variables say: a TLS server
+// with its CA, and a Redis Cluster, whose throwaway namespace it removes
+// from every master.
+func TestReplayRedisTopologies(t *testing.T) {
+	t.Parallel()
+	ca := certtest.NewCA(t, "redis")
+	srv := ca.Server("redis", "127.0.0.1")
+	tlsSrv := redistest.NewTLS(t, redistest.TLSFiles{CertFile: srv.CertFile, KeyFile: srv.KeyFile})
+	cs := redistest.NewCluster(t, 3)
+	k := kafkatest.New(t, 3, defaultRecordsTopic, defaultCommandsTopic)
+	evs := gen.New(gen.Options{Seed: 9, Records: 60, ContactShare: 0.2}).Events()
+	if err := produceEvents(context.Background(), k.Client(), defaultRecordsTopic, evs); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"replay", "--brokers", k.Addrs()[0], "--from", "earliest", "--dry-run"}
+	for name, vars := range map[string]map[string]string{
+		"rediss with CA": {"LEADCONV_REDIS_URL": "rediss://" + tlsSrv.Addr, "LEADCONV_REDIS_TLS_CA_FILE": ca.CAFile},
+		"cluster":        {"LEADCONV_REDIS_URL": cs.URL()},
+	} {
+		code, stdout, stderr := runMain(t, vars, args...)
+		if code != exitOK || !strings.Contains(stdout, `"type":"io.leadconv.`) {
+			t.Errorf("%s: code %d, stderr %s", name, code, stderr)
+		}
+	}
+	code, _, stderr := runMain(t, map[string]string{"LEADCONV_REDIS_URL": "rediss://" + tlsSrv.Addr}, args...)
+	if code != exitError || !strings.Contains(stderr, "redis single "+tlsSrv.Addr+": TLS: the server's certificate is not signed by a trusted CA") {
+		t.Errorf("without the CA: code %d, stderr %q", code, stderr)
+	}
+	for _, n := range cs.Nodes {
+		if keys, err := n.Client().Keys(context.Background(), "dryrun*").Result(); err != nil || len(keys) != 0 {
+			t.Errorf("a master keeps %d throwaway keys (%v)", len(keys), err)
+		}
+	}
 }
