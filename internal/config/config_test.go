@@ -434,8 +434,8 @@ func TestMassConversionToken(t *testing.T) {
 	}
 	for doc, want := range map[string]string{
 		"defaults:\n  mass_conversion:\n    token: {hmac_secret_env: A, public_key_file: b.pem}\n": "defaults.mass_conversion.token: set exactly one of hmac_secret_file, hmac_secret_env, public_key_file, jwks_file (has 2)",
-		"defaults:\n  mass_conversion:\n    token: {}\n":                                       "defaults.mass_conversion.token: set exactly one",
-		"defaults:\n  mass_conversion:\n    token: {hmac_secret: x}\n":                         "hmac_secret",
+		"defaults:\n  mass_conversion:\n    token: {}\n":                                           "defaults.mass_conversion.token: set exactly one",
+		"defaults:\n  mass_conversion:\n    token: {hmac_secret: x}\n":                             "hmac_secret",
 	} {
 		if _, err := config.Parse([]byte(doc)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: error %v, want %q", doc, err, want)
