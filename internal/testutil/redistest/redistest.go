@@ -2,8 +2,10 @@
 //
 // Tests prove correctness against the real server, never a mock: New starts
 // redis-server on a unix socket inside t.TempDir() (or uses REDIS_ADDR when
-// set) and stops it when the test ends. When the binary is missing the test
-// fails with the install command, so CI can never skip silently.
+// set) and stops it when the test ends. NewTLS, NewCluster and NewSentinel
+// start a TLS-only server, a Redis Cluster of masters and a master behind a
+// sentinel on free loopback ports. When a binary is missing the test fails
+// with the install command, so CI can never skip silently.
 package redistest
 
 import (

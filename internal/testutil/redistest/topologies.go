@@ -2,7 +2,6 @@ package redistest
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -235,12 +234,4 @@ func freePorts(t testing.TB, n, offset int) []int {
 		t.Fatalf("redistest: found %d of %d free ports", len(out), n)
 	}
 	return out
-}
-
-// TLSClient returns a client of a TLS server with the given config, closed at
-// the end of the test.
-func (s *TLSServer) TLSClient(c *tls.Config) *redis.Client {
-	cl := redis.NewClient(&redis.Options{Addr: s.Addr, TLSConfig: c})
-	s.t.Cleanup(func() { _ = cl.Close() })
-	return cl
 }
