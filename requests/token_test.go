@@ -212,3 +212,20 @@ func TestHandleTrustsOnlyTheToken(t *testing.T) {
 		}
 	}
 }
+
+// In a structured CloudEvent the token signs the data member byte for byte.
+func TestHandleTokenOfStructuredEvent(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	data := []byte(`{ "tenant": "acme", "request_id": "t2", "select": {"ids": ["L1"]}, "dry_run": true }`)
+	rec := signed(t, "", data, "sales_admin")
+	rec.Value = []byte(`{"specversion":"1.0","id":"e1","source":"crm","type":"io.leadconv.request.v1","datacontenttype":"application/json","data":` + string(data) + `}`)
+	rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: "content-type", Value: []byte("application/cloudevents+json")})
+	res, err := e.handler(nil).Handle(context.Background(), "requests", 0, []*kgo.Record{rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := split(t, res.Out).types(); !slices.Equal(got, []string{TypeCompleted}) {
+		t.Fatalf("events %v, want completed", got)
+	}
+}
