@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -23,8 +24,21 @@ func Self() (time.Duration, error) {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }
 
-// Redis returns the user and system CPU time the server has used (INFO cpu).
+// Redis returns the user and system CPU time the server has used (INFO cpu);
+// on a Redis Cluster the sum over its masters.
 func Redis(ctx context.Context, rdb redis.UniversalClient) (time.Duration, error) {
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		var mu sync.Mutex
+		var total time.Duration
+		err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			d, err := Redis(ctx, c)
+			mu.Lock()
+			total += d
+			mu.Unlock()
+			return err
+		})
+		return total, err
+	}
 	info, err := rdb.Info(ctx, "cpu").Result()
 	if err != nil {
 		return 0, fmt.Errorf("cpustat: info cpu: %w", err)

@@ -3,6 +3,7 @@ package cpustat
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/leadconv/leadconv/internal/testutil/redistest"
 )
@@ -46,5 +47,32 @@ func TestRedisReadsTheServersCPU(t *testing.T) {
 	}
 	if after <= before {
 		t.Fatalf("server CPU went from %v to %v over 200,000 writes", before, after)
+	}
+}
+
+// On a cluster the CPU is every master's: the sum lies between the masters'
+// figures read one by one before and after it (CPU time only grows), which
+// one node's figure alone would not reach.
+func TestRedisSumsClusterMasters(t *testing.T) {
+	cs := redistest.NewCluster(t, 3)
+	ctx := context.Background()
+	each := func() time.Duration {
+		var total time.Duration
+		for _, n := range cs.Nodes {
+			d, err := Redis(ctx, n.Client())
+			if err != nil {
+				t.Fatal(err)
+			}
+			total += d
+		}
+		return total
+	}
+	before := each()
+	sum, err := Redis(ctx, cs.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after := each(); sum < before || sum > after {
+		t.Fatalf("cluster CPU %v, the masters' one by one %v before and %v after", sum, before, after)
 	}
 }
