@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -10,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/leadconv/leadconv/consumer"
+	"github.com/leadconv/leadconv/ingest"
 )
 
 // Config configures a Pipeline. Topics default to leadconv.records,
@@ -42,6 +44,9 @@ type Config struct {
 	ResetOffset *kgo.Offset
 	// Decode replaces the built-in record event decoder.
 	Decode Decoder
+	// Inputs are further input topics, each in its format (a native one
+	// carries record events too); RecordsTopic is always read.
+	Inputs []ingest.Config
 	// Processed is called after a batch's commands were acknowledged and
 	// its offsets marked (consumer.Config.Processed).
 	Processed func(topic string, partition int32, recs []*kgo.Record)
@@ -74,12 +79,27 @@ func New(cfg Config, store Store, tenants Tenants) (*Pipeline, error) {
 		pm = NewMetrics(cfg.Registerer)
 		cm = consumer.NewMetrics(cfg.Registerer)
 	}
+	topics := []string{cfg.RecordsTopic}
+	formats := map[string]Format{}
+	for _, in := range cfg.Inputs {
+		if in.Topic != cfg.RecordsTopic {
+			topics = append(topics, in.Topic)
+		}
+		if in.Format == ingest.Native {
+			continue
+		}
+		d, err := ingest.New(in, cfg.Structured)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline: input %s: %w", in.Topic, err)
+		}
+		formats[in.Topic] = d
+	}
 	h := NewHandler(HandlerConfig{
 		CommandsTopic: cfg.CommandsTopic, ChangesTopic: cfg.ChangesTopic, MaxRecordBytes: cfg.MaxRecordBytes,
-		Structured: cfg.Structured, Decode: cfg.Decode, Logger: cfg.Logger, Metrics: pm,
+		Structured: cfg.Structured, Decode: cfg.Decode, Formats: formats, Logger: cfg.Logger, Metrics: pm,
 	}, store, tenants)
 	cons, err := consumer.New(consumer.Config{
-		Brokers: cfg.Brokers, Group: cfg.Group, Topics: []string{cfg.RecordsTopic}, DLQTopic: cfg.DLQTopic,
+		Brokers: cfg.Brokers, Group: cfg.Group, Topics: topics, DLQTopic: cfg.DLQTopic,
 		MaxPollRecords: cfg.MaxPollRecords, CommitInterval: cfg.CommitInterval, RevokeGrace: cfg.ShutdownGrace,
 		FetchMinBytes: cfg.FetchMinBytes, FetchMaxWait: cfg.FetchMaxWait,
 		ResetOffset: cfg.ResetOffset, Processed: cfg.Processed, Opts: cfg.Opts, Logger: cfg.Logger, Metrics: cm,
