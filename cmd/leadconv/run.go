@@ -6,6 +6,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/leadconv/leadconv/ingest"
 	"github.com/leadconv/leadconv/internal/config"
 	"github.com/leadconv/leadconv/internal/ops"
 	"github.com/leadconv/leadconv/internal/pipeline"
@@ -84,6 +85,7 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 					MaxRecordBytes: o.maxRecordBytes, Structured: o.contentMode == "structured",
 					ShutdownGrace: *drain, Logger: log, Registerer: reg,
 					FetchMinBytes: int32(o.fetch.minBytes), FetchMaxWait: o.fetch.maxWait,
+					Inputs: cfg.Inputs(),
 				}, store, cfg)
 				if err != nil {
 					return err
@@ -114,6 +116,7 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 				log.Info().Str("version", readBuildInfo().Version).Strs("brokers", o.brokerList()).
 					Str("group", *group).Str("records_topic", o.recordsTopic).Str("commands_topic", o.commandsTopic).
 					Str("dlq_topic", o.dlqTopic).Str("namespace", o.namespace).Strs("tenants", cfg.Tenants()).
+					Strs("input_topics", inputTopics(cfg.Inputs())).
 					Msg("leadconv starting")
 				err = serveWhile(ctx, log, srv, *httpAddr, runBoth)
 				if err != nil {
@@ -140,4 +143,14 @@ func tenantPolicy(flags requests.Policy, mc config.MassConversion) requests.Poli
 		p.MaxNewRecords = mc.MaxNewRecordsPerRequest
 	}
 	return p
+}
+
+// inputTopics lists the configured input topics with their formats
+// ("sf.leads=salesforce_cdc"), for the start-up log.
+func inputTopics(in []ingest.Config) []string {
+	out := make([]string, len(in))
+	for i, c := range in {
+		out[i] = c.Topic + "=" + string(c.Format)
+	}
+	return out
 }
