@@ -41,7 +41,7 @@ func (d *Decoder) debezium(b []byte, tenant string, key []byte) (Decoded, error)
 		if _, has := m["op"]; has {
 			return Decoded{}, violation(at+"/op", "type")
 		}
-		return Decoded{}, violation(at, "required")
+		return Decoded{}, violation(at+"/", "required")
 	}
 	src, ok := m["source"].(map[string]any)
 	if !ok {
@@ -53,8 +53,12 @@ func (d *Decoder) debezium(b []byte, tenant string, key []byte) (Decoded, error)
 	}
 	changed := time.Time{}
 	if n, ok := src["ts_ms"].(json.Number); ok {
-		if ms, err := strconv.ParseInt(n.String(), 10, 64); err == nil {
-			changed = time.UnixMilli(ms).UTC()
+		ms, err := strconv.ParseInt(n.String(), 10, 64)
+		if err != nil {
+			return Decoded{}, violation(at+"/source/ts_ms", "type")
+		}
+		if changed, err = timeAt(time.UnixMilli(ms).UTC(), at+"/source/ts_ms"); err != nil {
+			return Decoded{}, err
 		}
 	}
 	renames := []map[string]string{table.Fields, d.cfg.Fields}
@@ -207,6 +211,14 @@ func schemaTypes(s any) map[string]colType {
 // date-time without zone (read as UTC), or a number in the unit its
 // schema's semantic type names, else the table's time_unit.
 func (d *Decoder) dbzTime(v any, ct colType, t Table, at string) (time.Time, error) {
+	tm, err := d.dbzTimeOf(v, ct, t, at)
+	if err != nil || tm.IsZero() {
+		return tm, err
+	}
+	return timeAt(tm, at)
+}
+
+func (d *Decoder) dbzTimeOf(v any, ct colType, t Table, at string) (time.Time, error) {
 	switch x := v.(type) {
 	case nil:
 		return time.Time{}, nil

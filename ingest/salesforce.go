@@ -78,7 +78,10 @@ func (d *Decoder) salesforce(b []byte, tenant string, r *kgo.Record) (Decoded, e
 	if err != nil {
 		return Decoded{}, violation(hat+"/commitTimestamp", "type")
 	}
-	committed := time.UnixMilli(ms).UTC()
+	committed, err := timeAt(time.UnixMilli(ms).UTC(), hat+"/commitTimestamp")
+	if err != nil {
+		return Decoded{}, err
+	}
 	gap := slices.Contains(sfGaps, h.ChangeType)
 	// A wildcard (key prefix and "*": a field type conversion changed every
 	// record) or the empty id names no record to apply the change to.
@@ -95,7 +98,7 @@ func (d *Decoder) salesforce(b []byte, tenant string, r *kgo.Record) (Decoded, e
 	if gap || unnamed {
 		return d.resyncOf(tenant, obj, h, committed, unnamed, r)
 	}
-	base := record.Event{Record: record.Record{Tenant: tenant, Object: obj, CreatedAt: committed, ModifiedAt: committed}}
+	base := record.Event{Record: record.Record{Tenant: tenant, Object: obj, ModifiedAt: committed}}
 	base.Echo = d.echo(h.ChangeOrigin)
 	switch h.ChangeType {
 	case sfCreate, sfUndelete:
@@ -114,7 +117,12 @@ func (d *Decoder) salesforce(b []byte, tenant string, r *kgo.Record) (Decoded, e
 		return Decoded{}, &Error{CodeUnknownOp, hat + "/changeType: enum"}
 	}
 	if base.Op != record.OpDelete {
-		if base.CreatedAt, err = sfTime(m["CreatedDate"], at+"/CreatedDate", committed); err != nil {
+		// A patch's creation time is the stored record's.
+		created := committed
+		if base.Op == record.OpPatch {
+			created = time.Time{}
+		}
+		if base.CreatedAt, err = sfTime(m["CreatedDate"], at+"/CreatedDate", created); err != nil {
 			return Decoded{}, err
 		}
 		if base.ModifiedAt, err = sfTime(m["LastModifiedDate"], at+"/LastModifiedDate", committed); err != nil {
@@ -418,13 +426,13 @@ func sfTime(v any, at string, fallback time.Time) (time.Time, error) {
 		if err != nil {
 			return time.Time{}, violation(at, "format")
 		}
-		return t.UTC(), nil
+		return timeAt(t.UTC(), at)
 	case json.Number:
 		ms, err := strconv.ParseInt(x.String(), 10, 64)
 		if err != nil {
 			return time.Time{}, violation(at, "type")
 		}
-		return time.UnixMilli(ms).UTC(), nil
+		return timeAt(time.UnixMilli(ms).UTC(), at)
 	}
 	return time.Time{}, violation(at, "type")
 }
