@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -207,6 +208,32 @@ func TestConfigSchemaCoversGoTypes(t *testing.T) {
 	} {
 		if !slices.Equal(tt.got, tt.want) {
 			t.Errorf("%s: schema %v, engine %v", tt.what, tt.got, tt.want)
+		}
+	}
+}
+
+// The input examples README.md's "Connect your CRM" points to are valid to
+// both the schema and the loader.
+func TestConnectExamplesValidate(t *testing.T) {
+	files, err := filepath.Glob("../examples/connect/*.yaml")
+	if err != nil || len(files) < 2 {
+		t.Fatalf("examples/connect: %v %v", files, err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := schemas.ValidateYAML(schemas.Config, b); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+		c, err := config.Parse(b)
+		if err != nil {
+			t.Errorf("the loader rejects %s: %v", f, err)
+			continue
+		}
+		if len(c.Inputs()) == 0 {
+			t.Errorf("%s configures no input", f)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"time"
 
@@ -151,6 +152,19 @@ func inputTopics(in []ingest.Config) []string {
 	out := make([]string, len(in))
 	for i, c := range in {
 		out[i] = c.Topic + "=" + string(c.Format)
+	}
+	return out
+}
+
+// inputTopicsOf lists the topics the inputs read and write (resync
+// requests), for the demo's in-process broker.
+func inputTopicsOf(in []ingest.Config) []string {
+	var out []string
+	for _, c := range in {
+		out = append(out, c.Topic)
+		if c.Format == ingest.SalesforceCDC {
+			out = append(out, cmp.Or(c.ResyncTopic, ingest.DefaultResyncTopic))
+		}
 	}
 	return out
 }
