@@ -59,3 +59,36 @@ func FuzzDebezium(f *testing.F) {
 		`{"op": "d", "before": null, "source": {"db": "suitecrm", "table": "leads", "ts_ms": 5}}`,
 		`{"schema": {"fields": [{"field": "after", "fields": [{"field": "v", "name": "org.apache.kafka.connect.data.Decimal", "parameters": {"scale": "3"}}]}]}, "payload": {"op": "u", "after": {"id": "1", "date_entered": "2026-01-01 10:00:00", "date_modified": 1, "v": "/w=="}, "source": {"db": "suitecrm", "table": "leads"}}}`)
 }
+
+// The decoding cost of one message per format (the pipeline's native
+// record event decoder is BenchmarkDecodeEvent in internal/pipeline).
+func BenchmarkDecode(b *testing.B) {
+	for _, bc := range []struct {
+		name, file string
+		cfg        ingest.Config
+	}{
+		{"salesforce_create", "testdata/salesforce/lead_create_streaming.json", salesforceInput},
+		{"salesforce_update", "testdata/salesforce/lead_update_merged.json", salesforceInput},
+		{"debezium_schema", "testdata/debezium/suitecrm_mysql_insert_schema.json", debeziumInput},
+		{"debezium_bare", "testdata/debezium/odoo_postgres_snapshot_read.json", debeziumInput},
+	} {
+		v, err := os.ReadFile(bc.file)
+		if err != nil {
+			b.Fatal(err)
+		}
+		d, err := ingest.New(bc.cfg, false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r := &kgo.Record{Topic: bc.cfg.Topic, Value: v}
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(v)))
+			for b.Loop() {
+				if _, err := d.Decode(r, 0); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

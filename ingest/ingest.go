@@ -14,6 +14,7 @@
 package ingest
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -322,7 +323,7 @@ func checkID(at, id string) error {
 // object decodes b, a single JSON document, as an object with numbers as
 // json.Number.
 func object(b []byte, at string) (map[string]any, error) {
-	d := json.NewDecoder(strings.NewReader(string(b)))
+	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
 	var v any
 	if err := d.Decode(&v); err != nil {
