@@ -305,3 +305,46 @@ func TestMergedEventsOwnTheirFields(t *testing.T) {
 		t.Fatalf("ids %v", ids)
 	}
 }
+
+// Updates patch exactly the changed fields, whichever way the client names
+// them.
+func TestSalesforceUpdates(t *testing.T) {
+	const head = `"entityName": "Contact", "recordIds": ["0031"], "changeType": "UPDATE", "commitTimestamp": 1780310400000`
+	tests := []struct {
+		name, value string
+		want        record.Fields
+	}{
+		{"a compound named whole", `{"ChangeEventHeader": {` + head + `, "changedFields": ["Name"]}, "Name": {"FirstName": "Ann", "LastName": null}, "Email": "x@y.example"}`,
+			record.Fields{"FirstName": "Ann", "LastName": nil}},
+		{"a nulled component", `{"ChangeEventHeader": {` + head + `, "changedFields": ["MailingAddress.City", "Title"], "nulledFields": ["MailingAddress.City"]}, "Title": "CFO"}`,
+			record.Fields{"MailingCity": nil, "Title": "CFO"}},
+		{"no changedFields: the non-null fields", `{"ChangeEventHeader": {` + head + `, "nulledFields": ["Phone"]}, "Title": "CFO", "Email": null, "Name": {"LastName": "Lee"}}`,
+			record.Fields{"Title": "CFO", "LastName": "Lee", "Phone": nil}},
+		{"renames apply", `{"ChangeEventHeader": {` + head + `, "changedFields": ["OwnerId", "Title"]}, "OwnerId": "005x", "Title": "CFO"}`,
+			record.Fields{"Title": "CFO"}},
+	}
+	d := decoder(t, salesforceInput)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := d.Decode(&kgo.Record{Value: []byte(tt.value)}, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got.Events) != 1 || got.Events[0].Op != record.OpPatch || !reflect.DeepEqual(got.Events[0].Fields, tt.want) {
+				t.Fatalf("got %+v, want a patch of %v", got.Events, tt.want)
+			}
+			if !got.Events[0].CreatedAt.IsZero() {
+				t.Fatalf("a patch carries a creation time: %v", got.Events[0].CreatedAt)
+			}
+		})
+	}
+}
+
+func TestNewRefusesNative(t *testing.T) {
+	if _, err := ingest.New(ingest.Config{Topic: "t", Format: ingest.Native}, false); err == nil {
+		t.Fatal("a native input got a CRM decoder")
+	}
+	if _, err := ingest.New(ingest.Config{Topic: "t", Format: ingest.Debezium, Tenant: "a"}, false); err == nil {
+		t.Fatal("an invalid input got a decoder")
+	}
+}

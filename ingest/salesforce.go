@@ -287,6 +287,13 @@ func (d *Decoder) sfFields(m map[string]any, at string, h *sfHeader) (record.Fie
 			if err != nil {
 				return nil, violation(at+"/ChangeEventHeader/changedFields/"+strconv.Itoa(i), err.Error())
 			}
+			if nested, ok := v.(map[string]any); ok {
+				// A compound field named whole: each of its components.
+				if err := sfCompound(name, nested, at, true, put); err != nil {
+					return nil, err
+				}
+				continue
+			}
 			if v, err = sfScalar(v, at+"/"+strings.ReplaceAll(name, ".", "/")); err != nil {
 				return nil, err
 			}
@@ -310,20 +317,8 @@ func (d *Decoder) sfFields(m map[string]any, at string, h *sfHeader) (record.Fie
 			return nil, violation(at, "propertyNames")
 		}
 		if nested, ok := v.(map[string]any); ok {
-			for _, c := range sortedKeys(nested) {
-				cv := nested[c]
-				if cv == nil {
-					continue
-				}
-				flat, ok := sfComponent(k, c)
-				if !ok {
-					return nil, violation(at+"/"+k, "type")
-				}
-				cv, err := sfScalar(cv, at+"/"+k+"/"+c)
-				if err != nil {
-					return nil, err
-				}
-				put(flat, cv)
+			if err := sfCompound(k, nested, at, false, put); err != nil {
+				return nil, err
 			}
 			continue
 		}
@@ -339,6 +334,27 @@ func (d *Decoder) sfFields(m map[string]any, at string, h *sfHeader) (record.Fie
 		}
 	}
 	return f, nil
+}
+
+// sfCompound puts the components of a compound field; nulls too when
+// withNulls (an update names the whole field: its null components changed).
+func sfCompound(name string, nested map[string]any, at string, withNulls bool, put func(string, any)) error {
+	for _, c := range sortedKeys(nested) {
+		cv := nested[c]
+		if cv == nil && !withNulls {
+			continue
+		}
+		flat, ok := sfComponent(name, c)
+		if !ok {
+			return violation(at+"/"+name, "type")
+		}
+		cv, err := sfScalar(cv, at+"/"+name+"/"+c)
+		if err != nil {
+			return err
+		}
+		put(flat, cv)
+	}
+	return nil
 }
 
 func nulled(h *sfHeader) []string {
