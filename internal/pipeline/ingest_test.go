@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/leadconv/leadconv/internal/pipeline"
 	"github.com/leadconv/leadconv/internal/testutil/kafkatest"
 	"github.com/leadconv/leadconv/internal/testutil/redistest"
+	"github.com/leadconv/leadconv/matcher"
 	"github.com/leadconv/leadconv/record"
 	"github.com/leadconv/leadconv/schemas"
 )
@@ -150,5 +152,29 @@ func TestIngestFormats(t *testing.T) {
 	// re-read; neither the tombstone nor the dead letter.
 	if in := counterSum(t, reg, "leadconv_events_in_total"); in != 6 {
 		t.Fatalf("events in %v, want 6", in)
+	}
+}
+
+// An input that would read what leadconv writes stops start-up.
+func TestInputTopicLoops(t *testing.T) {
+	cfg, err := pipeline.GeneratedConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sf := ingest.Config{Format: ingest.SalesforceCDC, Tenant: "acme"}
+	for _, tt := range []struct {
+		inputs []ingest.Config
+		want   string
+	}{
+		{[]ingest.Config{{Topic: "leadconv.commands", Format: ingest.Native}}, `inputs[0].topic: "leadconv.commands" is the commands topic`},
+		{[]ingest.Config{{Topic: dlqTopic, Format: ingest.Native}}, `inputs[0].topic: "leadconv.dlq" is the dead-letter topic`},
+		{[]ingest.Config{{Topic: "sf", Format: sf.Format, Tenant: sf.Tenant, ResyncTopic: recordsTopic}}, `inputs[0].resync_topic: "leadconv.records" is an input topic`},
+		{[]ingest.Config{{Topic: "people", Format: ingest.Native}, {Topic: "sf", Format: sf.Format, Tenant: sf.Tenant, ResyncTopic: "people"}}, `inputs[1].resync_topic: "people" is an input topic`},
+		{[]ingest.Config{{Topic: "sf", Format: sf.Format}}, "tenant: required"},
+	} {
+		_, err := pipeline.New(pipeline.Config{Brokers: []string{"127.0.0.1:1"}, Inputs: tt.inputs}, matcher.NewStore(nil, matcher.StoreOptions{Rules: cfg.Rules}), cfg)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("inputs %+v: error %v, want %q", tt.inputs, err, tt.want)
+		}
 	}
 }

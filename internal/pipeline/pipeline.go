@@ -1,9 +1,11 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -81,7 +83,16 @@ func New(cfg Config, store Store, tenants Tenants) (*Pipeline, error) {
 	}
 	topics := []string{cfg.RecordsTopic}
 	formats := map[string]Format{}
-	for _, in := range cfg.Inputs {
+	// Reading what leadconv writes would loop.
+	outputs := map[string]string{cmp.Or(cfg.CommandsTopic, "leadconv.commands"): "commands", cmp.Or(cfg.DLQTopic, "leadconv.dlq"): "dead-letter", cfg.ChangesTopic: "changes"}
+	for i, in := range cfg.Inputs {
+		if what := outputs[in.Topic]; what != "" && in.Topic != "" {
+			return nil, fmt.Errorf("pipeline: inputs[%d].topic: %q is the %s topic", i, in.Topic, what)
+		}
+		if rt := cmp.Or(in.ResyncTopic, ingest.DefaultResyncTopic); in.Format == ingest.SalesforceCDC &&
+			(rt == cfg.RecordsTopic || slices.ContainsFunc(cfg.Inputs, func(c ingest.Config) bool { return c.Topic == rt })) {
+			return nil, fmt.Errorf("pipeline: inputs[%d].resync_topic: %q is an input topic", i, rt)
+		}
 		if in.Topic != cfg.RecordsTopic {
 			topics = append(topics, in.Topic)
 		}
