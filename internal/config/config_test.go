@@ -277,7 +277,7 @@ func TestBadConfigs(t *testing.T) {
 		{"unknown key", "tenants:\n  acme:\n    engine:\n      master: {stratgy: most_complete}\n",
 			[]string{`tenants.acme.engine.master.stratgy: unknown key (allowed: strategy, field, values, fields, fallback) (line 4)`}},
 		{"unknown top-level key", "default:\n  engine: {}\n",
-			[]string{`default: unknown key (allowed: defaults, tenants) (line 1)`}},
+			[]string{`default: unknown key (allowed: defaults, tenants, inputs) (line 1)`}},
 		{"unknown block key", "tenants:\n  acme:\n    matcher: {}\n",
 			[]string{`tenants.acme.matcher: unknown key (allowed: engine, matching, contact_fields, mass_conversion)`}},
 		{"mass conversion values", "defaults:\n  mass_conversion:\n    roles: [\" \"]\n    max_records_per_request: -1\n    max_new_records_per_request: -2\n",

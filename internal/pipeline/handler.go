@@ -131,7 +131,11 @@ func (h *Handler) Handle(ctx context.Context, _ string, _ int32, recs []*kgo.Rec
 	if err != nil {
 		return consumer.Result{}, err
 	}
-	for _, r := range refused {
+	for i, r := range refused {
+		// A message of several events is dead-lettered once.
+		if i > 0 && refused[i-1] == r {
+			continue
+		}
 		res.Poison = append(res.Poison, consumer.Poison{Record: r, Code: CodeInvalidEvent})
 	}
 	out, types, err := h.plan(ctx, ins, changes)
