@@ -3,6 +3,7 @@ package ingest
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"math/big"
 	"strconv"
 	"strings"
@@ -20,21 +21,33 @@ const unavailable = "__debezium_unavailable_value"
 // {schema, payload} wrapper. key is the Kafka key, the row's primary key,
 // read when a delete's before lacks it.
 func (d *Decoder) debezium(b []byte, tenant string, key []byte) (Decoded, error) {
-	m, err := object(b, "/")
-	if err != nil {
-		return Decoded{}, err
+	// The JSON converter's wrapper is {schema, payload}; an envelope has
+	// an op. Only the wrapper's members are kept raw in this pass.
+	var top struct {
+		Schema  json.RawMessage `json:"schema"`
+		Payload json.RawMessage `json:"payload"`
+		Op      json.RawMessage `json:"op"`
+	}
+	if err := json.Unmarshal(b, &top); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) || !json.Valid(b) {
+			return Decoded{}, &Error{CodeNotJSON, "value is not a single JSON document"}
+		}
+		return Decoded{}, violation("/", "type")
 	}
 	at := ""
 	var types map[string]colType
-	if p, ok := m["payload"]; ok {
-		if _, isEnv := m["op"]; !isEnv {
-			types = schemaTypes(m["schema"])
-			pm, ok := p.(map[string]any)
-			if !ok {
-				return Decoded{}, violation("/payload", "type")
-			}
-			m, at = pm, "/payload"
-		}
+	var m map[string]any
+	var err error
+	if top.Payload != nil && top.Op == nil {
+		types = d.schemaTypes(top.Schema)
+		m, err = object(top.Payload, "/payload")
+		at = "/payload"
+	} else {
+		m, err = object(b, "/")
+	}
+	if err != nil {
+		return Decoded{}, err
 	}
 	op, ok := m["op"].(string)
 	if !ok {
@@ -178,9 +191,36 @@ type colType struct {
 	scale     int
 }
 
-// schemaTypes reads the column types of the after (or before) struct from
-// the envelope's schema; none when it is absent.
-func schemaTypes(s any) map[string]colType {
+// maxSchemas bounds the cache of parsed schemas: one per table and
+// version of it.
+const maxSchemas = 256
+
+// schemaTypes returns the column types the JSON converter's schema gives,
+// parsed once per distinct schema: it is most of each message, and the
+// same for every message of a table.
+func (d *Decoder) schemaTypes(raw json.RawMessage) map[string]colType {
+	d.mu.RLock()
+	types, ok := d.schemas[string(raw)]
+	d.mu.RUnlock()
+	if ok {
+		return types
+	}
+	s, err := value(raw)
+	if err != nil {
+		return nil
+	}
+	types = schemaTypesOf(s)
+	d.mu.Lock()
+	if len(d.schemas) < maxSchemas {
+		d.schemas[string(raw)] = types
+	}
+	d.mu.Unlock()
+	return types
+}
+
+// schemaTypesOf reads the column types of the after (or before) struct
+// from the envelope's schema; none when it is absent.
+func schemaTypesOf(s any) map[string]colType {
 	sm, _ := s.(map[string]any)
 	fields, _ := sm["fields"].([]any)
 	out := map[string]colType{}

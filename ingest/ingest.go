@@ -21,6 +21,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -232,6 +233,9 @@ type Decoded struct {
 type Decoder struct {
 	cfg    Config
 	resync events.Encoder
+	// mu guards schemas, Debezium's parsed schemas by their JSON text.
+	mu      sync.RWMutex
+	schemas map[string]map[string]colType
 }
 
 // New returns the decoder of a validated input of a CRM format; structured
@@ -254,7 +258,7 @@ func New(c Config, structured bool) (*Decoder, error) {
 			c.EchoClient = DefaultEchoClient
 		}
 	}
-	return &Decoder{cfg: c, resync: events.Encoder{Topic: c.ResyncTopic, Structured: structured}}, nil
+	return &Decoder{cfg: c, resync: events.Encoder{Topic: c.ResyncTopic, Structured: structured}, schemas: map[string]map[string]colType{}}, nil
 }
 
 // Topic is the input topic.
@@ -337,6 +341,17 @@ func object(b []byte, at string) (map[string]any, error) {
 		return nil, violation(at, "type")
 	}
 	return m, nil
+}
+
+// value decodes one valid JSON value with numbers as json.Number.
+func value(raw json.RawMessage) (any, error) {
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return nil, &Error{CodeNotJSON, "value is not a single JSON document"}
+	}
+	return v, nil
 }
 
 // rename applies a rename map: the new name, or "" to drop the field.

@@ -348,3 +348,41 @@ func TestNewRefusesNative(t *testing.T) {
 		t.Fatal("an invalid input got a decoder")
 	}
 }
+
+// Partition workers share a decoder: Debezium's schema cache is safe for
+// concurrent use and gives every message the same decoding.
+func TestDecoderConcurrent(t *testing.T) {
+	v, err := os.ReadFile("testdata/debezium/suitecrm_mysql_insert_schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := decoder(t, debeziumInput)
+	want, err := d.Decode(&kgo.Record{Value: v}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			for range 50 {
+				got, err := d.Decode(&kgo.Record{Value: v}, 0)
+				if err == nil && !reflect.DeepEqual(got, want) {
+					err = errors.New("a cached schema decodes differently")
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := want.Events[0].Fields["opportunity_amount"]; got != json.Number("1234.56") {
+		t.Fatalf("decimal %v", got)
+	}
+}
