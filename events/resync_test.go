@@ -40,7 +40,7 @@ func TestResyncRequested(t *testing.T) {
 			!ev.Time().Equal(at) || ev.DataSchema() != events.SchemaURL("resync.requested") || string(r.Key) != "acme/lead" {
 			t.Fatalf("structured=%v: attributes %s key %s", structured, ev, r.Key)
 		}
-		if err := schemas.ValidateJSON("resync.requested", ev.Data()); err != nil {
+		if err := schemas.ValidateJSON(schemas.ResyncRequested, ev.Data()); err != nil {
 			t.Fatalf("structured=%v: %v", structured, err)
 		}
 	}

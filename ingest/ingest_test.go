@@ -91,8 +91,8 @@ func TestGolden(t *testing.T) {
 		dir, schema string
 		cfg         ingest.Config
 	}{
-		{"salesforce", "salesforce-cdc", salesforceInput},
-		{"debezium", "debezium", debeziumInput},
+		{"salesforce", schemas.SalesforceCDC, salesforceInput},
+		{"debezium", schemas.Debezium, debeziumInput},
 	} {
 		d := decoder(t, tc.cfg)
 		files, err := filepath.Glob(filepath.Join("testdata", tc.dir, "*.json"))
@@ -114,7 +114,7 @@ func TestGolden(t *testing.T) {
 				}
 				checkEvents(t, got)
 				for _, r := range got.Out {
-					if err := schemas.ValidateJSON("resync.requested", r.Value); err != nil {
+					if err := schemas.ValidateJSON(schemas.ResyncRequested, r.Value); err != nil {
 						t.Fatalf("resync request: %v", err)
 					}
 				}

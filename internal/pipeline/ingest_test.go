@@ -89,7 +89,7 @@ func TestIngestFormats(t *testing.T) {
 	if err != nil || ev.Type() != events.TypeResyncRequested || ev.DataSchema() != events.SchemaURL("resync.requested") {
 		t.Fatalf("resync request event %v: %v", ev, err)
 	}
-	if err := schemas.ValidateJSON("resync.requested", ev.Data()); err != nil {
+	if err := schemas.ValidateJSON(schemas.ResyncRequested, ev.Data()); err != nil {
 		t.Fatal(err)
 	}
 	var req events.ResyncRequested
