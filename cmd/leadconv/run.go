@@ -27,7 +27,9 @@ tenant/cluster_id, to the commands topic. Offsets are committed only after
 the broker acknowledged every command the batch produced (at-least-once,
 with deterministic command ids). Input that can never be processed goes to
 the dead-letter topic with error-code headers; Redis or broker outages are
-retried with backoff.
+retried with backoff. The config file's inputs: list adds topics in a CRM's
+own format (Salesforce Change Data Capture, Debezium), read by the same
+group; Salesforce gap events publish resync requests to their resync_topic.
 
 Beside it, run consumes mass-conversion requests from --requests-topic: the
 selected leads (by id or filter, over the leads stored in Redis) are
