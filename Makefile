@@ -20,6 +20,8 @@ fuzz: ## a short fuzz of each fuzz target
 	$(GO) test -run '^$$' -fuzz FuzzPlan -fuzztime 30s ./engine
 	$(GO) test -run '^$$' -fuzz FuzzNormalize -fuzztime 30s ./matcher
 	$(GO) test -run '^$$' -fuzz FuzzCompare -fuzztime 30s ./matcher
+	$(GO) test -run '^$$' -fuzz FuzzSalesforce -fuzztime 30s ./ingest
+	$(GO) test -run '^$$' -fuzz FuzzDebezium -fuzztime 30s ./ingest
 
 lint:
 	gofmt -l . | (! grep .)

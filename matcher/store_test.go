@@ -719,3 +719,40 @@ func TestStoreGetAndLeads(t *testing.T) {
 		t.Fatalf("Leads gave %d leads, want %d", len(got), len(want))
 	}
 }
+
+// A held record leaves matching until an upsert re-reads it: patches do not
+// bring it back (their base is unknown), an upsert does even when its
+// modified time precedes the hold's (a re-read of the change that caused
+// the gap), and a hold older than the stored state changes nothing.
+func TestStoreHold(t *testing.T) {
+	srv := redistest.New(t)
+	ctx := context.Background()
+	hold := func(id string, minutes int) record.Event {
+		return record.Event{Op: record.OpHold, Record: record.Record{Tenant: "acme", Object: record.Lead, ID: id, ModifiedAt: t0.Add(time.Duration(minutes) * time.Minute)}}
+	}
+	steps := []struct {
+		name   string
+		events []record.Event
+		want   string
+	}{
+		{"duplicates", []record.Event{upsertLead("1", 1, person("Ann", "Lee", "ann@x.com")), upsertLead("2", 2, person("Ann", "Lee", "ann@x.com"))}, "1 2"},
+		{"hold leaves the cluster", []record.Event{hold("2", 5)}, "1"},
+		{"patch of a held record is ignored", []record.Event{{Op: record.OpPatch, Record: record.Record{
+			Tenant: "acme", Object: record.Lead, ID: "2", ModifiedAt: t0.Add(6 * time.Minute), Fields: record.Fields{"Email": "ann@x.com"}}}}, "1"},
+		{"hold of an unknown record", []record.Event{hold("9", 6)}, "1"},
+		{"patch of an unknown held record is ignored", []record.Event{{Op: record.OpPatch, Record: record.Record{
+			Tenant: "acme", Object: record.Lead, ID: "9", ModifiedAt: t0.Add(7 * time.Minute), Fields: record.Fields{"Email": "ann@x.com"}}}}, "1"},
+		{"the re-read upsert ends the hold", []record.Event{upsertLead("2", 4, person("Ann", "Lee", "ann@x.com"))}, "1 2"},
+		{"a hold older than the state changes nothing", []record.Event{hold("2", 3)}, "1 2"},
+		{"the re-read of the unknown record joins", []record.Event{upsertLead("9", 7, person("Ann", "Lee", "ann@x.com"))}, "1 2 9"},
+	}
+	s := newTestStore(t, srv, DefaultConfig(), redistest.Namespace(t))
+	for _, st := range steps {
+		if _, err := s.Apply(ctx, st.events); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		if got := clusterSets(t, s); got != st.want {
+			t.Fatalf("%s: clusters %q, want %q", st.name, got, st.want)
+		}
+	}
+}

@@ -291,6 +291,17 @@ func (v *view) state(p *pending, base stored) error {
 		p.next = stored{seq: base.seq + 1, modified: max(mod, base.modified), created: base.created}
 		p.next.raw = encodeStored(p.next.seq, p.next.modified, p.next.created, nil, "")
 		return nil
+	case record.OpHold:
+		// Out of matching like a delete, but keeping the last known
+		// modification time: the upsert that ends the hold is a re-read
+		// whose modified time can precede the change that caused it.
+		if base.exists() && !base.live() || (mod != 0 && !newer && !same) {
+			p.skip = true
+			return nil
+		}
+		p.next = stored{seq: base.seq + 1, modified: base.modified, created: base.created}
+		p.next.raw = encodeStored(p.next.seq, p.next.modified, p.next.created, nil, "")
+		return nil
 	case record.OpNotDuplicate, record.OpClearNotDuplicate:
 		sign := "+"
 		if ev.Op == record.OpClearNotDuplicate {
@@ -355,7 +366,8 @@ func (v *view) state(p *pending, base stored) error {
 // content, only the key of their normalised name.
 func (v *view) accountState(p *pending, base stored, mod int64, newer, same bool) {
 	ev := p.ev
-	if ev.Op == record.OpNotDuplicate || ev.Op == record.OpClearNotDuplicate || (!newer && !same) {
+	// Accounts only index their name: a hold keeps the last known one.
+	if ev.Op == record.OpNotDuplicate || ev.Op == record.OpClearNotDuplicate || ev.Op == record.OpHold || (!newer && !same) {
 		p.skip = true
 		return
 	}

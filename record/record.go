@@ -29,11 +29,15 @@ func (o Object) Valid() bool { return o == Lead || o == Contact || o == Account 
 type Op string
 
 // Operations of a record event. NotDuplicate and ClearNotDuplicate are review
-// decisions about a pair of records (the event's record and Other).
+// decisions about a pair of records (the event's record and Other). Hold
+// takes a record out of matching and conversion until its next upsert: the
+// CRM reported a change without its values (a Salesforce gap event), so the
+// stored state can no longer be trusted and nothing may be guessed.
 const (
 	OpUpsert            Op = "upsert"
 	OpPatch             Op = "patch"
 	OpDelete            Op = "delete"
+	OpHold              Op = "hold"
 	OpNotDuplicate      Op = "not_duplicate"
 	OpClearNotDuplicate Op = "clear_not_duplicate"
 )
@@ -41,7 +45,7 @@ const (
 // Valid reports whether op is one of the known operations.
 func (op Op) Valid() bool {
 	switch op {
-	case OpUpsert, OpPatch, OpDelete, OpNotDuplicate, OpClearNotDuplicate:
+	case OpUpsert, OpPatch, OpDelete, OpHold, OpNotDuplicate, OpClearNotDuplicate:
 		return true
 	}
 	return false
@@ -82,6 +86,10 @@ type Event struct {
 	Record
 	Op    Op   `json:"op"`
 	Other *Ref `json:"other,omitempty"`
+	// Echo marks a change the CRM reports as made by leadconv's own writer
+	// (Salesforce's changeOrigin names its client id). It is applied like
+	// any other change; the lifecycle uses it to tell its own writes apart.
+	Echo bool `json:"-"`
 }
 
 // IsBlank reports whether v counts as blank: absent (nil) or a string that is

@@ -19,7 +19,8 @@ import (
 
 func TestEverySchemaCompiles(t *testing.T) {
 	names := schemas.Names()
-	want := append([]string{schemas.RecordEvent, schemas.Config, schemas.ClusterChanged, schemas.Common}, engine.Kinds...)
+	want := append([]string{schemas.RecordEvent, schemas.Config, schemas.ClusterChanged, schemas.Common,
+		schemas.ResyncRequested, schemas.SalesforceCDC, schemas.Debezium}, engine.Kinds...)
 	for _, n := range want {
 		if !slices.Contains(names, n) {
 			t.Errorf("no schema %s (have %v)", n, names)

@@ -4,12 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/leadconv/leadconv/engine"
+	"github.com/leadconv/leadconv/ingest"
 	"github.com/leadconv/leadconv/internal/config"
 	"github.com/leadconv/leadconv/matcher"
 	"github.com/leadconv/leadconv/schemas"
@@ -71,6 +73,16 @@ func TestConfigSchemaAgreesWithLoader(t *testing.T) {
 		{"override without strategy", "defaults:\n  engine:\n    fields: {overrides: [{field: X}]}\n", false, "/defaults/engine/fields/overrides/0"},
 		{"bad tenant name", "tenants:\n  'a b': {}\n", false, "/tenants"},
 		{"unknown matching key", "defaults:\n  matching:\n    rule: []\n", false, "/defaults/matching"},
+		{"inputs", "inputs:\n  - {topic: people, format: native}\n  - {topic: sf, format: salesforce_cdc, tenant: acme, objects: {Lead: lead}, fields: {Company: Company}, resync_topic: r, echo_client: lc}\n" +
+			"  - topic: db\n    format: debezium\n    tenant_header: tenant\n    tables:\n      public.leads: {object: lead, id: id, created_at: c, modified_at: m, deleted: deleted, time_unit: us, fields: {x: '-'}}\n", true, ""},
+		{"input format", "inputs: [{topic: t, format: hubspot, tenant: a}]", false, "/inputs/0/format"},
+		{"input without tenant", "inputs: [{topic: t, format: salesforce_cdc}]", false, "/inputs/0"},
+		{"input with two tenants", "inputs: [{topic: t, format: debezium, tenant: a, tenant_header: h, tables: {l: {object: lead, created_at: c, modified_at: m}}}]", false, "/inputs/0"},
+		{"native input with a tenant", "inputs: [{topic: t, format: native, tenant: a}]", false, "/inputs/0/tenant"},
+		{"debezium without tables", "inputs: [{topic: t, format: debezium, tenant: a}]", false, "/inputs/0"},
+		{"table without columns", "inputs: [{topic: t, format: debezium, tenant: a, tables: {l: {object: lead}}}]", false, "/inputs/0/tables/l"},
+		{"tables on cdc", "inputs: [{topic: t, format: salesforce_cdc, tenant: a, tables: {l: {object: lead, created_at: c, modified_at: m}}}]", false, "/inputs/0/tables"},
+		{"unknown object", "inputs: [{topic: t, format: salesforce_cdc, tenant: a, objects: {Lead: person}}]", false, "/inputs/0/objects/Lead"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -164,6 +176,7 @@ func TestConfigSchemaCoversGoTypes(t *testing.T) {
 	block := defs["block"].(map[string]any)["properties"].(map[string]any)
 	check(reflect.TypeFor[engine.Config](), block["engine"].(map[string]any), "engine")
 	check(reflect.TypeFor[matcher.Config](), block["matching"].(map[string]any), "matching")
+	check(reflect.TypeFor[[]ingest.Config](), root["properties"].(map[string]any)["inputs"].(map[string]any), "inputs")
 
 	enum := func(path ...string) []string {
 		s := defs[path[0]].(map[string]any)
@@ -195,6 +208,32 @@ func TestConfigSchemaCoversGoTypes(t *testing.T) {
 	} {
 		if !slices.Equal(tt.got, tt.want) {
 			t.Errorf("%s: schema %v, engine %v", tt.what, tt.got, tt.want)
+		}
+	}
+}
+
+// The input examples README.md's "Connect your CRM" points to are valid to
+// both the schema and the loader.
+func TestConnectExamplesValidate(t *testing.T) {
+	files, err := filepath.Glob("../examples/connect/*.yaml")
+	if err != nil || len(files) < 2 {
+		t.Fatalf("examples/connect: %v %v", files, err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := schemas.ValidateYAML(schemas.Config, b); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+		c, err := config.Parse(b)
+		if err != nil {
+			t.Errorf("the loader rejects %s: %v", f, err)
+			continue
+		}
+		if len(c.Inputs()) == 0 {
+			t.Errorf("%s configures no input", f)
 		}
 	}
 }

@@ -38,6 +38,11 @@ const (
 	Config         = "config"
 	ClusterChanged = "cluster.changed"
 	Common         = "common"
+	// ResyncRequested is the data of resync requests (gap events).
+	ResyncRequested = "resync.requested"
+	// SalesforceCDC and Debezium are the contracts of those input formats.
+	SalesforceCDC = "salesforce-cdc"
+	Debezium      = "debezium"
 )
 
 // URL returns the $id of the named schema.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -137,8 +138,9 @@ func runDemo(ctx context.Context, e *env, o demoOptions) error {
 		defer deleteNamespace(context.WithoutCancel(ctx), rdb, namespace)
 	}
 
-	kopts := []kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(int32(o.partitions),
-		defaultRecordsTopic, defaultCommandsTopic, defaultDLQTopic, defaultRequestsTopic)}
+	topics := slices.Concat([]string{defaultRecordsTopic, defaultCommandsTopic, defaultDLQTopic, defaultRequestsTopic}, inputTopicsOf(cfg.Inputs()))
+	slices.Sort(topics)
+	kopts := []kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(int32(o.partitions), slices.Compact(topics)...)}
 	if o.kafkaPort != 0 {
 		kopts = append(kopts, kfake.Ports(o.kafkaPort))
 	}
@@ -157,7 +159,7 @@ func runDemo(ctx context.Context, e *env, o demoOptions) error {
 	store := matcher.NewStore(rdb, matcher.StoreOptions{Namespace: namespace, Rules: cfg.Rules, Logger: log})
 	p, err := pipeline.New(pipeline.Config{
 		Brokers: brokers, Group: demoGroup, CommitInterval: 100 * time.Millisecond,
-		Logger: log, Registerer: prometheus.NewRegistry(),
+		Inputs: cfg.Inputs(), Logger: log, Registerer: prometheus.NewRegistry(),
 	}, store, cfg)
 	if err != nil {
 		return err

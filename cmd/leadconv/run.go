@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/leadconv/leadconv/ingest"
 	"github.com/leadconv/leadconv/internal/config"
 	"github.com/leadconv/leadconv/internal/ops"
 	"github.com/leadconv/leadconv/internal/pipeline"
@@ -25,7 +27,9 @@ tenant/cluster_id, to the commands topic. Offsets are committed only after
 the broker acknowledged every command the batch produced (at-least-once,
 with deterministic command ids). Input that can never be processed goes to
 the dead-letter topic with error-code headers; Redis or broker outages are
-retried with backoff.
+retried with backoff. The config file's inputs: list adds topics in a CRM's
+own format (Salesforce Change Data Capture, Debezium), read by the same
+group; Salesforce gap events publish resync requests to their resync_topic.
 
 Beside it, run consumes mass-conversion requests from --requests-topic: the
 selected leads (by id or filter, over the leads stored in Redis) are
@@ -92,6 +96,7 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 					MaxRecordBytes: o.maxRecordBytes, Structured: o.contentMode == "structured",
 					ShutdownGrace: *drain, Logger: log, Registerer: reg,
 					FetchMinBytes: int32(o.fetch.minBytes), FetchMaxWait: o.fetch.maxWait, Opts: kopts,
+					Inputs: cfg.Inputs(),
 				}, store, cfg)
 				if err != nil {
 					return err
@@ -133,6 +138,7 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 				log.Info().Str("version", readBuildInfo().Version).Strs("brokers", o.brokerList()).
 					Str("group", *group).Str("records_topic", o.recordsTopic).Str("commands_topic", o.commandsTopic).
 					Str("dlq_topic", o.dlqTopic).Str("namespace", o.namespace).Strs("tenants", cfg.Tenants()).
+					Strs("input_topics", inputTopics(cfg.Inputs())).
 					Msg("leadconv starting")
 				err = serveWhile(ctx, log, srv, *httpAddr, runBoth)
 				if err != nil {
@@ -159,4 +165,27 @@ func tenantPolicy(flags requests.Policy, mc config.MassConversion) requests.Poli
 		p.MaxNewRecords = mc.MaxNewRecordsPerRequest
 	}
 	return p
+}
+
+// inputTopics lists the configured input topics with their formats
+// ("sf.leads=salesforce_cdc"), for the start-up log.
+func inputTopics(in []ingest.Config) []string {
+	out := make([]string, len(in))
+	for i, c := range in {
+		out[i] = c.Topic + "=" + string(c.Format)
+	}
+	return out
+}
+
+// inputTopicsOf lists the topics the inputs read and write (resync
+// requests), for the demo's in-process broker.
+func inputTopicsOf(in []ingest.Config) []string {
+	var out []string
+	for _, c := range in {
+		out = append(out, c.Topic)
+		if c.Format == ingest.SalesforceCDC {
+			out = append(out, cmp.Or(c.ResyncTopic, ingest.DefaultResyncTopic))
+		}
+	}
+	return out
 }

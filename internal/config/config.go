@@ -33,6 +33,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/leadconv/leadconv/engine"
+	"github.com/leadconv/leadconv/ingest"
 	"github.com/leadconv/leadconv/matcher"
 	"github.com/leadconv/leadconv/record"
 )
@@ -110,6 +111,7 @@ func (m MassConversion) validate(path string) error {
 type File struct {
 	defaults *Tenant
 	tenants  map[string]*Tenant
+	inputs   []ingest.Config
 }
 
 // block is the shape of `defaults:` and of each tenant's block.
@@ -124,6 +126,9 @@ type block struct {
 type fileShape struct {
 	Defaults block            `yaml:"defaults"`
 	Tenants  map[string]block `yaml:"tenants"`
+	// Inputs are the input topics beyond the records topic, each in its
+	// format (ingest.Config).
+	Inputs []ingest.Config `yaml:"inputs"`
 }
 
 func shipped() block {
@@ -193,7 +198,15 @@ func Parse(b []byte) (*File, error) {
 			}
 		}
 	}
-	return build(defaults, tenants)
+	f, err := build(defaults, tenants)
+	if ierr := ingest.ValidateAll("inputs", strict.Inputs); ierr != nil {
+		return nil, errors.Join(err, fmt.Errorf("config: %w", ierr))
+	}
+	if err != nil {
+		return nil, err
+	}
+	f.inputs = strict.Inputs
+	return f, nil
 }
 
 // build resolves, validates and compiles the defaults and every tenant.
@@ -334,6 +347,9 @@ func (f *File) Tenant(name string) (*Tenant, error) {
 	t.Name = name
 	return &t, nil
 }
+
+// Inputs lists the configured input topics and their formats.
+func (f *File) Inputs() []ingest.Config { return f.inputs }
 
 // Tenants lists the tenants the file configures, sorted.
 func (f *File) Tenants() []string { return sortedKeys(f.tenants) }

@@ -277,7 +277,7 @@ func TestBadConfigs(t *testing.T) {
 		{"unknown key", "tenants:\n  acme:\n    engine:\n      master: {stratgy: most_complete}\n",
 			[]string{`tenants.acme.engine.master.stratgy: unknown key (allowed: strategy, field, values, fields, fallback) (line 4)`}},
 		{"unknown top-level key", "default:\n  engine: {}\n",
-			[]string{`default: unknown key (allowed: defaults, tenants) (line 1)`}},
+			[]string{`default: unknown key (allowed: defaults, tenants, inputs) (line 1)`}},
 		{"unknown block key", "tenants:\n  acme:\n    matcher: {}\n",
 			[]string{`tenants.acme.matcher: unknown key (allowed: engine, matching, contact_fields, mass_conversion)`}},
 		{"mass conversion values", "defaults:\n  mass_conversion:\n    roles: [\" \"]\n    max_records_per_request: -1\n    max_new_records_per_request: -2\n",
@@ -440,5 +440,58 @@ func TestMassConversionToken(t *testing.T) {
 		if _, err := config.Parse([]byte(doc)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: error %v, want %q", doc, err, want)
 		}
+	}
+}
+
+func TestInputs(t *testing.T) {
+	f := mustParse(t, `
+inputs:
+  - {topic: sf.leads, format: salesforce_cdc, tenant: acme, fields: {Company: Company}}
+  - topic: crm.public
+    format: debezium
+    tenant_header: tenant
+    tables:
+      public.leads: {object: lead, created_at: date_entered, modified_at: date_modified, deleted: deleted}
+  - {topic: people, format: native}
+`)
+	got := f.Inputs()
+	if len(got) != 3 || got[0].Format != "salesforce_cdc" || got[0].Tenant != "acme" ||
+		got[1].Tables["public.leads"].Object != record.Lead || got[1].TenantHeader != "tenant" || got[2].Topic != "people" {
+		t.Fatalf("Inputs() = %+v", got)
+	}
+	if len(config.Default().Inputs()) != 0 {
+		t.Fatal("the defaults read no further inputs")
+	}
+}
+
+// Invalid inputs stop start-up naming the field and, where there is a
+// list, the allowed values; errors of tenants and inputs come together.
+func TestBadInputs(t *testing.T) {
+	tests := []struct{ name, yaml, want string }{
+		{"unknown format", "inputs: [{topic: t, format: hubspot, tenant: a}]", `inputs[0].format: "hubspot" is not a format (allowed: native, salesforce_cdc, debezium)`},
+		{"no topic", "inputs: [{format: native}]", "inputs[0].topic: required"},
+		{"no tenant", "inputs: [{topic: t, format: salesforce_cdc}]", "inputs[0].tenant: required (or tenant_header)"},
+		{"both tenants", "inputs: [{topic: t, format: salesforce_cdc, tenant: a, tenant_header: h}]", "inputs[0].tenant: set tenant or tenant_header, not both"},
+		{"bad tenant", "inputs: [{topic: t, format: salesforce_cdc, tenant: 'a b'}]", `inputs[0].tenant: "a b" must be`},
+		{"bad object", "inputs: [{topic: t, format: salesforce_cdc, tenant: a, objects: {Lead: person}}]", `inputs[0].objects.Lead: "person" is not an object (allowed: lead, contact, account)`},
+		{"tables on cdc", "inputs: [{topic: t, format: salesforce_cdc, tenant: a, tables: {x: {object: lead}}}]", "inputs[0].tables: only for format debezium"},
+		{"no tables", "inputs: [{topic: t, format: debezium, tenant: a}]", "inputs[0].tables: required"},
+		{"table columns", "inputs: [{topic: t, format: debezium, tenant: a, tables: {leads: {object: lead, time_unit: s}}}]", "inputs[0].tables.leads.created_at: required"},
+		{"time unit", "inputs: [{topic: t, format: debezium, tenant: a, tables: {leads: {object: lead, created_at: c, modified_at: m, time_unit: s}}}]", `inputs[0].tables.leads.time_unit: "s" is not a unit (allowed: ms, us, ns)`},
+		{"tenant on native", "inputs: [{topic: t, format: native, tenant: a}]", "inputs[0].tenant: not for format native"},
+		{"topic twice", "inputs: [{topic: t, format: native}, {topic: t, format: salesforce_cdc, tenant: a}]", `inputs[1].topic: "t" is already read by inputs[0]`},
+		{"unknown key", "inputs: [{topic: t, format: native, tennant: a}]", "inputs[0].tennant: unknown key"},
+		{"with a tenant error", "tenants: {acme: {engine: {crm: pipedrive}}}\ninputs: [{topic: t, format: x}]", `inputs[0].format: "x" is not a format`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.Parse([]byte(tt.yaml))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want it to contain %q", err, tt.want)
+			}
+			if tt.name == "with a tenant error" && !strings.Contains(err.Error(), "tenants.acme.engine.crm") {
+				t.Fatalf("error %v, want the tenant's error too", err)
+			}
+		})
 	}
 }

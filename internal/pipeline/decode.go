@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/leadconv/leadconv/events"
+	"github.com/leadconv/leadconv/ingest"
 	"github.com/leadconv/leadconv/record"
 	"github.com/leadconv/leadconv/schemas"
 )
@@ -25,14 +26,10 @@ const (
 	CodeInvalidEvent = "invalid_event"
 )
 
-// DecodeError is an input record that can never be decoded.
-type DecodeError struct {
-	Code string
-	// Detail names the offending field or constraint, never a value.
-	Detail string
-}
-
-func (e *DecodeError) Error() string { return "pipeline: decode: " + e.Code + ": " + e.Detail }
+// DecodeError is an input record that can never be decoded: one coded
+// error type for every input format. Detail names the offending field or
+// constraint, never a value.
+type DecodeError = ingest.Error
 
 // Decoder turns a record event payload into an event. Errors that carry a
 // code (see ErrorCode) are permanent; the record is dead-lettered.
@@ -62,7 +59,7 @@ func ErrorCode(err error) (string, bool) {
 func DecodeEvent(b []byte, maxBytes int) (record.Event, error) {
 	var ev record.Event
 	if maxBytes > 0 && len(b) > maxBytes {
-		return ev, &DecodeError{CodeOversize, fmt.Sprintf("%d bytes over the limit of %d", len(b), maxBytes)}
+		return ev, &DecodeError{Code: CodeOversize, Detail: fmt.Sprintf("%d bytes over the limit of %d", len(b), maxBytes)}
 	}
 	var raw [numKeys][]byte
 	unknown, err := topMembers(b, &raw)
@@ -85,14 +82,14 @@ func DecodeEvent(b []byte, maxBytes int) (record.Event, error) {
 			s, err = d.text(v, eventKeys[k], 0, false)
 			ev.Object = record.Object(s)
 			if err == nil && !ev.Object.Valid() {
-				err = &DecodeError{CodeUnknownObject, "/object: enum"}
+				err = &DecodeError{Code: CodeUnknownObject, Detail: "/object: enum"}
 			}
 		case keyOp:
 			var s string
 			s, err = d.text(v, eventKeys[k], 0, false)
 			ev.Op = record.Op(s)
 			if err == nil && !ev.Op.Valid() {
-				err = &DecodeError{CodeUnknownOp, "/op: enum"}
+				err = &DecodeError{Code: CodeUnknownOp, Detail: "/op: enum"}
 			}
 		case keyTenant:
 			ev.Tenant, err = d.text(v, eventKeys[k], 128, true)
@@ -149,10 +146,10 @@ const (
 var eventKeys = [numKeys]string{"object", "op", "tenant", "id", "created_at", "modified_at", "related_count", "fields", "other"}
 
 func violation(at, keyword string) error {
-	return &DecodeError{CodeSchemaViolation, at + ": " + keyword}
+	return &DecodeError{Code: CodeSchemaViolation, Detail: at + ": " + keyword}
 }
 
-var errNotJSON = &DecodeError{CodeNotJSON, "value is not a single JSON document"}
+var errNotJSON = &DecodeError{Code: CodeNotJSON, Detail: "value is not a single JSON document"}
 
 // topMembers checks that b is one JSON document, as encoding/json does
 // before it decodes anything, and that it is an object; it sets raw to the

@@ -17,6 +17,7 @@ import (
 	"github.com/leadconv/leadconv/consumer"
 	"github.com/leadconv/leadconv/engine"
 	"github.com/leadconv/leadconv/events"
+	"github.com/leadconv/leadconv/ingest"
 	"github.com/leadconv/leadconv/internal/config"
 	"github.com/leadconv/leadconv/matcher"
 	"github.com/leadconv/leadconv/record"
@@ -52,7 +53,10 @@ type HandlerConfig struct {
 	// Structured writes structured-mode CloudEvents instead of binary.
 	Structured bool
 	// Decode decodes a record event payload (default DecodeEvent).
-	Decode  Decoder
+	Decode Decoder
+	// Formats decode the topics that carry a CRM's own format, by topic;
+	// other topics carry record events.
+	Formats map[string]Format
 	Logger  zerolog.Logger
 	Metrics *Metrics
 }
@@ -70,6 +74,14 @@ type Handler struct {
 }
 
 var _ consumer.Handler = (*Handler)(nil)
+
+// Format decodes one message of a CRM format into its events and the
+// records (resync requests) to produce with the batch.
+type Format interface {
+	Decode(r *kgo.Record, maxBytes int) (ingest.Decoded, error)
+}
+
+var _ Format = (*ingest.Decoder)(nil)
 
 // NewHandler returns a handler over store and tenants.
 func NewHandler(cfg HandlerConfig, store Store, tenants Tenants) *Handler {
@@ -103,30 +115,34 @@ type input struct {
 func (h *Handler) Handle(ctx context.Context, _ string, _ int32, recs []*kgo.Record) (consumer.Result, error) {
 	var res consumer.Result
 	ins := make([]input, 0, len(recs))
+	var extra []*kgo.Record
 	for _, r := range recs {
-		ev, err := h.decode(r)
+		var err error
+		ins, extra, err = h.decode(ins, extra, r)
 		if err != nil {
 			code, ok := ErrorCode(err)
 			if !ok {
 				return consumer.Result{}, err
 			}
 			res.Poison = append(res.Poison, consumer.Poison{Record: r, Code: code})
-			continue
 		}
-		ins = append(ins, input{rec: r, ev: ev})
 	}
 	changes, ins, refused, err := h.apply(ctx, ins)
 	if err != nil {
 		return consumer.Result{}, err
 	}
-	for _, r := range refused {
+	for i, r := range refused {
+		// A message of several events is dead-lettered once.
+		if i > 0 && refused[i-1] == r {
+			continue
+		}
 		res.Poison = append(res.Poison, consumer.Poison{Record: r, Code: CodeInvalidEvent})
 	}
 	out, types, err := h.plan(ctx, ins, changes)
 	if err != nil {
 		return consumer.Result{}, err
 	}
-	res.Out = out
+	res.Out = append(out, extra...)
 	if m := h.metrics; m != nil {
 		for _, in := range ins {
 			m.EventsIn.WithLabelValues(string(in.ev.Object), string(in.ev.Op)).Inc()
@@ -138,15 +154,32 @@ func (h *Handler) Handle(ctx context.Context, _ string, _ int32, recs []*kgo.Rec
 	return res, nil
 }
 
-func (h *Handler) decode(r *kgo.Record) (record.Event, error) {
+// decode appends the events of one input record to ins, and to out the
+// records it calls for: a record event, or a message of the CRM format its
+// topic carries (which can name several records, or ask for a resync).
+func (h *Handler) decode(ins []input, out []*kgo.Record, r *kgo.Record) ([]input, []*kgo.Record, error) {
+	if f, ok := h.cfg.Formats[r.Topic]; ok {
+		d, err := f.Decode(r, h.cfg.MaxRecordBytes)
+		if err != nil {
+			return ins, out, err
+		}
+		for _, ev := range d.Events {
+			ins = append(ins, input{rec: r, ev: ev})
+		}
+		return ins, append(out, d.Out...), nil
+	}
 	if len(r.Value) > h.cfg.MaxRecordBytes {
-		return record.Event{}, &DecodeError{CodeOversize, "record value over the limit"}
+		return ins, out, &DecodeError{Code: CodeOversize, Detail: "record value over the limit"}
 	}
 	b, err := events.Payload(r)
 	if err != nil {
-		return record.Event{}, err
+		return ins, out, err
 	}
-	return h.cfg.Decode(b, h.cfg.MaxRecordBytes)
+	ev, err := h.cfg.Decode(b, h.cfg.MaxRecordBytes)
+	if err != nil {
+		return ins, out, err
+	}
+	return append(ins, input{rec: r, ev: ev}), out, nil
 }
 
 // apply applies the batch's events in one store call. Should the store

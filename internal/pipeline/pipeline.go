@@ -1,8 +1,11 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -10,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/leadconv/leadconv/consumer"
+	"github.com/leadconv/leadconv/ingest"
 )
 
 // Config configures a Pipeline. Topics default to leadconv.records,
@@ -42,6 +46,9 @@ type Config struct {
 	ResetOffset *kgo.Offset
 	// Decode replaces the built-in record event decoder.
 	Decode Decoder
+	// Inputs are further input topics, each in its format (a native one
+	// carries record events too); RecordsTopic is always read.
+	Inputs []ingest.Config
 	// Processed is called after a batch's commands were acknowledged and
 	// its offsets marked (consumer.Config.Processed).
 	Processed func(topic string, partition int32, recs []*kgo.Record)
@@ -74,12 +81,36 @@ func New(cfg Config, store Store, tenants Tenants) (*Pipeline, error) {
 		pm = NewMetrics(cfg.Registerer)
 		cm = consumer.NewMetrics(cfg.Registerer)
 	}
+	topics := []string{cfg.RecordsTopic}
+	formats := map[string]Format{}
+	// Reading what leadconv writes would loop.
+	outputs := map[string]string{cmp.Or(cfg.CommandsTopic, "leadconv.commands"): "commands", cmp.Or(cfg.DLQTopic, "leadconv.dlq"): "dead-letter", cfg.ChangesTopic: "changes"}
+	for i, in := range cfg.Inputs {
+		if what := outputs[in.Topic]; what != "" && in.Topic != "" {
+			return nil, fmt.Errorf("pipeline: inputs[%d].topic: %q is the %s topic", i, in.Topic, what)
+		}
+		if rt := cmp.Or(in.ResyncTopic, ingest.DefaultResyncTopic); in.Format == ingest.SalesforceCDC &&
+			(rt == cfg.RecordsTopic || slices.ContainsFunc(cfg.Inputs, func(c ingest.Config) bool { return c.Topic == rt })) {
+			return nil, fmt.Errorf("pipeline: inputs[%d].resync_topic: %q is an input topic", i, rt)
+		}
+		if in.Topic != cfg.RecordsTopic {
+			topics = append(topics, in.Topic)
+		}
+		if in.Format == ingest.Native {
+			continue
+		}
+		d, err := ingest.New(in, cfg.Structured)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline: input %s: %w", in.Topic, err)
+		}
+		formats[in.Topic] = d
+	}
 	h := NewHandler(HandlerConfig{
 		CommandsTopic: cfg.CommandsTopic, ChangesTopic: cfg.ChangesTopic, MaxRecordBytes: cfg.MaxRecordBytes,
-		Structured: cfg.Structured, Decode: cfg.Decode, Logger: cfg.Logger, Metrics: pm,
+		Structured: cfg.Structured, Decode: cfg.Decode, Formats: formats, Logger: cfg.Logger, Metrics: pm,
 	}, store, tenants)
 	cons, err := consumer.New(consumer.Config{
-		Brokers: cfg.Brokers, Group: cfg.Group, Topics: []string{cfg.RecordsTopic}, DLQTopic: cfg.DLQTopic,
+		Brokers: cfg.Brokers, Group: cfg.Group, Topics: topics, DLQTopic: cfg.DLQTopic,
 		MaxPollRecords: cfg.MaxPollRecords, CommitInterval: cfg.CommitInterval, RevokeGrace: cfg.ShutdownGrace,
 		FetchMinBytes: cfg.FetchMinBytes, FetchMaxWait: cfg.FetchMaxWait,
 		ResetOffset: cfg.ResetOffset, Processed: cfg.Processed, Opts: cfg.Opts, Logger: cfg.Logger, Metrics: cm,
