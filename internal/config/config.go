@@ -30,7 +30,7 @@ import (
 	"sort"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/leadconv/leadconv/engine"
 	"github.com/leadconv/leadconv/matcher"
