@@ -96,7 +96,7 @@ func DecodeEvent(b []byte, maxBytes int) (record.Event, error) {
 			continue
 		}
 		if err := f.t.UnmarshalText([]byte(*f.raw)); err != nil {
-			return record.Event{}, &Error{Code: CodeSchemaViolation, Detail: "/" + f.key + ": format", at: "/" + f.key}
+			return record.Event{}, &Error{Code: CodeSchemaViolation, Detail: "/" + f.key + ": format date-time", at: "/" + f.key}
 		}
 	}
 	return ev, nil

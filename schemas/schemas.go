@@ -209,6 +209,8 @@ func describe(ve *jsonschema.ValidationError) string {
 			kw += " " + strings.Join(k.Missing, ",")
 		case *kind.Type:
 			kw += " " + strings.Join(k.Want, "|")
+		case *kind.Format:
+			kw += " " + k.Want // the format's name, never the value
 		}
 		parts = append(parts, pointer(l.loc)+": "+kw)
 	}

@@ -106,11 +106,11 @@ func (h *Handler) Handle(ctx context.Context, _ string, _ int32, recs []*kgo.Rec
 	for _, r := range recs {
 		ev, err := h.decode(r)
 		if err != nil {
-			code, ok := ErrorCode(err)
+			rej, ok := Rejected(err)
 			if !ok {
 				return consumer.Result{}, err
 			}
-			res.Poison = append(res.Poison, consumer.Poison{Record: r, Code: code})
+			res.Poison = append(res.Poison, consumer.Poison{Record: r, Code: rej.Code, Reason: rej.Reason})
 			continue
 		}
 		ins = append(ins, input{rec: r, ev: ev})
