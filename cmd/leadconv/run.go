@@ -89,6 +89,7 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 					return err
 				}
 				rc := rf.Config(o.brokerList(), o.commandsTopic, o.dlqTopic, log)
+				rc.Group = requestsGroup(rc.Group, *group)
 				rc.Structured = o.contentMode == "structured"
 				policy := rf.Policy()
 				tenants := func(name string) (requests.Tenant, error) {
@@ -124,6 +125,16 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 			}
 		},
 	}
+}
+
+// requestsGroup is the consumer group of the requests topic: the flag's, or
+// one derived from the pipeline's group, so that deployments under
+// different groups (live and backfill) each get their own.
+func requestsGroup(flag, group string) string {
+	if flag != "" {
+		return flag
+	}
+	return group + "-requests"
 }
 
 // tenantPolicy is the flags' policy with what the tenant's mass_conversion

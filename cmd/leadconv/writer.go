@@ -25,6 +25,9 @@ Example:
 			for _, n := range writer.FlagNames {
 				fs.fromEnv(n)
 			}
+			// LEADCONV_GROUP is the pipeline's: one environment file for
+			// both must not put the writer in the pipeline's group.
+			fs.fromEnvAs("group", "LEADCONV_WRITER_GROUP")
 			var lo logOptions
 			lo.register(fs)
 			return func(ctx context.Context, e *env, args []string) error {
