@@ -51,6 +51,8 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 			httpAddr := fs.String("http-addr", ":8080", "listen address of /metrics, /healthz and /readyz")
 			changesTopic := fs.String("changes-topic", "", "when set, also publish a cluster.changed CloudEvent per cluster change to this topic")
 			drain := fs.Duration("drain-timeout", 10*time.Second, "how long a stopping or revoked partition worker may take to finish its batch (Go duration)")
+			var gro groupOptions
+			gro.register(fs)
 			var rf requests.Flags
 			rf.Register(fs.FlagSet)
 			for _, n := range append([]string{"group", "http-addr", "changes-topic", "drain-timeout"}, requests.FlagNames...) {
@@ -69,6 +71,9 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 				if *drain <= 0 {
 					return usagef("--drain-timeout %s: must be positive", *drain)
 				}
+				if err := gro.check(*drain); err != nil {
+					return err
+				}
 				log, cfg, rdb, closeRedis, err := o.open(ctx, e)
 				if err != nil {
 					return err
@@ -83,13 +88,16 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 					CommandsTopic: o.commandsTopic, DLQTopic: o.dlqTopic, ChangesTopic: *changesTopic,
 					MaxRecordBytes: o.maxRecordBytes, Structured: o.contentMode == "structured",
 					ShutdownGrace: *drain, Logger: log, Registerer: reg,
-					FetchMinBytes: int32(o.fetch.minBytes), FetchMaxWait: o.fetch.maxWait,
+					FetchMinBytes: int32(o.fetch.minBytes), FetchMaxWait: o.fetch.maxWait, Opts: gro.kgoOpts(),
 				}, store, cfg)
 				if err != nil {
 					return err
 				}
 				rc := rf.Config(o.brokerList(), o.commandsTopic, o.dlqTopic, log)
 				rc.Group = requestsGroup(rc.Group, *group)
+				// The requests group is another group: the same instance id
+				// does not collide there.
+				rc.Opts = append(rc.Opts, gro.kgoOpts()...)
 				rc.Structured = o.contentMode == "structured"
 				policy := rf.Policy()
 				tenants := func(name string) (requests.Tenant, error) {
@@ -113,7 +121,7 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 				srv.AddCheck("kafka", func(ctx context.Context) error { return c.Client().Ping(ctx) })
 
 				log.Info().Str("version", readBuildInfo().Version).Strs("brokers", o.brokerList()).
-					Str("group", *group).Str("records_topic", o.recordsTopic).Str("commands_topic", o.commandsTopic).
+					Str("group", *group).Str("instance_id", gro.instanceID).Dur("session_timeout", gro.sessionTimeout).Str("records_topic", o.recordsTopic).Str("commands_topic", o.commandsTopic).
 					Str("dlq_topic", o.dlqTopic).Str("namespace", o.namespace).Strs("tenants", cfg.Tenants()).
 					Msg("leadconv starting")
 				err = serveWhile(ctx, log, srv, *httpAddr, runBoth)

@@ -28,11 +28,16 @@ Example:
 			// LEADCONV_GROUP is the pipeline's: one environment file for
 			// both must not put the writer in the pipeline's group.
 			fs.fromEnvAs("group", "LEADCONV_WRITER_GROUP")
+			var gro groupOptions
+			gro.register(fs)
 			var lo logOptions
 			lo.register(fs)
 			return func(ctx context.Context, e *env, args []string) error {
 				if len(args) > 0 {
 					return usagef("unexpected arguments %q", args)
+				}
+				if err := gro.check(0); err != nil {
+					return err
 				}
 				log, err := lo.logger(e)
 				if err != nil {
@@ -42,6 +47,7 @@ Example:
 				if err != nil {
 					return usagef("%v", err)
 				}
+				cfg.ClientOpts = append(cfg.ClientOpts, gro.kgoOpts()...)
 				return writer.Run(ctx, cfg)
 			}
 		},
