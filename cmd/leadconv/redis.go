@@ -20,14 +20,22 @@ func openRedis(ctx context.Context, url string, embedded bool) (redis.UniversalC
 		rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 		return rdb, func() { _ = rdb.Close(); mr.Close() }, nil
 	}
-	opts, err := redis.ParseURL(url)
+	rdb, err := newRedis(url)
 	if err != nil {
-		return nil, nil, usagef("redis URL: %v", err)
+		return nil, nil, err
 	}
-	rdb := redis.NewClient(opts)
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		_ = rdb.Close()
-		return nil, nil, fmt.Errorf("redis %s: %w", opts.Addr, err)
+		return nil, nil, fmt.Errorf("redis %s: %w", rdb.Options().Addr, err)
 	}
 	return rdb, func() { _ = rdb.Close() }, nil
+}
+
+// newRedis is a client of url; it connects on first use.
+func newRedis(url string) (*redis.Client, error) {
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, usagef("redis URL: %v", err)
+	}
+	return redis.NewClient(opts), nil
 }

@@ -41,7 +41,10 @@ the field and the allowed values (check a file with "leadconv
 validate-config").
 
 Operations: --http-addr serves /metrics (Prometheus), /healthz (liveness) and
-/readyz (Redis and Kafka reachable, not draining). SIGINT or SIGTERM starts a
+/readyz (Redis and Kafka reachable, not draining; otherwise 503 naming what
+is missing). Redis or Kafka unreachable at start is waited for, retried
+with backoff and logged with the address every few seconds, as outages later
+are retried. SIGINT or SIGTERM starts a
 graceful shutdown: stop fetching, finish in-flight batches (within
 --drain-timeout), commit, leave the group.`,
 		setup: func(fs *flagSet) func(context.Context, *env, []string) error {
@@ -74,7 +77,7 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 				if err := gro.check(*drain); err != nil {
 					return err
 				}
-				log, cfg, rdb, closeRedis, err := o.open(ctx, e)
+				log, cfg, rdb, closeRedis, err := o.open(e)
 				if err != nil {
 					return err
 				}
@@ -124,7 +127,10 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 					Str("group", *group).Str("instance_id", gro.instanceID).Dur("session_timeout", gro.sessionTimeout).Str("records_topic", o.recordsTopic).Str("commands_topic", o.commandsTopic).
 					Str("dlq_topic", o.dlqTopic).Str("namespace", o.namespace).Strs("tenants", cfg.Tenants()).
 					Msg("leadconv starting")
-				err = serveWhile(ctx, log, srv, *httpAddr, runBoth)
+				await := func(ctx context.Context) error {
+					return awaitDependencies(ctx, log, redisDep(rdb), kafkaDep(c.Client(), o.brokerList()))
+				}
+				err = serveWhile(ctx, log, srv, *httpAddr, await, runBoth)
 				if err != nil {
 					return err
 				}

@@ -172,7 +172,7 @@ func TestRunFailsFastOnBadSetup(t *testing.T) {
 	}{
 		{[]string{"--group", ""}, exitUsage, "--group"},
 		{[]string{"--drain-timeout", "0s"}, exitUsage, "--drain-timeout"},
-		{[]string{"--redis-url", "redis://127.0.0.1:1/0"}, exitError, "redis"},
+		{[]string{"--redis-url", "mysql://127.0.0.1:1/0"}, exitUsage, "redis URL"},
 		{[]string{"--config", "/nonexistent/leadconv.yaml"}, exitError, "leadconv.yaml"},
 	} {
 		code, _, stderr := runMain(t, nil, append([]string{"run", "--log-format", "json"}, tc.args...)...)

@@ -3,12 +3,18 @@ package main
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
+	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/leadconv/leadconv/consumer"
 
 	"github.com/leadconv/leadconv/internal/config"
 	"github.com/leadconv/leadconv/internal/ops"
@@ -26,8 +32,9 @@ func loadConfig(path string) (*config.File, error) {
 }
 
 // open sets up what run and replay share: the logger, the config file and
-// the Redis client (close it with the returned func).
-func (o *serviceOptions) open(ctx context.Context, e *env) (zerolog.Logger, *config.File, redis.UniversalClient, func(), error) {
+// the Redis client (close it with the returned func), not yet connected:
+// see awaitDependencies.
+func (o *serviceOptions) open(e *env) (zerolog.Logger, *config.File, redis.UniversalClient, func(), error) {
 	log, err := o.logger(e)
 	if err != nil {
 		return log, nil, nil, nil, err
@@ -36,8 +43,79 @@ func (o *serviceOptions) open(ctx context.Context, e *env) (zerolog.Logger, *con
 	if err != nil {
 		return log, nil, nil, nil, err
 	}
-	rdb, closeRedis, err := openRedis(ctx, o.redisURL, false)
-	return log, cfg, rdb, closeRedis, err
+	rdb, err := newRedis(o.redisURL)
+	if err != nil {
+		return log, nil, nil, nil, err
+	}
+	return log, cfg, rdb, func() { _ = rdb.Close() }, nil
+}
+
+// dependency is a service leadconv needs, with its address for the logs.
+type dependency struct {
+	name, addr string
+	ping       func(context.Context) error
+}
+
+// redisDep and kafkaDep are the dependencies of run and replay.
+func redisDep(rdb redis.UniversalClient) dependency {
+	var addr string
+	if c, ok := rdb.(*redis.Client); ok {
+		addr = c.Options().Addr
+	}
+	return dependency{"redis", addr, func(ctx context.Context) error { return rdb.Ping(ctx).Err() }}
+}
+
+func kafkaDep(cl *kgo.Client, brokers []string) dependency {
+	return dependency{"kafka", strings.Join(brokers, ","), cl.Ping}
+}
+
+// Start-up waits: the delay between attempts grows to startRetryMax, and
+// a dependency still missing is logged every startLogEvery.
+const (
+	startRetryMax = 2 * time.Second
+	startLogEvery = 5 * time.Second
+)
+
+// awaitDependencies returns once every dependency answers its ping, as an
+// outage later is retried too: an orchestrator may start leadconv before
+// Redis or the brokers. Each one still unreachable is logged with its
+// address at the first failure and then every few seconds; /readyz names
+// them meanwhile. It returns ctx's error when cancelled first.
+func awaitDependencies(ctx context.Context, log zerolog.Logger, deps ...dependency) error {
+	start := time.Now()
+	lastLog := map[string]time.Time{}
+	for attempt := 0; ; attempt++ {
+		missing := 0
+		for _, d := range deps {
+			pctx, cancel := context.WithTimeout(ctx, startRetryMax)
+			err := d.ping(pctx)
+			cancel()
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			last, failed := lastLog[d.name]
+			switch {
+			case err == nil && failed:
+				log.Info().Str("dependency", d.name).Str("addr", d.addr).Dur("waited", time.Since(start).Round(time.Millisecond)).Msg("dependency reachable")
+				delete(lastLog, d.name)
+			case err != nil:
+				missing++
+				if !failed || time.Since(last) >= startLogEvery {
+					log.Warn().Str("dependency", d.name).Str("addr", d.addr).Err(err).Dur("waited", time.Since(start).Round(time.Millisecond)).
+						Msg("waiting for a dependency at start-up; retrying")
+					lastLog[d.name] = time.Now()
+				}
+			}
+		}
+		if missing == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(consumer.Backoff(attempt, 100*time.Millisecond, startRetryMax, rand.Int64N)):
+		}
+	}
 }
 
 // newRegistry returns a registry with the Go runtime and process collectors.
@@ -81,11 +159,12 @@ func newStore(p handlerParts) *matcher.Store {
 }
 
 // serveWhile serves the ops endpoints on addr while run runs. The server
-// starts first (a busy port stops start-up), /readyz turns unready as soon
-// as ctx is cancelled (so traffic and orchestrators see the drain), and the
-// server stops only after run returned, so metrics stay scrapable during the
-// drain.
-func serveWhile(ctx context.Context, log zerolog.Logger, srv *ops.Server, addr string, run func(context.Context) error) error {
+// starts first (a busy port stops start-up) and answers /readyz with what
+// is missing while await waits for the dependencies; /readyz turns unready
+// as soon as ctx is cancelled (so traffic and orchestrators see the drain),
+// and the server stops only after run returned, so metrics stay scrapable
+// during the drain. A cancellation during await is a clean stop.
+func serveWhile(ctx context.Context, log zerolog.Logger, srv *ops.Server, addr string, await, run func(context.Context) error) error {
 	srvCtx, stopSrv := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSrv()
 	listening := make(chan struct{})
@@ -101,14 +180,26 @@ func serveWhile(ctx context.Context, log zerolog.Logger, srv *ops.Server, addr s
 	case err := <-srvErr:
 		return err
 	}
+	if err := await(ctx); err != nil {
+		stopSrv()
+		<-srvErr
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	srv.SetReady(true)
+	watched := make(chan struct{})
 	stopWatch := context.AfterFunc(ctx, func() {
+		defer close(watched)
 		srv.SetReady(false)
 		log.Info().Msg("shutting down: draining in-flight batches")
 	})
-	defer stopWatch()
 
 	err := run(ctx)
+	if !stopWatch() {
+		<-watched // the shutdown line comes before the stop line
+	}
 	srv.SetReady(false)
 	stopSrv()
 	if serr := <-srvErr; err == nil && serr != nil {

@@ -47,8 +47,14 @@ func TestServerEndpoints(t *testing.T) {
 	if code, body := get(t, h, "/healthz"); code != 200 || body != "ok\n" {
 		t.Fatalf("/healthz = %d %q", code, body)
 	}
-	if code, _ := get(t, h, "/readyz"); code != http.StatusServiceUnavailable {
-		t.Fatalf("/readyz before SetReady = %d, want 503", code)
+	// Starting: what is missing is named, with the check's error.
+	redisUp = false
+	if code, body := get(t, h, "/readyz"); code != http.StatusServiceUnavailable || body != "not ready: starting\nredis: down\n" {
+		t.Fatalf("/readyz while starting without redis = %d %q", code, body)
+	}
+	redisUp = true
+	if code, body := get(t, h, "/readyz"); code != http.StatusServiceUnavailable || body != "not ready: starting\n" {
+		t.Fatalf("/readyz before SetReady = %d %q, want 503", code, body)
 	}
 	s.SetReady(true)
 	if code, body := get(t, h, "/readyz"); code != 200 {
@@ -60,6 +66,10 @@ func TestServerEndpoints(t *testing.T) {
 	}
 	if code, body := get(t, h, "/metrics"); code != 200 || !strings.Contains(body, "leadconv_test_total 3") {
 		t.Fatalf("/metrics = %d %q", code, body)
+	}
+	s.SetReady(false)
+	if code, body := get(t, h, "/readyz"); code != http.StatusServiceUnavailable || body != "not ready: stopping\n" {
+		t.Fatalf("/readyz stopping = %d %q", code, body)
 	}
 }
 
