@@ -37,7 +37,7 @@ type Server struct {
 	ready   atomic.Bool
 	started atomic.Bool // was ready once: not ready now means stopping
 	mu      sync.Mutex
-	checks map[string]Check
+	checks  map[string]Check
 }
 
 // NewServer returns a server exposing the metrics gathered by reg. It starts
