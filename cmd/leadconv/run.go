@@ -91,7 +91,7 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 					CommandsTopic: o.commandsTopic, DLQTopic: o.dlqTopic, ChangesTopic: *changesTopic,
 					MaxRecordBytes: o.maxRecordBytes, Structured: o.contentMode == "structured",
 					ShutdownGrace: *drain, Logger: log, Registerer: reg,
-					FetchMinBytes: int32(o.fetch.minBytes), FetchMaxWait: o.fetch.maxWait, Opts: gro.kgoOpts(),
+					FetchMinBytes: int32(o.fetch.minBytes), FetchMaxWait: o.fetch.maxWait, Opts: append(gro.kgoOpts(), kafkaMetrics(reg)),
 				}, store, cfg)
 				if err != nil {
 					return err
@@ -100,7 +100,7 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 				rc.Group = requestsGroup(rc.Group, *group)
 				// The requests group is another group: the same instance id
 				// does not collide there.
-				rc.Opts = append(rc.Opts, gro.kgoOpts()...)
+				rc.Opts = append(rc.Opts, append(gro.kgoOpts(), kafkaMetrics(reg))...)
 				rc.Structured = o.contentMode == "structured"
 				policy := rf.Policy()
 				tenants := func(name string) (requests.Tenant, error) {

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kprom"
 
 	"github.com/leadconv/leadconv/consumer"
 
@@ -118,11 +119,27 @@ func awaitDependencies(ctx context.Context, log zerolog.Logger, deps ...dependen
 	}
 }
 
-// newRegistry returns a registry with the Go runtime and process collectors.
+// newRegistry returns a registry with the Go runtime and process
+// collectors and leadconv_build_info.
 func newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	bi := readBuildInfo()
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "leadconv_build_info",
+		Help:        "Always 1; the labels name the running build.",
+		ConstLabels: prometheus.Labels{"version": bi.Version, "commit": bi.Commit, "goversion": bi.GoVersion},
+	})
+	build.Set(1)
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), build)
 	return reg
+}
+
+// kafkaMetrics adds franz-go's client metrics (kprom: connections, requests,
+// bytes and records by broker and topic) under leadconv_kafka_*, labelled
+// with the client id. Each client needs its own: the hook registers the
+// collectors of the client it is given.
+func kafkaMetrics(reg prometheus.Registerer) kgo.Opt {
+	return kgo.WithHooks(kprom.NewMetrics("leadconv_kafka", kprom.Registerer(reg), kprom.WithClientLabel()))
 }
 
 // handlerParts are what a pipeline handler is built from; every command
