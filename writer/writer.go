@@ -53,6 +53,9 @@ type Config struct {
 	Logger      zerolog.Logger
 	// ClientOpts are extra franz-go options (tests, TLS, SASL).
 	ClientOpts []kgo.Opt
+	// Ready, when set, is called once the schema is migrated and the
+	// consumer created, with the readiness checks of PostgreSQL and Kafka.
+	Ready func(checks map[string]func(context.Context) error)
 }
 
 func (c *Config) defaults() error {
@@ -112,6 +115,9 @@ func run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("writer: kafka client: %w", err)
 	}
 	defer cl.Close()
+	if cfg.Ready != nil {
+		cfg.Ready(map[string]func(context.Context) error{"postgres": pool.Ping, "kafka": cl.Ping})
+	}
 	w := &worker{cfg: cfg, mirror: NewMirror(pool), cl: cl, log: cfg.Logger}
 	cfg.Logger.Info().Str("group", cfg.Group).Str("topic", cfg.CommandsTopic).Msg("writer started")
 	for {

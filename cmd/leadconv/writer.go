@@ -2,7 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
+	"sync/atomic"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/leadconv/leadconv/internal/ops"
 	"github.com/leadconv/leadconv/writer"
 )
 
@@ -14,8 +19,15 @@ func writerCommand() *command {
 		help: writer.Help + `
 
 Every flag can also be set by the LEADCONV_* variable shown beside it
-($LEADCONV_POSTGRES for --postgres); the command line wins. SIGINT or SIGTERM
-stops it after the command in flight.
+($LEADCONV_POSTGRES for --postgres; the group and the listen address have
+LEADCONV_WRITER_* names, so one environment file can serve run and writer);
+the command line wins. SIGINT or SIGTERM stops it after the command in
+flight.
+
+Operations, as "leadconv run": --http-addr serves /metrics (Prometheus, with
+franz-go's client metrics), /healthz (liveness) and /readyz (schema migrated,
+PostgreSQL and Kafka reachable, not stopping; otherwise 503 naming what is
+missing).
 
 Example:
   leadconv writer --brokers localhost:9092 --postgres postgres://leadconv@localhost:5432/crm`,
@@ -30,6 +42,8 @@ Example:
 			fs.fromEnvAs("group", "LEADCONV_WRITER_GROUP")
 			var gro groupOptions
 			gro.register(fs)
+			httpAddr := fs.String("http-addr", ":8081", "listen address of /metrics, /healthz and /readyz (beside run's :8080)")
+			fs.fromEnvAs("http-addr", "LEADCONV_WRITER_HTTP_ADDR")
 			var lo logOptions
 			lo.register(fs)
 			return func(ctx context.Context, e *env, args []string) error {
@@ -47,8 +61,25 @@ Example:
 				if err != nil {
 					return usagef("%v", err)
 				}
+				reg := newRegistry()
 				cfg.ClientOpts = append(cfg.ClientOpts, gro.kgoOpts()...)
-				return writer.Run(ctx, cfg)
+				cfg.ClientOpts = append(cfg.ClientOpts, kgo.ClientID("leadconv-writer"), kafkaMetrics(reg))
+				srv := ops.NewServer(reg)
+				var started atomic.Bool
+				srv.AddCheck("writer", func(context.Context) error {
+					if !started.Load() {
+						return errors.New("connecting to PostgreSQL and migrating the schema")
+					}
+					return nil
+				})
+				cfg.Ready = func(checks map[string]func(context.Context) error) {
+					for n, c := range checks {
+						srv.AddCheck(n, c)
+					}
+					started.Store(true)
+				}
+				run := func(ctx context.Context) error { return writer.Run(ctx, cfg) }
+				return serveWhile(ctx, log, srv, *httpAddr, func(context.Context) error { return nil }, run)
 			}
 		},
 	}
