@@ -107,8 +107,8 @@ func shipped() block {
 	return block{Engine: engine.DefaultConfig(), Matching: matcher.DefaultConfig(), ContactFields: record.FieldMap{}}
 }
 
-// Default returns the configuration of an empty file: the shipped defaults
-// for every tenant.
+// Default returns the shipped defaults for every tenant: what running
+// without a file gives, and what a file of `{}` gives.
 func Default() *File {
 	f, err := build(nil, nil, false)
 	if err != nil {
