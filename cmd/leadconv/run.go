@@ -112,8 +112,17 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 				}
 				src := &requests.Source{Graph: store, Records: store}
 				ledger := requests.NewRedisLedger(rdb, o.namespace)
+				// Run closes the pipeline's client; a stop while waiting for
+				// Redis or Kafka at start never runs it.
+				ran := false
+				defer func() {
+					if !ran {
+						c.Client().Close()
+					}
+				}()
 				// Either consumer failing stops both: the service is one unit.
 				runBoth := func(ctx context.Context) error {
+					ran = true
 					g, ctx := errgroup.WithContext(ctx)
 					g.Go(func() error { return c.Run(ctx) })
 					g.Go(func() error { return requests.Run(ctx, rc, src, tenants, ledger) })
