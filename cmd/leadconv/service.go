@@ -16,7 +16,6 @@ import (
 	"github.com/twmb/franz-go/plugin/kprom"
 
 	"github.com/leadconv/leadconv/consumer"
-
 	"github.com/leadconv/leadconv/internal/config"
 	"github.com/leadconv/leadconv/internal/ops"
 	"github.com/leadconv/leadconv/internal/pipeline"
