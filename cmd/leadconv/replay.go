@@ -251,7 +251,7 @@ func runReplay(ctx context.Context, e *env, rc replayConfig) error {
 		return fmt.Errorf("kafka client: %w", err)
 	}
 	defer cl.Close()
-	if err := awaitDependencies(ctx, log, redisDep(rdb), kafkaDep(cl, o.brokerList())); err != nil {
+	if err := ops.AwaitDependencies(ctx, log, redisDep(rdb), kafkaDep(cl, o.brokerList())); err != nil {
 		return err
 	}
 	spans, err := resolveSpans(ctx, kadm.NewClient(cl), o.recordsTopic, rc.from, rc.to)

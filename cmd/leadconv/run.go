@@ -137,7 +137,7 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 					Str("dlq_topic", o.dlqTopic).Str("namespace", o.namespace).Strs("tenants", cfg.Tenants()).
 					Msg("leadconv starting")
 				await := func(ctx context.Context) error {
-					return awaitDependencies(ctx, log, redisDep(rdb), kafkaDep(c.Client(), o.brokerList()))
+					return ops.AwaitDependencies(ctx, log, redisDep(rdb), kafkaDep(c.Client(), o.brokerList()))
 				}
 				err = serveWhile(ctx, log, srv, *httpAddr, await, runBoth)
 				if err != nil {

@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -15,7 +13,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kprom"
 
-	"github.com/leadconv/leadconv/consumer"
 	"github.com/leadconv/leadconv/internal/config"
 	"github.com/leadconv/leadconv/internal/ops"
 	"github.com/leadconv/leadconv/internal/pipeline"
@@ -33,7 +30,7 @@ func loadConfig(path string) (*config.File, error) {
 
 // open sets up what run and replay share: the logger, the config file and
 // the Redis client (close it with the returned func), not yet connected:
-// see awaitDependencies.
+// see ops.AwaitDependencies.
 func (o *serviceOptions) open(e *env) (zerolog.Logger, *config.File, redis.UniversalClient, func(), error) {
 	log, err := o.logger(e)
 	if err != nil {
@@ -50,72 +47,17 @@ func (o *serviceOptions) open(e *env) (zerolog.Logger, *config.File, redis.Unive
 	return log, cfg, rdb, func() { _ = rdb.Close() }, nil
 }
 
-// dependency is a service leadconv needs, with its address for the logs.
-type dependency struct {
-	name, addr string
-	ping       func(context.Context) error
-}
-
-// redisDep and kafkaDep are the dependencies of run and replay.
-func redisDep(rdb redis.UniversalClient) dependency {
+// redisDep and kafkaDep are the start-up dependencies of run and replay.
+func redisDep(rdb redis.UniversalClient) ops.Dependency {
 	var addr string
 	if c, ok := rdb.(*redis.Client); ok {
 		addr = c.Options().Addr
 	}
-	return dependency{"redis", addr, func(ctx context.Context) error { return rdb.Ping(ctx).Err() }}
+	return ops.Dependency{Name: "redis", Addr: addr, Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }}
 }
 
-func kafkaDep(cl *kgo.Client, brokers []string) dependency {
-	return dependency{"kafka", strings.Join(brokers, ","), cl.Ping}
-}
-
-// Start-up waits: the delay between attempts grows to startRetryMax, and
-// a dependency still missing is logged every startLogEvery.
-const (
-	startRetryMax = 2 * time.Second
-	startLogEvery = 5 * time.Second
-)
-
-// awaitDependencies returns once every dependency answers its ping, as an
-// outage later is retried too: an orchestrator may start leadconv before
-// Redis or the brokers. Each one still unreachable is logged with its
-// address at the first failure and then every few seconds; /readyz names
-// them meanwhile. It returns ctx's error when cancelled first.
-func awaitDependencies(ctx context.Context, log zerolog.Logger, deps ...dependency) error {
-	start := time.Now()
-	lastLog := map[string]time.Time{}
-	for attempt := 0; ; attempt++ {
-		missing := 0
-		for _, d := range deps {
-			pctx, cancel := context.WithTimeout(ctx, startRetryMax)
-			err := d.ping(pctx)
-			cancel()
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			last, failed := lastLog[d.name]
-			switch {
-			case err == nil && failed:
-				log.Info().Str("dependency", d.name).Str("addr", d.addr).Dur("waited", time.Since(start).Round(time.Millisecond)).Msg("dependency reachable")
-				delete(lastLog, d.name)
-			case err != nil:
-				missing++
-				if !failed || time.Since(last) >= startLogEvery {
-					log.Warn().Str("dependency", d.name).Str("addr", d.addr).Err(err).Dur("waited", time.Since(start).Round(time.Millisecond)).
-						Msg("waiting for a dependency at start-up; retrying")
-					lastLog[d.name] = time.Now()
-				}
-			}
-		}
-		if missing == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(consumer.Backoff(attempt, 100*time.Millisecond, startRetryMax, rand.Int64N)):
-		}
-	}
+func kafkaDep(cl *kgo.Client, brokers []string) ops.Dependency {
+	return ops.Dependency{Name: "kafka", Addr: strings.Join(brokers, ","), Ping: cl.Ping}
 }
 
 // newRegistry returns a registry with the Go runtime and process

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/leadconv/leadconv/internal/ops"
 	"github.com/leadconv/leadconv/internal/testutil/kafkatest"
 	"github.com/leadconv/leadconv/internal/testutil/redistest"
 	"github.com/leadconv/leadconv/matcher/gen"
@@ -65,7 +66,7 @@ func TestRunWaitsForRedisAndKafkaAtStart(t *testing.T) {
 	if code != 503 || !strings.HasPrefix(body, "not ready: starting\n") || !strings.Contains(body, "\nkafka: ") || !strings.Contains(body, "\nredis: ") {
 		t.Fatalf("/readyz while waiting = %d %q, want 503 naming kafka and redis", code, body)
 	}
-	kafkatest.WaitFor(t, 3*startLogEvery, "repeated waiting logs", func() bool { return waiting("redis", redisAddr) >= 2 && waiting("kafka", broker) >= 2 })
+	kafkatest.WaitFor(t, 3*ops.LogEvery, "repeated waiting logs", func() bool { return waiting("redis", redisAddr) >= 2 && waiting("kafka", broker) >= 2 })
 	select {
 	case c := <-done:
 		t.Fatalf("run exited (%d) while waiting:\n%s", c, stderr.String())

@@ -68,7 +68,7 @@ Example:
 				var started atomic.Bool
 				srv.AddCheck("writer", func(context.Context) error {
 					if !started.Load() {
-						return errors.New("connecting to PostgreSQL and migrating the schema")
+						return errors.New("starting: waiting for PostgreSQL and Kafka, then migrating the schema")
 					}
 					return nil
 				})
