@@ -24,7 +24,8 @@ LEADCONV_WRITER_* names, so one environment file can serve run and writer);
 the command line wins. SIGINT or SIGTERM stops it after the command in
 flight.
 
-Operations, as "leadconv run": --http-addr serves /metrics (Prometheus, with
+Operations, as "leadconv run": PostgreSQL or Kafka unreachable at start is
+waited for and logged with the address every few seconds; --http-addr serves /metrics (Prometheus, with
 franz-go's client metrics), /healthz (liveness) and /readyz (schema migrated,
 PostgreSQL and Kafka reachable, not stopping; otherwise 503 naming what is
 missing).
