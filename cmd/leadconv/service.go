@@ -142,6 +142,7 @@ func serveWhile(ctx context.Context, log zerolog.Logger, srv *ops.Server, addr s
 		stopSrv()
 		<-srvErr
 		if ctx.Err() != nil {
+			log.Info().Msg("shutting down: stopped while waiting for dependencies")
 			return nil
 		}
 		return err

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -46,9 +48,17 @@ func TestRunStopsOnSIGTERM(t *testing.T) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	kafkatest.WaitFor(t, 30*time.Second, "the service to start serving", func() bool {
-		return strings.Contains(stderr.String(), "serving /metrics")
+	// Ready: past the start-up wait for Redis and Kafka.
+	addrRE := regexp.MustCompile(`"addr":"([^"]+)"[^\n]*"message":"serving /metrics`)
+	kafkatest.WaitFor(t, 30*time.Second, "the service to be ready", func() bool {
+		m := addrRE.FindStringSubmatch(stderr.String())
+		if m == nil {
+			return false
+		}
+		code, _ := httpGet(t, "http://"+m[1]+"/readyz")
+		return code == 200
 	})
+	http.DefaultClient.CloseIdleConnections()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

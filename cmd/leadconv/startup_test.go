@@ -125,7 +125,7 @@ func TestRunStopsWhileWaitingAtStart(t *testing.T) {
 	cancel()
 	select {
 	case c := <-done:
-		if c != exitOK {
+		if c != exitOK || !strings.Contains(stderr.String(), "shutting down: stopped while waiting for dependencies") {
 			t.Fatalf("exit %d\n%s", c, stderr.String())
 		}
 	case <-time.After(10 * time.Second):
