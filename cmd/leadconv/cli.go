@@ -130,11 +130,11 @@ func (c *command) exec(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "Run \"leadconv %s --help\" for usage.\n", c.name)
 		return exitUsage
 	}
+	warnUnknownEnv(e, fs)
 	if err := fs.applyEnv(e.getenv); err != nil {
 		fmt.Fprintf(e.stderr, "leadconv %s: %v\n", c.name, err)
 		return exitUsage
 	}
-	warnUnknownEnv(e, fs)
 	err := run(ctx, e, fs.Args())
 	var ue *usageError
 	switch {
