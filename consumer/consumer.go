@@ -23,7 +23,10 @@ import (
 // Dead-letter headers. Values are codes and coordinates, never error text:
 // error messages can carry field values (PII).
 const (
-	HeaderErrorCode       = "leadconv_error_code"
+	HeaderErrorCode = "leadconv_error_code"
+	// HeaderErrorReason names the failing JSON path and rule
+	// (`/created_at: format date-time`), when the handler knows it.
+	HeaderErrorReason     = "leadconv_error_reason"
 	HeaderSourceTopic     = "leadconv_source_topic"
 	HeaderSourcePartition = "leadconv_source_partition"
 	HeaderSourceOffset    = "leadconv_source_offset"
@@ -34,6 +37,8 @@ const (
 type Poison struct {
 	Record *kgo.Record
 	Code   string
+	// Reason is the failing JSON path and rule, never a value; optional.
+	Reason string
 }
 
 // Result is what a handler made of one batch.

@@ -113,7 +113,7 @@ func (w *worker) process(recs []*kgo.Record) bool {
 		}
 	}
 	for _, p := range res.Poison {
-		w.log.Warn().Int64("offset", p.Record.Offset).Str("code", p.Code).Msg("record sent to the dead-letter topic")
+		w.log.Warn().Int64("offset", p.Record.Offset).Str("code", p.Code).Str("reason", p.Reason).Msg("record sent to the dead-letter topic")
 	}
 	return true
 }
@@ -137,7 +137,7 @@ func (w *worker) retry(attempt int, stage string, err error) bool {
 // headers plus code headers naming the error and the record's origin.
 func DeadLetter(topic string, p Poison) *kgo.Record {
 	src := p.Record
-	hs := make([]kgo.RecordHeader, 0, len(src.Headers)+4)
+	hs := make([]kgo.RecordHeader, 0, len(src.Headers)+5)
 	hs = append(hs, src.Headers...)
 	hs = append(hs,
 		kgo.RecordHeader{Key: HeaderErrorCode, Value: []byte(p.Code)},
@@ -145,5 +145,8 @@ func DeadLetter(topic string, p Poison) *kgo.Record {
 		kgo.RecordHeader{Key: HeaderSourcePartition, Value: []byte(strconv.Itoa(int(src.Partition)))},
 		kgo.RecordHeader{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(src.Offset, 10))},
 	)
+	if p.Reason != "" {
+		hs = append(hs, kgo.RecordHeader{Key: HeaderErrorReason, Value: []byte(p.Reason)})
+	}
 	return &kgo.Record{Topic: topic, Key: src.Key, Value: src.Value, Headers: hs}
 }

@@ -24,7 +24,7 @@ var FlagNames = []string{"requests-topic", "requests-group", "results-topic", "p
 // Register defines the flags on fs.
 func (f *Flags) Register(fs *flag.FlagSet) {
 	fs.StringVar(&f.cfg.RequestsTopic, "requests-topic", DefaultRequestsTopic, "topic of the mass-conversion requests")
-	fs.StringVar(&f.cfg.Group, "requests-group", DefaultGroup, "consumer group of the requests topic")
+	fs.StringVar(&f.cfg.Group, "requests-group", "", "consumer group of the requests topic; empty derives it from the service's group (<group>-requests), so a backfill beside the live service under its own --group never shares requests with it")
 	fs.StringVar(&f.cfg.EventsTopic, "results-topic", DefaultEventsTopic, "topic receiving request.progress, request.completed and request.rejected")
 	fs.IntVar(&f.cfg.ProgressEvery, "progress-every", 100, "emit request.progress every so many selected leads planned")
 	fs.StringVar(&f.roles, "mass-convert-roles", "", "roles allowed to mass convert, comma separated (none: every request is rejected)")

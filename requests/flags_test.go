@@ -18,7 +18,7 @@ func TestFlags(t *testing.T) {
 		policy Policy
 	}{
 		{"defaults", nil,
-			Config{RequestsTopic: DefaultRequestsTopic, Group: DefaultGroup, EventsTopic: DefaultEventsTopic, ProgressEvery: 100},
+			Config{RequestsTopic: DefaultRequestsTopic, EventsTopic: DefaultEventsTopic, ProgressEvery: 100},
 			Policy{MaxRecords: DefaultMaxRecords, MaxNewRecords: DefaultMaxNewRecords}},
 		{"all", []string{"--requests-topic", "rq", "--requests-group", "g", "--results-topic", "rs", "--progress-every", "5",
 			"--mass-convert-roles", " admin, sales_admin ,", "--max-records-per-request", "10", "--max-new-records-per-request", "20"},

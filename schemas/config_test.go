@@ -39,7 +39,9 @@ func TestConfigSchemaAgreesWithLoader(t *testing.T) {
 		ok    bool
 		where string // a JSON pointer the schema reports
 	}{
-		{"empty", ``, true, ""},
+		{"empty", ``, false, "/"},
+		{"null", "~\n", false, "/"},
+		{"empty mapping", "{}\n", true, ""},
 		{"empty blocks", "defaults:\ntenants:\n  acme:\n", true, ""},
 		{"every master strategy", "tenants:\n" +
 			"  a: {engine: {master: {strategy: newest_date, field: D}}}\n" +

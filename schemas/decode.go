@@ -8,6 +8,7 @@ import (
 	"math"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
@@ -44,6 +45,9 @@ func DecodeEvent(b []byte, maxBytes int) (record.Event, error) {
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
 	if err != nil {
 		return ev, &Error{Code: CodeNotJSON, Detail: "value is not a single JSON document"}
+	}
+	if !ValidUTF8(b) {
+		return ev, &Error{Code: CodeSchemaViolation, Detail: "/: " + RuleUTF8, at: "/"}
 	}
 	if err := validate(s, doc); err != nil {
 		return ev, err
@@ -92,8 +96,78 @@ func DecodeEvent(b []byte, maxBytes int) (record.Event, error) {
 			continue
 		}
 		if err := f.t.UnmarshalText([]byte(*f.raw)); err != nil {
-			return record.Event{}, &Error{Code: CodeSchemaViolation, Detail: "/" + f.key + ": format", at: "/" + f.key}
+			return record.Event{}, &Error{Code: CodeSchemaViolation, Detail: "/" + f.key + ": format date-time", at: "/" + f.key}
 		}
 	}
 	return ev, nil
+}
+
+// RuleUTF8 names the rule ValidUTF8 checks in error details.
+const RuleUTF8 = "encoding UTF-8"
+
+// ValidUTF8 reports whether the JSON text b (a document, or the raw content
+// of one string) is valid UTF-8 whose \u escapes encode no lone surrogate.
+// encoding/json replaces either with U+FFFD, so two different ids would
+// decode to the same one: such input is refused, never repaired.
+func ValidUTF8(b []byte) bool {
+	if !utf8.Valid(b) {
+		return false
+	}
+	for i := bytes.IndexByte(b, '\\'); i >= 0; {
+		if i+1 >= len(b) {
+			return true // not JSON; the syntax check reports it
+		}
+		if b[i+1] != 'u' {
+			i = next(b, i+2)
+			continue
+		}
+		r := hex4(b, i+2)
+		switch {
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return false
+		case r >= 0xD800 && r <= 0xDBFF:
+			if i+12 > len(b) || b[i+6] != '\\' || b[i+7] != 'u' {
+				return false
+			}
+			if lo := hex4(b, i+8); lo < 0xDC00 || lo > 0xDFFF {
+				return false
+			}
+			i = next(b, i+12)
+		default:
+			i = next(b, i+6)
+		}
+	}
+	return true
+}
+
+// next is the index of the first backslash at or after i, or -1.
+func next(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	if j := bytes.IndexByte(b[i:], '\\'); j >= 0 {
+		return i + j
+	}
+	return -1
+}
+
+// hex4 decodes the four hex digits at b[i:], or -1.
+func hex4(b []byte, i int) int {
+	if i+4 > len(b) {
+		return -1
+	}
+	r := 0
+	for _, c := range b[i : i+4] {
+		switch {
+		case '0' <= c && c <= '9':
+			r = r<<4 | int(c-'0')
+		case 'a' <= c && c <= 'f':
+			r = r<<4 | int(c-'a'+10)
+		case 'A' <= c && c <= 'F':
+			r = r<<4 | int(c-'A'+10)
+		default:
+			return -1
+		}
+	}
+	return r
 }

@@ -117,7 +117,7 @@ func FuzzDecodeEvent(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	keywords := []string{"required", "additionalProperties", "type", "enum", "const", "pattern", "format", "minimum", "maximum",
-		"minLength", "maxLength", "not", "oneOf", "anyOf", "allOf", "false", "invalid"}
+		"minLength", "maxLength", "not", "oneOf", "anyOf", "allOf", "false", "invalid", "encoding"}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ev, err := schemas.DecodeEvent(b, 1<<16)
 		if err != nil {

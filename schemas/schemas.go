@@ -22,7 +22,7 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 //go:embed *.json
@@ -214,6 +214,8 @@ func describe(ve *jsonschema.ValidationError) string {
 			kw += " " + strings.Join(k.Missing, ",")
 		case *kind.Type:
 			kw += " " + strings.Join(k.Want, "|")
+		case *kind.Format:
+			kw += " " + k.Want // the format's name, never the value
 		}
 		parts = append(parts, pointer(l.loc)+": "+kw)
 	}

@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/leadconv/leadconv/internal/ops"
 	"github.com/leadconv/leadconv/record"
 )
 
@@ -53,6 +55,9 @@ type Config struct {
 	Logger      zerolog.Logger
 	// ClientOpts are extra franz-go options (tests, TLS, SASL).
 	ClientOpts []kgo.Opt
+	// Ready, when set, is called once PostgreSQL and Kafka answered and the
+	// schema is migrated, with their readiness checks.
+	Ready func(checks map[string]func(context.Context) error)
 }
 
 func (c *Config) defaults() error {
@@ -94,9 +99,6 @@ func run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("writer: postgres: %w", err)
 	}
 	defer pool.Close()
-	if err := Migrate(ctx, pool); err != nil {
-		return err
-	}
 	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ConsumerGroup(cfg.Group),
@@ -112,6 +114,19 @@ func run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("writer: kafka client: %w", err)
 	}
 	defer cl.Close()
+	// Started before PostgreSQL or the brokers: waited for, as run waits.
+	pg := pool.Config().ConnConfig
+	if err := ops.AwaitDependencies(ctx, cfg.Logger,
+		ops.Dependency{Name: "postgres", Addr: fmt.Sprintf("%s:%d/%s", pg.Host, pg.Port, pg.Database), Ping: pool.Ping},
+		ops.Dependency{Name: "kafka", Addr: strings.Join(cfg.Brokers, ","), Ping: cl.Ping}); err != nil {
+		return err
+	}
+	if err := Migrate(ctx, pool); err != nil {
+		return err
+	}
+	if cfg.Ready != nil {
+		cfg.Ready(map[string]func(context.Context) error{"postgres": pool.Ping, "kafka": cl.Ping})
+	}
 	w := &worker{cfg: cfg, mirror: NewMirror(pool), cl: cl, log: cfg.Logger}
 	cfg.Logger.Info().Str("group", cfg.Group).Str("topic", cfg.CommandsTopic).Msg("writer started")
 	for {

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/leadconv/leadconv/internal/ops"
 )
 
 // Exit codes.
@@ -24,6 +26,9 @@ type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// environ lists the variables as KEY=value (os.Environ), to find
+	// misspelt LEADCONV_* names; nil skips that check.
+	environ func() []string
 }
 
 // command is one subcommand. setup defines the flags on fs and returns the
@@ -125,6 +130,7 @@ func (c *command) exec(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "Run \"leadconv %s --help\" for usage.\n", c.name)
 		return exitUsage
 	}
+	warnUnknownEnv(e, fs)
 	if err := fs.applyEnv(e.getenv); err != nil {
 		fmt.Fprintf(e.stderr, "leadconv %s: %v\n", c.name, err)
 		return exitUsage
@@ -163,6 +169,14 @@ func (fs *flagSet) fromEnv(name string, also ...string) {
 	fs.env[name] = append([]string{envName(name)}, also...)
 }
 
+// fromEnvAs lets the named flag be set by the variables given instead of
+// LEADCONV_<NAME>: for a setting whose meaning differs between commands
+// (the writer's --group is not the pipeline's), so that one environment file
+// can serve both.
+func (fs *flagSet) fromEnvAs(name string, vars ...string) {
+	fs.env[name] = vars
+}
+
 func envName(flagName string) string {
 	return "LEADCONV_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
@@ -194,12 +208,115 @@ func (fs *flagSet) applyEnv(getenv func(string) string) error {
 				continue
 			}
 			if err := fs.Set(name, val); err != nil {
-				return fmt.Errorf("environment variable %s: %w", v, err)
+				// The value is not repeated: it may be a secret.
+				return fmt.Errorf("environment variable %s (--%s): invalid value, want %s", v, name, expectedFormat(fs.Lookup(name)))
 			}
 			break
 		}
 	}
 	return nil
+}
+
+// expectedFormat describes the values a flag accepts.
+func expectedFormat(f *flag.Flag) string {
+	if ef, ok := f.Value.(interface{ Format() string }); ok {
+		return ef.Format()
+	}
+	switch typ, _ := flag.UnquoteUsage(f); typ {
+	case "duration":
+		return "a Go duration such as 500ms, 10s or 1m30s"
+	case "int", "uint":
+		return "an integer"
+	case "float":
+		return "a number"
+	case "":
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+			return "true or false"
+		}
+	}
+	return "a value as for --" + f.Name
+}
+
+// warnUnknownEnv warns about LEADCONV_* variables that no command reads:
+// a misspelt name would otherwise be silently ignored. Variables of other
+// commands are fine, as one environment file often serves several.
+func warnUnknownEnv(e *env, fs *flagSet) {
+	if e.environ == nil {
+		return
+	}
+	known := knownEnv()
+	var unknown []string
+	for _, kv := range e.environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "LEADCONV_") && !strings.HasPrefix(k, "LEADCONV_TEST_") && !known[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) == 0 {
+		return
+	}
+	sort.Strings(unknown)
+	format := ops.FormatAuto
+	if f := fs.Lookup("log-format"); f != nil {
+		format = f.Value.String()
+	}
+	log, err := ops.NewLogger(e.stderr, "warn", format)
+	if err != nil {
+		return // the command reports the bad format itself
+	}
+	for _, k := range unknown {
+		ev := log.Warn().Str("variable", k)
+		if s := closestEnv(k, known); s != "" {
+			ev = ev.Str("did_you_mean", s)
+		}
+		ev.Msg("unknown LEADCONV_* environment variable: no command reads it, so it has no effect")
+	}
+}
+
+// knownEnv is every variable some command reads.
+func knownEnv() map[string]bool {
+	known := map[string]bool{}
+	for _, c := range commands() {
+		fs := &flagSet{FlagSet: flag.NewFlagSet(c.name, flag.ContinueOnError), env: map[string][]string{}}
+		c.setup(fs)
+		for _, vars := range fs.env {
+			for _, v := range vars {
+				known[v] = true
+			}
+		}
+	}
+	return known
+}
+
+// closestEnv is the known variable nearest to k by edit distance, if near.
+func closestEnv(k string, known map[string]bool) string {
+	best, bestD := "", 3
+	for v := range known {
+		if d := editDistance(k, v); d < bestD || d == bestD && best != "" && v < best {
+			best, bestD = v, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // lookup treats an empty variable as unset, as shells and compose files
@@ -211,5 +328,5 @@ func lookup(getenv func(string) string, name string) (string, bool) {
 
 // osEnv is the real process environment.
 func osEnv() *env {
-	return &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
+	return &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, environ: os.Environ}
 }

@@ -17,7 +17,14 @@ import (
 func runMain(t *testing.T, vars map[string]string, args ...string) (int, string, string) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	e := &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, getenv: func(k string) string { return vars[k] }}
+	e := &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, getenv: func(k string) string { return vars[k] },
+		environ: func() []string {
+			var kv []string
+			for k, v := range vars {
+				kv = append(kv, k+"="+v)
+			}
+			return kv
+		}}
 	code := Main(context.Background(), args, e)
 	return code, stdout.String(), stderr.String()
 }
@@ -176,5 +183,91 @@ func TestWriterNeedsPostgres(t *testing.T) {
 	code, _, stderr := runMain(t, nil, "writer", "--brokers", "127.0.0.1:1")
 	if code != exitUsage || !strings.Contains(stderr, "PostgreSQL") {
 		t.Fatalf("code %d, stderr %q", code, stderr)
+	}
+}
+
+// flagsOf sets up the named command's flags with the environment vars and
+// returns them.
+func flagsOf(t *testing.T, name string, vars map[string]string) *flagSet {
+	t.Helper()
+	for _, c := range commands() {
+		if c.name != name {
+			continue
+		}
+		fs := &flagSet{FlagSet: flag.NewFlagSet(c.name, flag.ContinueOnError), env: map[string][]string{}}
+		c.setup(fs)
+		if err := fs.Parse(nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := fs.applyEnv(func(k string) string { return vars[k] }); err != nil {
+			t.Fatal(err)
+		}
+		return fs
+	}
+	t.Fatalf("no command %s", name)
+	return nil
+}
+
+// One environment file serves run and writer: LEADCONV_GROUP is the
+// pipeline's group only, the writer's is LEADCONV_WRITER_GROUP.
+func TestGroupVariablesDoNotCollide(t *testing.T) {
+	vars := map[string]string{"LEADCONV_GROUP": "pipeline-g"}
+	if g := flagsOf(t, "run", vars).Lookup("group").Value.String(); g != "pipeline-g" {
+		t.Errorf("run --group %q", g)
+	}
+	if g := flagsOf(t, "writer", vars).Lookup("group").Value.String(); g != "leadconv-writer" {
+		t.Errorf("LEADCONV_GROUP set the writer's group: %q", g)
+	}
+	vars["LEADCONV_WRITER_GROUP"] = "writer-g"
+	if g := flagsOf(t, "writer", vars).Lookup("group").Value.String(); g != "writer-g" {
+		t.Errorf("LEADCONV_WRITER_GROUP: writer --group %q", g)
+	}
+	if g := flagsOf(t, "run", vars).Lookup("group").Value.String(); g != "pipeline-g" {
+		t.Errorf("LEADCONV_WRITER_GROUP changed run --group: %q", g)
+	}
+}
+
+// The requests group follows --group unless set, so that a backfill under
+// its own group does not split the live deployment's requests.
+func TestRequestsGroupFollowsGroup(t *testing.T) {
+	fs := flagsOf(t, "run", map[string]string{"LEADCONV_GROUP": "backfill"})
+	got := requestsGroup(fs.Lookup("requests-group").Value.String(), fs.Lookup("group").Value.String())
+	if got != "backfill-requests" {
+		t.Errorf("derived requests group %q", got)
+	}
+	if got := requestsGroup("", "leadconv"); got != "leadconv-requests" {
+		t.Errorf("default requests group %q, want the former default leadconv-requests", got)
+	}
+	if got := requestsGroup("mine", "backfill"); got != "mine" {
+		t.Errorf("explicit requests group %q", got)
+	}
+}
+
+// A misspelt LEADCONV_* variable is warned about, with the likely name;
+// variables of other commands (one env file for several) are not.
+func TestUnknownVariableWarned(t *testing.T) {
+	vars := map[string]string{"LEADCONV_BROKER": "x:9092", "LEADCONV_POSTGRES": "postgres://x", "LEADCONV_TEST_POSTGRES_URL": "y", "LEADCONV_LOG_FORMAT": "json"}
+	_, _, stderr := runMain(t, vars, "validate-config", "../../examples/leadconv.yaml")
+	if !strings.Contains(stderr, `"variable":"LEADCONV_BROKER"`) || !strings.Contains(stderr, `"did_you_mean":"LEADCONV_BROKERS"`) {
+		t.Errorf("no warning for LEADCONV_BROKER:\n%s", stderr)
+	}
+	for _, ok := range []string{"LEADCONV_POSTGRES", "LEADCONV_TEST_POSTGRES_URL", "LEADCONV_LOG_FORMAT"} {
+		if strings.Contains(stderr, `"variable":"`+ok+`"`) {
+			t.Errorf("warned about the known %s:\n%s", ok, stderr)
+		}
+	}
+}
+
+// An environment value that does not parse names the variable, the flag and
+// the expected format, and does not repeat the value (it may be a secret).
+func TestEnvParseErrorShowsFormat(t *testing.T) {
+	for _, tc := range []struct{ cmd, variable, value, want string }{
+		{"run", "LEADCONV_DRAIN_TIMEOUT", "ten-secs", "environment variable LEADCONV_DRAIN_TIMEOUT (--drain-timeout): invalid value, want a Go duration such as 500ms, 10s or 1m30s"},
+		{"run", "LEADCONV_MAX_RECORD_BYTES", "1MB-secret", "environment variable LEADCONV_MAX_RECORD_BYTES (--max-record-bytes): invalid value, want an integer"},
+	} {
+		code, _, stderr := runMain(t, map[string]string{tc.variable: tc.value}, tc.cmd)
+		if code != exitUsage || !strings.Contains(stderr, tc.want) || strings.Contains(stderr, tc.value) {
+			t.Errorf("%s=%s: code %d, %s", tc.variable, tc.value, code, stderr)
+		}
 	}
 }

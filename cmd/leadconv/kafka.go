@@ -17,15 +17,16 @@ func registerKafkaSecurity(fs *flagSet, o *kafkaconn.Options) {
 	}
 }
 
-// connectKafka returns the client options of o after checking that one of
-// brokers answers with them: a wrong password or an untrusted certificate
-// stops start-up with the broker and the cause instead of endless retries.
+// connectKafka returns the client options of o after checking them against
+// brokers: a wrong password or an untrusted certificate stops start-up with
+// the broker and the cause instead of endless retries. A broker that is not
+// up yet is left to the start-up wait (ops.AwaitDependencies).
 func connectKafka(ctx context.Context, o *kafkaconn.Options, brokers []string) ([]kgo.Opt, error) {
 	opts, err := o.ClientOpts()
 	if err != nil {
 		return nil, usagef("%v", err)
 	}
-	if err := o.Check(ctx, brokers, opts); err != nil {
+	if err := o.Check(ctx, brokers, opts); err != nil && kafkaconn.Fatal(err) {
 		return nil, err
 	}
 	return opts, nil

@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
@@ -34,16 +36,32 @@ func main() {
 		format = ops.FormatAuto
 	}
 	if log, err := ops.NewLogger(os.Stderr, "warn", format); err == nil {
-		redis.SetLogger(redisLog{log.With().Str("component", "redis").Logger()})
+		redis.SetLogger(&redisLog{log: log.With().Str("component", "redis").Logger(), last: map[string]time.Time{}})
 	}
 	code := Main(ctx, os.Args[1:], osEnv())
 	stop()
 	os.Exit(code)
 }
 
-// redisLog adapts a zerolog logger to go-redis's logging interface.
-type redisLog struct{ log zerolog.Logger }
+// redisLog adapts a zerolog logger to go-redis's logging interface. The
+// pool logs every failed dial; during an outage that is a line per attempt,
+// so each message (by format) is logged at most every redisLogEvery.
+type redisLog struct {
+	log  zerolog.Logger
+	mu   sync.Mutex
+	last map[string]time.Time
+}
 
-func (l redisLog) Printf(_ context.Context, format string, v ...any) {
+const redisLogEvery = 5 * time.Second
+
+func (l *redisLog) Printf(_ context.Context, format string, v ...any) {
+	l.mu.Lock()
+	now := time.Now()
+	if now.Sub(l.last[format]) < redisLogEvery {
+		l.mu.Unlock()
+		return
+	}
+	l.last[format] = now
+	l.mu.Unlock()
 	l.log.Warn().Msg(fmt.Sprintf(format, v...))
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/leadconv/leadconv/consumer"
 	"github.com/leadconv/leadconv/internal/kafkaconn"
@@ -74,6 +75,64 @@ func (o *serviceOptions) register(fs *flagSet) {
 	o.fetch.register(fs)
 	registerKafkaSecurity(fs, &o.kafka)
 	o.logOptions.register(fs)
+}
+
+// Group membership defaults. A member that dies without leaving (kill -9,
+// a lost node) holds its partitions until its session times out: franz-go's
+// 45s default left them unprocessed that long after every crash. 10s
+// (heartbeats every 3s) brings them back within seconds and stays above
+// Kafka's default group.min.session.timeout.ms of 6s. With --instance-id a
+// restarted member gets its partitions back at once, without a rebalance.
+const (
+	defaultSessionTimeout   = 10 * time.Second
+	defaultRebalanceTimeout = 30 * time.Second
+)
+
+// groupOptions are the consumer-group membership flags of run and writer.
+type groupOptions struct {
+	sessionTimeout, rebalanceTimeout time.Duration
+	instanceID                       string
+}
+
+func (o *groupOptions) register(fs *flagSet) {
+	fs.DurationVar(&o.sessionTimeout, "session-timeout", defaultSessionTimeout, "how long the group waits for a silent member (killed, partitioned) before its partitions move; the broker bounds it (group.min/max.session.timeout.ms, 6s..30m by default)")
+	fs.DurationVar(&o.rebalanceTimeout, "rebalance-timeout", defaultRebalanceTimeout, "how long members may take to finish their batches and rejoin once a rebalance started; members slower than that are removed from the group")
+	fs.StringVar(&o.instanceID, "instance-id", "", "static group membership: a name unique and stable per instance (a StatefulSet pod name); a restart within --session-timeout gets the same partitions back without a rebalance. Empty: dynamic membership")
+	for _, n := range []string{"session-timeout", "rebalance-timeout", "instance-id"} {
+		fs.fromEnv(n)
+	}
+}
+
+// check validates the values; a member's revocation may take up to drain
+// (0 when the command has no such bound), so a rebalance must allow more.
+func (o *groupOptions) check(drain time.Duration) error {
+	if o.sessionTimeout < time.Second || o.sessionTimeout > 30*time.Minute {
+		return usagef("--session-timeout %s: allowed values are 1s to 30m0s (and what the broker's group.min/max.session.timeout.ms allow)", o.sessionTimeout)
+	}
+	if o.rebalanceTimeout < time.Second || o.rebalanceTimeout > 30*time.Minute {
+		return usagef("--rebalance-timeout %s: allowed values are 1s to 30m0s", o.rebalanceTimeout)
+	}
+	if drain > 0 && o.rebalanceTimeout <= drain {
+		return usagef("--rebalance-timeout %s: must exceed --drain-timeout %s, the time a revoked partition may take to finish its batch", o.rebalanceTimeout, drain)
+	}
+	if strings.TrimSpace(o.instanceID) != o.instanceID || len(o.instanceID) > 249 || strings.ContainsFunc(o.instanceID, func(r rune) bool { return r < ' ' }) {
+		return usagef("--instance-id %q: at most 249 characters, without surrounding spaces or control characters", o.instanceID)
+	}
+	return nil
+}
+
+// kgoOpts are the client options of the flags.
+func (o *groupOptions) kgoOpts() []kgo.Opt {
+	opts := []kgo.Opt{
+		kgo.SessionTimeout(o.sessionTimeout),
+		kgo.RebalanceTimeout(o.rebalanceTimeout),
+		// Kafka's advice: at most a third of the session timeout.
+		kgo.HeartbeatInterval(min(3*time.Second, o.sessionTimeout/3)),
+	}
+	if o.instanceID != "" {
+		opts = append(opts, kgo.InstanceID(o.instanceID))
+	}
+	return opts
 }
 
 // fetchOptions tune how the consumer fetches (consumer.Config).

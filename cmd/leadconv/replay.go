@@ -235,7 +235,7 @@ func resolveSpans(ctx context.Context, adm *kadm.Client, topic string, from, to 
 
 func runReplay(ctx context.Context, e *env, rc replayConfig) error {
 	o := rc.o
-	log, cfg, rdb, closeRedis, err := o.open(ctx, e)
+	log, cfg, rdb, closeRedis, err := o.open(e)
 	if err != nil {
 		return err
 	}
@@ -255,6 +255,9 @@ func runReplay(ctx context.Context, e *env, rc replayConfig) error {
 		return fmt.Errorf("kafka client: %w", err)
 	}
 	defer cl.Close()
+	if err := ops.AwaitDependencies(ctx, log, o.redisDep(rdb), o.kafkaDep(kopts)); err != nil {
+		return err
+	}
 	spans, err := resolveSpans(ctx, kadm.NewClient(cl), o.recordsTopic, rc.from, rc.to)
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"slices"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -49,7 +50,10 @@ the field and the allowed values (check a file with "leadconv
 validate-config").
 
 Operations: --http-addr serves /metrics (Prometheus), /healthz (liveness) and
-/readyz (Redis and Kafka reachable, not draining). SIGINT or SIGTERM starts a
+/readyz (Redis and Kafka reachable, not draining; otherwise 503 naming what
+is missing). Redis or Kafka unreachable at start is waited for, retried
+with backoff and logged with the address every few seconds, as outages later
+are retried. SIGINT or SIGTERM starts a
 graceful shutdown: stop fetching, finish in-flight batches (within
 --drain-timeout), commit, leave the group.`,
 		setup: func(fs *flagSet) func(context.Context, *env, []string) error {
@@ -59,6 +63,8 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 			httpAddr := fs.String("http-addr", ":8080", "listen address of /metrics, /healthz and /readyz")
 			changesTopic := fs.String("changes-topic", "", "when set, also publish a cluster.changed CloudEvent per cluster change to this topic")
 			drain := fs.Duration("drain-timeout", 10*time.Second, "how long a stopping or revoked partition worker may take to finish its batch (Go duration)")
+			var gro groupOptions
+			gro.register(fs)
 			var rf requests.Flags
 			rf.Register(fs.FlagSet)
 			for _, n := range append([]string{"group", "http-addr", "changes-topic", "drain-timeout"}, requests.FlagNames...) {
@@ -77,11 +83,18 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 				if *drain <= 0 {
 					return usagef("--drain-timeout %s: must be positive", *drain)
 				}
-				log, cfg, rdb, closeRedis, err := o.open(ctx, e)
+				if err := gro.check(*drain); err != nil {
+					return err
+				}
+				log, cfg, rdb, closeRedis, err := o.open(e)
 				if err != nil {
 					return err
 				}
 				defer closeRedis()
+				vers, err := loadVerifiers(cfg, e.getenv)
+				if err != nil {
+					return err
+				}
 				kopts, err := connectKafka(ctx, &o.kafka, o.brokerList())
 				if err != nil {
 					return err
@@ -95,20 +108,19 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 					CommandsTopic: o.commandsTopic, DLQTopic: o.dlqTopic, ChangesTopic: *changesTopic,
 					MaxRecordBytes: o.maxRecordBytes, Structured: o.contentMode == "structured",
 					ShutdownGrace: *drain, Logger: log, Registerer: reg,
-					FetchMinBytes: int32(o.fetch.minBytes), FetchMaxWait: o.fetch.maxWait, Opts: kopts,
-					Inputs: cfg.Inputs(),
+					FetchMinBytes: int32(o.fetch.minBytes), FetchMaxWait: o.fetch.maxWait,
+					Opts: append(slices.Clone(kopts), append(gro.kgoOpts(), kafkaMetrics(reg))...), Inputs: cfg.Inputs(),
 				}, store, cfg)
 				if err != nil {
 					return err
 				}
 				rc := rf.Config(o.brokerList(), o.commandsTopic, o.dlqTopic, log)
+				rc.Group = requestsGroup(rc.Group, *group)
+				// The requests group is another group: the same instance id
+				// does not collide there.
+				rc.Opts = append(append(slices.Clone(kopts), rc.Opts...), append(gro.kgoOpts(), kafkaMetrics(reg))...)
 				rc.Structured = o.contentMode == "structured"
-				rc.Opts = kopts
 				policy := rf.Policy()
-				vers, err := loadVerifiers(cfg, e.getenv)
-				if err != nil {
-					return err
-				}
 				tenants := func(name string) (requests.Tenant, error) {
 					t, err := cfg.Tenant(name)
 					if err != nil {
@@ -124,8 +136,17 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 				}
 				src := &requests.Source{Graph: store, Records: store}
 				ledger := requests.NewRedisLedger(rdb, o.namespace)
+				// Run closes the pipeline's client; a stop while waiting for
+				// Redis or Kafka at start never runs it.
+				ran := false
+				defer func() {
+					if !ran {
+						c.Client().Close()
+					}
+				}()
 				// Either consumer failing stops both: the service is one unit.
 				runBoth := func(ctx context.Context) error {
+					ran = true
 					g, ctx := errgroup.WithContext(ctx)
 					g.Go(func() error { return c.Run(ctx) })
 					g.Go(func() error { return requests.Run(ctx, rc, src, tenants, ledger) })
@@ -136,11 +157,14 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 				srv.AddCheck("kafka", func(ctx context.Context) error { return c.Client().Ping(ctx) })
 
 				log.Info().Str("version", readBuildInfo().Version).Strs("brokers", o.brokerList()).
-					Str("group", *group).Str("records_topic", o.recordsTopic).Str("commands_topic", o.commandsTopic).
+					Str("group", *group).Str("instance_id", gro.instanceID).Dur("session_timeout", gro.sessionTimeout).Str("records_topic", o.recordsTopic).Str("commands_topic", o.commandsTopic).
 					Str("dlq_topic", o.dlqTopic).Str("namespace", o.namespace).Strs("tenants", cfg.Tenants()).
 					Strs("input_topics", inputTopics(cfg.Inputs())).
 					Msg("leadconv starting")
-				err = serveWhile(ctx, log, srv, *httpAddr, runBoth)
+				await := func(ctx context.Context) error {
+					return ops.AwaitDependencies(ctx, log, o.redisDep(rdb), o.kafkaDep(kopts))
+				}
+				err = serveWhile(ctx, log, srv, *httpAddr, await, runBoth)
 				if err != nil {
 					return err
 				}
@@ -149,6 +173,16 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 			}
 		},
 	}
+}
+
+// requestsGroup is the consumer group of the requests topic: the flag's, or
+// one derived from the pipeline's group, so that deployments under
+// different groups (live and backfill) each get their own.
+func requestsGroup(flag, group string) string {
+	if flag != "" {
+		return flag
+	}
+	return group + "-requests"
 }
 
 // tenantPolicy is the flags' policy with what the tenant's mass_conversion

@@ -91,6 +91,12 @@ func TestRunServesOpsAndShutsDownGracefully(t *testing.T) {
 		`leadconv_consumer_lag`,
 		`leadconv_matcher_redis_round_trip_seconds_bucket`,
 		`process_resident_memory_bytes`,
+		`leadconv_build_info{commit=`,
+		// franz-go's client metrics, for the pipeline's and the requests'
+		// clients.
+		`leadconv_kafka_connects_total{client_id="leadconv",node_id="0"}`,
+		`leadconv_kafka_connects_total{client_id="leadconv-requests",node_id="0"}`,
+		`leadconv_kafka_fetch_bytes_total{client_id="leadconv",`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
@@ -173,7 +179,7 @@ func TestRunFailsFastOnBadSetup(t *testing.T) {
 	}{
 		{[]string{"--group", ""}, exitUsage, "--group"},
 		{[]string{"--drain-timeout", "0s"}, exitUsage, "--drain-timeout"},
-		{[]string{"--redis-url", "redis://127.0.0.1:1/0"}, exitError, "redis"},
+		{[]string{"--redis-url", "mysql://127.0.0.1:1/0"}, exitUsage, "--redis-url"},
 		{[]string{"--config", "/nonexistent/leadconv.yaml"}, exitError, "leadconv.yaml"},
 	} {
 		code, _, stderr := runMain(t, nil, append([]string{"run", "--log-format", "json"}, tc.args...)...)

@@ -1,14 +1,17 @@
 package main
 
 import (
+	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/leadconv/leadconv/internal/testutil/kafkatest"
+	"github.com/leadconv/leadconv/internal/testutil/pgtest"
 	"github.com/leadconv/leadconv/internal/testutil/redistest"
 )
 
@@ -25,7 +28,8 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
-	os.Exit(m.Run())
+	// pgtest.Main stops the private PostgreSQL of the writer's tests.
+	os.Exit(pgtest.Main(m))
 }
 
 // SIGTERM to the process stops the service gracefully: it drains, commits,
@@ -44,9 +48,17 @@ func TestRunStopsOnSIGTERM(t *testing.T) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	kafkatest.WaitFor(t, 30*time.Second, "the service to start serving", func() bool {
-		return strings.Contains(stderr.String(), "serving /metrics")
+	// Ready: past the start-up wait for Redis and Kafka.
+	addrRE := regexp.MustCompile(`"addr":"([^"]+)"[^\n]*"message":"serving /metrics`)
+	kafkatest.WaitFor(t, 30*time.Second, "the service to be ready", func() bool {
+		m := addrRE.FindStringSubmatch(stderr.String())
+		if m == nil {
+			return false
+		}
+		code, _ := httpGet(t, "http://"+m[1]+"/readyz")
+		return code == 200
 	})
+	http.DefaultClient.CloseIdleConnections()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

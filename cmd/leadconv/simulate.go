@@ -28,8 +28,14 @@ func simulateCommand() *command {
 (decoding, the matcher on an in-process Redis, the engine, the CloudEvents
 encoding), with no Kafka and nothing installed, and prints every command as
 a CloudEvent in JSON (structured content mode), one per line, on stdout. A
-summary goes to stderr: events read, commands by type, and the line numbers
-of rejected lines with their dead-letter code.
+summary goes to stderr: events read, commands by type, and each rejected
+line with its dead-letter code and the failing JSON path and rule (never
+the value), as the service writes them to the dead-letter topic:
+
+  line 17: schema_violation /created_at: format date-time
+
+The exit status is 1 when any line was rejected (after printing every
+command), unless --allow-rejected is given.
 
 --input holds one record event per line, as on the records topic (plain
 JSON or a structured-mode CloudEvent): the output of "leadconv gen". Without
@@ -48,6 +54,7 @@ Examples:
 			batch := fs.Int("batch", 500, "events per batch")
 			changes := fs.Bool("changes", false, "also print a cluster.changed event per cluster change")
 			maxBytes := fs.Int("max-record-bytes", 1<<20, "longest accepted line; longer ones are rejected as oversize")
+			allowRejected := fs.Bool("allow-rejected", false, "exit 0 even when lines were rejected")
 			var lo logOptions
 			fs.StringVar(&lo.level, "log-level", "warn", "log level: trace, debug, info, warn or error")
 			fs.StringVar(&lo.format, "log-format", "auto", "log format: auto (console on a terminal, JSON otherwise), json or console")
@@ -100,6 +107,9 @@ Examples:
 					return simulate(ctx, in, *batch, *maxBytes, h, w, &sum)
 				})
 				sum.print(e.stderr)
+				if err == nil && len(sum.rejected) > 0 && !*allowRejected {
+					return fmt.Errorf("%d line(s) rejected (--allow-rejected to accept that)", len(sum.rejected))
+				}
 				return err
 			}
 		},
@@ -110,14 +120,20 @@ Examples:
 type simSummary struct {
 	lines, events, out int
 	byType             map[string]int
-	rejected           map[string][]int // dead-letter code -> line numbers
+	rejected           []simRejection
+}
+
+// simRejection is a rejected line: its number, code and reason.
+type simRejection struct {
+	line         int
+	code, reason string
 }
 
 // simulate feeds the lines of in to h in batches as records of one
 // partition, the line number as offset, and writes the values of the
 // produced records as lines to w.
 func simulate(ctx context.Context, in io.Reader, batch, maxBytes int, h consumer.Handler, w io.Writer, sum *simSummary) error {
-	sum.byType, sum.rejected = map[string]int{}, map[string][]int{}
+	sum.byType = map[string]int{}
 	sc := bufio.NewScanner(in)
 	// One byte over the limit still scans, so the handler rejects the line
 	// as oversize instead of the scanner stopping the run.
@@ -133,7 +149,7 @@ func simulate(ctx context.Context, in io.Reader, batch, maxBytes int, h consumer
 		}
 		sum.events += len(recs) - len(res.Poison)
 		for _, p := range res.Poison {
-			sum.rejected[p.Code] = append(sum.rejected[p.Code], int(p.Record.Offset)+1)
+			sum.rejected = append(sum.rejected, simRejection{int(p.Record.Offset) + 1, p.Code, p.Reason})
 		}
 		for _, r := range res.Out {
 			if t := ceType(r); t != "" {
@@ -189,27 +205,21 @@ func (s *simSummary) print(w io.Writer) {
 			types = append(types, fmt.Sprintf("%d %s", n, k))
 		}
 	}
-	rejected := 0
-	for _, ls := range s.rejected {
-		rejected += len(ls)
-	}
-	fmt.Fprintf(w, "simulate: %d lines, %d events applied, %d rejected; %d events out", s.lines, s.events, rejected, s.out)
+	fmt.Fprintf(w, "simulate: %d lines, %d events applied, %d rejected; %d events out", s.lines, s.events, len(s.rejected), s.out)
 	if len(types) > 0 {
 		fmt.Fprintf(w, " (commands: %s)", strings.Join(types, ", "))
 	}
 	fmt.Fprintln(w)
-	codes := make([]string, 0, len(s.rejected))
-	for c := range s.rejected {
-		codes = append(codes, c)
-	}
-	sort.Strings(codes)
-	for _, c := range codes {
-		ls := s.rejected[c]
-		shown := ls[:min(len(ls), 20)]
-		txt := strings.Trim(strings.Join(strings.Fields(fmt.Sprint(shown)), ", "), "[]")
-		if len(ls) > len(shown) {
-			txt += fmt.Sprintf(" and %d more", len(ls)-len(shown))
+	const most = 100
+	sort.SliceStable(s.rejected, func(i, j int) bool { return s.rejected[i].line < s.rejected[j].line })
+	for _, r := range s.rejected[:min(len(s.rejected), most)] {
+		fmt.Fprintf(w, "  line %d: %s", r.line, r.code)
+		if r.reason != "" {
+			fmt.Fprintf(w, " %s", r.reason)
 		}
-		fmt.Fprintf(w, "  rejected %s: line %s\n", c, txt)
+		fmt.Fprintln(w)
+	}
+	if n := len(s.rejected) - most; n > 0 {
+		fmt.Fprintf(w, "  and %d more rejected lines\n", n)
 	}
 }

@@ -36,8 +36,9 @@ func writeEvents(t *testing.T, records int, extra ...string) string {
 
 func TestSimulatePrintsCloudEventsAndSummary(t *testing.T) {
 	t.Parallel()
-	path := writeEvents(t, 200, "not json", `{"tenant":"acme","object":"deal","id":"d1","op":"upsert"}`)
-	code, stdout, stderr := runMain(t, nil, "simulate", "--input", path, "--batch", "64")
+	path := writeEvents(t, 200, "not json", `{"tenant":"acme","object":"deal","id":"d1","op":"upsert"}`,
+		`{"tenant":"acme","object":"lead","id":"L9","op":"patch","modified_at":"2026-02-30T00:00:00Z"}`)
+	code, stdout, stderr := runMain(t, nil, "simulate", "--input", path, "--batch", "64", "--allow-rejected")
 	if code != exitOK {
 		t.Fatalf("code %d: %s", code, stderr)
 	}
@@ -65,17 +66,23 @@ func TestSimulatePrintsCloudEventsAndSummary(t *testing.T) {
 	if types["io.leadconv.lead.convert.v1"] == 0 || types["io.leadconv.records.merge.v1"] == 0 {
 		t.Errorf("types %v: want conversions and merges", types)
 	}
-	want := "events applied, 2 rejected; " + strconv.Itoa(len(lines)) + " events out"
-	for _, w := range []string{want, "rejected not_json: line", "rejected unknown_object: line"} {
+	want := "events applied, 3 rejected; " + strconv.Itoa(len(lines)) + " events out"
+	for _, w := range []string{want, ": not_json value is not a single JSON document\n", ": unknown_object /object: enum\n",
+		": schema_violation /modified_at: format date-time\n"} {
 		if !strings.Contains(stderr, w) {
 			t.Errorf("summary lacks %q:\n%s", w, stderr)
 		}
 	}
 
 	// Deterministic: the same input gives the same output, batch size aside.
-	_, again, _ := runMain(t, nil, "simulate", "--input", path, "--batch", "64")
+	// Without --allow-rejected the same run fails, after printing the same
+	// commands.
+	code, again, stderr := runMain(t, nil, "simulate", "--input", path, "--batch", "64")
 	if again != stdout {
 		t.Error("a second run printed other commands")
+	}
+	if code != exitError || !strings.Contains(stderr, "3 line(s) rejected") {
+		t.Errorf("with rejected lines: code %d, %s", code, stderr)
 	}
 }
 

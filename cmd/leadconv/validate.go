@@ -38,7 +38,7 @@ Exit status 0 when the file is valid, 1 when it is not, 2 on a usage error.`,
 					return err
 				}
 				tenants := f.Tenants()
-				msg := "no tenant overrides: every tenant gets the defaults"
+				msg := "no tenant overrides: every tenant gets the defaults block"
 				if len(tenants) > 0 {
 					msg = fmt.Sprintf("%d tenant(s) configured: %s; other tenants get the defaults", len(tenants), strings.Join(tenants, ", "))
 				}

@@ -45,3 +45,30 @@ func TestValidateConfigUsage(t *testing.T) {
 		t.Fatalf("missing file: code %d, %q", code, stderr)
 	}
 }
+
+// One run names every mistake of a file, and an empty file is an error,
+// not "every tenant gets the defaults".
+func TestValidateConfigEveryErrorAndEmptyFile(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	src := "defaults:\n  engine: {crm: pipedrive, max_cluster_sise: 3}\ntenants:\n  acme:\n    engine:\n      master: {stratgy: most_complete}\n      fields: {default: newest}\n"
+	if err := os.WriteFile(bad, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runMain(t, nil, "validate-config", bad)
+	if code != exitError {
+		t.Fatalf("code %d, %s", code, stderr)
+	}
+	for _, want := range []string{"defaults.engine.crm", "defaults.engine.max_cluster_sise", "tenants.acme.engine.master.stratgy", "tenants.acme.engine.fields.default"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("error does not mention %q:\n%s", want, stderr)
+		}
+	}
+	empty := filepath.Join(dir, "empty.yaml")
+	if err := os.WriteFile(empty, []byte("# all commented out\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, stdout, stderr := runMain(t, nil, "validate-config", empty); code != exitError || stdout != "" || !strings.Contains(stderr, "holds no settings") {
+		t.Fatalf("empty file: code %d stdout %q stderr %q", code, stdout, stderr)
+	}
+}

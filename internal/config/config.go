@@ -26,11 +26,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/leadconv/leadconv/engine"
 	"github.com/leadconv/leadconv/ingest"
@@ -135,10 +136,10 @@ func shipped() block {
 	return block{Engine: engine.DefaultConfig(), Matching: matcher.DefaultConfig(), ContactFields: record.FieldMap{}}
 }
 
-// Default returns the configuration of an empty file: the shipped defaults
-// for every tenant.
+// Default returns the shipped defaults for every tenant: what running
+// without a file gives, and what a file of `{}` gives.
 func Default() *File {
-	f, err := build(nil, nil)
+	f, err := build(nil, nil, false)
 	if err != nil {
 		// The shipped defaults are validated by TestDefault.
 		panic("config: shipped defaults are invalid: " + err.Error())
@@ -159,32 +160,54 @@ func Load(path string) (*File, error) {
 	return f, nil
 }
 
-// Parse parses a configuration file's content. An empty document gives the
-// shipped defaults.
+// errEmpty and errMultiDoc refuse files whose content would silently mean
+// something else: a truncated or emptied file would give every tenant the
+// shipped defaults, and a second document would be ignored.
+var (
+	errEmpty    = errors.New("config: the file holds no settings (empty, only comments, or null); write `defaults: {}` for the shipped defaults, or start without --config")
+	errMultiDoc = errors.New("config: the file holds more than one YAML document (a `---` separator); put the defaults and every tenant in one document")
+)
+
+// Parse parses a configuration file's content: exactly one YAML document
+// whose top level is a mapping (`{}` gives the shipped defaults). Every error
+// of the file is reported at once, each under its YAML path.
 func Parse(b []byte) (*File, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
 	var doc yaml.Node
-	if err := yaml.Unmarshal(b, &doc); err != nil {
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errEmpty
+		}
 		return nil, fmt.Errorf("config: %w", err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		return nil, errMultiDoc
 	}
 	var root *yaml.Node
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
 		root = doc.Content[0]
 	}
 	if root == nil || root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
-		return Default(), nil
+		return nil, errEmpty
 	}
 	// Path-named errors first; the strict decode below is the backstop for
 	// what the walk does not model (duplicate keys, excessive aliasing).
 	w := walker{budget: maxNodes}
 	w.walk(root, typeOfFileShape, "")
-	if len(w.errs) > 0 {
-		return nil, fmt.Errorf("config: %w", errors.Join(w.errs...))
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
 	var strict fileShape
-	if err := dec.Decode(&strict); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+	if len(w.errs) == 0 {
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&strict); err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+	}
+	if root.Kind != yaml.MappingNode || w.budget < 0 {
+		return nil, fmt.Errorf("config: %w", errors.Join(w.errs...))
 	}
 	var defaults *yaml.Node
 	tenants := map[string]*yaml.Node{}
@@ -198,25 +221,37 @@ func Parse(b []byte) (*File, error) {
 			}
 		}
 	}
-	f, err := build(defaults, tenants)
+	// The walk's errors, the inputs' and the semantic ones are reported
+	// together, so that one run of validate-config lists every mistake. The
+	// walk already named each type mismatch, so the decoder's own errors are
+	// dropped then.
+	f, err := build(defaults, tenants, len(w.errs) > 0)
+	errs := w.errs
 	if ierr := ingest.ValidateAll("inputs", strict.Inputs); ierr != nil {
-		return nil, errors.Join(err, fmt.Errorf("config: %w", ierr))
+		errs = append(errs, ierr)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("config: %w", errors.Join(append(errs, err)...))
 	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("config: %w", err)
 	}
 	f.inputs = strict.Inputs
 	return f, nil
 }
 
-// build resolves, validates and compiles the defaults and every tenant.
-func build(defaults *yaml.Node, tenants map[string]*yaml.Node) (*File, error) {
-	var errs []error
-	layers := []*yaml.Node{defaults}
-	dt, err := resolve("", "defaults", layers)
-	if err != nil {
-		// A broken defaults block would repeat its errors for every tenant.
-		return nil, fmt.Errorf("config: %w", err)
+// build resolves, validates and compiles the defaults and every tenant,
+// returning every error found. With lenient set, decode errors (already
+// reported by the walk) are ignored and validation goes on with what
+// decoded.
+func build(defaults *yaml.Node, tenants map[string]*yaml.Node, lenient bool) (*File, error) {
+	dt, err := resolve("", "defaults", []*yaml.Node{defaults}, lenient)
+	errs := leafErrors(err)
+	// A broken defaults block would repeat its errors under every tenant
+	// that inherits them: those are dropped, the tenants' own are kept.
+	inherited := map[string]bool{}
+	for _, e := range errs {
+		inherited[e.Error()] = true
 	}
 	f := &File{defaults: dt, tenants: make(map[string]*Tenant, len(tenants))}
 	for _, name := range sortedKeys(tenants) {
@@ -225,29 +260,45 @@ func build(defaults *yaml.Node, tenants map[string]*yaml.Node) (*File, error) {
 			errs = append(errs, fmt.Errorf("%s: %w", path, err))
 			continue
 		}
-		t, err := resolve(name, path, []*yaml.Node{defaults, tenants[name]})
-		if err != nil {
-			errs = append(errs, err)
-			continue
+		t, err := resolve(name, path, []*yaml.Node{defaults, tenants[name]}, lenient)
+		for _, e := range leafErrors(err) {
+			if !inherited[strings.Replace(e.Error(), path, "defaults", 1)] {
+				errs = append(errs, e)
+			}
 		}
 		f.tenants[name] = t
 	}
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("config: %w", errors.Join(errs...))
+		return nil, errors.Join(errs...)
 	}
 	return f, nil
 }
 
+// leafErrors flattens joined errors into their leaves.
+func leafErrors(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, leafErrors(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
 // resolve overlays layers on the shipped defaults and validates the result;
 // path names the last layer in errors.
-func resolve(name, path string, layers []*yaml.Node) (*Tenant, error) {
+func resolve(name, path string, layers []*yaml.Node, lenient bool) (*Tenant, error) {
 	b := shipped()
 	for _, n := range layers {
 		if n == nil {
 			continue
 		}
 		resetReplaced(&b.Engine, lookup(n, "engine"))
-		if err := n.Decode(&b); err != nil {
+		if err := n.Decode(&b); err != nil && !lenient {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 	}

@@ -55,8 +55,8 @@ func TestDefault(t *testing.T) {
 	if err := tn.Engine.Validate(""); err != nil {
 		t.Errorf("shipped engine config invalid: %v", err)
 	}
-	// An empty file, a null document and empty blocks are all the defaults.
-	for _, src := range []string{"", "# nothing\n", "~\n", "defaults: {}\ntenants: {}\n", "defaults:\n"} {
+	// Empty mappings and empty blocks are all the defaults.
+	for _, src := range []string{"{}\n", "defaults: {}\ntenants: {}\n", "defaults:\n"} {
 		got := mustTenant(t, mustParse(t, src), "anyone")
 		if !reflect.DeepEqual(got.Engine, tn.Engine) || !reflect.DeepEqual(got.Matching, tn.Matching) ||
 			!reflect.DeepEqual(got.ContactFields, tn.ContactFields) {
@@ -331,6 +331,71 @@ func TestBadConfigs(t *testing.T) {
 				t.Errorf("error %q does not start with config:", err)
 			}
 		})
+	}
+}
+
+// A file without settings or with several documents is refused: a file
+// emptied or truncated by mistake must not give every tenant the defaults,
+// and a second document must not be ignored.
+func TestEmptyAndMultiDocumentRefused(t *testing.T) {
+	for _, tc := range []struct{ name, src, want string }{
+		{"empty", "", "holds no settings"},
+		{"whitespace", "\n  \n", "holds no settings"},
+		{"comments only", "# tenants:\n#   acme: {}\n", "holds no settings"},
+		{"null", "~\n", "holds no settings"},
+		{"explicit null", "null\n", "holds no settings"},
+		{"document marker only", "---\n", "holds no settings"},
+		{"two documents", "defaults: {}\n---\ntenants:\n  acme: {}\n", "more than one YAML document"},
+		{"empty second document", "defaults: {}\n---\n", "more than one YAML document"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := config.Parse([]byte(tc.src))
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "config: ") {
+				t.Fatalf("Parse(%q) = %v, want an error containing %q", tc.src, err, tc.want)
+			}
+		})
+	}
+}
+
+// One parse reports every mistake of the file: unknown keys, wrong types
+// and invalid values, in the defaults and in every tenant, while errors a
+// tenant only inherits from the defaults are reported once.
+func TestEveryErrorInOnePass(t *testing.T) {
+	src := `defaults:
+  engine:
+    crm: pipedrive
+    max_cluster_sise: 9
+tenants:
+  acme:
+    engine:
+      master: {stratgy: most_complete}
+      fields: {default: newest}
+  beta:
+    engine:
+      max_cluster_size: lots
+    matching:
+      rules: [{name: r, all: [{field: Email, normalizer: mail, comparator: exact}]}]
+`
+	_, err := config.Parse([]byte(src))
+	if err == nil {
+		t.Fatal("Parse succeeded")
+	}
+	for _, w := range []string{
+		`defaults.engine.crm: unknown "pipedrive"`,
+		`defaults.engine.max_cluster_sise: unknown key`,
+		`tenants.acme.engine.master.stratgy: unknown key`,
+		`tenants.acme.engine.fields.default: unknown "newest"`,
+		`tenants.beta.engine.max_cluster_size: expected an integer`,
+		`tenants.beta.matching.rules[0].all[0].normalizer: unknown "mail"`,
+	} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error\n%v\ndoes not contain\n%s", err, w)
+		}
+	}
+	for _, dup := range []string{`tenants.acme.engine.crm`, `tenants.beta.engine.crm`} {
+		if strings.Contains(err.Error(), dup) {
+			t.Errorf("error repeats the inherited %s:\n%v", dup, err)
+		}
 	}
 }
 

@@ -128,6 +128,14 @@ func (o *Options) Check(ctx context.Context, brokers []string, opts []kgo.Opt) e
 	return errors.Join(errs...)
 }
 
+// Fatal reports whether an error of Check is one no retry mends: failed
+// authentication, a mechanism the broker refuses, or a TLS failure. Any
+// other (a refused connection, no answer) is a broker not up yet, which
+// start-up waits for.
+func Fatal(err error) bool {
+	return errors.Is(err, kerr.SaslAuthenticationFailed) || errors.Is(err, kerr.UnsupportedSaslMechanism) || tlsfile.Fatal(err)
+}
+
 func probe(ctx context.Context, broker string, opts []kgo.Opt) error {
 	var h saslHook
 	cl, err := kgo.NewClient(append(opts, kgo.SeedBrokers(broker), kgo.RequestRetries(0), kgo.WithHooks(&h))...)

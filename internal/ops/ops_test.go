@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,8 +48,14 @@ func TestServerEndpoints(t *testing.T) {
 	if code, body := get(t, h, "/healthz"); code != 200 || body != "ok\n" {
 		t.Fatalf("/healthz = %d %q", code, body)
 	}
-	if code, _ := get(t, h, "/readyz"); code != http.StatusServiceUnavailable {
-		t.Fatalf("/readyz before SetReady = %d, want 503", code)
+	// Starting: what is missing is named, with the check's error.
+	redisUp = false
+	if code, body := get(t, h, "/readyz"); code != http.StatusServiceUnavailable || body != "not ready: starting\nredis: down\n" {
+		t.Fatalf("/readyz while starting without redis = %d %q", code, body)
+	}
+	redisUp = true
+	if code, body := get(t, h, "/readyz"); code != http.StatusServiceUnavailable || body != "not ready: starting\n" {
+		t.Fatalf("/readyz before SetReady = %d %q, want 503", code, body)
 	}
 	s.SetReady(true)
 	if code, body := get(t, h, "/readyz"); code != 200 {
@@ -60,6 +67,10 @@ func TestServerEndpoints(t *testing.T) {
 	}
 	if code, body := get(t, h, "/metrics"); code != 200 || !strings.Contains(body, "leadconv_test_total 3") {
 		t.Fatalf("/metrics = %d %q", code, body)
+	}
+	s.SetReady(false)
+	if code, body := get(t, h, "/readyz"); code != http.StatusServiceUnavailable || body != "not ready: stopping\n" {
+		t.Fatalf("/readyz stopping = %d %q", code, body)
 	}
 }
 
@@ -183,5 +194,27 @@ func TestProgressLogsWhenNotATerminal(t *testing.T) {
 	}
 	if last["message"] != "progress final" || last["done"] != 100.0 {
 		t.Fatalf("final progress line = %v", last)
+	}
+}
+
+// A dependency that is merely down is waited for; one whose error no wait
+// mends (refused credentials) stops the wait at once with that error.
+func TestAwaitDependenciesFatal(t *testing.T) {
+	down := errors.New("connection refused")
+	denied := errors.New("WRONGPASS invalid username-password pair")
+	var pings atomic.Int32
+	dep := Dependency{Name: "redis", Addr: "127.0.0.1:1",
+		Ping: func(context.Context) error {
+			if pings.Add(1) < 3 {
+				return down
+			}
+			return denied
+		},
+		Fatal: func(err error) bool { return errors.Is(err, denied) }}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := AwaitDependencies(ctx, zerolog.Nop(), dep)
+	if !errors.Is(err, denied) || pings.Load() != 3 {
+		t.Fatalf("err %v after %d pings, want the fatal error at the third", err, pings.Load())
 	}
 }

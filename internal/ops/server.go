@@ -24,16 +24,20 @@ type Check func(ctx context.Context) error
 // /healthz answers 200 while the process serves HTTP at all (liveness: only a
 // wedged process should be restarted). /readyz answers 200 when the service
 // has finished starting, is not shutting down and every check passes within
-// CheckTimeout; otherwise 503 with the names of the failing checks, so a load
-// balancer or orchestrator stops routing to it without killing it.
+// CheckTimeout; otherwise 503 saying whether it is starting or stopping and
+// naming each failing check with its error (`redis: dial tcp
+// 10.0.0.5:6379: connection refused`), so a load balancer or orchestrator
+// stops routing to it without killing it, and an operator sees what is
+// missing.
 type Server struct {
 	// CheckTimeout bounds each readiness check (default 2s).
 	CheckTimeout time.Duration
 
-	reg    prometheus.Gatherer
-	ready  atomic.Bool
-	mu     sync.Mutex
-	checks map[string]Check
+	reg     prometheus.Gatherer
+	ready   atomic.Bool
+	started atomic.Bool // was ready once: not ready now means stopping
+	mu      sync.Mutex
+	checks  map[string]Check
 }
 
 // NewServer returns a server exposing the metrics gathered by reg. It starts
@@ -50,7 +54,12 @@ func (s *Server) AddCheck(name string, c Check) {
 }
 
 // SetReady marks the service ready (started) or not (starting, stopping).
-func (s *Server) SetReady(ok bool) { s.ready.Store(ok) }
+func (s *Server) SetReady(ok bool) {
+	if ok {
+		s.started.Store(true)
+	}
+	s.ready.Store(ok)
+}
 
 // Handler returns the HTTP handler of the three endpoints.
 func (s *Server) Handler() http.Handler {
@@ -69,22 +78,31 @@ func writeText(w http.ResponseWriter, s string) (int, error) {
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	if !s.ready.Load() {
+	if !s.ready.Load() && s.started.Load() {
 		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = writeText(w, "not ready: starting or stopping\n")
+		_, _ = writeText(w, "not ready: stopping\n")
 		return
 	}
 	failed := s.failing(r.Context())
-	if len(failed) > 0 {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = writeText(w, "not ready: "+strings.Join(failed, ", ")+"\n")
+	var b strings.Builder
+	switch {
+	case !s.ready.Load():
+		b.WriteString("not ready: starting\n")
+	case len(failed) > 0:
+		b.WriteString("not ready\n")
+	default:
+		_, _ = writeText(w, "ok\n")
 		return
 	}
-	_, _ = writeText(w, "ok\n")
+	for _, f := range failed {
+		b.WriteString(f + "\n")
+	}
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_, _ = writeText(w, b.String())
 }
 
-// failing runs every check concurrently and returns the sorted names of
-// those that failed.
+// failing runs every check concurrently and returns "name: error" of each
+// that failed, sorted. Check errors name addresses, never record content.
 func (s *Server) failing(ctx context.Context) []string {
 	s.mu.Lock()
 	checks := make(map[string]Check, len(s.checks))
@@ -104,7 +122,7 @@ func (s *Server) failing(ctx context.Context) []string {
 			defer cancel()
 			if err := c(cctx); err != nil {
 				mu.Lock()
-				failed = append(failed, name)
+				failed = append(failed, name+": "+err.Error())
 				mu.Unlock()
 			}
 		})

@@ -35,17 +35,37 @@ type DecodeError = ingest.Error
 // code (see ErrorCode) are permanent; the record is dead-lettered.
 type Decoder func(b []byte, maxBytes int) (record.Event, error)
 
-// ErrorCode returns the dead-letter code of a permanent decoding error.
-func ErrorCode(err error) (string, bool) {
+// Rejection is why an input can never be processed: the dead-letter code
+// and the reason, the failing JSON path and rule (`/created_at: format
+// date-time`), never a value, so it is safe in logs and headers.
+type Rejection struct {
+	Code, Reason string
+}
+
+// Rejected returns the rejection of a permanent input error: the errors of
+// this package's decoder, of schemas.DecodeEvent and of the CloudEvents
+// envelope. Any other error is not known to be permanent.
+func Rejected(err error) (Rejection, bool) {
 	var de *DecodeError
 	if errors.As(err, &de) {
-		return de.Code, true
+		return Rejection{de.Code, de.Detail}, true
+	}
+	var se *schemas.Error
+	if errors.As(err, &se) {
+		return Rejection{se.Code, se.Detail}, true
 	}
 	var ie *events.InputError
 	if errors.As(err, &ie) {
-		return ie.Code, true
+		return Rejection{ie.Code, ie.Reason}, true
 	}
-	return "", false
+	return Rejection{}, false
+}
+
+// ErrorCode returns the dead-letter code of a permanent input error (see
+// Rejected).
+func ErrorCode(err error) (string, bool) {
+	r, ok := Rejected(err)
+	return r.Code, ok
 }
 
 // DecodeEvent is the built-in decoder of the record event JSON. It accepts
@@ -113,18 +133,43 @@ func DecodeEvent(b []byte, maxBytes int) (record.Event, error) {
 	if unknown {
 		return record.Event{}, violation("/", "additionalProperties")
 	}
+	required := func(keys ...int) error {
+		var missing []string
+		for _, k := range keys {
+			if !has(k) {
+				missing = append(missing, eventKeys[k])
+			}
+		}
+		if missing == nil {
+			return nil
+		}
+		return violation("/", "required "+strings.Join(missing, ","))
+	}
 	pair := ev.Op == record.OpNotDuplicate || ev.Op == record.OpClearNotDuplicate
+	if err := required(keyTenant, keyObject, keyID, keyOp); err != nil {
+		return record.Event{}, err
+	}
 	switch {
-	case !has(keyTenant) || !has(keyObject) || !has(keyID) || !has(keyOp):
-		return record.Event{}, violation("/", "required")
-	case ev.Op == record.OpUpsert && (!has(keyCreatedAt) || !has(keyModifiedAt)),
-		ev.Op == record.OpPatch && !has(keyModifiedAt),
-		pair && !has(keyOther):
-		return record.Event{}, violation("/", "required")
+	case ev.Op == record.OpUpsert:
+		err = required(keyCreatedAt, keyModifiedAt)
+	case ev.Op == record.OpPatch:
+		err = required(keyModifiedAt)
+	case pair:
+		err = required(keyOther)
+	}
+	if err != nil {
+		return record.Event{}, err
+	}
+	switch {
 	case pair && ev.Object == record.Account:
 		return record.Event{}, violation("/object", "enum")
 	case !pair && has(keyOther):
 		return record.Event{}, violation("/", "not")
+	}
+	// The strings read above were checked where they were read; this
+	// covers what was skipped (an earlier value of a repeated key).
+	if !schemas.ValidUTF8(b) {
+		return record.Event{}, violation("/", schemas.RuleUTF8)
 	}
 	return ev, nil
 }
@@ -181,7 +226,10 @@ func topMembers(b []byte, raw *[numKeys][]byte) (unknown bool, err error) {
 func keyIndex(key []byte, esc bool) int {
 	s := string(key)
 	if esc || !utf8.Valid(key) {
-		s = unquote(key)
+		var ok bool
+		if s, ok = unquote(key); !ok {
+			return -1 // not a known key: refused as additionalProperties
+		}
 	}
 	for k, name := range eventKeys {
 		if s == name {
@@ -192,15 +240,19 @@ func keyIndex(key []byte, esc bool) int {
 }
 
 // unquote decodes the raw text of a valid JSON string that has escapes or
-// invalid UTF-8, exactly as encoding/json does.
-func unquote(raw []byte) string {
+// invalid UTF-8, as encoding/json does; false when it is not valid UTF-8 or
+// escapes a lone surrogate, which encoding/json would replace by U+FFFD.
+func unquote(raw []byte) (string, bool) {
+	if !schemas.ValidUTF8(raw) {
+		return "", false
+	}
 	q := make([]byte, 0, len(raw)+2)
 	q = append(append(append(q, '"'), raw...), '"')
 	var s string
 	if err := json.Unmarshal(q, &s); err != nil {
 		panic("pipeline: unquote of a checked string: " + err.Error())
 	}
-	return s
+	return s, true
 }
 
 // decoder holds the strings of one event.
@@ -209,14 +261,15 @@ type decoder struct {
 }
 
 // str returns the string whose raw text (between the quotes) is raw, a
-// slice of the event's shared string when raw needs no unescaping.
-func (d *decoder) str(raw []byte) string {
+// slice of the event's shared string when raw needs no unescaping; false
+// when it is not valid UTF-8 (see unquote).
+func (d *decoder) str(raw []byte) (string, bool) {
 	if bytes.IndexByte(raw, '\\') >= 0 || !utf8.Valid(raw) {
 		return unquote(raw)
 	}
 	n := d.sb.Len()
 	d.sb.Write(raw)
-	return d.sb.String()[n:]
+	return d.sb.String()[n:], true
 }
 
 // text decodes a string member. max > 0 bounds its length in characters;
@@ -226,12 +279,15 @@ func (d *decoder) text(v []byte, key string, max int, ident bool) (string, error
 	if v[0] != '"' {
 		return "", violation("/"+key, "type")
 	}
-	s := d.str(v[1 : len(v)-1])
+	s, ok := d.str(v[1 : len(v)-1])
+	if !ok {
+		return "", violation("/"+key, schemas.RuleUTF8)
+	}
 	if !ident {
 		return s, nil
 	}
 	if n := utf8.RuneCountInString(s); n == 0 || n > max {
-		return "", violation("/"+key, "length")
+		return "", violation("/"+key, fmt.Sprintf("length 1..%d", max))
 	}
 	for _, r := range s {
 		if r <= ' ' || (key == "tenant" && (r == '{' || r == '}')) {
@@ -247,17 +303,21 @@ func timestamp(v []byte, key string) (time.Time, error) {
 	}
 	s := v[1 : len(v)-1]
 	if bytes.IndexByte(s, '\\') >= 0 || !utf8.Valid(s) {
-		s = []byte(unquote(s))
+		u, ok := unquote(s)
+		if !ok {
+			return time.Time{}, violation("/"+key, schemas.RuleUTF8)
+		}
+		s = []byte(u)
 	}
 	if !dateTimeShape(s) {
-		return time.Time{}, violation("/"+key, "pattern")
+		return time.Time{}, violation("/"+key, "format date-time")
 	}
 	if t, ok := parseUTC(s); ok {
 		return t, nil
 	}
 	t, err := time.Parse(time.RFC3339Nano, string(s))
 	if err != nil {
-		return time.Time{}, violation("/"+key, "format")
+		return time.Time{}, violation("/"+key, "format date-time")
 	}
 	return t, nil
 }
@@ -410,10 +470,16 @@ func (d *decoder) fields(v []byte) (record.Fields, error) {
 	})
 	f := make(record.Fields, len(ms))
 	for _, m := range ms {
+		k, ok := d.str(m.key)
+		if !ok {
+			return nil, violation("/fields", "propertyNames "+schemas.RuleUTF8)
+		}
 		var x any
 		switch m.value[0] {
 		case '"':
-			x = d.str(m.value[1 : len(m.value)-1])
+			if x, ok = d.str(m.value[1 : len(m.value)-1]); !ok {
+				return nil, violation("/fields/"+k, schemas.RuleUTF8)
+			}
 		case 't':
 			x = true
 		case 'f':
@@ -423,9 +489,11 @@ func (d *decoder) fields(v []byte) (record.Fields, error) {
 		case '{', '[':
 			x = nested{}
 		default:
-			x = json.Number(d.str(m.value))
+			// A number is ASCII.
+			n, _ := d.str(m.value)
+			x = json.Number(n)
 		}
-		f[d.str(m.key)] = x
+		f[k] = x
 	}
 	for k, x := range f {
 		if _, ok := x.(nested); ok {
@@ -449,7 +517,7 @@ func (d *decoder) other(v []byte) (*record.Ref, error) {
 	eachMember(v, 0, 1, func(key []byte, esc bool, value []byte) {
 		s := string(key)
 		if esc || !utf8.Valid(key) {
-			s = unquote(key)
+			s, _ = unquote(key) // "" for invalid UTF-8: an unknown key
 		}
 		switch s {
 		case "object":

@@ -65,10 +65,20 @@ var decodeCases = []struct {
 	{"empty field name", `{"tenant":"acme","object":"lead","id":"L1","op":"patch","modified_at":"2026-01-02T03:04:05Z","fields":{"":1}}`, pipeline.CodeSchemaViolation},
 	{"fields null", `{"tenant":"acme","object":"lead","id":"L1","op":"delete","fields":null}`, ""},
 	{"oversize", `{"tenant":"acme","object":"lead","id":"L1","op":"delete","fields":{"Notes":"` + strings.Repeat("x", decodeLimit) + `"}}`, pipeline.CodeOversize},
-	{"escaped keys and values", `{"\u0074enant":"ac\u006de","object":"l\u0065ad","id":"L\/1","op":"upsert","created_at":"2026-01-02T03:04:05Z","modified_at":"2026-01-02T03:04:05Z","fields":{"E\u006dail":"a\"b\\c\n","\ud83d\ude00":"\ud800"}}`, ""},
+	{"escaped keys and values", `{"\u0074enant":"ac\u006de","object":"l\u0065ad","id":"L\/1","op":"upsert","created_at":"2026-01-02T03:04:05Z","modified_at":"2026-01-02T03:04:05Z","fields":{"E\u006dail":"a\"b\\c\n","\ud83d\ude00":"\uD83D\uDE00 \\ud800 \ufffd"}}`, ""},
+	{"lone high surrogate", `{"tenant":"acme","object":"lead","id":"L1","op":"delete","fields":{"a":"\ud800"}}`, pipeline.CodeSchemaViolation},
+	{"lone low surrogate in an id", `{"tenant":"acme","object":"lead","id":"L\udc001","op":"delete"}`, pipeline.CodeSchemaViolation},
+	{"high surrogate then a letter", `{"tenant":"acme","object":"lead","id":"L\ud800\u0041","op":"delete"}`, pipeline.CodeSchemaViolation},
+	{"U+FFFD itself", "{\"tenant\":\"acme\",\"object\":\"lead\",\"id\":\"L\xef\xbf\xbd1\",\"op\":\"delete\"}", ""},
 	{"escaped timestamp", `{"tenant":"acme","object":"lead","id":"L1","op":"delete","modified_at":"2026-01-02T03:04:05\u005a"}`, ""},
 	{"escaped unknown key", `{"tenant":"acme","object":"lead","id":"L1","op":"delete","\u0074enants":1}`, pipeline.CodeSchemaViolation},
-	{"invalid UTF-8", "{\"tenant\":\"acme\",\"object\":\"lead\",\"id\":\"L\xff1\",\"op\":\"delete\",\"fields\":{\"N\xc3\":\"\xe2\x82\"}}", ""},
+	// Replacing invalid UTF-8 by U+FFFD would make different ids one.
+	{"invalid UTF-8 in an id", "{\"tenant\":\"acme\",\"object\":\"lead\",\"id\":\"L\xff1\",\"op\":\"delete\"}", pipeline.CodeSchemaViolation},
+	{"invalid UTF-8 in a tenant", "{\"tenant\":\"ac\xc3\",\"object\":\"lead\",\"id\":\"L1\",\"op\":\"delete\"}", pipeline.CodeSchemaViolation},
+	{"invalid UTF-8 in a field value", "{\"tenant\":\"acme\",\"object\":\"lead\",\"id\":\"L1\",\"op\":\"delete\",\"fields\":{\"N\":\"\xe2\x82\"}}", pipeline.CodeSchemaViolation},
+	{"invalid UTF-8 in a field name", "{\"tenant\":\"acme\",\"object\":\"lead\",\"id\":\"L1\",\"op\":\"delete\",\"fields\":{\"N\xc3\":\"x\"}}", pipeline.CodeSchemaViolation},
+	{"invalid UTF-8 in the other id", "{\"tenant\":\"acme\",\"object\":\"lead\",\"id\":\"L1\",\"op\":\"not_duplicate\",\"other\":{\"object\":\"lead\",\"id\":\"\xff\"}}", pipeline.CodeSchemaViolation},
+	{"invalid UTF-8 in a repeated key's first value", "{\"tenant\":\"\xff\",\"tenant\":\"acme\",\"object\":\"lead\",\"id\":\"L1\",\"op\":\"delete\"}", pipeline.CodeSchemaViolation},
 	{"invalid UTF-8 key", "{\"tenant\xff\":\"acme\",\"object\":\"lead\",\"id\":\"L1\",\"op\":\"delete\"}", pipeline.CodeSchemaViolation},
 	{"repeated keys, the last counts", `{"tenant":"a{b}","tenant":"acme","object":"deal","object":"lead","id":"L1","op":"delete","fields":{"X":{"y":1},"X":"z"}}`, ""},
 	{"repeated field, nested last", `{"tenant":"acme","object":"lead","id":"L1","op":"delete","fields":{"X":"z","X":[1]}}`, pipeline.CodeSchemaViolation},
@@ -112,6 +122,50 @@ func TestDecodeEvent(t *testing.T) {
 			}
 			agreesWithSchema(t, []byte(tc.in))
 		})
+	}
+}
+
+// A refusal says which member failed which rule, and never a value.
+func TestDecodeRejectionReason(t *testing.T) {
+	for _, tc := range []struct{ name, in, reason string }{
+		{"bad time", `{"tenant":"acme","object":"lead","id":"L1","op":"patch","modified_at":"yesterday"}`, "/modified_at: format date-time"},
+		{"february 30", `{"tenant":"acme","object":"lead","id":"L1","op":"patch","modified_at":"2026-02-30T03:04:05Z"}`, "/modified_at: format date-time"},
+		{"upsert without times", `{"tenant":"acme","object":"lead","id":"L1","op":"upsert"}`, "/: required created_at,modified_at"},
+		{"missing id", `{"tenant":"acme","object":"lead","op":"delete"}`, "/: required id"},
+		{"long id", `{"tenant":"acme","object":"lead","id":"` + strings.Repeat("x", 257) + `","op":"delete"}`, "/id: length 1..256"},
+		{"invalid UTF-8 id", "{\"tenant\":\"acme\",\"object\":\"lead\",\"id\":\"Lsecret\xff\",\"op\":\"delete\"}", "/id: encoding UTF-8"},
+		{"invalid UTF-8 field", "{\"tenant\":\"acme\",\"object\":\"lead\",\"id\":\"L1\",\"op\":\"delete\",\"fields\":{\"Email\":\"secret\xff\"}}", "/fields/Email: encoding UTF-8"},
+		{"nested field", `{"tenant":"acme","object":"lead","id":"L1","op":"delete","fields":{"Email":{"secret":1}}}`, "/fields/Email: type"},
+		{"unknown object", `{"tenant":"acme","object":"secret","id":"L1","op":"delete"}`, "/object: enum"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := pipeline.DecodeEvent([]byte(tc.in), decodeLimit)
+			r, ok := pipeline.Rejected(err)
+			if !ok || r.Reason != tc.reason {
+				t.Fatalf("rejection %+v (%v), want reason %q", r, err, tc.reason)
+			}
+			if strings.Contains(r.Reason, "secret") || strings.Contains(err.Error(), "secret") {
+				t.Fatalf("reason carries a value: %q", r.Reason)
+			}
+		})
+	}
+}
+
+// schemas.DecodeEvent fits pipeline.Decoder: its refusals map to a code
+// (so the record is dead-lettered, not retried forever), with a reason.
+func TestSchemaDecoderErrorsAreCoded(t *testing.T) {
+	for _, tc := range decodeCases {
+		if tc.code == "" {
+			continue
+		}
+		_, err := schemas.DecodeEvent([]byte(tc.in), decodeLimit)
+		r, ok := pipeline.Rejected(err)
+		if !ok || r.Code == "" || r.Reason == "" {
+			t.Errorf("%s: %v has no rejection (%+v)", tc.name, err, r)
+		}
+		if code, ok := pipeline.ErrorCode(err); !ok || code != r.Code {
+			t.Errorf("%s: ErrorCode = %q, %v", tc.name, code, ok)
+		}
 	}
 }
 

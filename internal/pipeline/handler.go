@@ -120,11 +120,11 @@ func (h *Handler) Handle(ctx context.Context, _ string, _ int32, recs []*kgo.Rec
 		var err error
 		ins, extra, err = h.decode(ins, extra, r)
 		if err != nil {
-			code, ok := ErrorCode(err)
+			rej, ok := Rejected(err)
 			if !ok {
 				return consumer.Result{}, err
 			}
-			res.Poison = append(res.Poison, consumer.Poison{Record: r, Code: code})
+			res.Poison = append(res.Poison, consumer.Poison{Record: r, Code: rej.Code, Reason: rej.Reason})
 		}
 	}
 	changes, ins, refused, err := h.apply(ctx, ins)

@@ -76,9 +76,23 @@ func (o *Options) Check() error {
 // Open connects and pings. The error of a failed ping names the servers and
 // the cause (an untrusted certificate, wrong credentials).
 func (o *Options) Open(ctx context.Context) (redis.UniversalClient, Topology, error) {
-	p, err := o.parse()
+	c, err := o.Client()
 	if err != nil {
 		return nil, "", err
+	}
+	if err := o.Ping(ctx, c); err != nil {
+		_ = c.Close()
+		return nil, "", err
+	}
+	p, _ := o.parse()
+	return c, p.topology, nil
+}
+
+// Client returns the client of o without connecting.
+func (o *Options) Client() (redis.UniversalClient, error) {
+	p, err := o.parse()
+	if err != nil {
+		return nil, err
 	}
 	var c redis.UniversalClient
 	switch p.topology {
@@ -89,14 +103,44 @@ func (o *Options) Open(ctx context.Context) (redis.UniversalClient, Topology, er
 	default:
 		c = redis.NewClient(p.single)
 	}
-	if err := c.Ping(ctx).Err(); err != nil {
-		_ = c.Close()
-		if errors.Is(err, io.EOF) && !p.tls {
-			err = fmt.Errorf("the server closed the connection (a TLS port needs a rediss URL): %w", err)
-		}
-		return nil, "", fmt.Errorf("redis %s %s: %w", p.topology, strings.Join(p.addrs, ","), tlsfile.Explain(err, "--redis-tls"))
+	return c, nil
+}
+
+// Addrs names the servers of o for the logs.
+func (o *Options) Addrs() string {
+	p, err := o.parse()
+	if err != nil {
+		return ""
 	}
-	return c, p.topology, nil
+	return strings.Join(p.addrs, ",")
+}
+
+// Ping checks that c, a client of o, answers; a failure names the servers
+// and the cause.
+func (o *Options) Ping(ctx context.Context, c redis.UniversalClient) error {
+	err := c.Ping(ctx).Err()
+	if err == nil {
+		return nil
+	}
+	p, perr := o.parse()
+	if perr != nil {
+		return perr
+	}
+	if errors.Is(err, io.EOF) && !p.tls {
+		err = fmt.Errorf("the server closed the connection (a TLS port needs a rediss URL): %w", err)
+	}
+	return fmt.Errorf("redis %s %s: %w", p.topology, strings.Join(p.addrs, ","), tlsfile.Explain(err, "--redis-tls"))
+}
+
+// Fatal reports whether err is one no retry mends: an untrusted or
+// mismatched certificate, or refused credentials. Start-up stops on it
+// instead of waiting.
+func Fatal(err error) bool {
+	if tlsfile.Fatal(err) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "WRONGPASS") || strings.Contains(msg, "NOAUTH") || strings.Contains(msg, "NOPERM")
 }
 
 func (o *Options) parse() (*parsed, error) {

@@ -77,3 +77,16 @@ func Explain(err error, flag string) error {
 	}
 	return err
 }
+
+// Fatal reports whether err is a TLS failure no retry mends: a certificate
+// that is not trusted, not valid for the name or invalid, a server that does
+// not speak TLS, or a refused handshake.
+func Fatal(err error) bool {
+	var unknown x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var header tls.RecordHeaderError
+	var alert tls.AlertError
+	return errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid) ||
+		errors.As(err, &header) || errors.As(err, &alert) || strings.Contains(err.Error(), "remote error: tls:")
+}

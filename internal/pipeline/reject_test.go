@@ -1,0 +1,55 @@
+package pipeline_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/leadconv/leadconv/consumer"
+	"github.com/leadconv/leadconv/internal/pipeline"
+	"github.com/leadconv/leadconv/internal/testutil/kafkatest"
+	"github.com/leadconv/leadconv/internal/testutil/redistest"
+	"github.com/leadconv/leadconv/matcher"
+	"github.com/leadconv/leadconv/schemas"
+)
+
+// A record schemas.DecodeEvent refuses is dead-lettered with its code and
+// the failing path and rule, for either decoder; it is never a batch error
+// (which would be retried forever). The dead letter carries the reason in
+// a header, and neither names the value.
+func TestRejectionReachesTheDeadLetter(t *testing.T) {
+	cfg, err := pipeline.GeneratedConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := redistest.New(t)
+	good := &kgo.Record{Topic: recordsTopic, Offset: 0, Value: []byte(`{"tenant":"acme","object":"lead","id":"L1","op":"delete"}`)}
+	bad := &kgo.Record{Topic: recordsTopic, Offset: 1, Value: []byte(`{"tenant":"acme","object":"lead","id":"L2","op":"patch","modified_at":"secret-value"}`)}
+	for _, d := range []struct {
+		name   string
+		decode pipeline.Decoder
+		reason string
+	}{{"pipeline", pipeline.DecodeEvent, "/modified_at: format date-time"}, {"schemas", schemas.DecodeEvent, "/modified_at: format date-time"}} {
+		t.Run(d.name, func(t *testing.T) {
+			store := matcher.NewStore(srv.Client(), matcher.StoreOptions{Namespace: redistest.Namespace(t), Rules: cfg.Rules})
+			h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, Decode: d.decode}, store, cfg)
+			res, err := h.Handle(t.Context(), recordsTopic, 0, []*kgo.Record{good, bad})
+			if err != nil {
+				t.Fatalf("batch error (retried forever): %v", err)
+			}
+			if len(res.Poison) != 1 || res.Poison[0].Record != bad || res.Poison[0].Code != pipeline.CodeSchemaViolation || res.Poison[0].Reason != d.reason {
+				t.Fatalf("poison %+v, want %s with reason %q", res.Poison, pipeline.CodeSchemaViolation, d.reason)
+			}
+			dl := consumer.DeadLetter(dlqTopic, res.Poison[0])
+			if got := string(kafkatest.Header(dl, consumer.HeaderErrorReason)); got != d.reason {
+				t.Fatalf("reason header %q, want %q", got, d.reason)
+			}
+			for _, h := range dl.Headers {
+				if strings.Contains(string(h.Value), "secret") {
+					t.Fatalf("header %s carries the value: %q", h.Key, h.Value)
+				}
+			}
+		})
+	}
+}
