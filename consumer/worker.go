@@ -31,7 +31,7 @@ type worker struct {
 	paused bool
 	wake   chan struct{}
 	quit   chan struct{}
-	done chan struct{}
+	done   chan struct{}
 	// ctx is cancelled when the worker must abandon its batch (grace expired,
 	// partition lost).
 	ctx    context.Context
