@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
 )
 
@@ -104,6 +105,29 @@ func NewResident(o ResidentOptions) *Resident {
 
 // Bytes is the estimated size of the resident state.
 func (r *Resident) Bytes() int64 { return r.bytes.Load() }
+
+// Stats are the counters of a Resident so far: batches applied, their
+// Redis round trips, and key lookups answered from memory or from Redis.
+type Stats struct {
+	Batches, RoundTrips, Hits, Misses float64
+}
+
+// Stats reads the counters (benchmarks report them per phase).
+func (r *Resident) Stats() Stats {
+	var m dto.Metric
+	_ = r.roundTrips.Write(&m)
+	st := Stats{Batches: float64(m.GetHistogram().GetSampleCount()), RoundTrips: m.GetHistogram().GetSampleSum()}
+	_ = r.hits.Write(&m)
+	st.Hits = m.GetCounter().GetValue()
+	_ = r.miss.Write(&m)
+	st.Misses = m.GetCounter().GetValue()
+	return st
+}
+
+// Sub is the counters of s since an earlier reading.
+func (s Stats) Sub(before Stats) Stats {
+	return Stats{s.Batches - before.Batches, s.RoundTrips - before.RoundTrips, s.Hits - before.Hits, s.Misses - before.Misses}
+}
 
 // fullLoadRecords is the size up to which a tenant is loaded whole when an
 // owner first touches it, so that what it does not hold is known absent

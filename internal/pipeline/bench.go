@@ -104,6 +104,9 @@ type BenchResult struct {
 	PeakRSS int64
 	// ResidentBytes is the owners' resident matcher state at the end.
 	ResidentBytes int64
+	// MatcherFull and MatcherLatency are the owners' batches, Redis round
+	// trips and resident hits and misses of the full and latency phases.
+	MatcherFull, MatcherLatency matcher.Stats
 }
 
 // RSSSample is the resident set at a named point of the run.
@@ -207,6 +210,10 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 	if err := rawScript.Load(ctx, bc.Redis).Err(); err != nil {
 		return res, fmt.Errorf("pipeline: bench: load script: %w", err)
 	}
+	resident := matcher.NewResident(matcher.ResidentOptions{MaxBytes: bc.ResidentBytes, Logger: bc.Logger, Registerer: bc.Registerer})
+	owners := func() Owner {
+		return matcher.NewStore(bc.Redis, matcher.StoreOptions{Namespace: bc.Namespace, Rules: bc.Config.Rules, Resident: resident})
+	}
 	progress("raw")
 	raw := consumer.HandlerFunc(func(ctx context.Context, _ string, _ int32, recs []*kgo.Record) (consumer.Result, error) {
 		pipe := bc.Redis.Pipeline()
@@ -234,10 +241,7 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 	rss("raw")
 
 	progress("full")
-	resident := matcher.NewResident(matcher.ResidentOptions{MaxBytes: bc.ResidentBytes, Logger: bc.Logger, Registerer: bc.Registerer})
-	owners := func() Owner {
-		return matcher.NewStore(bc.Redis, matcher.StoreOptions{Namespace: bc.Namespace, Rules: bc.Config.Rules, Resident: resident})
-	}
+	stats0 := resident.Stats()
 	res.Full, err = throughput(ctx, n, func(done func(string, int32, []*kgo.Record)) (runner, error) {
 		return New(Config{
 			Brokers: brokers, Group: "bench-full", RecordsTopic: benchRecords, ByTenantTopic: benchByTenant,
@@ -258,6 +262,8 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 		res.Ratio = res.Full.PerSec / res.Raw.PerSec
 	}
 	rss("full")
+	stats1 := resident.Stats()
+	res.MatcherFull = stats1.Sub(stats0)
 
 	if len(bc.Brokers) == 0 {
 		// The in-process broker holds every record of the throughput runs in
@@ -302,6 +308,7 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 	rss("latency")
 	res.PeakRSS = readRSS("VmHWM")
 	res.ResidentBytes = resident.Bytes()
+	res.MatcherLatency = resident.Stats().Sub(stats1)
 	return res, nil
 }
 
