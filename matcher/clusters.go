@@ -86,7 +86,7 @@ func (v *view) clusters(s *Store, p *pending, old stored) error {
 
 	cid := ""
 	if old.exists() {
-		id, ok := v.cm[ref]
+		id, ok := v.cmOf(ref)
 		if !ok {
 			return v.inconsistent("cluster of " + ref + " unknown")
 		}
@@ -130,7 +130,7 @@ func (v *view) clusters(s *Store, p *pending, old stored) error {
 		}
 		cands := []cand{{cid, oldest, members}}
 		for _, n := range added {
-			nc, ok := v.cm[n]
+			nc, ok := v.cmOf(n)
 			if !ok || nc == "" {
 				return v.inconsistent("neighbour " + n + " without a cluster")
 			}
@@ -187,7 +187,7 @@ func (v *view) clusters(s *Store, p *pending, old stored) error {
 	missing := false
 	created := func(m string) int64 {
 		st, ok := v.recs[m]
-		if !ok {
+		if !ok && !v.complete {
 			missing = true
 		}
 		return st.created
@@ -268,7 +268,7 @@ func (v *view) clusters(s *Store, p *pending, old stored) error {
 func (v *view) relink(p *pending, old stored) (added, removed []string, ok bool) {
 	var oldn []string
 	if old.exists() {
-		a, ok := v.adj[p.ref]
+		a, ok := v.adjOf(p.ref)
 		if !ok {
 			return nil, nil, false
 		}
@@ -281,14 +281,14 @@ func (v *view) relink(p *pending, old stored) (added, removed []string, ok bool)
 		v.setAdj(p.ref, p.neighbors)
 	}
 	for _, n := range added {
-		a, ok := v.adj[n]
+		a, ok := v.adjOf(n)
 		if !ok {
 			return nil, nil, false
 		}
 		v.setAdj(n, append(strings.Fields(a), p.ref))
 	}
 	for _, n := range removed {
-		a, ok := v.adj[n]
+		a, ok := v.adjOf(n)
 		if !ok {
 			return nil, nil, false
 		}
@@ -313,7 +313,7 @@ func (v *view) components(members []string) (parts [][]string, ok bool) {
 		seen[m] = true
 		part := []string{m}
 		for i := 0; i < len(part); i++ {
-			a, ok := v.adj[part[i]]
+			a, ok := v.adjOf(part[i])
 			if !ok {
 				return nil, false
 			}

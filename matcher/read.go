@@ -182,6 +182,17 @@ func (s *Store) read(ctx context.Context, views []*view, rt *roundTrips) error {
 	l := s.newLoader()
 	for _, v := range views {
 		for _, p := range v.run.events {
+			if p.ev.Op == record.OpUpsert && p.ev.Object != record.Account {
+				if p.pre != nil {
+					p.blockHex = v.prepared(p)
+				} else {
+					p.blockHex = v.blocksOf(p, &p.ev.Record)
+				}
+			}
+			if v.complete {
+				// It lacks nothing: what it does not hold is absent.
+				continue
+			}
 			l.add(v, hR, p.ref)
 			if p.ev.Object == record.Account {
 				continue
@@ -192,14 +203,7 @@ func (s *Store) read(ctx context.Context, views []*view, rt *roundTrips) error {
 			if p.ev.Other != nil {
 				l.add(v, hX, refKey(*p.ev.Other))
 			}
-			if p.ev.Op == record.OpUpsert {
-				if p.pre != nil {
-					p.blockHex = v.prepared(p)
-				} else {
-					p.blockHex = v.blocksOf(p, &p.ev.Record)
-				}
-				l.add(v, hB, p.blockHex...)
-			}
+			l.add(v, hB, p.blockHex...)
 		}
 	}
 	if err := l.run(ctx, "read_events", rt); err != nil {
@@ -210,6 +214,9 @@ func (s *Store) read(ctx context.Context, views []*view, rt *roundTrips) error {
 	for _, v := range views {
 		if err := v.states(); err != nil {
 			return err
+		}
+		if v.complete {
+			continue
 		}
 		for _, p := range v.run.events {
 			old := v.recs[p.ref]
@@ -229,6 +236,9 @@ func (s *Store) read(ctx context.Context, views []*view, rt *roundTrips) error {
 	}
 	l = s.newLoader()
 	for _, v := range views {
+		if v.complete {
+			continue
+		}
 		for _, p := range v.run.events {
 			if p.skip || p.duplicate || p.banOnly || !p.next.live() || p.ev.Object == record.Account {
 				continue
@@ -249,6 +259,9 @@ func (s *Store) read(ctx context.Context, views []*view, rt *roundTrips) error {
 	ids := map[*view][]string{}
 	l = s.newLoader()
 	for _, v := range views {
+		if v.complete {
+			continue
+		}
 		seen := map[string]bool{}
 		use := func(ref string) {
 			if id := v.cm[ref]; id != "" && !seen[id] {

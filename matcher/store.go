@@ -96,6 +96,7 @@ type pending struct {
 	nextRec   *record.Record
 	prep      *Prepared
 	blockHex  []string
+	rules     map[string]string // block hex -> rule name, for warnings
 	neighbors []string
 	ban       string // "+ref" or "-ref"
 	banOnly   bool

@@ -2,7 +2,6 @@ package matcher
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,7 +22,6 @@ type view struct {
 	recs     map[string]stored
 	blocks   map[string]*blockView
 	bans     map[string]string
-	rules    map[string]string // block hex -> rule name, for warnings
 	cm       map[string]string
 	adj      map[string]string
 	cl       map[string]*clusterVal // nil: absent
@@ -75,7 +73,6 @@ func newView() *view {
 		recs:   map[string]stored{},
 		blocks: map[string]*blockView{},
 		bans:   map[string]string{},
-		rules:  map[string]string{},
 		cm:     map[string]string{},
 		adj:    map[string]string{},
 		cl:     map[string]*clusterVal{},
@@ -94,6 +91,27 @@ func parseBlock(raw string) *blockView {
 	b.members = strings.Fields(raw)
 	b.count = len(b.members)
 	return b
+}
+
+// adjOf, cmOf and block read the view: ok is false when it does not know
+// the key (a complete view knows every key: a missing one is absent).
+func (v *view) adjOf(ref string) (string, bool) {
+	a, ok := v.adj[ref]
+	return a, ok || v.complete
+}
+
+func (v *view) cmOf(ref string) (string, bool) {
+	id, ok := v.cm[ref]
+	return id, ok || v.complete
+}
+
+func (v *view) block(b string) *blockView {
+	bv := v.blocks[b]
+	if bv == nil && v.complete {
+		bv = &blockView{}
+		v.blocks[b] = bv
+	}
+	return bv
 }
 
 // knows reports whether the view holds field of hash h (absent included).
@@ -249,7 +267,6 @@ func (v *view) shed(n int) {
 			delete(v.acct, k)
 		}
 	}
-	clear(v.rules)
 	v.entries = 0 // measure again
 }
 
@@ -276,14 +293,14 @@ func (v *view) blocksOf(p *pending, rec *record.Record) []string {
 		return nil
 	}
 	keys, rules := blockKeys(p.prep)
-	maps.Copy(v.rules, rules)
+	p.rules = rules
 	return keys
 }
 
 // prepared takes an upsert's blocks from its eventPrep.
 func (v *view) prepared(p *pending) []string {
 	p.prep = p.pre.prep
-	maps.Copy(v.rules, p.pre.rules)
+	p.rules = p.pre.rules
 	return p.pre.keys
 }
 
@@ -569,7 +586,7 @@ func (v *view) neighbours(s *Store, p *pending) error {
 	clear(seen)
 	seen[p.ref] = true
 	for _, b := range p.next.blocks {
-		bv := v.blocks[b]
+		bv := v.block(b)
 		if bv == nil {
 			return fmt.Errorf("matcher: block of %s was not read", p.ev.Ref())
 		}
@@ -604,16 +621,15 @@ func (v *view) neighbours(s *Store, p *pending) error {
 	return nil
 }
 
-// moveBlocks mirrors apply.lua's block membership update in the view.
 // moveBlocks takes p's record out of the blocks it leaves and into the
-// ones it joins, and returns those blocks: the apply writes their new values.
+// ones it joins, and returns those blocks: the batch writes their new values.
 func (v *view) moveBlocks(s *Store, p *pending, old, next []string, maxBlock int) ([]string, error) {
 	var changed []string
 	for _, b := range old {
 		if slices.Contains(next, b) {
 			continue
 		}
-		bv := v.blocks[b]
+		bv := v.block(b)
 		if bv == nil {
 			return nil, fmt.Errorf("matcher: block %s of %s was not read", b, p.ref)
 		}
@@ -625,7 +641,7 @@ func (v *view) moveBlocks(s *Store, p *pending, old, next []string, maxBlock int
 		if slices.Contains(old, b) {
 			continue
 		}
-		bv := v.blocks[b]
+		bv := v.block(b)
 		if bv == nil {
 			return nil, fmt.Errorf("matcher: block %s of %s was not read", b, p.ref)
 		}
@@ -636,7 +652,7 @@ func (v *view) moveBlocks(s *Store, p *pending, old, next []string, maxBlock int
 		}
 		if bv.count > maxBlock {
 			bv.poisoned, bv.members = true, nil
-			s.warnOversize(v.rules[b], b)
+			s.warnOversize(p.rules[b], b)
 			continue
 		}
 		bv.members = append(bv.members, p.ref)
