@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -44,7 +45,7 @@ func BenchmarkStoreThroughput(b *testing.B) {
 			set := gen.New(gen.Options{Seed: 7, Records: stored + *benchEvents, ContactShare: 0.2})
 			events := set.Events()
 			preload, measured := events[:stored], events[stored:]
-			var rate, ceiling, goCPU, redisCPU, trips, resident float64
+			var rate, ceiling, goCPU, redisCPU, trips, resident, rss float64
 			for range b.N {
 				b.StopTimer()
 				srv := redistest.New(b)
@@ -64,11 +65,13 @@ func BenchmarkStoreThroughput(b *testing.B) {
 				trips1, batches1 := roundTripsOf(s)
 				trips = (trips1 - trips0) / (batches1 - batches0)
 				resident = float64(s.res.Bytes()) / (1 << 20)
+				rss = float64(readRSS()) / (1 << 20)
 				ceiling = evalshaCeiling(b, rdb, len(measured))
 				b.StartTimer()
 			}
 			b.ReportMetric(trips, "round_trips/batch")
 			b.ReportMetric(resident, "resident_MiB")
+			b.ReportMetric(rss, "rss_MiB")
 			b.ReportMetric(rate, "events/s")
 			b.ReportMetric(ceiling, "ceiling_events/s")
 			b.ReportMetric(rate/ceiling, "ratio")
@@ -184,4 +187,20 @@ func evalshaCeiling(b *testing.B, rdb redis.UniversalClient, n int) float64 {
 		}
 	}
 	return float64(n) / time.Since(start).Seconds()
+}
+
+// readRSS is this process's resident set in bytes (VmRSS; 0 where /proc is
+// not available).
+func readRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
