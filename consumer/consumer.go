@@ -57,6 +57,14 @@ type Handler interface {
 	Handle(ctx context.Context, topic string, partition int32, recs []*kgo.Record) (Result, error)
 }
 
+// Releaser is implemented by handlers that keep state per partition (its
+// owner): Release is called once a partition's worker stopped, before the
+// partition can be processed again here, so the next batch of it starts a
+// new owner.
+type Releaser interface {
+	Release(topic string, partition int32)
+}
+
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx context.Context, topic string, partition int32, recs []*kgo.Record) (Result, error)
 
@@ -238,12 +246,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 				last := p.Records[len(p.Records)-1].Offset
 				c.metrics.Lag.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(p.HighWatermark - last - 1))
 			}
-			// A worker stuck retrying an outage fills its queue: do not let
-			// that block a shutdown.
-			select {
-			case w.recs <- p.Records:
-			case <-ctx.Done():
-			}
+			// Never waits: a worker that falls behind (an outage, a slow
+			// batch) has its partition paused instead.
+			w.enqueue(p.Records)
 		})
 		c.mu.Unlock()
 		c.cl.AllowRebalance()
@@ -337,6 +342,10 @@ func (c *Consumer) stop(parts map[string][]int32, grace time.Duration) {
 	}
 	for _, w := range ws {
 		w.cancel()
+		w.unpause()
+		if r, ok := c.h.(Releaser); ok {
+			r.Release(w.topic, w.partition)
+		}
 	}
 }
 

@@ -319,3 +319,49 @@ func TestShutdownDuringOutage(t *testing.T) {
 		t.Fatalf("%d records produced during the outage", n)
 	}
 }
+
+// A partition whose batches keep failing holds up no other: the poll loop
+// never waits on its worker, its fetching is paused once the worker is
+// maxQueued batches behind, and it resumes and catches up once the failure
+// clears, with nothing lost.
+func TestFailingPartitionIsIsolated(t *testing.T) {
+	c := kafkatest.New(t, 2, in, out, dlq)
+	var healthy atomic.Int64
+	var broken atomic.Bool
+	broken.Store(true)
+	h := consumer.HandlerFunc(func(ctx context.Context, topic string, p int32, recs []*kgo.Record) (consumer.Result, error) {
+		if p == 0 && broken.Load() {
+			return consumer.Result{}, errors.New("redis: connection refused")
+		}
+		if p == 1 {
+			healthy.Add(int64(len(recs)))
+		}
+		return echo(ctx, topic, p, recs)
+	})
+	m := consumer.NewMetrics(prometheus.NewRegistry())
+	stop := start(t, c, h, m)
+	total := 0
+	for round := range 10 {
+		before := healthy.Load()
+		recs := make([]*kgo.Record, 20)
+		for i := range recs {
+			recs[i] = &kgo.Record{Topic: in, Key: []byte(strconv.Itoa(i)), Value: []byte(fmt.Sprintf("r%d-%d", round, i))}
+		}
+		c.Produce(recs...)
+		total += len(recs)
+		kafkatest.WaitFor(t, 10*time.Second, fmt.Sprintf("round %d on the healthy partition", round), func() bool {
+			return healthy.Load() > before
+		})
+	}
+	if got := testutil.ToFloat64(m.Paused); got < 1 {
+		t.Fatalf("paused metric %v: the failing partition was never paused", got)
+	}
+	broken.Store(false)
+	kafkatest.WaitFor(t, 20*time.Second, "every record committed", func() bool { return committed(t, c) == int64(total) })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(values(c.ReadAll(out))); got != total {
+		t.Fatalf("%d distinct outputs, want %d", got, total)
+	}
+}

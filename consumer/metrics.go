@@ -8,6 +8,7 @@ type Metrics struct {
 	DeadLetters *prometheus.CounterVec
 	Retries     *prometheus.CounterVec
 	Latency     prometheus.Histogram
+	Paused      prometheus.Counter
 }
 
 // NewMetrics registers the consumer's collectors with reg.
@@ -31,6 +32,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
 	}
-	reg.MustRegister(m.Lag, m.DeadLetters, m.Retries, m.Latency)
+	m.Paused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "leadconv_consumer_paused_total",
+		Help: "Times a partition's fetching was paused because its worker fell behind (resumed once it caught up).",
+	})
+	reg.MustRegister(m.Lag, m.DeadLetters, m.Retries, m.Latency, m.Paused)
 	return m
 }

@@ -4,11 +4,17 @@ import (
 	"context"
 	"math/rand/v2"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
+
+// maxQueued is the number of fetched batches a worker may have waiting
+// before its partition's fetching is paused; it resumes once the worker
+// caught up.
+const maxQueued = 4
 
 // worker owns one partition: it processes that partition's batches in order.
 type worker struct {
@@ -17,9 +23,15 @@ type worker struct {
 	partition int32
 	log       zerolog.Logger
 
-	recs chan []*kgo.Record
-	quit chan struct{}
-	done chan struct{}
+	// The poll loop queues batches without ever waiting on the worker; a
+	// full queue pauses the partition's fetching instead, so a busy or
+	// failing partition holds up no other.
+	mu     sync.Mutex
+	queue  [][]*kgo.Record
+	paused bool
+	wake   chan struct{}
+	quit   chan struct{}
+	done   chan struct{}
 	// ctx is cancelled when the worker must abandon its batch (grace expired,
 	// partition lost).
 	ctx    context.Context
@@ -30,12 +42,64 @@ func (c *Consumer) newWorker(topic string, p int32) *worker {
 	w := &worker{
 		c: c, topic: topic, partition: p,
 		log:  c.log.With().Str("topic", topic).Int32("partition", p).Logger(),
-		recs: make(chan []*kgo.Record, 4),
+		wake: make(chan struct{}, 1),
 		quit: make(chan struct{}),
 		done: make(chan struct{}),
 	}
 	w.ctx, w.cancel = context.WithCancel(c.base)
 	return w
+}
+
+// enqueue hands the worker a fetched batch; it never blocks. It pauses the
+// partition's fetching when the worker has fallen maxQueued batches behind.
+func (w *worker) enqueue(recs []*kgo.Record) {
+	w.mu.Lock()
+	w.queue = append(w.queue, recs)
+	pause := len(w.queue) >= maxQueued && !w.paused
+	if pause {
+		w.paused = true
+		w.c.cl.PauseFetchPartitions(map[string][]int32{w.topic: {w.partition}})
+	}
+	w.mu.Unlock()
+	if pause {
+		w.log.Debug().Msg("partition paused: its worker is behind")
+		if m := w.c.metrics; m != nil {
+			m.Paused.Inc()
+		}
+	}
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// next takes the oldest queued batch, resuming the partition's fetching
+// once the queue drained; nil when empty.
+func (w *worker) next() []*kgo.Record {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.queue) == 0 {
+		return nil
+	}
+	recs := w.queue[0]
+	w.queue[0] = nil
+	w.queue = w.queue[1:]
+	if w.paused && len(w.queue) == 0 {
+		w.paused = false
+		w.c.cl.ResumeFetchPartitions(map[string][]int32{w.topic: {w.partition}})
+	}
+	return recs
+}
+
+// unpause resumes a stopped worker's partition, so that it is fetched
+// again should it come back to this member.
+func (w *worker) unpause() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.paused {
+		w.paused = false
+		w.c.cl.ResumeFetchPartitions(map[string][]int32{w.topic: {w.partition}})
+	}
 }
 
 func (w *worker) run() {
@@ -48,13 +112,17 @@ func (w *worker) run() {
 			return
 		default:
 		}
-		select {
-		case <-w.quit:
-			return
-		case recs := <-w.recs:
-			if !w.process(recs) {
+		recs := w.next()
+		if recs == nil {
+			select {
+			case <-w.quit:
 				return
+			case <-w.wake:
 			}
+			continue
+		}
+		if !w.process(recs) {
+			return
 		}
 	}
 }

@@ -4,12 +4,13 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/leadconv/leadconv/internal/cpustat"
@@ -19,19 +20,19 @@ import (
 )
 
 var (
-	benchStored  = flag.String("matcher.stored", "10000,100000", "comma-separated numbers of leads stored before the measured run (add 1000000 for the scaling figure)")
-	benchEvents  = flag.Int("matcher.events", 100_000, "events applied in the measured run")
-	benchWorkers = flag.Int("matcher.workers", 4, "concurrent appliers, as partitions of one consumer")
-	benchBatch   = flag.Int("matcher.batch", 500, "events per Apply call, as one fetched batch")
-	benchCache   = flag.Int("matcher.cache", 0, "prepared records the store caches (0: its default)")
+	benchStored = flag.String("matcher.stored", "10000,100000", "comma-separated numbers of leads stored before the measured run (add 1000000 for the scaling figure)")
+	benchEvents = flag.Int("matcher.events", 100_000, "events applied in the measured run")
+	benchBatch  = flag.Int("matcher.batch", 500, "events per Apply call, as one fetched batch")
+	benchCache  = flag.Int64("matcher.cache-bytes", 0, "resident state budget in bytes (0: the default)")
 )
 
 // BenchmarkStoreThroughput applies generated leads (about 30% duplicates)
-// on top of a store already holding matcher.stored leads, from several
-// workers at once, and reports events/s beside the ceiling of one pipelined
-// EVALSHA of a 5-command script per event, measured in the same run, and
-// the CPU time per event of this process (the store, and the benchmark's
-// own small share) and of the Redis server.
+// on top of a store already holding matcher.stored leads, by one owner (the
+// single writer of the tenant, warm after the preload), and reports
+// events/s beside the ceiling of one pipelined EVALSHA of a 5-command
+// script per event, measured in the same run, the CPU time per event of
+// this process (the store, and the benchmark's own small share) and of the
+// Redis server, the round trips per batch and the resident bytes.
 //
 //	go test -run '^$' -bench StoreThroughput -benchtime 1x ./matcher/
 func BenchmarkStoreThroughput(b *testing.B) {
@@ -44,25 +45,33 @@ func BenchmarkStoreThroughput(b *testing.B) {
 			set := gen.New(gen.Options{Seed: 7, Records: stored + *benchEvents, ContactShare: 0.2})
 			events := set.Events()
 			preload, measured := events[:stored], events[stored:]
-			var rate, ceiling, goCPU, redisCPU float64
+			var rate, ceiling, goCPU, redisCPU, trips, resident, rss float64
 			for range b.N {
 				b.StopTimer()
 				srv := redistest.New(b)
 				rdb := srv.Client()
 				s := benchStore(b, rdb)
-				applyAll(b, s, preload, 1)
+				applyAll(b, s, preload)
 				self0, redis0 := cpuNow(b, rdb)
+				trips0, batches0 := roundTripsOf(s)
 				b.StartTimer()
 				start := time.Now()
-				applyAll(b, s, measured, *benchWorkers)
+				applyAll(b, s, measured)
 				rate = float64(len(measured)) / time.Since(start).Seconds()
 				b.StopTimer()
 				self1, redis1 := cpuNow(b, rdb)
 				goCPU = float64((self1 - self0).Microseconds()) / float64(len(measured))
 				redisCPU = float64((redis1 - redis0).Microseconds()) / float64(len(measured))
+				trips1, batches1 := roundTripsOf(s)
+				trips = (trips1 - trips0) / (batches1 - batches0)
+				resident = float64(s.res.Bytes()) / (1 << 20)
+				rss = float64(readRSS()) / (1 << 20)
 				ceiling = evalshaCeiling(b, rdb, len(measured))
 				b.StartTimer()
 			}
+			b.ReportMetric(trips, "round_trips/batch")
+			b.ReportMetric(resident, "resident_MiB")
+			b.ReportMetric(rss, "rss_MiB")
 			b.ReportMetric(rate, "events/s")
 			b.ReportMetric(ceiling, "ceiling_events/s")
 			b.ReportMetric(rate/ceiling, "ratio")
@@ -103,7 +112,7 @@ func BenchmarkStoreMemory(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		applyAll(b, s, set.Events(), 1)
+		applyAll(b, s, set.Events())
 		after, err := redistest.UsedMemory(ctx, rdb)
 		if err != nil {
 			b.Fatal(err)
@@ -124,33 +133,26 @@ func benchStore(b *testing.B, rdb redis.UniversalClient) *Store {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return NewStore(rdb, StoreOptions{Namespace: "bench", Rules: func(string) (*Ruleset, error) { return rs, nil }, CacheSize: *benchCache})
+	return NewStore(rdb, StoreOptions{Namespace: "bench", Rules: func(string) (*Ruleset, error) { return rs, nil },
+		Resident: NewResident(ResidentOptions{MaxBytes: *benchCache})})
 }
 
-// applyAll applies events in batches from workers goroutines; each worker
-// takes every workers-th batch, as partitions would.
-func applyAll(b *testing.B, s *Store, events []record.Event, workers int) {
+// applyAll applies events in batches, in order, as the owner of their
+// partition does.
+func applyAll(b *testing.B, s *Store, events []record.Event) {
 	ctx := context.Background()
-	size := *benchBatch
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w * size; i < len(events); i += workers * size {
-				if _, err := s.Apply(ctx, events[i:min(i+size, len(events))]); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
+	for i := 0; i < len(events); i += *benchBatch {
+		if _, err := s.Apply(ctx, events[i:min(i+*benchBatch, len(events))]); err != nil {
+			b.Fatal(err)
+		}
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		b.Fatal(err)
-	}
+}
+
+// roundTripsOf returns the round trips and batches the store counted.
+func roundTripsOf(s *Store) (trips, batches float64) {
+	var m dto.Metric
+	_ = s.res.roundTrips.Write(&m)
+	return m.GetHistogram().GetSampleSum(), float64(m.GetHistogram().GetSampleCount())
 }
 
 // ceilingScript is the reference per-event cost: five commands on hashes
@@ -165,7 +167,7 @@ return v and 1 or 0
 `)
 
 // evalshaCeiling runs n pipelined EVALSHA calls in the same batches and
-// workers as applyAll and returns calls per second.
+// sequence as applyAll and returns calls per second.
 func evalshaCeiling(b *testing.B, rdb redis.UniversalClient, n int) float64 {
 	ctx := context.Background()
 	if err := ceilingScript.Load(ctx, rdb).Err(); err != nil {
@@ -173,25 +175,32 @@ func evalshaCeiling(b *testing.B, rdb redis.UniversalClient, n int) float64 {
 	}
 	keys := []string{"ceil:{t}:r", "ceil:{t}:v", "ceil:{t}:c"}
 	value := strings.Repeat("x", 300)
-	size, workers := *benchBatch, *benchWorkers
+	size := *benchBatch
 	start := time.Now()
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w * size; i < n; i += workers * size {
-				pipe := rdb.Pipeline()
-				for j := i; j < min(i+size, n); j++ {
-					ceilingScript.EvalSha(ctx, pipe, keys, "r"+strconv.Itoa(j), value)
-				}
-				if _, err := pipe.Exec(ctx); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		}()
+	for i := 0; i < n; i += size {
+		pipe := rdb.Pipeline()
+		for j := i; j < min(i+size, n); j++ {
+			ceilingScript.EvalSha(ctx, pipe, keys, "r"+strconv.Itoa(j), value)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			b.Fatal(err)
+		}
 	}
-	wg.Wait()
 	return float64(n) / time.Since(start).Seconds()
+}
+
+// readRSS is this process's resident set in bytes (VmRSS; 0 where /proc is
+// not available).
+func readRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }

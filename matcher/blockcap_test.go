@@ -55,10 +55,9 @@ func TestStoreBlockCap(t *testing.T) {
 		var buf lockedBuffer
 		reg = prometheus.NewRegistry()
 		s := NewStore(srv.Client(), StoreOptions{
-			Namespace:  redistest.Namespace(t),
-			Rules:      func(string) (*Ruleset, error) { return rs, nil },
-			Logger:     zerolog.New(&buf),
-			Registerer: reg,
+			Namespace: redistest.Namespace(t),
+			Rules:     func(string) (*Ruleset, error) { return rs, nil },
+			Resident:  NewResident(ResidentOptions{Logger: zerolog.New(&buf), Registerer: reg}),
 		})
 		at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 		apply := func(id string, f record.Fields) {

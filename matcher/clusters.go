@@ -12,101 +12,52 @@ import (
 	"github.com/leadconv/leadconv/record"
 )
 
-// The hashes apply.lua writes, in the order of its KEYS.
-const (
-	hR = iota
-	hB
-	hA
-	hCM
-	hCL
-	hCV
-	hSV
-	nHashes
-)
-
-// check is a version the apply must find unchanged: a stripe's or a
-// cluster's, as the event's decision saw it.
-type check struct {
-	cluster bool
-	field   string
-	version int64
-}
-
-// write is one field the apply sets, or deletes.
-type write struct {
-	hash  int
-	field string
-	value string
-	del   bool
-}
-
-func (p *pending) put(hash int, field, value string) {
-	p.writes = append(p.writes, write{hash: hash, field: field, value: value})
-}
-
-func (p *pending) del(hash int, field string) {
-	p.writes = append(p.writes, write{hash: hash, field: field, del: true})
-}
-
-func (v *view) useStripe(p *pending, st int) {
-	p.checks = append(p.checks, check{field: strconv.Itoa(st), version: v.stripes[st]})
-}
-
-// useCluster records that p's decision relied on cluster id as the view
-// has it (its members, their edges and records, or its absence).
-func (v *view) useCluster(p *pending, id string) {
-	p.checks = append(p.checks, check{cluster: true, field: id, version: v.cv[id]})
-}
-
 // bump increments a cluster's version, as every change of it does.
-func (v *view) bump(p *pending, id string) int64 {
-	v.useCluster(p, id)
+func (v *view) bump(id string) int64 {
 	v.cv[id]++
-	p.put(hCV, id, strconv.FormatInt(v.cv[id], 10))
+	v.put(hCV, id, strconv.FormatInt(v.cv[id], 10))
 	return v.cv[id]
 }
 
-func (v *view) setCluster(p *pending, id string, c *clusterVal) {
+func (v *view) setCluster(id string, c *clusterVal) {
 	v.cl[id] = c
 	if c == nil {
-		p.del(hCL, id)
+		v.del(hCL, id)
 		return
 	}
-	p.put(hCL, id, c.String())
+	v.put(hCL, id, c.String())
 }
 
-func (v *view) setMember(p *pending, ref, id string) {
+func (v *view) setMember(ref, id string) {
 	v.cm[ref] = id
 	if id == "" {
-		p.del(hCM, ref)
+		v.del(hCM, ref)
 	} else {
-		p.put(hCM, ref, id)
+		v.put(hCM, ref, id)
 	}
 }
 
-func (v *view) setAdj(p *pending, ref string, list []string) {
+func (v *view) setAdj(ref string, list []string) {
 	v.adj[ref] = strings.Join(list, " ")
 	if len(list) == 0 {
-		p.del(hA, ref)
+		v.del(hA, ref)
 	} else {
-		p.put(hA, ref, v.adj[ref])
+		v.put(hA, ref, v.adj[ref])
 	}
 }
 
-// newID returns a free id for a new cluster: the first 16 hex digits of
-// SHA-1 over the tenant, a seed and a counter that steps past ids in use.
-// An id the reads did not cover is taken as never used, which the apply
-// checks (its version must still be 0).
-func (v *view) newID(p *pending, seed string) (string, error) {
+// newID returns the id of a new cluster: the first 16 hex digits of SHA-1
+// over the tenant, a seed and a counter that steps past ids the view knows
+// in use. Seeds never repeat (a new record's carries its write count, a
+// split-off part's its parent's id and version, and versions only grow), so
+// an id the view does not know was never used and needs no read.
+func (v *view) newID(seed string) (string, error) {
 	for i := range 100 {
 		id := clusterID(v.run.tenant, seed, i)
-		c, known := v.cl[id]
-		if !known {
-			v.cl[id], v.cv[id] = nil, 0
-			v.assumed = append(v.assumed, id)
-		}
-		if c == nil {
-			v.useCluster(p, id)
+		if v.cl[id] == nil {
+			if _, known := v.cv[id]; !known {
+				v.cl[id], v.cv[id] = nil, 0
+			}
 			return id, nil
 		}
 	}
@@ -130,16 +81,14 @@ func (v *view) clusters(s *Store, p *pending, old stored) error {
 	live := p.next.live()
 	added, removed, ok := v.relink(p, old)
 	if !ok {
-		v.interfered = true
-		return nil
+		return v.inconsistent("edges of " + ref + " or a neighbour unknown")
 	}
 
 	cid := ""
 	if old.exists() {
-		id, ok := v.cm[ref]
+		id, ok := v.cmOf(ref)
 		if !ok {
-			v.interfered = true
-			return nil
+			return v.inconsistent("cluster of " + ref + " unknown")
 		}
 		cid = id
 	}
@@ -150,24 +99,22 @@ func (v *view) clusters(s *Store, p *pending, old stored) error {
 	case cid != "":
 		c := v.cl[cid]
 		if c == nil {
-			v.interfered = true
-			return nil
+			return v.inconsistent("cluster " + cid + " of " + ref + " absent")
 		}
-		v.useCluster(p, cid)
 		members, oldest, before = slices.Clone(c.members), c.oldest, c.members
 	case live:
-		id, err := v.newID(p, ref)
+		id, err := v.newID(ref + "|" + strconv.FormatInt(p.next.seq, 10))
 		if err != nil {
 			return err
 		}
 		cid, members, oldest = id, []string{ref}, p.next.created
-		v.setMember(p, ref, cid)
+		v.setMember(ref, cid)
 	default:
 		return nil // a tombstone for a record that never took part
 	}
 	if !live {
 		members = slices.DeleteFunc(members, func(m string) bool { return m == ref })
-		v.setMember(p, ref, "")
+		v.setMember(ref, "")
 	}
 	change := func(c Change) {
 		c.Tenant, c.Trigger, c.Index = v.run.tenant, p.ev.Ref(), p.idx
@@ -183,20 +130,17 @@ func (v *view) clusters(s *Store, p *pending, old stored) error {
 		}
 		cands := []cand{{cid, oldest, members}}
 		for _, n := range added {
-			nc, ok := v.cm[n]
+			nc, ok := v.cmOf(n)
 			if !ok || nc == "" {
-				v.interfered = true
-				return nil
+				return v.inconsistent("neighbour " + n + " without a cluster")
 			}
 			if slices.ContainsFunc(cands, func(c cand) bool { return c.id == nc }) {
 				continue
 			}
 			c := v.cl[nc]
 			if c == nil {
-				v.interfered = true
-				return nil
+				return v.inconsistent("cluster " + nc + " absent")
 			}
-			v.useCluster(p, nc)
 			cands = append(cands, cand{nc, c.oldest, c.members})
 		}
 		if len(cands) > 1 {
@@ -214,12 +158,12 @@ func (v *view) clusters(s *Store, p *pending, old stored) error {
 			for _, lose := range cands[1:] {
 				all = append(all, lose.members...)
 				for _, m := range lose.members {
-					v.setMember(p, m, win.id)
+					v.setMember(m, win.id)
 				}
 				win.oldest = min(win.oldest, lose.oldest)
 				mergedFrom = append(mergedFrom, lose.id)
-				v.setCluster(p, lose.id, nil)
-				ver := v.bump(p, lose.id)
+				v.setCluster(lose.id, nil)
+				ver := v.bump(lose.id)
 				was := lose.members
 				if lose.id == cid {
 					was, before = before, nil
@@ -237,14 +181,14 @@ func (v *view) clusters(s *Store, p *pending, old stored) error {
 	var parts [][]string
 	if (len(removed) > 0 || !live) && len(members) > 1 {
 		if parts, ok = v.components(members); !ok {
-			v.interfered = true
-			return nil
+			return v.inconsistent("edges of a member of " + cid + " unknown")
 		}
 	}
+	missing := false
 	created := func(m string) int64 {
 		st, ok := v.recs[m]
-		if !ok {
-			v.interfered = true
+		if !ok && !v.complete {
+			missing = true
 		}
 		return st.created
 	}
@@ -268,8 +212,8 @@ func (v *view) clusters(s *Store, p *pending, old stored) error {
 				keep, kc, kr = i+1, c, r
 			}
 		}
-		if v.interfered {
-			return nil
+		if missing {
+			return v.inconsistent("a member of " + cid + " without a record")
 		}
 		version := strconv.FormatInt(v.cv[cid], 10)
 		for i, part := range parts {
@@ -278,18 +222,18 @@ func (v *view) clusters(s *Store, p *pending, old stored) error {
 			}
 			slices.Sort(part)
 			c, _ := oldestOf(part)
-			id, err := v.newID(p, cid+"|"+version+"|"+part[0])
+			id, err := v.newID(cid + "|" + version + "|" + part[0])
 			if err != nil {
 				return err
 			}
-			v.setCluster(p, id, &clusterVal{oldest: c, members: part})
+			v.setCluster(id, &clusterVal{oldest: c, members: part})
 			for _, m := range part {
-				v.setMember(p, m, id)
+				v.setMember(m, id)
 			}
-			ver := v.bump(p, id)
+			ver := v.bump(id)
 			splitInto = append(splitInto, id)
 			recs, accounts, err := v.records(s, part)
-			if recs == nil {
+			if err != nil {
 				return err
 			}
 			change(Change{ClusterID: id, Version: ver, SplitFrom: cid, Members: recs, Accounts: accounts})
@@ -297,21 +241,21 @@ func (v *view) clusters(s *Store, p *pending, old stored) error {
 		members, oldest = parts[keep], kc
 	} else if !live && len(members) > 0 {
 		oldest, _ = oldestOf(members)
-		if v.interfered {
-			return nil
+		if missing {
+			return v.inconsistent("a member of " + cid + " without a record")
 		}
 	}
 
 	slices.Sort(members)
-	ver := v.bump(p, cid)
+	ver := v.bump(cid)
 	if len(members) == 0 {
-		v.setCluster(p, cid, nil)
+		v.setCluster(cid, nil)
 		change(Change{ClusterID: cid, Version: ver, Removed: true, Before: refs(before), MergedFrom: mergedFrom})
 		return nil
 	}
-	v.setCluster(p, cid, &clusterVal{oldest: oldest, members: members})
+	v.setCluster(cid, &clusterVal{oldest: oldest, members: members})
 	recs, accounts, err := v.records(s, members)
-	if recs == nil {
+	if err != nil {
 		return err
 	}
 	change(Change{ClusterID: cid, Version: ver, Before: refs(before), MergedFrom: mergedFrom, SplitInto: splitInto, Members: recs, Accounts: accounts})
@@ -320,11 +264,11 @@ func (v *view) clusters(s *Store, p *pending, old stored) error {
 
 // relink replaces p's record's neighbour set with p.neighbors, reverse
 // edges included, and returns the neighbours it gained and lost (the lost
-// ones sorted). ok is false when an edge list it needs was not read.
+// ones sorted). ok is false when an edge list it needs is unknown.
 func (v *view) relink(p *pending, old stored) (added, removed []string, ok bool) {
 	var oldn []string
 	if old.exists() {
-		a, ok := v.adj[p.ref]
+		a, ok := v.adjOf(p.ref)
 		if !ok {
 			return nil, nil, false
 		}
@@ -334,28 +278,28 @@ func (v *view) relink(p *pending, old stored) (added, removed []string, ok bool)
 	removed = slices.DeleteFunc(oldn, func(n string) bool { return slices.Contains(p.neighbors, n) })
 	slices.Sort(removed)
 	if len(p.neighbors) > 0 || len(removed) > 0 {
-		v.setAdj(p, p.ref, p.neighbors)
+		v.setAdj(p.ref, p.neighbors)
 	}
 	for _, n := range added {
-		a, ok := v.adj[n]
+		a, ok := v.adjOf(n)
 		if !ok {
 			return nil, nil, false
 		}
-		v.setAdj(p, n, append(strings.Fields(a), p.ref))
+		v.setAdj(n, append(strings.Fields(a), p.ref))
 	}
 	for _, n := range removed {
-		a, ok := v.adj[n]
+		a, ok := v.adjOf(n)
 		if !ok {
 			return nil, nil, false
 		}
-		v.setAdj(p, n, slices.DeleteFunc(strings.Fields(a), func(m string) bool { return m == p.ref }))
+		v.setAdj(n, slices.DeleteFunc(strings.Fields(a), func(m string) bool { return m == p.ref }))
 	}
 	return added, removed, true
 }
 
 // components returns the connected components of members over their
 // edges, each in breadth-first order from its first member in members. ok
-// is false when an edge list was not read.
+// is false when an edge list is unknown.
 func (v *view) components(members []string) (parts [][]string, ok bool) {
 	inside := make(map[string]bool, len(members))
 	for _, m := range members {
@@ -369,7 +313,7 @@ func (v *view) components(members []string) (parts [][]string, ok bool) {
 		seen[m] = true
 		part := []string{m}
 		for i := 0; i < len(part); i++ {
-			a, ok := v.adj[part[i]]
+			a, ok := v.adjOf(part[i])
 			if !ok {
 				return nil, false
 			}
@@ -386,10 +330,8 @@ func (v *view) components(members []string) (parts [][]string, ok bool) {
 }
 
 // records returns the current records of members, through the cache, and
-// the map their company values' accounts go into once the apply round has
-// looked them up. It returns nil when one has no live record in the view:
-// the reads saw a cluster and its members at different moments, so another
-// writer got in between.
+// the map their company values' accounts go into once the write round has
+// looked them up.
 func (v *view) records(s *Store, members []string) ([]record.Record, map[string]string, error) {
 	out := make([]record.Record, 0, len(members))
 	var accounts map[string]string
@@ -399,8 +341,7 @@ func (v *view) records(s *Store, members []string) ([]record.Record, map[string]
 			return nil, nil, err
 		}
 		if e == nil {
-			v.interfered = true
-			return nil, nil, nil
+			return nil, nil, v.inconsistent("member " + m + " without a live record")
 		}
 		out = append(out, *e.rec)
 		if e.prep.Account == "" {
@@ -418,7 +359,12 @@ func (v *view) records(s *Store, members []string) ([]record.Record, map[string]
 	return out, accounts, nil
 }
 
-// accountLookup is a company value whose account the apply round reads.
+// inconsistent is the error of stored state that contradicts itself.
+func (v *view) inconsistent(what string) error {
+	return fmt.Errorf("%w: tenant %s: %s", errInconsistent, v.run.tenant, what)
+}
+
+// accountLookup is a company value whose account the write round reads.
 type accountLookup struct {
 	key, value string
 	into       map[string]string

@@ -14,7 +14,7 @@ import (
 //
 //	seq \t modified_us \t created_us \t block block ... \n blob
 //
-// seq counts the writes of the record (the optimistic-concurrency version);
+// seq counts the writes of the record (a new cluster's id seed);
 // the blob is the record's JSON without what the key and meta already say.
 // A tombstone (deleted, converted, or an account) has an empty blob: it keeps
 // the timestamps so a late, older event cannot bring the record back.
@@ -29,14 +29,6 @@ type stored struct {
 
 func (s *stored) exists() bool { return s.raw != "" }
 func (s *stored) live() bool   { return s.blob != "" }
-
-// seqArg is the expected seq as the scripts compare it: "" when absent.
-func (s *stored) seqArg() string {
-	if !s.exists() {
-		return ""
-	}
-	return strconv.FormatInt(s.seq, 10)
-}
 
 type blob struct {
 	Related int           `json:"n,omitempty"`

@@ -6,15 +6,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-var (
-	//go:embed lua/apply.lua
-	applySrc string
-	//go:embed lua/account.lua
-	accountSrc string
-	//go:embed lua/clusters.lua
-	clustersSrc string
+//go:embed lua/write.lua
+var writeSrc string
 
-	applyScript    = redis.NewScript(applySrc)
-	accountScript  = redis.NewScript(accountSrc)
-	clustersScript = redis.NewScript(clustersSrc)
-)
+// writeScript is the only script: the fenced write (see lua/write.lua).
+var writeScript = redis.NewScript(writeSrc)

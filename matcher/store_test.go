@@ -10,7 +10,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -119,109 +118,6 @@ func TestStoreClusterLifecycle(t *testing.T) {
 	}
 	if len(v.Members) != 2 || len(v.Neighbours) != 1 || v.Neighbours[0].ID != "5" {
 		t.Fatalf("view of lead 2 = %+v", v)
-	}
-}
-
-// TestStoreCombinesCalls holds the store's turn while several calls queue
-// up, then checks that one batch applied them all and that every call got
-// exactly the changes of its own events, indexed into its own slice.
-func TestStoreCombinesCalls(t *testing.T) {
-	srv := redistest.New(t)
-	ctx := context.Background()
-	s := newTestStore(t, srv, DefaultConfig(), redistest.Namespace(t))
-	const calls = 5
-	batches := make([][]record.Event, calls)
-	for i := range batches {
-		// Call i holds leads i-0 and i-1 that match each other, and i-2
-		// that matches call 0's leads: clusters span calls.
-		mail := fmt.Sprintf("p%d@x.com", i)
-		batches[i] = []record.Event{
-			upsertLead(fmt.Sprintf("%d-0", i), 1, person("Ann", "Lee", mail)),
-			upsertLead(fmt.Sprintf("%d-1", i), 2, person("Ann", "Lee", mail)),
-			upsertLead(fmt.Sprintf("%d-2", i), 3, person("Bo", "Ek", "p0@x.com")),
-		}
-	}
-	s.turn <- struct{}{} // as if another batch were being applied
-	got := make([][]Change, calls)
-	errs := make([]error, calls)
-	var wg sync.WaitGroup
-	for i := range calls {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			got[i], errs[i] = s.Apply(ctx, batches[i])
-		}()
-	}
-	for queued := 0; queued < calls; {
-		time.Sleep(time.Millisecond)
-		s.mu.Lock()
-		queued = len(s.queue)
-		s.mu.Unlock()
-	}
-	<-s.turn
-	wg.Wait()
-	for i := range calls {
-		if errs[i] != nil {
-			t.Fatalf("call %d: %v", i, errs[i])
-		}
-		if len(got[i]) == 0 {
-			t.Fatalf("call %d got no changes", i)
-		}
-		for _, c := range got[i] {
-			if c.Index < 0 || c.Index >= len(batches[i]) || c.Trigger != batches[i][c.Index].Ref() {
-				t.Fatalf("call %d got change %+v of another call", i, c)
-			}
-		}
-	}
-	if n := promtest.CollectAndCount(s.combined); n != 1 {
-		t.Fatalf("combined histogram has %d series", n)
-	}
-	var m dto.Metric
-	if err := s.combined.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	if h := m.GetHistogram(); h.GetSampleCount() != 1 || h.GetSampleSum() != calls {
-		t.Fatalf("batches to Redis: %d holding %v calls, want 1 holding %d", h.GetSampleCount(), h.GetSampleSum(), calls)
-	}
-	// Every p0 lead and every call's -2 lead form one cluster across calls.
-	want := "0-0 0-1 0-2 1-2 2-2 3-2 4-2"
-	if sets := clusterSets(t, s); !strings.Contains(sets, want) {
-		t.Fatalf("clusters %s, want one of %q", sets, want)
-	}
-}
-
-// TestStoreCombinedCallerGivesUp checks that when the caller holding the
-// turn is cancelled, the calls combined with its own go back to the queue
-// and are applied with the next turn instead of failing.
-func TestStoreCombinedCallerGivesUp(t *testing.T) {
-	srv := redistest.New(t)
-	s := newTestStore(t, srv, DefaultConfig(), redistest.Namespace(t))
-	gone, cancel := context.WithCancel(context.Background())
-	cancel()
-	own := &applyReq{ctx: gone, events: []record.Event{upsertLead("a", 1, person("Ann", "Lee", "ann@x.com"))}, done: make(chan applyResult, 1)}
-	other := &applyReq{ctx: context.Background(), events: []record.Event{upsertLead("b", 1, person("Ann", "Lee", "ann@x.com"))}, done: make(chan applyResult, 1)}
-	for _, r := range []*applyReq{own, other} {
-		r.pre = s.prepare(r.events)
-	}
-	s.applyCombined(gone, []*applyReq{own, other})
-	if r := <-own.done; !errors.Is(r.err, context.Canceled) {
-		t.Fatalf("the cancelled caller got %v, want context.Canceled", r.err)
-	}
-	select {
-	case r := <-other.done:
-		t.Fatalf("the other caller got a result %+v, want to be queued again", r)
-	default:
-	}
-	if len(s.queue) != 1 || s.queue[0] != other {
-		t.Fatalf("queue = %v, want the other call only", s.queue)
-	}
-	// The next turn applies it.
-	if _, err := s.Apply(context.Background(), []record.Event{upsertLead("c", 1, person("Bo", "Ek", "bo@x.com"))}); err != nil {
-		t.Fatal(err)
-	}
-	r := <-other.done
-	if r.err != nil || len(r.changes) != 1 || r.changes[0].Trigger.ID != "b" || r.changes[0].Index != 0 {
-		t.Fatalf("the requeued call got %+v", r)
 	}
 }
 
@@ -462,36 +358,49 @@ func oracleSets(t *testing.T, final map[string]record.Record, bans [][2]record.R
 	return strings.Join(parts, "|")
 }
 
-// TestStoreConcurrentMatchesOracle applies one shuffled stream from several
-// goroutines of two store instances at once and compares the clusters with
-// the connected components of the same rules over the final records.
-func TestStoreConcurrentMatchesOracle(t *testing.T) {
+// TestStoreOwnersOverTimeMatchOracle runs one shuffled stream, as one
+// partition's log, through a succession of owners: each new owner starts
+// from an earlier "committed offset" than its predecessor reached (so it
+// redoes some of its work), some are restarts of the process with a cold
+// or tiny resident budget (read-through, eviction), and after every
+// handover the previous owner, now a zombie, tries its next batch and is
+// refused. The final clusters must equal the connected components of the
+// same rules over the final records.
+func TestStoreOwnersOverTimeMatchOracle(t *testing.T) {
 	srv := redistest.New(t)
 	for _, seed := range []uint64{1, 2, 3} {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			checkConcurrentOracle(t, func() redis.UniversalClient { return srv.Client() }, oracleRun{seed: seed, tenants: []string{"acme"}})
+			checkOwnersOracle(t, srv.Client(), oracleRun{seed: seed, tenants: []string{"acme"}})
 		})
 	}
 }
 
-// oracleRun is one run of checkConcurrentOracle.
+// oracleRun is one run of checkOwnersOracle.
 type oracleRun struct {
 	seed    uint64
 	tenants []string // each gets its own stream, all applied mixed
 	events  int      // per tenant; default 4000
-	// midway, when set, runs once after half the batches were handed out,
-	// while the workers apply.
-	midway func(stores []*Store)
+	// midway, when set, runs once after half the stream was applied.
+	midway func()
 }
 
-// checkConcurrentOracle is the body of the oracle test, on any client (one
-// server, a cluster): each tenant's stream, mixed with the others and
-// shuffled, is applied from eight goroutines of two store instances at once,
-// and each tenant's clusters must equal the connected components of the
-// same rules over its final records. It returns the two stores.
-func checkConcurrentOracle(t *testing.T, newClient func() redis.UniversalClient, run oracleRun) []*Store {
+// checkOwnersOracle is the body of the oracle test, on any client (one
+// server, a cluster). The tenants' streams, mixed and shuffled as one
+// partition's log, go through a succession of owners: each new owner
+// starts from an earlier "committed offset" than its predecessor reached
+// (so it redoes some of its work), with the default, a cold or a tiny
+// resident budget (read-through, eviction), and after every handover the
+// previous owner, now a zombie, tries a batch of the tenants the new owner
+// took and is refused. Each tenant's final clusters must equal the
+// connected components of the same rules over its final records. It
+// returns the owners' script reloads after midway ran.
+func checkOwnersOracle(t *testing.T, client redis.UniversalClient, run oracleRun) (reloads float64) {
 	t.Helper()
 	ctx := context.Background()
+	rs, err := Compile(DefaultConfig(), record.FieldMap{"AccountName": "Company"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var stream []record.Event
 	finals := map[string]map[string]record.Record{}
 	tenantBans := map[string][][2]record.Ref{}
@@ -500,76 +409,208 @@ func checkConcurrentOracle(t *testing.T, newClient func() redis.UniversalClient,
 		for k := range s {
 			s[k].Tenant = tenant
 		}
+		for id, r := range final {
+			r.Tenant = tenant
+			final[id] = r
+		}
 		stream = append(stream, s...)
 		finals[tenant], tenantBans[tenant] = final, bans
 	}
+	rng := rand.New(rand.NewPCG(run.seed, 2))
 	// Bans apply whatever their order relative to upserts, so the order of
 	// the stream may be shuffled freely.
-	rng := rand.New(rand.NewPCG(run.seed, 2))
 	rng.Shuffle(len(stream), func(i, j int) { stream[i], stream[j] = stream[j], stream[i] })
 	ns := redistest.Namespace(t)
-	stores := []*Store{
-		newTestStoreOn(t, newClient(), DefaultConfig(), ns),
-		newTestStoreOn(t, newClient(), DefaultConfig(), ns),
+	var stores []*Store
+	owner := func(budget int64) *Store {
+		s := NewStore(client, StoreOptions{Namespace: ns, Rules: func(string) (*Ruleset, error) { return rs, nil },
+			Resident: NewResident(ResidentOptions{MaxBytes: budget})})
+		stores = append(stores, s)
+		return s
 	}
-	work := make(chan []record.Event)
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			failed := false
-			for batch := range work {
-				// After a failure keep draining so the feeder never blocks.
-				if failed {
-					continue
-				}
-				changes, err := stores[w%2].Apply(ctx, batch)
-				if err != nil {
-					errs <- err
-					failed = true
-					continue
-				}
-				// Calls are combined: each must get its own changes.
-				for _, c := range changes {
-					if c.Index >= len(batch) || c.Trigger != batch[c.Index].Ref() {
-						errs <- fmt.Errorf("change %+v is not of this call", c)
-						failed = true
-						break
-					}
+	sets := func(s *Store) string {
+		var all []string
+		for _, tenant := range run.tenants {
+			all = append(all, tenant+":"+tenantClusterSets(t, s, tenant))
+		}
+		return strings.Join(all, "\n")
+	}
+	// Budgets: the default (the tenant is loaded whole), and 256 KiB, under
+	// which the tenant is read through and evicted from.
+	budgets := []int64{0, 256 << 10}
+	cur := owner(0)
+	taken := map[string]bool{} // the tenants cur applied since it took over
+	var zombie *Store
+	committed, done, owners, refused, early := 0, 0, 1, 0, 0
+	for done < len(stream) {
+		n := min(1+rng.IntN(60), len(stream)-done)
+		batch := stream[done : done+n]
+		if _, err := cur.Apply(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range batch {
+			taken[ev.Tenant] = true
+		}
+		if run.midway != nil && done < len(stream)/2 && done+n >= len(stream)/2 {
+			for _, s := range stores {
+				reloads -= promtest.ToFloat64(s.res.reloads)
+			}
+			run.midway()
+		}
+		done += n
+		if zombie != nil {
+			// The new owner took those tenants with its first batch of
+			// them: the stale owner's batch of them must be refused whole.
+			var stale []record.Event
+			for _, ev := range stream[done:min(done+40, len(stream))] {
+				if taken[ev.Tenant] {
+					stale = append(stale, ev)
 				}
 			}
-		}()
-	}
-	half := len(stream) / 2
-	for len(stream) > 0 {
-		n := min(1+rng.IntN(40), len(stream))
-		work <- slices.Clone(stream[:n])
-		stream = stream[n:]
-		if run.midway != nil && len(stream) <= half {
-			run.midway(stores)
-			run.midway = nil
+			if len(stale) > 0 {
+				before := sets(cur)
+				if _, err := zombie.Apply(ctx, stale); !errors.Is(err, ErrFenced) {
+					t.Fatalf("zombie's batch: err = %v, want ErrFenced", err)
+				}
+				if after := sets(cur); after != before {
+					t.Fatal("a refused batch changed the clusters")
+				}
+				refused++
+			}
+			zombie = nil
+		}
+		if rng.IntN(4) == 0 {
+			committed = done
+		}
+		if rng.IntN(12) == 0 && done < len(stream) {
+			// Rebalance or restart: a new owner from the committed offset.
+			// Until it touches a tenant, the old one may still get a batch
+			// in: the new owner reads after taking the tenant, so it sees
+			// that batch and redoes it.
+			zombie, cur = cur, owner(budgets[owners%len(budgets)])
+			taken = map[string]bool{}
+			owners++
+			if rng.IntN(2) == 0 {
+				if _, err := zombie.Apply(ctx, stream[done:min(done+40, len(stream))]); err != nil {
+					t.Fatalf("the old owner before the handover took effect: %v", err)
+				}
+				early++
+			}
+			done = committed
 		}
 	}
-	close(work)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	// The two instances must have raced: otherwise the optimistic checks
-	// were never exercised.
-	if n := promtest.ToFloat64(stores[0].conflicts) + promtest.ToFloat64(stores[1].conflicts); n == 0 {
-		t.Error("no conflict between the two instances: the test did not exercise the optimistic checks")
+	t.Logf("%d owners, %d zombie batches refused, %d applied before the new owner started", owners, refused, early)
+	if owners < 4 || refused < 3 {
+		t.Fatalf("%d owners, %d refused zombie batches: the stream did not exercise handovers", owners, refused)
 	}
 	for _, tenant := range run.tenants {
-		got, want := tenantClusterSets(t, stores[0], tenant), oracleSets(t, finals[tenant], tenantBans[tenant])
+		got, want := tenantClusterSets(t, cur, tenant), oracleSets(t, finals[tenant], tenantBans[tenant])
 		if got != want {
-			t.Fatalf("tenant %s: store clusters differ from the oracle\nonly in store: %v\nonly in oracle: %v", tenant, setDiff(got, want), setDiff(want, got))
+			t.Fatalf("%s: store clusters differ from the oracle\nonly in store: %v\nonly in oracle: %v", tenant, setDiff(got, want), setDiff(want, got))
 		}
 	}
-	return stores
+	for _, s := range stores {
+		reloads += promtest.ToFloat64(s.res.reloads)
+	}
+	return reloads
+}
+
+// TestStoreFencesStaleOwner runs two owners of one tenant at once: the
+// first is refused as soon as the second took the tenant, writes nothing
+// (not even a new lead of its own), and every event the second applies is
+// kept.
+func TestStoreFencesStaleOwner(t *testing.T) {
+	srv := redistest.New(t)
+	ctx := context.Background()
+	ns := redistest.Namespace(t)
+	a := newTestStore(t, srv, DefaultConfig(), ns)
+	b := newTestStore(t, srv, DefaultConfig(), ns)
+	if _, err := a.Apply(ctx, []record.Event{upsertLead("1", 1, person("Ann", "Lee", "ann@x.com"))}); err != nil {
+		t.Fatal(err)
+	}
+	// b takes the tenant over, redoing a's event (a replay) and adding one.
+	if _, err := b.Apply(ctx, []record.Event{upsertLead("1", 1, person("Ann", "Lee", "ann@x.com")), upsertLead("2", 2, person("Anne", "Lee", "ann@x.com"))}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := a.Apply(ctx, []record.Event{upsertLead("3", 3, person("Ann", "Lee", "ann@x.com"))})
+	if !errors.Is(err, ErrFenced) {
+		t.Fatalf("stale owner's write: err = %v, want ErrFenced", err)
+	}
+	if _, ok, err := b.Get(ctx, "acme", record.Ref{Object: record.Lead, ID: "3"}); err != nil || ok {
+		t.Fatalf("the refused lead was stored (ok %v, err %v)", ok, err)
+	}
+	// Once fenced, always fenced: even a tenant it never touched.
+	other := upsertLead("9", 1, person("Bo", "Ek", "bo@x.com"))
+	other.Tenant = "globex"
+	if _, err := a.Apply(ctx, []record.Event{other}); !errors.Is(err, ErrFenced) {
+		t.Fatalf("fenced owner on another tenant: err = %v", err)
+	}
+	if n := promtest.ToFloat64(a.res.fenced); n != 1 {
+		t.Fatalf("fenced metric = %v, want 1", n)
+	}
+	// The new owner carries on; nothing it applied was lost.
+	if _, err := b.Apply(ctx, []record.Event{upsertLead("3", 3, person("Ann", "Lee", "ann@x.com"))}); err != nil {
+		t.Fatal(err)
+	}
+	if got := clusterSets(t, b); got != "1 2 3" {
+		t.Fatalf("clusters %q, want 1 2 3", got)
+	}
+}
+
+// TestStoreWarmBatchIsOneRoundTrip checks the resident state: once a
+// tenant is warm, a batch reads nothing and costs one round trip (the
+// fenced write), and a new owner with a small budget reads through.
+func TestStoreWarmBatchIsOneRoundTrip(t *testing.T) {
+	srv := redistest.New(t)
+	ctx := context.Background()
+	ns := redistest.Namespace(t)
+	stream, final, bans := genStream(9, 200, 1200)
+	s := newTestStore(t, srv, DefaultConfig(), ns)
+	trips := func(s *Store) (sum, count float64) {
+		var m dto.Metric
+		if err := s.res.roundTrips.Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetHistogram().GetSampleSum(), float64(m.GetHistogram().GetSampleCount())
+	}
+	for i := 0; i < 600; i += 50 {
+		if _, err := s.Apply(ctx, stream[i:i+50]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sum0, n0 := trips(s)
+	miss0 := promtest.ToFloat64(s.res.miss)
+	for i := 600; i < 1200; i += 50 {
+		if _, err := s.Apply(ctx, stream[i:i+50]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sum1, n1 := trips(s)
+	if n1-n0 != 12 || sum1-sum0 != 12 {
+		t.Fatalf("warm batches: %v round trips over %v batches, want one each", sum1-sum0, n1-n0)
+	}
+	if miss := promtest.ToFloat64(s.res.miss) - miss0; miss != 0 {
+		t.Fatalf("warm batches read %v keys from Redis", miss)
+	}
+	if s.res.Bytes() <= 0 {
+		t.Fatal("resident bytes not accounted")
+	}
+	// A second owner, bounded to 64 KiB, starts cold: it reads through,
+	// stays within (about) its budget and decides the same.
+	small := NewStore(srv.Client(), StoreOptions{Namespace: ns, Rules: s.opts.Rules, Resident: NewResident(ResidentOptions{MaxBytes: 64 << 10})})
+	again := slices.Clone(stream[1100:])
+	if _, err := small.Apply(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	if promtest.ToFloat64(small.res.miss) == 0 {
+		t.Fatal("a cold owner read nothing")
+	}
+	if b := small.res.Bytes(); b > 64<<10 {
+		t.Fatalf("resident %d bytes over a budget of %d", b, 64<<10)
+	}
+	if got, want := clusterSets(t, small), oracleSets(t, final, bans); got != want {
+		t.Fatalf("clusters differ from the oracle\nonly in store: %v\nonly in oracle: %v", setDiff(got, want), setDiff(want, got))
+	}
 }
 
 // setDiff lists the clusters of a (as clusterSets formats them) not in b.
@@ -632,8 +673,7 @@ func TestStoreOutOfOrder(t *testing.T) {
 // TestStoreRedisRestart restarts the server (with AOF, so data survives but
 // the script cache does not) and kills it for a while in the middle of a
 // stream: every failure is an error the caller retries, and the final
-// clusters still equal the oracle's. Batches of 150 events are applied in
-// several runs, sent while the rest is decided.
+// clusters still equal the oracle's.
 func TestStoreRedisRestart(t *testing.T) {
 	for _, c := range []struct{ size, restartAt, killAt int }{{30, 10, 20}, {150, 2, 4}} {
 		t.Run(fmt.Sprintf("batch=%d", c.size), func(t *testing.T) {
@@ -670,7 +710,7 @@ func TestStoreRedisRestart(t *testing.T) {
 			if got, want := clusterSets(t, s), oracleSets(t, final, bans); got != want {
 				t.Fatalf("after restarts\nonly in store: %v\nonly in oracle: %v", setDiff(got, want), setDiff(want, got))
 			}
-			if n := promtest.ToFloat64(s.reloads); n < 1 {
+			if n := promtest.ToFloat64(s.res.reloads); n < 1 {
 				t.Fatalf("script reloads = %v, want at least one after a restart", n)
 			}
 			t.Logf("%d failed attempts retried", failures)

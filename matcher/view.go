@@ -2,45 +2,40 @@ package matcher
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/leadconv/leadconv/record"
 )
 
-// view is one tenant's state as a batch attempt sees it: what the reads
-// returned (first seen), then the batch's own writes laid over it, so each
-// event is decided against the state the events before it leave behind.
+// view is one tenant's resident state in its owner: every key of the
+// tenant's hashes the owner read or wrote, as Redis holds it (the owner is
+// the only writer, and writes through). A key present in a map is known,
+// with "" (or nil, or 0) for absent in Redis; a complete view knows every
+// key, so a missing one is absent without asking. Each batch is decided
+// against it, in order, each event seeing what the events before it left.
 type view struct {
-	run     *tenantRun
-	batch   string
-	recs    map[string]stored
-	blocks  map[string]*blockView
-	stripes map[int]int64
-	bans    map[string]string
-	rules   map[string]string // block hex -> rule name, for warnings
-	// Cluster state: membership, edges, clusters (nil: absent) and their
-	// versions. A key is known once present.
-	cm  map[string]string
-	adj map[string]string
-	cl  map[string]*clusterVal
-	cv  map[string]int64
-	// interfered is set when a decision finds the reads lacking something
-	// they should hold (a member without a record, say): another writer got
-	// in between, and the attempt must start over.
-	interfered bool
-	// assumed lists cluster ids a decision took as never used without
-	// having read them (ids for split-off parts); the apply checks that, and
-	// if the attempt is redone, it reads them.
-	assumed []string
+	run      *tenantRun
+	lastUse  uint64
+	complete bool
+	recs     map[string]stored
+	blocks   map[string]*blockView
+	bans     map[string]string
+	cm       map[string]string
+	adj      map[string]string
+	cl       map[string]*clusterVal // nil: absent
+	cv       map[string]int64
+	acct     map[string]string
+	// bytes is the size estimate last accounted, measured the last
+	// measure, entries the key count then.
+	bytes, measured, entries int64
+	// per batch: the writes, the replays to report, the account lookups
+	writes         [nHashes]map[string]*string // nil value: delete
+	dups           []*pending
+	accountLookups []accountLookup
 	// seen is neighbours' scratch set, reused from event to event.
 	seen map[string]bool
-	// accountLookups fill the changes' Accounts in the apply round.
-	accountLookups []accountLookup
 }
 
 // clusterVal is a stored cluster: its oldest member's creation time and its
@@ -68,29 +63,26 @@ func (c *clusterVal) String() string {
 }
 
 type blockView struct {
-	raw      string
 	members  []string
 	count    int
 	poisoned bool
 }
 
-func newView(run *tenantRun) *view {
+func newView() *view {
 	return &view{
-		run:     run,
-		recs:    map[string]stored{},
-		blocks:  map[string]*blockView{},
-		stripes: map[int]int64{},
-		bans:    map[string]string{},
-		rules:   map[string]string{},
-		cm:      map[string]string{},
-		adj:     map[string]string{},
-		cl:      map[string]*clusterVal{},
-		cv:      map[string]int64{},
+		recs:   map[string]stored{},
+		blocks: map[string]*blockView{},
+		bans:   map[string]string{},
+		cm:     map[string]string{},
+		adj:    map[string]string{},
+		cl:     map[string]*clusterVal{},
+		cv:     map[string]int64{},
+		acct:   map[string]string{},
 	}
 }
 
 func parseBlock(raw string) *blockView {
-	b := &blockView{raw: raw}
+	b := &blockView{}
 	if strings.HasPrefix(raw, "!") {
 		b.poisoned = true
 		b.count, _ = strconv.Atoi(raw[1:])
@@ -101,75 +93,197 @@ func parseBlock(raw string) *blockView {
 	return b
 }
 
-// seeBlock records a block's value and its stripe's version as read.
-func (v *view) seeBlock(b, raw, stripeVersion string) {
-	if _, ok := v.blocks[b]; !ok {
-		v.blocks[b] = parseBlock(raw)
-	}
-	v.seeStripe(stripeOf(b), stripeVersion)
+// adjOf, cmOf and block read the view: ok is false when it does not know
+// the key (a complete view knows every key: a missing one is absent).
+func (v *view) adjOf(ref string) (string, bool) {
+	a, ok := v.adj[ref]
+	return a, ok || v.complete
 }
 
-func (v *view) seeStripe(st int, version string) {
-	if _, ok := v.stripes[st]; !ok {
-		v.stripes[st], _ = strconv.ParseInt(version, 10, 64)
-	}
+func (v *view) cmOf(ref string) (string, bool) {
+	id, ok := v.cm[ref]
+	return id, ok || v.complete
 }
 
-// seeClusters records what clusters.lua returned for refs: their cluster
-// ids and edges, and the clusters with their versions.
-func (v *view) seeClusters(refs []string, cmd *redis.Cmd) error {
-	res, err := cmd.Slice()
-	if err != nil {
-		return err
+func (v *view) block(b string) *blockView {
+	bv := v.blocks[b]
+	if bv == nil && v.complete {
+		bv = &blockView{}
+		v.blocks[b] = bv
 	}
-	if len(res) != 5 {
-		return fmt.Errorf("clusters.lua returned %d values", len(res))
+	return bv
+}
+
+// knows reports whether the view holds field of hash h (absent included).
+func (v *view) knows(h int, field string) bool {
+	var ok bool
+	switch h {
+	case hR:
+		_, ok = v.recs[field]
+	case hB:
+		_, ok = v.blocks[field]
+	case hA:
+		_, ok = v.adj[field]
+	case hCM:
+		_, ok = v.cm[field]
+	case hCL:
+		_, ok = v.cl[field]
+	case hCV:
+		_, ok = v.cv[field]
+	case hX:
+		_, ok = v.bans[field]
+	case hAcct:
+		_, ok = v.acct[field]
 	}
-	cms, adj, ids, cvs, cls := anys(res[0]), anys(res[1]), anys(res[2]), anys(res[3]), anys(res[4])
-	if len(cms) != len(refs) || len(adj) != len(refs) || len(cvs) != len(ids) || len(cls) != len(ids) {
-		return fmt.Errorf("clusters.lua returned lists of unexpected lengths")
-	}
-	for i, ref := range refs {
-		if _, ok := v.cm[ref]; !ok {
-			v.cm[ref], _ = cms[i].(string)
+	return ok
+}
+
+// see records field of hash h as Redis holds it ("" for absent).
+func (v *view) see(h int, field, raw string) {
+	switch h {
+	case hR:
+		st, err := parseStored(raw)
+		if err != nil {
+			// A value this code did not write: treat it as absent.
+			st = stored{}
 		}
-		v.seeAdj(ref, adj[i])
+		v.recs[field] = st
+	case hB:
+		v.blocks[field] = parseBlock(raw)
+	case hA:
+		v.adj[field] = raw
+	case hCM:
+		v.cm[field] = raw
+	case hCL:
+		v.cl[field] = parseCluster(raw)
+	case hCV:
+		v.cv[field], _ = strconv.ParseInt(raw, 10, 64)
+	case hX:
+		v.bans[field] = raw
+	case hAcct:
+		v.acct[field] = raw
 	}
-	for i, x := range ids {
-		id, _ := x.(string)
-		if _, ok := v.cl[id]; ok {
-			continue
+}
+
+// keyCount is the number of keys the view holds.
+func (v *view) keyCount() int64 {
+	return int64(len(v.recs) + len(v.blocks) + len(v.adj) + len(v.cm) + len(v.cl) + len(v.cv) + len(v.bans) + len(v.acct))
+}
+
+// account updates the view's share of the budget: measured again when its
+// key count moved by a quarter since the last measure, scaled by the count
+// otherwise, so a batch costs no walk over the whole state.
+func (v *view) account(r *Resident) {
+	n := v.keyCount()
+	var b int64
+	if v.entries == 0 || n > v.entries*5/4 || n < v.entries*3/4 {
+		b = v.measure()
+		v.entries, v.measured = n, b
+	} else {
+		b = v.measured * n / v.entries
+	}
+	r.bytes.Add(b - v.bytes)
+	v.bytes = b
+}
+
+// mapEntry is Go's rough cost of one map entry besides its strings.
+const mapEntry = 48
+
+// measure estimates the view's bytes from its keys and values.
+func (v *view) measure() int64 {
+	var b int64
+	for k, st := range v.recs {
+		// The value, and its decoded form in the prepared cache when live.
+		b += int64(len(k)+len(st.raw)+17*len(st.blocks)) + mapEntry + 64
+	}
+	for k, bv := range v.blocks {
+		b += int64(len(k)+8*len(bv.members)+12*len(bv.members)) + mapEntry + 48
+	}
+	for k, x := range v.adj {
+		b += int64(len(k)+len(x)) + mapEntry
+	}
+	for k, x := range v.cm {
+		b += int64(len(k)+len(x)) + mapEntry
+	}
+	for k, c := range v.cl {
+		b += int64(len(k)) + mapEntry
+		if c != nil {
+			b += 40 + 28*int64(len(c.members))
 		}
-		raw, _ := cls[i].(string)
-		ver, _ := cvs[i].(string)
-		v.cl[id] = parseCluster(raw)
-		v.cv[id], _ = strconv.ParseInt(ver, 10, 64)
 	}
-	return nil
+	b += int64(len(v.cv)) * (16 + 8 + mapEntry)
+	for k, x := range v.bans {
+		b += int64(len(k)+len(x)) + mapEntry
+	}
+	for k, x := range v.acct {
+		b += int64(len(k)+len(x)) + mapEntry
+	}
+	return b
 }
 
-func anys(x any) []any {
-	list, _ := x.([]any)
-	return list
+// shed drops about one in every n keys of each map: the view stops being
+// complete, and what it needs of them is read again.
+func (v *view) shed(n int) {
+	v.complete = false
+	i := 0
+	drop := func() bool { i++; return i%n == 1 }
+	for k := range v.recs {
+		if drop() {
+			delete(v.recs, k)
+		}
+	}
+	for k := range v.blocks {
+		if drop() {
+			delete(v.blocks, k)
+		}
+	}
+	for k := range v.adj {
+		if drop() {
+			delete(v.adj, k)
+		}
+	}
+	for k := range v.cm {
+		if drop() {
+			delete(v.cm, k)
+		}
+	}
+	for k := range v.cl {
+		if drop() {
+			delete(v.cl, k)
+		}
+	}
+	for k := range v.cv {
+		if drop() {
+			delete(v.cv, k)
+		}
+	}
+	for k := range v.bans {
+		if drop() {
+			delete(v.bans, k)
+		}
+	}
+	for k := range v.acct {
+		if drop() {
+			delete(v.acct, k)
+		}
+	}
+	v.entries = 0 // measure again
 }
 
-// seeAdj records a record's edges as read.
-func (v *view) seeAdj(ref string, raw any) {
-	if _, ok := v.adj[ref]; !ok {
-		v.adj[ref], _ = raw.(string)
+// put and del record one write of the batch (the last of a field wins) and
+// lay it over the view.
+func (v *view) put(h int, field, value string) {
+	if v.writes[h] == nil {
+		v.writes[h] = map[string]*string{}
 	}
+	v.writes[h][field] = &value
 }
 
-func (v *view) seeRecord(ref, raw string) {
-	if _, ok := v.recs[ref]; ok {
-		return
+func (v *view) del(h int, field string) {
+	if v.writes[h] == nil {
+		v.writes[h] = map[string]*string{}
 	}
-	st, err := parseStored(raw)
-	if err != nil {
-		// A value this code did not write: treat it as absent.
-		st = stored{raw: raw}
-	}
-	v.recs[ref] = st
+	v.writes[h][field] = nil
 }
 
 // blocksOf prepares rec and returns its sorted, de-duplicated block keys.
@@ -179,14 +293,14 @@ func (v *view) blocksOf(p *pending, rec *record.Record) []string {
 		return nil
 	}
 	keys, rules := blockKeys(p.prep)
-	maps.Copy(v.rules, rules)
+	p.rules = rules
 	return keys
 }
 
 // prepared takes an upsert's blocks from its eventPrep.
 func (v *view) prepared(p *pending) []string {
 	p.prep = p.pre.prep
-	maps.Copy(v.rules, p.pre.rules)
+	p.rules = p.pre.rules
 	return p.pre.keys
 }
 
@@ -196,7 +310,7 @@ func blockKeys(prep *Prepared) ([]string, map[string]string) {
 	keys := make([]string, 0, len(prep.Blocks))
 	rules := make(map[string]string, len(prep.Blocks))
 	for _, b := range prep.Blocks {
-		k, _ := blockKey(b)
+		k := blockKey(b)
 		rules[k] = b.Rule
 		keys = append(keys, k)
 	}
@@ -226,7 +340,6 @@ func (v *view) states() error {
 }
 
 func (v *view) state(p *pending, base stored) error {
-	p.expSeq = base.seqArg()
 	ev := p.ev
 	mod := ev.ModifiedAt.UnixMicro()
 	if ev.ModifiedAt.IsZero() {
@@ -402,41 +515,26 @@ func (v *view) accountState(p *pending, base stored, mod int64, newer, same bool
 	p.next.raw = encodeStored(p.next.seq, p.next.modified, created, keys, "")
 }
 
-// decide computes, in batch order, each event's neighbours, blocks and
-// clusters, and what its apply must check and write, laying each decision
-// over the view, and hands each decided event to emit. It stops at the
-// first event whose decision lacks data.
-func (v *view) decide(s *Store, emit func(*view, *pending)) error {
-	v.batch = s.nextBatch()
+// decide computes, in batch order, each event's record state, neighbours,
+// blocks, edges and clusters, laying each decision over the view and
+// recording its writes, and collects the replays to report.
+func (v *view) decide(s *Store) error {
 	maxBlock := v.run.rules.MaxBlockSize()
-	var checkBuf []check
-	var writeBuf []write
 	for _, p := range v.run.events {
-		if p.skip || p.duplicate {
-			emit(v, p)
+		switch {
+		case p.skip:
 			continue
-		}
-		if p.ev.Object == record.Account {
-			v.recs[p.ref] = p.next
-			emit(v, p)
+		case p.duplicate:
+			v.dups = append(v.dups, p)
+			continue
+		case p.ev.Object == record.Account:
+			v.writeAccount(p)
 			continue
 		}
 		if p.ban != "" {
 			v.applyBan(p)
 		}
-		// Room for a typical new lead, which writes about a dozen fields,
-		// from one allocation for the whole batch.
-		if len(checkBuf) < 8 {
-			checkBuf, writeBuf = make([]check, 8*len(v.run.events)), make([]write, 16*len(v.run.events))
-		}
-		p.checks, p.writes = checkBuf[:0:8], writeBuf[:0:16]
-		checkBuf, writeBuf = checkBuf[8:], writeBuf[16:]
-		// The record stripe stands for the record itself: every write of it
-		// bumps that stripe.
-		rs := stripeOfRef(p.ref)
 		if p.banOnly {
-			v.useStripe(p, rs)
-			emit(v, p)
 			continue
 		}
 		old := v.recs[p.ref]
@@ -445,45 +543,47 @@ func (v *view) decide(s *Store, emit func(*view, *pending)) error {
 				return err
 			}
 		}
-		// The apply must find the stripe of every block the record is in or
-		// joins as read (but for this batch's own earlier writes), and bumps
-		// them: the block contents it writes were computed from those reads.
-		stripes := []int{rs}
-		for _, b := range p.next.blocks {
-			stripes = append(stripes, stripeOf(b))
-		}
-		for _, b := range old.blocks {
-			stripes = append(stripes, stripeOf(b))
-		}
-		slices.Sort(stripes)
-		for _, st := range slices.Compact(stripes) {
-			v.useStripe(p, st)
-			v.stripes[st]++
-			p.put(hSV, strconv.Itoa(st), strconv.FormatInt(v.stripes[st], 10))
-		}
 		changed, err := v.moveBlocks(s, p, old.blocks, p.next.blocks, maxBlock)
 		if err != nil {
 			return err
 		}
 		for _, b := range changed {
 			if val := v.blocks[b].value(); val == "" {
-				p.del(hB, b)
+				v.del(hB, b)
 			} else {
-				p.put(hB, b, val)
+				v.put(hB, b, val)
 			}
 		}
 		v.recs[p.ref] = p.next
-		p.put(hR, p.ref, p.next.raw)
+		v.put(hR, p.ref, p.next.raw)
 		v.cacheWritten(s, p)
 		if err := v.clusters(s, p, old); err != nil {
 			return err
 		}
-		if v.interfered {
-			return nil
-		}
-		emit(v, p)
 	}
 	return nil
+}
+
+// writeAccount indexes an account by its normalised name: the old key goes
+// when it still names this account, the new one points at it.
+func (v *view) writeAccount(p *pending) {
+	old := v.recs[p.ref]
+	key := ""
+	if len(p.next.blocks) > 0 {
+		key = p.next.blocks[0]
+	}
+	for _, k := range old.blocks {
+		if k != key && v.acct[k] == p.ev.ID {
+			v.acct[k] = ""
+			v.del(hAcct, k)
+		}
+	}
+	if key != "" {
+		v.acct[key] = p.ev.ID
+		v.put(hAcct, key, p.ev.ID)
+	}
+	v.recs[p.ref] = p.next
+	v.put(hR, p.ref, p.next.raw)
 }
 
 // neighbours decides the records p's new state links to: every live
@@ -498,7 +598,7 @@ func (v *view) neighbours(s *Store, p *pending) error {
 	clear(seen)
 	seen[p.ref] = true
 	for _, b := range p.next.blocks {
-		bv := v.blocks[b]
+		bv := v.block(b)
 		if bv == nil {
 			return fmt.Errorf("matcher: block of %s was not read", p.ev.Ref())
 		}
@@ -533,16 +633,15 @@ func (v *view) neighbours(s *Store, p *pending) error {
 	return nil
 }
 
-// moveBlocks mirrors apply.lua's block membership update in the view.
 // moveBlocks takes p's record out of the blocks it leaves and into the
-// ones it joins, and returns those blocks: the apply writes their new values.
+// ones it joins, and returns those blocks: the batch writes their new values.
 func (v *view) moveBlocks(s *Store, p *pending, old, next []string, maxBlock int) ([]string, error) {
 	var changed []string
 	for _, b := range old {
 		if slices.Contains(next, b) {
 			continue
 		}
-		bv := v.blocks[b]
+		bv := v.block(b)
 		if bv == nil {
 			return nil, fmt.Errorf("matcher: block %s of %s was not read", b, p.ref)
 		}
@@ -554,7 +653,7 @@ func (v *view) moveBlocks(s *Store, p *pending, old, next []string, maxBlock int
 		if slices.Contains(old, b) {
 			continue
 		}
-		bv := v.blocks[b]
+		bv := v.block(b)
 		if bv == nil {
 			return nil, fmt.Errorf("matcher: block %s of %s was not read", b, p.ref)
 		}
@@ -565,7 +664,7 @@ func (v *view) moveBlocks(s *Store, p *pending, old, next []string, maxBlock int
 		}
 		if bv.count > maxBlock {
 			bv.poisoned, bv.members = true, nil
-			s.warnOversize(v.rules[b], b)
+			s.warnOversize(p.rules[b], b)
 			continue
 		}
 		bv.members = append(bv.members, p.ref)
@@ -585,6 +684,7 @@ func (b *blockView) value() string {
 	return strings.Join(b.members, " ")
 }
 
+// applyBan stores a review decision on both refs' ban lists.
 func (v *view) applyBan(p *pending) {
 	other := p.ban[1:]
 	add := p.ban[0] == '+'
@@ -595,6 +695,11 @@ func (v *view) applyBan(p *pending) {
 			list = append(list, pair[1])
 		}
 		v.bans[pair[0]] = strings.Join(list, " ")
+		if len(list) == 0 {
+			v.del(hX, pair[0])
+		} else {
+			v.put(hX, pair[0], v.bans[pair[0]])
+		}
 	}
 }
 
@@ -605,5 +710,5 @@ func (v *view) cacheWritten(s *Store, p *pending) {
 	}
 	r := *p.nextRec
 	r.Tenant = v.run.tenant
-	s.cache.put(v.run.tenant+"\x00"+p.ref, &cacheEntry{raw: p.next.raw, rec: &r, prep: p.prep})
+	s.res.prep.put(v.run.tenant+"\x00"+p.ref, &cacheEntry{raw: p.next.raw, rec: &r, prep: p.prep})
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -34,6 +35,7 @@ import (
 
 const (
 	loopRecords  = "loop.records"
+	loopByTenant = "loop.records.by-tenant"
 	loopCommands = "loop.commands"
 	loopResults  = "loop.results"
 	loopRequests = "loop.requests"
@@ -48,7 +50,9 @@ type loop struct {
 	t      *testing.T
 	kc     *kafkatest.Cluster
 	cfg    *config.File
-	store  *matcher.Store
+	store  *matcher.Store // reads; each pipeline run has its own owners
+	rdb    redis.UniversalClient
+	ns     string
 	ledger *RedisLedger
 	mirror *writer.Mirror
 	dbURL  string
@@ -81,8 +85,9 @@ func newLoop(t *testing.T) *loop {
 		// which the pipeline sees events (it plans a cluster as it grows);
 		// across partitions that order is timing, within one it is fixed, so
 		// a restarted run can be compared with a steady one.
-		t: t, kc: kafkatest.New(t, 1, loopRecords, loopCommands, loopResults, loopRequests, loopDLQ), cfg: cfg,
-		store:  matcher.NewStore(srv.Client(), matcher.StoreOptions{Namespace: ns, Rules: cfg.Rules}),
+		t: t, kc: kafkatest.New(t, 1, loopRecords, loopByTenant, loopCommands, loopResults, loopRequests, loopDLQ), cfg: cfg,
+		store: matcher.NewStore(srv.Client(), matcher.StoreOptions{Namespace: ns, Rules: cfg.Rules}),
+		rdb:   srv.Client(), ns: ns,
 		ledger: NewRedisLedger(srv.Client(), ns),
 		mirror: writer.NewMirror(db.Pool()), dbURL: db.URL, db: db,
 	}
@@ -170,9 +175,12 @@ func (l *loop) service(name string, fn func(ctx context.Context) error) (stop fu
 
 func (l *loop) pipeline() (stop func()) {
 	p, err := pipeline.New(pipeline.Config{
-		Brokers: l.kc.Addrs(), Group: "pipeline", RecordsTopic: loopRecords, CommandsTopic: loopCommands, DLQTopic: loopDLQ,
+		Brokers: l.kc.Addrs(), Group: "pipeline", RecordsTopic: loopRecords, ByTenantTopic: loopByTenant,
+		CoPartitioned: []string{loopRequests}, CommandsTopic: loopCommands, DLQTopic: loopDLQ,
 		CommitInterval: 100 * time.Millisecond, MaxPollRecords: 10_000, Logger: zerolog.Nop(),
-	}, l.store, l.cfg)
+	}, func() pipeline.Owner {
+		return matcher.NewStore(l.rdb, matcher.StoreOptions{Namespace: l.ns, Rules: l.cfg.Rules})
+	}, l.cfg)
 	if err != nil {
 		l.t.Fatal(err)
 	}
@@ -205,11 +213,12 @@ func (l *loop) requests() (stop func()) {
 // and nothing new was written for a few rounds.
 func (l *loop) quiet() {
 	l.t.Helper()
-	var last [2]int64
+	var last [3]int64
 	stable := 0
 	kafkatest.WaitFor(l.t, 60*time.Second, "the loop to go quiet", func() bool {
-		ends := [2]int64{l.end(loopRecords), l.end(loopCommands)}
-		done := l.committed("pipeline", loopRecords) >= ends[0] && l.committed("writer", loopCommands) >= ends[1]
+		ends := [3]int64{l.end(loopRecords), l.end(loopByTenant), l.end(loopCommands)}
+		done := l.committed("pipeline", loopRecords) >= ends[0] && l.committed("pipeline", loopByTenant) >= ends[1] &&
+			l.committed("writer", loopCommands) >= ends[2]
 		if done && ends == last {
 			stable++
 		} else {

@@ -21,6 +21,7 @@ import (
 	"github.com/leadconv/leadconv/internal/kafkaconn"
 	"github.com/leadconv/leadconv/internal/pipeline"
 	"github.com/leadconv/leadconv/internal/redisconn"
+	"github.com/leadconv/leadconv/matcher"
 )
 
 func benchCommand() *command {
@@ -49,9 +50,16 @@ plus the process's resident memory at each phase and its peak, and the CPU
 time per event of each phase, of this process and of the Redis server (load
 on the machine hardly moves it, unlike wall time).
 
+The full pipeline and the latency runs include the routing hop: events go
+to a by-tenant topic first, then to the owner of their tenant's partition.
+--tenants spreads the throughput events over that many tenants (one alone
+is the single-owner ceiling). The owners' Redis round trips per batch and
+resident hit rate are reported per phase.
+
 Kafka: an in-process broker (kfake) unless --brokers names a cluster, which
-then needs the topics bench.records, bench.raw.out, bench.commands,
-bench.latency.records, bench.latency.commands and bench.dlq.
+then needs the topics bench.records, bench.records.by-tenant,
+bench.raw.out, bench.commands, bench.latency.records,
+bench.latency.records.by-tenant, bench.latency.commands and bench.dlq.
 
 Redis: --redis-url, else $REDIS_URL, else a private redis-server started
 from $PATH on a free port (no persistence) and stopped at the end. The state
@@ -63,6 +71,8 @@ Example (the figures in BENCHMARKS.md):
 		setup: func(fs *flagSet) func(context.Context, *env, []string) error {
 			var bc pipeline.BenchConfig
 			fs.IntVar(&bc.Events, "events", 200_000, "generated events of the throughput runs")
+			fs.IntVar(&bc.Tenants, "tenants", 1, "tenants the throughput events are spread over (1: one tenant alone, one owner: the single-owner ceiling)")
+			fs.Int64Var(&bc.ResidentBytes, "matcher-cache-bytes", 0, "memory bound of the owners' resident matcher state (0: the service default)")
 			partitions := fs.Int("partitions", 6, "partitions of the benchmark topics (one worker each)")
 			fs.IntVar(&bc.Rate, "rate", 2000, "offered rate of the latency run, events/s")
 			fs.IntVar(&bc.LatencyEvents, "latency-events", 20_000, "events of each latency run")
@@ -84,7 +94,7 @@ Example (the figures in BENCHMARKS.md):
 				if len(args) > 0 {
 					return usagef("unexpected arguments %q", args)
 				}
-				for name, v := range map[string]int{"--events": bc.Events, "--partitions": *partitions, "--rate": bc.Rate, "--latency-events": bc.LatencyEvents, "--latency-runs": bc.LatencyRuns} {
+				for name, v := range map[string]int{"--events": bc.Events, "--tenants": bc.Tenants, "--partitions": *partitions, "--rate": bc.Rate, "--latency-events": bc.LatencyEvents, "--latency-runs": bc.LatencyRuns} {
 					if v <= 0 {
 						return usagef("%s %d: must be positive", name, v)
 					}
@@ -235,6 +245,19 @@ func printBench(w io.Writer, out benchOutput) {
 			parts = append(parts, fmt.Sprintf("%s %d", s.Point, s.Bytes>>20))
 		}
 		fmt.Fprintf(w, "memory         peak RSS %d MiB; RSS MiB at %s\n", r.PeakRSS>>20, strings.Join(parts, ", "))
+	}
+	if r.ResidentBytes > 0 {
+		fmt.Fprintf(w, "matcher        resident %d MiB at the end\n", r.ResidentBytes>>20)
+	}
+	for _, m := range []struct {
+		phase string
+		s     matcher.Stats
+	}{{"full", r.MatcherFull}, {"latency", r.MatcherLatency}} {
+		if m.s.Batches > 0 {
+			// A complete tenant looks nothing up: everything is resident.
+			fmt.Fprintf(w, "matcher %-7s %8.0f batches: %.2f Redis round trips/batch, %.0f keys read through, %.0f resident lookups\n",
+				m.phase, m.s.Batches, m.s.RoundTrips/m.s.Batches, m.s.Misses, m.s.Hits)
+		}
 	}
 	for _, c := range out.CPU {
 		fmt.Fprintf(w, "cpu %-10s %8d events: process %s/event, redis %s/event\n", c.Phase, c.Events,

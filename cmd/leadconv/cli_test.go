@@ -134,7 +134,7 @@ func TestFlagEnvPrecedence(t *testing.T) {
 func TestServiceOptionsCheck(t *testing.T) {
 	base := func() serviceOptions {
 		return serviceOptions{brokers: "a:9092", namespace: "lc", maxRecordBytes: 1, contentMode: "binary",
-			recordsTopic: "r", commandsTopic: "c", dlqTopic: "d", fetch: fetchOptions{minBytes: 1, maxWait: 10 * time.Millisecond},
+			recordsTopic: "r", byTenantTopic: "r.by-tenant", cacheBytes: 1 << 20, commandsTopic: "c", dlqTopic: "d", fetch: fetchOptions{minBytes: 1, maxWait: 10 * time.Millisecond},
 			redis: redisconn.Options{URL: "redis://localhost:6379/0"}}
 	}
 	if err := (func() error { o := base(); return o.check() })(); err != nil {
@@ -148,6 +148,8 @@ func TestServiceOptionsCheck(t *testing.T) {
 		{"no brokers", func(o *serviceOptions) { o.brokers = " , " }, "--brokers"},
 		{"namespace with tag", func(o *serviceOptions) { o.namespace = "a{b}" }, "--namespace"},
 		{"content mode", func(o *serviceOptions) { o.contentMode = "batch" }, "allowed values are binary, structured"},
+		{"cache bytes", func(o *serviceOptions) { o.cacheBytes = 1000 }, "--matcher-cache-bytes 1000: allowed values are at least 1048576"},
+		{"hop onto itself", func(o *serviceOptions) { o.byTenantTopic = "r" }, "--by-tenant-topic r: must differ from --records-topic"},
 		{"empty topic", func(o *serviceOptions) { o.dlqTopic = "" }, "--dlq-topic"},
 		{"fetch min bytes", func(o *serviceOptions) { o.fetch.minBytes = 0 }, "--fetch-min-bytes 0: allowed values are 1 to"},
 		{"fetch wait below the client's floor", func(o *serviceOptions) { o.fetch.maxWait = 5 * time.Millisecond }, "--fetch-max-wait 5ms: allowed values are 10ms"},

@@ -17,7 +17,6 @@ import (
 
 	"github.com/leadconv/leadconv/internal/pipeline"
 	"github.com/leadconv/leadconv/internal/redisconn"
-	"github.com/leadconv/leadconv/matcher"
 	"github.com/leadconv/leadconv/matcher/gen"
 	"github.com/leadconv/leadconv/record"
 )
@@ -156,11 +155,13 @@ func runDemo(ctx context.Context, e *env, o demoOptions) error {
 	fmt.Fprintf(e.stdout, "leadconv demo: %d sample record events (tenant %s, seed %d)\n", len(evs), o.tenant, o.seed)
 	fmt.Fprintf(e.stdout, "  in-process Kafka %s (%d partitions), %s\n\n", brokers[0], o.partitions, redisDesc)
 
-	store := matcher.NewStore(rdb, matcher.StoreOptions{Namespace: namespace, Rules: cfg.Rules, Logger: log})
+	reg := prometheus.NewRegistry()
+	parts := handlerParts{rdb: rdb, cfg: cfg, namespace: namespace, log: log, reg: reg}
+	store := newReader(parts)
 	p, err := pipeline.New(pipeline.Config{
 		Brokers: brokers, Group: demoGroup, CommitInterval: 100 * time.Millisecond,
-		Inputs: cfg.Inputs(), Logger: log, Registerer: prometheus.NewRegistry(),
-	}, store, cfg)
+		Inputs: cfg.Inputs(), Logger: log, Registerer: reg,
+	}, newOwners(parts), cfg)
 	if err != nil {
 		return err
 	}
@@ -189,7 +190,13 @@ func runDemo(ctx context.Context, e *env, o demoOptions) error {
 
 	waitCtx, cancelWait := context.WithTimeout(ctx, o.timeout)
 	defer cancelWait()
-	if err := waitCommitted(waitCtx, kadm.NewClient(cl), demoGroup, defaultRecordsTopic, runDone); err != nil {
+	// The input committed means every event was routed; then the by-tenant
+	// topic committed means every event was applied and its commands acked.
+	err = waitCommitted(waitCtx, kadm.NewClient(cl), demoGroup, defaultRecordsTopic, runDone)
+	if err == nil {
+		err = waitCommitted(waitCtx, kadm.NewClient(cl), demoGroup, pipeline.DefaultByTenantTopic, runDone)
+	}
+	if err != nil {
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()

@@ -11,6 +11,8 @@ import (
 	"github.com/leadconv/leadconv/internal/kafkaconn"
 	"github.com/leadconv/leadconv/internal/ops"
 	"github.com/leadconv/leadconv/internal/redisconn"
+	"github.com/leadconv/leadconv/internal/pipeline"
+	"github.com/leadconv/leadconv/matcher"
 )
 
 // Topic defaults: the contract with producers and CRM writers.
@@ -49,6 +51,9 @@ type serviceOptions struct {
 	configPath     string
 	namespace      string
 	recordsTopic   string
+	byTenantTopic  string
+	inputByTenant  bool
+	cacheBytes     int64
 	commandsTopic  string
 	dlqTopic       string
 	maxRecordBytes int
@@ -64,12 +69,15 @@ func (o *serviceOptions) register(fs *flagSet) {
 	fs.StringVar(&o.configPath, "config", "", "service config file (YAML: defaults and per-tenant engine and matching settings); empty uses the shipped defaults")
 	fs.StringVar(&o.namespace, "namespace", "lc", "Redis key namespace of the matcher state; a backfill under a fresh namespace runs beside the live one")
 	fs.StringVar(&o.recordsTopic, "records-topic", defaultRecordsTopic, "input topic of record events")
+	fs.StringVar(&o.byTenantTopic, "by-tenant-topic", pipeline.DefaultByTenantTopic, "internal topic the input is routed to, keyed by tenant: its partitions bound the parallelism, one owner (the only writer of its tenants) each; created with the input's partition count when missing")
+	fs.BoolVar(&o.inputByTenant, "input-keyed-by-tenant", false, "the records topic is already keyed by tenant (Kafka's default partitioner): skip the routing hop and own its partitions directly")
+	fs.Int64Var(&o.cacheBytes, "matcher-cache-bytes", matcher.DefaultResidentBytes, "memory bound of the matcher state kept resident by the partitions' owners (bytes); past it, the least recently used tenants are read again from Redis")
 	fs.StringVar(&o.commandsTopic, "commands-topic", defaultCommandsTopic, "output topic of the commands (CloudEvents)")
 	fs.StringVar(&o.dlqTopic, "dlq-topic", defaultDLQTopic, "dead-letter topic for input that can never be processed")
 	fs.IntVar(&o.maxRecordBytes, "max-record-bytes", 1<<20, "largest accepted input record; larger ones go to the dead-letter topic")
 	fs.StringVar(&o.contentMode, "content-mode", "binary", "CloudEvents content mode on Kafka: binary (ce_ headers) or structured (JSON envelope)")
-	for _, n := range []string{"brokers", "config", "namespace", "records-topic",
-		"commands-topic", "dlq-topic", "max-record-bytes", "content-mode"} {
+	for _, n := range []string{"brokers", "config", "namespace", "records-topic", "by-tenant-topic", "input-keyed-by-tenant",
+		"matcher-cache-bytes", "commands-topic", "dlq-topic", "max-record-bytes", "content-mode"} {
 		fs.fromEnv(n)
 	}
 	o.fetch.register(fs)
@@ -166,6 +174,9 @@ func (o *serviceOptions) check() error {
 	if o.namespace == "" || strings.ContainsAny(o.namespace, "{}: ") {
 		return usagef("--namespace %q: must be non-empty, without braces, colons or spaces", o.namespace)
 	}
+	if o.cacheBytes < 1<<20 {
+		return usagef("--matcher-cache-bytes %d: allowed values are at least 1048576 (1 MiB)", o.cacheBytes)
+	}
 	if o.maxRecordBytes <= 0 {
 		return usagef("--max-record-bytes %d: must be positive", o.maxRecordBytes)
 	}
@@ -183,10 +194,13 @@ func (o *serviceOptions) check() error {
 	if err := o.redis.Check(); err != nil {
 		return usagef("%v", err)
 	}
-	for flag, v := range map[string]string{"--records-topic": o.recordsTopic, "--commands-topic": o.commandsTopic, "--dlq-topic": o.dlqTopic} {
+	for flag, v := range map[string]string{"--records-topic": o.recordsTopic, "--by-tenant-topic": o.byTenantTopic, "--commands-topic": o.commandsTopic, "--dlq-topic": o.dlqTopic} {
 		if v == "" {
 			return usagef("%s: must not be empty", flag)
 		}
+	}
+	if !o.inputByTenant && o.byTenantTopic == o.recordsTopic {
+		return usagef("--by-tenant-topic %s: must differ from --records-topic (or set --input-keyed-by-tenant)", o.byTenantTopic)
 	}
 	return nil
 }
@@ -199,4 +213,14 @@ func (o *serviceOptions) brokerList() []string {
 		}
 	}
 	return out
+}
+
+// ownedTopic is the topic whose partitions have owners: the by-tenant
+// topic, or the input when it is keyed by tenant already. Replay reads it:
+// its per-partition order is the order the live owners applied.
+func (o *serviceOptions) ownedTopic() string {
+	if o.inputByTenant {
+		return o.recordsTopic
+	}
+	return o.byTenantTopic
 }

@@ -27,11 +27,14 @@ func replayCommand() *command {
 		name:     "replay",
 		synopsis: "re-read the records topic into the matcher: repairs, backfills, dry runs",
 		usage:    "--from earliest|TIME|P:O,... [--to TIME|P:O,...] [--dry-run] [--output-topic T] [--namespace N] [flags]",
-		help: `Re-reads the records topic from --from up to --to (default: its end when
+		help: `Re-reads the by-tenant topic (--by-tenant-topic; the records topic itself
+with --input-keyed-by-tenant) from --from up to --to (default: its end when
 the replay starts) and runs every event through the pipeline as "leadconv
-run" does: the matcher state in Redis under --namespace, the engine, the
-CloudEvents encoding. It reads partitions directly, outside the consumer
-group, so the live service is not disturbed, and stops at the end position.
+run" does: one owner per partition, the matcher state in Redis under
+--namespace, the engine, the CloudEvents encoding. It reads partitions
+directly, outside the consumer group, so the live service is not
+disturbed, and stops at the end position. The replay is the single writer
+of its namespace: do not replay into the namespace the service writes.
 
 Positions:
   earliest            the start of every partition
@@ -41,7 +44,8 @@ Positions:
                       partitions listed, --to bounds those listed (exclusive)
 
 Replaying the topic from the start into an empty namespace yields the same
-command ids as live processing did; events the namespace already holds
+command ids as live processing did (a tenant's order is its partition's
+order, which the replay keeps); events the namespace already holds
 change nothing, and their clusters' plans are emitted again with the same
 ids, which writers recognise as done.
 
@@ -258,7 +262,8 @@ func runReplay(ctx context.Context, e *env, rc replayConfig) error {
 	if err := ops.AwaitDependencies(ctx, log, o.redisDep(rdb), o.kafkaDep(kopts)); err != nil {
 		return err
 	}
-	spans, err := resolveSpans(ctx, kadm.NewClient(cl), o.recordsTopic, rc.from, rc.to)
+	topic := o.ownedTopic()
+	spans, err := resolveSpans(ctx, kadm.NewClient(cl), topic, rc.from, rc.to)
 	if err != nil {
 		return err
 	}
@@ -270,11 +275,11 @@ func runReplay(ctx context.Context, e *env, rc replayConfig) error {
 	if target == "" {
 		target = "stdout"
 	}
-	log.Info().Str("records_topic", o.recordsTopic).Str("output", target).Str("namespace", namespace).
+	log.Info().Str("topic", topic).Str("output", target).Str("namespace", namespace).
 		Bool("dry_run", rc.dryRun).Int("partitions", len(spans)).Int64("events", total).Msg("replay starting")
 
 	h := newHandler(handlerParts{
-		rdb: rdb, cfg: cfg, namespace: namespace, commandsTopic: rc.output,
+		rdb: rdb, cfg: cfg, namespace: namespace, residentBytes: o.cacheBytes, commandsTopic: rc.output,
 		maxRecordBytes: o.maxRecordBytes, structured: rc.stdout != nil || o.contentMode == "structured",
 		log: log, reg: newRegistry(),
 	})
@@ -284,7 +289,7 @@ func runReplay(ctx context.Context, e *env, rc replayConfig) error {
 	progDone := make(chan struct{})
 	go func() { prog.Run(progCtx); close(progDone) }()
 
-	r := &replayer{h: h, cl: cl, log: log, prog: prog, stdout: rc.stdout, topic: o.recordsTopic}
+	r := &replayer{h: h, cl: cl, log: log, prog: prog, stdout: rc.stdout, topic: topic}
 	start := time.Now()
 	err = r.run(ctx, spans)
 	stopProg()

@@ -22,6 +22,7 @@ import (
 	"github.com/leadconv/leadconv/internal/testutil/redistest"
 	"github.com/leadconv/leadconv/matcher"
 	"github.com/leadconv/leadconv/matcher/gen"
+	"github.com/leadconv/leadconv/record"
 )
 
 func TestParsePosition(t *testing.T) {
@@ -70,18 +71,22 @@ type replayEnv struct {
 
 func newReplayEnv(t *testing.T, partitions int32) *replayEnv {
 	t.Helper()
-	k := kafkatest.New(t, partitions, defaultRecordsTopic, defaultCommandsTopic, defaultDLQTopic, "replay.out", "replay.again")
+	k := kafkatest.New(t, partitions, defaultRecordsTopic, pipeline.DefaultByTenantTopic, defaultCommandsTopic, defaultDLQTopic, "replay.out", "replay.again")
 	env := &replayEnv{kafka: k, redis: redistest.New(t), liveNS: "live"}
-	evs := gen.New(gen.Options{Seed: 7, Records: 250, Updates: 0.1, ContactShare: 0.2, Deletes: 0.02}).Events()
+	// Several tenants, so that several by-tenant partitions are owned.
+	var evs []record.Event
+	for i, tenant := range []string{"acme", "globex", "initech", "umbrella", "hooli", "stark"} {
+		evs = append(evs, gen.New(gen.Options{Seed: 7 + uint64(i), Tenant: tenant, Records: 60, Updates: 0.1, ContactShare: 0.2, Deletes: 0.02}).Events()...)
+	}
 	env.events = len(evs)
 	cl := k.Client()
 	if err := produceEvents(t.Context(), cl, defaultRecordsTopic, evs); err != nil {
 		t.Fatal(err)
 	}
 	cfg := config.Default()
-	store := matcher.NewStore(env.redis.Client(), matcher.StoreOptions{Namespace: env.liveNS, Rules: cfg.Rules})
+	parts := handlerParts{rdb: env.redis.Client(), cfg: cfg, namespace: env.liveNS, log: zerolog.Nop(), reg: prometheus.NewRegistry()}
 	p, err := pipeline.New(pipeline.Config{Brokers: k.Addrs(), Group: "live", CommitInterval: 100 * time.Millisecond,
-		Logger: zerolog.Nop(), Registerer: prometheus.NewRegistry()}, store, cfg)
+		Logger: zerolog.Nop(), Registerer: prometheus.NewRegistry()}, newOwners(parts), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,6 +97,9 @@ func newReplayEnv(t *testing.T, partitions int32) *replayEnv {
 	wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
 	defer wcancel()
 	err = waitCommitted(wctx, kadm.NewClient(cl), "live", defaultRecordsTopic, runDone)
+	if err == nil {
+		err = waitCommitted(wctx, kadm.NewClient(cl), "live", pipeline.DefaultByTenantTopic, runDone)
+	}
 	cancel()
 	<-runDone
 	if err != nil || runErr != nil {
@@ -130,12 +138,13 @@ func keyCount(t *testing.T, s *redistest.Server) int64 {
 	return n
 }
 
-// Replaying the topic from the start into an empty namespace reproduces
-// the live command ids; replaying into the live namespace changes nothing
-// and re-emits only ids the live run published.
+// Replaying the by-tenant topic from the start into an empty namespace
+// reproduces the live command ids, across several partitions and tenants
+// (a tenant's order is its partition's); replaying into the live namespace
+// changes nothing and re-emits only ids the live run published.
 func TestReplayReproducesLiveCommandIDs(t *testing.T) {
 	t.Parallel()
-	env := newReplayEnv(t, 1)
+	env := newReplayEnv(t, 3)
 	ctx := context.Background()
 	store := matcher.NewStore(env.redis.Client(), matcher.StoreOptions{Namespace: env.liveNS, Rules: config.Default().Rules})
 	before, err := store.Clusters(ctx, "acme")
@@ -197,9 +206,7 @@ func TestReplayPositionsAndStdout(t *testing.T) {
 		t.Fatalf("code %d\n%s", code, stderr)
 	}
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
-	// Across partitions the interleaving, and so a few intermediate plans,
-	// may differ from the live run; the count is of the same order.
-	if len(lines) < len(env.liveIDs)*9/10 {
+	if len(lines) != len(env.liveIDs) {
 		t.Fatalf("stdout dry run printed %d lines, live %d commands", len(lines), len(env.liveIDs))
 	}
 	for i, l := range lines {
@@ -273,7 +280,7 @@ func TestReplayStopsAtTransactionMarker(t *testing.T) {
 	done := make(chan result, 1)
 	go func() {
 		code, _, stderr := runMain(t, nil, "replay", "--brokers", strings.Join(k.Addrs(), ","), "--redis-url", rs.URL(),
-			"--log-format", "json", "--from", "earliest", "--dry-run")
+			"--log-format", "json", "--from", "earliest", "--dry-run", "--input-keyed-by-tenant")
 		done <- result{code, stderr}
 	}()
 	select {

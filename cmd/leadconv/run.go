@@ -20,11 +20,15 @@ func runCommand() *command {
 		name:     "run",
 		synopsis: "run the service: consume record events, keep clusters, publish commands",
 		usage:    "[flags]",
-		help: `Runs leadconv as a member of a Kafka consumer group: reads record events
-from the records topic (one worker per assigned partition), applies each
-batch to the duplicate clusters in Redis, plans every changed cluster with the
-tenant's configuration and publishes the commands as CloudEvents, keyed
-tenant/cluster_id, to the commands topic. Offsets are committed only after
+		help: `Runs leadconv as a member of a Kafka consumer group: routes record events
+from the records topic to --by-tenant-topic, keyed by tenant (skipped with
+--input-keyed-by-tenant), and owns partitions of that topic: the worker of a
+partition is the only writer of its tenants' duplicate clusters, kept
+resident in memory (--matcher-cache-bytes) and written through to Redis. It
+applies each batch, plans every changed cluster with the tenant's
+configuration and publishes the commands as CloudEvents, keyed
+tenant/cluster_id, to the commands topic. --requests-topic must have as many
+partitions as the by-tenant topic (checked at start-up). Offsets are committed only after
 the broker acknowledged every command the batch produced (at-least-once,
 with deterministic command ids). Input that can never be processed goes to
 the dead-letter topic with error-code headers; Redis or broker outages are
@@ -101,25 +105,26 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 				}
 
 				reg := newRegistry()
-				parts := handlerParts{rdb: rdb, cfg: cfg, namespace: o.namespace, log: log, reg: reg}
-				store := newStore(parts)
+				parts := handlerParts{rdb: rdb, cfg: cfg, namespace: o.namespace, residentBytes: o.cacheBytes, log: log, reg: reg}
+				store := newReader(parts)
+				rc := rf.Config(o.brokerList(), o.commandsTopic, o.dlqTopic, log)
+				rc.Structured = o.contentMode == "structured"
 				c, err := pipeline.New(pipeline.Config{
 					Brokers: o.brokerList(), Group: *group, RecordsTopic: o.recordsTopic,
+					ByTenantTopic: o.byTenantTopic, InputByTenant: o.inputByTenant, CoPartitioned: []string{rc.RequestsTopic},
 					CommandsTopic: o.commandsTopic, DLQTopic: o.dlqTopic, ChangesTopic: *changesTopic,
 					MaxRecordBytes: o.maxRecordBytes, Structured: o.contentMode == "structured",
 					ShutdownGrace: *drain, Logger: log, Registerer: reg,
 					FetchMinBytes: int32(o.fetch.minBytes), FetchMaxWait: o.fetch.maxWait,
 					Opts: append(slices.Clone(kopts), append(gro.kgoOpts(), kafkaMetrics(reg))...), Inputs: cfg.Inputs(),
-				}, store, cfg)
+				}, newOwners(parts), cfg)
 				if err != nil {
 					return err
 				}
-				rc := rf.Config(o.brokerList(), o.commandsTopic, o.dlqTopic, log)
 				rc.Group = requestsGroup(rc.Group, *group)
 				// The requests group is another group: the same instance id
 				// does not collide there.
 				rc.Opts = append(append(slices.Clone(kopts), rc.Opts...), append(gro.kgoOpts(), kafkaMetrics(reg))...)
-				rc.Structured = o.contentMode == "structured"
 				policy := rf.Policy()
 				tenants := func(name string) (requests.Tenant, error) {
 					t, err := cfg.Tenant(name)
@@ -157,7 +162,7 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 				srv.AddCheck("kafka", func(ctx context.Context) error { return c.Client().Ping(ctx) })
 
 				log.Info().Str("version", readBuildInfo().Version).Strs("brokers", o.brokerList()).
-					Str("group", *group).Str("instance_id", gro.instanceID).Dur("session_timeout", gro.sessionTimeout).Str("records_topic", o.recordsTopic).Str("commands_topic", o.commandsTopic).
+					Str("group", *group).Str("instance_id", gro.instanceID).Dur("session_timeout", gro.sessionTimeout).Str("records_topic", o.recordsTopic).Str("by_tenant_topic", o.ownedTopic()).Str("commands_topic", o.commandsTopic).
 					Str("dlq_topic", o.dlqTopic).Str("namespace", o.namespace).Strs("tenants", cfg.Tenants()).
 					Strs("input_topics", inputTopics(cfg.Inputs())).
 					Msg("leadconv starting")

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/leadconv/leadconv/internal/config"
+	"github.com/leadconv/leadconv/internal/pipeline"
 	"github.com/leadconv/leadconv/internal/testutil/kafkatest"
 	"github.com/leadconv/leadconv/internal/testutil/redistest"
 	"github.com/leadconv/leadconv/matcher/gen"
@@ -73,8 +74,10 @@ func TestRunServesOpsAndShutsDownGracefully(t *testing.T) {
 	adm := kadm.NewClient(cl)
 	wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
 	defer wcancel()
-	if err := waitCommitted(wctx, adm, "svc", defaultRecordsTopic, nil); err != nil {
-		t.Fatalf("the service did not catch up: %v\n%s", err, stderr.String())
+	for _, topic := range []string{defaultRecordsTopic, pipeline.DefaultByTenantTopic} {
+		if err := waitCommitted(wctx, adm, "svc", topic, nil); err != nil {
+			t.Fatalf("the service did not catch up on %s: %v\n%s", topic, err, stderr.String())
+		}
 	}
 	if code, body := httpGet(t, base+"/healthz"); code != 200 {
 		t.Fatalf("/healthz = %d %q", code, body)
@@ -90,6 +93,9 @@ func TestRunServesOpsAndShutsDownGracefully(t *testing.T) {
 		`leadconv_processing_latency_seconds_bucket`,
 		`leadconv_consumer_lag`,
 		`leadconv_matcher_redis_round_trip_seconds_bucket`,
+		`leadconv_matcher_batch_round_trips_bucket`,
+		`leadconv_matcher_resident_bytes`,
+		`leadconv_events_routed_total`,
 		`process_resident_memory_bytes`,
 		`leadconv_build_info{commit=`,
 		// franz-go's client metrics, for the pipeline's and the requests'

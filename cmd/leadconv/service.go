@@ -96,6 +96,7 @@ type handlerParts struct {
 	rdb            redis.UniversalClient
 	cfg            *config.File
 	namespace      string
+	residentBytes  int64
 	commandsTopic  string
 	changesTopic   string
 	maxRecordBytes int
@@ -112,14 +113,23 @@ func newHandler(p handlerParts) *pipeline.Handler {
 		Structured:     p.structured,
 		Logger:         p.log,
 		Metrics:        pipeline.NewMetrics(p.reg),
-	}, newStore(p), p.cfg)
+	}, newOwners(p), p.cfg)
 }
 
-// newStore is the matcher store of p's namespace and rules.
-func newStore(p handlerParts) *matcher.Store {
-	return matcher.NewStore(p.rdb, matcher.StoreOptions{
-		Namespace: p.namespace, Rules: p.cfg.Rules, Logger: p.log, Registerer: p.reg,
-	})
+// newOwners makes the owners of p's namespace: one matcher store per
+// partition, sharing the process's resident budget and metrics.
+func newOwners(p handlerParts) pipeline.Owners {
+	res := matcher.NewResident(matcher.ResidentOptions{MaxBytes: p.residentBytes, Logger: p.log, Registerer: p.reg})
+	return func() pipeline.Owner {
+		return matcher.NewStore(p.rdb, matcher.StoreOptions{Namespace: p.namespace, Rules: p.cfg.Rules, Resident: res})
+	}
+}
+
+// newReader is a matcher store of p's namespace for reads only (mass
+// conversion reads clusters and leads): it never applies, so it takes no
+// tenant from the owners.
+func newReader(p handlerParts) *matcher.Store {
+	return matcher.NewStore(p.rdb, matcher.StoreOptions{Namespace: p.namespace, Rules: p.cfg.Rules})
 }
 
 // serveWhile serves the ops endpoints on addr while run runs. The server

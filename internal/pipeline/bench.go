@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -45,8 +46,13 @@ type BenchConfig struct {
 	// generator's contact field map, so generated contacts match leads.
 	Config *config.File
 	// Events is the size of the throughput data set (default 200,000).
-	Events     int
+	Events int
+	// Tenants spreads the throughput data set over this many tenants
+	// (default 1: one tenant alone, the single-owner ceiling).
+	Tenants    int
 	Partitions int32 // default 6
+	// ResidentBytes bounds the owners' resident state (0: the default).
+	ResidentBytes int64
 	// Rate is the offered rate of the latency run in events/s (default
 	// 2,000), for LatencyEvents events (default 20,000: ten seconds).
 	Rate          int
@@ -61,6 +67,9 @@ type BenchConfig struct {
 	FetchMinBytes int32
 	FetchMaxWait  time.Duration
 	Logger        zerolog.Logger
+	// Registerer, when set, registers the owners' matcher metrics (round
+	// trips per batch, resident bytes and hit rate).
+	Registerer prometheus.Registerer
 	// Progress, when set, is told when a phase starts.
 	Progress func(phase string)
 }
@@ -95,6 +104,11 @@ type BenchResult struct {
 	Ratio   float64
 	RSS     []RSSSample
 	PeakRSS int64
+	// ResidentBytes is the owners' resident matcher state at the end.
+	ResidentBytes int64
+	// MatcherFull and MatcherLatency are the owners' batches, Redis round
+	// trips and resident hits and misses of the full and latency phases.
+	MatcherFull, MatcherLatency matcher.Stats
 }
 
 // RSSSample is the resident set at a named point of the run.
@@ -107,6 +121,8 @@ type RSSSample struct {
 // input with different groups.
 const (
 	benchRecords     = "bench.records"
+	benchByTenant    = "bench.records.by-tenant"
+	benchLatByTenant = "bench.latency.records.by-tenant"
 	benchRawOut      = "bench.raw.out"
 	benchCommands    = "bench.commands"
 	benchLatRecords  = "bench.latency.records"
@@ -145,7 +161,7 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 	rss("start")
 
 	brokers := bc.Brokers
-	topics := []string{benchRecords, benchRawOut, benchCommands, benchLatRecords, benchLatCommands, benchDLQ}
+	topics := []string{benchRecords, benchByTenant, benchRawOut, benchCommands, benchLatRecords, benchLatByTenant, benchLatCommands, benchDLQ}
 	if len(brokers) == 0 {
 		fake, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(bc.Partitions, topics...))
 		if err != nil {
@@ -167,9 +183,24 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 	}
 
 	progress("produce")
-	recs, err := benchRecordsOf(bc.Seed, "bench", bc.Events, benchRecords)
-	if err != nil {
-		return res, err
+	parts := make([][]*kgo.Record, bc.Tenants)
+	for t := range parts {
+		tenant := "bench"
+		if bc.Tenants > 1 {
+			tenant += "-" + strconv.Itoa(t)
+		}
+		if parts[t], err = benchRecordsOf(bc.Seed+uint64(t)*1000, tenant, bc.Events/bc.Tenants, benchRecords); err != nil {
+			return res, err
+		}
+	}
+	// Interleaved, as the tenants' change streams would arrive.
+	var recs []*kgo.Record
+	for i := 0; i == 0 || i < len(parts[0]); i++ {
+		for _, part := range parts {
+			if i < len(part) {
+				recs = append(recs, part[i])
+			}
+		}
 	}
 	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		return res, fmt.Errorf("pipeline: bench: produce input: %w", err)
@@ -180,6 +211,10 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 
 	if err := rawScript.Load(ctx, bc.Redis).Err(); err != nil {
 		return res, fmt.Errorf("pipeline: bench: load script: %w", err)
+	}
+	resident := matcher.NewResident(matcher.ResidentOptions{MaxBytes: bc.ResidentBytes, Logger: bc.Logger, Registerer: bc.Registerer})
+	owners := func() Owner {
+		return matcher.NewStore(bc.Redis, matcher.StoreOptions{Namespace: bc.Namespace, Rules: bc.Config.Rules, Resident: resident})
 	}
 	progress("raw")
 	raw := consumer.HandlerFunc(func(ctx context.Context, _ string, _ int32, recs []*kgo.Record) (consumer.Result, error) {
@@ -208,13 +243,19 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 	rss("raw")
 
 	progress("full")
-	store := matcher.NewStore(bc.Redis, matcher.StoreOptions{Namespace: bc.Namespace, Rules: bc.Config.Rules, Logger: bc.Logger})
+	stats0 := resident.Stats()
 	res.Full, err = throughput(ctx, n, func(done func(string, int32, []*kgo.Record)) (runner, error) {
 		return New(Config{
-			Brokers: brokers, Group: "bench-full", RecordsTopic: benchRecords, CommandsTopic: benchCommands,
-			DLQTopic: benchDLQ, Processed: done, Logger: bc.Logger,
+			Brokers: brokers, Group: "bench-full", RecordsTopic: benchRecords, ByTenantTopic: benchByTenant,
+			CommandsTopic: benchCommands, DLQTopic: benchDLQ, Logger: bc.Logger,
 			FetchMinBytes: bc.FetchMinBytes, FetchMaxWait: bc.FetchMaxWait, Opts: bc.KafkaOpts,
-		}, store, bc.Config)
+			// Done once the owners processed the routed events.
+			Processed: func(topic string, p int32, recs []*kgo.Record) {
+				if topic == benchByTenant {
+					done(topic, p, recs)
+				}
+			},
+		}, owners, bc.Config)
 	})
 	if err != nil {
 		return res, err
@@ -223,6 +264,8 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 		res.Ratio = res.Full.PerSec / res.Raw.PerSec
 	}
 	rss("full")
+	stats1 := resident.Stats()
+	res.MatcherFull = stats1.Sub(stats0)
 
 	if len(bc.Brokers) == 0 {
 		// The in-process broker holds every record of the throughput runs in
@@ -231,7 +274,7 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 		// measures the pipeline rather than the collector scanning them.
 		// The freed heap goes back to the system now, not while the latency
 		// runs are measured.
-		if _, err := kadm.NewClient(cl).DeleteTopics(ctx, benchRecords, benchRawOut, benchCommands); err != nil {
+		if _, err := kadm.NewClient(cl).DeleteTopics(ctx, benchRecords, benchByTenant, benchRawOut, benchCommands); err != nil {
 			return res, fmt.Errorf("pipeline: bench: delete throughput topics: %w", err)
 		}
 		debug.FreeOSMemory()
@@ -257,7 +300,7 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 		}
 	}
 	progress("latency")
-	res.LatencyRuns, err = latency(ctx, bc, brokers, cl, store, runs)
+	res.LatencyRuns, err = latency(ctx, bc, brokers, cl, owners, runs)
 	if err != nil {
 		return res, err
 	}
@@ -266,6 +309,8 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 	res.Latency = byP99[(len(byP99)-1)/2]
 	rss("latency")
 	res.PeakRSS = readRSS("VmHWM")
+	res.ResidentBytes = resident.Bytes()
+	res.MatcherLatency = resident.Stats().Sub(stats1)
 	return res, nil
 }
 
@@ -290,6 +335,9 @@ func (bc *BenchConfig) defaults() {
 	}
 	if bc.LatencyRuns <= 0 {
 		bc.LatencyRuns = 1
+	}
+	if bc.Tenants <= 0 {
+		bc.Tenants = 1
 	}
 }
 
@@ -373,7 +421,7 @@ func run(ctx context.Context, r runner) (stop func() error) {
 // the time from its produce to the acknowledgement of the commands its
 // batch produced. The first event of the first run warms up and is not
 // counted.
-func latency(ctx context.Context, bc BenchConfig, brokers []string, cl *kgo.Client, store *matcher.Store, runs [][]*kgo.Record) ([]Latency, error) {
+func latency(ctx context.Context, bc BenchConfig, brokers []string, cl *kgo.Client, owners Owners, runs [][]*kgo.Record) ([]Latency, error) {
 	warmup := runs[0][0]
 	runs[0] = runs[0][1:]
 	var mu sync.Mutex
@@ -382,10 +430,14 @@ func latency(ctx context.Context, bc BenchConfig, brokers []string, cl *kgo.Clie
 	all := make(chan struct{}, 1)
 	warm := make(chan struct{})
 	p, err := New(Config{
-		Brokers: brokers, Group: "bench-latency", RecordsTopic: benchLatRecords, CommandsTopic: benchLatCommands,
-		DLQTopic: benchDLQ, Logger: bc.Logger, FetchMinBytes: bc.FetchMinBytes, FetchMaxWait: bc.FetchMaxWait,
-		Opts: bc.KafkaOpts,
-		Processed: func(_ string, _ int32, recs []*kgo.Record) {
+		Brokers: brokers, Group: "bench-latency", RecordsTopic: benchLatRecords, ByTenantTopic: benchLatByTenant,
+		CommandsTopic: benchLatCommands, DLQTopic: benchDLQ, Logger: bc.Logger,
+		FetchMinBytes: bc.FetchMinBytes, FetchMaxWait: bc.FetchMaxWait, Opts: bc.KafkaOpts,
+		// Routed records keep their produce time: latency counts the hop.
+		Processed: func(topic string, _ int32, recs []*kgo.Record) {
+			if topic != benchLatByTenant {
+				return
+			}
 			now := time.Now()
 			mu.Lock()
 			defer mu.Unlock()
@@ -406,7 +458,7 @@ func latency(ctx context.Context, bc BenchConfig, brokers []string, cl *kgo.Clie
 				}
 			}
 		},
-	}, store, bc.Config)
+	}, owners, bc.Config)
 	if err != nil {
 		return nil, err
 	}

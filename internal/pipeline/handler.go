@@ -1,15 +1,20 @@
-// Package pipeline glues leadconv's parts into the stream processor: decode
-// each input record, apply the batch to the matcher in one call, plan every
+// Package pipeline glues leadconv's parts into the stream processor. Input
+// records are first routed to the by-tenant topic (keyed by tenant, each
+// record's order kept); each partition of that topic has one owner, the
+// single writer of its tenants' matcher state. The owner's handler decodes
+// each record, applies the batch to the matcher in one call, plans every
 // changed cluster with the engine under its tenant's configuration, and
-// return the commands as CloudEvents records for the consumer to produce
+// returns the commands as CloudEvents records for the consumer to produce
 // before it commits the batch.
 package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -19,15 +24,23 @@ import (
 	"github.com/leadconv/leadconv/events"
 	"github.com/leadconv/leadconv/ingest"
 	"github.com/leadconv/leadconv/internal/config"
+	"github.com/leadconv/leadconv/internal/parallel"
 	"github.com/leadconv/leadconv/matcher"
 	"github.com/leadconv/leadconv/record"
 )
 
-// Store is what the pipeline needs of the matcher's store.
-type Store interface {
+// Owner is what the pipeline needs of the matcher: the single writer of
+// the tenants of one by-tenant partition (matcher.Store).
+type Owner interface {
 	Apply(ctx context.Context, events []record.Event) ([]matcher.Change, error)
 	ResolveAccounts(ctx context.Context, tenant string, values []string) (map[string]string, error)
+	// Close drops the owner's resident state once its partition is gone.
+	Close()
 }
+
+// Owners makes the owner of a partition, when the handler gets the first
+// batch of it after it was assigned.
+type Owners func() Owner
 
 // Tenants resolves a tenant's configuration.
 type Tenants interface {
@@ -35,7 +48,7 @@ type Tenants interface {
 }
 
 var (
-	_ Store   = (*matcher.Store)(nil)
+	_ Owner   = (*matcher.Store)(nil)
 	_ Tenants = (*config.File)(nil)
 )
 
@@ -52,6 +65,10 @@ type HandlerConfig struct {
 	MaxRecordBytes int
 	// Structured writes structured-mode CloudEvents instead of binary.
 	Structured bool
+	// ByTenantTopic, when set, is the topic the owners read: records of
+	// every other topic are input, routed to it keyed by tenant instead of
+	// being processed.
+	ByTenantTopic string
 	// Decode decodes a record event payload (default DecodeEvent).
 	Decode Decoder
 	// Formats decode the topics that carry a CRM's own format, by topic;
@@ -61,19 +78,26 @@ type HandlerConfig struct {
 	Metrics *Metrics
 }
 
-// Handler processes batches of input records. It holds no per-batch state
-// and is safe for concurrent use by the consumer's partition workers.
+// Handler processes batches of input records: it routes the input topic's
+// and, for each partition of the by-tenant topic, runs that partition's
+// owner. It is safe for concurrent use by the consumer's partition workers,
+// one per partition.
 type Handler struct {
 	cfg      HandlerConfig
-	store    Store
+	owners   Owners
 	tenants  Tenants
+	mu       sync.Mutex
+	active   map[partitionKey]Owner
 	commands events.Encoder
 	changes  events.Encoder
 	metrics  *Metrics
 	log      zerolog.Logger
 }
 
-var _ consumer.Handler = (*Handler)(nil)
+var (
+	_ consumer.Handler  = (*Handler)(nil)
+	_ consumer.Releaser = (*Handler)(nil)
+)
 
 // Format decodes one message of a CRM format into its events and the
 // records (resync requests) to produce with the batch.
@@ -83,8 +107,13 @@ type Format interface {
 
 var _ Format = (*ingest.Decoder)(nil)
 
-// NewHandler returns a handler over store and tenants.
-func NewHandler(cfg HandlerConfig, store Store, tenants Tenants) *Handler {
+type partitionKey struct {
+	topic     string
+	partition int32
+}
+
+// NewHandler returns a handler whose partitions' owners come from owners.
+func NewHandler(cfg HandlerConfig, owners Owners, tenants Tenants) *Handler {
 	if cfg.CommandsTopic == "" {
 		cfg.CommandsTopic = "leadconv.commands"
 	}
@@ -95,7 +124,7 @@ func NewHandler(cfg HandlerConfig, store Store, tenants Tenants) *Handler {
 		cfg.Decode = DecodeEvent
 	}
 	return &Handler{
-		cfg: cfg, store: store, tenants: tenants, metrics: cfg.Metrics, log: cfg.Logger,
+		cfg: cfg, owners: owners, tenants: tenants, metrics: cfg.Metrics, log: cfg.Logger, active: map[partitionKey]Owner{},
 		commands: events.Encoder{Topic: cfg.CommandsTopic, Structured: cfg.Structured},
 		changes:  events.Encoder{Topic: cfg.ChangesTopic, Structured: cfg.Structured},
 	}
@@ -107,27 +136,48 @@ type input struct {
 	ev  record.Event
 }
 
+// owner returns the partition's owner, made on its first batch.
+func (h *Handler) owner(topic string, partition int32) Owner {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	k := partitionKey{topic, partition}
+	o := h.active[k]
+	if o == nil {
+		o = h.owners()
+		h.active[k] = o
+	}
+	return o
+}
+
+// Release ends the partition's owner (consumer.Releaser): once its worker
+// stopped, the partition belongs to whoever the group gives it to, and if
+// that is this process again, a new owner takes its tenants afresh.
+func (h *Handler) Release(topic string, partition int32) {
+	h.mu.Lock()
+	k := partitionKey{topic, partition}
+	o := h.active[k]
+	delete(h.active, k)
+	h.mu.Unlock()
+	if o != nil {
+		o.Close()
+	}
+}
+
 // Handle processes one batch of one partition (consumer.Handler). Records
 // that cannot be decoded, or that the store refuses, are returned as poison;
 // any other error is transient and the whole batch is retried. Handling the
 // same batch again returns the same records: the store reports replayed
 // events' current clusters and the engine's command ids are deterministic.
-func (h *Handler) Handle(ctx context.Context, _ string, _ int32, recs []*kgo.Record) (consumer.Result, error) {
-	var res consumer.Result
-	ins := make([]input, 0, len(recs))
-	var extra []*kgo.Record
-	for _, r := range recs {
-		var err error
-		ins, extra, err = h.decode(ins, extra, r)
-		if err != nil {
-			rej, ok := Rejected(err)
-			if !ok {
-				return consumer.Result{}, err
-			}
-			res.Poison = append(res.Poison, consumer.Poison{Record: r, Code: rej.Code, Reason: rej.Reason})
-		}
+func (h *Handler) Handle(ctx context.Context, topic string, partition int32, recs []*kgo.Record) (consumer.Result, error) {
+	ins, extra, res, err := h.decodeAll(recs)
+	if err != nil {
+		return consumer.Result{}, err
 	}
-	changes, ins, refused, err := h.apply(ctx, ins)
+	if h.cfg.ByTenantTopic != "" && topic != h.cfg.ByTenantTopic {
+		return h.route(ins, res, extra)
+	}
+	own := h.owner(topic, partition)
+	changes, ins, refused, err := h.apply(ctx, own, ins)
 	if err != nil {
 		return consumer.Result{}, err
 	}
@@ -138,7 +188,7 @@ func (h *Handler) Handle(ctx context.Context, _ string, _ int32, recs []*kgo.Rec
 		}
 		res.Poison = append(res.Poison, consumer.Poison{Record: r, Code: CodeInvalidEvent})
 	}
-	out, types, err := h.plan(ctx, ins, changes)
+	out, types, err := h.plan(ctx, own, ins, changes)
 	if err != nil {
 		return consumer.Result{}, err
 	}
@@ -154,39 +204,103 @@ func (h *Handler) Handle(ctx context.Context, _ string, _ int32, recs []*kgo.Rec
 	return res, nil
 }
 
-// decode appends the events of one input record to ins, and to out the
-// records it calls for: a record event, or a message of the CRM format its
-// topic carries (which can name several records, or ask for a resync).
-func (h *Handler) decode(ins []input, out []*kgo.Record, r *kgo.Record) ([]input, []*kgo.Record, error) {
-	if f, ok := h.cfg.Formats[r.Topic]; ok {
-		d, err := f.Decode(r, h.cfg.MaxRecordBytes)
-		if err != nil {
-			return ins, out, err
+// decodeAll decodes the batch, in parallel chunks: records that can never
+// be decoded are poison; another error fails the batch. A message of a
+// CRM's format can yield several events, and records to produce with the
+// batch (extra: resync requests).
+func (h *Handler) decodeAll(recs []*kgo.Record) (ins []input, extra []*kgo.Record, res consumer.Result, err error) {
+	decs := make([]ingest.Decoded, len(recs))
+	errs := make([]error, len(recs))
+	parallel.Chunks(len(recs), 128, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			decs[i], errs[i] = h.decode(recs[i])
 		}
-		for _, ev := range d.Events {
+	})
+	ins = make([]input, 0, len(recs))
+	for i, r := range recs {
+		if err := errs[i]; err != nil {
+			rej, ok := Rejected(err)
+			if !ok {
+				return nil, nil, consumer.Result{}, err
+			}
+			res.Poison = append(res.Poison, consumer.Poison{Record: r, Code: rej.Code, Reason: rej.Reason})
+			continue
+		}
+		for _, ev := range decs[i].Events {
 			ins = append(ins, input{rec: r, ev: ev})
 		}
-		return ins, append(out, d.Out...), nil
+		extra = append(extra, decs[i].Out...)
+	}
+	return ins, extra, res, nil
+}
+
+// HeaderEcho marks a routed event as the echo of leadconv's own writer
+// (record.Event.Echo), which the record event's JSON does not carry.
+const HeaderEcho = "leadconv_echo"
+
+// route forwards the decoded events to the by-tenant topic, keyed by
+// tenant, in order: with the key partitioner every event of a tenant lands
+// on one partition, so that partition's owner is the only writer of the
+// tenant, and one record's events keep their order. A record event goes on
+// as it came; an event decoded from a CRM's format goes on as a record
+// event. Bad input is dead-lettered here, with its original coordinates, and
+// extra (resync requests) is produced with the batch. The consumer commits
+// the input's offsets only once the broker acknowledged the routed records.
+func (h *Handler) route(ins []input, res consumer.Result, extra []*kgo.Record) (consumer.Result, error) {
+	res.Out = make([]*kgo.Record, len(ins), len(ins)+len(extra))
+	for i, in := range ins {
+		// The input's timestamp stays: latency and event time count from it.
+		out := &kgo.Record{Topic: h.cfg.ByTenantTopic, Key: []byte(in.ev.Tenant), Value: in.rec.Value, Headers: in.rec.Headers, Timestamp: in.rec.Timestamp}
+		if _, ok := h.cfg.Formats[in.rec.Topic]; ok {
+			b, err := json.Marshal(in.ev)
+			if err != nil {
+				return consumer.Result{}, fmt.Errorf("pipeline: route %s/%s: %w", in.ev.Object, in.ev.ID, err)
+			}
+			out.Value, out.Headers = b, nil
+			if in.ev.Echo {
+				out.Headers = []kgo.RecordHeader{{Key: HeaderEcho, Value: []byte("1")}}
+			}
+		}
+		res.Out[i] = out
+	}
+	res.Out = append(res.Out, extra...)
+	if m := h.metrics; m != nil {
+		m.Routed.Add(float64(len(ins)))
+	}
+	return res, nil
+}
+
+// decode decodes one input record: a record event, or a message of the CRM
+// format its topic carries (which can name several records, or ask for a
+// resync).
+func (h *Handler) decode(r *kgo.Record) (ingest.Decoded, error) {
+	if f, ok := h.cfg.Formats[r.Topic]; ok {
+		return f.Decode(r, h.cfg.MaxRecordBytes)
 	}
 	if len(r.Value) > h.cfg.MaxRecordBytes {
-		return ins, out, &DecodeError{Code: CodeOversize, Detail: "record value over the limit"}
+		return ingest.Decoded{}, &DecodeError{Code: CodeOversize, Detail: "record value over the limit"}
 	}
 	b, err := events.Payload(r)
 	if err != nil {
-		return ins, out, err
+		return ingest.Decoded{}, err
 	}
 	ev, err := h.cfg.Decode(b, h.cfg.MaxRecordBytes)
 	if err != nil {
-		return ins, out, err
+		return ingest.Decoded{}, err
 	}
-	return append(ins, input{rec: r, ev: ev}), out, nil
+	for _, hd := range r.Headers {
+		if hd.Key == HeaderEcho {
+			ev.Echo = true
+		}
+	}
+	return ingest.Decoded{Events: []record.Event{ev}}, nil
 }
 
 // apply applies the batch's events in one store call. Should the store
 // refuse an event the decoder let through, the batch is applied event by
 // event (a replay for those already applied) to dead-letter only the
 // refused ones; ins is returned without them.
-func (h *Handler) apply(ctx context.Context, ins []input) ([]matcher.Change, []input, []*kgo.Record, error) {
+func (h *Handler) apply(ctx context.Context, own Owner, ins []input) ([]matcher.Change, []input, []*kgo.Record, error) {
 	if len(ins) == 0 {
 		return nil, ins, nil, nil
 	}
@@ -194,7 +308,7 @@ func (h *Handler) apply(ctx context.Context, ins []input) ([]matcher.Change, []i
 	for i := range ins {
 		evs[i] = ins[i].ev
 	}
-	changes, err := h.store.Apply(ctx, evs)
+	changes, err := own.Apply(ctx, evs)
 	if err == nil {
 		return changes, ins, nil, nil
 	}
@@ -205,7 +319,7 @@ func (h *Handler) apply(ctx context.Context, ins []input) ([]matcher.Change, []i
 	kept := ins[:0:0]
 	changes = changes[:0]
 	for _, in := range ins {
-		cs, err := h.store.Apply(ctx, []record.Event{in.ev})
+		cs, err := own.Apply(ctx, []record.Event{in.ev})
 		if errors.Is(err, matcher.ErrInvalidEvent) {
 			refused = append(refused, in.rec)
 			continue
@@ -224,30 +338,35 @@ func (h *Handler) apply(ctx context.Context, ins []input) ([]matcher.Change, []i
 
 // plan plans every changed cluster that still exists, in the order of the
 // events that changed them, and encodes the commands (and, when enabled,
-// one cluster.changed event per change).
-func (h *Handler) plan(ctx context.Context, ins []input, changes []matcher.Change) (out []*kgo.Record, types []string, err error) {
+// one cluster.changed event per change). Preparing and planning run in
+// parallel chunks: they are pure, and the order of the output is kept.
+func (h *Handler) plan(ctx context.Context, own Owner, ins []input, changes []matcher.Change) (out []*kgo.Record, types []string, err error) {
 	if len(changes) == 0 {
 		return nil, nil, nil
 	}
 	tenants := map[string]*config.Tenant{}
-	values := map[string][]string{}
-	// Each cluster is prepared once for its account lookup and its plan.
-	preps := make([]*engine.Prepared, len(changes))
-	want := make([][]string, len(changes))
-	for i, c := range changes {
-		t := tenants[c.Tenant]
-		if t == nil {
-			var err error
-			if t, err = h.tenants.Tenant(c.Tenant); err != nil {
+	for _, c := range changes {
+		if tenants[c.Tenant] == nil {
+			t, err := h.tenants.Tenant(c.Tenant)
+			if err != nil {
 				return nil, nil, fmt.Errorf("pipeline: tenant %s: %w", c.Tenant, err)
 			}
 			tenants[c.Tenant] = t
 		}
-		if c.Removed {
-			continue
+	}
+	// Each cluster is prepared once for its account lookup and its plan.
+	preps := make([]*engine.Prepared, len(changes))
+	want := make([][]string, len(changes))
+	parallel.Chunks(len(changes), 16, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			if c := &changes[i]; !c.Removed {
+				preps[i] = engine.Prepare(tenants[c.Tenant].Engine, engine.Cluster{Tenant: c.Tenant, ID: c.ClusterID, Version: c.Version, Records: c.Members})
+				want[i] = preps[i].AccountValues()
+			}
 		}
-		preps[i] = engine.Prepare(t.Engine, engine.Cluster{Tenant: c.Tenant, ID: c.ClusterID, Version: c.Version, Records: c.Members})
-		want[i] = preps[i].AccountValues()
+	})
+	values := map[string][]string{}
+	for i, c := range changes {
 		for _, v := range want[i] {
 			// The matcher read most with the change itself.
 			if _, ok := c.Accounts[v]; !ok {
@@ -259,49 +378,78 @@ func (h *Handler) plan(ctx context.Context, ins []input, changes []matcher.Chang
 	accounts := map[string]map[string]string{}
 	for tenant, vs := range values {
 		slices.Sort(vs)
-		got, err := h.store.ResolveAccounts(ctx, tenant, slices.Compact(vs))
+		got, err := own.ResolveAccounts(ctx, tenant, slices.Compact(vs))
 		if err != nil {
 			return nil, nil, fmt.Errorf("pipeline: resolve accounts of %s: %w", tenant, err)
 		}
 		accounts[tenant] = got
 	}
-	for i, c := range changes {
-		in := ins[c.Index]
-		at := in.ev.ModifiedAt
-		if at.IsZero() {
-			at = in.rec.Timestamp
-		}
-		if h.cfg.ChangesTopic != "" {
-			origin := &events.Origin{Topic: in.rec.Topic, Partition: in.rec.Partition, Offset: in.rec.Offset}
-			r, err := h.changes.ClusterChanged(events.NewClusterChanged(c, origin), at)
-			if err != nil {
-				return nil, nil, err
-			}
-			out = append(out, r)
-		}
-		if c.Removed {
-			continue
-		}
-		var acc map[string]string
-		if len(want[i]) > 0 {
-			acc = make(map[string]string, len(want[i]))
-			for _, v := range want[i] {
-				id, ok := c.Accounts[v]
-				if !ok {
-					id = accounts[c.Tenant][v]
-				}
-				if id != "" {
-					acc[v] = id
+	// Each change's records and command types, joined in order afterwards.
+	outs := make([][]*kgo.Record, len(changes))
+	kinds := make([][]string, len(changes))
+	errs := make([]error, len(changes))
+	parallel.Chunks(len(changes), 16, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			var acc map[string]string
+			if c := &changes[i]; len(want[i]) > 0 {
+				acc = make(map[string]string, len(want[i]))
+				for _, v := range want[i] {
+					id, ok := c.Accounts[v]
+					if !ok {
+						id = accounts[c.Tenant][v]
+					}
+					if id != "" {
+						acc[v] = id
+					}
 				}
 			}
+			outs[i], kinds[i], errs[i] = h.encodeChange(ins, &changes[i], preps[i], acc)
 		}
-		res := preps[i].Plan(acc)
-		if out, err = h.commands.Commands(out, res.Commands, at); err != nil {
-			return nil, nil, err
+	})
+	for i := range changes {
+		if errs[i] != nil {
+			return nil, nil, errs[i]
 		}
-		for _, cmd := range res.Commands {
-			types = append(types, cmd.Type())
-		}
+		out = append(out, outs[i]...)
+		types = append(types, kinds[i]...)
 	}
 	return out, types, nil
+}
+
+// encodeChange encodes one change: its cluster.changed event when enabled,
+// and the commands planChange plans for it.
+func (h *Handler) encodeChange(ins []input, c *matcher.Change, prep *engine.Prepared, acc map[string]string) (out []*kgo.Record, types []string, err error) {
+	in := ins[c.Index]
+	at := in.ev.ModifiedAt
+	if at.IsZero() {
+		at = in.rec.Timestamp
+	}
+	if h.cfg.ChangesTopic != "" {
+		origin := &events.Origin{Topic: in.rec.Topic, Partition: in.rec.Partition, Offset: in.rec.Offset}
+		r, err := h.changes.ClusterChanged(events.NewClusterChanged(*c, origin), at)
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, r)
+	}
+	if c.Removed {
+		return out, nil, nil
+	}
+	cmds := h.planChange(prep, acc)
+	if out, err = h.commands.Commands(out, cmds, at); err != nil {
+		return nil, nil, err
+	}
+	for _, cmd := range cmds {
+		types = append(types, cmd.Type())
+	}
+	return out, types, nil
+}
+
+// planChange plans one changed cluster from its prepared form and resolved
+// accounts. It is the one seam where "plan every changed cluster" is
+// decided: a lifecycle that plans relative to what was already emitted
+// replaces this call, per changed cluster, and keeps its per-tenant state
+// in the owner.
+func (h *Handler) planChange(prep *engine.Prepared, acc map[string]string) []engine.Command {
+	return prep.Plan(acc).Commands
 }

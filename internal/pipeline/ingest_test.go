@@ -50,7 +50,7 @@ func TestIngestFormats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, kc: kafkatest.New(t, 1, recordsTopic, commandsTopic, dlqTopic, sfTopic, dbzTopic, resyncTopic), srv: redistest.New(t), cfg: cfg}
+	e := &env{t: t, kc: kafkatest.New(t, 1, recordsTopic, byTenantTopic, commandsTopic, dlqTopic, sfTopic, dbzTopic, resyncTopic), srv: redistest.New(t), cfg: cfg}
 	inputs := []ingest.Config{
 		{Topic: sfTopic, Format: ingest.SalesforceCDC, Tenant: "acme", ResyncTopic: resyncTopic},
 		{Topic: dbzTopic, Format: ingest.Debezium, Tenant: "acme", Tables: map[string]ingest.Table{
@@ -58,7 +58,14 @@ func TestIngestFormats(t *testing.T) {
 				Fields: map[string]string{"first_name": "FirstName", "last_name": "LastName", "email": "Email", "account_name": "Company"}},
 		}},
 	}
-	st := e.store(redistest.Namespace(t))
+	ns := redistest.Namespace(t)
+	st := e.store(ns)
+	// Each input is routed to the by-tenant topic; its owners are done
+	// once they committed all that was routed.
+	owned := func() bool {
+		routed := e.kc.EndOffsets(byTenantTopic)
+		return routed > 0 && e.kc.Committed(group, byTenantTopic) == routed
+	}
 	withInputs := func(c *pipeline.Config) { c.Inputs = inputs }
 	t0 := time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)
 
@@ -73,8 +80,8 @@ func TestIngestFormats(t *testing.T) {
 	}
 	e.kc.Produce(phase1...)
 	reg := prometheus.NewRegistry()
-	stop := e.start(e.pipeline(st, reg, withInputs))
-	kafkatest.WaitFor(t, 30*time.Second, "phase 1 committed", func() bool { return e.kc.Committed(group, sfTopic) == int64(len(phase1)) })
+	stop := e.start(e.pipeline(e.owners(ns), reg, withInputs))
+	kafkatest.WaitFor(t, 30*time.Second, "phase 1 committed", func() bool { return e.kc.Committed(group, sfTopic) == int64(len(phase1)) && owned() })
 	if n := len(e.kc.ReadAll(commandsTopic)); n != 0 {
 		t.Fatalf("%d commands while A is held", n)
 	}
@@ -115,7 +122,7 @@ func TestIngestFormats(t *testing.T) {
 		&kgo.Record{Topic: dbzTopic, Key: []byte(`{"id":"c-0"}`)},
 		&kgo.Record{Topic: dbzTopic, Key: []byte(`{"id":"c-1"}`), Value: []byte(row)},
 	)
-	kafkatest.WaitFor(t, 30*time.Second, "Debezium rows committed", func() bool { return e.kc.Committed(group, dbzTopic) == 2 })
+	kafkatest.WaitFor(t, 30*time.Second, "Debezium rows committed", func() bool { return e.kc.Committed(group, dbzTopic) == 2 && owned() })
 	// B and C convert; A, held, is in no command.
 	before := e.kc.ReadAll(commandsTopic)
 	if len(before) == 0 {
@@ -127,7 +134,7 @@ func TestIngestFormats(t *testing.T) {
 		}
 	}
 	e.kc.Produce(&kgo.Record{Topic: recordsTopic, Key: []byte("acme/00QA"), Value: []byte(reread)})
-	kafkatest.WaitFor(t, 30*time.Second, "the re-read committed", func() bool { return e.committed() == 1 })
+	kafkatest.WaitFor(t, 30*time.Second, "the re-read committed", func() bool { return e.committed() == 1 && owned() })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +168,8 @@ func TestInputTopicLoops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sf := ingest.Config{Format: ingest.SalesforceCDC, Tenant: "acme"}
+	sf := ingest.Config{Topic: "sf", Format: ingest.SalesforceCDC, Tenant: "acme"}
+	owners := func() pipeline.Owner { return matcher.NewStore(nil, matcher.StoreOptions{Rules: cfg.Rules}) }
 	for _, tt := range []struct {
 		inputs []ingest.Config
 		want   string
@@ -171,10 +179,17 @@ func TestInputTopicLoops(t *testing.T) {
 		{[]ingest.Config{{Topic: "sf", Format: sf.Format, Tenant: sf.Tenant, ResyncTopic: recordsTopic}}, `inputs[0].resync_topic: "leadconv.records" is an input topic`},
 		{[]ingest.Config{{Topic: "people", Format: ingest.Native}, {Topic: "sf", Format: sf.Format, Tenant: sf.Tenant, ResyncTopic: "people"}}, `inputs[1].resync_topic: "people" is an input topic`},
 		{[]ingest.Config{{Topic: "sf", Format: sf.Format}}, "tenant: required"},
+		{[]ingest.Config{{Topic: pipeline.DefaultByTenantTopic, Format: ingest.Native}}, `inputs[0].topic: "leadconv.records.by-tenant" is the by-tenant topic`},
 	} {
-		_, err := pipeline.New(pipeline.Config{Brokers: []string{"127.0.0.1:1"}, Inputs: tt.inputs}, matcher.NewStore(nil, matcher.StoreOptions{Rules: cfg.Rules}), cfg)
+		_, err := pipeline.New(pipeline.Config{Brokers: []string{"127.0.0.1:1"}, Inputs: tt.inputs}, owners, cfg)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("inputs %+v: error %v, want %q", tt.inputs, err, tt.want)
 		}
+	}
+	// A CRM's topics are keyed by record: without the hop, a tenant would
+	// have several writers.
+	_, err = pipeline.New(pipeline.Config{Brokers: []string{"127.0.0.1:1"}, InputByTenant: true, Inputs: []ingest.Config{sf}}, owners, cfg)
+	if err == nil || !strings.Contains(err.Error(), "inputs need the by-tenant topic") {
+		t.Errorf("inputs with the input keyed by tenant: error %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type Metrics struct {
 	EventsIn    *prometheus.CounterVec
 	CommandsOut *prometheus.CounterVec
+	Routed      prometheus.Counter
 }
 
 // NewMetrics registers the pipeline's collectors with reg.
@@ -22,6 +23,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Commands planned for production, by CloudEvents type.",
 		}, []string{"type"}),
 	}
-	reg.MustRegister(m.EventsIn, m.CommandsOut)
+	m.Routed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "leadconv_events_routed_total",
+		Help: "Input record events forwarded to the by-tenant topic.",
+	})
+	reg.MustRegister(m.EventsIn, m.CommandsOut, m.Routed)
 	return m
 }

@@ -10,18 +10,38 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/leadconv/leadconv/consumer"
 	"github.com/leadconv/leadconv/ingest"
 )
 
+// DefaultByTenantTopic is the internal topic the input is routed to.
+const DefaultByTenantTopic = "leadconv.records.by-tenant"
+
 // Config configures a Pipeline. Topics default to leadconv.records,
-// leadconv.commands and leadconv.dlq; ChangesTopic is off unless set.
+// leadconv.records.by-tenant, leadconv.commands and leadconv.dlq;
+// ChangesTopic is off unless set.
 type Config struct {
 	Brokers      []string
 	Group        string
 	RecordsTopic string
+	// ByTenantTopic is the internal topic, keyed by tenant, that the input
+	// is routed to; its partitions bound the parallelism, and the worker of
+	// each is the only writer of its tenants. Created, with as many
+	// partitions as RecordsTopic, when missing.
+	ByTenantTopic string
+	// InputByTenant skips the hop: RecordsTopic is already keyed by tenant
+	// (with Kafka's default partitioner), so its partitions are owned
+	// directly.
+	InputByTenant bool
+	// CoPartitioned are the other topics that change tenants' state and
+	// must reach the same owner (mass-conversion requests): start-up fails
+	// when one has another partition count than the owned topic. Missing
+	// ones are skipped.
+	CoPartitioned []string
 	// CommandsTopic receives commands; a dry-run replay points it elsewhere.
 	CommandsTopic string
 	DLQTopic      string
@@ -58,19 +78,26 @@ type Config struct {
 	Registerer prometheus.Registerer
 }
 
-// Pipeline is one member of the processing consumer group.
+// Pipeline is one member of the processing consumer group: it routes the
+// input partitions assigned to it and owns the by-tenant partitions
+// assigned to it.
 type Pipeline struct {
+	cfg     Config
 	cons    *consumer.Consumer
 	handler *Handler
 }
 
-// New wires a pipeline over store and tenants; Run starts it.
-func New(cfg Config, store Store, tenants Tenants) (*Pipeline, error) {
-	if store == nil || tenants == nil {
-		return nil, errors.New("pipeline: store and tenants are required")
+// New wires a pipeline over the owners of its partitions and tenants; Run
+// starts it.
+func New(cfg Config, owners Owners, tenants Tenants) (*Pipeline, error) {
+	if owners == nil || tenants == nil {
+		return nil, errors.New("pipeline: owners and tenants are required")
 	}
 	if cfg.RecordsTopic == "" {
 		cfg.RecordsTopic = "leadconv.records"
+	}
+	if cfg.ByTenantTopic == "" {
+		cfg.ByTenantTopic = DefaultByTenantTopic
 	}
 	if cfg.Group == "" {
 		cfg.Group = "leadconv"
@@ -84,7 +111,7 @@ func New(cfg Config, store Store, tenants Tenants) (*Pipeline, error) {
 	topics := []string{cfg.RecordsTopic}
 	formats := map[string]Format{}
 	// Reading what leadconv writes would loop.
-	outputs := map[string]string{cmp.Or(cfg.CommandsTopic, "leadconv.commands"): "commands", cmp.Or(cfg.DLQTopic, "leadconv.dlq"): "dead-letter", cfg.ChangesTopic: "changes"}
+	outputs := map[string]string{cmp.Or(cfg.CommandsTopic, "leadconv.commands"): "commands", cmp.Or(cfg.DLQTopic, "leadconv.dlq"): "dead-letter", cfg.ChangesTopic: "changes", cfg.ByTenantTopic: "by-tenant"}
 	for i, in := range cfg.Inputs {
 		if what := outputs[in.Topic]; what != "" && in.Topic != "" {
 			return nil, fmt.Errorf("pipeline: inputs[%d].topic: %q is the %s topic", i, in.Topic, what)
@@ -105,10 +132,20 @@ func New(cfg Config, store Store, tenants Tenants) (*Pipeline, error) {
 		}
 		formats[in.Topic] = d
 	}
-	h := NewHandler(HandlerConfig{
+	hc := HandlerConfig{
 		CommandsTopic: cfg.CommandsTopic, ChangesTopic: cfg.ChangesTopic, MaxRecordBytes: cfg.MaxRecordBytes,
 		Structured: cfg.Structured, Decode: cfg.Decode, Formats: formats, Logger: cfg.Logger, Metrics: pm,
-	}, store, tenants)
+	}
+	switch {
+	case !cfg.InputByTenant:
+		hc.ByTenantTopic = cfg.ByTenantTopic
+		topics = append(topics, cfg.ByTenantTopic)
+	case len(cfg.Inputs) > 0:
+		// A CRM's topics are keyed by record: only the hop gives their
+		// tenants one owner.
+		return nil, errors.New("pipeline: inputs need the by-tenant topic: they cannot be read with the input keyed by tenant (--input-keyed-by-tenant)")
+	}
+	h := NewHandler(hc, owners, tenants)
 	cons, err := consumer.New(consumer.Config{
 		Brokers: cfg.Brokers, Group: cfg.Group, Topics: topics, DLQTopic: cfg.DLQTopic,
 		MaxPollRecords: cfg.MaxPollRecords, CommitInterval: cfg.CommitInterval, RevokeGrace: cfg.ShutdownGrace,
@@ -118,12 +155,74 @@ func New(cfg Config, store Store, tenants Tenants) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Pipeline{cons: cons, handler: h}, nil
+	return &Pipeline{cfg: cfg, cons: cons, handler: h}, nil
 }
 
-// Run consumes until ctx is cancelled, then stops gracefully: in-flight
-// batches finish, their offsets are committed, the member leaves the group.
-func (p *Pipeline) Run(ctx context.Context) error { return p.cons.Run(ctx) }
+// OwnedTopic is the topic whose partitions have owners: the by-tenant
+// topic, or the input itself when it is keyed by tenant already.
+func (p *Pipeline) OwnedTopic() string {
+	if p.cfg.InputByTenant {
+		return p.cfg.RecordsTopic
+	}
+	return p.cfg.ByTenantTopic
+}
+
+// Run checks the topics (Prepare), then consumes until ctx is cancelled
+// and stops gracefully: in-flight batches finish, their offsets are
+// committed, the member leaves the group.
+func (p *Pipeline) Run(ctx context.Context) error {
+	if err := p.Prepare(ctx); err != nil {
+		p.cons.Client().Close()
+		if ctx.Err() != nil {
+			return nil // stopped during start-up: nothing to drain
+		}
+		return err
+	}
+	return p.cons.Run(ctx)
+}
+
+// Prepare creates the by-tenant topic when it is missing, with as many
+// partitions as the input, and checks that every co-partitioned topic has
+// as many partitions as the owned one: with the same key partitioner that
+// is what sends a tenant's requests to the owner of its records.
+func (p *Pipeline) Prepare(ctx context.Context) error {
+	adm := kadm.NewClient(p.cons.Client())
+	owned := p.OwnedTopic()
+	names := append([]string{p.cfg.RecordsTopic, owned}, p.cfg.CoPartitioned...)
+	details, err := adm.ListTopics(ctx, names...)
+	if err != nil {
+		return fmt.Errorf("pipeline: list topics: %w", err)
+	}
+	count := func(topic string) (int, bool) {
+		d, ok := details[topic]
+		if !ok || d.Err != nil {
+			return 0, false
+		}
+		return len(d.Partitions), true
+	}
+	n, ok := count(owned)
+	if !ok && !p.cfg.InputByTenant {
+		in, ok := count(p.cfg.RecordsTopic)
+		if !ok {
+			return fmt.Errorf("pipeline: topic %s: not found", p.cfg.RecordsTopic)
+		}
+		_, err := adm.CreateTopic(ctx, int32(in), -1, nil, owned)
+		// Another member may have created it meanwhile.
+		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("pipeline: create topic %s: %w", owned, err)
+		}
+		p.cfg.Logger.Info().Str("topic", owned).Int("partitions", in).Msg("created the by-tenant topic")
+		n = in
+	} else if !ok {
+		return fmt.Errorf("pipeline: topic %s: not found", owned)
+	}
+	for _, t := range p.cfg.CoPartitioned {
+		if m, ok := count(t); ok && m != n {
+			return fmt.Errorf("pipeline: topics %s (%d partitions) and %s (%d partitions) must have the same partition count: both are keyed by tenant and reach one owner per partition", owned, n, t, m)
+		}
+	}
+	return nil
+}
 
 // Client is the Kafka client, for readiness checks (Ping).
 func (p *Pipeline) Client() *kgo.Client { return p.cons.Client() }

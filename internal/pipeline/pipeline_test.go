@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/goleak"
@@ -40,6 +41,7 @@ func TestMain(m *testing.M) {
 
 const (
 	recordsTopic  = "leadconv.records"
+	byTenantTopic = "leadconv.records.by-tenant"
 	commandsTopic = "leadconv.commands"
 	dlqTopic      = "leadconv.dlq"
 	group         = "leadconv"
@@ -61,11 +63,16 @@ func newEnv(t *testing.T, partitions int32, redisArgs ...string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, kc: kafkatest.New(t, partitions, recordsTopic, commandsTopic, dlqTopic), srv: redistest.New(t, redisArgs...), cfg: cfg}
+	return &env{t: t, kc: kafkatest.New(t, partitions, recordsTopic, byTenantTopic, commandsTopic, dlqTopic), srv: redistest.New(t, redisArgs...), cfg: cfg}
 }
 
 func (e *env) store(ns string) *matcher.Store {
 	return matcher.NewStore(e.srv.Client(), matcher.StoreOptions{Namespace: ns, Rules: e.cfg.Rules})
+}
+
+// owners makes a new store (owner) of ns per partition, as the service does.
+func (e *env) owners(ns string) pipeline.Owners {
+	return func() pipeline.Owner { return e.store(ns) }
 }
 
 // data is a generated stream keyed by entity, so that a duplicate cluster's
@@ -99,7 +106,7 @@ func (e *env) start(p *pipeline.Pipeline) (stop func() error) {
 }
 
 // pipeline builds a member of the test group; opts adjust its config.
-func (e *env) pipeline(store pipeline.Store, reg prometheus.Registerer, opts ...func(*pipeline.Config)) *pipeline.Pipeline {
+func (e *env) pipeline(owners pipeline.Owners, reg prometheus.Registerer, opts ...func(*pipeline.Config)) *pipeline.Pipeline {
 	e.t.Helper()
 	cfg := pipeline.Config{
 		Brokers: e.kc.Addrs(), Group: group, RecordsTopic: recordsTopic, CommandsTopic: commandsTopic, DLQTopic: dlqTopic,
@@ -111,7 +118,7 @@ func (e *env) pipeline(store pipeline.Store, reg prometheus.Registerer, opts ...
 	for _, o := range opts {
 		o(&cfg)
 	}
-	p, err := pipeline.New(cfg, store, e.cfg)
+	p, err := pipeline.New(cfg, owners, e.cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -120,21 +127,28 @@ func (e *env) pipeline(store pipeline.Store, reg prometheus.Registerer, opts ...
 
 func (e *env) committed() int64 { return e.kc.Committed(group, recordsTopic) }
 
-// reference runs the records topic through a Handler without a consumer
-// group, partition by partition, into a fresh namespace: what one instance
-// computes from the same per-partition order.
+// done reports whether the group committed n input records and every
+// record it routed to the by-tenant topic.
+func (e *env) done(n int64) bool {
+	routed := e.kc.EndOffsets(byTenantTopic)
+	return e.committed() == n && routed > 0 && e.kc.Committed(group, byTenantTopic) == routed
+}
+
+// reference runs the by-tenant topic through a Handler without a consumer
+// group, partition by partition, into a fresh namespace: what one owner per
+// partition computes from the order the live owners had.
 func (e *env) reference() (ids map[string]bool, clusters string) {
 	e.t.Helper()
-	st := e.store(redistest.Namespace(e.t))
-	h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, MaxRecordBytes: maxBytes}, st, e.cfg)
+	ns := redistest.Namespace(e.t)
+	h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, MaxRecordBytes: maxBytes}, e.owners(ns), e.cfg)
 	byPart := map[int32][]*kgo.Record{}
-	for _, r := range e.kc.ReadAll(recordsTopic) {
+	for _, r := range e.kc.ReadAll(byTenantTopic) {
 		byPart[r.Partition] = append(byPart[r.Partition], r)
 	}
 	ids = map[string]bool{}
 	for p, recs := range byPart {
 		for chunk := range slices.Chunk(recs, 64) {
-			res, err := h.Handle(context.Background(), recordsTopic, p, chunk)
+			res, err := h.Handle(context.Background(), byTenantTopic, p, chunk)
 			if err != nil {
 				e.t.Fatal(err)
 			}
@@ -143,7 +157,7 @@ func (e *env) reference() (ids map[string]bool, clusters string) {
 			}
 		}
 	}
-	return ids, clusterSets(e.t, st)
+	return ids, clusterSets(e.t, e.store(ns))
 }
 
 // clusterSets renders the tenant's multi-member clusters as sorted member
@@ -267,8 +281,8 @@ func TestEndToEnd(t *testing.T) {
 	all := slices.Concat(recs[:100], poison(), recs[100:])
 	e.kc.Produce(all...)
 	reg := prometheus.NewRegistry()
-	stop := e.start(e.pipeline(e.store(redistest.Namespace(t)), reg))
-	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.committed() == int64(len(all)) })
+	stop := e.start(e.pipeline(e.owners(redistest.Namespace(t)), reg))
+	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.done(int64(len(all))) })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -301,6 +315,33 @@ func TestEndToEnd(t *testing.T) {
 	if in := counterSum(t, reg, "leadconv_events_in_total"); int(in) != len(recs) {
 		t.Fatalf("events in %v, want %d", in, len(recs))
 	}
+	if routed := counterSum(t, reg, "leadconv_events_routed_total"); int(routed) != len(recs) {
+		t.Fatalf("events routed %v, want %d", routed, len(recs))
+	}
+	// One tenant: every event on one by-tenant partition, each record's
+	// events in their input order.
+	routed := e.kc.ReadAll(byTenantTopic)
+	seq := func(recs []*kgo.Record) map[string][]string {
+		out := map[string][]string{}
+		for _, r := range recs {
+			var ev struct{ ID string }
+			if json.Unmarshal(r.Value, &ev) == nil && ev.ID != "" {
+				out[ev.ID] = append(out[ev.ID], string(r.Value))
+			}
+		}
+		return out
+	}
+	for _, r := range routed {
+		if r.Partition != routed[0].Partition || string(r.Key) != "acme" {
+			t.Fatalf("routed record on partition %d with key %q", r.Partition, r.Key)
+		}
+	}
+	in, out := seq(recs), seq(routed)
+	for id, vals := range in {
+		if !slices.Equal(vals, out[id]) {
+			t.Fatalf("events of %s differ or are out of order on the by-tenant topic", id)
+		}
+	}
 	if dead := counterSum(t, reg, "leadconv_dlq_records_total"); int(dead) != len(poisonCodes) {
 		t.Fatalf("dlq metric %v", dead)
 	}
@@ -325,7 +366,7 @@ func TestStoreRefusal(t *testing.T) {
 	}
 	bad := &kgo.Record{Topic: recordsTopic, Offset: 99, Value: []byte(`{"tenant":"","object":"lead","id":"L1","op":"delete"}`)}
 	batch := slices.Concat(recs[:20], []*kgo.Record{bad}, recs[20:])
-	h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, Decode: lenient}, e.store(redistest.Namespace(t)), e.cfg)
+	h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, Decode: lenient}, e.owners(redistest.Namespace(t)), e.cfg)
 	res, err := h.Handle(t.Context(), recordsTopic, 0, batch)
 	if err != nil {
 		t.Fatal(err)
@@ -333,7 +374,7 @@ func TestStoreRefusal(t *testing.T) {
 	if len(res.Poison) != 1 || res.Poison[0].Record != bad || res.Poison[0].Code != pipeline.CodeInvalidEvent {
 		t.Fatalf("poison %+v", res.Poison)
 	}
-	clean := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic}, e.store(redistest.Namespace(t)), e.cfg)
+	clean := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic}, e.owners(redistest.Namespace(t)), e.cfg)
 	want, err := clean.Handle(t.Context(), recordsTopic, 0, recs)
 	if err != nil {
 		t.Fatal(err)
@@ -355,8 +396,8 @@ func TestStoreRefusal(t *testing.T) {
 func TestStructuredOutput(t *testing.T) {
 	e := newEnv(t, 2)
 	e.kc.Produce(data(120)...)
-	stop := e.start(e.pipeline(e.store(redistest.Namespace(t)), nil, func(c *pipeline.Config) { c.Structured = true }))
-	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.committed() == e.kc.EndOffsets(recordsTopic) })
+	stop := e.start(e.pipeline(e.owners(redistest.Namespace(t)), nil, func(c *pipeline.Config) { c.Structured = true }))
+	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.done(e.kc.EndOffsets(recordsTopic)) })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -393,18 +434,33 @@ func counterSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
 type commitGate struct {
 	drop      atomic.Bool
 	mu        sync.Mutex
-	requested map[int32]int64
+	requested map[string]map[int32]int64 // by topic name, or id when the request names none
+	ids       func(topic string) string
 }
 
 func newCommitGate(c *kafkatest.Cluster) *commitGate {
-	g := &commitGate{requested: map[int32]int64{}}
+	g := &commitGate{requested: map[string]map[int32]int64{}, ids: func(topic string) string {
+		details, err := kadm.NewClient(c.Client()).ListTopics(context.Background(), topic)
+		if err != nil {
+			panic(err)
+		}
+		id := details[topic].ID
+		return string(id[:])
+	}}
 	c.ControlKey(int16(kmsg.OffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
 		r := req.(*kmsg.OffsetCommitRequest)
 		g.mu.Lock()
 		for _, rt := range r.Topics {
+			name := rt.Topic
+			if name == "" {
+				name = string(rt.TopicID[:])
+			}
+			if g.requested[name] == nil {
+				g.requested[name] = map[int32]int64{}
+			}
 			for _, rp := range rt.Partitions {
-				g.requested[rp.Partition] = max(g.requested[rp.Partition], rp.Offset)
+				g.requested[name][rp.Partition] = max(g.requested[name][rp.Partition], rp.Offset)
 			}
 		}
 		g.mu.Unlock()
@@ -427,14 +483,17 @@ func newCommitGate(c *kafkatest.Cluster) *commitGate {
 	return g
 }
 
-// requestedSum is how many records the group asked to commit: every one of
-// them had its commands acknowledged.
-func (g *commitGate) requestedSum() int64 {
+// requestedSum is how many records of topic the group asked to commit:
+// every one of them had its output acknowledged.
+func (g *commitGate) requestedSum(topic string) int64 {
+	id := g.ids(topic)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	var n int64
-	for _, o := range g.requested {
-		n += o
+	for _, key := range []string{topic, id} {
+		for _, o := range g.requested[key] {
+			n += o
+		}
 	}
 	return n
 }
@@ -451,21 +510,27 @@ func TestCrashAndRestart(t *testing.T) {
 	ns := redistest.Namespace(t)
 
 	e.kc.Produce(recs[:quarter]...)
-	stop := e.start(e.pipeline(e.store(ns), nil))
-	kafkatest.WaitFor(t, 30*time.Second, "the first quarter committed", func() bool { return e.committed() == int64(quarter) })
+	stop := e.start(e.pipeline(e.owners(ns), nil))
+	kafkatest.WaitFor(t, 30*time.Second, "the first quarter committed", func() bool { return e.done(int64(quarter)) })
+	routedBefore := e.kc.Committed(group, byTenantTopic)
 	gate.drop.Store(true) // the crash: nothing from here on is committed
 	e.kc.Produce(recs[quarter:half]...)
-	kafkatest.WaitFor(t, 30*time.Second, "the first half processed", func() bool { return gate.requestedSum() == int64(half) })
+	kafkatest.WaitFor(t, 30*time.Second, "the first half processed", func() bool {
+		return gate.requestedSum(recordsTopic) == int64(half) && gate.requestedSum(byTenantTopic) == e.kc.EndOffsets(byTenantTopic)
+	})
 	_ = stop()
 	before := e.commandIDs()
 	if got := e.committed(); got != int64(quarter) {
 		t.Fatalf("committed %d after the crash, want %d", got, quarter)
 	}
+	if got := e.kc.Committed(group, byTenantTopic); got != routedBefore {
+		t.Fatalf("by-tenant committed %d after the crash, want %d", got, routedBefore)
+	}
 
 	gate.drop.Store(false)
 	e.kc.Produce(recs[half:]...)
-	stop = e.start(e.pipeline(e.store(ns), nil))
-	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.committed() == int64(len(recs)) })
+	stop = e.start(e.pipeline(e.owners(ns), nil))
+	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.done(int64(len(recs))) })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -504,7 +569,7 @@ func TestTwoInstances(t *testing.T) {
 	ns := redistest.Namespace(t)
 	var byA, byB atomic.Int64
 	member := func(n *atomic.Int64) *pipeline.Pipeline {
-		return e.pipeline(slowStore{e.store(ns)}, nil, func(c *pipeline.Config) {
+		return e.pipeline(func() pipeline.Owner { return slowStore{e.store(ns)} }, nil, func(c *pipeline.Config) {
 			c.MaxPollRecords = 40
 			c.Processed = func(_ string, _ int32, recs []*kgo.Record) { n.Add(int64(len(recs))) }
 		})
@@ -515,7 +580,7 @@ func TestTwoInstances(t *testing.T) {
 	stopB := e.start(member(&byB))
 	kafkatest.WaitFor(t, 30*time.Second, "both members working", func() bool { return e.kc.Working(group) == 2 })
 	e.kc.Produce(recs[len(recs)/2:]...)
-	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.committed() == int64(len(recs)) })
+	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.done(int64(len(recs))) })
 	if err := stopA(); err != nil {
 		t.Fatal(err)
 	}
@@ -550,16 +615,19 @@ func TestRedisOutage(t *testing.T) {
 	rdb := redis.NewClient(opts)
 	t.Cleanup(func() { _ = rdb.Close() })
 	e.kc.Produce(recs[:100]...)
-	stop := e.start(e.pipeline(matcher.NewStore(rdb, matcher.StoreOptions{Namespace: ns, Rules: e.cfg.Rules}), reg))
-	kafkatest.WaitFor(t, 30*time.Second, "the first records committed", func() bool { return e.committed() == 100 })
+	stop := e.start(e.pipeline(func() pipeline.Owner {
+		return matcher.NewStore(rdb, matcher.StoreOptions{Namespace: ns, Rules: e.cfg.Rules})
+	}, reg))
+	kafkatest.WaitFor(t, 30*time.Second, "the first records committed", func() bool { return e.done(100) })
+	routed := e.kc.Committed(group, byTenantTopic)
 	e.srv.Kill()
 	e.kc.Produce(recs[100:]...)
 	kafkatest.WaitFor(t, 30*time.Second, "retries", func() bool { return counterSum(t, reg, "leadconv_transient_retries_total") >= 3 })
-	if got := e.committed(); got != 100 {
-		t.Fatalf("committed %d while Redis was down, want 100", got)
+	if got := e.kc.Committed(group, byTenantTopic); got != routed {
+		t.Fatalf("by-tenant committed %d while Redis was down, want %d", got, routed)
 	}
 	e.srv.Restart()
-	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.committed() == int64(len(recs)) })
+	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.done(int64(len(recs))) })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -585,9 +653,9 @@ func (s *countingStore) ResolveAccounts(ctx context.Context, tenant string, valu
 	return s.Store.ResolveAccounts(ctx, tenant, values)
 }
 
-// Leads whose company names an existing account convert into it. A live
-// change carries its accounts, so planning asks for none; a replay reports
-// clusters as they are and looks them up, with the same result.
+// Leads whose company names an existing account convert into it. A change
+// carries its accounts, so planning asks for none, and so does a replay,
+// which reports its cluster as the owner holds it.
 func TestExistingAccount(t *testing.T) {
 	e := newEnv(t, 1)
 	ev := func(off int64, object, id, fields string) *kgo.Record {
@@ -595,7 +663,7 @@ func TestExistingAccount(t *testing.T) {
 			`{"tenant":"acme","object":%q,"id":%q,"op":"upsert","created_at":"2026-01-02T03:04:05Z","modified_at":"2026-01-02T03:04:05Z","fields":%s}`, object, id, fields))}
 	}
 	st := &countingStore{Store: e.store(redistest.Namespace(t))}
-	h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic}, st, e.cfg)
+	h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic}, func() pipeline.Owner { return st }, e.cfg)
 	handle := func(recs ...*kgo.Record) []*kgo.Record {
 		res, err := h.Handle(t.Context(), recordsTopic, 0, recs)
 		if err != nil || len(res.Poison) > 0 {
@@ -631,7 +699,34 @@ func TestExistingAccount(t *testing.T) {
 	if got := accounts(handle(leads...)); !intoA1(got) || st.lookups.Load() != 0 {
 		t.Fatalf("conversions into accounts %q with %d lookups besides the changes' own, want A1 only and none", got, st.lookups.Load())
 	}
-	if got := accounts(handle(leads...)); !intoA1(got) || st.lookups.Load() == 0 {
-		t.Fatalf("replay converts into %q with %d lookups, want A1 only through a lookup", got, st.lookups.Load())
+	if got := accounts(handle(leads...)); !intoA1(got) || st.lookups.Load() != 0 {
+		t.Fatalf("replay converts into %q with %d lookups, want A1 only from the owner's resident state", got, st.lookups.Load())
+	}
+}
+
+// Start-up creates a missing by-tenant topic with the input's partition
+// count, and refuses to run when a co-partitioned topic has another count,
+// naming both topics.
+func TestTopicsAtStartUp(t *testing.T) {
+	e := newEnv(t, 3)
+	adm := kadm.NewClient(e.kc.Client())
+	const created = "other.records.by-tenant"
+	p := e.pipeline(e.owners(redistest.Namespace(t)), nil, func(c *pipeline.Config) { c.ByTenantTopic = created })
+	if err := p.Prepare(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	details, err := adm.ListTopics(t.Context(), created)
+	if err != nil || len(details[created].Partitions) != 3 {
+		t.Fatalf("by-tenant topic %v (err %v), want 3 partitions", details[created].Partitions, err)
+	}
+	p.Client().Close()
+
+	if _, err := adm.CreateTopic(t.Context(), 5, 1, nil, "leadconv.requests"); err != nil {
+		t.Fatal(err)
+	}
+	p = e.pipeline(e.owners(redistest.Namespace(t)), nil, func(c *pipeline.Config) { c.CoPartitioned = []string{"leadconv.requests"} })
+	err = p.Run(t.Context())
+	if err == nil || !strings.Contains(err.Error(), byTenantTopic+" (3 partitions)") || !strings.Contains(err.Error(), "leadconv.requests (5 partitions)") {
+		t.Fatalf("start-up error %v, want one naming both topics and their partition counts", err)
 	}
 }

@@ -32,8 +32,11 @@ func TestRejectionReachesTheDeadLetter(t *testing.T) {
 		reason string
 	}{{"pipeline", pipeline.DecodeEvent, "/modified_at: format date-time"}, {"schemas", schemas.DecodeEvent, "/modified_at: format date-time"}} {
 		t.Run(d.name, func(t *testing.T) {
-			store := matcher.NewStore(srv.Client(), matcher.StoreOptions{Namespace: redistest.Namespace(t), Rules: cfg.Rules})
-			h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, Decode: d.decode}, store, cfg)
+			ns := redistest.Namespace(t)
+			owners := func() pipeline.Owner {
+				return matcher.NewStore(srv.Client(), matcher.StoreOptions{Namespace: ns, Rules: cfg.Rules})
+			}
+			h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, Decode: d.decode}, owners, cfg)
 			res, err := h.Handle(t.Context(), recordsTopic, 0, []*kgo.Record{good, bad})
 			if err != nil {
 				t.Fatalf("batch error (retried forever): %v", err)

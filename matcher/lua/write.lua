@@ -1,0 +1,39 @@
+-- write.lua: the fenced write of one batch of one tenant. The owner decided
+-- everything in memory; this script makes "still the owner, then write it
+-- all" one atomic step, so a stale owner (a paused process whose partition
+-- moved) can never write after its successor took the tenant.
+--
+-- KEYS[1] epoch string the tenant's owner epoch (INCR by each new owner)
+-- KEYS[2] r     hash   ref -> record value
+-- KEYS[3] b     hash   block -> member refs or "!<count>"
+-- KEYS[4] a     hash   ref -> neighbour refs
+-- KEYS[5] cm    hash   ref -> cluster id
+-- KEYS[6] cl    hash   cluster id -> "oldest_created\tmember refs"
+-- KEYS[7] cv    hash   cluster id -> version
+-- KEYS[8] x     hash   ref -> refs banned from linking with it
+-- KEYS[9] acct  hash   account key -> account id
+-- ARGV[1] the writer's epoch
+-- then, for KEYS[2] to KEYS[9]: n × (field, value) to set, then n × field to
+-- delete (each list preceded by its count n)
+--
+-- Returns 1 when written, 0 when the epoch moved (nothing written).
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+local i = 2
+-- Slices of at most 1000 arguments: unpack is limited by Lua's C stack.
+for k = 2, 9 do
+  local n = tonumber(ARGV[i])
+  i = i + 1
+  for j = 0, 2 * n - 1, 1000 do
+    redis.call('HSET', KEYS[k], unpack(ARGV, i + j, i + math.min(j + 999, 2 * n - 1)))
+  end
+  i = i + 2 * n
+  n = tonumber(ARGV[i])
+  i = i + 1
+  for j = 0, n - 1, 1000 do
+    redis.call('HDEL', KEYS[k], unpack(ARGV, i + j, i + math.min(j + 999, n - 1)))
+  end
+  i = i + n
+end
+return 1
