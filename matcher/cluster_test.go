@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"testing"
 
-
 	"github.com/leadconv/leadconv/internal/testutil/redistest"
 )
 

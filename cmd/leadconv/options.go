@@ -10,8 +10,8 @@ import (
 	"github.com/leadconv/leadconv/consumer"
 	"github.com/leadconv/leadconv/internal/kafkaconn"
 	"github.com/leadconv/leadconv/internal/ops"
-	"github.com/leadconv/leadconv/internal/redisconn"
 	"github.com/leadconv/leadconv/internal/pipeline"
+	"github.com/leadconv/leadconv/internal/redisconn"
 	"github.com/leadconv/leadconv/matcher"
 )
 
