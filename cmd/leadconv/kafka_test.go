@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/leadconv/leadconv/internal/pipeline"
 	"github.com/leadconv/leadconv/internal/testutil/certtest"
 	"github.com/leadconv/leadconv/internal/testutil/redistest"
 )
@@ -21,7 +22,7 @@ func TestKafkaSecurityEveryCommand(t *testing.T) {
 	t.Parallel()
 	ca := certtest.NewCA(t, "kafka")
 	srv := ca.Server("broker", "127.0.0.1")
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, defaultRecordsTopic, defaultCommandsTopic, defaultDLQTopic),
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, defaultRecordsTopic, pipeline.DefaultByTenantTopic, defaultCommandsTopic, defaultDLQTopic),
 		kfake.TLS(&tls.Config{Certificates: []tls.Certificate{srv.TLS}}),
 		kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", "leadconv", "right-pw"))
 	if err != nil {

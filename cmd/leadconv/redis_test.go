@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,9 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/leadconv/leadconv/internal/pipeline"
 	"github.com/leadconv/leadconv/internal/testutil/certtest"
 	"github.com/leadconv/leadconv/internal/testutil/kafkatest"
 	"github.com/leadconv/leadconv/internal/testutil/redistest"
@@ -21,7 +25,7 @@ import (
 // leastPrivilegeACL is the Redis ACL of leadconv's user for namespace lc,
 // as README.md documents it: the namespace's keys and the commands leadconv
 // sends (and its scripts call), nothing else.
-const leastPrivilegeACL = "on resetkeys ~lc:* resetchannels -@all +ping +hello +cluster|slots +evalsha +script|load +hget +hmget +hgetall +hscan +hset +hsetnx +hdel +exists +set"
+const leastPrivilegeACL = "on resetkeys ~lc:* resetchannels -@all +ping +hello +cluster|slots +evalsha +script|load +incr +get +hget +hmget +hgetall +hlen +hscan +hset +hsetnx +hdel"
 
 // The service runs with a Redis ACL user that may touch only its
 // namespace's keys with only the commands it needs: everything works, and
@@ -129,10 +133,16 @@ func TestReplayRedisTopologies(t *testing.T) {
 	srv := ca.Server("redis", "127.0.0.1")
 	tlsSrv := redistest.NewTLS(t, redistest.TLSFiles{CertFile: srv.CertFile, KeyFile: srv.KeyFile})
 	cs := redistest.NewCluster(t, 3)
-	k := kafkatest.New(t, 3, defaultRecordsTopic, defaultCommandsTopic)
+	k := kafkatest.New(t, 3, defaultRecordsTopic, pipeline.DefaultByTenantTopic, defaultCommandsTopic)
 	evs := gen.New(gen.Options{Seed: 9, Records: 60, ContactShare: 0.2}).Events()
-	if err := produceEvents(context.Background(), k.Client(), defaultRecordsTopic, evs); err != nil {
-		t.Fatal(err)
+	// Replay reads what the live service routed to the by-tenant topic,
+	// keyed by tenant.
+	for _, ev := range evs {
+		b, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k.Produce(&kgo.Record{Topic: pipeline.DefaultByTenantTopic, Key: []byte(ev.Tenant), Value: b})
 	}
 	args := []string{"replay", "--brokers", k.Addrs()[0], "--from", "earliest", "--dry-run"}
 	for name, vars := range map[string]map[string]string{
