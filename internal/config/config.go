@@ -210,6 +210,7 @@ func resolve(name, path string, layers []*yaml.Node) (*Tenant, error) {
 			continue
 		}
 		resetReplaced(&b.Engine, lookup(n, "engine"))
+		resetPhone(&b.Matching.Phone, lookup(n, "matching"))
 		if err := n.Decode(&b); err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
@@ -266,6 +267,17 @@ func resetReplaced(c *engine.Config, n *yaml.Node) {
 	}
 	if lookup(n, "convert_when") != nil {
 		c.ConvertWhen = nil
+	}
+}
+
+// resetPhone lets a layer's phone.default_region or default_country
+// replace the inherited one of either spelling: they are one setting.
+func resetPhone(p *matcher.PhoneOptions, n *yaml.Node) {
+	if n == nil {
+		return
+	}
+	if ph := lookup(n, "phone"); ph != nil && (lookup(ph, "default_region") != nil || lookup(ph, "default_country") != nil) {
+		*p = matcher.PhoneOptions{}
 	}
 }
 

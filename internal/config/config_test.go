@@ -96,7 +96,7 @@ func TestExample(t *testing.T) {
 		t.Errorf("acme overrides = %d, want the 17 inherited", len(acme.Engine.Fields.Overrides))
 	}
 	globex := mustTenant(t, f, "globex")
-	if len(globex.Matching.Rules) != 1 || globex.Matching.Phone.DefaultCountry != "44" || !globex.Matching.Email.StripTags {
+	if len(globex.Matching.Rules) != 1 || globex.Matching.Phone.DefaultRegion != "GB" || !globex.Matching.Email.StripTags {
 		t.Errorf("globex matching = %+v", globex.Matching)
 	}
 	if w := globex.Engine.ConvertWhen; w == nil || w.Field != "LeadSource" || w.Equals == nil || *w.Equals != "Web" || w.In != nil {
@@ -422,4 +422,29 @@ func FuzzLoad(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestPhoneRegionLayers: default_region and the older default_country are
+// one setting, so a layer setting either replaces the inherited value.
+func TestPhoneRegionLayers(t *testing.T) {
+	f := mustParse(t, `
+defaults:
+  matching:
+    phone: {default_country: "44"}
+tenants:
+  it:
+    matching:
+      phone: {default_region: IT}
+  kept: {}
+`)
+	if p := mustTenant(t, f, "it").Matching.Phone; p != (matcher.PhoneOptions{DefaultRegion: "IT"}) {
+		t.Errorf("it: phone = %+v, want default_region IT only", p)
+	}
+	if p := mustTenant(t, f, "kept").Matching.Phone; p != (matcher.PhoneOptions{DefaultCountry: "44"}) {
+		t.Errorf("kept: phone = %+v, want the inherited default_country 44 only", p)
+	}
+	_, err := config.Parse([]byte("defaults:\n  matching:\n    phone: {default_region: XX}\n"))
+	if err == nil || !strings.Contains(err.Error(), "defaults.matching.phone.default_region") {
+		t.Errorf("unknown region: err = %v, want one naming defaults.matching.phone.default_region", err)
+	}
 }

@@ -155,7 +155,7 @@ func TestDuplicateVariants(t *testing.T) {
 			count["other email"]++
 		}
 		if po, pd := o.Str("Phone"), d.Str("Phone"); pd != "" && pd != po {
-			if matcher.NormalizePhone(pd, opts.Phone.DefaultCountry) != matcher.NormalizePhone(po, opts.Phone.DefaultCountry) {
+			if matcher.NormalizePhone(pd, opts.Phone.DefaultRegion) != matcher.NormalizePhone(po, opts.Phone.DefaultRegion) {
 				t.Errorf("%s: phone %q is not %q", r.ID, pd, po)
 			}
 			count["phone format"]++
@@ -241,7 +241,7 @@ func TestHardNegatives(t *testing.T) {
 			byName[n] = map[string]bool{}
 		}
 		byName[n][ent] = true
-		add(byPhone, matcher.NormalizePhone(r.Fields.Str("Phone"), "1"), ent)
+		add(byPhone, matcher.NormalizePhone(r.Fields.Str("Phone"), "US"), ent)
 		add(byCompany, matcher.NormalizeCompany(r.Fields.Str("Company")), ent)
 	}
 	shared := func(m map[string]map[string]bool) int {
