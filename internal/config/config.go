@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -104,6 +105,67 @@ type fileShape struct {
 
 func shipped() block {
 	return block{Engine: engine.DefaultConfig(), Matching: matcher.DefaultConfig(), ContactFields: record.FieldMap{}}
+}
+
+// shippedFor is the shipped defaults of a CRM profile: the engine's and the
+// default match rules under the CRM's own field names (emailaddress1,
+// companyname for dynamics), so `engine: {crm: dynamics}` alone gives a
+// working tenant. Unknown and generic profiles get shipped().
+func shippedFor(crm string) block {
+	b := shipped()
+	m, ok := engine.Model(crm)
+	if !ok {
+		return b
+	}
+	b.Engine = engine.DefaultConfigFor(crm)
+	b.Matching = CRMMatching(m)
+	return b
+}
+
+// CRMMatching is matcher.DefaultConfig with the rules' fields and the
+// account and converted fields renamed to model's CRM.
+func CRMMatching(m engine.FieldModel) matcher.Config {
+	mc := matcher.DefaultConfig()
+	rename := func(f string) string {
+		if n := m.Canonical[f]; n != "" {
+			return n
+		}
+		return f
+	}
+	for i := range mc.Rules {
+		conds := slices.Clone(mc.Rules[i].All)
+		for j := range conds {
+			c := &conds[j]
+			if c.Field != "" {
+				c.Field = rename(c.Field)
+			}
+			c.Fields = slices.Clone(c.Fields)
+			for k := range c.Fields {
+				c.Fields[k] = rename(c.Fields[k])
+			}
+		}
+		mc.Rules[i].All = conds
+	}
+	mc.AccountField = m.AccountField
+	mc.AccountNameField = m.AccountName
+	if m.Converted != "" {
+		mc.ConvertedField = m.Converted
+	}
+	return mc
+}
+
+// layerCRM is the engine.crm the layers set last ("" when none does).
+func layerCRM(layers []*yaml.Node) string {
+	crm := engine.DefaultCRM
+	for _, n := range layers {
+		if n == nil {
+			continue
+		}
+		if v := lookup(lookup(n, "engine"), "crm"); v != nil && v.Kind == yaml.ScalarNode {
+			crm = v.Value
+		}
+	}
+	return crm
 }
 
 // Default returns the configuration of an empty file: the shipped defaults
@@ -204,7 +266,7 @@ func build(defaults *yaml.Node, tenants map[string]*yaml.Node) (*File, error) {
 // resolve overlays layers on the shipped defaults and validates the result;
 // path names the last layer in errors.
 func resolve(name, path string, layers []*yaml.Node) (*Tenant, error) {
-	b := shipped()
+	b := shippedFor(layerCRM(layers))
 	for _, n := range layers {
 		if n == nil {
 			continue
@@ -237,13 +299,16 @@ func resolve(name, path string, layers []*yaml.Node) (*Tenant, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	rs, err := matcher.Compile(b.Matching, b.ContactFields)
+	// The CRM model's contact mappings, under the configured ones: the
+	// matcher reads contacts through the same map the engine writes with.
+	cf := engine.ContactFieldsFor(b.Engine.CRM, b.ContactFields)
+	rs, err := matcher.Compile(b.Matching, cf)
 	if err != nil {
 		return nil, fmt.Errorf("%s.matching: %w", path, err)
 	}
 	eng := b.Engine
-	eng.ContactFields = b.ContactFields
-	return &Tenant{Name: name, Engine: &eng, Matching: b.Matching, Rules: rs, ContactFields: b.ContactFields, MassConversion: b.MassConversion}, nil
+	eng.ContactFields = cf
+	return &Tenant{Name: name, Engine: &eng, Matching: b.Matching, Rules: rs, ContactFields: cf, MassConversion: b.MassConversion}, nil
 }
 
 // resetReplaced clears what an engine overlay replaces as a whole rather
