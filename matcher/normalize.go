@@ -518,8 +518,10 @@ func parseDate(s string) (float64, bool) {
 	s = strings.TrimSpace(s)
 	if len(s) >= 10 && s[4] == '-' && len(s) > 10 {
 		// Datetimes compare by their calendar day.
-		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-			return float64(t.UTC().Unix() / 86400), true
+		for _, l := range [...]string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999-0700"} {
+			if t, err := time.Parse(l, s); err == nil {
+				return float64(t.UTC().Unix() / 86400), true
+			}
 		}
 	}
 	for _, l := range dateLayouts {

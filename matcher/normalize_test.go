@@ -347,6 +347,8 @@ func TestParseDate(t *testing.T) {
 		{"2026-01-02T23:59:59Z", jan2, true},
 		{"2026-01-02T10:00:00", jan2, true},
 		{"2026-01-03T01:00:00+02:00", jan2, true},
+		{"2026-01-03T01:00:00.000+0200", jan2, true}, // Salesforce REST
+		{"2026-01-02T10:00:00.000Z", jan2, true},     // Salesforce CDC
 		{"1969-12-31", -1, true},
 		{"02/01/2026", 0, false},
 		{"", 0, false},
