@@ -192,6 +192,17 @@ func Load(path string) (*File, error) {
 	return f, nil
 }
 
+// IsServiceConfig reports whether b looks like a service configuration
+// file (a top-level defaults: or tenants: key) rather than a bare matching
+// rules file; Parse decides whether it is a valid one.
+func IsServiceConfig(b []byte) bool {
+	var doc yaml.Node
+	if yaml.Unmarshal(b, &doc) != nil || doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
+		return false
+	}
+	return lookup(doc.Content[0], "defaults") != nil || lookup(doc.Content[0], "tenants") != nil
+}
+
 // Parse parses a configuration file's content. An empty document gives the
 // shipped defaults.
 func Parse(b []byte) (*File, error) {
