@@ -21,10 +21,10 @@ import (
 // demoReport turns the commands the demo's pipeline published into text a
 // person reads at a glance.
 type demoReport struct {
-	names  map[record.Ref]string   // "First Last <email>" of the sample records
+	names map[record.Ref]string // "First Last <email>" of the sample records
 	// model is the --crm profile's field model: names are read in its
 	// field names, and conversions list the fields they write. nil without.
-	model *engine.FieldModel
+	model  *engine.FieldModel
 	final  map[string][]record.Ref // clusters with two or more members at the end
 	plans  map[string][]engine.Command
 	byType map[string]int
