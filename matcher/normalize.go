@@ -391,25 +391,26 @@ func (pm *phoneMemo) normalize(s, region string) string {
 	if i := strings.IndexAny(s, ",;/"); i >= 0 {
 		s = s[:i]
 	}
-	d, plus := phoneDigits(s)
-	if pm == nil || len(d) < 7 || len(d) > 15 {
-		return parsePhone(d, plus, region)
-	}
-	// The key is the digits with a '+' when written: the region is the
-	// Ruleset's, fixed for the memo's life.
-	var kb [17]byte
-	k := kb[:0]
+	// The memo's key is the digits, after a '+' when written: the region is
+	// the Ruleset's, fixed for the memo's life.
+	var kb [1 + 16]byte
+	k, plus := phoneDigits(kb[:1], s) // kb[0] is kept for the '+'
+	d := k[1:]
 	if plus {
-		k = append(k, '+')
+		k[0] = '+'
+	} else {
+		k = d
 	}
-	k = append(k, d...)
+	if pm == nil || len(d) < 7 || len(d) > 15 {
+		return parsePhone(string(d), plus, region)
+	}
 	pm.mu.Lock()
 	v, ok := pm.m[string(k)]
 	pm.mu.Unlock()
 	if ok {
 		return v
 	}
-	v = parsePhone(d, plus, region)
+	v = parsePhone(string(d), plus, region)
 	pm.mu.Lock()
 	if len(pm.m) >= pm.max {
 		clear(pm.m)
@@ -428,29 +429,30 @@ func localDigits(d string) string {
 	return ""
 }
 
-// phoneDigits returns the digits of s up to an extension (letters, '#'),
-// and whether a '+' came before them.
-func phoneDigits(s string) (digits string, plus bool) {
-	var buf [24]byte
-	d := buf[:0]
+// phoneDigits appends to dst the digits of s up to an extension (letters,
+// '#'), at most 16 (more is too long either way), and reports whether a '+'
+// came before them. dst's capacity bounds it: no allocation.
+func phoneDigits(dst []byte, s string) (digits []byte, plus bool) {
+	n := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
 		case c >= '0' && c <= '9':
-			if len(d) == cap(buf) {
-				return string(d) + "0", plus // too long either way
+			if n == 16 || len(dst) == cap(dst) {
+				return dst, plus
 			}
-			d = append(d, c)
-		case c == '+' && len(d) == 0:
+			dst = append(dst, c)
+			n++
+		case c == '+' && n == 0:
 			plus = true
 		case c == ' ' || c == '-' || c == '.' || c == '(' || c == ')' || c == '\t':
 		default:
-			if len(d) > 0 {
-				return string(d), plus
+			if n > 0 {
+				return dst, plus
 			}
 		}
 	}
-	return string(d), plus
+	return dst, plus
 }
 
 // isE164 reports whether s is "+" and 8 to 15 digits, the first not 0.
