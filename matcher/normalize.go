@@ -319,7 +319,7 @@ func normalizeEmail(s string, o *options) string {
 // 123-45-67" in RU is +74951234567. Numbers too short to place are kept as
 // bare local digits (7) or blank (fewer); with no region, numbers written
 // without a calling code stay bare digits.
-func NormalizePhone(s, region string) string { return (*phoneMemo)(nil).normalize(s, region) }
+func NormalizePhone(s, region string) string { return memoFor(region).normalize(s, region) }
 
 // parsePhone places the digits d (written after a "+" when plus) with
 // libphonenumber.
@@ -374,8 +374,19 @@ type phoneMemo struct {
 // phoneMemoSize bounds the memo: about 6 MB at its fullest.
 const phoneMemoSize = 1 << 16
 
-// normalize is NormalizePhone, remembering results; a nil memo remembers
-// nothing.
+// phoneMemos holds one memo per region, shared by every Ruleset of that
+// region: tenants, config reloads and test variants parse a number once.
+var phoneMemos sync.Map // region -> *phoneMemo
+
+func memoFor(region string) *phoneMemo {
+	if pm, ok := phoneMemos.Load(region); ok {
+		return pm.(*phoneMemo)
+	}
+	pm, _ := phoneMemos.LoadOrStore(region, &phoneMemo{max: phoneMemoSize, m: map[string]string{}})
+	return pm.(*phoneMemo)
+}
+
+// normalize is NormalizePhone, remembering results.
 func (pm *phoneMemo) normalize(s, region string) string {
 	s = strings.TrimSpace(s)
 	if isE164(s) {
@@ -401,7 +412,7 @@ func (pm *phoneMemo) normalize(s, region string) string {
 	} else {
 		k = d
 	}
-	if pm == nil || len(d) < 7 || len(d) > 15 {
+	if len(d) < 7 || len(d) > 15 {
 		return parsePhone(string(d), plus, region)
 	}
 	pm.mu.Lock()
@@ -550,7 +561,7 @@ func newOptions(cfg Config) *options {
 		email:     cfg.Email,
 		dotProv:   map[string]bool{},
 		region:    cfg.Phone.region(),
-		phones:    &phoneMemo{max: phoneMemoSize, m: map[string]string{}},
+		phones:    memoFor(cfg.Phone.region()),
 		nicknames: cfg.Nicknames,
 		freeMail:  map[string]bool{},
 	}

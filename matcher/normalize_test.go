@@ -416,7 +416,7 @@ func FuzzNormalize(f *testing.F) {
 	})
 }
 
-// TestPhoneMemo: the Ruleset's memo gives NormalizePhone's results, under
+// TestPhoneMemo: the region's memo gives NormalizePhone's results, under
 // concurrent use, across spellings sharing digits and after it is cleared.
 func TestPhoneMemo(t *testing.T) {
 	ins := []string{"(312) 555-0100", "312.555.0100", "+1 312 555 0100 x9", "06 6982 1234", "+39 06 6982 1234",
@@ -449,5 +449,8 @@ func TestPhoneMemo(t *testing.T) {
 	}
 	if got := pm.normalize("312 0000001", "US"); got != NormalizePhone("312 0000001", "US") {
 		t.Errorf("after clearing: %q", got)
+	}
+	if memoFor("IT") != memoFor("IT") || memoFor("IT") == memoFor("US") {
+		t.Error("want one memo per region")
 	}
 }
