@@ -450,7 +450,7 @@ func TestPhoneMemo(t *testing.T) {
 	if got := pm.normalize("312 0000001", "US"); got != NormalizePhone("312 0000001", "US") {
 		t.Errorf("after clearing: %q", got)
 	}
-	if memoFor("IT") != memoFor("IT") || memoFor("IT") == memoFor("US") {
+	if it := memoFor("IT"); it != memoFor("IT") || it == memoFor("US") {
 		t.Error("want one memo per region")
 	}
 }
