@@ -92,9 +92,11 @@ type Config struct {
 	// matches (real-time conversion on creation or update).
 	ConvertWhen *Condition `yaml:"convert_when,omitempty" json:"convert_when,omitempty"`
 	// ContactFields maps contact field names to lead field names (contact
-	// AccountName -> lead Company). It is also the lead -> contact mapping of
-	// conversion: a lead field maps to the contact field naming it, unmapped
-	// fields keep their name.
+	// AccountName -> lead Company), on top of the CRM model's mapping
+	// (ContactFieldsFor). It is also the lead -> contact mapping of
+	// conversion: a lead field maps to the contact field naming it; an
+	// unmapped field keeps its name when it is one of the model's contact
+	// fields (or unmapped_fields is carry_over), else it is left out.
 	ContactFields record.FieldMap `yaml:"contact_fields" json:"contact_fields"`
 }
 
