@@ -64,6 +64,12 @@ type compiled struct {
 	// excluded is the lead name of the contact's account id field: it is
 	// the account link, set by conversion, never a merged value.
 	excluded string
+	// onContact holds the contact fields a created or merged contact may
+	// be written (the model's and the mapped ones); nil writes every field.
+	onContact map[string]bool
+	// drop leaves out of created accounts and opportunities the fields
+	// their mapping does not name.
+	drop bool
 }
 
 var compiledCache sync.Map // weak.Pointer[Config] -> *compiled
@@ -87,6 +93,23 @@ func compile(cfg *Config) *compiled {
 
 func newCompiled(cfg Config) *compiled {
 	cc := &compiled{cfg: cfg, err: cfg.Validate("")}
+	if m, ok := Model(cfg.CRM); ok {
+		// The CRM's own mappings, under the configured ones. cfg is a copy.
+		cfg.ContactFields = ContactFieldsFor(cfg.CRM, cfg.ContactFields)
+		cfg.Conversion.AccountFields = mappingFor(m.AccountFields, cfg.Conversion.AccountFields)
+		cfg.Conversion.OpportunityFields = mappingFor(m.OpportunityFields, cfg.Conversion.OpportunityFields)
+		if cfg.Conversion.UnmappedFields != UnmappedCarryOver {
+			cc.drop = true
+			cc.onContact = make(map[string]bool, len(m.Contact)+len(cfg.ContactFields))
+			for _, f := range m.Contact {
+				cc.onContact[f] = true
+			}
+			for c := range cfg.ContactFields {
+				cc.onContact[c] = true
+			}
+		}
+		cc.cfg = cfg
+	}
 	cc.limits, _ = Profile(cfg.CRM)
 	cc.def = rule{name: cfg.Fields.Default, kind: fieldKinds[cfg.Fields.Default], considerBlanks: cfg.Fields.ConsiderBlanks}
 	if len(cfg.Fields.Overrides) > 0 {

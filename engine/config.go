@@ -68,6 +68,7 @@ var (
 	}
 	BlankAccountStrategies = []string{AccountDoNotCreate, AccountUseExisting}
 	OpportunityStrategies  = []string{OpportunityDoNotCreate, OpportunityCreate}
+	UnmappedPolicies       = []string{UnmappedDrop, UnmappedCarryOver}
 	CRMs                   = []string{"salesforce", "zoho", "hubspot", "dynamics", "generic"}
 )
 
@@ -91,9 +92,11 @@ type Config struct {
 	// matches (real-time conversion on creation or update).
 	ConvertWhen *Condition `yaml:"convert_when,omitempty" json:"convert_when,omitempty"`
 	// ContactFields maps contact field names to lead field names (contact
-	// AccountName -> lead Company). It is also the lead -> contact mapping of
-	// conversion: a lead field maps to the contact field naming it, unmapped
-	// fields keep their name.
+	// AccountName -> lead Company), on top of the CRM model's mapping
+	// (ContactFieldsFor). It is also the lead -> contact mapping of
+	// conversion: a lead field maps to the contact field naming it; an
+	// unmapped field keeps its name when it is one of the model's contact
+	// fields (or unmapped_fields is carry_over), else it is left out.
 	ContactFields record.FieldMap `yaml:"contact_fields" json:"contact_fields"`
 }
 
@@ -148,7 +151,19 @@ type ConversionConfig struct {
 	// OpportunityFields maps lead fields to the fields of a created
 	// opportunity.
 	OpportunityFields map[string]string `yaml:"opportunity_fields" json:"opportunity_fields"`
+	// UnmappedFields is what happens to a lead field that neither the CRM's
+	// field model (Model) nor the config maps onto a created or merged
+	// record: drop (default: the record gets its object's fields only) or
+	// carry_over (written under the lead's name, as before field models).
+	// The generic profile has no model: everything carries over.
+	UnmappedFields string `yaml:"unmapped_fields" json:"unmapped_fields"`
 }
+
+// Unmapped field policies.
+const (
+	UnmappedDrop      = "drop"
+	UnmappedCarryOver = "carry_over"
+)
 
 // BlankAccountConfig applies when the master's account value is blank.
 type BlankAccountConfig struct {
@@ -222,12 +237,27 @@ func DefaultConfig() Config {
 			BlankAccount:        BlankAccountConfig{Strategy: AccountDoNotCreate},
 			Opportunity:         OpportunityConfig{Strategy: OpportunityDoNotCreate},
 			ConvertedStatus:     DefaultConvertedStatus,
+			UnmappedFields:      UnmappedDrop,
 		},
 		CRM:            DefaultCRM,
 		MaxClusterSize: DefaultMaxClusterSize,
 		AutoConvert:    true,
 		ContactFields:  record.FieldMap{},
 	}
+}
+
+// DefaultConfigFor is DefaultConfig for a CRM profile: the lead's company
+// field and the contact's account link take that CRM's names (companyname
+// and parentcustomerid for dynamics). Unknown and generic profiles keep
+// DefaultConfig's names.
+func DefaultConfigFor(crm string) Config {
+	c := DefaultConfig()
+	c.CRM = crm
+	if m, ok := Model(crm); ok {
+		c.Conversion.AccountField = m.AccountField
+		c.Conversion.ContactAccountField = m.ContactAccount
+	}
+	return c
 }
 
 // Rejected strategy names: the seed app offers them for Auto Merge only.
@@ -313,6 +343,7 @@ func (c *Config) Validate(path string) error {
 	if cv.Opportunity.Strategy == OpportunityCreate && strings.TrimSpace(cv.Opportunity.NameFrom) == "" {
 		add("conversion.opportunity.name_from", "is required for %s", OpportunityCreate)
 	}
+	oneOf("conversion.unmapped_fields", cv.UnmappedFields, UnmappedPolicies)
 	if strings.TrimSpace(cv.ConvertedStatus) == "" {
 		add("conversion.converted_status", "is required (default %q)", DefaultConvertedStatus)
 	}

@@ -205,7 +205,7 @@ func (p *planner) resolve(name string, r rule) outcome {
 		}
 
 	case fkLongestText, fkShortestText:
-		best, bl := -1, 0
+		best, bl, bs := -1, 0, ""
 		for i, m := range ms {
 			s := text(p.value(m, name))
 			if s == "" {
@@ -213,12 +213,13 @@ func (p *planner) resolve(name string, r rule) outcome {
 			}
 			l := utf8.RuneCountInString(s)
 			if best < 0 || (r.kind == fkLongestText && l > bl) || (r.kind == fkShortestText && l < bl) {
-				best, bl = i, l
+				best, bl, bs = i, l, s
 			}
 		}
 		if best >= 0 {
+			// The value is measured trimmed, and written as measured.
 			p.from(best)
-			return outcome{value: p.value(ms[best], name)}
+			return outcome{value: bs}
 		}
 
 	case fkCombine:
@@ -241,8 +242,10 @@ func (p *planner) resolve(name string, r rule) outcome {
 			}
 		}
 		if best >= 0 {
+			// A checkbox: the result is a boolean whatever spelling won.
 			p.from(best)
-			return outcome{value: p.value(ms[best], name)}
+			b, _ := parseBool(p.value(ms[best], name))
+			return outcome{value: b}
 		}
 
 	case fkNewestDate, fkOldestDate:

@@ -183,13 +183,34 @@ func TestFieldStrategies(t *testing.T) {
 			recs: []fv{{id: "a", master: true, v: " ; "}, {id: "b", modified: 2, v: ""}}, want: " ; ", from: []string{"a"}, kept: true},
 
 		{name: "true_over_false", strategy: FieldTrueOverFalse,
-			recs: []fv{{id: "a", master: true, modified: 3, v: false}, {id: "b", modified: 1, v: "YES"}, {id: "c", modified: 2, v: "maybe"}}, want: "YES", from: []string{"b"}},
+			recs: []fv{{id: "a", master: true, modified: 3, v: false}, {id: "b", modified: 1, v: "YES"}, {id: "c", modified: 2, v: "maybe"}}, want: true, from: []string{"b"}},
 		{name: "true_over_false all false", strategy: FieldTrueOverFalse,
-			recs: []fv{{id: "a", master: true, modified: 1, v: ""}, {id: "b", modified: 2, v: "0"}, {id: "c", modified: 3, v: "No"}}, want: "No", from: []string{"c"}},
+			recs: []fv{{id: "a", master: true, modified: 1, v: ""}, {id: "b", modified: 2, v: "0"}, {id: "c", modified: 3, v: "No"}}, want: false, from: []string{"c"}},
 		{name: "true_over_false newest true", strategy: FieldTrueOverFalse,
-			recs: []fv{{id: "a", master: true, modified: 1, v: true}, {id: "b", modified: 2, v: "1"}}, want: "1", from: []string{"b"}},
+			recs: []fv{{id: "a", master: true, modified: 1, v: true}, {id: "b", modified: 2, v: "1"}}, want: true, from: []string{"b"}},
 		{name: "false_over_true", strategy: FieldFalseOverTrue,
-			recs: []fv{{id: "a", master: true, modified: 3, v: true}, {id: "b", modified: 1, v: "false"}, {id: "c", modified: 2, v: "TRUE"}}, want: "false", from: []string{"b"}},
+			recs: []fv{{id: "a", master: true, modified: 3, v: true}, {id: "b", modified: 1, v: "false"}, {id: "c", modified: 2, v: "TRUE"}}, want: false, from: []string{"b"}},
+		// Seed: "True Over False: True is set to the master when there is a
+		// record with True value." / "False Over True: False is set to the
+		// master when there is a record with False value." What is set is a
+		// boolean, whatever spelling the source used; JSON sends 1 and 0.
+		{name: "true_over_false JSON 1 is true", strategy: FieldTrueOverFalse,
+			recs: []fv{{id: "a", master: true, modified: 3, v: 0.0}, {id: "b", modified: 1, v: 1.0}}, want: true, from: []string{"b"}},
+		{name: "true_over_false json.Number 0 is false", strategy: FieldTrueOverFalse,
+			recs: []fv{{id: "a", master: true, modified: 3, v: json.Number("0")}, {id: "b", modified: 1, v: 7.0}}, want: false, from: []string{"a"}},
+		{name: "false_over_true JSON 0 is false", strategy: FieldFalseOverTrue,
+			recs: []fv{{id: "a", master: true, modified: 3, v: "Yes"}, {id: "b", modified: 1, v: 0.0}}, want: false, from: []string{"b"}},
+		{name: "false_over_true all yes gives true", strategy: FieldFalseOverTrue,
+			recs: []fv{{id: "a", master: true, modified: 3, v: "Yes"}, {id: "b", modified: 1, v: 1.0}}, want: true, from: []string{"a"}},
+		// Seed: "Longest Text: The value with the most characters wins." /
+		// "Shortest Text: The value with the least characters wins. Empty
+		// value is not considered." Measured trimmed, written as measured.
+		{name: "longest_text outputs the trimmed value", strategy: FieldLongestText,
+			recs: []fv{{id: "a", master: true, v: "abc"}, {id: "b", modified: 1, v: "  abcd \n"}}, want: "abcd", from: []string{"b"}},
+		{name: "longest_text padding does not count", strategy: FieldLongestText,
+			recs: []fv{{id: "a", master: true, modified: 2, v: "abcd"}, {id: "b", modified: 1, v: "abc      "}}, want: "abcd", from: []string{"a"}},
+		{name: "shortest_text outputs the trimmed value", strategy: FieldShortestText,
+			recs: []fv{{id: "a", master: true, v: "abcd"}, {id: "b", modified: 1, v: " ab  "}}, want: "ab", from: []string{"b"}},
 		{name: "false_over_true nothing boolean keeps master", strategy: FieldFalseOverTrue,
 			recs: []fv{{id: "a", master: true, v: "?"}, {id: "b", modified: 1, v: 2.0}}, want: "?", from: []string{"a"}, kept: true},
 

@@ -42,9 +42,12 @@ func cluster(recs ...record.Record) Cluster {
 }
 
 // cfgWith returns a default config changed by fn; a fresh pointer each
-// time, as Plan caches per *Config.
+// time, as Plan caches per *Config. Its fields carry over (unmapped_fields:
+// carry_over), so tests of strategies and options can use any field name;
+// TestFieldModels covers the CRM models' drop.
 func cfgWith(fn func(*Config)) *Config {
 	c := DefaultConfig()
+	c.Conversion.UnmappedFields = UnmappedCarryOver
 	if fn != nil {
 		fn(&c)
 	}

@@ -186,8 +186,11 @@ func (p *planner) score(i int) (score, string) {
 		}
 		return score{qualified: n > 0, n: n}, strconv.Itoa(n)
 	case MasterMostAttachments:
+		// Every record has an amount of attachments, 0 included: records
+		// that all have none tie, and the strategy's own tie rule (last
+		// modified wins) decides before the fallback.
 		n := m.rec.RelatedCount
-		return score{qualified: n > 0, n: n}, strconv.Itoa(n)
+		return score{qualified: true, n: n}, strconv.Itoa(n)
 	}
 	return score{}, ""
 }

@@ -247,14 +247,19 @@ func (p *planner) contactFields() record.Fields {
 		if v == nil && p.value(m, l) == nil {
 			continue
 		}
-		out[p.cc.contactName(l)] = v
+		c := p.cc.contactName(l)
+		if p.cc.onContact != nil && !p.cc.onContact[c] {
+			continue // not a field of the CRM's contacts (Company, Status)
+		}
+		out[c] = v
 	}
 	return out
 }
 
 // mappedFields renames the final values for an account or opportunity:
 // mapped lead fields take the mapped name, "-" drops a field, unmapped fields
-// carry over under their lead name.
+// are dropped (unmapped_fields: drop, the default with a CRM model) or carry
+// over under their lead name.
 func (p *planner) mappedFields(mapping map[string]string) record.Fields {
 	out := make(record.Fields, len(p.names))
 	m := p.members[p.master]
@@ -268,6 +273,8 @@ func (p *planner) mappedFields(mapping map[string]string) record.Fields {
 				continue
 			}
 			l = to
+		} else if p.cc.drop {
+			continue
 		}
 		out[l] = v
 	}

@@ -94,12 +94,16 @@ func parseNumber(v any) (float64, bool) {
 	return f, !math.IsNaN(f) && !math.IsInf(f, 0)
 }
 
-// parseBool reads booleans and the strings true/false, yes/no, 1/0 in any
+// parseBool reads booleans, the numbers 1 and 0 (JSON sources send
+// checkboxes as numbers) and the strings true/false, yes/no, 1/0 in any
 // case.
 func parseBool(v any) (value, ok bool) {
 	switch x := v.(type) {
 	case bool:
 		return x, true
+	case float64, float32, int, int64, json.Number:
+		n, ok := parseNumber(x)
+		return n == 1, ok && (n == 0 || n == 1)
 	case string:
 		s := strings.TrimSpace(x)
 		switch {

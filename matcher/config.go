@@ -6,7 +6,10 @@ package matcher
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+
+	"github.com/nyaruka/phonenumbers"
 )
 
 // Config is a tenant's matching configuration: an OR of named rules, each an
@@ -99,9 +102,25 @@ var RoleAddresses = []string{
 
 // PhoneOptions configures the phone normaliser.
 type PhoneOptions struct {
-	// DefaultCountry is the calling code (digits, e.g. "1", "44") assumed for
-	// numbers written without one.
+	// DefaultRegion is the ISO 3166 country code ("US", "IT", "GB") whose
+	// national numbering applies to numbers written without a calling code.
+	DefaultRegion string `yaml:"default_region" json:"default_region"`
+	// DefaultCountry is the older spelling: a calling code (digits, "1",
+	// "44"), read as the main region of that code. Set one of the two.
 	DefaultCountry string `yaml:"default_country" json:"default_country"`
+}
+
+// region is the ISO code the normaliser assumes; "" when none is set.
+func (o PhoneOptions) region() string {
+	if o.DefaultRegion != "" {
+		return strings.ToUpper(o.DefaultRegion)
+	}
+	if n, err := strconv.Atoi(o.DefaultCountry); err == nil {
+		if r := phonenumbers.GetRegionCodeForCountryCode(n); r != "ZZ" {
+			return r
+		}
+	}
+	return ""
 }
 
 // Defaults applied by Compile to zero-valued options.
@@ -163,7 +182,7 @@ func DefaultConfig() Config {
 			Aliases:      map[string]string{"googlemail.com": "gmail.com"},
 			IgnoreRoles:  true,
 		},
-		Phone:            PhoneOptions{DefaultCountry: "1"},
+		Phone:            PhoneOptions{DefaultRegion: "US"},
 		Nicknames:        true,
 		AccountNameField: DefaultAccountNameField,
 		AccountField:     DefaultAccountField,
@@ -190,8 +209,13 @@ func (c Config) Validate(path string) error {
 	if c.MaxBlockSize < 0 {
 		add("max_block_size", "must be positive (0 means %d), got %d", DefaultMaxBlockSize, c.MaxBlockSize)
 	}
-	if cc := c.Phone.DefaultCountry; cc != "" && (!allDigits(cc) || len(cc) > 3) {
-		add("phone.default_country", "must be a calling code of 1-3 digits, got %q", cc)
+	switch ph := c.Phone; {
+	case ph.DefaultRegion != "" && ph.DefaultCountry != "":
+		add("phone", "set default_region or default_country, not both")
+	case ph.DefaultRegion != "" && !phonenumbers.GetSupportedRegions()[strings.ToUpper(ph.DefaultRegion)]:
+		add("phone.default_region", "must be an ISO 3166 country code libphonenumber knows (US, GB, IT, ...), got %q", ph.DefaultRegion)
+	case ph.DefaultCountry != "" && (!allDigits(ph.DefaultCountry) || len(ph.DefaultCountry) > 3 || ph.region() == ""):
+		add("phone.default_country", "must be a calling code of 1-3 digits (or use default_region: an ISO 3166 code), got %q", ph.DefaultCountry)
 	}
 	names := map[string]bool{}
 	for i, r := range c.Rules {

@@ -2,12 +2,16 @@ package matcher
 
 import (
 	"math"
+	"net/mail"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/nyaruka/phonenumbers"
+	"golang.org/x/net/idna"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -19,14 +23,15 @@ type normalizer func(o *options, s string) string
 type options struct {
 	email     EmailOptions
 	dotProv   map[string]bool
-	country   string
+	region    string // ISO 3166 code of the phone normaliser
+	phones    *phoneMemo
 	nicknames bool
 	freeMail  map[string]bool
 }
 
 var normalizers = map[string]normalizer{
 	"email":        func(o *options, s string) string { return normalizeEmail(s, o) },
-	"phone":        func(o *options, s string) string { return NormalizePhone(s, o.country) },
+	"phone":        func(o *options, s string) string { return o.phones.normalize(s, o.region) },
 	"name":         func(o *options, s string) string { return normalizeName(s, o.nicknames) },
 	"company":      func(_ *options, s string) string { return NormalizeCompany(s) },
 	"domain":       func(o *options, s string) string { return normalizeDomain(s, o.freeMail) },
@@ -257,17 +262,36 @@ func NormalizeEmail(s string) string {
 }
 
 func normalizeEmail(s string, o *options) string {
-	s = strings.ToLower(strings.TrimSpace(s))
+	s = strings.TrimSpace(s)
+	if strings.ContainsAny(s, "<\"(") {
+		// A display name or comment ("Jane <jane@ex.com>"): net/mail reads
+		// RFC 5322 as a mail client would. Plain addresses skip the parser.
+		a, err := mail.ParseAddress(s)
+		if err != nil {
+			return ""
+		}
+		s = a.Address
+	}
+	s = strings.ToLower(s)
 	s = strings.TrimPrefix(s, "mailto:")
 	at := strings.LastIndexByte(s, '@')
 	if at <= 0 || at == len(s)-1 || strings.ContainsAny(s, " ,;<>") {
 		return ""
 	}
 	local, domain := s[:at], strings.TrimRight(s[at+1:], ".")
+	changed := false
+	if !isASCII(domain) {
+		// bücher.de and xn--bcher-kva.de are one domain: compare the
+		// ASCII (punycode) form.
+		d, err := idna.Lookup.ToASCII(domain)
+		if err != nil {
+			return ""
+		}
+		domain, changed = d, true
+	}
 	if strings.IndexByte(domain, '.') < 0 {
 		return ""
 	}
-	changed := false
 	if a, ok := o.email.Aliases[domain]; ok {
 		domain, changed = a, true
 	}
@@ -288,68 +312,166 @@ func normalizeEmail(s string, o *options) string {
 	return local + "@" + domain
 }
 
-// NormalizePhone reduces a phone number to E.164 ("+13125550100"), assuming
-// the calling code country for numbers written without one and dropping
-// extensions. Numbers too short to place are kept as bare local digits (7) or
-// blank (fewer); with no country, numbers written without a calling code stay
-// bare digits.
-func NormalizePhone(s, country string) string {
+// NormalizePhone reduces a phone number to E.164 ("+13125550100") with
+// libphonenumber's rules for the number's country, assuming region (an ISO
+// 3166 code, "US", "IT") for numbers written without a calling code and
+// dropping extensions: "06 6982 1234" in IT is +390669821234, "8 (495)
+// 123-45-67" in RU is +74951234567. Numbers too short to place are kept as
+// bare local digits (7) or blank (fewer); with no region, numbers written
+// without a calling code stay bare digits.
+func NormalizePhone(s, region string) string { return memoFor(region).normalize(s, region) }
+
+// parsePhone places the digits d (written after a "+" when plus) with
+// libphonenumber.
+func parsePhone(d string, plus bool, region string) string {
+	if len(d) > 15 {
+		return ""
+	}
+	if !plus && strings.HasPrefix(d, "00") {
+		// 00 is the exit code of most of the world, written so even where
+		// the region dials out otherwise (011 in North America).
+		d, plus = d[2:], true
+	}
+	switch {
+	case region == "" && !plus:
+		if len(d) < 8 || d[0] == '0' {
+			return localDigits(d)
+		}
+		return d
+	case region == "":
+		region = "ZZ"
+	case region[0] >= 'a':
+		region = strings.ToUpper(region)
+	}
+	in := d
+	if plus {
+		in = "+" + d
+	}
+	num, err := phonenumbers.Parse(in, region)
+	if err != nil {
+		return localDigits(d)
+	}
+	switch phonenumbers.IsPossibleNumberWithReason(num) {
+	case phonenumbers.IS_POSSIBLE:
+		return phonenumbers.Format(num, phonenumbers.E164)
+	case phonenumbers.IS_POSSIBLE_LOCAL_ONLY:
+		return localDigits(d)
+	}
+	return ""
+}
+
+// phoneMemo remembers parsePhone's results by digits: libphonenumber's
+// parse costs tens of microseconds, and the same numbers come back with
+// every update of their record, every other spelling of them and every
+// colleague behind one switchboard. Safe for concurrent use; it forgets
+// everything when full.
+type phoneMemo struct {
+	mu  sync.Mutex
+	max int
+	m   map[string]string
+}
+
+// phoneMemoSize bounds the memo: about 6 MB at its fullest.
+const phoneMemoSize = 1 << 16
+
+// phoneMemos holds one memo per region, shared by every Ruleset of that
+// region: tenants, config reloads and test variants parse a number once.
+var phoneMemos sync.Map // region -> *phoneMemo
+
+func memoFor(region string) *phoneMemo {
+	if pm, ok := phoneMemos.Load(region); ok {
+		return pm.(*phoneMemo)
+	}
+	pm, _ := phoneMemos.LoadOrStore(region, &phoneMemo{max: phoneMemoSize, m: map[string]string{}})
+	return pm.(*phoneMemo)
+}
+
+// normalize is NormalizePhone, remembering results.
+func (pm *phoneMemo) normalize(s, region string) string {
+	s = strings.TrimSpace(s)
+	if isE164(s) {
+		// Already canonical (what a CRM stores after its own cleanup):
+		// the parser would return it unchanged.
+		return s
+	}
 	// "+44 (0)20 …": the trunk prefix written inside an international number.
 	if i := strings.Index(s, "(0)"); i >= 0 {
 		s = s[:i] + s[i+3:]
 	}
-	var buf [24]byte
-	digits := buf[:0]
-	plus := false
+	// A second number after a separator is not part of the first.
+	if i := strings.IndexAny(s, ",;/"); i >= 0 {
+		s = s[:i]
+	}
+	// The memo's key is the digits, after a '+' when written: the region is
+	// the Ruleset's, fixed for the memo's life.
+	var kb [1 + 16]byte
+	k, plus := phoneDigits(kb[:1], s) // kb[0] is kept for the '+'
+	d := k[1:]
+	if plus {
+		k[0] = '+'
+	} else {
+		k = d
+	}
+	if len(d) < 7 || len(d) > 15 {
+		return parsePhone(string(d), plus, region)
+	}
+	pm.mu.Lock()
+	v, ok := pm.m[string(k)]
+	pm.mu.Unlock()
+	if ok {
+		return v
+	}
+	v = parsePhone(string(d), plus, region)
+	pm.mu.Lock()
+	if len(pm.m) >= pm.max {
+		clear(pm.m)
+	}
+	pm.m[string(k)] = v
+	pm.mu.Unlock()
+	return v
+}
+
+// localDigits keeps a seven-digit local number (no area code) as bare
+// digits, which match only the same bare digits; anything else is blank.
+func localDigits(d string) string {
+	if len(d) == 7 {
+		return d
+	}
+	return ""
+}
+
+// phoneDigits appends to dst the digits of s up to an extension (letters,
+// '#'), at most 16 (more is too long either way), and reports whether a '+'
+// came before them. dst's capacity bounds it: no allocation.
+func phoneDigits(dst []byte, s string) (digits []byte, plus bool) {
+	n := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
 		case c >= '0' && c <= '9':
-			if len(digits) == cap(buf) {
-				return ""
+			if n == 16 || len(dst) == cap(dst) {
+				return dst, plus
 			}
-			digits = append(digits, c)
-		case c == '+' && len(digits) == 0:
+			dst = append(dst, c)
+			n++
+		case c == '+' && n == 0:
 			plus = true
-		case c == ' ' || c == '-' || c == '.' || c == '(' || c == ')' || c == '/' || c == '\t':
+		case c == ' ' || c == '-' || c == '.' || c == '(' || c == ')' || c == '\t':
 		default:
-			// Letters ("x12", "ext. 12"), '#', ',' and ';' start an extension.
-			if len(digits) > 0 {
-				i = len(s)
+			if n > 0 {
+				return dst, plus
 			}
 		}
 	}
-	// The result is built in one allocation: this runs for every phone
-	// field of every event.
-	d, prefix := digits, ""
-	switch {
-	case plus:
-	case len(d) >= 2 && d[0] == '0' && d[1] == '0':
-		d = d[2:]
-	case country == "1" && len(d) >= 3 && string(d[:3]) == "011":
-		d = d[3:]
-	case country == "1" && len(d) == 11 && d[0] == '1':
-	case len(d) == 7:
-		return string(d)
-	case country != "" && len(d) > 1 && d[0] == '0' && country != "1":
-		prefix, d = country, d[1:]
-	case country != "" && len(d) >= 8:
-		prefix = country
+	return dst, plus
+}
+
+// isE164 reports whether s is "+" and 8 to 15 digits, the first not 0.
+func isE164(s string) bool {
+	if len(s) < 9 || len(s) > 16 || s[0] != '+' || s[1] == '0' {
+		return false
 	}
-	n := len(prefix) + len(d)
-	if n < 8 || n > 15 || prefix == "" && d[0] == '0' {
-		return ""
-	}
-	var out [1 + 3 + 24]byte
-	o := out[:0]
-	// Without a default country a number written without one cannot be
-	// placed: bare digits, which only match the same bare digits.
-	if plus || country != "" || len(d) != len(digits) {
-		o = append(o, '+')
-	}
-	o = append(o, prefix...)
-	o = append(o, d...)
-	return string(o)
+	return allDigits(s[1:])
 }
 
 func normalizeDomain(s string, free map[string]bool) string {
@@ -372,6 +494,13 @@ func normalizeDomain(s string, free map[string]bool) string {
 		s = strings.TrimPrefix(s, "www.")
 	}
 	s = strings.TrimSuffix(s, ".")
+	if !isASCII(s) {
+		d, err := idna.Lookup.ToASCII(s)
+		if err != nil {
+			return ""
+		}
+		s = d
+	}
 	if strings.IndexByte(s, '.') <= 0 || strings.ContainsAny(s, " ,;") || free[s] {
 		return ""
 	}
@@ -402,8 +531,10 @@ func parseDate(s string) (float64, bool) {
 	s = strings.TrimSpace(s)
 	if len(s) >= 10 && s[4] == '-' && len(s) > 10 {
 		// Datetimes compare by their calendar day.
-		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-			return float64(t.UTC().Unix() / 86400), true
+		for _, l := range [...]string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999-0700"} {
+			if t, err := time.Parse(l, s); err == nil {
+				return float64(t.UTC().Unix() / 86400), true
+			}
 		}
 	}
 	for _, l := range dateLayouts {
@@ -429,7 +560,8 @@ func newOptions(cfg Config) *options {
 	o := &options{
 		email:     cfg.Email,
 		dotProv:   map[string]bool{},
-		country:   cfg.Phone.DefaultCountry,
+		region:    cfg.Phone.region(),
+		phones:    memoFor(cfg.Phone.region()),
 		nicknames: cfg.Nicknames,
 		freeMail:  map[string]bool{},
 	}

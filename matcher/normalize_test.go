@@ -1,7 +1,9 @@
 package matcher
 
 import (
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"unicode/utf8"
 )
@@ -208,7 +210,13 @@ func TestNormalizeEmail(t *testing.T) {
 		{"no domain", def, "bob@", ""},
 		{"dotless domain", def, "bob@localhost", ""},
 		{"two addresses", def, "bob@acme.com, al@acme.com", ""},
-		{"display name", def, "Bob <bob@acme.com>", ""},
+		{"display name", def, "Jane <jane@ex.com>", "jane@ex.com"},
+		{"quoted display name", def, "\"Doe, Jane\" <Jane.Doe@Ex.com>", "jane.doe@ex.com"},
+		{"comment", def, "jane@ex.com (work)", "jane@ex.com"},
+		{"broken display name", def, "Jane <jane@ex.com", ""},
+		{"IDN domain as punycode", def, "info.b@bücher.de", "info.b@xn--bcher-kva.de"},
+		{"punycode domain kept", def, "info.b@xn--bcher-kva.de", "info.b@xn--bcher-kva.de"},
+		{"IDN domain upper-case", def, "Max@BÜCHER.de", "max@xn--bcher-kva.de"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -225,38 +233,48 @@ func TestNormalizeEmail(t *testing.T) {
 
 func TestNormalizePhone(t *testing.T) {
 	tests := []struct {
-		name, in, country, want string
+		name, in, region, want string
 	}{
-		{"US formatted", "(312) 555-0100", "1", "+13125550100"},
-		{"US dashes", "312-555-0100", "1", "+13125550100"},
-		{"US dots", "312.555.0100", "1", "+13125550100"},
-		{"US trunk 1", "1-312-555-0100", "1", "+13125550100"},
-		{"US plus", "+1 (312) 555-0100", "1", "+13125550100"},
-		{"US 011 exit code", "011 44 20 7946 0958", "1", "+442079460958"},
-		{"00 exit code", "0044 20 7946 0958", "1", "+442079460958"},
-		{"extension x", "312-555-0100 x123", "1", "+13125550100"},
-		{"extension ext.", "+1 312 555 0100 ext. 12", "1", "+13125550100"},
-		{"extension hash", "3125550100 #7", "1", "+13125550100"},
-		{"second number after comma", "312-555-0100, 312-555-0199", "1", "+13125550100"},
-		{"label before number", "Tel: 312 555 0100", "1", "+13125550100"},
-		{"UK national", "020 7946 0958", "44", "+442079460958"},
-		{"UK mobile", "07700 900123", "44", "+447700900123"},
-		{"UK international with trunk 0", "+44 (0)20 7946 0958", "44", "+442079460958"},
+		{"US formatted", "(312) 555-0100", "US", "+13125550100"},
+		{"US dashes", "312-555-0100", "US", "+13125550100"},
+		{"US dots", "312.555.0100", "US", "+13125550100"},
+		{"US trunk 1", "1-312-555-0100", "US", "+13125550100"},
+		{"US plus", "+1 (312) 555-0100", "US", "+13125550100"},
+		{"US 011 exit code", "011 44 20 7946 0958", "US", "+442079460958"},
+		{"00 exit code", "0044 20 7946 0958", "US", "+442079460958"},
+		{"extension x", "312-555-0100 x123", "US", "+13125550100"},
+		{"extension ext.", "+1 312 555 0100 ext. 12", "US", "+13125550100"},
+		{"extension hash", "3125550100 #7", "US", "+13125550100"},
+		{"second number after comma", "312-555-0100, 312-555-0199", "US", "+13125550100"},
+		{"label before number", "Tel: 312 555 0100", "US", "+13125550100"},
+		{"UK national", "020 7946 0958", "GB", "+442079460958"},
+		{"UK mobile", "07700 900123", "GB", "+447700900123"},
+		{"UK international with trunk 0", "+44 (0)20 7946 0958", "GB", "+442079460958"},
 		{"00 exit code, no default country", "0049 30 1234567", "", "+49301234567"},
-		{"German national", "030 1234567", "49", "+49301234567"},
-		{"international kept under other default", "+49 30 1234567", "1", "+49301234567"},
-		{"local seven digits", "555-0100", "1", "5550100"},
-		{"too short", "12345", "1", ""},
-		{"too long", "+1234567890123456", "1", ""},
+		{"German national", "030 1234567", "DE", "+49301234567"},
+		{"international kept under other default", "+49 30 1234567", "US", "+49301234567"},
+		{"local seven digits", "555-0100", "US", "5550100"},
+		{"too short", "12345", "US", ""},
+		{"too long", "+1234567890123456", "US", ""},
 		{"no default country", "312 555 0100", "", "3125550100"},
 		{"no default country, plus", "+1 312 555 0100", "", "+13125550100"},
-		{"letters only", "n/a", "1", ""},
-		{"blank", "", "1", ""},
+		{"letters only", "n/a", "US", ""},
+		// libphonenumber knows each country's trunk prefix: Italy keeps the
+		// leading 0 of landlines, Russia's trunk is 8, Hungary's 06.
+		{"Italian landline keeps its 0", "06 6982 1234", "IT", "+390669821234"},
+		{"Italian international", "+39 06 6982 1234", "US", "+390669821234"},
+		{"Russian trunk 8", "8 (495) 123-45-67", "RU", "+74951234567"},
+		{"Russian international", "+7 495 123 45 67", "US", "+74951234567"},
+		{"Hungarian trunk 06", "06 30 123 4567", "HU", "+36301234567"},
+		{"Hungarian international", "+36 30 123 4567", "US", "+36301234567"},
+		{"already E.164", "+390669821234", "US", "+390669821234"},
+		{"lower-case region", "020 7946 0958", "gb", "+442079460958"},
+		{"blank", "", "US", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := NormalizePhone(tt.in, tt.country); got != tt.want {
-				t.Errorf("NormalizePhone(%q, %q) = %q, want %q", tt.in, tt.country, got, tt.want)
+			if got := NormalizePhone(tt.in, tt.region); got != tt.want {
+				t.Errorf("NormalizePhone(%q, %q) = %q, want %q", tt.in, tt.region, got, tt.want)
 			}
 		})
 	}
@@ -329,6 +347,8 @@ func TestParseDate(t *testing.T) {
 		{"2026-01-02T23:59:59Z", jan2, true},
 		{"2026-01-02T10:00:00", jan2, true},
 		{"2026-01-03T01:00:00+02:00", jan2, true},
+		{"2026-01-03T01:00:00.000+0200", jan2, true}, // Salesforce REST
+		{"2026-01-02T10:00:00.000Z", jan2, true},     // Salesforce CDC
 		{"1969-12-31", -1, true},
 		{"02/01/2026", 0, false},
 		{"", 0, false},
@@ -374,13 +394,13 @@ func FuzzNormalize(f *testing.F) {
 				t.Fatalf("company not stable on %q: %q -> %q", s, v, NormalizeCompany(v))
 			}
 		}
-		if p := NormalizePhone(s, "1"); p != "" {
+		if p := NormalizePhone(s, "US"); p != "" {
 			d := strings.TrimPrefix(p, "+")
 			if !allDigits(d) || len(d) < 7 || len(d) > 15 {
 				t.Fatalf("NormalizePhone(%q) = %q", s, p)
 			}
-			if NormalizePhone(p, "1") != p {
-				t.Fatalf("NormalizePhone not idempotent on %q: %q -> %q", s, p, NormalizePhone(p, "1"))
+			if NormalizePhone(p, "US") != p {
+				t.Fatalf("NormalizePhone not idempotent on %q: %q -> %q", s, p, NormalizePhone(p, "US"))
 			}
 		}
 		if e := normalizeEmail(s, o); e != "" && normalizeEmail(e, o) != e {
@@ -394,4 +414,43 @@ func FuzzNormalize(f *testing.F) {
 			t.Fatalf("Soundex(%q) = %q", s, sx)
 		}
 	})
+}
+
+// TestPhoneMemo: the region's memo gives NormalizePhone's results, under
+// concurrent use, across spellings sharing digits and after it is cleared.
+func TestPhoneMemo(t *testing.T) {
+	ins := []string{"(312) 555-0100", "312.555.0100", "+1 312 555 0100 x9", "06 6982 1234", "+39 06 6982 1234",
+		"555-0100", "0044 20 7946 0958", "n/a", "+13125550100", "8 (495) 123-45-67"}
+	for _, region := range []string{"US", "IT", "RU", ""} {
+		pm := &phoneMemo{max: phoneMemoSize, m: map[string]string{}}
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				for range 3 {
+					for _, in := range ins {
+						if got, want := pm.normalize(in, region), NormalizePhone(in, region); got != want {
+							t.Errorf("memo(%q, %q) = %q, NormalizePhone %q", in, region, got, want)
+						}
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if len(pm.m) == 0 || len(pm.m) > len(ins) {
+			t.Errorf("region %q: memo holds %d entries", region, len(pm.m))
+		}
+	}
+	pm := &phoneMemo{max: 50, m: map[string]string{}}
+	for i := range 60 {
+		pm.normalize(fmt.Sprintf("312 %07d", i), "US")
+	}
+	if len(pm.m) > 50 {
+		t.Errorf("memo holds %d entries, bound 50", len(pm.m))
+	}
+	if got := pm.normalize("312 0000001", "US"); got != NormalizePhone("312 0000001", "US") {
+		t.Errorf("after clearing: %q", got)
+	}
+	if it := memoFor("IT"); it != memoFor("IT") || it == memoFor("US") {
+		t.Error("want one memo per region")
+	}
 }

@@ -18,15 +18,17 @@ import (
 )
 
 func TestExampleConfigValidates(t *testing.T) {
-	b, err := os.ReadFile("../examples/leadconv.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := schemas.ValidateYAML(schemas.Config, b); err != nil {
-		t.Fatalf("examples/leadconv.yaml: %v", err)
-	}
-	if _, err := config.Parse(b); err != nil {
-		t.Fatalf("the loader rejects the example: %v", err)
+	for _, ex := range []string{"leadconv", "salesforce", "zoho", "hubspot", "dynamics"} {
+		b, err := os.ReadFile("../examples/" + ex + ".yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := schemas.ValidateYAML(schemas.Config, b); err != nil {
+			t.Errorf("examples/%s.yaml: %v", ex, err)
+		}
+		if _, err := config.Parse(b); err != nil {
+			t.Errorf("the loader rejects examples/%s.yaml: %v", ex, err)
+		}
 	}
 }
 
@@ -85,6 +87,10 @@ func TestConfigSchemaAgreesWithLoader(t *testing.T) {
 		{"table without columns", "inputs: [{topic: t, format: debezium, tenant: a, tables: {l: {object: lead}}}]", false, "/inputs/0/tables/l"},
 		{"tables on cdc", "inputs: [{topic: t, format: salesforce_cdc, tenant: a, tables: {l: {object: lead, created_at: c, modified_at: m}}}]", false, "/inputs/0/tables"},
 		{"unknown object", "inputs: [{topic: t, format: salesforce_cdc, tenant: a, objects: {Lead: person}}]", false, "/inputs/0/objects/Lead"},
+		{"unmapped fields carried over", "defaults:\n  engine:\n    conversion: {unmapped_fields: carry_over}\n", true, ""},
+		{"unknown unmapped policy", "defaults:\n  engine:\n    conversion: {unmapped_fields: keep}\n", false, "/defaults/engine/conversion/unmapped_fields"},
+		{"phone region", "defaults:\n  matching:\n    phone: {default_region: IT}\n", true, ""},
+		{"phone region not ISO", "defaults:\n  matching:\n    phone: {default_region: ITA}\n", false, "/defaults/matching/phone/default_region"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -15,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/leadconv/leadconv/engine"
+	"github.com/leadconv/leadconv/internal/config"
 	"github.com/leadconv/leadconv/internal/pipeline"
 	"github.com/leadconv/leadconv/internal/redisconn"
 	"github.com/leadconv/leadconv/matcher/gen"
@@ -42,6 +44,11 @@ On a real Redis the demo works under a fresh key namespace, deleted at the
 end. Logs (warnings only, by default) go to stderr and carry ids only; names
 appear on stdout because they are the demo's sample data.
 
+--crm shapes the sample as that CRM's API shows it (Salesforce FirstName,
+MailingCity, CreatedDate ...; "leadconv gen --crm") and plans with that crm
+profile's field model: each conversion lists the fields it writes on the
+contact and the created account, in the CRM's names.
+
 --serve keeps everything running after the sample: it prints the broker
 address, so other clients can produce record events to leadconv.records and
 read leadconv.commands, and prints each further command as it is published,
@@ -50,7 +57,8 @@ until SIGINT or SIGTERM.
 Examples:
   leadconv demo
   leadconv demo --records 2000 --show 20
-  leadconv demo --serve --kafka-port 9092`,
+  leadconv demo --serve --kafka-port 9092
+  leadconv demo --crm salesforce`,
 		setup: func(fs *flagSet) func(context.Context, *env, []string) error {
 			var o demoOptions
 			fs.IntVar(&o.records, "records", 300, "number of sample records generated")
@@ -61,6 +69,7 @@ Examples:
 			fs.IntVar(&o.partitions, "partitions", 3, "partitions of the in-process topics (one pipeline worker each)")
 			fs.IntVar(&o.show, "show", 8, "clusters shown in detail; the totals cover all")
 			fs.StringVar(&o.configPath, "config", "", "service config file; empty uses the shipped defaults")
+			fs.StringVar(&o.crm, "crm", "", "sample records shaped as a CRM's (salesforce, zoho, hubspot, dynamics): its field names in, its field model out; without --config the shipped defaults of that crm profile")
 			fs.StringVar(&o.redisURL, "redis-url", "", "Redis URL; empty uses an in-process Redis")
 			fs.BoolVar(&o.serve, "serve", false, "keep running after the sample, for other clients, until interrupted")
 			fs.IntVar(&o.kafkaPort, "kafka-port", 0, "port of the in-process broker (0 picks a free one)")
@@ -85,7 +94,7 @@ Examples:
 type demoOptions struct {
 	records, partitions, show, kafkaPort int
 	seed                                 uint64
-	tenant, configPath, redisURL         string
+	tenant, configPath, redisURL, crm    string
 	contacts, updates                    float64
 	serve                                bool
 	timeout                              time.Duration
@@ -107,6 +116,9 @@ func (o *demoOptions) check() error {
 	case o.tenant == "":
 		return usagef("--tenant: must not be empty")
 	}
+	if _, ok := engine.Model(o.crm); o.crm != "" && !ok {
+		return usagef("--crm %q: allowed values are salesforce, zoho, hubspot, dynamics", o.crm)
+	}
 	for name, v := range map[string]float64{"--contacts": o.contacts, "--updates": o.updates} {
 		if v < 0 || v > 1 {
 			return usagef("%s %g: must be between 0 and 1", name, v)
@@ -120,7 +132,7 @@ func runDemo(ctx context.Context, e *env, o demoOptions) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := loadConfig(o.configPath)
+	cfg, err := demoConfig(o)
 	if err != nil {
 		return err
 	}
@@ -150,7 +162,7 @@ func runDemo(ctx context.Context, e *env, o demoOptions) error {
 	defer broker.Close()
 	brokers := broker.ListenAddrs()
 
-	set := gen.New(gen.Options{Seed: o.seed, Tenant: o.tenant, Records: o.records, ContactShare: o.contacts, Updates: o.updates})
+	set := gen.New(gen.Options{Seed: o.seed, Tenant: o.tenant, Records: o.records, ContactShare: o.contacts, Updates: o.updates, CRM: o.crm})
 	evs := set.Events()
 	fmt.Fprintf(e.stdout, "leadconv demo: %d sample record events (tenant %s, seed %d)\n", len(evs), o.tenant, o.seed)
 	fmt.Fprintf(e.stdout, "  in-process Kafka %s (%d partitions), %s\n\n", brokers[0], o.partitions, redisDesc)
@@ -219,7 +231,7 @@ func runDemo(ctx context.Context, e *env, o demoOptions) error {
 	if err != nil {
 		return fmt.Errorf("read clusters: %w", err)
 	}
-	rep := newDemoReport(set, final)
+	rep := newDemoReport(set, final, o.crm)
 	for _, r := range cmds {
 		if err := rep.add(r); err != nil {
 			return err
@@ -388,4 +400,25 @@ func redactURL(u string) string {
 		return "(invalid URL)"
 	}
 	return opts.Addr
+}
+
+// demoConfig is the service config of the demo: --config, else the shipped
+// defaults of --crm's profile (or of the default profile). With both, the
+// config must give the sample's tenant that crm.
+func demoConfig(o demoOptions) (*config.File, error) {
+	if o.configPath == "" && o.crm != "" {
+		return config.Parse([]byte("defaults:\n  engine:\n    crm: " + o.crm + "\n"))
+	}
+	cfg, err := loadConfig(o.configPath)
+	if err != nil || o.crm == "" {
+		return cfg, err
+	}
+	t, err := cfg.Tenant(o.tenant)
+	if err != nil {
+		return nil, err
+	}
+	if t.Engine.CRM != o.crm {
+		return nil, usagef("--crm %s: %s gives tenant %s crm %q", o.crm, o.configPath, o.tenant, t.Engine.CRM)
+	}
+	return cfg, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -20,15 +21,30 @@ import (
 // demoReport turns the commands the demo's pipeline published into text a
 // person reads at a glance.
 type demoReport struct {
-	names  map[record.Ref]string   // "First Last <email>" of the sample records
+	names map[record.Ref]string // "First Last <email>" of the sample records
+	// model is the --crm profile's field model: names are read in its
+	// field names, and conversions list the fields they write. nil without.
+	model  *engine.FieldModel
 	final  map[string][]record.Ref // clusters with two or more members at the end
 	plans  map[string][]engine.Command
 	byType map[string]int
 	total  int
 }
 
-func newDemoReport(set *gen.Set, final map[string][]record.Ref) *demoReport {
+func newDemoReport(set *gen.Set, final map[string][]record.Ref, crm string) *demoReport {
 	rep := &demoReport{names: map[record.Ref]string{}, final: final, plans: map[string][]engine.Command{}, byType: map[string]int{}}
+	first, last, email := "FirstName", "LastName", "Email"
+	if m, ok := engine.Model(crm); ok {
+		rep.model = &m
+		first, last, email = m.Canonical[first], m.Canonical[last], m.Canonical[email]
+	}
+	personName := func(f record.Fields) string {
+		name := strings.TrimSpace(f.Str(first) + " " + f.Str(last))
+		if e := f.Str(email); e != "" {
+			name = strings.TrimSpace(name + " <" + e + ">")
+		}
+		return name
+	}
 	// Events first so that deleted records keep a name; final states win.
 	for _, ev := range set.Events() {
 		if n := personName(ev.Fields); n != "" {
@@ -41,14 +57,6 @@ func newDemoReport(set *gen.Set, final map[string][]record.Ref) *demoReport {
 		}
 	}
 	return rep
-}
-
-func personName(f record.Fields) string {
-	name := strings.TrimSpace(f.Str("FirstName") + " " + f.Str("LastName"))
-	if e := f.Str("Email"); e != "" {
-		name = strings.TrimSpace(name + " <" + e + ">")
-	}
-	return name
 }
 
 func decodeCommand(r *kgo.Record) (engine.Command, error) {
@@ -186,6 +194,15 @@ func (rep *demoReport) describe(cmd engine.Command) string {
 		if d.Opportunity != nil {
 			s += ", new opportunity"
 		}
+		if rep.model != nil && d.Contact.Create {
+			s += "\n      " + rep.model.CRM + " contact fields: " + strings.Join(fieldNames(d.Fields), ", ")
+		}
+		if rep.model != nil && d.Account.Create {
+			s += "\n      " + rep.model.CRM + " account fields: " + rep.model.AccountName
+			if names := fieldNames(d.Account.Fields); len(names) > 0 {
+				s += ", " + strings.Join(names, ", ")
+			}
+		}
 		return s
 	case *engine.RecordsMerge:
 		merged := make([]string, len(d.MergedIDs))
@@ -215,4 +232,9 @@ func target(what string, t engine.Target) string {
 		return what + " " + t.ID
 	}
 	return "no " + what
+}
+
+// fieldNames lists the names of f, sorted.
+func fieldNames(f record.Fields) []string {
+	return slices.Sorted(maps.Keys(f))
 }

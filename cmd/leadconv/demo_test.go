@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -171,5 +172,43 @@ func TestDemoUsageErrors(t *testing.T) {
 		if code != exitUsage || !strings.Contains(stderr, tc.want) {
 			t.Errorf("demo %v: code %d, stderr %q", tc.args, code, stderr)
 		}
+	}
+}
+
+// TestDemoCRM: demo --crm salesforce runs on Salesforce-shaped records and
+// prints the conversions' fields in Salesforce's names: contact fields only
+// on the contact, account fields only on the account.
+func TestDemoCRM(t *testing.T) {
+	code, stdout, stderr := runMain(t, nil, "demo", "--crm", "salesforce", "--records", "200", "--show", "3")
+	if code != exitOK {
+		t.Fatalf("code %d: %s", code, stderr)
+	}
+	var contact, account string
+	for line := range strings.Lines(stdout) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "salesforce contact fields: "); ok && contact == "" {
+			contact = v
+		}
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "salesforce account fields: "); ok && account == "" {
+			account = v
+		}
+	}
+	if !strings.Contains(contact, "MailingCity") || !strings.Contains(contact, "FirstName") {
+		t.Errorf("contact fields %q: want Salesforce contact names", contact)
+	}
+	for _, lead := range []string{"Company", "Status", "Website", "City", "CreatedDate"} {
+		if slices.Contains(strings.Split(contact, ", "), lead) {
+			t.Errorf("contact fields %q hold the lead's %s", contact, lead)
+		}
+	}
+	if !strings.HasPrefix(account, "Name") || !strings.Contains(account, "BillingCity") {
+		t.Errorf("account fields %q: want Name and Salesforce account names", account)
+	}
+	for _, person := range []string{"FirstName", "LastName", "Email", "Title"} {
+		if slices.Contains(strings.Split(account, ", "), person) {
+			t.Errorf("account fields %q hold the person's %s", account, person)
+		}
+	}
+	if code, _, stderr := runMain(t, nil, "demo", "--crm", "salesforce", "--config", "../../examples/zoho.yaml"); code != exitUsage || !strings.Contains(stderr, `crm "zoho"`) {
+		t.Errorf("--crm salesforce with a zoho config: code %d %q", code, stderr)
 	}
 }

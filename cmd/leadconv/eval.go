@@ -26,7 +26,9 @@ service runs it) and prints pairwise precision, recall and F1 with cluster
 counts. Several --input files of one format are read as one data set (Febrl
 4a and 4b as their union).
 
---config is a matching rules file (the "matching:" block, as in
+--config is the service config (examples/leadconv.yaml: the rules of the
+defaults block, or of --tenant's block, with the tenant's contact field map)
+or a bare matching rules file (the "matching:" block alone, as in
 examples/eval/*.yaml); without it the shipped default rules apply.
 
 Redis: --redis-url, else $REDIS_URL, else an in-process Redis. The state is
@@ -36,10 +38,13 @@ built under a fresh namespace, deleted afterwards unless --keep.
 and --truth the ground truth as {"id","entity"} lines, the two inputs of
 shared/eval/score.py.
 
-Example:
-  leadconv eval --config examples/eval/febrl1.yaml --format febrl --input ../shared/eval/febrl/dataset1.csv`,
+Examples:
+  leadconv eval --config examples/eval/febrl1.yaml --format febrl --input ../shared/eval/febrl/dataset1.csv
+  leadconv gen --crm salesforce --format eval --output sf.jsonl
+  leadconv eval --config examples/salesforce.yaml --format jsonl --input sf.jsonl`,
 		setup: func(fs *flagSet) func(context.Context, *env, []string) error {
-			cfgPath := fs.String("config", "", "matching rules file; empty uses the shipped default rules")
+			cfgPath := fs.String("config", "", "service config or matching rules file; empty uses the shipped default rules")
+			tenant := fs.String("tenant", "", "with a service config: the tenant whose rules apply (default: the defaults block)")
 			input := fs.String("input", "", "data set file(s), comma separated")
 			format := fs.String("format", "", "input format: "+strings.Join(eval.Formats, ", "))
 			idCol := fs.String("id-column", "", "CSV: the id column (default: id or unique_id)")
@@ -64,16 +69,18 @@ Example:
 				if *batch <= 0 {
 					return usagef("--batch %d: must be positive", *batch)
 				}
-				mcfg := matcher.DefaultConfig()
+				mf := &matchingFile{rules: matcher.DefaultConfig()}
 				if *cfgPath != "" {
 					var err error
-					if mcfg, err = eval.LoadConfig(*cfgPath); err != nil {
+					if mf, err = loadMatching(*cfgPath); err != nil {
 						return err
 					}
+				} else if *tenant != "" {
+					return usagef("--tenant needs --config (a service config)")
 				}
-				rs, err := matcher.Compile(mcfg, nil)
+				rs, err := mf.ruleset(*tenant)
 				if err != nil {
-					return fmt.Errorf("compile rules: %w", err)
+					return err
 				}
 				ds, err := eval.Load(*format, eval.CSVOptions{ID: *idCol, Entity: *entityCol}, strings.Split(*input, ",")...)
 				if err != nil {

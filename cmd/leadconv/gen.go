@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/leadconv/leadconv/engine"
 	"github.com/leadconv/leadconv/matcher/gen"
 	"github.com/leadconv/leadconv/record"
 )
@@ -20,7 +21,10 @@ func genCommand() *command {
 		help: `Generates realistic CRM leads (and optionally contacts) with known
 duplicates, deterministically from --seed: nicknames and typos in names,
 other spellings of the same e-mail and phone number, company suffix variants,
-missing fields.
+missing fields. --crm writes them as that CRM's API shows them: its field
+names (Salesforce FirstName, MailingCity; Dynamics emailaddress1,
+companyname ...), without the fields its objects lack, with its created and
+modified timestamps (CreatedDate, LastModifiedDate ...).
 
 --format events (the default) writes record events in stream order, the input
 of "leadconv simulate" and of the records topic:
@@ -31,7 +35,8 @@ JSON-lines input of "leadconv eval --format jsonl":
 
 Examples:
   leadconv gen --records 10000 --output events.jsonl
-  leadconv gen --records 5000 --format eval --output truth.jsonl`,
+  leadconv gen --records 5000 --format eval --output truth.jsonl
+  leadconv gen --crm salesforce --records 1000 --output salesforce.jsonl`,
 		setup: func(fs *flagSet) func(context.Context, *env, []string) error {
 			var o gen.Options
 			fs.Uint64Var(&o.Seed, "seed", 1, "random seed: the same flags give the same output")
@@ -42,6 +47,7 @@ Examples:
 			fs.Float64Var(&o.Updates, "updates", 0, "share of records that get a later update (0 to 1)")
 			fs.BoolVar(&o.UpdateAsUpsert, "updates-as-upserts", false, "send updates as upserts of the full state instead of patches")
 			fs.Float64Var(&o.Deletes, "deletes", 0, "share of records deleted later (0 to 1)")
+			fs.StringVar(&o.CRM, "crm", "", "write records with a CRM's field names and system timestamps: salesforce, zoho, hubspot or dynamics (default: leadconv's canonical names)")
 			format := fs.String("format", "events", "output format: events or eval")
 			output := fs.String("output", "-", "output file; - is stdout")
 			return func(_ context.Context, e *env, args []string) error {
@@ -58,6 +64,9 @@ Examples:
 				}
 				if o.DupRate == 0 {
 					o.DupRate = -1 // gen treats 0 as "default"; the flag means none
+				}
+				if _, ok := engine.Model(o.CRM); o.CRM != "" && !ok {
+					return usagef("--crm %q: allowed values are salesforce, zoho, hubspot, dynamics", o.CRM)
 				}
 				if *format != "events" && *format != "eval" {
 					return usagef("--format %q: allowed values are events, eval", *format)

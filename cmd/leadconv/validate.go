@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-
-	"github.com/leadconv/leadconv/internal/config"
 )
 
 func validateConfigCommand() *command {
@@ -20,6 +18,10 @@ compiled. Errors name the YAML path and the allowed values, for example:
 
   tenants.acme.engine.master.strategy: "newest" is not a master strategy (allowed: ...)
 
+A bare matching rules file (the "matching:" block alone, as "leadconv eval
+--config" takes it) is checked as such: keys, rules, normalisers and
+comparators.
+
 Exit status 0 when the file is valid, 1 when it is not, 2 on a usage error.`,
 		setup: func(fs *flagSet) func(context.Context, *env, []string) error {
 			path := fs.String("config", "", "the config file (or give it as the argument)")
@@ -33,11 +35,15 @@ Exit status 0 when the file is valid, 1 when it is not, 2 on a usage error.`,
 				case *path == "":
 					return usagef("no config file: give it as the argument or with --config")
 				}
-				f, err := config.Load(*path)
+				m, err := loadMatching(*path)
 				if err != nil {
 					return err
 				}
-				tenants := f.Tenants()
+				if m.service == nil {
+					_, err = fmt.Fprintf(e.stdout, "%s: valid matching rules file; %d rule(s)\n", *path, len(m.rules.Rules))
+					return err
+				}
+				tenants := m.service.Tenants()
 				msg := "no tenant overrides: every tenant gets the defaults block"
 				if len(tenants) > 0 {
 					msg = fmt.Sprintf("%d tenant(s) configured: %s; other tenants get the defaults", len(tenants), strings.Join(tenants, ", "))

@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -136,6 +137,67 @@ func shipped() block {
 	return block{Engine: engine.DefaultConfig(), Matching: matcher.DefaultConfig(), ContactFields: record.FieldMap{}}
 }
 
+// shippedFor is the shipped defaults of a CRM profile: the engine's and the
+// default match rules under the CRM's own field names (emailaddress1,
+// companyname for dynamics), so `engine: {crm: dynamics}` alone gives a
+// working tenant. Unknown and generic profiles get shipped().
+func shippedFor(crm string) block {
+	b := shipped()
+	m, ok := engine.Model(crm)
+	if !ok {
+		return b
+	}
+	b.Engine = engine.DefaultConfigFor(crm)
+	b.Matching = CRMMatching(m)
+	return b
+}
+
+// CRMMatching is matcher.DefaultConfig with the rules' fields and the
+// account and converted fields renamed to model's CRM.
+func CRMMatching(m engine.FieldModel) matcher.Config {
+	mc := matcher.DefaultConfig()
+	rename := func(f string) string {
+		if n := m.Canonical[f]; n != "" {
+			return n
+		}
+		return f
+	}
+	for i := range mc.Rules {
+		conds := slices.Clone(mc.Rules[i].All)
+		for j := range conds {
+			c := &conds[j]
+			if c.Field != "" {
+				c.Field = rename(c.Field)
+			}
+			c.Fields = slices.Clone(c.Fields)
+			for k := range c.Fields {
+				c.Fields[k] = rename(c.Fields[k])
+			}
+		}
+		mc.Rules[i].All = conds
+	}
+	mc.AccountField = m.AccountField
+	mc.AccountNameField = m.AccountName
+	if m.Converted != "" {
+		mc.ConvertedField = m.Converted
+	}
+	return mc
+}
+
+// layerCRM is the engine.crm the layers set last ("" when none does).
+func layerCRM(layers []*yaml.Node) string {
+	crm := engine.DefaultCRM
+	for _, n := range layers {
+		if n == nil {
+			continue
+		}
+		if v := lookup(lookup(n, "engine"), "crm"); v != nil && v.Kind == yaml.ScalarNode {
+			crm = v.Value
+		}
+	}
+	return crm
+}
+
 // Default returns the shipped defaults for every tenant: what running
 // without a file gives, and what a file of `{}` gives.
 func Default() *File {
@@ -158,6 +220,25 @@ func Load(path string) (*File, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return f, nil
+}
+
+// IsServiceConfig reports whether b looks like a service configuration
+// file (a top-level defaults:, tenants: or inputs: key) rather than a bare matching
+// rules file; Parse decides whether it is a valid one. An empty file counts
+// as one, so that it is refused as such.
+func IsServiceConfig(b []byte) bool {
+	var doc yaml.Node
+	if yaml.Unmarshal(b, &doc) != nil {
+		return false
+	}
+	if doc.Kind == 0 || len(doc.Content) == 1 && doc.Content[0].Tag == "!!null" {
+		// Empty, comments only or null: Parse says why that is refused.
+		return true
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
+		return false
+	}
+	return lookup(doc.Content[0], "defaults") != nil || lookup(doc.Content[0], "tenants") != nil || lookup(doc.Content[0], "inputs") != nil
 }
 
 // errEmpty and errMultiDoc refuse files whose content would silently mean
@@ -292,12 +373,13 @@ func leafErrors(err error) []error {
 // resolve overlays layers on the shipped defaults and validates the result;
 // path names the last layer in errors.
 func resolve(name, path string, layers []*yaml.Node, lenient bool) (*Tenant, error) {
-	b := shipped()
+	b := shippedFor(layerCRM(layers))
 	for _, n := range layers {
 		if n == nil {
 			continue
 		}
 		resetReplaced(&b.Engine, lookup(n, "engine"))
+		resetPhone(&b.Matching.Phone, lookup(n, "matching"))
 		if err := n.Decode(&b); err != nil && !lenient {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
@@ -324,13 +406,16 @@ func resolve(name, path string, layers []*yaml.Node, lenient bool) (*Tenant, err
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	rs, err := matcher.Compile(b.Matching, b.ContactFields)
+	// The CRM model's contact mappings, under the configured ones: the
+	// matcher reads contacts through the same map the engine writes with.
+	cf := engine.ContactFieldsFor(b.Engine.CRM, b.ContactFields)
+	rs, err := matcher.Compile(b.Matching, cf)
 	if err != nil {
 		return nil, fmt.Errorf("%s.matching: %w", path, err)
 	}
 	eng := b.Engine
-	eng.ContactFields = b.ContactFields
-	return &Tenant{Name: name, Engine: &eng, Matching: b.Matching, Rules: rs, ContactFields: b.ContactFields, MassConversion: b.MassConversion}, nil
+	eng.ContactFields = cf
+	return &Tenant{Name: name, Engine: &eng, Matching: b.Matching, Rules: rs, ContactFields: cf, MassConversion: b.MassConversion}, nil
 }
 
 // resetReplaced clears what an engine overlay replaces as a whole rather
@@ -354,6 +439,17 @@ func resetReplaced(c *engine.Config, n *yaml.Node) {
 	}
 	if lookup(n, "convert_when") != nil {
 		c.ConvertWhen = nil
+	}
+}
+
+// resetPhone lets a layer's phone.default_region or default_country
+// replace the inherited one of either spelling: they are one setting.
+func resetPhone(p *matcher.PhoneOptions, n *yaml.Node) {
+	if n == nil {
+		return
+	}
+	if ph := lookup(n, "phone"); ph != nil && (lookup(ph, "default_region") != nil || lookup(ph, "default_country") != nil) {
+		*p = matcher.PhoneOptions{}
 	}
 }
 

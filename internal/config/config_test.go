@@ -43,7 +43,10 @@ func TestDefault(t *testing.T) {
 	if tn.Name != "anyone" {
 		t.Errorf("Name = %q, want anyone", tn.Name)
 	}
-	if want := engine.DefaultConfig(); !reflect.DeepEqual(*tn.Engine, want) {
+	want := engine.DefaultConfig()
+	// The salesforce model's contact mappings (MailingCity <- City ...).
+	want.ContactFields = engine.ContactFieldsFor(want.CRM, nil)
+	if !reflect.DeepEqual(*tn.Engine, want) {
 		t.Errorf("Engine = %+v, want shipped %+v", *tn.Engine, want)
 	}
 	if want := matcher.DefaultConfig(); !reflect.DeepEqual(tn.Matching, want) {
@@ -86,7 +89,8 @@ func TestExample(t *testing.T) {
 		t.Errorf("acme convert_when = %+v, want removed by null", acme.Engine.ConvertWhen)
 	}
 	// contact_fields merged by key; Engine sees the same map.
-	wantCF := record.FieldMap{"AccountName": "Company", "MailingCity": "City", "Lead_Source__c": "LeadSource"}
+	// On top of the zoho model's mappings (Title <- Designation ...).
+	wantCF := engine.ContactFieldsFor("zoho", record.FieldMap{"AccountName": "Company", "MailingCity": "City", "Lead_Source__c": "LeadSource"})
 	if !reflect.DeepEqual(acme.ContactFields, wantCF) || !reflect.DeepEqual(acme.Engine.ContactFields, wantCF) {
 		t.Errorf("acme contact fields = %v / %v, want %v", acme.ContactFields, acme.Engine.ContactFields, wantCF)
 	}
@@ -96,7 +100,7 @@ func TestExample(t *testing.T) {
 		t.Errorf("acme overrides = %d, want the 17 inherited", len(acme.Engine.Fields.Overrides))
 	}
 	globex := mustTenant(t, f, "globex")
-	if len(globex.Matching.Rules) != 1 || globex.Matching.Phone.DefaultCountry != "44" || !globex.Matching.Email.StripTags {
+	if len(globex.Matching.Rules) != 1 || globex.Matching.Phone.DefaultRegion != "GB" || !globex.Matching.Email.StripTags {
 		t.Errorf("globex matching = %+v", globex.Matching)
 	}
 	if w := globex.Engine.ConvertWhen; w == nil || w.Field != "LeadSource" || w.Equals == nil || *w.Equals != "Web" || w.In != nil {
@@ -205,7 +209,7 @@ tenants:
 	if got := t1.Matching.Email.Aliases; got["a.com"] != "b.com" || got["c.com"] != "d.com" || got["googlemail.com"] != "gmail.com" {
 		t.Errorf("t1 aliases = %v, want shipped, defaults and tenant merged", got)
 	}
-	if got, want := t1.ContactFields, (record.FieldMap{"AccountName": "Company", "MailingCity": "City"}); !reflect.DeepEqual(got, want) {
+	if got, want := t1.ContactFields, engine.ContactFieldsFor("salesforce", record.FieldMap{"AccountName": "Company", "MailingCity": "City"}); !reflect.DeepEqual(got, want) {
 		t.Errorf("t1 contact_fields = %v, want %v", got, want)
 	}
 	if w := t1.Engine.ConvertWhen; w == nil || *w.Equals != "New" {
@@ -229,7 +233,7 @@ tenants:
 		t.Errorf("t3 convert_when = %+v, want removed", t3.Engine.ConvertWhen)
 	}
 	// Layering never leaks between tenants or into the defaults.
-	if d := mustTenant(t, f, "other"); len(d.ContactFields) != 1 || len(d.Engine.Conversion.AccountFields) != 1 || d.Matching.Email.Aliases["c.com"] != "" {
+	if d := mustTenant(t, f, "other"); !reflect.DeepEqual(d.ContactFields, engine.ContactFieldsFor("salesforce", record.FieldMap{"AccountName": "Company"})) || len(d.Engine.Conversion.AccountFields) != 1 || d.Matching.Email.Aliases["c.com"] != "" {
 		t.Errorf("defaults were modified by a tenant overlay: %+v", d)
 	}
 }
@@ -558,5 +562,30 @@ func TestBadInputs(t *testing.T) {
 				t.Fatalf("error %v, want the tenant's error too", err)
 			}
 		})
+	}
+}
+
+// TestPhoneRegionLayers: default_region and the older default_country are
+// one setting, so a layer setting either replaces the inherited value.
+func TestPhoneRegionLayers(t *testing.T) {
+	f := mustParse(t, `
+defaults:
+  matching:
+    phone: {default_country: "44"}
+tenants:
+  it:
+    matching:
+      phone: {default_region: IT}
+  kept: {}
+`)
+	if p := mustTenant(t, f, "it").Matching.Phone; p != (matcher.PhoneOptions{DefaultRegion: "IT"}) {
+		t.Errorf("it: phone = %+v, want default_region IT only", p)
+	}
+	if p := mustTenant(t, f, "kept").Matching.Phone; p != (matcher.PhoneOptions{DefaultCountry: "44"}) {
+		t.Errorf("kept: phone = %+v, want the inherited default_country 44 only", p)
+	}
+	_, err := config.Parse([]byte("defaults:\n  matching:\n    phone: {default_region: XX}\n"))
+	if err == nil || !strings.Contains(err.Error(), "defaults.matching.phone.default_region") {
+		t.Errorf("unknown region: err = %v, want one naming defaults.matching.phone.default_region", err)
 	}
 }

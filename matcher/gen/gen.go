@@ -23,6 +23,7 @@ import (
 
 	"golang.org/x/text/unicode/norm"
 
+	"github.com/leadconv/leadconv/engine"
 	"github.com/leadconv/leadconv/record"
 )
 
@@ -57,6 +58,14 @@ type Options struct {
 	// ContactFields maps contact field names to lead names (default
 	// ContactFields()).
 	ContactFields record.FieldMap
+	// CRM, when set, writes the records as that CRM's API shows them (a
+	// crm profile with a field model: salesforce, zoho, hubspot, dynamics):
+	// its lead and contact field names (engine.Model), fields its objects
+	// lack left out (a Salesforce contact has no Company), and its system
+	// created and modified timestamps as fields (CreatedDate,
+	// LastModifiedDate). ContactFields is then ignored: contacts use the
+	// CRM's names.
+	CRM string
 }
 
 // ContactFields is the contact-to-lead field map the generated contacts use.
@@ -233,6 +242,10 @@ func (g *generator) run() *Set {
 		}
 	}
 	slices.SortStableFunc(stream, func(a, b timed) int { return cmp.Compare(a.at, b.at) })
+	var crm *crmShape
+	if o.CRM != "" {
+		crm = newCRMShape(o.CRM, o.ContactFields)
+	}
 	// Event i happens at Start + i seconds.
 	created := make(map[record.Ref]time.Time, o.Records)
 	s.events = make([]record.Event, len(stream))
@@ -247,7 +260,15 @@ func (g *generator) run() *Set {
 		if r, ok := s.final[ref]; ok {
 			r.CreatedAt, r.ModifiedAt = ev.CreatedAt, at
 		}
+		if crm != nil && ev.Op != record.OpDelete {
+			ev.Fields = crm.fields(ev.Object, ev.Fields, ev.CreatedAt, at, ev.Op != record.OpPatch)
+		}
 		s.events[i] = ev
+	}
+	if crm != nil {
+		for _, r := range s.final {
+			r.Fields = crm.fields(r.Object, r.Fields, r.CreatedAt, r.ModifiedAt, true)
+		}
 	}
 	return s
 }
@@ -686,4 +707,80 @@ func (g *generator) fieldName(r *record.Record, lead string) string {
 		return g.opts.ContactFields.ContactName(lead)
 	}
 	return lead
+}
+
+// crmShape renames generated fields to one CRM's API names.
+type crmShape struct {
+	model   engine.FieldModel
+	toLead  record.FieldMap   // generated contact field -> generated lead field
+	contact map[string]string // CRM lead field -> CRM contact field
+}
+
+func newCRMShape(crm string, generated record.FieldMap) *crmShape {
+	m, ok := engine.Model(crm)
+	if !ok {
+		panic(fmt.Sprintf("gen: crm %q has no field model", crm))
+	}
+	c := &crmShape{model: m, toLead: generated, contact: map[string]string{}}
+	for cf, lf := range m.ContactFields {
+		c.contact[lf] = cf
+	}
+	for _, f := range m.Contact {
+		if _, mapped := m.ContactFields[f]; !mapped && slices.Contains(m.Lead, f) {
+			c.contact[f] = f
+		}
+	}
+	return c
+}
+
+// canonicalOf is the generated lead name in the canonical (Salesforce)
+// spelling: gen writes the postal code as Zip.
+func canonicalOf(f string) string {
+	if f == "Zip" {
+		return "PostalCode"
+	}
+	return f
+}
+
+// fields returns f under the CRM's names; full adds the created timestamp
+// (a creation or upsert), every shape the modified one.
+func (c *crmShape) fields(obj record.Object, f record.Fields, created, modified time.Time, full bool) record.Fields {
+	out := make(record.Fields, len(f)+2)
+	for k, v := range f {
+		if obj == record.Contact {
+			if k == "Department" {
+				if slices.Contains(c.model.Contact, c.departmentName()) {
+					out[c.departmentName()] = v
+				}
+				continue
+			}
+			if l, ok := c.toLead[k]; ok {
+				k = l
+			}
+		}
+		lead := c.model.Canonical[canonicalOf(k)]
+		if lead == "" {
+			continue // the CRM has no such field
+		}
+		if obj == record.Contact {
+			cf, ok := c.contact[lead]
+			if !ok {
+				continue // a lead field the CRM's contacts lack
+			}
+			lead = cf
+		}
+		out[lead] = v
+	}
+	if full {
+		out[c.model.Created] = created.UTC().Format(time.RFC3339)
+	}
+	out[c.model.Modified] = modified.UTC().Format(time.RFC3339)
+	return out
+}
+
+func (c *crmShape) departmentName() string {
+	if c.model.CRM == "dynamics" {
+		return "department"
+	}
+	return "Department"
 }

@@ -1,12 +1,15 @@
 package gen
 
 import (
+	"maps"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
+	"github.com/leadconv/leadconv/engine"
 	"github.com/leadconv/leadconv/matcher"
 	"github.com/leadconv/leadconv/record"
 )
@@ -155,7 +158,7 @@ func TestDuplicateVariants(t *testing.T) {
 			count["other email"]++
 		}
 		if po, pd := o.Str("Phone"), d.Str("Phone"); pd != "" && pd != po {
-			if matcher.NormalizePhone(pd, opts.Phone.DefaultCountry) != matcher.NormalizePhone(po, opts.Phone.DefaultCountry) {
+			if matcher.NormalizePhone(pd, opts.Phone.DefaultRegion) != matcher.NormalizePhone(po, opts.Phone.DefaultRegion) {
 				t.Errorf("%s: phone %q is not %q", r.ID, pd, po)
 			}
 			count["phone format"]++
@@ -241,7 +244,7 @@ func TestHardNegatives(t *testing.T) {
 			byName[n] = map[string]bool{}
 		}
 		byName[n][ent] = true
-		add(byPhone, matcher.NormalizePhone(r.Fields.Str("Phone"), "1"), ent)
+		add(byPhone, matcher.NormalizePhone(r.Fields.Str("Phone"), "US"), ent)
 		add(byCompany, matcher.NormalizeCompany(r.Fields.Str("Company")), ent)
 	}
 	shared := func(m map[string]map[string]bool) int {
@@ -418,5 +421,58 @@ func TestUpdatesLeaveCreationsAlone(t *testing.T) {
 	// that equals the old one), not most of them.
 	if patches < 1000 || stale > patches/5 {
 		t.Fatalf("%d of %d patches already in their creation event", stale, patches)
+	}
+}
+
+// TestCRMShape: with a CRM, every field is one of that CRM's lead or
+// contact fields (or its system timestamps), contacts lack what the CRM's
+// contacts lack, and the people are the same as without the CRM.
+func TestCRMShape(t *testing.T) {
+	base := New(Options{Seed: 5, Records: 600, ContactShare: 0.3, Updates: 0.3})
+	for _, crm := range []string{"salesforce", "zoho", "hubspot", "dynamics"} {
+		m, _ := engine.Model(crm)
+		set := New(Options{Seed: 5, Records: 600, ContactShare: 0.3, Updates: 0.3, CRM: crm})
+		if !maps.Equal(set.Truth(), base.Truth()) {
+			t.Fatalf("%s: other people than without a CRM", crm)
+		}
+		check := func(what string, obj record.Object, f record.Fields) {
+			allowed := m.Lead
+			if obj == record.Contact {
+				allowed = m.Contact
+			}
+			for k := range f {
+				if k != m.Created && k != m.Modified && !slices.Contains(allowed, k) {
+					t.Errorf("%s %s: %s field %q is not a %s %s field", crm, what, obj, k, crm, obj)
+				}
+			}
+			if _, ok := f[m.Modified]; !ok {
+				t.Errorf("%s %s: no %s", crm, what, m.Modified)
+			}
+		}
+		contacts := 0
+		for _, ev := range set.Events() {
+			if ev.Op != record.OpDelete {
+				check("event", ev.Object, ev.Fields)
+			}
+		}
+		for _, r := range set.Records() {
+			check("record", r.Object, r.Fields)
+			if _, ok := r.Fields[m.Created]; !ok {
+				t.Errorf("%s: record %s has no %s", crm, r.ID, m.Created)
+			}
+			if r.Object == record.Contact {
+				contacts++
+				if _, ok := r.Fields[m.AccountField]; ok && !slices.Contains(m.Contact, m.AccountField) {
+					t.Errorf("%s: contact %s has the lead's %s", crm, r.ID, m.AccountField)
+				}
+			}
+		}
+		if contacts == 0 {
+			t.Errorf("%s: no contacts", crm)
+		}
+	}
+	sf := New(Options{Seed: 5, Records: 50, CRM: "salesforce"}).Records()[0].Fields
+	if sf.Str("LastName") == "" || sf.Str("CreatedDate") == "" {
+		t.Errorf("salesforce lead %v: want LastName, CreatedDate", sf)
 	}
 }
