@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/leadconv/leadconv/internal/testutil/kafkatest"
+	"github.com/leadconv/leadconv/internal/testutil/pgtest"
 	"github.com/leadconv/leadconv/internal/testutil/redistest"
 )
 
@@ -25,7 +26,7 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
-	os.Exit(m.Run())
+	os.Exit(pgtest.Main(m))
 }
 
 // SIGTERM to the process stops the service gracefully: it drains, commits,
