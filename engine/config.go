@@ -85,6 +85,10 @@ type Config struct {
 	MaxClusterSize int `yaml:"max_cluster_size" json:"max_cluster_size"`
 	// MergeContacts plans merges for clusters without any lead.
 	MergeContacts bool `yaml:"merge_contacts" json:"merge_contacts"`
+	// PreferExistingContact limits the master candidates to the cluster's
+	// existing contacts when it has any: converting leads must not replace a
+	// contact (its id, activity, account links) because a lead won a tie.
+	PreferExistingContact bool `yaml:"prefer_existing_contact" json:"prefer_existing_contact"`
 	// AutoConvert lets clusters of duplicates convert on their own.
 	AutoConvert bool `yaml:"auto_convert" json:"auto_convert"`
 	// ConvertWhen, when set, converts a lead without duplicates whose field
@@ -223,10 +227,11 @@ func DefaultConfig() Config {
 			Opportunity:         OpportunityConfig{Strategy: OpportunityDoNotCreate},
 			ConvertedStatus:     DefaultConvertedStatus,
 		},
-		CRM:            DefaultCRM,
-		MaxClusterSize: DefaultMaxClusterSize,
-		AutoConvert:    true,
-		ContactFields:  record.FieldMap{},
+		CRM:                   DefaultCRM,
+		MaxClusterSize:        DefaultMaxClusterSize,
+		PreferExistingContact: true,
+		AutoConvert:           true,
+		ContactFields:         record.FieldMap{},
 	}
 }
 
