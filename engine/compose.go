@@ -19,6 +19,10 @@ type State struct {
 	// Master is the master contact: an existing contact (ID) or the one
 	// created by converting a lead (FromLead). Zero until a plan chose it.
 	Master Target `json:"master"`
+	// Created: the master is a contact leadconv created by converting a
+	// lead. With prefer_existing_contact an existing contact that joins
+	// later becomes the master and this one is merged into it.
+	Created bool `json:"created,omitempty"`
 	// Account is the account leads convert into (ID, or FromLead: the
 	// account created with that lead's conversion). Zero when none was
 	// chosen yet (a plan that only merged contacts).
@@ -320,6 +324,8 @@ func (p *planner) masterMember(s *State, r *record.Record) member {
 // cluster's new state. into is the master contact, acct the account the
 // conversions used, converted and merged what the plan emitted.
 func (p *planner) nextState(into Target, acct Target, converted []string, merged []Target, fields record.Fields) {
+	m := p.members[p.master]
+	created := !m.contact || m.st != nil && m.st.Created
 	var n State
 	if p.hist != nil {
 		for _, states := range [][]State{p.hist.Own, p.hist.Split} {
@@ -330,7 +336,7 @@ func (p *planner) nextState(into Target, acct Target, converted []string, merged
 			}
 		}
 	}
-	n.Master, n.Account, n.Fields = into, acct, fields
+	n.Master, n.Created, n.Account, n.Fields = into, created, acct, fields
 	n.Converted = append(n.Converted, converted...)
 	n.Merged = append(n.Merged, merged...)
 	slices.Sort(n.Converted)

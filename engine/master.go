@@ -25,6 +25,7 @@ const (
 const (
 	keptEmitted = "emitted"
 	keptJoined  = "joined"
+	keptMoved   = "moved"
 )
 
 // Tie-break rules (MasterExplain.TieBreak).
@@ -44,6 +45,16 @@ func (p *planner) selectMaster() (review string) {
 		me.Field = cfg.Field
 	}
 	ms := p.members
+	prefer := p.cc.cfg.PreferExistingContact
+	existing := func(m member) bool { return m.contact && m.st == nil }
+	if p.kept == 1 && prefer && slices.ContainsFunc(ms, existing) && ms[slices.IndexFunc(ms, func(m member) bool { return m.st != nil })].st.Created {
+		// The master is a contact leadconv created and an existing contact
+		// joined: the existing one becomes the master, leadconv's is merged
+		// into it (nothing emitted needs undoing: the merge moves the
+		// converted leads' links).
+		me.PreferExistingContact, me.Kept = true, keptMoved
+		return p.pickMaster(ms, existing)
+	}
 	if p.kept == 1 {
 		// An earlier plan chose the master: it stays, whatever the strategy
 		// would say now, so nothing emitted needs undoing.
@@ -55,19 +66,32 @@ func (p *planner) selectMaster() (review string) {
 		me.Kept, me.Winner, p.master = keptEmitted, m.ref(), i
 		return ""
 	}
-	// eligible limits the candidates: to the masters of joined clusters, or
-	// to existing contacts (prefer_existing_contact).
+	// eligible limits the candidates: to the masters of joined clusters
+	// (with prefer_existing_contact, those that are not leadconv's own when
+	// there are any), or to existing contacts.
 	var eligible func(m member) bool
 	switch {
 	case p.kept > 1:
 		me.Kept = keptJoined
 		eligible = func(m member) bool { return m.st != nil }
-	case p.cc.cfg.PreferExistingContact && p.contacts > 0 && p.leads > 0:
+		if prefer && slices.ContainsFunc(ms, func(m member) bool { return m.st != nil && !m.st.Created }) {
+			me.PreferExistingContact = true
+			eligible = func(m member) bool { return m.st != nil && !m.st.Created }
+		}
+	case prefer && p.contacts > 0 && p.leads > 0:
 		me.PreferExistingContact = true
 		eligible = func(m member) bool { return m.contact }
 	default:
 		eligible = func(member) bool { return true }
 	}
+	return p.pickMaster(ms, eligible)
+}
+
+// pickMaster runs the master strategy and its fallback among the eligible
+// members.
+func (p *planner) pickMaster(ms []member, eligible func(member) bool) (review string) {
+	cfg := &p.cc.cfg.Master
+	me := &p.ex.Master
 	me.Candidates = make([]Candidate, len(ms))
 	scores := make([]score, len(ms))
 	best := -1
