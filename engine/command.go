@@ -268,4 +268,7 @@ type AccountExplain struct {
 	// account strategy) or "blank".
 	Source string `json:"source"`
 	ID     string `json:"id,omitempty"`
+	// From names the lead whose account value named the account when the
+	// master, an existing contact, had neither an account nor a value.
+	From *record.Ref `json:"from,omitempty"`
 }

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/leadconv/leadconv/record"
 )
@@ -89,6 +90,12 @@ type Config struct {
 	// existing contacts when it has any: converting leads must not replace a
 	// contact (its id, activity, account links) because a lead won a tie.
 	PreferExistingContact bool `yaml:"prefer_existing_contact" json:"prefer_existing_contact"`
+	// Settle is how long a changed cluster must stay unchanged before it is
+	// planned (the lifecycle package); 0 plans at once.
+	Settle time.Duration `yaml:"settle" json:"settle"`
+	// MaxSettle bounds the wait of a cluster that keeps changing; 0 means
+	// no bound.
+	MaxSettle time.Duration `yaml:"max_settle" json:"max_settle"`
 	// AutoConvert lets clusters of duplicates convert on their own.
 	AutoConvert bool `yaml:"auto_convert" json:"auto_convert"`
 	// ConvertWhen, when set, converts a lead without duplicates whose field
@@ -211,6 +218,13 @@ const (
 	DefaultConvertedStatus     = "Closed - Converted"
 	DefaultMaxClusterSize      = 20
 	DefaultCRM                 = "salesforce"
+	// DefaultSettle lets a burst (a list import, a form submitted twice)
+	// and the writer's echoes of a conversion arrive before a cluster is
+	// planned, while a new lead is still converted within seconds.
+	DefaultSettle = 2 * time.Second
+	// DefaultMaxSettle plans a cluster that never stops changing (a long
+	// import touching it) within half a minute.
+	DefaultMaxSettle = 30 * time.Second
 )
 
 // DefaultConfig returns the shipped configuration: the most complete record
@@ -230,6 +244,8 @@ func DefaultConfig() Config {
 		CRM:                   DefaultCRM,
 		MaxClusterSize:        DefaultMaxClusterSize,
 		PreferExistingContact: true,
+		Settle:                DefaultSettle,
+		MaxSettle:             DefaultMaxSettle,
 		AutoConvert:           true,
 		ContactFields:         record.FieldMap{},
 	}
@@ -335,6 +351,14 @@ func (c *Config) Validate(path string) error {
 
 	if _, ok := Profile(c.CRM); !ok {
 		oneOf("crm", c.CRM, CRMs)
+	}
+	if c.Settle < 0 {
+		add("settle", "must not be negative, got %s", c.Settle)
+	}
+	if c.MaxSettle < 0 {
+		add("max_settle", "must not be negative, got %s", c.MaxSettle)
+	} else if c.MaxSettle > 0 && c.MaxSettle < c.Settle {
+		add("max_settle", "%s is shorter than settle %s (0 means no bound)", c.MaxSettle, c.Settle)
 	}
 	if c.MaxClusterSize < 2 {
 		add("max_cluster_size", "must be at least 2, got %d", c.MaxClusterSize)

@@ -91,7 +91,12 @@ func goldenPlans() []struct {
 		{"generic_batches", cfgWith(func(c *Config) { c.CRM = "generic"; c.PreferExistingContact = false }), cluster(append(leads.Records, mixed.Records[1:4]...)...)},
 		// The most complete record is lead 00Q2, but the cluster holds an
 		// existing contact: it stays the master (the shipped default).
-		{"prefer_existing_contact", cfgWith(nil), cluster(append(leads.Records, mixed.Records[2])...)},
+		{"prefer_existing_contact", cfgWith(nil), cluster(append(leads.Records,
+			contact("0035", 0, 5, record.Fields{"FirstName": "Ada", "LastName": "Lovelace", "Email": "ada@example.com", "AccountId": "001A"}))...)},
+		// An existing contact without account link or company converts
+		// its leads into the account their company names.
+		{"contact_master_without_account", cfgWith(nil), cluster(append(leads.Records,
+			contact("0035", 0, 5, record.Fields{"FirstName": "Ada", "LastName": "Lovelace", "Email": "ada@example.com"}))...)},
 		{"single_lead_convert_when", cfgWith(func(c *Config) {
 			c.ConvertWhen = &Condition{Field: "LeadSource", In: []string{"Web", "Partner"}}
 			c.Conversion.BlankAccount = BlankAccountConfig{Strategy: AccountUseExisting, AccountID: "001DEFAULT"}

@@ -370,6 +370,10 @@ func appendExplain(b []byte, ex *Explain) ([]byte, bool) {
 			b = append(b, `,"id":`...)
 			b = record.AppendJSONString(b, a.ID)
 		}
+		if a.From != nil {
+			b = append(b, `,"from":`...)
+			b = appendRef(b, *a.From)
+		}
 		b = append(b, '}')
 	}
 	return append(b, '}'), true

@@ -38,7 +38,27 @@ func (p *planner) knownAccount() bool {
 }
 
 // accountValue returns the master contact's final account field value.
+// An existing contact without account link and without a value of its own
+// (kept as the master by prefer_existing_contact) takes the value of the
+// most recently modified lead that has one: its leads' company is the
+// account they convert into; p.acctFrom names that lead.
 func (p *planner) accountValue() any {
+	v := p.finalAccountValue()
+	p.acctFrom = -1
+	if !record.IsBlank(v) || !p.members[p.master].contact {
+		return v
+	}
+	name := p.cc.cfg.Conversion.AccountField
+	for i, m := range p.members {
+		if lv := p.value(m, name); !m.contact && !record.IsBlank(lv) {
+			p.acctFrom = i
+			return lv
+		}
+	}
+	return v
+}
+
+func (p *planner) finalAccountValue() any {
 	name := p.cc.cfg.Conversion.AccountField
 	if p.values != nil {
 		if i, ok := slices.BinarySearch(p.names, name); ok {
@@ -77,11 +97,16 @@ func (p *planner) account() (acct AccountTarget, name string, ok bool) {
 		return AccountTarget{}, "", false
 	}
 	name = text(v)
+	var from *record.Ref
+	if p.acctFrom >= 0 {
+		r := p.members[p.acctFrom].ref()
+		from = &r
+	}
 	if id := p.c.Accounts[record.String(v)]; id != "" {
-		p.ex.Account = &AccountExplain{Source: accountExisting, ID: id}
+		p.ex.Account = &AccountExplain{Source: accountExisting, ID: id, From: from}
 		return AccountTarget{Target: Target{ID: id}}, name, true
 	}
-	p.ex.Account = &AccountExplain{Source: accountCreate}
+	p.ex.Account = &AccountExplain{Source: accountCreate, From: from}
 	return AccountTarget{Target: Target{Create: true}, Name: name, Fields: p.mappedFields(p.cc.cfg.Conversion.AccountFields)}, name, true
 }
 

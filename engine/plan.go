@@ -31,6 +31,7 @@ type planner struct {
 	cmds     []Command
 
 	// Composition (PrepareFrom): hist is nil for a plan from nothing.
+	acctFrom int // the lead naming the account of a contact master without one, -1 none
 	hist     *History
 	kept     int    // carried-over masters among the members
 	total    int    // the cluster's leads and contacts, done ones included

@@ -9,13 +9,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/leadconv/leadconv/consumer"
-	"github.com/leadconv/leadconv/engine"
 	"github.com/leadconv/leadconv/events"
 	"github.com/leadconv/leadconv/internal/config"
 	"github.com/leadconv/leadconv/matcher"
@@ -52,19 +50,24 @@ type HandlerConfig struct {
 	// Structured writes structured-mode CloudEvents instead of binary.
 	Structured bool
 	// Decode decodes a record event payload (default DecodeEvent).
-	Decode  Decoder
+	Decode Decoder
+	// Planner plans the changed clusters (default: a LifecyclePlanner
+	// without settle window).
+	Planner Planner
 	Logger  zerolog.Logger
 	Metrics *Metrics
 }
 
-// Handler processes batches of input records. It holds no per-batch state
-// and is safe for concurrent use by the consumer's partition workers.
+// Handler processes batches of input records. It is safe for concurrent use
+// by the consumer's partition workers; its Planner keeps what was emitted
+// per cluster between batches.
 type Handler struct {
 	cfg      HandlerConfig
 	store    Store
 	tenants  Tenants
 	commands events.Encoder
 	changes  events.Encoder
+	planner  Planner
 	metrics  *Metrics
 	log      zerolog.Logger
 }
@@ -82,8 +85,11 @@ func NewHandler(cfg HandlerConfig, store Store, tenants Tenants) *Handler {
 	if cfg.Decode == nil {
 		cfg.Decode = DecodeEvent
 	}
+	if cfg.Planner == nil {
+		cfg.Planner = &LifecyclePlanner{}
+	}
 	return &Handler{
-		cfg: cfg, store: store, tenants: tenants, metrics: cfg.Metrics, log: cfg.Logger,
+		cfg: cfg, store: store, tenants: tenants, planner: cfg.Planner, metrics: cfg.Metrics, log: cfg.Logger,
 		commands: events.Encoder{Topic: cfg.CommandsTopic, Structured: cfg.Structured},
 		changes:  events.Encoder{Topic: cfg.ChangesTopic, Structured: cfg.Structured},
 	}
@@ -189,18 +195,14 @@ func (h *Handler) apply(ctx context.Context, ins []input) ([]matcher.Change, []i
 	return changes, kept, refused, nil
 }
 
-// plan plans every changed cluster that still exists, in the order of the
-// events that changed them, and encodes the commands (and, when enabled,
-// one cluster.changed event per change).
+// plan encodes, when enabled, one cluster.changed event per change, and
+// the commands of the plans the planner says are due.
 func (h *Handler) plan(ctx context.Context, ins []input, changes []matcher.Change) (out []*kgo.Record, types []string, err error) {
 	if len(changes) == 0 {
 		return nil, nil, nil
 	}
 	tenants := map[string]*config.Tenant{}
-	values := map[string][]string{}
-	// Each cluster is prepared once for its account lookup and its plan.
-	preps := make([]*engine.Prepared, len(changes))
-	want := make([][]string, len(changes))
+	changed := make([]Changed, len(changes))
 	for i, c := range changes {
 		t := tenants[c.Tenant]
 		if t == nil {
@@ -210,34 +212,12 @@ func (h *Handler) plan(ctx context.Context, ins []input, changes []matcher.Chang
 			}
 			tenants[c.Tenant] = t
 		}
-		if c.Removed {
-			continue
-		}
-		preps[i] = engine.Prepare(t.Engine, engine.Cluster{Tenant: c.Tenant, ID: c.ClusterID, Version: c.Version, Records: c.Members})
-		want[i] = preps[i].AccountValues()
-		for _, v := range want[i] {
-			// The matcher read most with the change itself.
-			if _, ok := c.Accounts[v]; !ok {
-				values[c.Tenant] = append(values[c.Tenant], v)
-			}
-		}
-	}
-	// One account lookup per tenant and batch for the rest.
-	accounts := map[string]map[string]string{}
-	for tenant, vs := range values {
-		slices.Sort(vs)
-		got, err := h.store.ResolveAccounts(ctx, tenant, slices.Compact(vs))
-		if err != nil {
-			return nil, nil, fmt.Errorf("pipeline: resolve accounts of %s: %w", tenant, err)
-		}
-		accounts[tenant] = got
-	}
-	for i, c := range changes {
 		in := ins[c.Index]
 		at := in.ev.ModifiedAt
 		if at.IsZero() {
 			at = in.rec.Timestamp
 		}
+		changed[i] = Changed{Change: c, Tenant: t, At: at}
 		if h.cfg.ChangesTopic != "" {
 			origin := &events.Origin{Topic: in.rec.Topic, Partition: in.rec.Partition, Offset: in.rec.Offset}
 			r, err := h.changes.ClusterChanged(events.NewClusterChanged(c, origin), at)
@@ -246,29 +226,43 @@ func (h *Handler) plan(ctx context.Context, ins []input, changes []matcher.Chang
 			}
 			out = append(out, r)
 		}
-		if c.Removed {
-			continue
-		}
-		var acc map[string]string
-		if len(want[i]) > 0 {
-			acc = make(map[string]string, len(want[i]))
-			for _, v := range want[i] {
-				id, ok := c.Accounts[v]
-				if !ok {
-					id = accounts[c.Tenant][v]
-				}
-				if id != "" {
-					acc[v] = id
-				}
-			}
-		}
-		res := preps[i].Plan(acc)
-		if out, err = h.commands.Commands(out, res.Commands, at); err != nil {
+	}
+	plans, err := h.planner.Plan(ctx, changed, h.store.ResolveAccounts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return h.encode(out, types, plans)
+}
+
+func (h *Handler) encode(out []*kgo.Record, types []string, plans []Planned) ([]*kgo.Record, []string, error) {
+	var err error
+	for _, p := range plans {
+		if out, err = h.commands.Commands(out, p.Commands, p.At); err != nil {
 			return nil, nil, err
 		}
-		for _, cmd := range res.Commands {
+		for _, cmd := range p.Commands {
 			types = append(types, cmd.Type())
 		}
 	}
 	return out, types, nil
+}
+
+// Flush returns the commands of every plan the planner still holds back
+// (a settle window), at the end of the input (simulate, replay).
+func (h *Handler) Flush(ctx context.Context) ([]*kgo.Record, error) {
+	f, ok := h.planner.(Flusher)
+	if !ok {
+		return nil, nil
+	}
+	plans, err := f.Flush(ctx, h.store.ResolveAccounts)
+	if err != nil {
+		return nil, err
+	}
+	out, types, err := h.encode(nil, nil, plans)
+	if m := h.metrics; m != nil && err == nil {
+		for _, t := range types {
+			m.CommandsOut.WithLabelValues(t).Inc()
+		}
+	}
+	return out, err
 }
