@@ -192,6 +192,9 @@ func (rep *demoReport) describe(cmd engine.Command) string {
 		for i, id := range d.MergedIDs {
 			merged[i] = rep.who(record.Ref{Object: d.Object, ID: id})
 		}
+		for _, l := range d.MergedFromLeads {
+			merged = append(merged, "contact of "+l)
+		}
 		into := target(string(d.Object), d.Master)
 		if d.Master.ID != "" {
 			into = rep.who(record.Ref{Object: d.Object, ID: d.Master.ID})

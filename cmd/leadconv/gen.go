@@ -42,6 +42,7 @@ Examples:
 			fs.Float64Var(&o.Updates, "updates", 0, "share of records that get a later update (0 to 1)")
 			fs.BoolVar(&o.UpdateAsUpsert, "updates-as-upserts", false, "send updates as upserts of the full state instead of patches")
 			fs.Float64Var(&o.Deletes, "deletes", 0, "share of records deleted later (0 to 1)")
+			fs.Float64Var(&o.Bursts, "bursts", 0, "share of duplicates that follow their entity's previous record at once (0 to 1)")
 			format := fs.String("format", "events", "output format: events or eval")
 			output := fs.String("output", "-", "output file; - is stdout")
 			return func(_ context.Context, e *env, args []string) error {
@@ -51,7 +52,7 @@ Examples:
 				if o.Records <= 0 {
 					return usagef("--records %d: must be positive", o.Records)
 				}
-				for name, v := range map[string]float64{"--dup-rate": o.DupRate, "--contacts": o.ContactShare, "--updates": o.Updates, "--deletes": o.Deletes} {
+				for name, v := range map[string]float64{"--dup-rate": o.DupRate, "--contacts": o.ContactShare, "--updates": o.Updates, "--deletes": o.Deletes, "--bursts": o.Bursts} {
 					if v < 0 || v > 1 {
 						return usagef("%s %g: must be between 0 and 1", name, v)
 					}

@@ -2,18 +2,26 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 
 	"github.com/leadconv/leadconv/engine"
+	"github.com/leadconv/leadconv/internal/config"
+	"github.com/leadconv/leadconv/internal/pipeline"
 	"github.com/leadconv/leadconv/internal/testutil/pgtest"
+	"github.com/leadconv/leadconv/matcher"
+	"github.com/leadconv/leadconv/matcher/gen"
 	"github.com/leadconv/leadconv/record"
 	"github.com/leadconv/leadconv/writer"
 )
@@ -130,3 +138,152 @@ func TestSimulateThreeDuplicateLeadsOneBatch(t *testing.T) {
 var t0sim = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 
 func timeSec(i int) time.Duration { return time.Duration(i) * time.Second }
+
+// recordingPlanner remembers every cluster's latest change: the final
+// clusters once the input is through.
+type recordingPlanner struct {
+	*pipeline.LifecyclePlanner
+	last map[string]matcher.Change
+}
+
+func (r *recordingPlanner) Plan(ctx context.Context, changes []pipeline.Changed, acc pipeline.AccountResolver) ([]pipeline.Planned, error) {
+	for _, c := range changes {
+		r.last[c.ClusterID] = c.Change
+	}
+	return r.LifecyclePlanner.Plan(ctx, changes, acc)
+}
+
+// One pass of simulate over generated leads and contacts, duplicates in
+// bursts and trickles, updates that split clusters, with the shipped
+// defaults (no merge_contacts, the default settle window), its commands
+// applied once, in order, to the reference writer's mirror without
+// feedback: nothing is refused, each lead is converted by one command,
+// every final cluster with a lead holds exactly one live contact and
+// merged duplicates are gone.
+func TestSimulateConvergesOnTheMirror(t *testing.T) {
+	ctx := t.Context()
+	set := gen.New(gen.Options{Seed: 7, Records: 1500, ContactShare: 0.25, Updates: 0.1, DupRate: 0.4, Bursts: 0.5})
+	var in bytes.Buffer
+	if err := writeJSONLines(&in, set.Events()); err != nil {
+		t.Fatal(err)
+	}
+	rdb, closeRedis, err := openRedis(ctx, "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeRedis()
+	cfg := config.Default()
+	rp := &recordingPlanner{LifecyclePlanner: &pipeline.LifecyclePlanner{Options: pipeline.Settled}, last: map[string]matcher.Change{}}
+	h := newHandler(handlerParts{rdb: rdb, cfg: cfg, namespace: "lc", commandsTopic: defaultCommandsTopic,
+		maxRecordBytes: 1 << 20, structured: true, log: zerolog.Nop(), reg: prometheus.NewRegistry(), planner: rp})
+	var out bytes.Buffer
+	var sum simSummary
+	if err := simulate(ctx, &in, 500, 1<<20, h, &out, &sum); err != nil {
+		t.Fatal(err)
+	}
+	cmds := simCommands(t, out.String())
+
+	m := newTestMirror(t)
+	if err := m.Put(ctx, set.Records()...); err != nil {
+		t.Fatal(err)
+	}
+	converts := map[string]int{}
+	var merged []string
+	refused := 0
+	for i, res := range applyAll(ctx, t, m, cmds) {
+		if res.Outcome != writer.OutcomeApplied {
+			refused++
+			t.Errorf("%s %s of cluster %s v%d: %s %s", res.Kind, cmds[i].Subject, res.ClusterID, res.ClusterVersion, res.Outcome, res.Reason)
+		}
+		switch d := cmds[i].Data.(type) {
+		case *engine.LeadConvert:
+			converts[d.LeadID]++
+		case *engine.RecordsMerge:
+			merged = append(merged, d.MergedIDs...)
+		}
+	}
+	for id, n := range converts {
+		if n != 1 {
+			t.Errorf("lead %s: %d lead.convert commands", id, n)
+		}
+	}
+	for _, id := range merged {
+		if _, ok, err := m.Get(ctx, "acme", record.Ref{Object: record.Contact, ID: id}); err != nil || ok {
+			t.Errorf("merged contact %s still live (%v)", id, err)
+		}
+	}
+
+	// Every final cluster with a lead ends with one live contact, unless its
+	// plan asked a person (review) or could not convert (blank account).
+	lastKind := map[string]string{}
+	for _, c := range cmds {
+		lastKind[c.ClusterID] = c.Kind
+	}
+	var checked, contactsOnly, handedOver int
+	for id, ch := range rp.last {
+		if ch.Removed || len(ch.Members) < 2 {
+			continue
+		}
+		leads := 0
+		for _, r := range ch.Members {
+			if r.Object == record.Lead {
+				leads++
+			}
+		}
+		switch {
+		case leads == 0:
+			contactsOnly++ // merge_contacts is off: left alone by design
+			continue
+		case lastKind[id] == engine.KindConversionFailed || lastKind[id] == engine.KindReviewRequested:
+			handedOver++
+			continue
+		}
+		checked++
+		live := map[string]bool{}
+		for _, r := range ch.Members {
+			got, ok, err := m.Get(ctx, "acme", r.Ref())
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case !ok && r.Object == record.Contact:
+				// merged away
+			case !ok:
+				t.Errorf("cluster %s: lead %s missing", id, r.ID)
+			case r.Object == record.Contact:
+				live[r.ID] = true
+			case got.Fields["IsConverted"] != true:
+				t.Errorf("cluster %s: lead %s not converted", id, r.ID)
+			default:
+				live[got.Fields.Str("ConvertedContactId")] = true
+			}
+		}
+		if len(live) != 1 {
+			t.Errorf("cluster %s (%d records): contacts %v, want one", id, len(ch.Members), live)
+			if os.Getenv("DEBUG_SIM") != "" {
+				var refs []string
+				for _, r := range ch.Members {
+					refs = append(refs, r.Ref().String())
+				}
+				t.Logf("members %v", refs)
+				rep := &demoReport{names: sum.names}
+				for _, c := range cmds {
+					if c.ClusterID == id || slices.ContainsFunc(ch.Members, func(r record.Record) bool { return strings.Contains(c.Subject, r.ID) }) {
+						t.Logf("  %s v%d %s", c.ClusterID, c.ClusterVersion, rep.describe(c))
+					}
+				}
+			}
+			continue
+		}
+		for c := range live {
+			if _, ok, _ := m.Get(ctx, "acme", record.Ref{Object: record.Contact, ID: c}); !ok {
+				t.Errorf("cluster %s: its contact %s is gone", id, c)
+			}
+		}
+	}
+	t.Logf("%d commands, %d refused; %d leads converted, %d contacts merged away; %d final clusters with a lead checked, %d handed to a person, %d contact-only left alone",
+		len(cmds), refused, len(converts), len(merged), checked, handedOver, contactsOnly)
+	if checked < 100 || len(merged) == 0 {
+		t.Errorf("the data exercised too little: %d clusters, %d merges", checked, len(merged))
+	}
+}
