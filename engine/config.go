@@ -92,10 +92,10 @@ type Config struct {
 	PreferExistingContact bool `yaml:"prefer_existing_contact" json:"prefer_existing_contact"`
 	// Settle is how long a changed cluster must stay unchanged before it is
 	// planned (the lifecycle package); 0 plans at once.
-	Settle time.Duration `yaml:"settle" json:"settle"`
+	Settle Duration `yaml:"settle" json:"settle"`
 	// MaxSettle bounds the wait of a cluster that keeps changing; 0 means
 	// no bound.
-	MaxSettle time.Duration `yaml:"max_settle" json:"max_settle"`
+	MaxSettle Duration `yaml:"max_settle" json:"max_settle"`
 	// AutoConvert lets clusters of duplicates convert on their own.
 	AutoConvert bool `yaml:"auto_convert" json:"auto_convert"`
 	// ConvertWhen, when set, converts a lead without duplicates whose field
@@ -183,6 +183,29 @@ type Condition struct {
 	In     []string `yaml:"in,omitempty" json:"in,omitempty"`
 }
 
+// Duration is a time.Duration written as Go writes one ("2s", "1m30s") or
+// as 0.
+type Duration time.Duration
+
+// UnmarshalText reads "0" or a Go duration.
+func (d *Duration) UnmarshalText(b []byte) error {
+	if string(b) == "0" {
+		*d = 0
+		return nil
+	}
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (300ms, 2s, 1m30s, or 0)", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the Go form.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
 // Limits are a CRM's API limits the plan respects.
 type Limits struct {
 	// MergeRecords is the most records (master included) one merge call takes.
@@ -221,10 +244,10 @@ const (
 	// DefaultSettle lets a burst (a list import, a form submitted twice)
 	// and the writer's echoes of a conversion arrive before a cluster is
 	// planned, while a new lead is still converted within seconds.
-	DefaultSettle = 2 * time.Second
+	DefaultSettle = Duration(2 * time.Second)
 	// DefaultMaxSettle plans a cluster that never stops changing (a long
 	// import touching it) within half a minute.
-	DefaultMaxSettle = 30 * time.Second
+	DefaultMaxSettle = Duration(30 * time.Second)
 )
 
 // DefaultConfig returns the shipped configuration: the most complete record

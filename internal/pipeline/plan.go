@@ -74,7 +74,7 @@ func Immediate(*config.Tenant) lifecycle.Options { return lifecycle.Options{} }
 
 // Settled is the options of a tenant's configured settle window.
 func Settled(t *config.Tenant) lifecycle.Options {
-	return lifecycle.Options{Settle: t.Engine.Settle, MaxSettle: t.Engine.MaxSettle}
+	return lifecycle.Options{Settle: time.Duration(t.Engine.Settle), MaxSettle: time.Duration(t.Engine.MaxSettle)}
 }
 
 // Plan records the changes and plans what is due (Planner).
