@@ -51,8 +51,7 @@ type HandlerConfig struct {
 	Structured bool
 	// Decode decodes a record event payload (default DecodeEvent).
 	Decode Decoder
-	// Planner plans the changed clusters (default: a LifecyclePlanner
-	// without settle window).
+	// Planner plans the changed clusters (default EachChange).
 	Planner Planner
 	Logger  zerolog.Logger
 	Metrics *Metrics
@@ -86,7 +85,7 @@ func NewHandler(cfg HandlerConfig, store Store, tenants Tenants) *Handler {
 		cfg.Decode = DecodeEvent
 	}
 	if cfg.Planner == nil {
-		cfg.Planner = &LifecyclePlanner{}
+		cfg.Planner = EachChange{}
 	}
 	return &Handler{
 		cfg: cfg, store: store, tenants: tenants, planner: cfg.Planner, metrics: cfg.Metrics, log: cfg.Logger,

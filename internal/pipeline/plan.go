@@ -116,57 +116,103 @@ func (lp *LifecyclePlanner) Flush(ctx context.Context, accounts AccountResolver)
 	return lp.planAll(ctx, accounts, (*lifecycle.Lifecycle).Flush)
 }
 
-// planAll plans the ready clusters of every tenant, tenants in name order:
-// each cluster prepared once for its account lookup and its plan, one
-// account lookup per tenant for what the matcher did not resolve with the
-// change.
+// planAll plans the ready clusters of every tenant, tenants in name order.
 func (lp *LifecyclePlanner) planAll(ctx context.Context, accounts AccountResolver, pick func(*lifecycle.Lifecycle) []lifecycle.Ready) ([]Planned, error) {
-	var out []Planned
+	var items []planItem
 	for _, name := range slices.Sorted(maps.Keys(lp.tenants)) {
 		tl := lp.tenants[name]
-		ready := pick(tl.lc)
-		if len(ready) == 0 {
+		for _, r := range pick(tl.lc) {
+			items = append(items, planItem{cfg: tl.cfg, ready: r, done: func(cmds []engine.Command, st engine.State, changed bool) {
+				tl.lc.Planned(r, cmds, st, changed)
+			}})
+		}
+	}
+	return planItems(ctx, items, accounts)
+}
+
+// EachChange plans every change of a batch on its own, from nothing, in the
+// order of the events that caused them: the pipeline's planning before
+// plans composed. It is the Handler's default until the tenant's owner
+// keeps the lifecycle's state durable: a LifecyclePlanner's state lives in
+// one process's memory, so across a restart, a rebalance or a second
+// instance it would plan from nothing again, and which versions it plans
+// depends on batch boundaries.
+type EachChange struct{}
+
+// Plan plans each change that still exists (Planner).
+func (EachChange) Plan(ctx context.Context, changes []Changed, accounts AccountResolver) ([]Planned, error) {
+	items := make([]planItem, 0, len(changes))
+	for _, c := range changes {
+		if c.Removed {
 			continue
 		}
-		preps := make([]*engine.Prepared, len(ready))
-		want := make([][]string, len(ready))
-		var values []string
-		for i, r := range ready {
-			preps[i] = engine.PrepareFrom(tl.cfg, r.Cluster, r.History)
-			want[i] = preps[i].AccountValues()
+		items = append(items, planItem{cfg: c.Tenant.Engine, ready: lifecycle.Ready{
+			Cluster: engine.Cluster{Tenant: c.Change.Tenant, ID: c.ClusterID, Version: c.Version, Records: c.Members, Accounts: c.Accounts},
+			At:      c.At,
+		}})
+	}
+	return planItems(ctx, items, accounts)
+}
+
+// planItem is one cluster to plan; done, when set, takes the outcome.
+type planItem struct {
+	cfg   *engine.Config
+	ready lifecycle.Ready
+	done  func(cmds []engine.Command, st engine.State, changed bool)
+}
+
+// planItems plans items in order: each cluster prepared once for its
+// account lookup and its plan, one account lookup per tenant for the values
+// the matcher did not resolve with the change.
+func planItems(ctx context.Context, items []planItem, accounts AccountResolver) ([]Planned, error) {
+	if len(items) == 0 {
+		return nil, nil
+	}
+	preps := make([]*engine.Prepared, len(items))
+	want := make([][]string, len(items))
+	values := map[string][]string{}
+	for i, it := range items {
+		c := &it.ready.Cluster
+		preps[i] = engine.PrepareFrom(it.cfg, *c, it.ready.History)
+		want[i] = preps[i].AccountValues()
+		for _, v := range want[i] {
+			if _, ok := c.Accounts[v]; !ok {
+				values[c.Tenant] = append(values[c.Tenant], v)
+			}
+		}
+	}
+	got := map[string]map[string]string{}
+	for _, tenant := range slices.Sorted(maps.Keys(values)) {
+		vs := values[tenant]
+		slices.Sort(vs)
+		m, err := accounts(ctx, tenant, slices.Compact(vs))
+		if err != nil {
+			return nil, fmt.Errorf("pipeline: resolve accounts of %s: %w", tenant, err)
+		}
+		got[tenant] = m
+	}
+	out := make([]Planned, 0, len(items))
+	for i, it := range items {
+		c := &it.ready.Cluster
+		var acc map[string]string
+		if len(want[i]) > 0 {
+			acc = make(map[string]string, len(want[i]))
 			for _, v := range want[i] {
-				if _, ok := r.Cluster.Accounts[v]; !ok {
-					values = append(values, v)
+				id, ok := c.Accounts[v]
+				if !ok {
+					id = got[c.Tenant][v]
+				}
+				if id != "" {
+					acc[v] = id
 				}
 			}
 		}
-		var got map[string]string
-		if len(values) > 0 {
-			slices.Sort(values)
-			var err error
-			if got, err = accounts(ctx, name, slices.Compact(values)); err != nil {
-				return nil, fmt.Errorf("pipeline: resolve accounts of %s: %w", name, err)
-			}
-		}
-		for i, r := range ready {
-			var acc map[string]string
-			if len(want[i]) > 0 {
-				acc = make(map[string]string, len(want[i]))
-				for _, v := range want[i] {
-					id, ok := r.Cluster.Accounts[v]
-					if !ok {
-						id = got[v]
-					}
-					if id != "" {
-						acc[v] = id
-					}
-				}
-			}
-			res := preps[i].Plan(acc)
+		res := preps[i].Plan(acc)
+		if it.done != nil {
 			st, changed := preps[i].State()
-			tl.lc.Planned(r, res.Commands, st, changed)
-			out = append(out, Planned{Commands: res.Commands, At: r.At})
+			it.done(res.Commands, st, changed)
 		}
+		out = append(out, Planned{Commands: res.Commands, At: it.ready.At})
 	}
 	return out, nil
 }
