@@ -10,6 +10,7 @@ import (
 
 	"github.com/leadconv/leadconv/engine"
 	"github.com/leadconv/leadconv/record"
+	"github.com/leadconv/leadconv/schemas"
 )
 
 var t0 = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
@@ -39,16 +40,35 @@ func cl(id string, version int64, recs ...record.Record) engine.Cluster {
 // commands in emission order.
 func planDue(t *testing.T, l *Lifecycle, cfg *engine.Config, now time.Time) []engine.Command {
 	t.Helper()
-	return planAll(l, cfg, l.Due(now))
+	return planAll(t, l, cfg, l.Due(now))
 }
 
-func planAll(l *Lifecycle, cfg *engine.Config, rs []Ready) []engine.Command {
+// planAll plans rs and checks every command against its schema, in the
+// encoder's JSON and in encoding/json's.
+func planAll(t *testing.T, l *Lifecycle, cfg *engine.Config, rs []Ready) []engine.Command {
+	t.Helper()
 	var out []engine.Command
 	for _, r := range rs {
 		pp := engine.PrepareFrom(cfg, r.Cluster, r.History)
 		res := pp.Plan(nil)
 		st, changed := pp.State()
 		l.Planned(r, res.Commands, st, changed)
+		for i := range res.Commands {
+			c := &res.Commands[i]
+			fast, err := c.AppendJSON(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			std, err := json.Marshal(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, b := range [][]byte{fast, std} {
+				if err := schemas.ValidateJSON(c.Kind, b); err != nil {
+					t.Fatalf("%s: %v\n%s", show(*c), err, b)
+				}
+			}
+		}
 		out = append(out, res.Commands...)
 	}
 	return out
@@ -301,12 +321,12 @@ func TestFailedResultReplans(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("%q, want %q", got, want)
 	}
-	for _, c := range planAll(l, cfg, l.Flush()) {
+	for _, c := range planAll(t, l, cfg, l.Flush()) {
 		t.Errorf("flush planned %s", show(c))
 	}
 	// The review is asked once; L2 stays out until it changes.
 	l.Change(Change{Cluster: cl("A", 5, append(slices.Clone(recs), rec("L4", 5))...), At: sec(20)})
-	if got := planAll(l, cfg, l.Flush()); len(got) != 0 {
+	if got := planAll(t, l, cfg, l.Flush()); len(got) != 0 {
 		t.Errorf("replanned %q", shows(got))
 	}
 }
