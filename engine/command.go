@@ -227,7 +227,8 @@ type MasterExplain struct {
 	Winner   record.Ref `json:"winner"`
 	// Kept is set when an earlier plan chose the master: "emitted" (it
 	// stays), "joined" (clusters each with a master joined; the candidates
-	// are those masters).
+	// are those masters), "moved" (leadconv's own contact gives way to an
+	// existing contact that joined, prefer_existing_contact).
 	Kept string `json:"kept,omitempty"`
 	// PreferExistingContact is set when the candidates were limited to the
 	// cluster's existing contacts (prefer_existing_contact).

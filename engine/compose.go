@@ -110,11 +110,11 @@ func (s *State) Reconcile(lead, contactID, accountID string) bool {
 }
 
 // Release takes back an emitted conversion or merge a writer reported
-// failed with reason: the lead (or contacts) count as not planned again.
-// When the failed conversion was the one creating the master, the master
-// (and an account it created) is released too, and the conversions into
-// it, which fail with it, are released without being held. held reports
-// whether the records were held for review.
+// failed with reason. The record it failed on is held (see Held; modified
+// gives the records' modification times). When the failed conversion was
+// the one creating the master, the master (and an account it created) is
+// released too, and the conversions into it, which fail with it, are
+// released without being held.
 func (s *State) Release(cmd *Command, reason string, modified map[record.Ref]time.Time) {
 	switch d := cmd.Data.(type) {
 	case *LeadConvert:

@@ -43,10 +43,10 @@ type Change struct {
 	// modification) or the owner's clock.
 	At time.Time
 	// Removed: the cluster no longer exists; MergedInto names the cluster
-	// it was joined into. SplitFrom names the cluster this one split off.
+	// it was joined into. (A cluster split off another needs no mark: the
+	// states claiming its records are found by record.)
 	Removed    bool
 	MergedInto string
-	SplitFrom  string
 }
 
 // Entry is one cluster's lifecycle state.
@@ -64,9 +64,8 @@ type Entry struct {
 	PlannedVersion int64           `json:"planned_version,omitempty"`
 	Base           *engine.History `json:"base,omitempty"`
 	// MergedInto: the cluster was joined into that one, whose next plan
-	// takes this state over. SplitFrom: the cluster split off that one.
+	// takes this state over.
 	MergedInto string `json:"merged_into,omitempty"`
-	SplitFrom  string `json:"split_from,omitempty"`
 	// Outstanding are emitted commands without a writer result yet
 	// (AwaitResults), in emission order.
 	Outstanding []engine.Command `json:"outstanding,omitempty"`
@@ -74,8 +73,8 @@ type Entry struct {
 
 // Timer is a cluster's settle timer.
 type Timer struct {
-	// First is the first unplanned change, Last the latest, At the event
-	// time the plan's commands carry (the latest change's).
+	// First is the first unplanned change, Last the latest (the time the
+	// plan's commands carry).
 	First time.Time `json:"first"`
 	Last  time.Time `json:"last"`
 }
@@ -149,9 +148,6 @@ func (l *Lifecycle) Change(c Change) {
 		return
 	}
 	e.Seen, e.MergedInto = c.Cluster, ""
-	if c.SplitFrom != "" {
-		e.SplitFrom = c.SplitFrom
-	}
 	if e.Pending == nil {
 		e.Pending = &Timer{First: c.At}
 	}

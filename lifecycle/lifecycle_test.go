@@ -271,7 +271,7 @@ func TestComposeSplitAfterConversion(t *testing.T) {
 	}
 	l3 := rec("L3", 10, "Email=other@x.io")
 	l.Change(Change{Cluster: cl("A", 4, all[:2]...), At: sec(10)})
-	l.Change(Change{Cluster: cl("B", 1, l3), At: sec(10), SplitFrom: "A"})
+	l.Change(Change{Cluster: cl("B", 1, l3), At: sec(10)})
 	if got := shows(planDue(t, l, cfg, sec(10))); len(got) != 0 {
 		t.Fatalf("the split planned %q", got)
 	}

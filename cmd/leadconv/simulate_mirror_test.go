@@ -103,9 +103,23 @@ func TestSimulateThreeDuplicateLeadsOneBatch(t *testing.T) {
 	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	code, stdout, stderr := runMain(t, nil, "simulate", "--input", path)
+	report := filepath.Join(t.TempDir(), "report.txt")
+	code, stdout, stderr := runMain(t, nil, "simulate", "--input", path, "--report", report)
 	if code != exitOK {
 		t.Fatalf("simulate: %s", stderr)
+	}
+	if !strings.Contains(stderr, "a writer would convert 3 distinct leads, merge away 0 contacts and file 0 reviews") {
+		t.Errorf("summary: %s", stderr)
+	}
+	b, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"(version 3, 3 commands)", "v3 convert L3 Ann Lee <ann.lee@acme.io> -> new contact, new account \"Acme\"",
+		"v3 convert L1 Ann Lee <ann.lee@acme.io> -> contact and account of L3"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("report lacks %q:\n%s", want, b)
+		}
 	}
 	cmds := simCommands(t, stdout)
 	m := newTestMirror(t)

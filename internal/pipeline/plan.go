@@ -96,7 +96,7 @@ func (lp *LifecyclePlanner) Plan(ctx context.Context, changes []Changed, account
 		}
 		tl.lc.Change(lifecycle.Change{
 			Cluster: engine.Cluster{Tenant: c.Change.Tenant, ID: c.ClusterID, Version: c.Version, Records: c.Members, Accounts: c.Accounts},
-			At:      c.At, Removed: c.Removed, MergedInto: c.MergedInto, SplitFrom: c.SplitFrom,
+			At:      c.At, Removed: c.Removed, MergedInto: c.MergedInto,
 		})
 		if c.At.After(lp.watermark) {
 			lp.watermark = c.At
