@@ -104,14 +104,17 @@ type Lifecycle struct {
 	// claims maps a record to the cluster whose state speaks for it.
 	claims map[record.Ref]string
 	// sent maps an outstanding command id to its cluster.
-	sent  map[string]string
-	stats Stats
+	sent map[string]string
+	// joined maps a cluster to the clusters joined into it (their
+	// MergedInto) until its next plan takes them over.
+	joined map[string][]string
+	stats  Stats
 }
 
 // New returns an empty lifecycle.
 func New(opts Options) *Lifecycle {
 	return &Lifecycle{opts: opts, entries: map[string]*Entry{}, claims: map[record.Ref]string{},
-		sent: map[string]string{}, stats: Stats{Failed: map[string]int{}}}
+		sent: map[string]string{}, joined: map[string][]string{}, stats: Stats{Failed: map[string]int{}}}
 }
 
 // Stats returns the counters; the map is a copy.
@@ -138,20 +141,37 @@ func (l *Lifecycle) Change(c Change) {
 	if c.Cluster.Version < e.Seen.Version {
 		return
 	}
+	l.setMergedInto(e, "")
 	if c.Removed {
-		e.Pending, e.MergedInto = nil, c.MergedInto
+		e.Pending = nil
 		e.Seen.Version = c.Cluster.Version
 		e.Seen.Records = nil
 		if e.State.IsZero() && len(e.Outstanding) == 0 {
 			delete(l.entries, e.ClusterID)
+			return
 		}
+		l.setMergedInto(e, c.MergedInto)
 		return
 	}
-	e.Seen, e.MergedInto = c.Cluster, ""
+	e.Seen = c.Cluster
 	if e.Pending == nil {
 		e.Pending = &Timer{First: c.At}
 	}
 	e.Pending.Last = c.At
+}
+
+// setMergedInto records that e was joined into target ("": into none).
+func (l *Lifecycle) setMergedInto(e *Entry, target string) {
+	if old := e.MergedInto; old != "" {
+		l.joined[old] = slices.DeleteFunc(l.joined[old], func(id string) bool { return id == e.ClusterID })
+		if len(l.joined[old]) == 0 {
+			delete(l.joined, old)
+		}
+	}
+	e.MergedInto = target
+	if target != "" {
+		l.joined[target] = append(l.joined[target], e.ClusterID)
+	}
 }
 
 // due reports whether e's plan is due at now.
@@ -247,9 +267,9 @@ func (l *Lifecycle) history(e *Entry) engine.History {
 func (l *Lifecycle) absorbed(id string) []string {
 	out := []string{id}
 	for k := 0; k < len(out); k++ {
-		for _, e := range l.entries {
-			if e.MergedInto == out[k] && !slices.Contains(out, e.ClusterID) {
-				out = append(out, e.ClusterID)
+		for _, j := range l.joined[out[k]] {
+			if !slices.Contains(out, j) {
+				out = append(out, j)
 			}
 		}
 	}
@@ -275,6 +295,7 @@ func (l *Lifecycle) Planned(r Ready, cmds []engine.Command, st engine.State, cha
 			// Its state lives on in st; its outstanding commands move here.
 			o := l.entries[id]
 			e.Outstanding = append(e.Outstanding, o.Outstanding...)
+			l.setMergedInto(o, "")
 			delete(l.entries, id)
 		}
 	}
@@ -413,6 +434,9 @@ func Restore(opts Options, entries []Entry) *Lifecycle {
 	}
 	for _, id := range slices.Sorted(maps.Keys(l.entries)) {
 		e := l.entries[id]
+		if e.MergedInto != "" {
+			l.joined[e.MergedInto] = append(l.joined[e.MergedInto], id)
+		}
 		l.reclaim(e)
 		for _, c := range e.Outstanding {
 			l.sent[c.ID] = id
