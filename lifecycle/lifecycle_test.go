@@ -244,7 +244,20 @@ func TestComposeJoinOfPendingMasters(t *testing.T) {
 	}
 	l.Change(Change{Cluster: cl("B", 3), At: sec(5), Removed: true, MergedInto: "A"})
 	l.Change(Change{Cluster: cl("A", 3, append(append(slices.Clone(a), b...), rec("L5", 5))...), At: sec(5)})
+	// A lifecycle restored from a snapshot taken here plans the join alike.
+	b2, err := json.Marshal(l.Snapshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries []Entry
+	if err := json.Unmarshal(b2, &entries); err != nil {
+		t.Fatal(err)
+	}
+	restored := shows(planDue(t, Restore(Options{}, entries), cfg, sec(5)))
 	got := shows(planDue(t, l, cfg, sec(5)))
+	if !slices.Equal(restored, got) {
+		t.Errorf("restored lifecycle planned %q, the original %q", restored, got)
+	}
 	// L1's contact holds the most complete values (Title and Phone).
 	want = []string{"convert L5 -> contact of:L1 account of:L1", "merge [][L3] -> of:L1"}
 	if !slices.Equal(got, want) {
