@@ -274,17 +274,11 @@ func TestSimulateConvergesOnTheMirror(t *testing.T) {
 		}
 		if len(live) != 1 {
 			t.Errorf("cluster %s (%d records): contacts %v, want one", id, len(ch.Members), live)
-			if os.Getenv("DEBUG_SIM") != "" {
-				var refs []string
-				for _, r := range ch.Members {
-					refs = append(refs, r.Ref().String())
-				}
-				t.Logf("members %v", refs)
-				rep := &demoReport{names: sum.names}
-				for _, c := range cmds {
-					if c.ClusterID == id || slices.ContainsFunc(ch.Members, func(r record.Record) bool { return strings.Contains(c.Subject, r.ID) }) {
-						t.Logf("  %s v%d %s", c.ClusterID, c.ClusterVersion, rep.describe(c))
-					}
+			// What was emitted for its records, to see why.
+			rep := &demoReport{names: sum.names}
+			for _, c := range cmds {
+				if c.ClusterID == id || slices.ContainsFunc(ch.Members, func(r record.Record) bool { return strings.Contains(c.Subject, r.ID) }) {
+					t.Logf("  %s v%d %s", c.ClusterID, c.ClusterVersion, rep.describe(c))
 				}
 			}
 			continue
