@@ -43,6 +43,10 @@ const (
 	ReasonClusterTooLarge   = "cluster_too_large"
 	ReasonMasterTie         = "master_tie"
 	ReasonMasterNoCandidate = "master_no_candidate"
+	// ReasonWriterFailed: a writer reported a conversion or merge of the
+	// record failed (ReviewRequested.WriterReason says why); it is not
+	// planned again until it changes.
+	ReasonWriterFailed = "writer_failed"
 )
 
 // Reasons a plan holds no command (Result.Reason).
@@ -52,6 +56,9 @@ const (
 	NothingNoDuplicates  = "no_duplicates"
 	NothingAutoConvert   = "auto_convert_off"
 	NothingNoConvertWhen = "convert_when_not_matched"
+	// NothingEmitted: everything in the cluster was planned before
+	// (PrepareFrom).
+	NothingEmitted = "already_planned"
 )
 
 // Result is the plan of one cluster version.
@@ -169,11 +176,14 @@ type LeadConvert struct {
 type RecordsMerge struct {
 	Object record.Object `json:"object"`
 	Master Target        `json:"master"`
-	// MergedIDs are merged into Master and disappear; at most the CRM's merge
-	// limit minus one.
-	MergedIDs []string      `json:"merged_ids"`
-	Batch     int           `json:"batch"`
-	Fields    record.Fields `json:"fields"`
+	// MergedIDs are merged into Master and disappear; with MergedFromLeads
+	// at most the CRM's merge limit minus one.
+	MergedIDs []string `json:"merged_ids"`
+	// MergedFromLeads are contacts created by converting these leads (the
+	// pending master of a cluster joined into this one), merged too.
+	MergedFromLeads []string      `json:"merged_from_leads,omitempty"`
+	Batch           int           `json:"batch"`
+	Fields          record.Fields `json:"fields"`
 }
 
 // ConversionFailed reports a cluster that cannot convert.
@@ -190,6 +200,8 @@ type ReviewRequested struct {
 	// Size and Limit are set for cluster_too_large.
 	Size  int `json:"size,omitempty"`
 	Limit int `json:"limit,omitempty"`
+	// WriterReason is the writer's reason of writer_failed.
+	WriterReason string `json:"writer_reason,omitempty"`
 }
 
 // Explain answers "why did this record win?" from the command alone.
@@ -213,6 +225,14 @@ type MasterExplain struct {
 	// "newest_modified" (most_complete, most_attachments) or "smallest_id".
 	TieBreak string     `json:"tie_break,omitempty"`
 	Winner   record.Ref `json:"winner"`
+	// Kept is set when an earlier plan chose the master: "emitted" (it
+	// stays), "joined" (clusters each with a master joined; the candidates
+	// are those masters), "moved" (leadconv's own contact gives way to an
+	// existing contact that joined, prefer_existing_contact).
+	Kept string `json:"kept,omitempty"`
+	// PreferExistingContact is set when the candidates were limited to the
+	// cluster's existing contacts (prefer_existing_contact).
+	PreferExistingContact bool `json:"prefer_existing_contact,omitempty"`
 }
 
 // Candidate is one record as the master strategy saw it.
@@ -243,9 +263,13 @@ type FieldExplain struct {
 
 // AccountExplain records how the account was chosen.
 type AccountExplain struct {
-	// Source is "contact" (the existing master contact's account),
+	// Source is "emitted" (the account of an earlier plan's conversions),
+	// "contact" (the existing master contact's account),
 	// "existing" (resolved by name), "create", "use_existing" (blank
 	// account strategy) or "blank".
 	Source string `json:"source"`
 	ID     string `json:"id,omitempty"`
+	// From names the lead whose account value named the account when the
+	// master, an existing contact, had neither an account nor a value.
+	From *record.Ref `json:"from,omitempty"`
 }

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/leadconv/leadconv/record"
 )
@@ -86,6 +87,16 @@ type Config struct {
 	MaxClusterSize int `yaml:"max_cluster_size" json:"max_cluster_size"`
 	// MergeContacts plans merges for clusters without any lead.
 	MergeContacts bool `yaml:"merge_contacts" json:"merge_contacts"`
+	// PreferExistingContact limits the master candidates to the cluster's
+	// existing contacts when it has any: converting leads must not replace a
+	// contact (its id, activity, account links) because a lead won a tie.
+	PreferExistingContact bool `yaml:"prefer_existing_contact" json:"prefer_existing_contact"`
+	// Settle is how long a changed cluster must stay unchanged before it is
+	// planned (the lifecycle package); 0 plans at once.
+	Settle Duration `yaml:"settle" json:"settle"`
+	// MaxSettle bounds the wait of a cluster that keeps changing; 0 means
+	// no bound.
+	MaxSettle Duration `yaml:"max_settle" json:"max_settle"`
 	// AutoConvert lets clusters of duplicates convert on their own.
 	AutoConvert bool `yaml:"auto_convert" json:"auto_convert"`
 	// ConvertWhen, when set, converts a lead without duplicates whose field
@@ -187,6 +198,29 @@ type Condition struct {
 	In     []string `yaml:"in,omitempty" json:"in,omitempty"`
 }
 
+// Duration is a time.Duration written as Go writes one ("2s", "1m30s") or
+// as 0.
+type Duration time.Duration
+
+// UnmarshalText reads "0" or a Go duration.
+func (d *Duration) UnmarshalText(b []byte) error {
+	if string(b) == "0" {
+		*d = 0
+		return nil
+	}
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (300ms, 2s, 1m30s, or 0)", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the Go form.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
 // Limits are a CRM's API limits the plan respects.
 type Limits struct {
 	// MergeRecords is the most records (master included) one merge call takes.
@@ -222,6 +256,13 @@ const (
 	DefaultConvertedStatus     = "Closed - Converted"
 	DefaultMaxClusterSize      = 20
 	DefaultCRM                 = "salesforce"
+	// DefaultSettle lets a burst (a list import, a form submitted twice)
+	// and the writer's echoes of a conversion arrive before a cluster is
+	// planned, while a new lead is still converted within seconds.
+	DefaultSettle = Duration(2 * time.Second)
+	// DefaultMaxSettle plans a cluster that never stops changing (a long
+	// import touching it) within half a minute.
+	DefaultMaxSettle = Duration(30 * time.Second)
 )
 
 // DefaultConfig returns the shipped configuration: the most complete record
@@ -239,10 +280,13 @@ func DefaultConfig() Config {
 			ConvertedStatus:     DefaultConvertedStatus,
 			UnmappedFields:      UnmappedDrop,
 		},
-		CRM:            DefaultCRM,
-		MaxClusterSize: DefaultMaxClusterSize,
-		AutoConvert:    true,
-		ContactFields:  record.FieldMap{},
+		CRM:                   DefaultCRM,
+		MaxClusterSize:        DefaultMaxClusterSize,
+		PreferExistingContact: true,
+		Settle:                DefaultSettle,
+		MaxSettle:             DefaultMaxSettle,
+		AutoConvert:           true,
+		ContactFields:         record.FieldMap{},
 	}
 }
 
@@ -361,6 +405,14 @@ func (c *Config) Validate(path string) error {
 
 	if _, ok := Profile(c.CRM); !ok {
 		oneOf("crm", c.CRM, CRMs)
+	}
+	if c.Settle < 0 {
+		add("settle", "must not be negative, got %s", c.Settle)
+	}
+	if c.MaxSettle < 0 {
+		add("max_settle", "must not be negative, got %s", c.MaxSettle)
+	} else if c.MaxSettle > 0 && c.MaxSettle < c.Settle {
+		add("max_settle", "%s is shorter than settle %s (0 means no bound)", c.MaxSettle, c.Settle)
 	}
 	if c.MaxClusterSize < 2 {
 		add("max_cluster_size", "must be at least 2, got %d", c.MaxClusterSize)

@@ -15,6 +15,8 @@ import (
 type member struct {
 	rec     *record.Record
 	contact bool
+	// st is the state of a carried-over master (PrepareFrom).
+	st *State
 }
 
 func (m member) ref() record.Ref { return record.Ref{Object: m.rec.Object, ID: m.rec.ID} }

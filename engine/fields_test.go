@@ -42,6 +42,7 @@ func fieldCluster(recs []fv) Cluster {
 func fieldCfg(strategy string, blanks *bool, global bool) *Config {
 	return cfgWith(func(c *Config) {
 		c.Master = MasterConfig{Strategy: MasterSpecifiedValues, Field: "M", Values: []string{"master"}, Fallback: FallbackDoNotConvert}
+		c.PreferExistingContact = false // the master is whichever record the test marks
 		c.Fields.ConsiderBlanks = global
 		c.Fields.Overrides = []FieldOverride{{Field: "F", Strategy: strategy, ConsiderBlanks: blanks}}
 	})

@@ -77,6 +77,7 @@ func goldenPlans() []struct {
 		}), cluster(mixed.Records[1:]...)},
 		{"do_not_convert_tie", cfgWith(func(c *Config) {
 			c.Master = MasterConfig{Strategy: MasterMostAttachments, Fallback: FallbackDoNotConvert}
+			c.PreferExistingContact = false // the tie is between the two leads
 		}), cluster(
 			rb{obj: record.Lead, id: "00Q1", modified: 5, related: 3, fields: record.Fields{"LastName": "Curie"}}.rec(),
 			rb{obj: record.Lead, id: "00Q2", modified: 5, related: 3, fields: record.Fields{"LastName": "Curie"}}.rec(),
@@ -87,7 +88,15 @@ func goldenPlans() []struct {
 			lead("00Q2", 0, 2, record.Fields{"LastName": "Curie"}),
 		)},
 		{"cluster_too_large", cfgWith(nil), manyC},
-		{"generic_batches", cfgWith(func(c *Config) { c.CRM = "generic" }), cluster(append(leads.Records, mixed.Records[1:4]...)...)},
+		{"generic_batches", cfgWith(func(c *Config) { c.CRM = "generic"; c.PreferExistingContact = false }), cluster(append(leads.Records, mixed.Records[1:4]...)...)},
+		// The most complete record is lead 00Q2, but the cluster holds an
+		// existing contact: it stays the master (the shipped default).
+		{"prefer_existing_contact", cfgWith(nil), cluster(append(leads.Records,
+			contact("0035", 0, 5, record.Fields{"FirstName": "Ada", "LastName": "Lovelace", "Email": "ada@example.com", "AccountId": "001A"}))...)},
+		// An existing contact without account link or company converts
+		// its leads into the account their company names.
+		{"contact_master_without_account", cfgWith(nil), cluster(append(leads.Records,
+			contact("0035", 0, 5, record.Fields{"FirstName": "Ada", "LastName": "Lovelace", "Email": "ada@example.com"}))...)},
 		{"single_lead_convert_when", cfgWith(func(c *Config) {
 			c.ConvertWhen = &Condition{Field: "LeadSource", In: []string{"Web", "Partner"}}
 			c.Conversion.BlankAccount = BlankAccountConfig{Strategy: AccountUseExisting, AccountID: "001DEFAULT"}

@@ -119,6 +119,10 @@ func (sh *shared) appendCommand(b []byte, c *Command) ([]byte, bool) {
 			b = append(b, `,"limit":`...)
 			b = strconv.AppendInt(b, int64(d.Limit), 10)
 		}
+		if d.WriterReason != "" {
+			b = append(b, `,"writer_reason":`...)
+			b = record.AppendJSONString(b, d.WriterReason)
+		}
 		b = append(b, '}')
 	case nil:
 		b = append(b, "null"...)
@@ -198,6 +202,16 @@ func (sh *shared) appendRecordsMerge(b []byte, d *RecordsMerge) ([]byte, bool) {
 	} else {
 		b = append(b, '[')
 		for i, id := range d.MergedIDs {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = record.AppendJSONString(b, id)
+		}
+		b = append(b, ']')
+	}
+	if len(d.MergedFromLeads) > 0 {
+		b = append(b, `,"merged_from_leads":[`...)
+		for i, id := range d.MergedFromLeads {
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -319,6 +333,13 @@ func appendExplain(b []byte, ex *Explain) ([]byte, bool) {
 	}
 	b = append(b, `,"winner":`...)
 	b = appendRef(b, m.Winner)
+	if m.Kept != "" {
+		b = append(b, `,"kept":`...)
+		b = record.AppendJSONString(b, m.Kept)
+	}
+	if m.PreferExistingContact {
+		b = append(b, `,"prefer_existing_contact":true`...)
+	}
 	b = append(b, `},"fields":`...)
 	if ex.Fields == nil {
 		b = append(b, "null"...)
@@ -348,6 +369,10 @@ func appendExplain(b []byte, ex *Explain) ([]byte, bool) {
 		if a.ID != "" {
 			b = append(b, `,"id":`...)
 			b = record.AppendJSONString(b, a.ID)
+		}
+		if a.From != nil {
+			b = append(b, `,"from":`...)
+			b = appendRef(b, *a.From)
 		}
 		b = append(b, '}')
 	}

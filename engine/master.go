@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"slices"
 	"strconv"
 	"time"
 
@@ -20,6 +21,13 @@ const (
 	fallbackTie         = "tie"
 )
 
+// How an earlier plan's master carried over (MasterExplain.Kept).
+const (
+	keptEmitted = "emitted"
+	keptJoined  = "joined"
+	keptMoved   = "moved"
+)
+
 // Tie-break rules (MasterExplain.TieBreak).
 const (
 	tieNewestModified = "newest_modified"
@@ -37,11 +45,59 @@ func (p *planner) selectMaster() (review string) {
 		me.Field = cfg.Field
 	}
 	ms := p.members
+	prefer := p.cc.cfg.PreferExistingContact
+	existing := func(m member) bool { return m.contact && m.st == nil }
+	if p.kept == 1 && prefer && slices.ContainsFunc(ms, existing) && ms[slices.IndexFunc(ms, func(m member) bool { return m.st != nil })].st.Created {
+		// The master is a contact leadconv created and an existing contact
+		// joined: the existing one becomes the master, leadconv's is merged
+		// into it (nothing emitted needs undoing: the merge moves the
+		// converted leads' links).
+		me.PreferExistingContact, me.Kept = true, keptMoved
+		return p.pickMaster(ms, existing)
+	}
+	if p.kept == 1 {
+		// An earlier plan chose the master: it stays, whatever the strategy
+		// would say now, so nothing emitted needs undoing.
+		i := slices.IndexFunc(ms, func(m member) bool { return m.st != nil })
+		s, shown := p.score(i)
+		m := ms[i]
+		me.Candidates = []Candidate{{Object: m.rec.Object, ID: m.rec.ID, Value: shown, Qualified: s.qualified, Top: true,
+			ModifiedAt: m.rec.ModifiedAt, CreatedAt: m.rec.CreatedAt}}
+		me.Kept, me.Winner, p.master = keptEmitted, m.ref(), i
+		return ""
+	}
+	// eligible limits the candidates: to the masters of joined clusters
+	// (with prefer_existing_contact, those that are not leadconv's own when
+	// there are any), or to existing contacts.
+	var eligible func(m member) bool
+	switch {
+	case p.kept > 1:
+		me.Kept = keptJoined
+		eligible = func(m member) bool { return m.st != nil }
+		if prefer && slices.ContainsFunc(ms, func(m member) bool { return m.st != nil && !m.st.Created }) {
+			me.PreferExistingContact = true
+			eligible = func(m member) bool { return m.st != nil && !m.st.Created }
+		}
+	case prefer && p.contacts > 0 && p.leads > 0:
+		me.PreferExistingContact = true
+		eligible = func(m member) bool { return m.contact }
+	default:
+		eligible = func(member) bool { return true }
+	}
+	return p.pickMaster(ms, eligible)
+}
+
+// pickMaster runs the master strategy and its fallback among the eligible
+// members.
+func (p *planner) pickMaster(ms []member, eligible func(member) bool) (review string) {
+	cfg := &p.cc.cfg.Master
+	me := &p.ex.Master
 	me.Candidates = make([]Candidate, len(ms))
 	scores := make([]score, len(ms))
 	best := -1
 	for i, m := range ms {
 		s, shown := p.score(i)
+		s.qualified = s.qualified && eligible(m)
 		scores[i] = s
 		me.Candidates[i] = Candidate{
 			Object: m.rec.Object, ID: m.rec.ID, Value: shown, Qualified: s.qualified,
@@ -92,10 +148,13 @@ func (p *planner) selectMaster() (review string) {
 			return ""
 		}
 	} else {
+		nt = 0
 		for i := range ms {
-			tied[i] = i
+			if eligible(ms[i]) {
+				tied[nt] = i
+				nt++
+			}
 		}
-		nt = len(ms)
 	}
 
 	me.Fallback = cfg.Fallback

@@ -105,7 +105,7 @@ func TestMasterStrategies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := cfgWith(func(c *Config) { c.Master = tt.master })
+			cfg := cfgWith(func(c *Config) { c.Master, c.PreferExistingContact = tt.master, false })
 			if err := cfg.Validate(""); err != nil {
 				t.Fatal(err)
 			}

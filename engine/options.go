@@ -8,6 +8,7 @@ import (
 
 // Account sources (AccountExplain.Source).
 const (
+	accountEmitted     = "emitted"
 	accountFromContact = "contact"
 	accountExisting    = "existing"
 	accountCreate      = "create"
@@ -27,8 +28,37 @@ func (p *planner) contactAccount() string {
 	return text(m.rec.Fields[p.cc.cfg.Conversion.ContactAccountField])
 }
 
+// knownAccount reports whether the account is known without a lookup: an
+// earlier plan's, or the existing master contact's.
+func (p *planner) knownAccount() bool {
+	if st := p.members[p.master].st; st != nil && st.Account != (Target{}) {
+		return true
+	}
+	return p.contactAccount() != ""
+}
+
 // accountValue returns the master contact's final account field value.
+// An existing contact without account link and without a value of its own
+// (kept as the master by prefer_existing_contact) takes the value of the
+// most recently modified lead that has one: its leads' company is the
+// account they convert into; p.acctFrom names that lead.
 func (p *planner) accountValue() any {
+	v := p.finalAccountValue()
+	p.acctFrom = -1
+	if !record.IsBlank(v) || !p.members[p.master].contact {
+		return v
+	}
+	name := p.cc.cfg.Conversion.AccountField
+	for i, m := range p.members {
+		if lv := p.value(m, name); !m.contact && !record.IsBlank(lv) {
+			p.acctFrom = i
+			return lv
+		}
+	}
+	return v
+}
+
+func (p *planner) finalAccountValue() any {
 	name := p.cc.cfg.Conversion.AccountField
 	if p.values != nil {
 		if i, ok := slices.BinarySearch(p.names, name); ok {
@@ -48,6 +78,10 @@ func (p *planner) accountValue() any {
 // Cluster.Accounts or created, else the blank account strategy. false means
 // the conversion fails (blank account, do_not_create).
 func (p *planner) account() (acct AccountTarget, name string, ok bool) {
+	if st := p.members[p.master].st; st != nil && st.Account != (Target{}) {
+		p.ex.Account = &AccountExplain{Source: accountEmitted, ID: st.Account.ID}
+		return AccountTarget{Target: st.Account}, "", true
+	}
 	if id := p.contactAccount(); id != "" {
 		p.ex.Account = &AccountExplain{Source: accountFromContact, ID: id}
 		return AccountTarget{Target: Target{ID: id}}, "", true
@@ -63,11 +97,16 @@ func (p *planner) account() (acct AccountTarget, name string, ok bool) {
 		return AccountTarget{}, "", false
 	}
 	name = text(v)
+	var from *record.Ref
+	if p.acctFrom >= 0 {
+		r := p.members[p.acctFrom].ref()
+		from = &r
+	}
 	if id := p.c.Accounts[record.String(v)]; id != "" {
-		p.ex.Account = &AccountExplain{Source: accountExisting, ID: id}
+		p.ex.Account = &AccountExplain{Source: accountExisting, ID: id, From: from}
 		return AccountTarget{Target: Target{ID: id}}, name, true
 	}
-	p.ex.Account = &AccountExplain{Source: accountCreate}
+	p.ex.Account = &AccountExplain{Source: accountCreate, From: from}
 	return AccountTarget{Target: Target{Create: true}, Name: name, Fields: p.mappedFields(p.cc.cfg.Conversion.AccountFields)}, name, true
 }
 
@@ -92,11 +131,13 @@ func (p *planner) opportunity(account string) *Opportunity {
 	return o
 }
 
-// planConverts plans one lead.convert per lead: the master lead first (it
-// creates the contact), then the others by id. A conversion that creates the
-// contact or the account is alone in batch 0, since the others refer to what
-// it creates; the rest fill batches of the CRM's convert limit.
-func (p *planner) planConverts(acct AccountTarget, account string, fields record.Fields) {
+// planConverts plans one lead.convert per lead and returns the converted
+// lead ids in plan order: the master lead first (it creates the contact),
+// then the others by id into into. A conversion that creates the contact or
+// the account is alone in batch 0, since the others refer to what it
+// creates; the rest fill batches of the CRM's convert limit. Only a
+// cluster's first conversion creates an opportunity.
+func (p *planner) planConverts(into Target, acct AccountTarget, account string, fields record.Fields) []string {
 	leads := p.others(record.Lead)
 	masterLead := !p.members[p.master].contact
 	if masterLead {
@@ -105,10 +146,12 @@ func (p *planner) planConverts(acct AccountTarget, account string, fields record
 	status := p.cc.cfg.Conversion.ConvertedStatus
 	per := max(p.cc.limits.ConvertBatch, 1)
 	data := make([]LeadConvert, len(leads))
+	ids := make([]string, len(leads))
 	first := p.members[leads[0]].rec.ID
 	alone := masterLead || acct.Create
 	for k, i := range leads {
 		id := p.members[i].rec.ID
+		ids[k] = id
 		d := &data[k]
 		*d = LeadConvert{LeadID: id, ConvertedStatus: status, Fields: fields}
 		switch {
@@ -117,15 +160,17 @@ func (p *planner) planConverts(acct AccountTarget, account string, fields record
 		case masterLead:
 			d.Contact = Target{FromLead: first}
 		default:
-			d.Contact = Target{ID: p.members[p.master].rec.ID}
+			d.Contact = into
 		}
 		if k == 0 {
 			d.Account = acct
-			d.Opportunity = p.opportunity(account)
+			if p.firstConversion() {
+				d.Opportunity = p.opportunity(account)
+			}
 		} else if acct.Create {
 			d.Account = AccountTarget{Target: Target{FromLead: first}}
 		} else {
-			d.Account = AccountTarget{Target: Target{ID: acct.ID}}
+			d.Account = AccountTarget{Target: acct.Target}
 		}
 		switch {
 		case alone && k == 0:
@@ -137,4 +182,19 @@ func (p *planner) planConverts(acct AccountTarget, account string, fields record
 		}
 		p.add(KindLeadConvert, id, d)
 	}
+	return ids
+}
+
+// firstConversion reports whether no conversion of the cluster was emitted
+// before this plan.
+func (p *planner) firstConversion() bool {
+	if p.hist == nil {
+		return true
+	}
+	for _, s := range p.hist.Own {
+		if len(s.Converted) > 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -122,6 +122,7 @@ func TestAccountValues(t *testing.T) {
 	}
 	cfg := cfgWith(func(c *Config) {
 		c.Master = MasterConfig{Strategy: MasterMostComplete, Fallback: FallbackNewestModified}
+		c.PreferExistingContact = false
 	})
 	if got := AccountValues(cfg, recs); !slices.Equal(got, []string{" Acme "}) {
 		t.Errorf("AccountValues = %q, want the master's untrimmed value", got)
@@ -269,6 +270,7 @@ func TestCRMLimits(t *testing.T) {
 				cfg := cfgWith(func(c *Config) {
 					c.CRM = crm
 					c.Master = MasterConfig{Strategy: MasterMostAttachments, Fallback: FallbackNewestModified}
+					c.PreferExistingContact = false // the lead with attachments is the master
 					c.Conversion.BlankAccount = BlankAccountConfig{Strategy: AccountUseExisting, AccountID: "001"}
 				})
 				recs := []record.Record{rb{obj: record.Lead, id: "L", related: 9, fields: record.Fields{"X": "1"}}.rec()}
@@ -368,7 +370,7 @@ func TestGates(t *testing.T) {
 			c.ConvertWhen = &Condition{Field: "LeadSource", Equals: &web}
 		}, recs: []record.Record{l("a", "Web")}, kinds: []string{KindLeadConvert}},
 		{name: "auto_convert off", cfg: func(c *Config) { c.AutoConvert = false }, recs: []record.Record{l("a", "x"), l("b", "x")}, reason: NothingAutoConvert},
-		{name: "at max_cluster_size", cfg: func(c *Config) { c.MaxClusterSize = 3 },
+		{name: "at max_cluster_size", cfg: func(c *Config) { c.MaxClusterSize, c.PreferExistingContact = 3, false },
 			recs: []record.Record{l("a", "x"), l("b", "x"), contact("c", 0, 0, nil), acct}, kinds: []string{KindLeadConvert, KindLeadConvert, KindRecordsMerge}},
 		{name: "over max_cluster_size", cfg: func(c *Config) { c.MaxClusterSize = 2 },
 			recs: []record.Record{l("a", "x"), l("b", "x"), contact("c", 0, 0, nil)}, reason: ReasonClusterTooLarge, kinds: []string{KindReviewRequested}},

@@ -29,6 +29,16 @@ type planner struct {
 	refs     []record.Ref
 	ints     []int
 	cmds     []Command
+
+	// Composition (PrepareFrom): hist is nil for a plan from nothing.
+	acctFrom int // the lead naming the account of a contact master without one, -1 none
+	hist     *History
+	kept     int    // carried-over masters among the members
+	total    int    // the cluster's leads and contacts, done ones included
+	heldOut  []Held // held records left out
+	reviewed []record.Ref
+	next     State
+	changed  bool
 }
 
 // Plan decides one cluster version: it picks the master, computes the
@@ -56,14 +66,14 @@ func Plan(cfg *Config, c Cluster) Result {
 // they can key Cluster.Accounts directly.
 func AccountValues(cfg *Config, recs []record.Record) []string {
 	p := planner{cc: compile(cfg), c: &Cluster{Records: recs}, ex: &Explain{}}
-	if p.cc.err != nil || !p.gather() || p.leads == 0 || p.gate() != "" || len(p.members) > p.cc.cfg.MaxClusterSize {
+	if p.cc.err != nil || !p.gather() || p.leads == 0 || p.gate() != "" || p.total > p.cc.cfg.MaxClusterSize {
 		return nil
 	}
 	p.collectNames()
 	if p.selectMaster() != "" {
 		return nil
 	}
-	if p.contactAccount() != "" {
+	if p.knownAccount() {
 		return nil
 	}
 	v := p.accountValue()
@@ -94,7 +104,7 @@ func (p *planner) prepare() (Result, bool) {
 	if why := p.gate(); why != "" {
 		return Result{Reason: why}, false
 	}
-	if n := len(p.members); n > p.cc.cfg.MaxClusterSize {
+	if n := p.total; n > p.cc.cfg.MaxClusterSize {
 		return p.review(ReasonClusterTooLarge, n, p.cc.cfg.MaxClusterSize), false
 	}
 	p.collectNames()
@@ -107,12 +117,29 @@ func (p *planner) prepare() (Result, bool) {
 
 // plan plans the commands of a prepared cluster.
 func (p *planner) plan() Result {
-	master := p.members[p.master].ref()
+	m := p.members[p.master]
+	master := m.ref()
 	fields := p.contactFields()
+	// into is the master contact the others convert or merge into.
+	into := Target{ID: master.ID}
+	switch {
+	case m.st != nil:
+		into = m.st.Master
+	case !m.contact:
+		into = Target{FromLead: master.ID}
+	}
+	var acctState Target
+	if m.st != nil {
+		acctState = m.st.Account
+	}
 	if p.leads == 0 {
-		p.cmds = make([]Command, 0, p.mergeCount())
-		p.planMerges(Target{ID: master.ID}, fields)
-		return p.finish(master, "")
+		p.cmds = make([]Command, 0, p.mergeCount()+len(p.heldOut))
+		merged := p.planMerges(into, fields)
+		p.planHeldReviews()
+		if len(merged) > 0 || p.kept > 0 {
+			p.nextState(into, acctState, nil, merged, p.sentFields(fields, len(merged) > 0))
+		}
+		return p.finish(master, p.nothing())
 	}
 	acct, account, ok := p.account()
 	if !ok {
@@ -120,14 +147,40 @@ func (p *planner) plan() Result {
 		p.add(KindConversionFailed, p.c.ID, &ConversionFailed{Reason: ReasonBlankAccount, Master: master, Records: p.refsByID()})
 		return p.finish(master, ReasonBlankAccount)
 	}
-	p.cmds = make([]Command, 0, p.leads+p.mergeCount())
-	p.planConverts(acct, account, fields)
-	contact := Target{ID: master.ID}
-	if master.Object == record.Lead {
-		contact = Target{FromLead: master.ID}
+	p.cmds = make([]Command, 0, p.leads+p.mergeCount()+len(p.heldOut))
+	converted := p.planConverts(into, acct, account, fields)
+	merged := p.planMerges(into, fields)
+	p.planHeldReviews()
+	switch {
+	case acct.Create:
+		acctState = Target{FromLead: converted[0]}
+	case acct.ID != "":
+		acctState = Target{ID: acct.ID}
+	case acct.FromLead != "":
+		acctState = Target{FromLead: acct.FromLead}
 	}
-	p.planMerges(contact, fields)
+	p.nextState(into, acctState, converted, merged, fields)
 	return p.finish(master, "")
+}
+
+// sentFields are the master's values after a plan: fields when a command
+// carried them, else the values sent before.
+func (p *planner) sentFields(fields record.Fields, sent bool) record.Fields {
+	if sent {
+		return fields
+	}
+	if m := p.members[p.master]; m.st != nil {
+		return m.st.Fields
+	}
+	return nil
+}
+
+// nothing is the reason of a composed plan without commands.
+func (p *planner) nothing() string {
+	if len(p.cmds) == 0 {
+		return NothingEmitted
+	}
+	return ""
 }
 
 // Prepared is a cluster planned up to the account lookup: the master and
@@ -156,7 +209,7 @@ func Prepare(cfg *Config, c Cluster) *Prepared {
 // as the function AccountValues does for the same records.
 func (pp *Prepared) AccountValues() []string {
 	p := &pp.p
-	if pp.done != nil || p.leads == 0 || p.contactAccount() != "" {
+	if pp.done != nil || p.leads == 0 || p.knownAccount() {
 		return nil
 	}
 	v := p.accountValue()
@@ -179,6 +232,9 @@ func (pp *Prepared) Plan(accounts map[string]string) Result {
 // gather keeps the cluster's leads and contacts in recency order; accounts
 // never join person clusters.
 func (p *planner) gather() bool {
+	if p.hist != nil {
+		return p.gatherFrom()
+	}
 	p.members = make([]member, 0, len(p.c.Records))
 	for i := range p.c.Records {
 		r := &p.c.Records[i]
@@ -192,6 +248,7 @@ func (p *planner) gather() bool {
 		}
 		p.members = append(p.members, member{rec: r, contact: r.Object == record.Contact})
 	}
+	p.total = len(p.members)
 	slices.SortFunc(p.members, byRecency)
 	return len(p.members) > 0
 }
@@ -199,6 +256,14 @@ func (p *planner) gather() bool {
 // gate says why a cluster plans nothing ("" when it plans).
 func (p *planner) gate() string {
 	cfg := &p.cc.cfg
+	if p.kept > 0 {
+		// Leadconv converted leads into this cluster's master before: later
+		// members join it whatever merge_contacts says.
+		if !cfg.AutoConvert {
+			return NothingAutoConvert
+		}
+		return ""
+	}
 	switch {
 	case p.leads == 0:
 		if !cfg.MergeContacts {
@@ -324,7 +389,7 @@ func (p *planner) refsByID() []record.Ref {
 func (p *planner) others(obj record.Object) []int {
 	idx := make([]int, 0, len(p.members))
 	for i, m := range p.members {
-		if i != p.master && m.rec.Object == obj {
+		if i != p.master && m.contact == (obj == record.Contact) {
 			idx = append(idx, i)
 		}
 	}
@@ -337,25 +402,58 @@ func (p *planner) mergeCount() int {
 	if p.members[p.master].contact {
 		n--
 	}
+	if n <= 0 {
+		return 0
+	}
 	per := p.cc.limits.MergeRecords - 1
 	return (n + per - 1) / per
 }
 
 // planMerges merges the non-master contacts into the master in batches the
-// CRM allows, each batch chained on the same master.
-func (p *planner) planMerges(master Target, fields record.Fields) {
-	ids := p.others(record.Contact)
+// CRM allows, each batch chained on the same master, and returns what it
+// merged. A carried-over master that lost a join is merged like any contact;
+// one still pending (the contact of a lead conversion) is named by its lead.
+func (p *planner) planMerges(master Target, fields record.Fields) []Target {
+	idx := p.others(record.Contact)
 	per := p.cc.limits.MergeRecords - 1
-	for b := 0; len(ids) > 0; b++ {
-		n := min(per, len(ids))
-		merged := make([]string, n)
-		for i, j := range ids[:n] {
-			merged[i] = p.members[j].rec.ID
+	var all []Target
+	for b := 0; len(idx) > 0; b++ {
+		n := min(per, len(idx))
+		d := &RecordsMerge{Object: record.Contact, Master: master, Batch: b, Fields: fields}
+		names := make([]string, 0, n)
+		for _, j := range idx[:n] {
+			m := p.members[j]
+			t := Target{ID: m.rec.ID}
+			if m.st != nil {
+				t = m.st.Master
+			}
+			if t.FromLead != "" {
+				d.MergedFromLeads = append(d.MergedFromLeads, t.FromLead)
+				names = append(names, t.FromLead)
+			} else {
+				d.MergedIDs = append(d.MergedIDs, t.ID)
+				names = append(names, t.ID)
+			}
+			all = append(all, t)
 		}
-		ids = ids[n:]
-		p.add(KindRecordsMerge, strings.Join(merged, ","), &RecordsMerge{
-			Object: record.Contact, Master: master, MergedIDs: merged, Batch: b, Fields: fields,
-		})
+		if d.MergedIDs == nil {
+			d.MergedIDs = []string{}
+		}
+		idx = idx[n:]
+		p.add(KindRecordsMerge, strings.Join(names, ","), d)
+	}
+	return all
+}
+
+// planHeldReviews asks a person to look at records a writer failed on,
+// once per record.
+func (p *planner) planHeldReviews() {
+	for _, h := range p.heldOut {
+		if h.Reviewed {
+			continue
+		}
+		p.add(KindReviewRequested, h.Ref.ID, &ReviewRequested{Reason: ReasonWriterFailed, Records: []record.Ref{h.Ref}, WriterReason: h.Reason})
+		p.reviewed = append(p.reviewed, h.Ref)
 	}
 }
 

@@ -20,7 +20,7 @@ func TestCommandIDs(t *testing.T) {
 		)
 	}
 	ids := func(c Cluster) []string {
-		res := Plan(cfgWith(func(c *Config) { c.CRM = "hubspot" }), c)
+		res := Plan(cfgWith(func(c *Config) { c.CRM, c.PreferExistingContact = "hubspot", false }), c)
 		out := make([]string, len(res.Commands))
 		for i, cmd := range res.Commands {
 			out[i] = cmd.ID

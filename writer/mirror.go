@@ -545,6 +545,18 @@ func (a *applier) recordsMerge(ctx context.Context, d *engine.RecordsMerge) erro
 		return fail(ReasonMissingMaster, d.Object, masterID)
 	}
 	merged := slices.Clone(d.MergedIDs)
+	for _, l := range d.MergedFromLeads {
+		// The master of a cluster joined into this one, created by
+		// converting lead l.
+		id, err := a.convertedInto(ctx, l, record.Contact)
+		if err != nil {
+			return err
+		}
+		if id == "" {
+			return fail(ReasonMissingRecord, record.Lead, l)
+		}
+		merged = append(merged, id)
+	}
 	slices.Sort(merged)
 	merged = slices.Compact(merged)
 	merged = slices.DeleteFunc(merged, func(id string) bool { return id == masterID })

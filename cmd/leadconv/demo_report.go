@@ -33,18 +33,10 @@ type demoReport struct {
 
 func newDemoReport(set *gen.Set, final map[string][]record.Ref, crm string) *demoReport {
 	rep := &demoReport{names: map[record.Ref]string{}, final: final, plans: map[string][]engine.Command{}, byType: map[string]int{}}
-	first, last, email := "FirstName", "LastName", "Email"
 	if m, ok := engine.Model(crm); ok {
 		rep.model = &m
-		first, last, email = m.Canonical[first], m.Canonical[last], m.Canonical[email]
 	}
-	personName := func(f record.Fields) string {
-		name := strings.TrimSpace(f.Str(first) + " " + f.Str(last))
-		if e := f.Str(email); e != "" {
-			name = strings.TrimSpace(name + " <" + e + ">")
-		}
-		return name
-	}
+	personName := personNamer(crm)
 	// Events first so that deleted records keep a name; final states win.
 	for _, ev := range set.Events() {
 		if n := personName(ev.Fields); n != "" {
@@ -57,6 +49,23 @@ func newDemoReport(set *gen.Set, final map[string][]record.Ref, crm string) *dem
 		}
 	}
 	return rep
+}
+
+// personNamer returns what names a person in the reports, "First Last
+// <email>", read under crm's field names (leadconv's canonical ones for a
+// CRM without a model).
+func personNamer(crm string) func(record.Fields) string {
+	first, last, email := "FirstName", "LastName", "Email"
+	if m, ok := engine.Model(crm); ok {
+		first, last, email = m.Canonical[first], m.Canonical[last], m.Canonical[email]
+	}
+	return func(f record.Fields) string {
+		name := strings.TrimSpace(f.Str(first) + " " + f.Str(last))
+		if e := f.Str(email); e != "" {
+			name = strings.TrimSpace(name + " <" + e + ">")
+		}
+		return name
+	}
 }
 
 func decodeCommand(r *kgo.Record) (engine.Command, error) {
@@ -208,6 +217,9 @@ func (rep *demoReport) describe(cmd engine.Command) string {
 		merged := make([]string, len(d.MergedIDs))
 		for i, id := range d.MergedIDs {
 			merged[i] = rep.who(record.Ref{Object: d.Object, ID: id})
+		}
+		for _, l := range d.MergedFromLeads {
+			merged = append(merged, "contact of "+l)
 		}
 		into := target(string(d.Object), d.Master)
 		if d.Master.ID != "" {

@@ -48,6 +48,7 @@ Examples:
 			fs.BoolVar(&o.UpdateAsUpsert, "updates-as-upserts", false, "send updates as upserts of the full state instead of patches")
 			fs.Float64Var(&o.Deletes, "deletes", 0, "share of records deleted later (0 to 1)")
 			fs.StringVar(&o.CRM, "crm", "", "write records with a CRM's field names and system timestamps: salesforce, zoho, hubspot or dynamics (default: leadconv's canonical names)")
+			fs.Float64Var(&o.Bursts, "bursts", 0, "share of duplicates that follow their entity's previous record at once (0 to 1)")
 			format := fs.String("format", "events", "output format: events or eval")
 			output := fs.String("output", "-", "output file; - is stdout")
 			return func(_ context.Context, e *env, args []string) error {
@@ -57,7 +58,7 @@ Examples:
 				if o.Records <= 0 {
 					return usagef("--records %d: must be positive", o.Records)
 				}
-				for name, v := range map[string]float64{"--dup-rate": o.DupRate, "--contacts": o.ContactShare, "--updates": o.Updates, "--deletes": o.Deletes} {
+				for name, v := range map[string]float64{"--dup-rate": o.DupRate, "--contacts": o.ContactShare, "--updates": o.Updates, "--deletes": o.Deletes, "--bursts": o.Bursts} {
 					if v < 0 || v > 1 {
 						return usagef("%s %g: must be between 0 and 1", name, v)
 					}

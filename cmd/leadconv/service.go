@@ -103,6 +103,9 @@ type handlerParts struct {
 	structured     bool
 	log            zerolog.Logger
 	reg            prometheus.Registerer
+	// planner is nil for the handler's default (plans compose, no settle
+	// window).
+	planner pipeline.Planner
 }
 
 func newHandler(p handlerParts) *pipeline.Handler {
@@ -113,6 +116,7 @@ func newHandler(p handlerParts) *pipeline.Handler {
 		Structured:     p.structured,
 		Logger:         p.log,
 		Metrics:        pipeline.NewMetrics(p.reg),
+		Planner:        p.planner,
 	}, newOwners(p), p.cfg)
 }
 

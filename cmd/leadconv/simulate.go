@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -16,7 +18,9 @@ import (
 
 	"github.com/leadconv/leadconv/consumer"
 	"github.com/leadconv/leadconv/engine"
+	"github.com/leadconv/leadconv/internal/pipeline"
 	"github.com/leadconv/leadconv/internal/redisconn"
+	"github.com/leadconv/leadconv/record"
 )
 
 func simulateCommand() *command {
@@ -41,7 +45,13 @@ command), unless --allow-rejected is given.
 JSON or a structured-mode CloudEvent): the output of "leadconv gen". Without
 --config the shipped defaults apply. Lines are applied in batches of
 --batch, as the service applies a fetched batch; a state is built from
-nothing on each run.
+nothing on each run. Plans compose as in the service: a cluster is planned
+once its tenant's settle window passed without a change, measured in event
+time (the records' modified_at), so the output does not depend on the
+machine; whatever is still pending at the end of the input is planned then.
+The summary counts what a writer would do: distinct leads converted,
+contacts merged away, reviews. --report writes each cluster's plans in
+words.
 
 Examples:
   leadconv gen --records 1000 --updates 0.1 --output events.jsonl
@@ -53,6 +63,7 @@ Examples:
 			output := fs.String("output", "-", "output file of the CloudEvents JSON lines; - is stdout")
 			batch := fs.Int("batch", 500, "events per batch")
 			changes := fs.Bool("changes", false, "also print a cluster.changed event per cluster change")
+			report := fs.String("report", "", "also write what each cluster's commands do, in words, to this file (- is stderr)")
 			maxBytes := fs.Int("max-record-bytes", 1<<20, "longest accepted line; longer ones are rejected as oversize")
 			allowRejected := fs.Bool("allow-rejected", false, "exit 0 even when lines were rejected")
 			var lo logOptions
@@ -101,12 +112,16 @@ Examples:
 				h := newHandler(handlerParts{
 					rdb: rdb, cfg: cfg, namespace: "lc", commandsTopic: defaultCommandsTopic, changesTopic: changesTopic,
 					maxRecordBytes: *maxBytes, structured: true, log: log, reg: prometheus.NewRegistry(),
+					planner: &pipeline.LifecyclePlanner{Options: pipeline.Settled},
 				})
 				var sum simSummary
 				err = writeOutput(e.stdout, *output, func(w io.Writer) error {
 					return simulate(ctx, in, *batch, *maxBytes, h, w, &sum)
 				})
 				sum.print(e.stderr)
+				if err == nil && *report != "" {
+					err = writeOutput(e.stderr, *report, sum.report)
+				}
 				if err == nil && len(sum.rejected) > 0 && !*allowRejected {
 					return fmt.Errorf("%d line(s) rejected (--allow-rejected to accept that)", len(sum.rejected))
 				}
@@ -121,6 +136,11 @@ type simSummary struct {
 	lines, events, out int
 	byType             map[string]int
 	rejected           []simRejection
+	converted          map[string]bool // leads
+	merged             int             // contacts merged away
+	reviews            int
+	names              map[record.Ref]string
+	clusters           map[string][]engine.Command // every command, by cluster, in order
 }
 
 // simRejection is a rejected line: its number, code and reason.
@@ -129,11 +149,32 @@ type simRejection struct {
 	code, reason string
 }
 
+// flushHandler is a handler holding plans back until the end of the input.
+type flushHandler interface {
+	consumer.Handler
+	Flush(ctx context.Context) ([]*kgo.Record, error)
+}
+
 // simulate feeds the lines of in to h in batches as records of one
 // partition, the line number as offset, and writes the values of the
-// produced records as lines to w.
-func simulate(ctx context.Context, in io.Reader, batch, maxBytes int, h consumer.Handler, w io.Writer, sum *simSummary) error {
-	sum.byType = map[string]int{}
+// produced records as lines to w; at the end it flushes the plans h still
+// holds back.
+func simulate(ctx context.Context, in io.Reader, batch, maxBytes int, h flushHandler, w io.Writer, sum *simSummary) error {
+	sum.byType, sum.converted = map[string]int{}, map[string]bool{}
+	sum.names, sum.clusters = map[record.Ref]string{}, map[string][]engine.Command{}
+	emit := func(out []*kgo.Record) error {
+		for _, r := range out {
+			if t := ceType(r); t != "" {
+				sum.byType[t]++
+			}
+			sum.out++
+			sum.count(r)
+			if _, err := w.Write(append(bytes.TrimSpace(r.Value), '\n')); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	sc := bufio.NewScanner(in)
 	// One byte over the limit still scans, so the handler rejects the line
 	// as oversize instead of the scanner stopping the run.
@@ -151,14 +192,11 @@ func simulate(ctx context.Context, in io.Reader, batch, maxBytes int, h consumer
 		for _, p := range res.Poison {
 			sum.rejected = append(sum.rejected, simRejection{int(p.Record.Offset) + 1, p.Code, p.Reason})
 		}
-		for _, r := range res.Out {
-			if t := ceType(r); t != "" {
-				sum.byType[t]++
-			}
-			sum.out++
-			if _, err := w.Write(append(bytes.TrimSpace(r.Value), '\n')); err != nil {
-				return err
-			}
+		for _, r := range recs {
+			sum.name(r.Value)
+		}
+		if err := emit(res.Out); err != nil {
+			return err
 		}
 		recs = recs[:0]
 		return nil
@@ -179,7 +217,61 @@ func simulate(ctx context.Context, in io.Reader, batch, maxBytes int, h consumer
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("read line %d: %w", sum.lines+1, err)
 	}
-	return flush()
+	if err := flush(); err != nil {
+		return err
+	}
+	out, err := h.Flush(ctx)
+	if err != nil {
+		return fmt.Errorf("end of input: %w", err)
+	}
+	return emit(out)
+}
+
+// name remembers the person name of an input record, for the report.
+func (s *simSummary) name(line []byte) {
+	var ev record.Event
+	if json.Unmarshal(line, &ev) != nil {
+		return
+	}
+	if n := personNamer("")(ev.Fields); n != "" {
+		s.names[ev.Ref()] = n
+	}
+}
+
+// count tallies what a writer would do with a produced command.
+func (s *simSummary) count(r *kgo.Record) {
+	cmd, err := decodeCommand(r)
+	if err != nil {
+		return // a cluster.changed event
+	}
+	s.clusters[cmd.ClusterID] = append(s.clusters[cmd.ClusterID], cmd)
+	switch d := cmd.Data.(type) {
+	case *engine.LeadConvert:
+		s.converted[d.LeadID] = true
+	case *engine.RecordsMerge:
+		s.merged += len(d.MergedIDs) + len(d.MergedFromLeads)
+	case *engine.ReviewRequested:
+		s.reviews++
+	}
+}
+
+// report writes every cluster's commands in words, the demo's format,
+// clusters by id.
+func (s *simSummary) report(w io.Writer) error {
+	rep := &demoReport{names: s.names}
+	for _, id := range slices.Sorted(maps.Keys(s.clusters)) {
+		cmds := s.clusters[id]
+		last := cmds[len(cmds)-1].ClusterVersion
+		if _, err := fmt.Fprintf(w, "cluster %s (version %d, %s)\n", id, last, plural(len(cmds), "command")); err != nil {
+			return err
+		}
+		for _, cmd := range cmds {
+			if _, err := fmt.Fprintf(w, "  v%d %s\n", cmd.ClusterVersion, rep.describe(cmd)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // ceType is the CloudEvents type of a produced record: the ce_type header
@@ -210,6 +302,8 @@ func (s *simSummary) print(w io.Writer) {
 		fmt.Fprintf(w, " (commands: %s)", strings.Join(types, ", "))
 	}
 	fmt.Fprintln(w)
+	fmt.Fprintf(w, "  a writer would convert %s, merge away %s and file %s\n",
+		plural(len(s.converted), "distinct lead"), plural(s.merged, "contact"), plural(s.reviews, "review"))
 	const most = 100
 	sort.SliceStable(s.rejected, func(i, j int) bool { return s.rejected[i].line < s.rejected[j].line })
 	for _, r := range s.rejected[:min(len(s.rejected), most)] {

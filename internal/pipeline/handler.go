@@ -13,14 +13,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/leadconv/leadconv/consumer"
-	"github.com/leadconv/leadconv/engine"
 	"github.com/leadconv/leadconv/events"
 	"github.com/leadconv/leadconv/ingest"
 	"github.com/leadconv/leadconv/internal/config"
@@ -74,22 +72,27 @@ type HandlerConfig struct {
 	// Formats decode the topics that carry a CRM's own format, by topic;
 	// other topics carry record events.
 	Formats map[string]Format
+	// Planner plans the changed clusters (default EachChange).
+	Planner Planner
 	Logger  zerolog.Logger
 	Metrics *Metrics
 }
 
-// Handler processes batches of input records: it routes the input topic's
+// Handler processes batches of input records: it routes the input topics'
 // and, for each partition of the by-tenant topic, runs that partition's
 // owner. It is safe for concurrent use by the consumer's partition workers,
-// one per partition.
+// one per partition; its Planner keeps what was emitted per cluster between
+// batches.
 type Handler struct {
 	cfg      HandlerConfig
 	owners   Owners
 	tenants  Tenants
 	mu       sync.Mutex
 	active   map[partitionKey]Owner
+	byTenant map[string]Owner // the owner that last applied a tenant: Flush's accounts
 	commands events.Encoder
 	changes  events.Encoder
+	planner  Planner
 	metrics  *Metrics
 	log      zerolog.Logger
 }
@@ -123,8 +126,12 @@ func NewHandler(cfg HandlerConfig, owners Owners, tenants Tenants) *Handler {
 	if cfg.Decode == nil {
 		cfg.Decode = DecodeEvent
 	}
+	if cfg.Planner == nil {
+		cfg.Planner = EachChange{}
+	}
 	return &Handler{
-		cfg: cfg, owners: owners, tenants: tenants, metrics: cfg.Metrics, log: cfg.Logger, active: map[partitionKey]Owner{},
+		cfg: cfg, owners: owners, tenants: tenants, planner: cfg.Planner, metrics: cfg.Metrics, log: cfg.Logger,
+		active: map[partitionKey]Owner{}, byTenant: map[string]Owner{},
 		commands: events.Encoder{Topic: cfg.CommandsTopic, Structured: cfg.Structured},
 		changes:  events.Encoder{Topic: cfg.ChangesTopic, Structured: cfg.Structured},
 	}
@@ -157,6 +164,11 @@ func (h *Handler) Release(topic string, partition int32) {
 	k := partitionKey{topic, partition}
 	o := h.active[k]
 	delete(h.active, k)
+	for t, to := range h.byTenant {
+		if to == o {
+			delete(h.byTenant, t)
+		}
+	}
 	h.mu.Unlock()
 	if o != nil {
 		o.Close()
@@ -180,6 +192,13 @@ func (h *Handler) Handle(ctx context.Context, topic string, partition int32, rec
 	changes, ins, refused, err := h.apply(ctx, own, ins)
 	if err != nil {
 		return consumer.Result{}, err
+	}
+	if _, ok := h.planner.(Flusher); ok {
+		h.mu.Lock()
+		for _, in := range ins {
+			h.byTenant[in.ev.Tenant] = own
+		}
+		h.mu.Unlock()
 	}
 	for i, r := range refused {
 		// A message of several events is dead-lettered once.
@@ -336,120 +355,95 @@ func (h *Handler) apply(ctx context.Context, own Owner, ins []input) ([]matcher.
 	return changes, kept, refused, nil
 }
 
-// plan plans every changed cluster that still exists, in the order of the
-// events that changed them, and encodes the commands (and, when enabled,
-// one cluster.changed event per change). Preparing and planning run in
-// parallel chunks: they are pure, and the order of the output is kept.
+// plan encodes, when enabled, one cluster.changed event per change, and
+// the commands of the plans the planner says are due.
 func (h *Handler) plan(ctx context.Context, own Owner, ins []input, changes []matcher.Change) (out []*kgo.Record, types []string, err error) {
 	if len(changes) == 0 {
 		return nil, nil, nil
 	}
 	tenants := map[string]*config.Tenant{}
-	for _, c := range changes {
-		if tenants[c.Tenant] == nil {
-			t, err := h.tenants.Tenant(c.Tenant)
-			if err != nil {
+	changed := make([]Changed, len(changes))
+	for i, c := range changes {
+		t := tenants[c.Tenant]
+		if t == nil {
+			var err error
+			if t, err = h.tenants.Tenant(c.Tenant); err != nil {
 				return nil, nil, fmt.Errorf("pipeline: tenant %s: %w", c.Tenant, err)
 			}
 			tenants[c.Tenant] = t
 		}
-	}
-	// Each cluster is prepared once for its account lookup and its plan.
-	preps := make([]*engine.Prepared, len(changes))
-	want := make([][]string, len(changes))
-	parallel.Chunks(len(changes), 16, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			if c := &changes[i]; !c.Removed {
-				preps[i] = engine.Prepare(tenants[c.Tenant].Engine, engine.Cluster{Tenant: c.Tenant, ID: c.ClusterID, Version: c.Version, Records: c.Members})
-				want[i] = preps[i].AccountValues()
+		in := ins[c.Index]
+		at := in.ev.ModifiedAt
+		if at.IsZero() {
+			at = in.rec.Timestamp
+		}
+		changed[i] = Changed{Change: c, Tenant: t, At: at}
+		if h.cfg.ChangesTopic != "" {
+			origin := &events.Origin{Topic: in.rec.Topic, Partition: in.rec.Partition, Offset: in.rec.Offset}
+			r, err := h.changes.ClusterChanged(events.NewClusterChanged(c, origin), at)
+			if err != nil {
+				return nil, nil, err
 			}
+			out = append(out, r)
+		}
+	}
+	plans, err := h.planner.Plan(ctx, changed, own.ResolveAccounts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return h.encode(out, types, plans)
+}
+
+// encode encodes the plans' commands, in parallel chunks (encoding is pure),
+// keeping their order.
+func (h *Handler) encode(out []*kgo.Record, types []string, plans []Planned) ([]*kgo.Record, []string, error) {
+	outs := make([][]*kgo.Record, len(plans))
+	errs := make([]error, len(plans))
+	parallel.Chunks(len(plans), 16, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			outs[i], errs[i] = h.commands.Commands(nil, plans[i].Commands, plans[i].At)
 		}
 	})
-	values := map[string][]string{}
-	for i, c := range changes {
-		for _, v := range want[i] {
-			// The matcher read most with the change itself.
-			if _, ok := c.Accounts[v]; !ok {
-				values[c.Tenant] = append(values[c.Tenant], v)
-			}
-		}
-	}
-	// One account lookup per tenant and batch for the rest.
-	accounts := map[string]map[string]string{}
-	for tenant, vs := range values {
-		slices.Sort(vs)
-		got, err := own.ResolveAccounts(ctx, tenant, slices.Compact(vs))
-		if err != nil {
-			return nil, nil, fmt.Errorf("pipeline: resolve accounts of %s: %w", tenant, err)
-		}
-		accounts[tenant] = got
-	}
-	// Each change's records and command types, joined in order afterwards.
-	outs := make([][]*kgo.Record, len(changes))
-	kinds := make([][]string, len(changes))
-	errs := make([]error, len(changes))
-	parallel.Chunks(len(changes), 16, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			var acc map[string]string
-			if c := &changes[i]; len(want[i]) > 0 {
-				acc = make(map[string]string, len(want[i]))
-				for _, v := range want[i] {
-					id, ok := c.Accounts[v]
-					if !ok {
-						id = accounts[c.Tenant][v]
-					}
-					if id != "" {
-						acc[v] = id
-					}
-				}
-			}
-			outs[i], kinds[i], errs[i] = h.encodeChange(ins, &changes[i], preps[i], acc)
-		}
-	})
-	for i := range changes {
+	for i, p := range plans {
 		if errs[i] != nil {
 			return nil, nil, errs[i]
 		}
 		out = append(out, outs[i]...)
-		types = append(types, kinds[i]...)
-	}
-	return out, types, nil
-}
-
-// encodeChange encodes one change: its cluster.changed event when enabled,
-// and the commands planChange plans for it.
-func (h *Handler) encodeChange(ins []input, c *matcher.Change, prep *engine.Prepared, acc map[string]string) (out []*kgo.Record, types []string, err error) {
-	in := ins[c.Index]
-	at := in.ev.ModifiedAt
-	if at.IsZero() {
-		at = in.rec.Timestamp
-	}
-	if h.cfg.ChangesTopic != "" {
-		origin := &events.Origin{Topic: in.rec.Topic, Partition: in.rec.Partition, Offset: in.rec.Offset}
-		r, err := h.changes.ClusterChanged(events.NewClusterChanged(*c, origin), at)
-		if err != nil {
-			return nil, nil, err
+		for _, cmd := range p.Commands {
+			types = append(types, cmd.Type())
 		}
-		out = append(out, r)
-	}
-	if c.Removed {
-		return out, nil, nil
-	}
-	cmds := h.planChange(prep, acc)
-	if out, err = h.commands.Commands(out, cmds, at); err != nil {
-		return nil, nil, err
-	}
-	for _, cmd := range cmds {
-		types = append(types, cmd.Type())
 	}
 	return out, types, nil
 }
 
-// planChange plans one changed cluster from its prepared form and resolved
-// accounts. It is the one seam where "plan every changed cluster" is
-// decided: a lifecycle that plans relative to what was already emitted
-// replaces this call, per changed cluster, and keeps its per-tenant state
-// in the owner.
-func (h *Handler) planChange(prep *engine.Prepared, acc map[string]string) []engine.Command {
-	return prep.Plan(acc).Commands
+// resolveAccounts resolves a tenant's account values through the owner
+// that last applied the tenant.
+func (h *Handler) resolveAccounts(ctx context.Context, tenant string, values []string) (map[string]string, error) {
+	h.mu.Lock()
+	own := h.byTenant[tenant]
+	h.mu.Unlock()
+	if own == nil {
+		return nil, fmt.Errorf("pipeline: no owner of tenant %s", tenant)
+	}
+	return own.ResolveAccounts(ctx, tenant, values)
+}
+
+// Flush returns the commands of every plan the planner still holds back
+// (a settle window), at the end of the input (simulate, replay).
+func (h *Handler) Flush(ctx context.Context) ([]*kgo.Record, error) {
+	f, ok := h.planner.(Flusher)
+	if !ok {
+		return nil, nil
+	}
+	plans, err := f.Flush(ctx, h.resolveAccounts)
+	if err != nil {
+		return nil, err
+	}
+	out, types, err := h.encode(nil, nil, plans)
+	if m := h.metrics; m != nil && err == nil {
+		for _, t := range types {
+			m.CommandsOut.WithLabelValues(t).Inc()
+		}
+	}
+	return out, err
 }

@@ -52,6 +52,10 @@ type Options struct {
 	UpdateAsUpsert bool
 	// Deletes is the share of records deleted at a later point. Default 0.
 	Deletes float64
+	// Bursts is the share of duplicates that duplicate the entity created
+	// just before them, one second apart (a form submitted twice, a list
+	// imported in one go) instead of an earlier one. Default 0.
+	Bursts float64
 	// Start is the created_at of the first record (default 2026-01-05
 	// 09:00 UTC); each event is one second after the previous.
 	Start time.Time
@@ -202,6 +206,9 @@ func (g *generator) run() *Set {
 			// The tail wraps around rather than piling onto the first
 			// entity, which would otherwise collect 2% of all duplicates.
 			back := int(g.r.ExpFloat64()*float64(len(g.people))/4) % len(g.people)
+			if o.Bursts > 0 && g.r.Float64() < o.Bursts {
+				back = 0 // right after the previous record: a burst
+			}
 			p = g.people[len(g.people)-1-back]
 		} else {
 			p = g.person()

@@ -1,0 +1,446 @@
+// Package lifecycle decides when a tenant's changed clusters are planned
+// and remembers what was emitted for them, so that plans compose: a cluster
+// is planned once it has not changed for the settle window (or has kept
+// changing for max_settle), only its latest state, relative to the
+// engine.State of what earlier plans emitted. Writer results and the CRM's
+// echoes of leadconv's own changes reconcile that state.
+//
+// It is pure: no I/O, no clock (times are passed in), no goroutines. One
+// Lifecycle holds one tenant and has one owner; it is not safe for
+// concurrent use. Its state is plain data (Snapshot, Restore) in a
+// deterministic order, so an owner can keep it durable.
+package lifecycle
+
+import (
+	"cmp"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/leadconv/leadconv/engine"
+	"github.com/leadconv/leadconv/record"
+)
+
+// Options configure one tenant's lifecycle.
+type Options struct {
+	// Settle is how long a cluster must stay unchanged before it is
+	// planned; 0 plans every batch's latest state at once.
+	Settle time.Duration
+	// MaxSettle bounds the wait of a cluster that never stops changing,
+	// from its first unplanned change; 0 means no bound.
+	MaxSettle time.Duration
+	// AwaitResults holds a cluster's next plan while commands of its last
+	// one have no writer result yet (the live loop with writer feedback).
+	// Without it an emitted command counts as applied (simulate, replay).
+	AwaitResults bool
+}
+
+// Change is one change of a cluster, as the matcher reports it.
+type Change struct {
+	Cluster engine.Cluster
+	// At is the change's time: event time (the triggering record's
+	// modification) or the owner's clock.
+	At time.Time
+	// Removed: the cluster no longer exists; MergedInto names the cluster
+	// it was joined into. (A cluster split off another needs no mark: the
+	// states claiming its records are found by record.)
+	Removed    bool
+	MergedInto string
+}
+
+// Entry is one cluster's lifecycle state.
+type Entry struct {
+	ClusterID string `json:"cluster_id"`
+	// State is what was emitted for the cluster.
+	State engine.State `json:"state"`
+	// Seen is the cluster's latest known state; Pending is set while it is
+	// unplanned.
+	Seen    engine.Cluster `json:"seen"`
+	Pending *Timer         `json:"pending,omitempty"`
+	// PlannedVersion is the cluster version of the last plan and Base the
+	// History it was planned from: a replay of that version (a redelivered
+	// batch) plans it again from Base, to the same commands and ids.
+	PlannedVersion int64           `json:"planned_version,omitempty"`
+	Base           *engine.History `json:"base,omitempty"`
+	// MergedInto: the cluster was joined into that one, whose next plan
+	// takes this state over.
+	MergedInto string `json:"merged_into,omitempty"`
+	// Outstanding are emitted commands without a writer result yet
+	// (AwaitResults), in emission order.
+	Outstanding []engine.Command `json:"outstanding,omitempty"`
+}
+
+// Timer is a cluster's settle timer.
+type Timer struct {
+	// First is the first unplanned change, Last the latest (the time the
+	// plan's commands carry).
+	First time.Time `json:"first"`
+	Last  time.Time `json:"last"`
+}
+
+// Ready is a cluster due for planning: plan it with engine.PrepareFrom
+// under History, then report the outcome with Planned.
+type Ready struct {
+	Cluster engine.Cluster
+	History engine.History
+	// At is the time of the cluster's latest change.
+	At time.Time
+}
+
+// Stats counts what the lifecycle saw.
+type Stats struct {
+	// Failed counts failed writer results by reason.
+	Failed map[string]int
+	// Reconciled counts pending targets replaced by the ids a writer
+	// reported (results and echoes).
+	Reconciled int
+}
+
+// Lifecycle is one tenant's clusters between plans.
+type Lifecycle struct {
+	opts    Options
+	entries map[string]*Entry
+	// claims maps a record to the cluster whose state speaks for it.
+	claims map[record.Ref]string
+	// sent maps an outstanding command id to its cluster.
+	sent map[string]string
+	// joined maps a cluster to the clusters joined into it (their
+	// MergedInto) until its next plan takes them over.
+	joined map[string][]string
+	stats  Stats
+}
+
+// New returns an empty lifecycle.
+func New(opts Options) *Lifecycle {
+	return &Lifecycle{opts: opts, entries: map[string]*Entry{}, claims: map[record.Ref]string{},
+		sent: map[string]string{}, joined: map[string][]string{}, stats: Stats{Failed: map[string]int{}}}
+}
+
+// Stats returns the counters; the map is a copy.
+func (l *Lifecycle) Stats() Stats {
+	s := l.stats
+	s.Failed = maps.Clone(s.Failed)
+	return s
+}
+
+func (l *Lifecycle) entry(id string) *Entry {
+	e := l.entries[id]
+	if e == nil {
+		e = &Entry{ClusterID: id}
+		l.entries[id] = e
+	}
+	return e
+}
+
+// Change records a change. An older version than one already seen is
+// ignored (partitions planned out of order); the same version again is a
+// replay and plans like the first time.
+func (l *Lifecycle) Change(c Change) {
+	e := l.entry(c.Cluster.ID)
+	if c.Cluster.Version < e.Seen.Version {
+		return
+	}
+	l.setMergedInto(e, "")
+	if c.Removed {
+		e.Pending = nil
+		e.Seen.Version = c.Cluster.Version
+		e.Seen.Records = nil
+		if e.State.IsZero() && len(e.Outstanding) == 0 {
+			delete(l.entries, e.ClusterID)
+			return
+		}
+		l.setMergedInto(e, c.MergedInto)
+		return
+	}
+	e.Seen = c.Cluster
+	if e.Pending == nil {
+		e.Pending = &Timer{First: c.At}
+	}
+	e.Pending.Last = c.At
+}
+
+// setMergedInto records that e was joined into target ("": into none).
+func (l *Lifecycle) setMergedInto(e *Entry, target string) {
+	if old := e.MergedInto; old != "" {
+		l.joined[old] = slices.DeleteFunc(l.joined[old], func(id string) bool { return id == e.ClusterID })
+		if len(l.joined[old]) == 0 {
+			delete(l.joined, old)
+		}
+	}
+	e.MergedInto = target
+	if target != "" {
+		l.joined[target] = append(l.joined[target], e.ClusterID)
+	}
+}
+
+// due reports whether e's plan is due at now.
+func (l *Lifecycle) due(e *Entry, now time.Time) bool {
+	if e.Pending == nil || l.opts.AwaitResults && len(e.Outstanding) > 0 {
+		return false
+	}
+	if !now.Before(e.Pending.Last.Add(l.opts.Settle)) {
+		return true
+	}
+	return l.opts.MaxSettle > 0 && !now.Before(e.Pending.First.Add(l.opts.MaxSettle))
+}
+
+// Due returns the clusters due at now, ordered by their latest change and
+// then id: the order their plans are emitted in.
+func (l *Lifecycle) Due(now time.Time) []Ready {
+	return l.ready(func(e *Entry) bool { return l.due(e, now) })
+}
+
+// Flush returns every cluster with an unplanned change, as at the end of
+// the input (simulate, replay), results awaited or not.
+func (l *Lifecycle) Flush() []Ready {
+	return l.ready(func(e *Entry) bool { return e.Pending != nil })
+}
+
+// NextDue returns when the next pending cluster falls due, false when none
+// is pending: an owner sets its timer to it.
+func (l *Lifecycle) NextDue() (time.Time, bool) {
+	var next time.Time
+	found := false
+	for _, e := range l.entries {
+		if e.Pending == nil || l.opts.AwaitResults && len(e.Outstanding) > 0 {
+			continue
+		}
+		t := e.Pending.Last.Add(l.opts.Settle)
+		if m := e.Pending.First.Add(l.opts.MaxSettle); l.opts.MaxSettle > 0 && m.Before(t) {
+			t = m
+		}
+		if !found || t.Before(next) {
+			next, found = t, true
+		}
+	}
+	return next, found
+}
+
+func (l *Lifecycle) ready(pick func(*Entry) bool) []Ready {
+	var es []*Entry
+	for _, e := range l.entries {
+		if pick(e) {
+			es = append(es, e)
+		}
+	}
+	slices.SortFunc(es, func(a, b *Entry) int {
+		return cmp.Or(a.Pending.Last.Compare(b.Pending.Last), strings.Compare(a.ClusterID, b.ClusterID))
+	})
+	out := make([]Ready, len(es))
+	for i, e := range es {
+		out[i] = Ready{Cluster: e.Seen, History: l.history(e), At: e.Pending.Last}
+	}
+	return out
+}
+
+// history gathers what was emitted for e's records: its own state and
+// those of clusters joined into it carry their masters; states of other
+// clusters claiming its records (it split off them) carry their marks.
+func (l *Lifecycle) history(e *Entry) engine.History {
+	if e.Base != nil && e.Seen.Version == e.PlannedVersion {
+		return *e.Base
+	}
+	var h engine.History
+	own := l.absorbed(e.ClusterID)
+	for _, id := range own {
+		if s := l.entries[id].State; !s.IsZero() {
+			h.Own = append(h.Own, s)
+		}
+	}
+	var split []string
+	for i := range e.Seen.Records {
+		id, ok := l.claims[e.Seen.Records[i].Ref()]
+		if ok && !slices.Contains(own, id) && !slices.Contains(split, id) && l.entries[id] != nil {
+			split = append(split, id)
+		}
+	}
+	slices.Sort(split)
+	for _, id := range split {
+		h.Split = append(h.Split, l.entries[id].State)
+	}
+	return h
+}
+
+// absorbed returns id and the clusters joined into it, directly or through
+// others, sorted.
+func (l *Lifecycle) absorbed(id string) []string {
+	out := []string{id}
+	for k := 0; k < len(out); k++ {
+		for _, j := range l.joined[out[k]] {
+			if !slices.Contains(out, j) {
+				out = append(out, j)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Planned records the plan of r: its commands were emitted and st is the
+// cluster's state after it (engine.Prepared.State). When changed is false
+// the plan emitted nothing irreversible and the states stay as they were.
+func (l *Lifecycle) Planned(r Ready, cmds []engine.Command, st engine.State, changed bool) {
+	e := l.entry(r.Cluster.ID)
+	e.Pending = nil
+	if e.Seen.Version != r.Cluster.Version || e.Base == nil || e.PlannedVersion != r.Cluster.Version {
+		base := r.History
+		e.Base, e.PlannedVersion = &base, r.Cluster.Version
+	}
+	if !changed {
+		return
+	}
+	for _, id := range l.absorbed(e.ClusterID) {
+		if id != e.ClusterID {
+			// Its state lives on in st; its outstanding commands move here.
+			o := l.entries[id]
+			e.Outstanding = append(e.Outstanding, o.Outstanding...)
+			l.setMergedInto(o, "")
+			delete(l.entries, id)
+		}
+	}
+	e.State = st
+	for _, ref := range st.Claims() {
+		l.claims[ref] = e.ClusterID
+	}
+	if l.opts.AwaitResults {
+		for _, c := range cmds {
+			if c.Kind == engine.KindLeadConvert || c.Kind == engine.KindRecordsMerge {
+				c.Explain = nil
+				e.Outstanding = append(e.Outstanding, c)
+			}
+		}
+	}
+	for _, c := range e.Outstanding {
+		l.sent[c.ID] = e.ClusterID
+	}
+}
+
+// Result is a writer's command.result, as far as the lifecycle needs it.
+type Result struct {
+	CommandID string
+	// Outcome is applied, skipped_duplicate, stale or failed.
+	Outcome string
+	Reason  string
+	// Records are the records the command created, changed or deleted.
+	Records []record.Ref
+}
+
+// Writer outcomes (command.result).
+const (
+	OutcomeApplied          = "applied"
+	OutcomeSkippedDuplicate = "skipped_duplicate"
+	OutcomeStale            = "stale"
+	OutcomeFailed           = "failed"
+)
+
+// Result reconciles a writer result with the pending state. An applied
+// conversion that created the master names the contact and account it
+// created; a failed (or stale) one is released: the cluster is planned
+// again (after the settle window from at), the failed records handed to a
+// person with the writer's reason (engine.ReasonWriterFailed). It reports
+// whether the result belonged to a command this lifecycle awaits.
+func (l *Lifecycle) Result(r Result, at time.Time) bool {
+	id, ok := l.sent[r.CommandID]
+	e := l.entries[id]
+	if !ok || e == nil {
+		return false
+	}
+	delete(l.sent, r.CommandID)
+	k := slices.IndexFunc(e.Outstanding, func(c engine.Command) bool { return c.ID == r.CommandID })
+	if k < 0 {
+		return false
+	}
+	cmd := e.Outstanding[k]
+	e.Outstanding = slices.Delete(e.Outstanding, k, k+1)
+	switch r.Outcome {
+	case OutcomeApplied, OutcomeSkippedDuplicate:
+		if d, ok := cmd.Data.(*engine.LeadConvert); ok {
+			if e.State.Reconcile(d.LeadID, firstOf(r.Records, record.Contact), firstOf(r.Records, record.Account)) {
+				l.stats.Reconciled++
+				l.reclaim(e)
+			}
+		}
+	default:
+		reason := r.Reason
+		if r.Outcome == OutcomeStale {
+			reason = OutcomeStale
+		}
+		l.stats.Failed[reason]++
+		modified := make(map[record.Ref]time.Time, len(e.Seen.Records))
+		for _, rec := range e.Seen.Records {
+			modified[rec.Ref()] = rec.ModifiedAt
+		}
+		e.State.Release(&cmd, reason, modified)
+		// Planned anew from the state as it now stands.
+		e.Base = nil
+		if e.Seen.Records != nil && e.Pending == nil {
+			e.Pending = &Timer{First: at, Last: at}
+		}
+		l.reclaim(e)
+	}
+	return true
+}
+
+// Echo reconciles the CRM's change event of a lead leadconv converted
+// (IsConverted, with the contact and account it went into): a pending
+// master or account named by that lead is replaced by its id. An echo
+// never starts a plan by itself. It reports whether the lead was one this
+// lifecycle converted.
+func (l *Lifecycle) Echo(lead, contactID, accountID string) bool {
+	id, ok := l.claims[record.Ref{Object: record.Lead, ID: lead}]
+	e := l.entries[id]
+	if !ok || e == nil || !slices.Contains(e.State.Converted, lead) {
+		return false
+	}
+	if e.State.Reconcile(lead, contactID, accountID) {
+		l.stats.Reconciled++
+		l.reclaim(e)
+	}
+	return true
+}
+
+func (l *Lifecycle) reclaim(e *Entry) {
+	for _, ref := range e.State.Claims() {
+		l.claims[ref] = e.ClusterID
+	}
+}
+
+func firstOf(refs []record.Ref, obj record.Object) string {
+	for _, r := range refs {
+		if r.Object == obj {
+			return r.ID
+		}
+	}
+	return ""
+}
+
+// Snapshot returns every entry, sorted by cluster id: the lifecycle's whole
+// state as plain data.
+func (l *Lifecycle) Snapshot() []Entry {
+	out := make([]Entry, 0, len(l.entries))
+	for _, id := range slices.Sorted(maps.Keys(l.entries)) {
+		out = append(out, *l.entries[id])
+	}
+	return out
+}
+
+// Restore returns a lifecycle holding a Snapshot's entries.
+func Restore(opts Options, entries []Entry) *Lifecycle {
+	l := New(opts)
+	for i := range entries {
+		e := entries[i]
+		l.entries[e.ClusterID] = &e
+	}
+	for _, id := range slices.Sorted(maps.Keys(l.entries)) {
+		e := l.entries[id]
+		if e.MergedInto != "" {
+			l.joined[e.MergedInto] = append(l.joined[e.MergedInto], id)
+		}
+		l.reclaim(e)
+		for _, c := range e.Outstanding {
+			l.sent[c.ID] = id
+		}
+	}
+	return l
+}
