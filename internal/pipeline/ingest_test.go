@@ -193,3 +193,51 @@ func TestInputTopicLoops(t *testing.T) {
 		t.Errorf("inputs with the input keyed by tenant: error %v", err)
 	}
 }
+
+// The router re-encodes an event of a CRM's format as a record event on the
+// by-tenant topic, keyed by tenant; the echo of leadconv's own writer, which
+// the record event's JSON does not carry, travels in a header, and the
+// owner applies the routed records.
+func TestRoutedEchoKeepsItsMark(t *testing.T) {
+	cfg, err := pipeline.GeneratedConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sf, err := ingest.New(ingest.Config{Topic: sfTopic, Format: ingest.SalesforceCDC, Tenant: "acme"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := redistest.New(t)
+	owners := func() pipeline.Owner {
+		return matcher.NewStore(srv.Client(), matcher.StoreOptions{Namespace: redistest.Namespace(t), Rules: cfg.Rules})
+	}
+	h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, ByTenantTopic: byTenantTopic,
+		Formats: map[string]pipeline.Format{sfTopic: sf}}, owners, cfg)
+	t0 := time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)
+	own := sfEvent("CREATE", "00QA", t0, sfLead("Ann", "Lee", "ann@lee.example", t0, t0))
+	own.Value = bytes.Replace(own.Value, []byte(`"commitTimestamp"`), []byte(`"changeOrigin": "com/salesforce/api/rest/60.0;client=leadconv", "commitTimestamp"`), 1)
+	other := sfEvent("CREATE", "00QB", t0, sfLead("Bob", "Ray", "bob@ray.example", t0, t0))
+	res, err := h.Handle(t.Context(), sfTopic, 0, []*kgo.Record{own, other})
+	if err != nil || len(res.Poison) != 0 || len(res.Out) != 2 {
+		t.Fatalf("routing: %d out, poison %+v, err %v", len(res.Out), res.Poison, err)
+	}
+	for i, want := range []bool{true, false} {
+		r := res.Out[i]
+		if r.Topic != byTenantTopic || string(r.Key) != "acme" {
+			t.Fatalf("routed to %s key %q, want %s key acme", r.Topic, r.Key, byTenantTopic)
+		}
+		if got := string(kafkatest.Header(r, pipeline.HeaderEcho)) == "1"; got != want {
+			t.Errorf("record %d: echo header %v, want %v", i, got, want)
+		}
+		ev, err := pipeline.DecodeEvent(r.Value, maxBytes)
+		if err != nil || ev.ID != []string{"00QA", "00QB"}[i] || ev.Echo {
+			t.Fatalf("routed value decodes to %+v, %v: want the record event, its echo in the header only", ev, err)
+		}
+	}
+	// The owner reads the routed records and applies both.
+	r0, r1 := *res.Out[0], *res.Out[1]
+	r0.Offset, r1.Offset = 0, 1
+	if res, err := h.Handle(t.Context(), byTenantTopic, 0, []*kgo.Record{&r0, &r1}); err != nil || len(res.Poison) != 0 {
+		t.Fatalf("owner: poison %+v, err %v", res.Poison, err)
+	}
+}
