@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -481,6 +482,47 @@ func TestDeadLetterFitsTheLimit(t *testing.T) {
 		}
 		if string(kafkatest.Header(d, "h")) != "v" || string(d.Key) != "k" {
 			t.Errorf("value of %d bytes: key or original headers lost", size)
+		}
+	}
+}
+
+// A dead letter the DLQ topic refuses as too large (its max.message.bytes
+// below the producer's limit) is produced again without its value, key and
+// original headers, keeping the code and coordinates; the partition moves
+// on.
+func TestDeadLetterRefusedByTheTopicIsShrunk(t *testing.T) {
+	c := kafkatest.New(t, 1, in, out, dlq)
+	limit := "2000"
+	res, err := kadm.NewClient(c.Client()).AlterTopicConfigs(context.Background(), []kadm.AlterConfig{{Name: "max.message.bytes", Value: &limit}}, dlq)
+	if err == nil {
+		_, err = res.On(dlq, nil)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Random bytes: the producer's compression cannot shrink them.
+	noise := make([]byte, 10_000)
+	for i := range noise {
+		noise[i] = byte(rand.N(256))
+	}
+	c.Produce(&kgo.Record{Topic: in, Value: append([]byte("bad"), noise...),
+		Headers: []kgo.RecordHeader{{Key: "h", Value: []byte("v")}}}, &kgo.Record{Topic: in, Value: []byte("v1")})
+	stop := start(t, c, consumer.HandlerFunc(echo), nil)
+	kafkatest.WaitFor(t, 20*time.Second, "the partition to move on", func() bool { return c.Committed("g", in) == 2 })
+	if err := stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	dead := c.ReadAll(dlq)
+	if len(dead) != 1 {
+		t.Fatalf("got %d dead letters, want 1", len(dead))
+	}
+	d := dead[0]
+	if len(d.Value) != 0 || kafkatest.Header(d, "h") != nil {
+		t.Errorf("dead letter kept %d value bytes, header h %q", len(d.Value), kafkatest.Header(d, "h"))
+	}
+	for k, want := range map[string]string{consumer.HeaderErrorCode: "not_json", consumer.HeaderSourceOffset: "0", consumer.HeaderValueTruncated: "10003"} {
+		if got := string(kafkatest.Header(d, k)); got != want {
+			t.Errorf("header %s = %q, want %q", k, got, want)
 		}
 	}
 }
