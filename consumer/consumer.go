@@ -30,7 +30,29 @@ const (
 	HeaderSourceTopic     = "leadconv_source_topic"
 	HeaderSourcePartition = "leadconv_source_partition"
 	HeaderSourceOffset    = "leadconv_source_offset"
+	// HeaderValueTruncated is set on a dead letter whose value was cut to a
+	// prefix to fit the producer's limit: the original value's size in bytes.
+	HeaderValueTruncated = "leadconv_value_truncated"
+	// HeaderCommandTopic names the topic an oversize command was meant for.
+	HeaderCommandTopic = "leadconv_command_topic"
 )
+
+// CodeCommandTooLarge is the dead-letter code of a command the broker can
+// never take (over the producer's record limit).
+const CodeCommandTooLarge = "command_too_large"
+
+// DefaultMaxProduceBytes is franz-go's and Kafka's default record batch
+// limit (max.message.bytes).
+const DefaultMaxProduceBytes = 1_000_012
+
+// DeadLetterOverhead is the room a dead letter needs beyond its input value:
+// batch and record framing plus the code and coordinates headers. An input
+// of at most MaxProduceBytes-DeadLetterOverhead is dead-lettered whole.
+const DeadLetterOverhead = 4 << 10
+
+// maxDeadLetterPrefix bounds the value kept of a record too large to
+// dead-letter whole: enough to recognise it, small for any DLQ topic.
+const maxDeadLetterPrefix = 64 << 10
 
 // Poison is an input record that can never be processed, with a
 // machine-readable code naming why.
@@ -107,6 +129,10 @@ type Config struct {
 	// output of recs was acknowledged and their offsets marked for commit
 	// (benchmarks measure latency to the ack with it). It must not block.
 	Processed func(topic string, partition int32, recs []*kgo.Record)
+	// MaxProduceBytes is the producer's record batch limit (default
+	// DefaultMaxProduceBytes); keep it at most the output topics'
+	// max.message.bytes. Dead letters are cut to fit it.
+	MaxProduceBytes int
 	// Opts are appended to the client options (TLS, SASL, tests).
 	Opts    []kgo.Opt
 	Logger  zerolog.Logger
@@ -142,6 +168,9 @@ func (c *Config) defaults() {
 	}
 	if c.FetchMaxWait <= 0 {
 		c.FetchMaxWait = DefaultFetchMaxWait
+	}
+	if c.MaxProduceBytes <= 0 {
+		c.MaxProduceBytes = DefaultMaxProduceBytes
 	}
 	if c.MinBackoff <= 0 {
 		c.MinBackoff = 50 * time.Millisecond
@@ -201,6 +230,7 @@ func New(cfg Config, h Handler) (*Consumer, error) {
 		// Keys are tenant/cluster_id: the default sticky key partitioner keeps
 		// every command of a cluster on one partition, in order.
 		kgo.ProducerLinger(time.Millisecond),
+		kgo.ProducerBatchMaxBytes(int32(cfg.MaxProduceBytes)),
 		kgo.FetchMinBytes(cfg.FetchMinBytes),
 		kgo.FetchMaxWait(cfg.FetchMaxWait),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),

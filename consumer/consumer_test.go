@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -363,5 +366,163 @@ func TestFailingPartitionIsIsolated(t *testing.T) {
 	}
 	if got := len(values(c.ReadAll(out))); got != total {
 		t.Fatalf("%d distinct outputs, want %d", got, total)
+	}
+}
+
+// bigInput writes value of size bytes to in (whose topic limit is raised so
+// the broker takes it), followed by two small records.
+func bigInput(t *testing.T, c *kafkatest.Cluster, value string, size int) {
+	t.Helper()
+	adm := kadm.NewClient(c.Client())
+	limit := "4000000"
+	res, err := adm.AlterTopicConfigs(context.Background(), []kadm.AlterConfig{{Name: "max.message.bytes", Value: &limit}}, in)
+	if err == nil {
+		_, err = res.On(in, nil)
+	}
+	if err != nil {
+		t.Fatalf("raise the input topic's limit: %v", err)
+	}
+	big := value + strings.Repeat("x", size-len(value))
+	p := c.Client(kgo.ProducerBatchMaxBytes(4_000_000), kgo.DefaultProduceTopic(in))
+	if err := p.ProduceSync(context.Background(), kgo.StringRecord(big), kgo.StringRecord("v1"), kgo.StringRecord("v2")).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOversizeInputIsDeadLetteredBounded(t *testing.T) {
+	c := kafkatest.New(t, 1, in, out, dlq)
+	bigInput(t, c, "bad", 1_100_000)
+	reg := prometheus.NewRegistry()
+	stop := start(t, c, consumer.HandlerFunc(echo), consumer.NewMetrics(reg))
+	kafkatest.WaitFor(t, 20*time.Second, "the partition to move on", func() bool { return c.Committed("g", in) == 3 })
+	if err := stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if got := values(c.ReadAll(out)); got["v1"] != 1 || got["v2"] != 1 {
+		t.Fatalf("outputs %v, want v1 and v2 once", got)
+	}
+	dead := c.ReadAll(dlq)
+	if len(dead) != 1 {
+		t.Fatalf("got %d dead letters, want 1", len(dead))
+	}
+	d := dead[0]
+	if got := string(kafkatest.Header(d, consumer.HeaderValueTruncated)); got != "1100000" {
+		t.Errorf("truncated header %q, want the original size 1100000", got)
+	}
+	if len(d.Value) == 0 || len(d.Value) > 64<<10 || string(d.Value[:3]) != "bad" {
+		t.Errorf("dead letter value of %d bytes, want a prefix of the input", len(d.Value))
+	}
+	if got := string(kafkatest.Header(d, consumer.HeaderErrorCode)); got != "not_json" {
+		t.Errorf("code header %q", got)
+	}
+	if got := string(kafkatest.Header(d, consumer.HeaderSourceOffset)); got != "0" {
+		t.Errorf("offset header %q, want 0", got)
+	}
+}
+
+func TestOversizeCommandIsDeadLetteredNotRetried(t *testing.T) {
+	c := kafkatest.New(t, 1, in, out, dlq)
+	produceN(c, 3, func(i int) string { return fmt.Sprintf("v%d", i) })
+	h := func(ctx context.Context, topic string, p int32, recs []*kgo.Record) (consumer.Result, error) {
+		res, err := echo(ctx, topic, p, recs)
+		for _, r := range res.Out {
+			if string(r.Value) == "v1" {
+				r.Value = []byte(strings.Repeat("c", 1_100_000))
+				r.Headers = []kgo.RecordHeader{{Key: "ce_id", Value: []byte("cmd-1")}}
+			}
+		}
+		return res, err
+	}
+	reg := prometheus.NewRegistry()
+	m := consumer.NewMetrics(reg)
+	stop := start(t, c, consumer.HandlerFunc(h), m)
+	kafkatest.WaitFor(t, 20*time.Second, "the partition to move on", func() bool { return c.Committed("g", in) == 3 })
+	if err := stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if got := values(c.ReadAll(out)); got["v0"] != 1 || got["v2"] != 1 || len(got) != 2 {
+		t.Fatalf("outputs %v, want v0 and v2 once", got)
+	}
+	dead := c.ReadAll(dlq)
+	if len(dead) != 1 {
+		t.Fatalf("got %d dead letters, want 1", len(dead))
+	}
+	d := dead[0]
+	for k, want := range map[string]string{
+		consumer.HeaderErrorCode: consumer.CodeCommandTooLarge, consumer.HeaderCommandTopic: out,
+		consumer.HeaderValueTruncated: "1100000", "ce_id": "cmd-1", consumer.HeaderSourceTopic: in,
+	} {
+		if got := string(kafkatest.Header(d, k)); got != want {
+			t.Errorf("header %s = %q, want %q", k, got, want)
+		}
+	}
+	if len(d.Value) == 0 || len(d.Value) > 64<<10 {
+		t.Errorf("dead letter value of %d bytes, want a bounded prefix", len(d.Value))
+	}
+	if got := testutil.ToFloat64(m.DeadLetters.WithLabelValues(consumer.CodeCommandTooLarge)); got != 1 {
+		t.Errorf("dlq metric %v, want 1", got)
+	}
+}
+
+func TestDeadLetterFitsTheLimit(t *testing.T) {
+	src := &kgo.Record{Topic: in, Key: []byte("k"), Headers: []kgo.RecordHeader{{Key: "h", Value: []byte("v")}}}
+	for _, size := range []int{0, 10, consumer.DefaultMaxProduceBytes - consumer.DeadLetterOverhead - 200, consumer.DefaultMaxProduceBytes, 5 << 20} {
+		src.Value = []byte(strings.Repeat("a", size))
+		d := consumer.DeadLetter(dlq, consumer.Poison{Record: src, Code: "oversize"}, consumer.DefaultMaxProduceBytes)
+		n := len(d.Key) + len(d.Value)
+		for _, h := range d.Headers {
+			n += len(h.Key) + len(h.Value)
+		}
+		if n+consumer.DeadLetterOverhead > consumer.DefaultMaxProduceBytes {
+			t.Errorf("value of %d bytes: dead letter of %d bytes exceeds the limit", size, n)
+		}
+		whole := len(d.Value) == size
+		if trunc := kafkatest.Header(d, consumer.HeaderValueTruncated); whole != (trunc == nil) {
+			t.Errorf("value of %d bytes: kept %d bytes, truncated header %q", size, len(d.Value), trunc)
+		}
+		if string(kafkatest.Header(d, "h")) != "v" || string(d.Key) != "k" {
+			t.Errorf("value of %d bytes: key or original headers lost", size)
+		}
+	}
+}
+
+// A dead letter the DLQ topic refuses as too large (its max.message.bytes
+// below the producer's limit) is produced again without its value, key and
+// original headers, keeping the code and coordinates; the partition moves
+// on.
+func TestDeadLetterRefusedByTheTopicIsShrunk(t *testing.T) {
+	c := kafkatest.New(t, 1, in, out, dlq)
+	limit := "2000"
+	res, err := kadm.NewClient(c.Client()).AlterTopicConfigs(context.Background(), []kadm.AlterConfig{{Name: "max.message.bytes", Value: &limit}}, dlq)
+	if err == nil {
+		_, err = res.On(dlq, nil)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Random bytes: the producer's compression cannot shrink them.
+	noise := make([]byte, 10_000)
+	for i := range noise {
+		noise[i] = byte(rand.N(256))
+	}
+	c.Produce(&kgo.Record{Topic: in, Value: append([]byte("bad"), noise...),
+		Headers: []kgo.RecordHeader{{Key: "h", Value: []byte("v")}}}, &kgo.Record{Topic: in, Value: []byte("v1")})
+	stop := start(t, c, consumer.HandlerFunc(echo), nil)
+	kafkatest.WaitFor(t, 20*time.Second, "the partition to move on", func() bool { return c.Committed("g", in) == 2 })
+	if err := stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	dead := c.ReadAll(dlq)
+	if len(dead) != 1 {
+		t.Fatalf("got %d dead letters, want 1", len(dead))
+	}
+	d := dead[0]
+	if len(d.Value) != 0 || kafkatest.Header(d, "h") != nil {
+		t.Errorf("dead letter kept %d value bytes, header h %q", len(d.Value), kafkatest.Header(d, "h"))
+	}
+	for k, want := range map[string]string{consumer.HeaderErrorCode: "not_json", consumer.HeaderSourceOffset: "0", consumer.HeaderValueTruncated: "10003"} {
+		if got := string(kafkatest.Header(d, k)); got != want {
+			t.Errorf("header %s = %q, want %q", k, got, want)
+		}
 	}
 }

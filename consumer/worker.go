@@ -2,12 +2,14 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -144,20 +146,29 @@ func (w *worker) process(recs []*kgo.Record) bool {
 	pending := make([]*kgo.Record, 0, len(res.Out)+len(res.Poison))
 	pending = append(pending, res.Out...)
 	for _, p := range res.Poison {
-		pending = append(pending, DeadLetter(w.c.cfg.DLQTopic, p))
+		pending = append(pending, DeadLetter(w.c.cfg.DLQTopic, p, w.c.cfg.MaxProduceBytes))
 	}
 	for attempt := 0; len(pending) > 0; attempt++ {
 		results := w.c.cl.ProduceSync(w.ctx, pending...)
 		var failed []*kgo.Record
 		var ferr error
 		for _, r := range results {
-			if r.Err != nil {
-				failed = append(failed, r.Record)
-				ferr = r.Err
+			if r.Err == nil {
+				continue
 			}
+			// A record too large is refused on every attempt: it is
+			// replaced by a smaller dead letter instead of retried.
+			if tooLarge(r.Err) {
+				if dl := w.shrink(r.Record, recs[len(recs)-1]); dl != nil {
+					failed = append(failed, dl)
+					continue
+				}
+			}
+			failed = append(failed, r.Record)
+			ferr = r.Err
 		}
 		pending = failed
-		if len(pending) > 0 && !w.retry(attempt, "produce", ferr) {
+		if ferr != nil && !w.retry(attempt, "produce", ferr) {
 			return false
 		}
 	}
@@ -201,11 +212,61 @@ func (w *worker) retry(attempt int, stage string, err error) bool {
 	return sleep(w.ctx, d)
 }
 
+// tooLarge reports a produce error no retry can cure.
+func tooLarge(err error) bool {
+	return errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge)
+}
+
+// shrink returns what replaces a record the broker refused as too large: a
+// command becomes a bounded dead letter (CodeCommandTooLarge) naming the
+// input batch's last record, a dead letter loses its value, key and original
+// headers. nil when r is already as small as it gets.
+func (w *worker) shrink(r, last *kgo.Record) *kgo.Record {
+	if r.Topic != w.c.cfg.DLQTopic {
+		w.log.Warn().Str("command_topic", r.Topic).Int("bytes", len(r.Value)).Int64("offset", last.Offset).
+			Msg("command too large for the producer, sent to the dead-letter topic")
+		if m := w.c.metrics; m != nil {
+			m.DeadLetters.WithLabelValues(CodeCommandTooLarge).Inc()
+		}
+		// The command with the coordinates of its batch's last input.
+		src := &kgo.Record{Topic: last.Topic, Partition: last.Partition, Offset: last.Offset,
+			Key: r.Key, Value: r.Value, Headers: append(r.Headers[:len(r.Headers):len(r.Headers)],
+				kgo.RecordHeader{Key: HeaderCommandTopic, Value: []byte(r.Topic)})}
+		return DeadLetter(w.c.cfg.DLQTopic, Poison{Record: src, Code: CodeCommandTooLarge}, w.c.cfg.MaxProduceBytes)
+	}
+	var hs []kgo.RecordHeader
+	for _, h := range r.Headers {
+		switch h.Key {
+		case HeaderErrorCode, HeaderErrorReason, HeaderSourceTopic, HeaderSourcePartition, HeaderSourceOffset,
+			HeaderValueTruncated, HeaderCommandTopic:
+			hs = append(hs, h)
+		}
+	}
+	if r.Key == nil && r.Value == nil && len(hs) == len(r.Headers) {
+		return nil
+	}
+	if header(hs, HeaderValueTruncated) == nil {
+		hs = append(hs, kgo.RecordHeader{Key: HeaderValueTruncated, Value: []byte(strconv.Itoa(len(r.Value)))})
+	}
+	return &kgo.Record{Topic: r.Topic, Headers: hs}
+}
+
+func header(hs []kgo.RecordHeader, key string) []byte {
+	for _, h := range hs {
+		if h.Key == key {
+			return h.Value
+		}
+	}
+	return nil
+}
+
 // DeadLetter builds the dead-letter record for p: the original key, value and
-// headers plus code headers naming the error and the record's origin.
-func DeadLetter(topic string, p Poison) *kgo.Record {
+// headers plus code headers naming the error and the record's origin. A
+// value that would take the record over maxBytes (the producer's limit) is
+// cut to a bounded prefix, with HeaderValueTruncated giving its size.
+func DeadLetter(topic string, p Poison, maxBytes int) *kgo.Record {
 	src := p.Record
-	hs := make([]kgo.RecordHeader, 0, len(src.Headers)+5)
+	hs := make([]kgo.RecordHeader, 0, len(src.Headers)+6)
 	hs = append(hs, src.Headers...)
 	hs = append(hs,
 		kgo.RecordHeader{Key: HeaderErrorCode, Value: []byte(p.Code)},
@@ -216,5 +277,22 @@ func DeadLetter(topic string, p Poison) *kgo.Record {
 	if p.Reason != "" {
 		hs = append(hs, kgo.RecordHeader{Key: HeaderErrorReason, Value: []byte(p.Reason)})
 	}
-	return &kgo.Record{Topic: topic, Key: src.Key, Value: src.Value, Headers: hs}
+	return fit(&kgo.Record{Topic: topic, Key: src.Key, Value: src.Value, Headers: hs}, maxBytes)
+}
+
+// fit cuts r's value to a prefix when r would not fit maxBytes with its
+// framing, recording the original size in HeaderValueTruncated.
+func fit(r *kgo.Record, maxBytes int) *kgo.Record {
+	size := len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		size += len(h.Key) + len(h.Value)
+	}
+	if size+DeadLetterOverhead <= maxBytes {
+		return r
+	}
+	room := maxBytes - DeadLetterOverhead - (size - len(r.Value)) - len(HeaderValueTruncated) - 20
+	room = max(0, min(room, maxDeadLetterPrefix))
+	r.Headers = append(r.Headers, kgo.RecordHeader{Key: HeaderValueTruncated, Value: []byte(strconv.Itoa(len(r.Value)))})
+	r.Value = r.Value[:room:room]
+	return r
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leadconv/leadconv/consumer"
 	"github.com/leadconv/leadconv/internal/redisconn"
 )
 
@@ -131,9 +132,26 @@ func TestFlagEnvPrecedence(t *testing.T) {
 	}
 }
 
+// The default sizes are consistent: every input record the service accepts
+// can be routed and dead-lettered whole within the producer's limit.
+func TestDefaultSizesPassTheCheck(t *testing.T) {
+	fs := &flagSet{FlagSet: flag.NewFlagSet("t", flag.ContinueOnError), env: map[string][]string{}}
+	var o serviceOptions
+	o.register(fs)
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.check(); err != nil {
+		t.Fatalf("defaults refused: %v", err)
+	}
+	if o.maxRecordBytes+consumer.DeadLetterOverhead > o.maxProduceBytes {
+		t.Fatalf("--max-record-bytes %d leaves no room for dead-letter headers in --max-produce-bytes %d", o.maxRecordBytes, o.maxProduceBytes)
+	}
+}
+
 func TestServiceOptionsCheck(t *testing.T) {
 	base := func() serviceOptions {
-		return serviceOptions{brokers: "a:9092", namespace: "lc", maxRecordBytes: 1, contentMode: "binary",
+		return serviceOptions{brokers: "a:9092", namespace: "lc", maxRecordBytes: 1, maxProduceBytes: 1 << 20, contentMode: "binary",
 			recordsTopic: "r", byTenantTopic: "r.by-tenant", cacheBytes: 1 << 20, commandsTopic: "c", dlqTopic: "d", fetch: fetchOptions{minBytes: 1, maxWait: 10 * time.Millisecond},
 			redis: redisconn.Options{URL: "redis://localhost:6379/0"}}
 	}
@@ -155,6 +173,9 @@ func TestServiceOptionsCheck(t *testing.T) {
 		{"fetch wait below the client's floor", func(o *serviceOptions) { o.fetch.maxWait = 5 * time.Millisecond }, "--fetch-max-wait 5ms: allowed values are 10ms"},
 		{"redis scheme", func(o *serviceOptions) { o.redis.URL = "redis+ring://h:1" }, "--redis-url: scheme \"redis+ring\""},
 		{"sasl without mechanism", func(o *serviceOptions) { o.kafka.Username = "u" }, "need --sasl-mechanism"},
+		{"record over the dead-letter limit", func(o *serviceOptions) { o.maxRecordBytes, o.maxProduceBytes = 1<<20, 1_000_012 },
+			"--max-record-bytes 1048576 exceeds what --max-produce-bytes 1000012 lets the dead-letter topic take: at most 995916"},
+		{"produce bytes", func(o *serviceOptions) { o.maxProduceBytes = 100 }, "--max-produce-bytes 100: allowed values are 65536 to"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := base()

@@ -57,9 +57,12 @@ type serviceOptions struct {
 	commandsTopic  string
 	dlqTopic       string
 	maxRecordBytes int
-	contentMode    string
-	fetch          fetchOptions
-	kafka          kafkaconn.Options
+	// maxProduceBytes is the producer's record limit: at most the output
+	// topics' max.message.bytes.
+	maxProduceBytes int
+	contentMode     string
+	fetch           fetchOptions
+	kafka           kafkaconn.Options
 	logOptions
 }
 
@@ -74,10 +77,11 @@ func (o *serviceOptions) register(fs *flagSet) {
 	fs.Int64Var(&o.cacheBytes, "matcher-cache-bytes", matcher.DefaultResidentBytes, "memory bound of the matcher state kept resident by the partitions' owners (bytes); past it, the least recently used tenants are read again from Redis")
 	fs.StringVar(&o.commandsTopic, "commands-topic", defaultCommandsTopic, "output topic of the commands (CloudEvents)")
 	fs.StringVar(&o.dlqTopic, "dlq-topic", defaultDLQTopic, "dead-letter topic for input that can never be processed")
-	fs.IntVar(&o.maxRecordBytes, "max-record-bytes", 1<<20, "largest accepted input record; larger ones go to the dead-letter topic")
+	fs.IntVar(&o.maxRecordBytes, "max-record-bytes", pipeline.DefaultMaxRecordBytes, "largest accepted input record; larger ones go to the dead-letter topic (value cut to a prefix when too large for it)")
+	fs.IntVar(&o.maxProduceBytes, "max-produce-bytes", consumer.DefaultMaxProduceBytes, "largest record the producer sends (Kafka's max.message.bytes of the output, by-tenant and dead-letter topics); --max-record-bytes must leave room in it for the dead-letter headers")
 	fs.StringVar(&o.contentMode, "content-mode", "binary", "CloudEvents content mode on Kafka: binary (ce_ headers) or structured (JSON envelope)")
 	for _, n := range []string{"brokers", "config", "namespace", "records-topic", "by-tenant-topic", "input-keyed-by-tenant",
-		"matcher-cache-bytes", "commands-topic", "dlq-topic", "max-record-bytes", "content-mode"} {
+		"matcher-cache-bytes", "commands-topic", "dlq-topic", "max-record-bytes", "max-produce-bytes", "content-mode"} {
 		fs.fromEnv(n)
 	}
 	o.fetch.register(fs)
@@ -179,6 +183,13 @@ func (o *serviceOptions) check() error {
 	}
 	if o.maxRecordBytes <= 0 {
 		return usagef("--max-record-bytes %d: must be positive", o.maxRecordBytes)
+	}
+	if o.maxProduceBytes < 64<<10 || o.maxProduceBytes > 1<<30 {
+		return usagef("--max-produce-bytes %d: allowed values are 65536 to 1073741824", o.maxProduceBytes)
+	}
+	if limit := pipeline.MaxRecordBytesFor(o.maxProduceBytes); o.maxRecordBytes > limit {
+		return usagef("--max-record-bytes %d exceeds what --max-produce-bytes %d lets the dead-letter topic take: at most %d (%d bytes go to its headers)",
+			o.maxRecordBytes, o.maxProduceBytes, limit, consumer.DeadLetterOverhead)
 	}
 	switch o.contentMode {
 	case "binary", "structured":

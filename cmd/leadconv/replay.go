@@ -254,7 +254,8 @@ func runReplay(ctx context.Context, e *env, rc replayConfig) error {
 		defer deleteNamespace(context.WithoutCancel(ctx), rdb, namespace)
 	}
 
-	cl, err := kgo.NewClient(append(kopts, kgo.SeedBrokers(o.brokerList()...), kgo.ProducerLinger(5*time.Millisecond))...)
+	cl, err := kgo.NewClient(append(kopts, kgo.SeedBrokers(o.brokerList()...), kgo.ProducerLinger(5*time.Millisecond),
+		kgo.ProducerBatchMaxBytes(int32(o.maxProduceBytes)))...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}

@@ -113,7 +113,7 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 					Brokers: o.brokerList(), Group: *group, RecordsTopic: o.recordsTopic,
 					ByTenantTopic: o.byTenantTopic, InputByTenant: o.inputByTenant, CoPartitioned: []string{rc.RequestsTopic},
 					CommandsTopic: o.commandsTopic, DLQTopic: o.dlqTopic, ChangesTopic: *changesTopic,
-					MaxRecordBytes: o.maxRecordBytes, Structured: o.contentMode == "structured",
+					MaxRecordBytes: o.maxRecordBytes, MaxProduceBytes: o.maxProduceBytes, Structured: o.contentMode == "structured",
 					ShutdownGrace: *drain, Logger: log, Registerer: reg,
 					FetchMinBytes: int32(o.fetch.minBytes), FetchMaxWait: o.fetch.maxWait,
 					Opts: append(slices.Clone(kopts), append(gro.kgoOpts(), kafkaMetrics(reg))...), Inputs: cfg.Inputs(),

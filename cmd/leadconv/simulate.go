@@ -64,7 +64,7 @@ Examples:
 			batch := fs.Int("batch", 500, "events per batch")
 			changes := fs.Bool("changes", false, "also print a cluster.changed event per cluster change")
 			report := fs.String("report", "", "also write what each cluster's commands do, in words, to this file (- is stderr)")
-			maxBytes := fs.Int("max-record-bytes", 1<<20, "longest accepted line; longer ones are rejected as oversize")
+			maxBytes := fs.Int("max-record-bytes", pipeline.DefaultMaxRecordBytes, "longest accepted line; longer ones are rejected as oversize")
 			allowRejected := fs.Bool("allow-rejected", false, "exit 0 even when lines were rejected")
 			var lo logOptions
 			fs.StringVar(&lo.level, "log-level", "warn", "log level: trace, debug, info, warn or error")

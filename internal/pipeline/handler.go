@@ -50,8 +50,10 @@ var (
 	_ Tenants = (*config.File)(nil)
 )
 
-// DefaultMaxRecordBytes bounds an input record (1 MiB).
-const DefaultMaxRecordBytes = 1 << 20
+// DefaultMaxRecordBytes bounds an input record (960 KiB): routed or
+// dead-lettered whole, it stays within the producer's default limit
+// (consumer.DefaultMaxProduceBytes, 1,000,012 bytes) with room for headers.
+const DefaultMaxRecordBytes = 960 << 10
 
 // HandlerConfig configures a Handler.
 type HandlerConfig struct {
@@ -59,7 +61,8 @@ type HandlerConfig struct {
 	CommandsTopic string
 	// ChangesTopic, when set, receives a cluster.changed event per change.
 	ChangesTopic string
-	// MaxRecordBytes bounds an input record's value (default 1 MiB).
+	// MaxRecordBytes bounds an input record's value (default
+	// DefaultMaxRecordBytes).
 	MaxRecordBytes int
 	// Structured writes structured-mode CloudEvents instead of binary.
 	Structured bool

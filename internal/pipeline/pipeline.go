@@ -46,9 +46,13 @@ type Config struct {
 	CommandsTopic string
 	DLQTopic      string
 	ChangesTopic  string
-	// MaxRecordBytes bounds an input record (default 1 MiB); larger ones
-	// are dead-lettered as oversize.
+	// MaxRecordBytes bounds an input record (default
+	// DefaultMaxRecordBytes); larger ones are dead-lettered as oversize.
 	MaxRecordBytes int
+	// MaxProduceBytes is the producer's record limit
+	// (consumer.Config.MaxProduceBytes); New refuses a MaxRecordBytes that
+	// would not fit it routed or dead-lettered whole.
+	MaxProduceBytes int
 	// Structured writes structured-mode CloudEvents instead of binary.
 	Structured bool
 	// MaxPollRecords bounds one poll (default 5000).
@@ -102,6 +106,9 @@ func New(cfg Config, owners Owners, tenants Tenants) (*Pipeline, error) {
 	if cfg.Group == "" {
 		cfg.Group = "leadconv"
 	}
+	if limit := MaxRecordBytesFor(cmp.Or(cfg.MaxProduceBytes, consumer.DefaultMaxProduceBytes)); cmp.Or(cfg.MaxRecordBytes, DefaultMaxRecordBytes) > limit {
+		return nil, fmt.Errorf("pipeline: MaxRecordBytes %d: at most %d, what MaxProduceBytes takes with a dead letter's headers", cmp.Or(cfg.MaxRecordBytes, DefaultMaxRecordBytes), limit)
+	}
 	var pm *Metrics
 	var cm *consumer.Metrics
 	if cfg.Registerer != nil {
@@ -150,12 +157,20 @@ func New(cfg Config, owners Owners, tenants Tenants) (*Pipeline, error) {
 		Brokers: cfg.Brokers, Group: cfg.Group, Topics: topics, DLQTopic: cfg.DLQTopic,
 		MaxPollRecords: cfg.MaxPollRecords, CommitInterval: cfg.CommitInterval, RevokeGrace: cfg.ShutdownGrace,
 		FetchMinBytes: cfg.FetchMinBytes, FetchMaxWait: cfg.FetchMaxWait,
-		ResetOffset: cfg.ResetOffset, Processed: cfg.Processed, Opts: cfg.Opts, Logger: cfg.Logger, Metrics: cm,
+		ResetOffset: cfg.ResetOffset, Processed: cfg.Processed, MaxProduceBytes: cfg.MaxProduceBytes,
+		Opts: cfg.Opts, Logger: cfg.Logger, Metrics: cm,
 	}, h)
 	if err != nil {
 		return nil, err
 	}
 	return &Pipeline{cfg: cfg, cons: cons, handler: h}, nil
+}
+
+// MaxRecordBytesFor is the largest input record a producer limited to
+// maxProduceBytes can route or dead-letter whole: the limit less the dead
+// letter's headers and framing.
+func MaxRecordBytesFor(maxProduceBytes int) int {
+	return maxProduceBytes - consumer.DeadLetterOverhead
 }
 
 // OwnedTopic is the topic whose partitions have owners: the by-tenant

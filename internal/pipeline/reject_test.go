@@ -44,7 +44,7 @@ func TestRejectionReachesTheDeadLetter(t *testing.T) {
 			if len(res.Poison) != 1 || res.Poison[0].Record != bad || res.Poison[0].Code != pipeline.CodeSchemaViolation || res.Poison[0].Reason != d.reason {
 				t.Fatalf("poison %+v, want %s with reason %q", res.Poison, pipeline.CodeSchemaViolation, d.reason)
 			}
-			dl := consumer.DeadLetter(dlqTopic, res.Poison[0])
+			dl := consumer.DeadLetter(dlqTopic, res.Poison[0], consumer.DefaultMaxProduceBytes)
 			if got := string(kafkatest.Header(dl, consumer.HeaderErrorReason)); got != d.reason {
 				t.Fatalf("reason header %q, want %q", got, d.reason)
 			}
