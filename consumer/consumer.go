@@ -32,6 +32,13 @@ const (
 	HeaderSourceOffset    = "leadconv_source_offset"
 )
 
+// ErrPartitionLost, wrapped in a Handler error, says another owner took the
+// partition's state (the handler was fenced): retrying can never succeed.
+// The partition's worker stops without committing and its fetching stays
+// paused until the group revokes the partition and hands it over; the new
+// owner reads the batch again.
+var ErrPartitionLost = errors.New("consumer: partition taken by another owner")
+
 // Poison is an input record that can never be processed, with a
 // machine-readable code naming why.
 type Poison struct {
@@ -53,6 +60,7 @@ type Result struct {
 // failed transiently (Redis or broker unavailable) and is retried with
 // backoff, so Handle must be idempotent: re-applying a batch yields the same
 // output. Permanent per-record failures belong in Result.Poison instead.
+// An error wrapping ErrPartitionLost is not retried: the worker stops.
 type Handler interface {
 	Handle(ctx context.Context, topic string, partition int32, recs []*kgo.Record) (Result, error)
 }

@@ -69,10 +69,10 @@ func (s *Store) write(ctx context.Context, views []*view, rt *roundTrips) ([]Cha
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range calls {
+	for i, c := range calls {
 		if n, _ := c.Int(); n != 1 {
 			s.res.fenced.Inc()
-			return nil, ErrFenced
+			return nil, fmt.Errorf("%w (tenant %s)", ErrFenced, views[i].run.tenant)
 		}
 	}
 	for _, lk := range lookups {

@@ -331,6 +331,11 @@ func (h *Handler) apply(ctx context.Context, own Owner, ins []input) ([]matcher.
 	if err == nil {
 		return changes, ins, nil, nil
 	}
+	if errors.Is(err, matcher.ErrFenced) {
+		// Another owner took a tenant of the partition: this one is a
+		// zombie, and retrying can never succeed.
+		return nil, nil, nil, fmt.Errorf("pipeline: apply: %w: %w", consumer.ErrPartitionLost, err)
+	}
 	if !errors.Is(err, matcher.ErrInvalidEvent) {
 		return nil, nil, nil, fmt.Errorf("pipeline: apply: %w", err)
 	}
@@ -342,6 +347,9 @@ func (h *Handler) apply(ctx context.Context, own Owner, ins []input) ([]matcher.
 		if errors.Is(err, matcher.ErrInvalidEvent) {
 			refused = append(refused, in.rec)
 			continue
+		}
+		if errors.Is(err, matcher.ErrFenced) {
+			return nil, nil, nil, fmt.Errorf("pipeline: apply: %w: %w", consumer.ErrPartitionLost, err)
 		}
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("pipeline: apply: %w", err)
