@@ -2,6 +2,7 @@ package matcher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -29,6 +30,10 @@ func (s *Store) takeEpochs(ctx context.Context, views []*view, rt *roundTrips) e
 		return nil
 	}
 	pipe := s.rdb.Pipeline()
+	var marker *redis.StringCmd
+	if !s.marked {
+		marker = pipe.HGet(ctx, markerKey(s.opts.Namespace), "created")
+	}
 	incr := make([]*redis.IntCmd, len(fresh))
 	size := make([]*redis.IntCmd, len(fresh))
 	for i, v := range fresh {
@@ -37,6 +42,20 @@ func (s *Store) takeEpochs(ctx context.Context, views []*view, rt *roundTrips) e
 	}
 	if err := s.exec(ctx, pipe, "epoch", rt); err != nil {
 		return err
+	}
+	if marker != nil {
+		switch err := marker.Err(); {
+		case err == nil:
+			s.marked = true
+		case !errors.Is(err, redis.Nil):
+			return err
+		case s.opts.StateExpected:
+			ns := s.opts.Namespace
+			s.lost = fmt.Errorf("%w: namespace %q has no state marker (%s) although its partition has committed offsets: "+
+				"Redis came back empty; rebuild it: delete the namespace's keys (%s:*), then run "+
+				"leadconv replay --from earliest --namespace %s", ErrStateLost, ns, markerKey(ns), ns, ns)
+			return s.lost
+		}
 	}
 	var load []*view
 	for i, v := range fresh {

@@ -26,6 +26,14 @@ var ErrInvalidEvent = errors.New("matcher: invalid event")
 // what was not committed.
 var ErrFenced = errors.New("matcher: fenced: another owner took the tenant")
 
+// ErrStateLost is returned when the namespace's state marker is missing
+// although the caller said state was written before (StoreOptions
+// StateExpected: its partition has committed offsets): Redis came back
+// empty, and applying on top would make partial records. The error's text
+// names the namespace and the command that rebuilds it. After it every
+// call fails with it.
+var ErrStateLost = errors.New("matcher: state lost")
+
 // errInconsistent reports stored state that contradicts itself (a member
 // without a record, say): written by something else than the owner. The
 // tenant's resident state is dropped and the batch fails.
@@ -49,6 +57,10 @@ type StoreOptions struct {
 	// Registerer registers a private Resident's metrics (ignored with
 	// Resident set).
 	Registerer prometheus.Registerer
+	// StateExpected says state of the namespace was written before (the
+	// owner's partition has committed offsets): a missing marker then means
+	// the state was lost, and Apply refuses with ErrStateLost.
+	StateExpected bool
 }
 
 // Store is the single writer of the tenants it applies events for: the
@@ -66,6 +78,10 @@ type Store struct {
 	tenants map[string]*view
 	epochs  map[string]string // the epoch taken per tenant, kept when a view is dropped
 	fenced  bool
+	// marked: the namespace's marker is known to exist; lost: it was missing
+	// with StateExpected (ErrStateLost for good).
+	marked  bool
+	lost    error
 	batches uint64
 }
 
@@ -133,6 +149,9 @@ func (s *Store) Apply(ctx context.Context, events []record.Event) ([]Change, err
 	defer s.mu.Unlock()
 	if s.fenced {
 		return nil, ErrFenced
+	}
+	if s.lost != nil {
+		return nil, s.lost
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package matcher
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -34,6 +35,12 @@ func (s *Store) write(ctx context.Context, views []*view, rt *roundTrips) ([]Cha
 	build := func() redis.Pipeliner {
 		pipe := s.rdb.Pipeline()
 		calls, lookups = calls[:0], lookups[:0]
+		if !s.marked {
+			// The marker goes with the first write of this store, in the
+			// same round trip: state without it is a batch that failed and
+			// is retried.
+			pipe.HSetNX(ctx, markerKey(s.opts.Namespace), "created", time.Now().UTC().Format(time.RFC3339))
+		}
 		for _, v := range views {
 			// A batch that writes nothing still checks the epoch: a stale
 			// owner must not even report replays from what it holds.
@@ -69,6 +76,7 @@ func (s *Store) write(ctx context.Context, views []*view, rt *roundTrips) ([]Cha
 	if err != nil {
 		return nil, err
 	}
+	s.marked = true
 	for i, c := range calls {
 		if n, _ := c.Int(); n != 1 {
 			s.res.fenced.Inc()
