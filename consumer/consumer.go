@@ -32,8 +32,9 @@ const (
 	HeaderSourceOffset    = "leadconv_source_offset"
 )
 
-// ErrPartitionLost, wrapped in a Handler error, says another owner took the
-// partition's state (the handler was fenced): retrying can never succeed.
+// ErrPartitionLost, wrapped in a Handler error, says this member can never
+// process the partition (another owner took its state, or the state was
+// lost): retrying cannot succeed.
 // The partition's worker stops without committing and its fetching stays
 // paused until the group revokes the partition and hands it over; the new
 // owner reads the batch again.
@@ -219,6 +220,14 @@ func New(cfg Config, h Handler) (*Consumer, error) {
 	}
 	c.cl = cl
 	return c, nil
+}
+
+// Committed reports whether the group has a committed offset past the start
+// of the partition (fetched on joining, or committed since): work on it was
+// done before, by this member or another.
+func (c *Consumer) Committed(topic string, partition int32) bool {
+	o, ok := c.cl.CommittedOffsets()[topic][partition]
+	return ok && o.Offset > 0
 }
 
 // Client returns the underlying client, for readiness pings.

@@ -38,8 +38,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Help: "Times a partition's fetching was paused because its worker fell behind (resumed once it caught up).",
 	})
 	m.Lost = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "leadconv_partitions_fenced_total",
-		Help: "Partitions whose worker stopped because another owner took their state (ErrPartitionLost).",
+		Name: "leadconv_partitions_stopped_total",
+		Help: "Partitions whose worker stopped without committing (ErrPartitionLost: fenced, or state lost).",
 	})
 	reg.MustRegister(m.Lag, m.DeadLetters, m.Retries, m.Latency, m.Paused, m.Lost)
 	return m

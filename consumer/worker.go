@@ -191,7 +191,8 @@ func (w *worker) process(recs []*kgo.Record) bool {
 	return true
 }
 
-// abandon stops fetching the partition of a fenced worker, which then ends
+// abandon stops fetching the partition of a worker that can never process
+// it (ErrPartitionLost), which then ends
 // with nothing marked: the partition stays paused here until the group
 // revokes it (stop resumes it then, for a later owner in this process).
 func (w *worker) abandon(err error) {
@@ -204,7 +205,7 @@ func (w *worker) abandon(err error) {
 	if m := w.c.metrics; m != nil {
 		m.Lost.Inc()
 	}
-	w.log.Error().Err(err).Msg("partition taken by another owner: its worker stopped without committing until the group reassigns it")
+	w.log.Error().Err(err).Msg("partition stopped without committing until the group reassigns it")
 }
 
 // retry logs a transient failure and waits before the next attempt; false

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -49,11 +50,10 @@ func (s *Store) takeEpochs(ctx context.Context, views []*view, rt *roundTrips) e
 			s.marked = true
 		case !errors.Is(err, redis.Nil):
 			return err
-		case s.opts.StateExpected:
-			ns := s.opts.Namespace
-			s.lost = fmt.Errorf("%w: namespace %q has no state marker (%s) although its partition has committed offsets: "+
-				"Redis came back empty; rebuild it: delete the namespace's keys (%s:*), then run "+
-				"leadconv replay --from earliest --namespace %s", ErrStateLost, ns, markerKey(ns), ns, ns)
+		case s.opts.StateExpected && !slices.ContainsFunc(size, func(c *redis.IntCmd) bool { return c.Val() > 0 }):
+			// Records without a marker are state written before markers
+			// existed: it is marked with the next write.
+			s.lost = s.stateLost("no state marker (" + markerKey(s.opts.Namespace) + ") although the partition has committed offsets")
 			return s.lost
 		}
 	}
@@ -89,6 +89,14 @@ func (s *Store) takeEpochs(ctx context.Context, views []*view, rt *roundTrips) e
 		v.complete = true
 	}
 	return nil
+}
+
+// stateLost is ErrStateLost with why and the command that rebuilds the
+// namespace.
+func (s *Store) stateLost(why string) error {
+	ns := s.opts.Namespace
+	return fmt.Errorf("%w: namespace %q: %s: Redis came back empty; rebuild it: delete the namespace's keys (%s:*), then run "+
+		"leadconv replay --from earliest --namespace %s", ErrStateLost, ns, why, ns, ns)
 }
 
 // exec runs one pipelined round trip and times it.

@@ -26,10 +26,11 @@ var ErrInvalidEvent = errors.New("matcher: invalid event")
 // what was not committed.
 var ErrFenced = errors.New("matcher: fenced: another owner took the tenant")
 
-// ErrStateLost is returned when the namespace's state marker is missing
-// although the caller said state was written before (StoreOptions
-// StateExpected: its partition has committed offsets): Redis came back
-// empty, and applying on top would make partial records. The error's text
+// ErrStateLost is returned when Redis lost the namespace's state: the
+// marker is missing (and no records are stored) although the caller said
+// state was written before (StoreOptions.StateExpected: its partition has
+// committed offsets), or a tenant's epoch vanished under its owner.
+// Applying on top would make partial records. The error's text
 // names the namespace and the command that rebuilds it. After it every
 // call fails with it.
 var ErrStateLost = errors.New("matcher: state lost")
@@ -179,6 +180,14 @@ func (s *Store) Apply(ctx context.Context, events []record.Event) ([]Change, err
 	s.evict(views)
 	slices.SortStableFunc(changes, func(a, b Change) int { return a.Index - b.Index })
 	return changes, nil
+}
+
+// ExpectState tells the store, before its first Apply, that state of the
+// namespace was written before (StoreOptions.StateExpected).
+func (s *Store) ExpectState() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts.StateExpected = true
 }
 
 // Close drops the resident state, giving its memory back to the budget.

@@ -825,8 +825,16 @@ func TestStoreStateLost(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	running := open(false)
+	if _, err := running.Apply(ctx, []record.Event{ann}); err != nil {
+		t.Fatal(err)
+	}
 	if err := srv.Client().FlushAll(ctx).Err(); err != nil {
 		t.Fatal(err)
+	}
+	// Under a running owner: its tenant's epoch vanished.
+	if _, err := running.Apply(ctx, []record.Event{upsertLead("3", 3, person("Ann", "Lee", "ann@x.com"))}); !errors.Is(err, ErrStateLost) {
+		t.Fatalf("running owner after the state was lost: %v", err)
 	}
 	lost := open(true)
 	for range 2 { // refused for good

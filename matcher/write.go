@@ -78,7 +78,12 @@ func (s *Store) write(ctx context.Context, views []*view, rt *roundTrips) ([]Cha
 	}
 	s.marked = true
 	for i, c := range calls {
-		if n, _ := c.Int(); n != 1 {
+		switch n, _ := c.Int(); n {
+		case 1:
+		case -1:
+			s.lost = s.stateLost("the epoch of tenant " + views[i].run.tenant + " vanished under its owner")
+			return nil, s.lost
+		default:
 			s.res.fenced.Inc()
 			return nil, fmt.Errorf("%w (tenant %s)", ErrFenced, views[i].run.tenant)
 		}

@@ -793,3 +793,51 @@ func TestFencedOwnerStopsRetrying(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Redis comes back empty: a new member, whose by-tenant partitions have
+// committed offsets, finds the namespace's marker missing and applies
+// nothing; StateLost (the /readyz check) names the rebuild command. The
+// running member finds its tenant's epoch gone and stops the same way.
+func TestStateLossRefused(t *testing.T) {
+	e := newEnv(t, 2)
+	recs := data(300)
+	ns := redistest.Namespace(t)
+	e.kc.Produce(recs[:100]...)
+	p := e.pipeline(e.owners(ns), nil)
+	stop := e.start(p)
+	kafkatest.WaitFor(t, 30*time.Second, "the first part committed", func() bool { return e.done(100) })
+	if err := p.Handler().StateLost(); err != nil {
+		t.Fatalf("state lost before anything happened: %v", err)
+	}
+	if err := e.srv.Client().FlushAll(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.kc.Produce(recs[100:200]...)
+	kafkatest.WaitFor(t, 30*time.Second, "the running member saw the loss", func() bool { return p.Handler().StateLost() != nil })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := e.srv.Client().FlushAll(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	committed := e.kc.Committed(group, byTenantTopic)
+	e.kc.Produce(recs[200:]...)
+	p = e.pipeline(e.owners(ns), nil)
+	stop = e.start(p)
+	kafkatest.WaitFor(t, 30*time.Second, "the new member refused", func() bool { return p.Handler().StateLost() != nil })
+	err := p.Handler().StateLost()
+	if !errors.Is(err, matcher.ErrStateLost) || !strings.Contains(err.Error(), "leadconv replay --from earliest --namespace "+ns) {
+		t.Fatalf("state lost: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if got := e.kc.Committed(group, byTenantTopic); got != committed {
+		t.Fatalf("by-tenant commits moved from %d to %d over lost state", committed, got)
+	}
+	if n, _ := e.srv.Client().Exists(t.Context(), ns+":meta").Result(); n != 0 {
+		t.Fatal("the refusing member marked the namespace")
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
