@@ -53,6 +53,13 @@ const DeadLetterOverhead = 4 << 10
 // maxDeadLetterPrefix bounds the value kept of a record too large to
 // dead-letter whole: enough to recognise it, small for any DLQ topic.
 const maxDeadLetterPrefix = 64 << 10
+// ErrPartitionLost, wrapped in a Handler error, says this member can never
+// process the partition (another owner took its state, or the state was
+// lost): retrying cannot succeed.
+// The partition's worker stops without committing and its fetching stays
+// paused until the group revokes the partition and hands it over; the new
+// owner reads the batch again.
+var ErrPartitionLost = errors.New("consumer: partition taken by another owner")
 
 // Poison is an input record that can never be processed, with a
 // machine-readable code naming why.
@@ -75,6 +82,7 @@ type Result struct {
 // failed transiently (Redis or broker unavailable) and is retried with
 // backoff, so Handle must be idempotent: re-applying a batch yields the same
 // output. Permanent per-record failures belong in Result.Poison instead.
+// An error wrapping ErrPartitionLost is not retried: the worker stops.
 type Handler interface {
 	Handle(ctx context.Context, topic string, partition int32, recs []*kgo.Record) (Result, error)
 }
@@ -241,6 +249,14 @@ func New(cfg Config, h Handler) (*Consumer, error) {
 	}
 	c.cl = cl
 	return c, nil
+}
+
+// Committed reports whether the group has a committed offset past the start
+// of the partition (fetched on joining, or committed since): work on it was
+// done before, by this member or another.
+func (c *Consumer) Committed(topic string, partition int32) bool {
+	o, ok := c.cl.CommittedOffsets()[topic][partition]
+	return ok && o.Offset > 0
 }
 
 // Client returns the underlying client, for readiness pings.

@@ -526,3 +526,50 @@ func TestDeadLetterRefusedByTheTopicIsShrunk(t *testing.T) {
 		}
 	}
 }
+
+// A handler error wrapping ErrPartitionLost (a fenced owner) is never
+// retried: the partition's worker stops at once with nothing committed,
+// other partitions go on, and the partition is processed again once the
+// group hands it over (here: to the next member after a restart).
+func TestPartitionLostStopsWorker(t *testing.T) {
+	c := kafkatest.New(t, 2, in, out, dlq)
+	var calls0 atomic.Int64
+	h := consumer.HandlerFunc(func(ctx context.Context, topic string, p int32, recs []*kgo.Record) (consumer.Result, error) {
+		if p == 0 {
+			calls0.Add(1)
+			return consumer.Result{}, fmt.Errorf("apply: %w", consumer.ErrPartitionLost)
+		}
+		return echo(ctx, topic, p, recs)
+	})
+	produceN(c, 100, func(i int) string { return fmt.Sprintf("v%d", i) })
+	m := consumer.NewMetrics(prometheus.NewRegistry())
+	stop := start(t, c, h, m)
+	kafkatest.WaitFor(t, 10*time.Second, "the lost partition tried once", func() bool { return calls0.Load() > 0 })
+	// Produce more while stopped: a paused partition fetches none of it.
+	produceN(c, 100, func(i int) string { return fmt.Sprintf("w%d", i) })
+	kafkatest.WaitFor(t, 10*time.Second, "the other partition done", func() bool {
+		return c.EndOffsets(out) > 0 && c.Committed("g", in) > 0 && c.Committed("g", in) == c.EndOffsets(out)
+	})
+	time.Sleep(500 * time.Millisecond) // backoff is 1..10ms: a retry would have happened many times
+	if got := calls0.Load(); got != 1 {
+		t.Fatalf("the lost partition's batch was handled %d times, want 1 (no retry)", got)
+	}
+	if got := testutil.ToFloat64(m.Lost); got != 1 {
+		t.Fatalf("fenced metric %v, want 1", got)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got, total := committed(t, c), int64(200); got >= total {
+		t.Fatalf("committed %d of %d: the lost partition was committed", got, total)
+	}
+	// The partition's next owner processes what was not committed.
+	stop = start(t, c, consumer.HandlerFunc(echo), nil)
+	kafkatest.WaitFor(t, 20*time.Second, "every record committed by the next owner", func() bool { return committed(t, c) == 200 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(values(c.ReadAll(out))); got != 200 {
+		t.Fatalf("%d distinct outputs, want 200", got)
+	}
+}

@@ -9,6 +9,7 @@ type Metrics struct {
 	Retries     *prometheus.CounterVec
 	Latency     prometheus.Histogram
 	Paused      prometheus.Counter
+	Lost        prometheus.Counter
 }
 
 // NewMetrics registers the consumer's collectors with reg.
@@ -36,6 +37,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "leadconv_consumer_paused_total",
 		Help: "Times a partition's fetching was paused because its worker fell behind (resumed once it caught up).",
 	})
-	reg.MustRegister(m.Lag, m.DeadLetters, m.Retries, m.Latency, m.Paused)
+	m.Lost = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "leadconv_partitions_stopped_total",
+		Help: "Partitions whose worker stopped without committing (ErrPartitionLost: fenced, or state lost).",
+	})
+	reg.MustRegister(m.Lag, m.DeadLetters, m.Retries, m.Latency, m.Paused, m.Lost)
 	return m
 }

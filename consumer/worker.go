@@ -139,6 +139,10 @@ func (w *worker) process(recs []*kgo.Record) bool {
 			res = r
 			break
 		}
+		if errors.Is(err, ErrPartitionLost) {
+			w.abandon(err)
+			return false
+		}
 		if !w.retry(attempt, "handle", err) {
 			return false
 		}
@@ -195,6 +199,23 @@ func (w *worker) process(recs []*kgo.Record) bool {
 		w.log.Warn().Int64("offset", p.Record.Offset).Str("code", p.Code).Str("reason", p.Reason).Msg("record sent to the dead-letter topic")
 	}
 	return true
+}
+
+// abandon stops fetching the partition of a worker that can never process
+// it (ErrPartitionLost), which then ends
+// with nothing marked: the partition stays paused here until the group
+// revokes it (stop resumes it then, for a later owner in this process).
+func (w *worker) abandon(err error) {
+	w.mu.Lock()
+	if !w.paused {
+		w.paused = true
+		w.c.cl.PauseFetchPartitions(map[string][]int32{w.topic: {w.partition}})
+	}
+	w.mu.Unlock()
+	if m := w.c.metrics; m != nil {
+		m.Lost.Inc()
+	}
+	w.log.Error().Err(err).Msg("partition stopped without committing until the group reassigns it")
 }
 
 // retry logs a transient failure and waits before the next attempt; false

@@ -2,7 +2,9 @@ package matcher
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -29,6 +31,10 @@ func (s *Store) takeEpochs(ctx context.Context, views []*view, rt *roundTrips) e
 		return nil
 	}
 	pipe := s.rdb.Pipeline()
+	var marker *redis.StringCmd
+	if !s.marked {
+		marker = pipe.HGet(ctx, markerKey(s.opts.Namespace), "created")
+	}
 	incr := make([]*redis.IntCmd, len(fresh))
 	size := make([]*redis.IntCmd, len(fresh))
 	for i, v := range fresh {
@@ -37,6 +43,19 @@ func (s *Store) takeEpochs(ctx context.Context, views []*view, rt *roundTrips) e
 	}
 	if err := s.exec(ctx, pipe, "epoch", rt); err != nil {
 		return err
+	}
+	if marker != nil {
+		switch err := marker.Err(); {
+		case err == nil:
+			s.marked = true
+		case !errors.Is(err, redis.Nil):
+			return err
+		case s.opts.StateExpected && !slices.ContainsFunc(size, func(c *redis.IntCmd) bool { return c.Val() > 0 }):
+			// Records without a marker are state written before markers
+			// existed: it is marked with the next write.
+			s.lost = s.stateLost("no state marker (" + markerKey(s.opts.Namespace) + ") although the partition has committed offsets")
+			return s.lost
+		}
 	}
 	var load []*view
 	for i, v := range fresh {
@@ -70,6 +89,14 @@ func (s *Store) takeEpochs(ctx context.Context, views []*view, rt *roundTrips) e
 		v.complete = true
 	}
 	return nil
+}
+
+// stateLost is ErrStateLost with why and the command that rebuilds the
+// namespace.
+func (s *Store) stateLost(why string) error {
+	ns := s.opts.Namespace
+	return fmt.Errorf("%w: namespace %q: %s: Redis came back empty; rebuild it: delete the namespace's keys (%s:*), then run "+
+		"leadconv replay --from earliest --namespace %s", ErrStateLost, ns, why, ns, ns)
 }
 
 // exec runs one pipelined round trip and times it.

@@ -26,6 +26,15 @@ var ErrInvalidEvent = errors.New("matcher: invalid event")
 // what was not committed.
 var ErrFenced = errors.New("matcher: fenced: another owner took the tenant")
 
+// ErrStateLost is returned when Redis lost the namespace's state: the
+// marker is missing (and no records are stored) although the caller said
+// state was written before (StoreOptions.StateExpected: its partition has
+// committed offsets), or a tenant's epoch vanished under its owner.
+// Applying on top would make partial records. The error's text
+// names the namespace and the command that rebuilds it. After it every
+// call fails with it.
+var ErrStateLost = errors.New("matcher: state lost")
+
 // errInconsistent reports stored state that contradicts itself (a member
 // without a record, say): written by something else than the owner. The
 // tenant's resident state is dropped and the batch fails.
@@ -49,6 +58,10 @@ type StoreOptions struct {
 	// Registerer registers a private Resident's metrics (ignored with
 	// Resident set).
 	Registerer prometheus.Registerer
+	// StateExpected says state of the namespace was written before (the
+	// owner's partition has committed offsets): a missing marker then means
+	// the state was lost, and Apply refuses with ErrStateLost.
+	StateExpected bool
 }
 
 // Store is the single writer of the tenants it applies events for: the
@@ -66,6 +79,10 @@ type Store struct {
 	tenants map[string]*view
 	epochs  map[string]string // the epoch taken per tenant, kept when a view is dropped
 	fenced  bool
+	// marked: the namespace's marker is known to exist; lost: it was missing
+	// with StateExpected (ErrStateLost for good).
+	marked  bool
+	lost    error
 	batches uint64
 }
 
@@ -134,6 +151,9 @@ func (s *Store) Apply(ctx context.Context, events []record.Event) ([]Change, err
 	if s.fenced {
 		return nil, ErrFenced
 	}
+	if s.lost != nil {
+		return nil, s.lost
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -160,6 +180,14 @@ func (s *Store) Apply(ctx context.Context, events []record.Event) ([]Change, err
 	s.evict(views)
 	slices.SortStableFunc(changes, func(a, b Change) int { return a.Index - b.Index })
 	return changes, nil
+}
+
+// ExpectState tells the store, before its first Apply, that state of the
+// namespace was written before (StoreOptions.StateExpected).
+func (s *Store) ExpectState() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts.StateExpected = true
 }
 
 // Close drops the resident state, giving its memory back to the budget.

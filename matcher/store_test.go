@@ -796,3 +796,64 @@ func TestStoreHold(t *testing.T) {
 		}
 	}
 }
+
+// The namespace's marker is written with its first state; an owner told
+// that state existed (its partition has committed offsets) refuses to apply
+// when the marker is missing (Redis came back empty), naming the command
+// that rebuilds the namespace, and writes nothing; one that expects no
+// state starts afresh and marks it.
+func TestStoreStateLost(t *testing.T) {
+	srv := redistest.New(t)
+	ctx := context.Background()
+	ns := redistest.Namespace(t)
+	rs, err := Compile(DefaultConfig(), record.FieldMap{"AccountName": "Company"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func(expected bool) *Store {
+		return NewStore(srv.Client(), StoreOptions{Namespace: ns, StateExpected: expected, Rules: func(string) (*Ruleset, error) { return rs, nil }})
+	}
+	ann := upsertLead("1", 1, person("Ann", "Lee", "ann@x.com"))
+	if _, err := open(false).Apply(ctx, []record.Event{ann}); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := srv.Client().HGet(ctx, ns+":meta", "created").Result(); err != nil || v == "" {
+		t.Fatalf("marker after the first write: %q, %v", v, err)
+	}
+	// State is there: the next owner of the partition applies.
+	if _, err := open(true).Apply(ctx, []record.Event{upsertLead("2", 2, person("Anne", "Lee", "ann@x.com"))}); err != nil {
+		t.Fatal(err)
+	}
+
+	running := open(false)
+	if _, err := running.Apply(ctx, []record.Event{ann}); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Client().FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Under a running owner: its tenant's epoch vanished.
+	if _, err := running.Apply(ctx, []record.Event{upsertLead("3", 3, person("Ann", "Lee", "ann@x.com"))}); !errors.Is(err, ErrStateLost) {
+		t.Fatalf("running owner after the state was lost: %v", err)
+	}
+	lost := open(true)
+	for range 2 { // refused for good
+		_, err := lost.Apply(ctx, []record.Event{upsertLead("3", 3, person("Ann", "Lee", "ann@x.com"))})
+		if !errors.Is(err, ErrStateLost) || !strings.Contains(err.Error(), "leadconv replay --from earliest --namespace "+ns) {
+			t.Fatalf("apply after the state was lost: %v", err)
+		}
+	}
+	if n, err := srv.Client().HLen(ctx, tenantKeys(ns, "acme").hashes[hR]).Result(); err != nil || n != 0 {
+		t.Fatalf("the refused owner stored %d records (%v)", n, err)
+	}
+	if n, _ := srv.Client().Exists(ctx, ns+":meta").Result(); n != 0 {
+		t.Fatal("the refused owner wrote the marker: the next owner would not notice the loss")
+	}
+	// A rebuild (nothing expected) starts afresh and marks the namespace.
+	if _, err := open(false).Apply(ctx, []record.Event{ann}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := srv.Client().Exists(ctx, ns+":meta").Result(); n != 1 {
+		t.Fatal("no marker after the rebuild's first write")
+	}
+}

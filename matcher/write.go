@@ -3,6 +3,7 @@ package matcher
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -34,6 +35,12 @@ func (s *Store) write(ctx context.Context, views []*view, rt *roundTrips) ([]Cha
 	build := func() redis.Pipeliner {
 		pipe := s.rdb.Pipeline()
 		calls, lookups = calls[:0], lookups[:0]
+		if !s.marked {
+			// The marker goes with the first write of this store, in the
+			// same round trip: state without it is a batch that failed and
+			// is retried.
+			pipe.HSetNX(ctx, markerKey(s.opts.Namespace), "created", time.Now().UTC().Format(time.RFC3339))
+		}
 		for _, v := range views {
 			// A batch that writes nothing still checks the epoch: a stale
 			// owner must not even report replays from what it holds.
@@ -69,10 +76,16 @@ func (s *Store) write(ctx context.Context, views []*view, rt *roundTrips) ([]Cha
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range calls {
-		if n, _ := c.Int(); n != 1 {
+	s.marked = true
+	for i, c := range calls {
+		switch n, _ := c.Int(); n {
+		case 1:
+		case -1:
+			s.lost = s.stateLost("the epoch of tenant " + views[i].run.tenant + " vanished under its owner")
+			return nil, s.lost
+		default:
 			s.res.fenced.Inc()
-			return nil, ErrFenced
+			return nil, fmt.Errorf("%w (tenant %s)", ErrFenced, views[i].run.tenant)
 		}
 	}
 	for _, lk := range lookups {

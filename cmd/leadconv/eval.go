@@ -196,16 +196,16 @@ func deleteNamespace(ctx context.Context, rdb redis.UniversalClient, ns string) 
 		})
 		return
 	}
+	// One UNLINK per key: on a cluster master the namespace's keys lie in
+	// several slots (each tenant's, and the namespace marker's), and one
+	// command may not span slots.
 	iter := rdb.Scan(ctx, 0, ns+":*", 1000).Iterator()
-	var keys []string
+	pipe := rdb.Pipeline()
 	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-		if len(keys) == 1000 {
-			rdb.Unlink(ctx, keys...)
-			keys = keys[:0]
+		pipe.Unlink(ctx, iter.Val())
+		if pipe.Len() == 1000 {
+			_, _ = pipe.Exec(ctx)
 		}
 	}
-	if len(keys) > 0 {
-		rdb.Unlink(ctx, keys...)
-	}
+	_, _ = pipe.Exec(ctx)
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/leadconv/leadconv/consumer"
 	"github.com/leadconv/leadconv/internal/ops"
+	"github.com/leadconv/leadconv/matcher"
 )
 
 func replayCommand() *command {
@@ -290,7 +291,7 @@ func runReplay(ctx context.Context, e *env, rc replayConfig) error {
 	progDone := make(chan struct{})
 	go func() { prog.Run(progCtx); close(progDone) }()
 
-	r := &replayer{h: h, cl: cl, log: log, prog: prog, stdout: rc.stdout, topic: topic}
+	r := &replayer{h: h, cl: cl, log: log, prog: prog, stdout: rc.stdout, topic: topic, namespace: namespace}
 	start := time.Now()
 	err = r.run(ctx, spans)
 	stopProg()
@@ -313,6 +314,8 @@ type replayer struct {
 	prog   *ops.Progress
 	stdout io.Writer
 	topic  string
+	// namespace is where the replay writes, for the fenced error.
+	namespace string
 
 	mu           sync.Mutex // guards stdout and the counts
 	out, skipped int
@@ -388,6 +391,12 @@ func (r *replayer) batch(ctx context.Context, partition int32, recs []*kgo.Recor
 		var err error
 		if res, err = r.h.Handle(ctx, r.topic, partition, recs); err == nil {
 			break
+		}
+		if errors.Is(err, matcher.ErrFenced) {
+			// Another writer (the live service, or a second replay) took a
+			// tenant of the namespace: retrying cannot succeed, and the two
+			// would interleave their writes.
+			return fmt.Errorf("replay: partition %d: another writer took a tenant of namespace %q (is leadconv run or another replay using it? stop it, or replay into another --namespace): %w", partition, r.namespace, err)
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()

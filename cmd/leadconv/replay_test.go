@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"maps"
 	"reflect"
 	"slices"
@@ -17,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/leadconv/leadconv/internal/config"
+	"github.com/leadconv/leadconv/internal/ops"
 	"github.com/leadconv/leadconv/internal/pipeline"
 	"github.com/leadconv/leadconv/internal/testutil/kafkatest"
 	"github.com/leadconv/leadconv/internal/testutil/redistest"
@@ -290,5 +293,30 @@ func TestReplayStopsAtTransactionMarker(t *testing.T) {
 		}
 	case <-time.After(60 * time.Second):
 		t.Fatal("replay did not stop at the end of a transactional topic")
+	}
+}
+
+// A replay whose tenants another writer takes midway (the live service, a
+// second replay) fails at once, saying so, instead of retrying forever.
+func TestReplayFencedFails(t *testing.T) {
+	t.Parallel()
+	env := newReplayEnv(t, 1)
+	recs := env.kafka.ReadAll(pipeline.DefaultByTenantTopic)
+	half := len(recs) / 2
+	parts := handlerParts{rdb: env.redis.Client(), cfg: config.Default(), namespace: "rebuild", log: zerolog.Nop(), reg: prometheus.NewRegistry()}
+	r := &replayer{h: newHandler(parts), cl: env.kafka.Client(), log: zerolog.Nop(), prog: ops.NewProgress(io.Discard, zerolog.Nop(), "events"),
+		stdout: io.Discard, topic: pipeline.DefaultByTenantTopic, namespace: "rebuild"}
+	if err := r.batch(t.Context(), 0, recs[:half]); err != nil {
+		t.Fatal(err)
+	}
+	parts.reg = prometheus.NewRegistry()
+	if _, err := newHandler(parts).Handle(t.Context(), pipeline.DefaultByTenantTopic, 0, recs[:half]); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	err := r.batch(ctx, 0, recs[half:])
+	if !errors.Is(err, matcher.ErrFenced) || !strings.Contains(err.Error(), `another writer took a tenant of namespace "rebuild"`) {
+		t.Fatalf("replay batch after another writer took its tenants: %v", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/leadconv/leadconv/internal/testutil/kafkatest"
 	"github.com/leadconv/leadconv/internal/testutil/redistest"
 	"github.com/leadconv/leadconv/matcher/gen"
+	"github.com/leadconv/leadconv/record"
 	"github.com/leadconv/leadconv/requests"
 )
 
@@ -211,5 +213,74 @@ func TestTenantPolicy(t *testing.T) {
 		if got := tenantPolicy(flags, tc.mc); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// Redis comes back empty under a group with committed offsets: the
+// restarted service applies nothing, says so in one log line, and /readyz
+// names the loss and the command that rebuilds the namespace.
+func TestRunReadyzNamesStateLoss(t *testing.T) {
+	t.Parallel()
+	k := kafkatest.New(t, 2, defaultRecordsTopic, defaultCommandsTopic, defaultDLQTopic, requests.DefaultRequestsTopic, requests.DefaultEventsTopic)
+	rs := redistest.New(t)
+	cl := k.Client()
+	run := func(evs []record.Event) (base string, stderr *syncBuffer, stop func()) {
+		if err := produceEvents(t.Context(), cl, defaultRecordsTopic, evs); err != nil {
+			t.Fatal(err)
+		}
+		stderr = &syncBuffer{}
+		ctx, cancel := context.WithCancel(context.Background())
+		e := &env{stdin: strings.NewReader(""), stdout: &syncBuffer{}, stderr: stderr, getenv: func(k string) string {
+			return map[string]string{"LEADCONV_REDIS_URL": rs.URL(), "LEADCONV_LOG_FORMAT": "json"}[k]
+		}}
+		done := make(chan int, 1)
+		go func() {
+			done <- Main(ctx, []string{"run", "--brokers", strings.Join(k.Addrs(), ","), "--http-addr", "127.0.0.1:0", "--group", "svc"}, e)
+		}()
+		addrRE := regexp.MustCompile(`"addr":"([^"]+)"[^\n]*"message":"serving /metrics`)
+		kafkatest.WaitFor(t, 20*time.Second, "the ops server", func() bool {
+			if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
+				base = "http://" + m[1]
+			}
+			return base != ""
+		})
+		var once sync.Once
+		stop = func() {
+			once.Do(func() {
+				cancel()
+				if code := <-done; code != exitOK {
+					t.Errorf("run exited %d\n%s", code, stderr.String())
+				}
+				http.DefaultClient.CloseIdleConnections()
+			})
+		}
+		t.Cleanup(stop)
+		return base, stderr, stop
+	}
+	_, stderr, stop := run(gen.New(gen.Options{Seed: 3, Records: 100}).Events())
+	wctx, wcancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer wcancel()
+	for _, topic := range []string{defaultRecordsTopic, pipeline.DefaultByTenantTopic} {
+		if err := waitCommitted(wctx, kadm.NewClient(cl), "svc", topic, nil); err != nil {
+			t.Fatalf("the service did not catch up on %s: %v\n%s", topic, err, stderr.String())
+		}
+	}
+	stop()
+	if err := rs.Client().FlushAll(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	base, stderr, stop := run(gen.New(gen.Options{Seed: 4, Records: 50}).Events())
+	var body string
+	kafkatest.WaitFor(t, 30*time.Second, "/readyz naming the loss", func() bool {
+		var code int
+		code, body = httpGet(t, base+"/readyz")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "state: ")
+	})
+	if !strings.Contains(body, "leadconv replay --from earliest --namespace lc") {
+		t.Fatalf("/readyz does not name the rebuild command:\n%s", body)
+	}
+	stop()
+	if n := strings.Count(stderr.String(), "matcher state lost: not applying"); n != 1 {
+		t.Fatalf("%d state-loss log lines, want 1\n%s", n, stderr.String())
 	}
 }

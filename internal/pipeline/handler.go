@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -98,6 +99,24 @@ type Handler struct {
 	planner  Planner
 	metrics  *Metrics
 	log      zerolog.Logger
+	// committed reports whether the group committed offsets of a partition
+	// (the consumer's): its new owner then expects the namespace's state.
+	committed func(topic string, partition int32) bool
+	lost      atomic.Pointer[error] // the first ErrStateLost, for /readyz
+}
+
+// stateExpecter is an owner told that state was written before
+// (matcher.Store.ExpectState).
+type stateExpecter interface{ ExpectState() }
+
+// StateLost returns the error of the first owner that found the
+// namespace's state lost (matcher.ErrStateLost), naming the command that
+// rebuilds it; nil otherwise. A readiness check.
+func (h *Handler) StateLost() error {
+	if e := h.lost.Load(); e != nil {
+		return *e
+	}
+	return nil
 }
 
 var (
@@ -154,6 +173,9 @@ func (h *Handler) owner(topic string, partition int32) Owner {
 	o := h.active[k]
 	if o == nil {
 		o = h.owners()
+		if x, ok := o.(stateExpecter); ok && h.committed != nil && h.committed(topic, partition) {
+			x.ExpectState()
+		}
 		h.active[k] = o
 	}
 	return o
@@ -334,6 +356,19 @@ func (h *Handler) apply(ctx context.Context, own Owner, ins []input) ([]matcher.
 	if err == nil {
 		return changes, ins, nil, nil
 	}
+	if errors.Is(err, matcher.ErrFenced) {
+		// Another owner took a tenant of the partition: this one is a
+		// zombie, and retrying can never succeed.
+		return nil, nil, nil, fmt.Errorf("pipeline: apply: %w: %w", consumer.ErrPartitionLost, err)
+	}
+	if errors.Is(err, matcher.ErrStateLost) {
+		// Applying on top of lost state would build partial records: the
+		// partition stops until the namespace is rebuilt.
+		if h.lost.CompareAndSwap(nil, &err) {
+			h.log.Error().Err(err).Msg("matcher state lost: not applying")
+		}
+		return nil, nil, nil, fmt.Errorf("pipeline: apply: %w: %w", consumer.ErrPartitionLost, err)
+	}
 	if !errors.Is(err, matcher.ErrInvalidEvent) {
 		return nil, nil, nil, fmt.Errorf("pipeline: apply: %w", err)
 	}
@@ -345,6 +380,9 @@ func (h *Handler) apply(ctx context.Context, own Owner, ins []input) ([]matcher.
 		if errors.Is(err, matcher.ErrInvalidEvent) {
 			refused = append(refused, in.rec)
 			continue
+		}
+		if errors.Is(err, matcher.ErrFenced) {
+			return nil, nil, nil, fmt.Errorf("pipeline: apply: %w: %w", consumer.ErrPartitionLost, err)
 		}
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("pipeline: apply: %w", err)

@@ -163,6 +163,7 @@ func New(cfg Config, owners Owners, tenants Tenants) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
+	h.committed = cons.Committed
 	return &Pipeline{cfg: cfg, cons: cons, handler: h}, nil
 }
 

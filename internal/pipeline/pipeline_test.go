@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -728,5 +729,115 @@ func TestTopicsAtStartUp(t *testing.T) {
 	err = p.Run(t.Context())
 	if err == nil || !strings.Contains(err.Error(), byTenantTopic+" (3 partitions)") || !strings.Contains(err.Error(), "leadconv.requests (5 partitions)") {
 		t.Fatalf("start-up error %v, want one naming both topics and their partition counts", err)
+	}
+}
+
+// fenceCounter counts the Apply calls that found the owner fenced.
+type fenceCounter struct {
+	*matcher.Store
+	n *atomic.Int64
+}
+
+func (s fenceCounter) Apply(ctx context.Context, evs []record.Event) ([]matcher.Change, error) {
+	ch, err := s.Store.Apply(ctx, evs)
+	if errors.Is(err, matcher.ErrFenced) {
+		s.n.Add(1)
+	}
+	return ch, err
+}
+
+// Another owner takes the tenant of a running member's partition: the
+// member's owner is fenced, stops that partition without retrying or
+// committing, and the partition's next owner processes the rest.
+func TestFencedOwnerStopsRetrying(t *testing.T) {
+	e := newEnv(t, 2)
+	recs := data(200)
+	ns := redistest.Namespace(t)
+	var fenced atomic.Int64
+	e.kc.Produce(recs[:100]...)
+	stop := e.start(e.pipeline(func() pipeline.Owner { return fenceCounter{e.store(ns), &fenced} }, nil))
+	kafkatest.WaitFor(t, 30*time.Second, "the first half committed", func() bool { return e.done(100) })
+
+	// A second owner of the same tenants (a zombie's successor, or a
+	// replay into the live namespace) takes them.
+	tenants := map[string]record.Event{}
+	for _, r := range recs {
+		var ev record.Event
+		if err := json.Unmarshal(r.Value, &ev); err != nil {
+			t.Fatal(err)
+		}
+		tenants[ev.Tenant] = ev
+	}
+	intruder := e.store(ns)
+	for _, ev := range tenants {
+		if _, err := intruder.Apply(t.Context(), []record.Event{ev}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.kc.Produce(recs[100:]...)
+	kafkatest.WaitFor(t, 30*time.Second, "the owner fenced", func() bool { return fenced.Load() > 0 })
+	routed := e.kc.EndOffsets(byTenantTopic)
+	time.Sleep(time.Second) // the retry backoff starts at 50ms
+	if got := fenced.Load(); got > int64(len(tenants)) {
+		t.Fatalf("a fenced owner applied %d times for %d tenants: it kept retrying", got, len(tenants))
+	}
+	if got := e.kc.Committed(group, byTenantTopic); got >= routed {
+		t.Fatalf("committed %d of %d routed records: the fenced batch was committed", got, routed)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	stop = e.start(e.pipeline(e.owners(ns), nil))
+	kafkatest.WaitFor(t, 30*time.Second, "every record committed by the next owner", func() bool { return e.done(int64(len(recs))) })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Redis comes back empty: a new member, whose by-tenant partitions have
+// committed offsets, finds the namespace's marker missing and applies
+// nothing; StateLost (the /readyz check) names the rebuild command. The
+// running member finds its tenant's epoch gone and stops the same way.
+func TestStateLossRefused(t *testing.T) {
+	e := newEnv(t, 2)
+	recs := data(300)
+	ns := redistest.Namespace(t)
+	e.kc.Produce(recs[:100]...)
+	p := e.pipeline(e.owners(ns), nil)
+	stop := e.start(p)
+	kafkatest.WaitFor(t, 30*time.Second, "the first part committed", func() bool { return e.done(100) })
+	if err := p.Handler().StateLost(); err != nil {
+		t.Fatalf("state lost before anything happened: %v", err)
+	}
+	if err := e.srv.Client().FlushAll(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.kc.Produce(recs[100:200]...)
+	kafkatest.WaitFor(t, 30*time.Second, "the running member saw the loss", func() bool { return p.Handler().StateLost() != nil })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := e.srv.Client().FlushAll(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	committed := e.kc.Committed(group, byTenantTopic)
+	e.kc.Produce(recs[200:]...)
+	p = e.pipeline(e.owners(ns), nil)
+	stop = e.start(p)
+	kafkatest.WaitFor(t, 30*time.Second, "the new member refused", func() bool { return p.Handler().StateLost() != nil })
+	err := p.Handler().StateLost()
+	if !errors.Is(err, matcher.ErrStateLost) || !strings.Contains(err.Error(), "leadconv replay --from earliest --namespace "+ns) {
+		t.Fatalf("state lost: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if got := e.kc.Committed(group, byTenantTopic); got != committed {
+		t.Fatalf("by-tenant commits moved from %d to %d over lost state", committed, got)
+	}
+	if n, _ := e.srv.Client().Exists(t.Context(), ns+":meta").Result(); n != 0 {
+		t.Fatal("the refusing member marked the namespace")
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -16,8 +16,13 @@
 -- then, for KEYS[2] to KEYS[9]: n × (field, value) to set, then n × field to
 -- delete (each list preceded by its count n)
 --
--- Returns 1 when written, 0 when the epoch moved (nothing written).
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+-- Returns 1 when written, 0 when the epoch moved, -1 when it is gone (Redis
+-- lost the state under its owner); nothing written in both cases.
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then
+  return -1
+end
+if epoch ~= ARGV[1] then
   return 0
 end
 local i = 2
