@@ -53,6 +53,7 @@ const DeadLetterOverhead = 4 << 10
 // maxDeadLetterPrefix bounds the value kept of a record too large to
 // dead-letter whole: enough to recognise it, small for any DLQ topic.
 const maxDeadLetterPrefix = 64 << 10
+
 // ErrPartitionLost, wrapped in a Handler error, says this member can never
 // process the partition (another owner took its state, or the state was
 // lost): retrying cannot succeed.
