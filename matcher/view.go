@@ -227,47 +227,24 @@ func (v *view) shed(n int) {
 	v.complete = false
 	i := 0
 	drop := func() bool { i++; return i%n == 1 }
-	for k := range v.recs {
-		if drop() {
-			delete(v.recs, k)
-		}
-	}
-	for k := range v.blocks {
-		if drop() {
-			delete(v.blocks, k)
-		}
-	}
-	for k := range v.adj {
-		if drop() {
-			delete(v.adj, k)
-		}
-	}
-	for k := range v.cm {
-		if drop() {
-			delete(v.cm, k)
-		}
-	}
-	for k := range v.cl {
-		if drop() {
-			delete(v.cl, k)
-		}
-	}
-	for k := range v.cv {
-		if drop() {
-			delete(v.cv, k)
-		}
-	}
-	for k := range v.bans {
-		if drop() {
-			delete(v.bans, k)
-		}
-	}
-	for k := range v.acct {
-		if drop() {
-			delete(v.acct, k)
-		}
-	}
+	shedMap(v.recs, drop)
+	shedMap(v.blocks, drop)
+	shedMap(v.adj, drop)
+	shedMap(v.cm, drop)
+	shedMap(v.cl, drop)
+	shedMap(v.cv, drop)
+	shedMap(v.bans, drop)
+	shedMap(v.acct, drop)
 	v.entries = 0 // measure again
+}
+
+// shedMap deletes the entries of m for which drop says so.
+func shedMap[V any](m map[string]V, drop func() bool) {
+	for k := range m {
+		if drop() {
+			delete(m, k)
+		}
+	}
 }
 
 // put and del record one write of the batch (the last of a field wins) and

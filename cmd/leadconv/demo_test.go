@@ -104,6 +104,20 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// awaitExitOK waits up to 30 s for a command started with Main in a
+// goroutine to return on done, and fails unless it exited 0.
+func awaitExitOK(t *testing.T, done <-chan int, stderr *syncBuffer, what string) {
+	t.Helper()
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Fatalf("%s: exit %d\n%s", what, code, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s did not stop", what)
+	}
+}
+
 // --serve keeps the broker up for other clients and prints the commands
 // their events cause; SIGINT (a cancelled context) stops it cleanly.
 func TestDemoServe(t *testing.T) {

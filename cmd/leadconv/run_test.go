@@ -154,14 +154,7 @@ func TestRunServesOpsAndShutsDownGracefully(t *testing.T) {
 	}
 
 	cancel()
-	select {
-	case code := <-done:
-		if code != exitOK {
-			t.Fatalf("exit code %d after interrupt\n%s", code, stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("run did not stop after the interrupt")
-	}
+	awaitExitOK(t, done, &stderr, "run")
 	logs := stderr.String()
 	for _, want := range []string{`"message":"leadconv starting"`, `"message":"shutting down: draining in-flight batches"`, `"message":"leadconv stopped"`} {
 		if !strings.Contains(logs, want) {

@@ -227,13 +227,16 @@ func simulate(ctx context.Context, in io.Reader, batch, maxBytes int, h flushHan
 	return emit(out)
 }
 
+// canonicalName names a person under leadconv's canonical field names.
+var canonicalName = personNamer("")
+
 // name remembers the person name of an input record, for the report.
 func (s *simSummary) name(line []byte) {
 	var ev record.Event
 	if json.Unmarshal(line, &ev) != nil {
 		return
 	}
-	if n := personNamer("")(ev.Fields); n != "" {
+	if n := canonicalName(ev.Fields); n != "" {
 		s.names[ev.Ref()] = n
 	}
 }

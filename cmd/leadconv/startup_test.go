@@ -100,14 +100,7 @@ func TestRunWaitsForRedisAndKafkaAtStart(t *testing.T) {
 		t.Errorf("no log of the dependencies becoming reachable")
 	}
 	cancel()
-	select {
-	case c := <-done:
-		if c != exitOK {
-			t.Fatalf("exit %d\n%s", c, stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("run did not stop")
-	}
+	awaitExitOK(t, done, &stderr, "run")
 }
 
 // Interrupted while still waiting: a clean, prompt stop.

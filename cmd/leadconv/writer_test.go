@@ -65,12 +65,5 @@ func TestWriterServesOps(t *testing.T) {
 		}
 	}
 	cancel()
-	select {
-	case code := <-done:
-		if code != exitOK {
-			t.Fatalf("exit %d\n%s", code, stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("writer did not stop")
-	}
+	awaitExitOK(t, done, &stderr, "writer")
 }
