@@ -140,7 +140,7 @@ func New(cfg Config, owners Owners, tenants Tenants) (*Pipeline, error) {
 		formats[in.Topic] = d
 	}
 	hc := HandlerConfig{
-		CommandsTopic: cfg.CommandsTopic, ChangesTopic: cfg.ChangesTopic, MaxRecordBytes: cfg.MaxRecordBytes,
+		CommandsTopic: cfg.CommandsTopic, ChangesTopic: cfg.ChangesTopic, MaxRecordBytes: cfg.MaxRecordBytes, MaxProduceBytes: cfg.MaxProduceBytes,
 		Structured: cfg.Structured, Decode: cfg.Decode, Formats: formats, Logger: cfg.Logger, Metrics: pm,
 	}
 	switch {
