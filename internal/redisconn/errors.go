@@ -14,8 +14,10 @@ import (
 const CodeUnavailable = "redis_unavailable"
 
 // Error is a Redis failure that retrying can cure: the server unreachable,
-// the connection lost mid-call, a pool or I/O timeout, or a server that is
-// loading its data, read-only or without its cluster (a failover). It is
+// the connection lost mid-call, a pool or I/O timeout, a server that is
+// loading its data, read-only or without its cluster (a failover), busy
+// with a script, or out of memory (an operator's to mend: dead-lettering
+// every record meanwhile would empty the stream into the DLQ). It is
 // transient in consumer.Classify's sense (ErrorCode, Transient).
 type Error struct{ err error }
 
@@ -50,5 +52,6 @@ func unavailable(err error) bool {
 		return true
 	}
 	return redis.IsLoadingError(err) || redis.IsReadOnlyError(err) || redis.IsClusterDownError(err) ||
-		redis.IsTryAgainError(err) || redis.IsMasterDownError(err) || redis.IsMaxClientsError(err)
+		redis.IsTryAgainError(err) || redis.IsMasterDownError(err) || redis.IsMaxClientsError(err) ||
+		redis.IsOOMError(err) || redis.HasErrorPrefix(err, "BUSY ")
 }
