@@ -227,26 +227,31 @@ const maxAttempts = 3
 
 // handle returns what the handler made of recs. A transient failure is
 // retried for as long as it lasts; a permanent one at most maxAttempts
-// times, then each record is handled alone, so that only those that still
-// fail are dead-lettered, with the error's code, and the partition moves
-// on. false means the batch was abandoned (cancelled, ErrPartitionLost).
+// times, then each record is handled alone (once: the batch's attempts
+// showed the failure is not passing), so that only those that fail again
+// are dead-lettered, with the error's code, and the partition moves on.
+// false means the batch was abandoned (cancelled, ErrPartitionLost).
 func (w *worker) handle(recs []*kgo.Record) (Result, bool) {
-	res, code, err := w.attempt(recs)
+	res, code, err := w.attempt(recs, maxAttempts)
 	switch {
 	case err == nil:
 		return res, true
 	case w.ctx.Err() != nil || errors.Is(err, ErrPartitionLost):
 		return Result{}, false
 	case len(recs) == 1:
-		w.log.Error().Err(err).Str("code", code).Int64("offset", recs[0].Offset).Msg("handler failed permanently: record dead-lettered")
-		return Result{Poison: []Poison{{Record: recs[0], Code: code}}}, true
+		return w.deadLetter(recs[0], code, err), true
 	}
 	w.log.Warn().Str("code", code).Int("records", len(recs)).Msg("batch failed permanently: handling its records one by one")
 	var all Result
 	for _, r := range recs {
-		res, ok := w.handle([]*kgo.Record{r})
-		if !ok {
+		one := []*kgo.Record{r}
+		res, code, err := w.attempt(one, 1)
+		switch {
+		case err == nil:
+		case w.ctx.Err() != nil || errors.Is(err, ErrPartitionLost):
 			return Result{}, false
+		default:
+			res = w.deadLetter(r, code, err)
 		}
 		all.Out = append(all.Out, res.Out...)
 		all.Poison = append(all.Poison, res.Poison...)
@@ -254,10 +259,16 @@ func (w *worker) handle(recs []*kgo.Record) (Result, bool) {
 	return all, true
 }
 
+// deadLetter is the result of a record the handler failed on permanently.
+func (w *worker) deadLetter(r *kgo.Record, code string, err error) Result {
+	w.log.Error().Err(err).Str("code", code).Int64("offset", r.Offset).Msg("handler failed permanently: record dead-lettered")
+	return Result{Poison: []Poison{{Record: r, Code: code}}}
+}
+
 // attempt calls the handler until it succeeds, fails permanently
-// maxAttempts times (the code and last error are returned), or the worker
+// maxPermanent times (the code and last error are returned), or the worker
 // is cancelled or its partition lost (the error returned).
-func (w *worker) attempt(recs []*kgo.Record) (Result, string, error) {
+func (w *worker) attempt(recs []*kgo.Record, maxPermanent int) (Result, string, error) {
 	failed := 0
 	for n := 0; ; n++ {
 		res, err := w.c.h.Handle(w.ctx, w.topic, w.partition, recs)
@@ -271,7 +282,7 @@ func (w *worker) attempt(recs []*kgo.Record) (Result, string, error) {
 		}
 		code, transient := Classify(err)
 		if !transient {
-			if failed++; failed >= maxAttempts {
+			if failed++; failed >= maxPermanent {
 				w.recovered()
 				return Result{}, code, err
 			}
