@@ -173,7 +173,10 @@ func (w *worker) process(recs []*kgo.Record) bool {
 		// missing, refused): the commands must not be lost, so they are
 		// retried for as long as it lasts, the partition named in Retrying.
 		if ferr != nil {
-			code, _ := Classify(ferr)
+			code, transient := Classify(ferr)
+			if !transient && code == CodeHandlerFailed {
+				code = codeProduceFailed // not the handler's
+			}
 			if !w.retry(attempt, "produce", code, true, ferr) {
 				return false
 			}
@@ -221,6 +224,10 @@ func (w *worker) abandon(err error) {
 	}
 	w.log.Error().Err(err).Msg("partition stopped without committing until the group reassigns it")
 }
+
+// codeProduceFailed labels the retries of a produce error that names no
+// Kafka error code (a record timeout, the client closing).
+const codeProduceFailed = "produce_failed"
 
 // maxAttempts bounds the attempts at a batch that fails permanently.
 const maxAttempts = 3

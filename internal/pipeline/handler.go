@@ -210,7 +210,8 @@ func (h *Handler) Release(topic string, partition int32) {
 
 // Handle processes one batch of one partition (consumer.Handler). Records
 // that cannot be decoded, or that the store refuses, are returned as poison;
-// any other error is transient and the whole batch is retried. Handling the
+// any other error fails the batch, for the consumer to classify
+// (consumer.Classify: a Redis outage is transient and retried). Handling the
 // same batch again returns the same records: the store reports replayed
 // events' current clusters and the engine's command ids are deterministic.
 func (h *Handler) Handle(ctx context.Context, topic string, partition int32, recs []*kgo.Record) (consumer.Result, error) {
