@@ -290,7 +290,7 @@ func (w *worker) attempt(recs []*kgo.Record, maxPermanent int) (Result, string, 
 		code, transient := Classify(err)
 		if !transient {
 			if failed++; failed >= maxPermanent {
-				w.recovered()
+				w.endRetry()
 				return Result{}, code, err
 			}
 		}
@@ -318,19 +318,21 @@ func (w *worker) retry(attempt int, stage, code string, transient bool, err erro
 		m.Retries.WithLabelValues(stage, code).Inc()
 	}
 	if transient {
-		if old := w.retrying.Load(); old == nil {
-			w.retrying.Store(&retryState{code: code, err: err, since: time.Now()})
-			if m := w.c.metrics; m != nil {
-				m.Retrying.Inc()
-			}
-		} else if old.code != code {
-			w.retrying.Store(&retryState{code: code, err: err, since: old.since})
+		// Only this goroutine writes the state; Retrying reads it.
+		old, since := w.retrying.Load(), time.Now()
+		if old != nil {
+			since = old.since
+		}
+		w.retrying.Store(&retryState{code: code, err: err, since: since})
+		if m := w.c.metrics; m != nil && old == nil {
+			m.Retrying.Inc()
 		}
 	} else {
-		w.recovered()
+		w.endRetry() // not waiting for a dependency any more
 	}
 	d := Backoff(attempt, w.c.cfg.MinBackoff, w.c.cfg.MaxBackoff, rand.Int64N)
-	// Error values from Redis and the broker name no record content.
+	// Errors name ids, addresses and codes: adapters keep field values
+	// out of them (the decoders' reasons are paths and rules).
 	w.log.Warn().Err(err).Str("stage", stage).Str("code", code).Bool("transient", transient).
 		Int("attempt", attempt+1).Dur("backoff", d).Msg("batch failed, retrying")
 	return sleep(w.ctx, d)
