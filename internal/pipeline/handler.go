@@ -445,17 +445,13 @@ func (h *Handler) plan(ctx context.Context, own Owner, ins []input, changes []ma
 }
 
 // encode encodes the plans' commands, in parallel chunks (encoding is pure),
-// keeping their order. A plan with a command too large to produce is
-// replaced by a review.requested of its cluster (fit).
+// keeping their order (encodePlan).
 func (h *Handler) encode(out []*kgo.Record, types []string, plans []Planned) ([]*kgo.Record, []string, error) {
 	outs := make([][]*kgo.Record, len(plans))
 	errs := make([]error, len(plans))
 	parallel.Chunks(len(plans), 16, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			outs[i], errs[i] = h.commands.Commands(nil, plans[i].Commands, plans[i].At)
-			if errs[i] == nil {
-				outs[i], errs[i] = h.fit(&plans[i], outs[i])
-			}
+			outs[i], errs[i] = h.encodePlan(&plans[i])
 		}
 	})
 	for i, p := range plans {
@@ -474,14 +470,19 @@ func (h *Handler) encode(out []*kgo.Record, types []string, plans []Planned) ([]
 // beyond its key, value and headers: batch and record framing.
 const commandOverhead = 1 << 10
 
-// fit returns recs, the records of p's commands, unless one of them would
-// exceed the producer's limit: then p becomes one review.requested
-// (engine.ReasonCommandTooLarge) and its record is returned. The input was
-// valid, so it is not dead-lettered; the broker would refuse the command
-// on every attempt, so it is not produced. (A lead of 615 KB whose fields
-// carry over to the account it creates converts into a lead.convert of
-// twice that: the fields are the contact's and the account's.)
-func (h *Handler) fit(p *Planned, recs []*kgo.Record) ([]*kgo.Record, error) {
+// encodePlan returns the records of p's commands, unless one of them would
+// exceed the producer's limit: then p.Commands becomes one review.requested
+// of the cluster (engine.ReasonCommandTooLarge), whose record is returned,
+// and a planner that records what was emitted must record that. The input
+// was valid, so it is not dead-lettered; the broker would refuse the
+// command on every attempt, so it is not produced. (A lead of 615 KB whose
+// fields carry over to the account it creates converts into a lead.convert
+// of twice that: the fields are the contact's and the account's.)
+func (h *Handler) encodePlan(p *Planned) ([]*kgo.Record, error) {
+	recs, err := h.commands.Commands(nil, p.Commands, p.At)
+	if err != nil {
+		return nil, err
+	}
 	limit := h.cfg.MaxProduceBytes - commandOverhead
 	for _, r := range recs {
 		size := len(r.Key) + len(r.Value)
