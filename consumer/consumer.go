@@ -79,11 +79,15 @@ type Result struct {
 	Poison []Poison
 }
 
-// Handler processes one batch of one partition. An error means the whole batch
-// failed transiently (Redis or broker unavailable) and is retried with
-// backoff, so Handle must be idempotent: re-applying a batch yields the same
-// output. Permanent per-record failures belong in Result.Poison instead.
-// An error wrapping ErrPartitionLost is not retried: the worker stops.
+// Handler processes one batch of one partition. An error fails the whole
+// batch, classified by Classify: a transient one (Redis or the broker
+// unavailable) is retried with backoff for as long as it lasts; a permanent
+// one at most a few times, then the batch's records are handled one by one
+// and those that still fail are dead-lettered with the error's code
+// (CodeHandlerFailed when unclassified). Handle must be idempotent:
+// re-applying a batch yields the same output. Known per-record failures
+// belong in Result.Poison instead. An error wrapping ErrPartitionLost is
+// not retried: the worker stops.
 type Handler interface {
 	Handle(ctx context.Context, topic string, partition int32, recs []*kgo.Record) (Result, error)
 }

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -47,6 +50,15 @@ func echo(_ context.Context, _ string, _ int32, recs []*kgo.Record) (consumer.Re
 	return res, nil
 }
 
+// unavailable is a transient error as the matcher's Redis errors are.
+type unavailable struct{}
+
+func (unavailable) Error() string     { return "redis: connection refused" }
+func (unavailable) ErrorCode() string { return "redis_unavailable" }
+func (unavailable) Transient() bool   { return true }
+
+var errUnavailable error = unavailable{}
+
 func produceN(c *kafkatest.Cluster, n int, value func(i int) string) {
 	recs := make([]*kgo.Record, n)
 	for i := range recs {
@@ -56,6 +68,12 @@ func produceN(c *kafkatest.Cluster, n int, value func(i int) string) {
 }
 
 func start(t *testing.T, c *kafkatest.Cluster, h consumer.Handler, m *consumer.Metrics) (stop func() error) {
+	t.Helper()
+	_, stop = startConsumer(t, c, h, m)
+	return stop
+}
+
+func startConsumer(t *testing.T, c *kafkatest.Cluster, h consumer.Handler, m *consumer.Metrics) (*consumer.Consumer, func() error) {
 	t.Helper()
 	cons, err := consumer.New(consumer.Config{
 		Brokers: c.Addrs(), Group: "g", Topics: []string{in}, DLQTopic: dlq,
@@ -70,12 +88,12 @@ func start(t *testing.T, c *kafkatest.Cluster, h consumer.Handler, m *consumer.M
 	go func() { done <- cons.Run(ctx) }()
 	var once sync.Once
 	var rerr error
-	stop = func() error {
+	stop := func() error {
 		once.Do(func() { cancel(); rerr = <-done })
 		return rerr
 	}
 	t.Cleanup(func() { _ = stop() })
-	return stop
+	return cons, stop
 }
 
 func committed(t *testing.T, c *kafkatest.Cluster) int64 {
@@ -145,7 +163,7 @@ func TestTransientErrorsAreRetriedNeverDeadLettered(t *testing.T) {
 	var calls atomic.Int64
 	flaky := consumer.HandlerFunc(func(ctx context.Context, topic string, p int32, recs []*kgo.Record) (consumer.Result, error) {
 		if calls.Add(1) <= 5 {
-			return consumer.Result{}, errors.New("redis: connection refused")
+			return consumer.Result{}, errUnavailable
 		}
 		return echo(ctx, topic, p, recs)
 	})
@@ -161,7 +179,7 @@ func TestTransientErrorsAreRetriedNeverDeadLettered(t *testing.T) {
 	if got := len(values(c.ReadAll(out))); got != 100 {
 		t.Fatalf("%d distinct outputs, want 100", got)
 	}
-	if got := testutil.ToFloat64(m.Retries.WithLabelValues("handle")); got != 5 {
+	if got := testutil.ToFloat64(m.Retries.WithLabelValues("handle", "redis_unavailable")); got != 5 {
 		t.Fatalf("retries metric %v, want 5", got)
 	}
 }
@@ -203,7 +221,7 @@ func TestProduceErrorsAreRetried(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	if got := testutil.ToFloat64(m.Retries.WithLabelValues("produce")); got < 1 {
+	if got := testutil.ToFloat64(m.Retries.WithLabelValues("produce", "policy_violation")); got < 1 {
 		t.Fatalf("produce retries %v, want at least one", got)
 	}
 	if n := c.EndOffsets(dlq); n != 0 {
@@ -291,7 +309,7 @@ func TestShutdownDuringOutage(t *testing.T) {
 	var calls atomic.Int64
 	down := consumer.HandlerFunc(func(context.Context, string, int32, []*kgo.Record) (consumer.Result, error) {
 		calls.Add(1)
-		return consumer.Result{}, errors.New("redis: connection refused")
+		return consumer.Result{}, errUnavailable
 	})
 	cons, err := consumer.New(consumer.Config{
 		Brokers: c.Addrs(), Group: "g", Topics: []string{in}, DLQTopic: dlq, MaxPollRecords: 1,
@@ -334,7 +352,7 @@ func TestFailingPartitionIsIsolated(t *testing.T) {
 	broken.Store(true)
 	h := consumer.HandlerFunc(func(ctx context.Context, topic string, p int32, recs []*kgo.Record) (consumer.Result, error) {
 		if p == 0 && broken.Load() {
-			return consumer.Result{}, errors.New("redis: connection refused")
+			return consumer.Result{}, errUnavailable
 		}
 		if p == 1 {
 			healthy.Add(int64(len(recs)))
@@ -571,5 +589,149 @@ func TestPartitionLostStopsWorker(t *testing.T) {
 	}
 	if got := len(values(c.ReadAll(out))); got != 200 {
 		t.Fatalf("%d distinct outputs, want 200", got)
+	}
+}
+
+// A handler error nobody classified (a bug) is permanent: the batch is
+// tried maxAttempts (3) times, then record by record (once each), and only
+// the record that still fails is dead-lettered, as handler_failed; the
+// partition moves on with nothing else lost.
+func TestPermanentHandlerErrorIsDeadLettered(t *testing.T) {
+	c := kafkatest.New(t, 1, in, out, dlq)
+	produceN(c, 50, func(i int) string { return fmt.Sprintf("v%d", i) })
+	var withBad atomic.Int64
+	h := consumer.HandlerFunc(func(ctx context.Context, topic string, p int32, recs []*kgo.Record) (consumer.Result, error) {
+		for _, r := range recs {
+			if string(r.Value) == "v13" {
+				withBad.Add(1)
+				return consumer.Result{}, errors.New("plan: index out of range")
+			}
+		}
+		return echo(ctx, topic, p, recs)
+	})
+	m := consumer.NewMetrics(prometheus.NewRegistry())
+	cons, stop := startConsumer(t, c, h, m)
+	kafkatest.WaitFor(t, 20*time.Second, "every record committed", func() bool { return committed(t, c) == 50 })
+	if err := cons.Retrying(); err != nil {
+		t.Fatalf("a permanent failure reported as retrying: %v", err)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := withBad.Load(); n < 3 || n > 4 {
+		t.Fatalf("the failing record was handled %d times, want 3 (alone in its batch) or 4 (3 with its batch, once alone)", n)
+	}
+	dead := c.ReadAll(dlq)
+	if len(dead) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(dead))
+	}
+	for k, want := range map[string]string{consumer.HeaderErrorCode: consumer.CodeHandlerFailed, consumer.HeaderSourceOffset: "13"} {
+		if got := string(kafkatest.Header(dead[0], k)); got != want {
+			t.Errorf("dead letter %s = %q, want %q", k, got, want)
+		}
+	}
+	got := values(c.ReadAll(out))
+	if len(got) != 49 || got["v13"] != 0 || got["v14"] == 0 {
+		t.Fatalf("%d distinct outputs (v13 %d, v14 %d), want the 49 others", len(got), got["v13"], got["v14"])
+	}
+	if n := testutil.ToFloat64(m.DeadLetters.WithLabelValues(consumer.CodeHandlerFailed)); n != 1 {
+		t.Fatalf("dead letters metric %v, want 1", n)
+	}
+}
+
+// A transient failure (an I/O error, here a refused connection) is retried
+// for as long as it lasts, and meanwhile Retrying names the partition and
+// the partitions-retrying gauge counts it; once it clears, both clear and
+// nothing was dead-lettered.
+func TestTransientFailureIsReported(t *testing.T) {
+	c := kafkatest.New(t, 1, in, out, dlq)
+	produceN(c, 20, func(i int) string { return fmt.Sprintf("v%d", i) })
+	var broken atomic.Bool
+	broken.Store(true)
+	var calls atomic.Int64
+	h := consumer.HandlerFunc(func(ctx context.Context, topic string, p int32, recs []*kgo.Record) (consumer.Result, error) {
+		if broken.Load() {
+			calls.Add(1)
+			return consumer.Result{}, fmt.Errorf("matcher: apply: %w", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED})
+		}
+		return echo(ctx, topic, p, recs)
+	})
+	m := consumer.NewMetrics(prometheus.NewRegistry())
+	cons, stop := startConsumer(t, c, h, m)
+	kafkatest.WaitFor(t, 10*time.Second, "retries past the permanent bound", func() bool { return calls.Load() > 10 })
+	err := cons.Retrying()
+	if err == nil || !strings.Contains(err.Error(), "partition in/0 retrying (unavailable)") {
+		t.Fatalf("Retrying = %v, want partition in/0 named", err)
+	}
+	if got := testutil.ToFloat64(m.Retrying); got != 1 {
+		t.Fatalf("partitions retrying %v, want 1", got)
+	}
+	if got := committed(t, c); got != 0 {
+		t.Fatalf("committed %d during the outage", got)
+	}
+	broken.Store(false)
+	kafkatest.WaitFor(t, 20*time.Second, "every record committed", func() bool { return committed(t, c) == 20 })
+	if err := cons.Retrying(); err != nil {
+		t.Fatalf("Retrying after recovery: %v", err)
+	}
+	if got := testutil.ToFloat64(m.Retrying); got != 0 {
+		t.Fatalf("partitions retrying %v after recovery, want 0", got)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.EndOffsets(dlq); n != 0 {
+		t.Fatalf("%d records dead-lettered by a transient failure", n)
+	}
+	if got := len(values(c.ReadAll(out))); got != 20 {
+		t.Fatalf("%d distinct outputs, want 20", got)
+	}
+}
+
+func TestClassify(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		err       error
+		code      string
+		transient bool
+	}{
+		{"coded", fmt.Errorf("apply: %w", errUnavailable), "redis_unavailable", true},
+		{"dial refused", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, consumer.CodeUnavailable, true},
+		{"deadline", fmt.Errorf("read: %w", context.DeadlineExceeded), consumer.CodeUnavailable, true},
+		{"eof", fmt.Errorf("read: %w", io.EOF), consumer.CodeUnavailable, true},
+		{"retriable broker error", fmt.Errorf("produce: %w", kerr.NotLeaderForPartition), "not_leader_for_partition", true},
+		{"broker refusal", kerr.PolicyViolation, "policy_violation", false},
+		{"unclassified", errors.New("plan: index out of range"), consumer.CodeHandlerFailed, false},
+	} {
+		code, transient := consumer.Classify(tc.err)
+		if code != tc.code || transient != tc.transient {
+			t.Errorf("%s: Classify = %q %v, want %q %v", tc.name, code, transient, tc.code, tc.transient)
+		}
+	}
+}
+
+// A handler that fails permanently on everything (a broken deployment)
+// dead-letters every record once each, instead of stalling the partition.
+func TestHandlerFailingEverythingDeadLettersEachRecord(t *testing.T) {
+	c := kafkatest.New(t, 1, in, out, dlq)
+	produceN(c, 30, func(i int) string { return fmt.Sprintf("v%d", i) })
+	h := consumer.HandlerFunc(func(context.Context, string, int32, []*kgo.Record) (consumer.Result, error) {
+		return consumer.Result{}, errors.New("tenant config: nil engine")
+	})
+	stop := start(t, c, h, nil)
+	kafkatest.WaitFor(t, 20*time.Second, "every record committed", func() bool { return committed(t, c) == 30 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	dead := c.ReadAll(dlq)
+	offsets := map[string]bool{}
+	for _, d := range dead {
+		if code := string(kafkatest.Header(d, consumer.HeaderErrorCode)); code != consumer.CodeHandlerFailed {
+			t.Fatalf("code %q, want %s", code, consumer.CodeHandlerFailed)
+		}
+		offsets[string(kafkatest.Header(d, consumer.HeaderSourceOffset))] = true
+	}
+	if len(dead) != 30 || len(offsets) != 30 {
+		t.Fatalf("%d dead letters of %d offsets, want each of the 30 once", len(dead), len(offsets))
 	}
 }

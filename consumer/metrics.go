@@ -10,6 +10,9 @@ type Metrics struct {
 	Latency     prometheus.Histogram
 	Paused      prometheus.Counter
 	Lost        prometheus.Counter
+	// Retrying is the number of partitions whose batch waits out a
+	// transient failure.
+	Retrying prometheus.Gauge
 }
 
 // NewMetrics registers the consumer's collectors with reg.
@@ -24,9 +27,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Input records sent to the dead-letter topic, by error code.",
 		}, []string{"code"}),
 		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "leadconv_transient_retries_total",
-			Help: "Retries after transient failures, by stage (handle, produce).",
-		}, []string{"stage"}),
+			Name: "leadconv_batch_retries_total",
+			Help: "Retries of a batch after a failure, by stage (handle, produce) and error code.",
+		}, []string{"stage", "code"}),
 		Latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "leadconv_processing_latency_seconds",
 			Help:    "From the input record's timestamp to the acknowledgement of the output it caused.",
@@ -41,6 +44,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "leadconv_partitions_stopped_total",
 		Help: "Partitions whose worker stopped without committing (ErrPartitionLost: fenced, or state lost).",
 	})
-	reg.MustRegister(m.Lag, m.DeadLetters, m.Retries, m.Latency, m.Paused, m.Lost)
+	m.Retrying = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "leadconv_partitions_retrying",
+		Help: "Partitions whose batch is being retried after a transient failure (Redis or the broker unavailable).",
+	})
+	reg.MustRegister(m.Lag, m.DeadLetters, m.Retries, m.Latency, m.Paused, m.Lost, m.Retrying)
 	return m
 }

@@ -3,9 +3,13 @@ package consumer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -38,6 +42,9 @@ type worker struct {
 	// partition lost).
 	ctx    context.Context
 	cancel context.CancelFunc
+	// retrying is set while the current batch waits out a transient
+	// failure (Consumer.Retrying).
+	retrying atomic.Pointer[retryState]
 }
 
 func (c *Consumer) newWorker(topic string, p int32) *worker {
@@ -106,6 +113,7 @@ func (w *worker) unpause() {
 
 func (w *worker) run() {
 	defer close(w.done)
+	defer w.endRetry()
 	for {
 		// A stop request wins over queued batches: they stay uncommitted and
 		// the next owner of the partition reads them again.
@@ -132,20 +140,9 @@ func (w *worker) run() {
 // process handles, produces and marks one batch. It returns false when the
 // batch was abandoned because the worker was cancelled.
 func (w *worker) process(recs []*kgo.Record) bool {
-	var res Result
-	for attempt := 0; ; attempt++ {
-		r, err := w.c.h.Handle(w.ctx, w.topic, w.partition, recs)
-		if err == nil {
-			res = r
-			break
-		}
-		if errors.Is(err, ErrPartitionLost) {
-			w.abandon(err)
-			return false
-		}
-		if !w.retry(attempt, "handle", err) {
-			return false
-		}
+	res, ok := w.handle(recs)
+	if !ok {
+		return false
 	}
 	pending := make([]*kgo.Record, 0, len(res.Out)+len(res.Poison))
 	pending = append(pending, res.Out...)
@@ -172,10 +169,20 @@ func (w *worker) process(recs []*kgo.Record) bool {
 			ferr = r.Err
 		}
 		pending = failed
-		if ferr != nil && !w.retry(attempt, "produce", ferr) {
-			return false
+		// Every other produce error is the broker's (unavailable, a topic
+		// missing, refused): the commands must not be lost, so they are
+		// retried for as long as it lasts, the partition named in Retrying.
+		if ferr != nil {
+			code, transient := Classify(ferr)
+			if !transient && code == CodeHandlerFailed {
+				code = codeProduceFailed // not the handler's
+			}
+			if !w.retry(attempt, "produce", code, true, ferr) {
+				return false
+			}
 		}
 	}
+	w.recovered()
 	if w.ctx.Err() != nil {
 		return false
 	}
@@ -218,19 +225,150 @@ func (w *worker) abandon(err error) {
 	w.log.Error().Err(err).Msg("partition stopped without committing until the group reassigns it")
 }
 
-// retry logs a transient failure and waits before the next attempt; false
-// means the worker was cancelled meanwhile.
-func (w *worker) retry(attempt int, stage string, err error) bool {
+// codeProduceFailed labels the retries of a produce error that names no
+// Kafka error code (a record timeout, the client closing).
+const codeProduceFailed = "produce_failed"
+
+// maxAttempts bounds the attempts at a batch that fails permanently.
+const maxAttempts = 3
+
+// handle returns what the handler made of recs. A transient failure is
+// retried for as long as it lasts; a permanent one at most maxAttempts
+// times, then each record is handled alone (once: the batch's attempts
+// showed the failure is not passing), so that only those that fail again
+// are dead-lettered, with the error's code, and the partition moves on.
+// false means the batch was abandoned (cancelled, ErrPartitionLost).
+func (w *worker) handle(recs []*kgo.Record) (Result, bool) {
+	res, code, err := w.attempt(recs, maxAttempts)
+	switch {
+	case err == nil:
+		return res, true
+	case w.ctx.Err() != nil || errors.Is(err, ErrPartitionLost):
+		return Result{}, false
+	case len(recs) == 1:
+		return w.deadLetter(recs[0], code, err), true
+	}
+	w.log.Warn().Str("code", code).Int("records", len(recs)).Msg("batch failed permanently: handling its records one by one")
+	var all Result
+	for _, r := range recs {
+		one := []*kgo.Record{r}
+		res, code, err := w.attempt(one, 1)
+		switch {
+		case err == nil:
+		case w.ctx.Err() != nil || errors.Is(err, ErrPartitionLost):
+			return Result{}, false
+		default:
+			res = w.deadLetter(r, code, err)
+		}
+		all.Out = append(all.Out, res.Out...)
+		all.Poison = append(all.Poison, res.Poison...)
+	}
+	return all, true
+}
+
+// deadLetter is the result of a record the handler failed on permanently.
+func (w *worker) deadLetter(r *kgo.Record, code string, err error) Result {
+	w.log.Error().Err(err).Str("code", code).Int64("offset", r.Offset).Msg("handler failed permanently: record dead-lettered")
+	return Result{Poison: []Poison{{Record: r, Code: code}}}
+}
+
+// attempt calls the handler until it succeeds, fails permanently
+// maxPermanent times (the code and last error are returned), or the worker
+// is cancelled or its partition lost (the error returned).
+func (w *worker) attempt(recs []*kgo.Record, maxPermanent int) (Result, string, error) {
+	failed := 0
+	for n := 0; ; n++ {
+		res, err := w.c.h.Handle(w.ctx, w.topic, w.partition, recs)
+		if err == nil {
+			w.recovered()
+			return res, "", nil
+		}
+		if errors.Is(err, ErrPartitionLost) {
+			w.abandon(err)
+			return Result{}, "", err
+		}
+		code, transient := Classify(err)
+		if !transient {
+			if failed++; failed >= maxPermanent {
+				w.endRetry()
+				return Result{}, code, err
+			}
+		}
+		if !w.retry(n, "handle", code, transient, err) {
+			return Result{}, code, err
+		}
+	}
+}
+
+// retryState is why a worker's batch is waiting for a dependency.
+type retryState struct {
+	code  string
+	err   error
+	since time.Time
+}
+
+// retry logs a failure and waits before the next attempt; false means the
+// worker was cancelled meanwhile. While a transient failure lasts the
+// partition is named by Consumer.Retrying (readiness).
+func (w *worker) retry(attempt int, stage, code string, transient bool, err error) bool {
 	if w.ctx.Err() != nil {
 		return false
 	}
 	if m := w.c.metrics; m != nil {
-		m.Retries.WithLabelValues(stage).Inc()
+		m.Retries.WithLabelValues(stage, code).Inc()
+	}
+	if transient {
+		// Only this goroutine writes the state; Retrying reads it.
+		old, since := w.retrying.Load(), time.Now()
+		if old != nil {
+			since = old.since
+		}
+		w.retrying.Store(&retryState{code: code, err: err, since: since})
+		if m := w.c.metrics; m != nil && old == nil {
+			m.Retrying.Inc()
+		}
+	} else {
+		w.endRetry() // not waiting for a dependency any more
 	}
 	d := Backoff(attempt, w.c.cfg.MinBackoff, w.c.cfg.MaxBackoff, rand.Int64N)
-	// Error values from Redis and the broker name no record content.
-	w.log.Warn().Err(err).Str("stage", stage).Int("attempt", attempt+1).Dur("backoff", d).Msg("transient failure, retrying")
+	// Errors name ids, addresses and codes: adapters keep field values
+	// out of them (the decoders' reasons are paths and rules).
+	w.log.Warn().Err(err).Str("stage", stage).Str("code", code).Bool("transient", transient).
+		Int("attempt", attempt+1).Dur("backoff", d).Msg("batch failed, retrying")
 	return sleep(w.ctx, d)
+}
+
+// recovered ends the worker's transient retry state, if any.
+func (w *worker) recovered() {
+	if old := w.endRetry(); old != nil {
+		w.log.Info().Str("code", old.code).Dur("after", time.Since(old.since)).Msg("partition recovered")
+	}
+}
+
+// endRetry clears the retry state, returning what it was.
+func (w *worker) endRetry() *retryState {
+	old := w.retrying.Swap(nil)
+	if m := w.c.metrics; m != nil && old != nil {
+		m.Retrying.Dec()
+	}
+	return old
+}
+
+// Retrying returns nil unless some partition's batch is waiting out a
+// transient failure; then an error naming each such partition, with the
+// code, how long, and the last error (a readiness check).
+func (c *Consumer) Retrying() error {
+	c.mu.Lock()
+	var errs []error
+	for k, w := range c.workers {
+		if r := w.retrying.Load(); r != nil {
+			errs = append(errs, fmt.Errorf("partition %s/%d retrying (%s) for %s: %w",
+				k.topic, k.partition, r.code, time.Since(r.since).Round(time.Second), r.err))
+		}
+	}
+	c.mu.Unlock()
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errors.Join(errs...)
 }
 
 // tooLarge reports a produce error no retry can cure.

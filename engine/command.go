@@ -43,6 +43,10 @@ const (
 	ReasonClusterTooLarge   = "cluster_too_large"
 	ReasonMasterTie         = "master_tie"
 	ReasonMasterNoCandidate = "master_no_candidate"
+	// ReasonCommandTooLarge: a command of the plan would exceed the
+	// producer's record limit (ReviewRequested.Size and Limit in bytes):
+	// the cluster goes to a person instead (TooLargeReview).
+	ReasonCommandTooLarge = "command_too_large"
 	// ReasonWriterFailed: a writer reported a conversion or merge of the
 	// record failed (ReviewRequested.WriterReason says why); it is not
 	// planned again until it changes.
@@ -197,7 +201,8 @@ type ConversionFailed struct {
 type ReviewRequested struct {
 	Reason  string       `json:"reason"`
 	Records []record.Ref `json:"records"`
-	// Size and Limit are set for cluster_too_large.
+	// Size and Limit are set for cluster_too_large (records) and
+	// command_too_large (bytes).
 	Size  int `json:"size,omitempty"`
 	Limit int `json:"limit,omitempty"`
 	// WriterReason is the writer's reason of writer_failed.

@@ -473,21 +473,26 @@ const idLen = 32
 func (p *planner) assignIDs() {
 	var sb strings.Builder
 	sb.Grow(idLen * len(p.cmds))
-	var in [256]byte
 	var hx [idLen]byte
-	for _, c := range p.cmds {
-		b := in[:0]
-		for _, s := range [...]string{c.Tenant, c.ClusterID, c.Kind, c.Subject} {
-			b = binary.AppendUvarint(b, uint64(len(s)))
-			b = append(b, s...)
-		}
-		b = binary.BigEndian.AppendUint64(b, uint64(c.ClusterVersion))
-		sum := sha256.Sum256(b)
-		hex.Encode(hx[:], sum[:idLen/2])
+	for i := range p.cmds {
+		commandID(&hx, &p.cmds[i])
 		sb.Write(hx[:])
 	}
 	ids := sb.String()
 	for i := range p.cmds {
 		p.cmds[i].ID = ids[i*idLen : (i+1)*idLen]
 	}
+}
+
+// commandID writes c's id into hx.
+func commandID(hx *[idLen]byte, c *Command) {
+	var in [256]byte
+	b := in[:0]
+	for _, s := range [...]string{c.Tenant, c.ClusterID, c.Kind, c.Subject} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	b = binary.BigEndian.AppendUint64(b, uint64(c.ClusterVersion))
+	sum := sha256.Sum256(b)
+	hex.Encode(hx[:], sum[:idLen/2])
 }

@@ -249,6 +249,16 @@ type InputError struct {
 
 func (e *InputError) Error() string { return "events: " + e.Code + ": " + e.Reason }
 
+// ErrorCode returns Code; with Transient and ErrorReason it classifies the
+// error (consumer.Coded): an envelope never becomes readable on retry.
+func (e *InputError) ErrorCode() string { return e.Code }
+
+// Transient is false.
+func (e *InputError) Transient() bool { return false }
+
+// ErrorReason returns Reason.
+func (e *InputError) ErrorReason() string { return e.Reason }
+
 // Payload returns the record event JSON that r carries: its value as it is
 // when r is plain JSON, the data of a binary-mode CloudEvent (a ce_specversion
 // header) or of a structured-mode one (content-type

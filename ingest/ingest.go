@@ -49,6 +49,16 @@ type Error struct {
 
 func (e *Error) Error() string { return "decode: " + e.Code + ": " + e.Detail }
 
+// ErrorCode returns Code; with Transient and ErrorReason it classifies the
+// error (consumer.Coded): a message never decodes on retry.
+func (e *Error) ErrorCode() string { return e.Code }
+
+// Transient is false.
+func (e *Error) Transient() bool { return false }
+
+// ErrorReason returns Detail: the field path and rule, never a value.
+func (e *Error) ErrorReason() string { return e.Detail }
+
 func violation(at, rule string) error { return &Error{CodeSchemaViolation, at + ": " + rule} }
 
 // Format names the wire format of an input topic.

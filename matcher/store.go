@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/leadconv/leadconv/internal/parallel"
+	"github.com/leadconv/leadconv/internal/redisconn"
 	"github.com/leadconv/leadconv/record"
 )
 
@@ -164,6 +165,7 @@ func (s *Store) Apply(ctx context.Context, events []record.Event) ([]Change, err
 	}
 	changes, err := s.apply(ctx, views)
 	if err != nil {
+		err = redisconn.Classify(err)
 		// What the views hold may be ahead of Redis (a write whose reply was
 		// lost) or behind it: they start cold.
 		for _, v := range views {
@@ -385,7 +387,7 @@ func (s *Store) ResolveAccounts(ctx context.Context, tenant string, values []str
 	}
 	ids, err := s.rdb.HMGet(ctx, tenantKeys(s.opts.Namespace, tenant).hashes[hAcct], hexKeys...).Result()
 	if err != nil {
-		return nil, fmt.Errorf("matcher: resolve accounts: %w", err)
+		return nil, redisconn.Classify(fmt.Errorf("matcher: resolve accounts: %w", err))
 	}
 	for i, id := range ids {
 		if id, ok := id.(string); ok {
@@ -417,7 +419,7 @@ func (s *Store) View(ctx context.Context, tenant string, ref record.Ref) (View, 
 	adj := pipe.HGet(ctx, k.hashes[hA], rk)
 	bans := pipe.HGet(ctx, k.hashes[hX], rk)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return View{}, fmt.Errorf("matcher: view %s: %w", ref, err)
+		return View{}, redisconn.Classify(fmt.Errorf("matcher: view %s: %w", ref, err))
 	}
 	v := View{Cluster: cid.Val(), Neighbours: refs(strings.Fields(adj.Val())), Bans: refs(strings.Fields(bans.Val()))}
 	if v.Cluster == "" {
@@ -427,7 +429,7 @@ func (s *Store) View(ctx context.Context, tenant string, ref record.Ref) (View, 
 	cl := pipe.HGet(ctx, k.hashes[hCL], v.Cluster)
 	cv := pipe.HGet(ctx, k.hashes[hCV], v.Cluster)
 	if _, err := pipe.Exec(ctx); err != nil {
-		return View{}, fmt.Errorf("matcher: view %s: %w", ref, err)
+		return View{}, redisconn.Classify(fmt.Errorf("matcher: view %s: %w", ref, err))
 	}
 	v.Version, _ = strconv.ParseInt(cv.Val(), 10, 64)
 	if c := parseCluster(cl.Val()); c != nil {
@@ -443,7 +445,7 @@ func (s *Store) Clusters(ctx context.Context, tenant string) (map[string][]recor
 	k := tenantKeys(s.opts.Namespace, tenant)
 	all, err := s.rdb.HGetAll(ctx, k.hashes[hCL]).Result()
 	if err != nil {
-		return nil, fmt.Errorf("matcher: list clusters: %w", err)
+		return nil, redisconn.Classify(fmt.Errorf("matcher: list clusters: %w", err))
 	}
 	out := make(map[string][]record.Ref, len(all))
 	for id, v := range all {
@@ -472,7 +474,7 @@ func (s *Store) Get(ctx context.Context, tenant string, ref record.Ref) (rec rec
 		return record.Record{}, false, nil
 	}
 	if err != nil {
-		return record.Record{}, false, fmt.Errorf("matcher: get %s: %w", ref, err)
+		return record.Record{}, false, redisconn.Classify(fmt.Errorf("matcher: get %s: %w", ref, err))
 	}
 	return decodeLive(tenant, ref, raw)
 }
@@ -517,7 +519,7 @@ func (s *Store) Leads(ctx context.Context, tenant string, fn func(record.Record)
 		}
 	}
 	if err := it.Err(); err != nil {
-		return fmt.Errorf("matcher: scan leads: %w", err)
+		return redisconn.Classify(fmt.Errorf("matcher: scan leads: %w", err))
 	}
 	return nil
 }

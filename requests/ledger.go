@@ -7,6 +7,8 @@ import (
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/leadconv/leadconv/internal/redisconn"
 )
 
 // Entry is what the ledger keeps of a request that went ahead: the leads it
@@ -55,7 +57,7 @@ func (l *RedisLedger) Get(ctx context.Context, tenant, requestID string) (*Entry
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("requests: ledger get: %w", err)
+		return nil, redisconn.Classify(fmt.Errorf("requests: ledger get: %w", err))
 	}
 	e := new(Entry)
 	if err := json.Unmarshal(b, e); err != nil {
@@ -72,7 +74,7 @@ func (l *RedisLedger) Put(ctx context.Context, tenant, requestID string, e Entry
 	}
 	set, err := l.rdb.HSetNX(ctx, l.key(tenant), requestID, b).Result()
 	if err != nil {
-		return nil, fmt.Errorf("requests: ledger put: %w", err)
+		return nil, redisconn.Classify(fmt.Errorf("requests: ledger put: %w", err))
 	}
 	if set {
 		return &e, nil

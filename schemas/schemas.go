@@ -183,6 +183,16 @@ type Error struct {
 
 func (e *Error) Error() string { return "schemas: " + e.Code + ": " + e.Detail }
 
+// ErrorCode returns Code; with Transient and ErrorReason it classifies the
+// error (consumer.Coded): a document never becomes valid on retry.
+func (e *Error) ErrorCode() string { return e.Code }
+
+// Transient is false.
+func (e *Error) Transient() bool { return false }
+
+// ErrorReason returns Detail: JSON pointers and rules, never a value.
+func (e *Error) ErrorReason() string { return e.Detail }
+
 // Locations returns the JSON pointers of the failing values, sorted.
 func (e *Error) Locations() []string {
 	if e.cause == nil {

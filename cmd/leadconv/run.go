@@ -161,6 +161,7 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 				srv.AddCheck("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
 				srv.AddCheck("kafka", func(ctx context.Context) error { return c.Client().Ping(ctx) })
 				srv.AddCheck("state", func(context.Context) error { return c.Handler().StateLost() })
+				srv.AddCheck("partitions", func(context.Context) error { return c.Retrying() })
 
 				log.Info().Str("version", readBuildInfo().Version).Strs("brokers", o.brokerList()).
 					Str("group", *group).Str("instance_id", gro.instanceID).Dur("session_timeout", gro.sessionTimeout).Str("records_topic", o.recordsTopic).Str("by_tenant_topic", o.ownedTopic()).Str("commands_topic", o.commandsTopic).

@@ -94,6 +94,7 @@ func TestRunServesOpsAndShutsDownGracefully(t *testing.T) {
 		`leadconv_dlq_records_total`,
 		`leadconv_processing_latency_seconds_bucket`,
 		`leadconv_consumer_lag`,
+		`leadconv_partitions_retrying 0`,
 		`leadconv_matcher_redis_round_trip_seconds_bucket`,
 		`leadconv_matcher_batch_round_trips_bucket`,
 		`leadconv_matcher_resident_bytes`,
@@ -217,39 +218,7 @@ func TestRunReadyzNamesStateLoss(t *testing.T) {
 	k := kafkatest.New(t, 2, defaultRecordsTopic, defaultCommandsTopic, defaultDLQTopic, requests.DefaultRequestsTopic, requests.DefaultEventsTopic)
 	rs := redistest.New(t)
 	cl := k.Client()
-	run := func(evs []record.Event) (base string, stderr *syncBuffer, stop func()) {
-		if err := produceEvents(t.Context(), cl, defaultRecordsTopic, evs); err != nil {
-			t.Fatal(err)
-		}
-		stderr = &syncBuffer{}
-		ctx, cancel := context.WithCancel(context.Background())
-		e := &env{stdin: strings.NewReader(""), stdout: &syncBuffer{}, stderr: stderr, getenv: func(k string) string {
-			return map[string]string{"LEADCONV_REDIS_URL": rs.URL(), "LEADCONV_LOG_FORMAT": "json"}[k]
-		}}
-		done := make(chan int, 1)
-		go func() {
-			done <- Main(ctx, []string{"run", "--brokers", strings.Join(k.Addrs(), ","), "--http-addr", "127.0.0.1:0", "--group", "svc"}, e)
-		}()
-		addrRE := regexp.MustCompile(`"addr":"([^"]+)"[^\n]*"message":"serving /metrics`)
-		kafkatest.WaitFor(t, 20*time.Second, "the ops server", func() bool {
-			if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
-				base = "http://" + m[1]
-			}
-			return base != ""
-		})
-		var once sync.Once
-		stop = func() {
-			once.Do(func() {
-				cancel()
-				if code := <-done; code != exitOK {
-					t.Errorf("run exited %d\n%s", code, stderr.String())
-				}
-				http.DefaultClient.CloseIdleConnections()
-			})
-		}
-		t.Cleanup(stop)
-		return base, stderr, stop
-	}
+	run := func(evs []record.Event) (string, *syncBuffer, func()) { return runService(t, k, rs, evs) }
 	_, stderr, stop := run(gen.New(gen.Options{Seed: 3, Records: 100}).Events())
 	wctx, wcancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer wcancel()
@@ -275,5 +244,89 @@ func TestRunReadyzNamesStateLoss(t *testing.T) {
 	stop()
 	if n := strings.Count(stderr.String(), "matcher state lost: not applying"); n != 1 {
 		t.Fatalf("%d state-loss log lines, want 1\n%s", n, stderr.String())
+	}
+}
+
+// runService produces evs, then starts leadconv run on k and rs, returning
+// the ops server's base URL, its log and a stop that checks the exit.
+func runService(t *testing.T, k *kafkatest.Cluster, rs *redistest.Server, evs []record.Event) (base string, stderr *syncBuffer, stop func()) {
+	t.Helper()
+	cl := k.Client()
+	if err := produceEvents(t.Context(), cl, defaultRecordsTopic, evs); err != nil {
+		t.Fatal(err)
+	}
+	stderr = &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &env{stdin: strings.NewReader(""), stdout: &syncBuffer{}, stderr: stderr, getenv: func(k string) string {
+		return map[string]string{"LEADCONV_REDIS_URL": rs.URL(), "LEADCONV_LOG_FORMAT": "json"}[k]
+	}}
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, []string{"run", "--brokers", strings.Join(k.Addrs(), ","), "--http-addr", "127.0.0.1:0", "--group", "svc"}, e)
+	}()
+	addrRE := regexp.MustCompile(`"addr":"([^"]+)"[^\n]*"message":"serving /metrics`)
+	kafkatest.WaitFor(t, 20*time.Second, "the ops server", func() bool {
+		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
+			base = "http://" + m[1]
+		}
+		return base != ""
+	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if code := <-done; code != exitOK {
+				t.Errorf("run exited %d\n%s", code, stderr.String())
+			}
+			http.DefaultClient.CloseIdleConnections()
+		})
+	}
+	t.Cleanup(stop)
+	return base, stderr, stop
+}
+
+// A Redis outage mid-stream: the owners' batches are retried, and /readyz
+// names each partition retrying with its code until Redis is back; then
+// it is ready again and every record is processed.
+func TestRunReadyzNamesRetryingPartition(t *testing.T) {
+	t.Parallel()
+	k := kafkatest.New(t, 2, defaultRecordsTopic, defaultCommandsTopic, defaultDLQTopic, requests.DefaultRequestsTopic, requests.DefaultEventsTopic)
+	// With AOF: Redis comes back with its data (an empty one is state loss).
+	rs := redistest.New(t, "--appendonly", "yes", "--appendfsync", "always")
+	base, stderr, stop := runService(t, k, rs, gen.New(gen.Options{Seed: 3, Records: 100}).Events())
+	adm := kadm.NewClient(k.Client())
+	caughtUp := func() {
+		t.Helper()
+		wctx, wcancel := context.WithTimeout(t.Context(), 60*time.Second)
+		defer wcancel()
+		for _, topic := range []string{defaultRecordsTopic, pipeline.DefaultByTenantTopic} {
+			if err := waitCommitted(wctx, adm, "svc", topic, nil); err != nil {
+				t.Fatalf("the service did not catch up on %s: %v\n%s", topic, err, stderr.String())
+			}
+		}
+	}
+	caughtUp()
+	rs.Kill()
+	if err := produceEvents(t.Context(), k.Client(), defaultRecordsTopic, gen.New(gen.Options{Seed: 4, Records: 50}).Events()); err != nil {
+		t.Fatal(err)
+	}
+	var body string
+	kafkatest.WaitFor(t, 30*time.Second, "/readyz naming the retrying partition", func() bool {
+		var code int
+		code, body = httpGet(t, base+"/readyz")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "partitions: partition "+pipeline.DefaultByTenantTopic+"/")
+	})
+	if !strings.Contains(body, "(redis_unavailable)") {
+		t.Fatalf("/readyz does not name the code:\n%s", body)
+	}
+	rs.Restart()
+	caughtUp()
+	kafkatest.WaitFor(t, 30*time.Second, "/readyz ready again", func() bool {
+		code, _ := httpGet(t, base+"/readyz")
+		return code == http.StatusOK
+	})
+	stop()
+	if !strings.Contains(stderr.String(), "partition recovered") {
+		t.Fatalf("no recovery logged\n%s", stderr.String())
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/leadconv/leadconv/consumer"
 	"github.com/leadconv/leadconv/events"
 	"github.com/leadconv/leadconv/ingest"
 	"github.com/leadconv/leadconv/record"
@@ -31,8 +32,9 @@ const (
 // constraint, never a value.
 type DecodeError = ingest.Error
 
-// Decoder turns a record event payload into an event. Errors that carry a
-// code (see ErrorCode) are permanent; the record is dead-lettered.
+// Decoder turns a record event payload into an event. Errors that are
+// consumer.Coded and not transient (see Rejected) are permanent; the record
+// is dead-lettered.
 type Decoder func(b []byte, maxBytes int) (record.Event, error)
 
 // Rejection is why an input can never be processed: the dead-letter code
@@ -42,23 +44,35 @@ type Rejection struct {
 	Code, Reason string
 }
 
-// Rejected returns the rejection of a permanent input error: the errors of
-// this package's decoder, of schemas.DecodeEvent and of the CloudEvents
-// envelope. Any other error is not known to be permanent.
+// reasoner is a coded error that names the failing JSON path and rule.
+type reasoner interface{ ErrorReason() string }
+
+// The input errors: permanent, with a code and a reason.
+var (
+	_ interface {
+		consumer.Coded
+		reasoner
+	} = (*DecodeError)(nil)
+	_ consumer.Coded = (*schemas.Error)(nil)
+	_ consumer.Coded = (*events.InputError)(nil)
+	_ reasoner       = (*schemas.Error)(nil)
+	_ reasoner       = (*events.InputError)(nil)
+)
+
+// Rejected returns the rejection of a permanent input error: a
+// consumer.Coded error that is not transient (those of this package's
+// decoder, of schemas.DecodeEvent, of the CloudEvents envelope), its
+// reason when it names one. Any other error is not known to be permanent.
 func Rejected(err error) (Rejection, bool) {
-	var de *DecodeError
-	if errors.As(err, &de) {
-		return Rejection{de.Code, de.Detail}, true
+	var c consumer.Coded
+	if !errors.As(err, &c) || c.Transient() {
+		return Rejection{}, false
 	}
-	var se *schemas.Error
-	if errors.As(err, &se) {
-		return Rejection{se.Code, se.Detail}, true
+	r := Rejection{Code: c.ErrorCode()}
+	if rs, ok := c.(reasoner); ok {
+		r.Reason = rs.ErrorReason()
 	}
-	var ie *events.InputError
-	if errors.As(err, &ie) {
-		return Rejection{ie.Code, ie.Reason}, true
-	}
-	return Rejection{}, false
+	return r, true
 }
 
 // ErrorCode returns the dead-letter code of a permanent input error (see

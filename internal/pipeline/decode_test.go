@@ -3,10 +3,12 @@ package pipeline_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/leadconv/leadconv/consumer"
 	"github.com/leadconv/leadconv/internal/pipeline"
 	"github.com/leadconv/leadconv/matcher/gen"
 	"github.com/leadconv/leadconv/schemas"
@@ -165,6 +167,10 @@ func TestSchemaDecoderErrorsAreCoded(t *testing.T) {
 		}
 		if code, ok := pipeline.ErrorCode(err); !ok || code != r.Code {
 			t.Errorf("%s: ErrorCode = %q, %v", tc.name, code, ok)
+		}
+		// The one classification agrees: permanent, under the same code.
+		if code, transient := consumer.Classify(fmt.Errorf("decode: %w", err)); transient || code != r.Code {
+			t.Errorf("%s: Classify = %q %v, want %q permanent", tc.name, code, transient, r.Code)
 		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/leadconv/leadconv/consumer"
+	"github.com/leadconv/leadconv/engine"
 	"github.com/leadconv/leadconv/events"
 	"github.com/leadconv/leadconv/ingest"
 	"github.com/leadconv/leadconv/internal/config"
@@ -65,6 +66,10 @@ type HandlerConfig struct {
 	// MaxRecordBytes bounds an input record's value (default
 	// DefaultMaxRecordBytes).
 	MaxRecordBytes int
+	// MaxProduceBytes is the producer's record limit (default
+	// consumer.DefaultMaxProduceBytes): a plan with a larger command
+	// becomes a review.requested (engine.ReasonCommandTooLarge).
+	MaxProduceBytes int
 	// Structured writes structured-mode CloudEvents instead of binary.
 	Structured bool
 	// ByTenantTopic, when set, is the topic the owners read: records of
@@ -145,6 +150,9 @@ func NewHandler(cfg HandlerConfig, owners Owners, tenants Tenants) *Handler {
 	if cfg.MaxRecordBytes <= 0 {
 		cfg.MaxRecordBytes = DefaultMaxRecordBytes
 	}
+	if cfg.MaxProduceBytes <= 0 {
+		cfg.MaxProduceBytes = consumer.DefaultMaxProduceBytes
+	}
 	if cfg.Decode == nil {
 		cfg.Decode = DecodeEvent
 	}
@@ -202,7 +210,8 @@ func (h *Handler) Release(topic string, partition int32) {
 
 // Handle processes one batch of one partition (consumer.Handler). Records
 // that cannot be decoded, or that the store refuses, are returned as poison;
-// any other error is transient and the whole batch is retried. Handling the
+// any other error fails the batch, for the consumer to classify
+// (consumer.Classify: a Redis outage is transient and retried). Handling the
 // same batch again returns the same records: the store reports replayed
 // events' current clusters and the engine's command ids are deterministic.
 func (h *Handler) Handle(ctx context.Context, topic string, partition int32, recs []*kgo.Record) (consumer.Result, error) {
@@ -436,13 +445,13 @@ func (h *Handler) plan(ctx context.Context, own Owner, ins []input, changes []ma
 }
 
 // encode encodes the plans' commands, in parallel chunks (encoding is pure),
-// keeping their order.
+// keeping their order (encodePlan).
 func (h *Handler) encode(out []*kgo.Record, types []string, plans []Planned) ([]*kgo.Record, []string, error) {
 	outs := make([][]*kgo.Record, len(plans))
 	errs := make([]error, len(plans))
 	parallel.Chunks(len(plans), 16, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			outs[i], errs[i] = h.commands.Commands(nil, plans[i].Commands, plans[i].At)
+			outs[i], errs[i] = h.encodePlan(&plans[i])
 		}
 	})
 	for i, p := range plans {
@@ -455,6 +464,41 @@ func (h *Handler) encode(out []*kgo.Record, types []string, plans []Planned) ([]
 		}
 	}
 	return out, types, nil
+}
+
+// commandOverhead is the room a command record needs in a produce request
+// beyond its key, value and headers: batch and record framing.
+const commandOverhead = 1 << 10
+
+// encodePlan returns the records of p's commands, unless one of them would
+// exceed the producer's limit: then p.Commands becomes one review.requested
+// of the cluster (engine.ReasonCommandTooLarge), whose record is returned,
+// and a planner that records what was emitted must record that. The input
+// was valid, so it is not dead-lettered; the broker would refuse the
+// command on every attempt, so it is not produced. (A lead of 615 KB whose
+// fields carry over to the account it creates converts into a lead.convert
+// of twice that: the fields are the contact's and the account's.)
+func (h *Handler) encodePlan(p *Planned) ([]*kgo.Record, error) {
+	recs, err := h.commands.Commands(nil, p.Commands, p.At)
+	if err != nil {
+		return nil, err
+	}
+	limit := h.cfg.MaxProduceBytes - commandOverhead
+	for _, r := range recs {
+		size := len(r.Key) + len(r.Value)
+		for _, hd := range r.Headers {
+			size += len(hd.Key) + len(hd.Value)
+		}
+		if size <= limit {
+			continue
+		}
+		c := &p.Commands[0]
+		h.log.Warn().Str("tenant", c.Tenant).Str("cluster_id", c.ClusterID).Int64("cluster_version", c.ClusterVersion).
+			Int("bytes", size).Int("limit", limit).Msg("command too large to produce: review requested instead")
+		p.Commands = []engine.Command{engine.TooLargeReview(p.Commands, size, limit)}
+		return h.commands.Commands(nil, p.Commands, p.At)
+	}
+	return recs, nil
 }
 
 // resolveAccounts resolves a tenant's account values through the owner

@@ -140,7 +140,7 @@ func New(cfg Config, owners Owners, tenants Tenants) (*Pipeline, error) {
 		formats[in.Topic] = d
 	}
 	hc := HandlerConfig{
-		CommandsTopic: cfg.CommandsTopic, ChangesTopic: cfg.ChangesTopic, MaxRecordBytes: cfg.MaxRecordBytes,
+		CommandsTopic: cfg.CommandsTopic, ChangesTopic: cfg.ChangesTopic, MaxRecordBytes: cfg.MaxRecordBytes, MaxProduceBytes: cfg.MaxProduceBytes,
 		Structured: cfg.Structured, Decode: cfg.Decode, Formats: formats, Logger: cfg.Logger, Metrics: pm,
 	}
 	switch {
@@ -242,6 +242,10 @@ func (p *Pipeline) Prepare(ctx context.Context) error {
 
 // Client is the Kafka client, for readiness checks (Ping).
 func (p *Pipeline) Client() *kgo.Client { return p.cons.Client() }
+
+// Retrying names the partitions whose batch waits out a transient failure
+// (Redis or the broker unavailable), nil when none: a readiness check.
+func (p *Pipeline) Retrying() error { return p.cons.Retrying() }
 
 // Handler is the batch handler the pipeline runs.
 func (p *Pipeline) Handler() *Handler { return p.handler }

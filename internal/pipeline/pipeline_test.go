@@ -428,6 +428,23 @@ func counterSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	return v
 }
 
+func gaugeSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v float64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				v += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return v
+}
+
 // commitGate sits in front of the broker's offset commits. While drop is
 // set it acknowledges them without storing them: what a crash between
 // producing and committing leaves behind. It records the offsets the group
@@ -616,19 +633,36 @@ func TestRedisOutage(t *testing.T) {
 	rdb := redis.NewClient(opts)
 	t.Cleanup(func() { _ = rdb.Close() })
 	e.kc.Produce(recs[:100]...)
-	stop := e.start(e.pipeline(func() pipeline.Owner {
+	p := e.pipeline(func() pipeline.Owner {
 		return matcher.NewStore(rdb, matcher.StoreOptions{Namespace: ns, Rules: e.cfg.Rules})
-	}, reg))
+	}, reg)
+	stop := e.start(p)
 	kafkatest.WaitFor(t, 30*time.Second, "the first records committed", func() bool { return e.done(100) })
 	routed := e.kc.Committed(group, byTenantTopic)
 	e.srv.Kill()
 	e.kc.Produce(recs[100:]...)
-	kafkatest.WaitFor(t, 30*time.Second, "retries", func() bool { return counterSum(t, reg, "leadconv_transient_retries_total") >= 3 })
+	// Past the permanent failures' bound (3): a Redis outage is transient,
+	// retried while it lasts, and the partition is named for /readyz.
+	kafkatest.WaitFor(t, 30*time.Second, "retries", func() bool {
+		return counterSum(t, reg, "leadconv_batch_retries_total") >= 6 && p.Retrying() != nil
+	})
+	if err := p.Retrying(); !strings.Contains(err.Error(), "partition "+byTenantTopic+"/") || !strings.Contains(err.Error(), "(redis_unavailable)") {
+		t.Fatalf("Retrying = %v, want a by-tenant partition retrying redis_unavailable", err)
+	}
+	if got := gaugeSum(t, reg, "leadconv_partitions_retrying"); got < 1 {
+		t.Fatalf("partitions retrying %v during the outage", got)
+	}
 	if got := e.kc.Committed(group, byTenantTopic); got != routed {
 		t.Fatalf("by-tenant committed %d while Redis was down, want %d", got, routed)
 	}
 	e.srv.Restart()
 	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.done(int64(len(recs))) })
+	if err := p.Retrying(); err != nil {
+		t.Fatalf("Retrying after Redis came back: %v", err)
+	}
+	if got := gaugeSum(t, reg, "leadconv_partitions_retrying"); got != 0 {
+		t.Fatalf("partitions retrying %v after Redis came back", got)
+	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
