@@ -47,6 +47,11 @@ type Change struct {
 	// states claiming its records are found by record.)
 	Removed    bool
 	MergedInto string
+	// Echo: the change is the CRM's echo of leadconv's own write (a lead
+	// converted, a contact created or updated, a duplicate deleted). It
+	// updates the cluster's latest state but starts no plan and leaves a
+	// running settle timer as it was.
+	Echo bool
 }
 
 // Entry is one cluster's lifecycle state.
@@ -137,6 +142,11 @@ func (l *Lifecycle) entry(id string) *Entry {
 // ignored (partitions planned out of order); the same version again is a
 // replay and plans like the first time.
 func (l *Lifecycle) Change(c Change) {
+	if c.Echo && l.entries[c.Cluster.ID] == nil {
+		// Nothing was emitted for it or is pending: the next change that is
+		// not an echo brings the whole cluster.
+		return
+	}
 	e := l.entry(c.Cluster.ID)
 	if c.Cluster.Version < e.Seen.Version {
 		return
@@ -154,6 +164,9 @@ func (l *Lifecycle) Change(c Change) {
 		return
 	}
 	e.Seen = c.Cluster
+	if c.Echo {
+		return
+	}
 	if e.Pending == nil {
 		e.Pending = &Timer{First: c.At}
 	}
