@@ -13,11 +13,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/leadconv/leadconv/engine"
+	"github.com/leadconv/leadconv/events"
 	"github.com/leadconv/leadconv/record"
 )
 
 // ResultType is the CloudEvents type of a command result.
-const ResultType = "io.leadconv.command.result.v1"
+const ResultType = events.TypeCommandResult
 
 // resultSource is the CloudEvents source of the writer's results.
 const resultSource = "leadconv/writer"
@@ -120,12 +121,6 @@ func resultRecord(topic string, cmdKey []byte, res Result, at time.Time) (*kgo.R
 	}}, nil
 }
 
-// HeaderEcho marks a record event as the echo of a command leadconv sent
-// (pipeline.HeaderEcho): the pipeline applies it but plans nothing from it.
-// A CRM's change stream says the same with its own means (Salesforce's
-// changeOrigin).
-const HeaderEcho = "leadconv_echo"
-
 // eventRecord builds a record event as a CRM's change stream carries it:
 // the record-event JSON, keyed tenant/object/id so one record's changes stay
 // in order, marked as leadconv's echo.
@@ -135,5 +130,6 @@ func eventRecord(topic string, ev record.Event) (*kgo.Record, error) {
 		return nil, fmt.Errorf("writer: record event %s: %w", ev.Ref(), err)
 	}
 	return &kgo.Record{Topic: topic, Key: []byte(ev.Tenant + "/" + string(ev.Object) + "/" + ev.ID), Value: b,
-		Headers: []kgo.RecordHeader{{Key: HeaderEcho, Value: []byte("1")}}}, nil
+		// The pipeline applies an echo but plans nothing from it.
+		Headers: []kgo.RecordHeader{{Key: events.HeaderEcho, Value: []byte("1")}}}, nil
 }

@@ -113,7 +113,7 @@ func recordEvents(t *testing.T, c *kafkatest.Cluster, m marks) []record.Event {
 		if string(r.Key) != ev.Tenant+"/"+string(ev.Object)+"/"+ev.ID {
 			t.Errorf("record event key %q for %s", r.Key, ev.Ref())
 		}
-		if string(kafkatest.Header(r, HeaderEcho)) != "1" {
+		if string(kafkatest.Header(r, events.HeaderEcho)) != "1" {
 			t.Errorf("record event of %s not marked as leadconv's echo", ev.Ref())
 		}
 		out = append(out, ev)
