@@ -48,9 +48,12 @@ type Change struct {
 	Removed    bool
 	MergedInto string
 	// Echo: the change is the CRM's echo of leadconv's own write (a lead
-	// converted, a contact created or updated, a duplicate deleted). It
-	// updates the cluster's latest state but starts no plan and leaves a
-	// running settle timer as it was.
+	// converted, a contact created or updated, a duplicate deleted). For a
+	// cluster leadconv emitted commands for, whose state explains the echo,
+	// it updates the latest state but starts no plan and leaves a running
+	// settle timer as it was. For a cluster with nothing emitted (leadconv's
+	// new contact met an existing one there) it is an ordinary change: no
+	// plan accounted for those records together.
 	Echo bool
 }
 
@@ -142,10 +145,8 @@ func (l *Lifecycle) entry(id string) *Entry {
 // ignored (partitions planned out of order); the same version again is a
 // replay and plans like the first time.
 func (l *Lifecycle) Change(c Change) {
-	if c.Echo && l.entries[c.Cluster.ID] == nil {
-		// Nothing was emitted for it or is pending: the next change that is
-		// not an echo brings the whole cluster.
-		return
+	if c.Echo && !l.Emitted(c.Cluster.ID) {
+		c.Echo = false
 	}
 	e := l.entry(c.Cluster.ID)
 	if c.Cluster.Version < e.Seen.Version {
@@ -171,6 +172,13 @@ func (l *Lifecycle) Change(c Change) {
 		e.Pending = &Timer{First: c.At}
 	}
 	e.Pending.Last = c.At
+}
+
+// Emitted reports whether commands were emitted for the cluster: its state
+// is not zero, or commands of it await their results.
+func (l *Lifecycle) Emitted(cluster string) bool {
+	e := l.entries[cluster]
+	return e != nil && (!e.State.IsZero() || len(e.Outstanding) > 0)
 }
 
 // setMergedInto records that e was joined into target ("": into none).

@@ -45,7 +45,8 @@ type Changed struct {
 	// (its Kafka timestamp when it has none).
 	At time.Time
 	// Echo: the triggering event is marked as the echo of leadconv's own
-	// write (record.Event.Echo). The change is applied, never planned from.
+	// write (record.Event.Echo). A LifecyclePlanner plans nothing from it
+	// for a cluster it emitted commands for (lifecycle.Change.Echo).
 	Echo bool
 	// Conversion is set when the triggering event reports a lead converted.
 	Conversion *Conversion
@@ -151,13 +152,24 @@ func (lp *LifecyclePlanner) Plan(ctx context.Context, changes []Changed, account
 
 // echo reconciles a change that reports a conversion leadconv emitted and
 // reports whether the change echoes leadconv's own write: marked so, or the
-// conversion of a lead pending conversion (a CRM that marks nothing).
+// conversion of a lead pending conversion (a CRM that marks nothing). An
+// echo that joins a cluster commands were emitted for into another is
+// planned like any change: no plan accounted for those records together
+// (the record's own new cluster, joined at once, is no such join).
 func echo(lc *lifecycle.Lifecycle, c Changed) bool {
 	ours := false
 	if v := c.Conversion; v != nil {
 		ours = lc.Echo(v.Lead, v.Contact, v.Account)
 	}
-	return c.Echo || ours
+	if !c.Echo && !ours {
+		return false
+	}
+	for _, id := range c.MergedFrom {
+		if lc.Emitted(id) {
+			return false
+		}
+	}
+	return true
 }
 
 // Result reconciles a writer's result with the tenant's pending state and
@@ -216,12 +228,12 @@ func (lp *LifecyclePlanner) planAll(ctx context.Context, accounts AccountResolve
 // depends on batch boundaries.
 type EachChange struct{}
 
-// Plan plans each change that still exists and is not marked as an echo
-// of leadconv's own write (Planner).
+// Plan plans each change that still exists (Planner). Echoes are planned
+// too: without state, a plan from nothing is all it has.
 func (EachChange) Plan(ctx context.Context, changes []Changed, accounts AccountResolver) ([]Planned, error) {
 	items := make([]planItem, 0, len(changes))
 	for _, c := range changes {
-		if c.Removed || c.Echo {
+		if c.Removed {
 			continue
 		}
 		items = append(items, planItem{cfg: c.Tenant.Engine, ready: lifecycle.Ready{
