@@ -357,9 +357,11 @@ const (
 
 // Result reconciles a writer result with the pending state. An applied
 // conversion that created the master names the contact and account it
-// created; a failed (or stale) one is released: the cluster is planned
-// again (after the settle window from at), the failed records handed to a
-// person with the writer's reason (engine.ReasonWriterFailed). It reports
+// created; a failed one is released: the cluster is planned again (after
+// the settle window from at), the failed records handed to a person with
+// the writer's reason (engine.ReasonWriterFailed). A stale one (dropped
+// unexecuted: the writer applied a newer plan of the cluster) is released
+// too, but its records are planned again rather than reviewed. It reports
 // whether the result belonged to a command this lifecycle awaits.
 func (l *Lifecycle) Result(r Result, at time.Time) bool {
 	id, ok := l.sent[r.CommandID]
@@ -393,6 +395,11 @@ func (l *Lifecycle) Result(r Result, at time.Time) bool {
 			modified[rec.Ref()] = rec.ModifiedAt
 		}
 		e.State.Release(&cmd, reason, modified)
+		if r.Outcome == OutcomeStale {
+			// Dropped unexecuted, not refused: nothing for a person to look
+			// at; the record is planned again with the rest.
+			e.State.Held = slices.DeleteFunc(e.State.Held, func(h engine.Held) bool { return h.Reason == OutcomeStale })
+		}
 		// Planned anew from the state as it now stands.
 		e.Base = nil
 		if e.Seen.Records != nil && e.Pending == nil {

@@ -526,3 +526,28 @@ func TestEchoChangesStartNoPlan(t *testing.T) {
 		})
 	}
 }
+
+// A stale result (the writer dropped the command unexecuted) releases it
+// like a failure, but its lead is planned again, not handed to a person.
+func TestStaleResultReplansWithoutReview(t *testing.T) {
+	cfg := cfgWith(nil)
+	l := New(Options{AwaitResults: true})
+	recs := []record.Record{rec("L1", 1, "Title=CTO"), rec("L2", 2, "Title=CTO", "Phone=1"), rec("L3", 3)}
+	l.Change(Change{Cluster: cl("A", 3, recs...), At: sec(3)})
+	cmds := planDue(t, l, cfg, sec(3))
+	if len(cmds) != 3 {
+		t.Fatalf("plan %q", shows(cmds))
+	}
+	l.Result(Result{CommandID: cmds[0].ID, Outcome: OutcomeStale}, sec(4))
+	for _, c := range cmds[1:] {
+		l.Result(Result{CommandID: c.ID, Outcome: OutcomeFailed, Reason: "missing_contact"}, sec(4))
+	}
+	got := shows(planDue(t, l, cfg, sec(4)))
+	want := []string{"convert L2 -> contact new account new", "convert L1 -> contact of:L2 account of:L2", "convert L3 -> contact of:L2 account of:L2"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("%q, want %q", got, want)
+	}
+	if s := l.Stats(); s.Failed[OutcomeStale] != 1 {
+		t.Errorf("stats %+v", s)
+	}
+}
