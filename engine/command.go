@@ -94,6 +94,9 @@ type Command struct {
 	Data any `json:"data"`
 	// Explain is shared by all commands of one plan.
 	Explain *Explain `json:"explain"`
+	// RequestID names the mass-conversion request the command was planned
+	// for; the writer's command.result carries it back to the request.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // Type is the command's CloudEvents type, io.leadconv.<kind>.v1.

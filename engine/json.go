@@ -136,6 +136,10 @@ func (sh *shared) appendCommand(b []byte, c *Command) ([]byte, bool) {
 	if b, ok = sh.appendExplain(b, c.Explain); !ok {
 		return b, false
 	}
+	if c.RequestID != "" {
+		b = append(b, `,"request_id":`...)
+		b = record.AppendJSONString(b, c.RequestID)
+	}
 	return append(b, '}'), true
 }
 

@@ -209,6 +209,7 @@ func TestAppendJSONShapes(t *testing.T) {
 	for _, d := range data {
 		for _, ex := range explains {
 			sameAsMarshal(t, Command{Kind: KindRecordsMerge, ID: "id", Data: d, Explain: ex})
+			sameAsMarshal(t, Command{Kind: KindRecordsMerge, ID: "id", Data: d, Explain: ex, RequestID: "r<1>"})
 		}
 	}
 }
@@ -220,7 +221,10 @@ func FuzzAppendJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string, x float64, num string, nanos int64) {
 		at := time.Unix(0, nanos).In(time.FixedZone("", int(nanos%86400)))
 		for _, v := range []any{s, x, json.Number(num)} {
-			sameAsMarshal(t, edgeCommand(s, v, edgeExplain(s, at)))
+			c := edgeCommand(s, v, edgeExplain(s, at))
+			sameAsMarshal(t, c)
+			c.RequestID = s
+			sameAsMarshal(t, c)
 		}
 	})
 }

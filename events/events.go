@@ -36,6 +36,18 @@ const (
 // TypeClusterChanged is the type of the optional cluster delta events.
 const TypeClusterChanged = "io.leadconv.cluster.changed.v1"
 
+// TypeCommandResult is the type of a CRM writer's report of one command
+// (schemas/command.result.v1.json).
+const TypeCommandResult = "io.leadconv.command.result.v1"
+
+// TypePrefix starts the type of every event leadconv defines.
+const TypePrefix = "io.leadconv."
+
+// HeaderEcho marks a record event as the echo of leadconv's own write: a
+// CRM writer's change event of a record a command changed (what
+// Salesforce's changeOrigin says in its own format, record.Event.Echo).
+const HeaderEcho = "leadconv_echo"
+
 // SchemaURL returns the dataschema of a command kind or event name
 // ("lead.convert" -> https://leadconv.io/schemas/lead.convert.v1.json).
 func SchemaURL(kind string) string { return "https://leadconv.io/schemas/" + kind + ".v1.json" }
@@ -264,30 +276,38 @@ func (e *InputError) ErrorReason() string { return e.Reason }
 // header) or of a structured-mode one (content-type
 // application/cloudevents+json). Errors are *InputError.
 func Payload(r *kgo.Record) ([]byte, error) {
+	b, _, err := TypedPayload(r)
+	return b, err
+}
+
+// TypedPayload is Payload with the CloudEvents type of r ("" for plain
+// JSON).
+func TypedPayload(r *kgo.Record) ([]byte, string, error) {
 	if v, ok := header(r, HeaderPrefix+"specversion"); ok {
 		if string(v) != SpecVersion {
-			return nil, &InputError{CodeBadCloudEvent, "unsupported specversion"}
+			return nil, "", &InputError{CodeBadCloudEvent, "unsupported specversion"}
 		}
 		if ct, ok := header(r, HeaderContentType); ok && !isJSON(string(ct)) {
-			return nil, &InputError{CodeUnsupportedContent, "binary data is not JSON"}
+			return nil, "", &InputError{CodeUnsupportedContent, "binary data is not JSON"}
 		}
-		return r.Value, nil
+		typ, _ := header(r, HeaderPrefix+"type")
+		return r.Value, string(typ), nil
 	}
 	ct, ok := header(r, HeaderContentType)
 	if !ok || !strings.HasPrefix(string(ct), "application/cloudevents") {
-		return r.Value, nil
+		return r.Value, "", nil
 	}
 	if !strings.HasPrefix(string(ct), ContentCloudEventsJSON) || strings.HasPrefix(string(ct), cloudevents.ApplicationCloudEventsBatchJSON) {
-		return nil, &InputError{CodeUnsupportedContent, "only application/cloudevents+json is read"}
+		return nil, "", &InputError{CodeUnsupportedContent, "only application/cloudevents+json is read"}
 	}
 	var ev cloudevents.Event
 	if err := json.Unmarshal(r.Value, &ev); err != nil {
-		return nil, &InputError{CodeBadCloudEvent, "structured event does not parse"}
+		return nil, "", &InputError{CodeBadCloudEvent, "structured event does not parse"}
 	}
 	if !isJSON(ev.DataContentType()) {
-		return nil, &InputError{CodeUnsupportedContent, "structured data is not JSON"}
+		return nil, "", &InputError{CodeUnsupportedContent, "structured data is not JSON"}
 	}
-	return ev.Data(), nil
+	return ev.Data(), ev.Type(), nil
 }
 
 // isJSON reports whether a data content type is JSON; absent means JSON.

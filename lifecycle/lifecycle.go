@@ -47,6 +47,14 @@ type Change struct {
 	// states claiming its records are found by record.)
 	Removed    bool
 	MergedInto string
+	// Echo: the change is the CRM's echo of leadconv's own write (a lead
+	// converted, a contact created or updated, a duplicate deleted). For a
+	// cluster leadconv emitted commands for, whose state explains the echo,
+	// it updates the latest state but starts no plan and leaves a running
+	// settle timer as it was. For a cluster with nothing emitted (leadconv's
+	// new contact met an existing one there) it is an ordinary change: no
+	// plan accounted for those records together.
+	Echo bool
 }
 
 // Entry is one cluster's lifecycle state.
@@ -137,6 +145,9 @@ func (l *Lifecycle) entry(id string) *Entry {
 // ignored (partitions planned out of order); the same version again is a
 // replay and plans like the first time.
 func (l *Lifecycle) Change(c Change) {
+	if c.Echo && !l.Emitted(c.Cluster.ID) {
+		c.Echo = false
+	}
 	e := l.entry(c.Cluster.ID)
 	if c.Cluster.Version < e.Seen.Version {
 		return
@@ -154,10 +165,20 @@ func (l *Lifecycle) Change(c Change) {
 		return
 	}
 	e.Seen = c.Cluster
+	if c.Echo {
+		return
+	}
 	if e.Pending == nil {
 		e.Pending = &Timer{First: c.At}
 	}
 	e.Pending.Last = c.At
+}
+
+// Emitted reports whether commands were emitted for the cluster: its state
+// is not zero, or commands of it await their results.
+func (l *Lifecycle) Emitted(cluster string) bool {
+	e := l.entries[cluster]
+	return e != nil && (!e.State.IsZero() || len(e.Outstanding) > 0)
 }
 
 // setMergedInto records that e was joined into target ("": into none).
@@ -336,9 +357,11 @@ const (
 
 // Result reconciles a writer result with the pending state. An applied
 // conversion that created the master names the contact and account it
-// created; a failed (or stale) one is released: the cluster is planned
-// again (after the settle window from at), the failed records handed to a
-// person with the writer's reason (engine.ReasonWriterFailed). It reports
+// created; a failed one is released: the cluster is planned again (after
+// the settle window from at), the failed records handed to a person with
+// the writer's reason (engine.ReasonWriterFailed). A stale one (dropped
+// unexecuted: the writer applied a newer plan of the cluster) is released
+// too, but its records are planned again rather than reviewed. It reports
 // whether the result belonged to a command this lifecycle awaits.
 func (l *Lifecycle) Result(r Result, at time.Time) bool {
 	id, ok := l.sent[r.CommandID]
@@ -372,6 +395,11 @@ func (l *Lifecycle) Result(r Result, at time.Time) bool {
 			modified[rec.Ref()] = rec.ModifiedAt
 		}
 		e.State.Release(&cmd, reason, modified)
+		if r.Outcome == OutcomeStale {
+			// Dropped unexecuted, not refused: nothing for a person to look
+			// at; the record is planned again with the rest.
+			e.State.Held = slices.DeleteFunc(e.State.Held, func(h engine.Held) bool { return h.Reason == OutcomeStale })
+		}
 		// Planned anew from the state as it now stands.
 		e.Base = nil
 		if e.Seen.Records != nil && e.Pending == nil {

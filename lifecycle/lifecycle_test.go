@@ -454,3 +454,100 @@ func TestSnapshotRestore(t *testing.T) {
 		t.Errorf("restored plans %q, original %q", z, a)
 	}
 }
+
+// Changes that echo leadconv's own writes update a cluster's latest state
+// but never start a plan, whether they arrive before the settle timer of a
+// real change fires (it keeps its time) or after the plan was made. An echo
+// into a cluster nothing was emitted for is an ordinary change.
+func TestEchoChangesStartNoPlan(t *testing.T) {
+	cfg := cfgWith(nil)
+	c9 := rec("C9", 7, "Title=CTO", "AccountId=A9")
+	first := Change{Cluster: cl("A", 2, rec("L1", 0), rec("L2", 1, "Title=CTO")), At: sec(1)}
+	tests := []struct {
+		name string
+		// after the first plan (made at 6s), in order
+		changes []Change
+		// planned at each time, in order
+		at   []int
+		want [][]string
+	}{
+		{
+			name: "echo after the plan: nothing is planned",
+			changes: []Change{
+				{Cluster: cl("A", 3, rec("L1", 0), c9), At: sec(7), Echo: true},
+				{Cluster: cl("A", 4, c9), At: sec(8), Echo: true},
+			},
+			at:   []int{8, 20, 60},
+			want: [][]string{nil, nil, nil},
+		},
+		{
+			name: "echo before the timer fires: the timer keeps its time, one plan",
+			changes: []Change{
+				{Cluster: cl("A", 3, rec("L2", 1, "Title=CTO"), rec("L3", 8)), At: sec(8)},
+				{Cluster: cl("A", 4, c9, rec("L3", 8)), At: sec(12), Echo: true},
+			},
+			// Due at 8s+5s, not at 12s+5s.
+			at:   []int{12, 13, 17, 30},
+			want: [][]string{nil, {"convert L3 -> contact C9 account A9"}, nil, nil},
+		},
+		{
+			// leadconv's record meets others in a cluster nothing was
+			// emitted for: planned like any change.
+			name: "echo into a cluster nothing was planned for",
+			changes: []Change{
+				{Cluster: cl("B", 1, rec("C7", 7, "AccountId=A7")), At: sec(7)},
+				{Cluster: cl("B", 2, rec("C7", 7, "AccountId=A7"), rec("L5", 8)), At: sec(8), Echo: true},
+			},
+			at:   []int{12, 13, 30},
+			want: [][]string{nil, {"convert L5 -> contact C7 account A7"}, nil},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := New(Options{Settle: 5 * time.Second})
+			l.Change(first)
+			if got := shows(planDue(t, l, cfg, sec(6))); len(got) != 2 || !strings.HasPrefix(got[0], "convert L2 -> contact new") {
+				t.Fatalf("first plan %q", got)
+			}
+			for _, c := range tt.changes {
+				l.Change(c)
+			}
+			if !l.Echo("L2", "C9", "A9") {
+				t.Fatal("echo of leadconv's own conversion not recognised")
+			}
+			for i, at := range tt.at {
+				if got := planDue(t, l, cfg, sec(at)); !slices.Equal(shows(got), tt.want[i]) && len(got)+len(tt.want[i]) > 0 {
+					t.Errorf("at %ds: planned %q, want %q", at, shows(got), tt.want[i])
+				}
+			}
+			if next, ok := l.NextDue(); ok {
+				t.Errorf("a plan is still due at %s", next)
+			}
+		})
+	}
+}
+
+// A stale result (the writer dropped the command unexecuted) releases it
+// like a failure, but its lead is planned again, not handed to a person.
+func TestStaleResultReplansWithoutReview(t *testing.T) {
+	cfg := cfgWith(nil)
+	l := New(Options{AwaitResults: true})
+	recs := []record.Record{rec("L1", 1, "Title=CTO"), rec("L2", 2, "Title=CTO", "Phone=1"), rec("L3", 3)}
+	l.Change(Change{Cluster: cl("A", 3, recs...), At: sec(3)})
+	cmds := planDue(t, l, cfg, sec(3))
+	if len(cmds) != 3 {
+		t.Fatalf("plan %q", shows(cmds))
+	}
+	l.Result(Result{CommandID: cmds[0].ID, Outcome: OutcomeStale}, sec(4))
+	for _, c := range cmds[1:] {
+		l.Result(Result{CommandID: c.ID, Outcome: OutcomeFailed, Reason: "missing_contact"}, sec(4))
+	}
+	got := shows(planDue(t, l, cfg, sec(4)))
+	want := []string{"convert L2 -> contact new account new", "convert L1 -> contact of:L2 account of:L2", "convert L3 -> contact of:L2 account of:L2"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("%q, want %q", got, want)
+	}
+	if s := l.Stats(); s.Failed[OutcomeStale] != 1 {
+		t.Errorf("stats %+v", s)
+	}
+}

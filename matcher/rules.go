@@ -175,7 +175,7 @@ func (rs *Ruleset) Prepare(r *record.Record) *Prepared {
 		p.Account = rs.AccountKey(r.Fields.Str(rs.cfg.AccountNameField))
 		return p
 	case record.Lead:
-		if truthy(r.Fields[rs.cfg.ConvertedField]) {
+		if rs.Converted(r) {
 			return p
 		}
 	}
@@ -397,6 +397,12 @@ func condHolds(c ccond, a, b *Prepared) bool {
 
 // truthy reads a CRM checkbox however the source sent it: true, "true",
 // "yes", 1, "1".
+// Converted reports whether r is a lead its CRM reports converted (the
+// converted field is true): it takes no part in matching.
+func (rs *Ruleset) Converted(r *record.Record) bool {
+	return r.Object == record.Lead && truthy(r.Fields[rs.cfg.ConvertedField])
+}
+
 func truthy(v any) bool {
 	if b, ok := v.(bool); ok {
 		return b

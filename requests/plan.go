@@ -291,6 +291,10 @@ func (pl *planner) planCluster(ctx context.Context, lead record.Record) error {
 			pl.record(id, OutcomeSkipped, res.Reason)
 		}
 	}
+	for i := range res.Commands {
+		// The writer's command.result carries it back to the request.
+		res.Commands[i].RequestID = pl.req.RequestID
+	}
 	pl.p.commands = append(pl.p.commands, res.Commands...)
 	return nil
 }

@@ -332,6 +332,11 @@ func TestRequestOutcomes(t *testing.T) {
 			if real.Commands != len(o.commands) {
 				t.Errorf("summary says %d commands, %d emitted", real.Commands, len(o.commands))
 			}
+			for _, c := range o.commands {
+				if c.RequestID != req.RequestID {
+					t.Errorf("%s %s: request_id %q, want %q", c.Kind, c.ID, c.RequestID, req.RequestID)
+				}
+			}
 		})
 	}
 }

@@ -159,6 +159,12 @@ func TestGeneratedCommandsValidate(t *testing.T) {
 			if err := schemas.ValidateJSON(c.Kind, b); err != nil {
 				t.Errorf("%s: %s #%d: %v\n%s", name, c.Kind, c.Seq, err, b)
 			}
+			// As a mass-conversion request emits it.
+			rc := c
+			rc.RequestID = "2026-11-23-web-leads"
+			if err := schemas.ValidateValue(c.Kind, rc); err != nil {
+				t.Errorf("%s: %s #%d with request_id: %v", name, c.Kind, c.Seq, err)
+			}
 			var back engine.Command
 			if err := json.Unmarshal(b, &back); err != nil {
 				t.Fatalf("%s: decode: %v", name, err)
@@ -250,6 +256,7 @@ func TestCommandViolations(t *testing.T) {
 		{"two contact targets", engine.KindLeadConvert, convert, func(m map[string]any) {
 			data(m)["contact"] = map[string]any{"id": "003", "from_lead": "00Q"}
 		}, "/data/contact", "oneOf"},
+		{"empty request id", engine.KindLeadConvert, convert, func(m map[string]any) { m["request_id"] = "" }, "/request_id", "minLength"},
 		{"unknown review reason", engine.KindReviewRequested, review, func(m map[string]any) { data(m)["reason"] = "because" }, "/data/reason", "enum"},
 		{"unknown field strategy in explain", engine.KindLeadConvert, convert, func(m map[string]any) {
 			m["explain"].(map[string]any)["fields"].([]any)[0].(map[string]any)["strategy"] = "flow"
@@ -278,6 +285,34 @@ func TestCommandViolations(t *testing.T) {
 }
 
 func data(m map[string]any) map[string]any { return m["data"].(map[string]any) }
+
+// TestCommandResult: what a writer sends back, with and without the
+// request_id of a mass-conversion request's command.
+func TestCommandResult(t *testing.T) {
+	base := `"command_id":"c1","kind":"lead.convert","tenant":"acme","cluster_id":"k","cluster_version":3,"seq":0`
+	tests := []struct {
+		name, doc, where string
+	}{
+		{"applied", `{` + base + `,"outcome":"applied","records":[{"object":"contact","id":"C1"}]}`, ""},
+		{"applied for a request", `{` + base + `,"request_id":"r1","outcome":"applied"}`, ""},
+		{"failed with reason", `{` + base + `,"request_id":"r1","outcome":"failed","reason":"lead_already_converted"}`, ""},
+		{"failed without reason", `{` + base + `,"outcome":"failed"}`, "/"},
+		{"empty request id", `{` + base + `,"request_id":"","outcome":"applied"}`, "/request_id"},
+		{"unknown outcome", `{` + base + `,"outcome":"done"}`, "/outcome"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := schemas.ValidateJSON("command.result", []byte(tt.doc))
+			var se *schemas.Error
+			switch {
+			case tt.where == "" && err != nil:
+				t.Fatalf("err = %v, want valid", err)
+			case tt.where != "" && (!errors.As(err, &se) || !slices.Contains(se.Locations(), tt.where)):
+				t.Fatalf("err = %v, want a violation at %s", err, tt.where)
+			}
+		})
+	}
+}
 
 func ExampleValidateValue() {
 	c := engine.DefaultConfig()

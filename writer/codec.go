@@ -13,11 +13,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/leadconv/leadconv/engine"
+	"github.com/leadconv/leadconv/events"
 	"github.com/leadconv/leadconv/record"
 )
 
 // ResultType is the CloudEvents type of a command result.
-const ResultType = "io.leadconv.command.result.v1"
+const ResultType = events.TypeCommandResult
 
 // resultSource is the CloudEvents source of the writer's results.
 const resultSource = "leadconv/writer"
@@ -86,9 +87,16 @@ func header(r *kgo.Record, key string) string {
 }
 
 // resultRecord builds the command.result CloudEvent in binary mode, keyed
-// like the command so a cluster's results stay in order. Its id is derived
-// from the command id and outcome: a redelivered result carries the same id.
-func resultRecord(topic string, key []byte, res Result, at time.Time) (*kgo.Record, error) {
+// by tenant: a tenant's results stay in order (a cluster's with them) on
+// one partition, and the pipeline routes them to the tenant's owner. A
+// record that was no command at all, with no tenant known, keeps the
+// command record's key. Its id is derived from the command id and outcome:
+// a redelivered result carries the same id.
+func resultRecord(topic string, cmdKey []byte, res Result, at time.Time) (*kgo.Record, error) {
+	key := []byte(res.Tenant)
+	if res.Tenant == "" {
+		key = cmdKey
+	}
 	h := sha256.Sum256([]byte(res.CommandID + "/" + res.Outcome))
 	e := event.New()
 	e.SetID(hex.EncodeToString(h[:16]))
@@ -115,11 +123,13 @@ func resultRecord(topic string, key []byte, res Result, at time.Time) (*kgo.Reco
 
 // eventRecord builds a record event as a CRM's change stream carries it:
 // the record-event JSON, keyed tenant/object/id so one record's changes stay
-// in order.
+// in order, marked as leadconv's echo.
 func eventRecord(topic string, ev record.Event) (*kgo.Record, error) {
 	b, err := json.Marshal(ev)
 	if err != nil {
 		return nil, fmt.Errorf("writer: record event %s: %w", ev.Ref(), err)
 	}
-	return &kgo.Record{Topic: topic, Key: []byte(ev.Tenant + "/" + string(ev.Object) + "/" + ev.ID), Value: b}, nil
+	return &kgo.Record{Topic: topic, Key: []byte(ev.Tenant + "/" + string(ev.Object) + "/" + ev.ID), Value: b,
+		// The pipeline applies an echo but plans nothing from it.
+		Headers: []kgo.RecordHeader{{Key: events.HeaderEcho, Value: []byte("1")}}}, nil
 }

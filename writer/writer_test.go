@@ -91,6 +91,11 @@ func results(t *testing.T, c *kafkatest.Cluster, m marks) []Result {
 		if got := string(kafkatest.Header(r, "ce_subject")); got != res.CommandID {
 			t.Errorf("result subject %q, command %q", got, res.CommandID)
 		}
+		// Keyed by tenant: the pipeline routes a tenant's results, in
+		// order, to the tenant's owner.
+		if res.Tenant != "" && string(r.Key) != res.Tenant {
+			t.Errorf("result of %s keyed %q, want the tenant %q", res.CommandID, r.Key, res.Tenant)
+		}
 		out = append(out, res)
 	}
 	return out
@@ -107,6 +112,9 @@ func recordEvents(t *testing.T, c *kafkatest.Cluster, m marks) []record.Event {
 		}
 		if string(r.Key) != ev.Tenant+"/"+string(ev.Object)+"/"+ev.ID {
 			t.Errorf("record event key %q for %s", r.Key, ev.Ref())
+		}
+		if string(kafkatest.Header(r, events.HeaderEcho)) != "1" {
+			t.Errorf("record event of %s not marked as leadconv's echo", ev.Ref())
 		}
 		out = append(out, ev)
 	}
@@ -132,6 +140,7 @@ func TestRunClosesTheLoop(t *testing.T) {
 	c := kafkatest.New(t, 2, commandsTopic, recordsTopic, resultsTopic)
 
 	convert := convertL1()
+	convert.RequestID = "req-1" // planned by a mass-conversion request
 	merge := command(engine.KindRecordsMerge, "cmd-merge-C3", 3, &engine.RecordsMerge{
 		Object: record.Contact, Master: engine.Target{FromLead: "L1"}, MergedIDs: []string{"C3"},
 		Fields: record.Fields{"LastName": "Smith", "Title": "CEO"},
@@ -174,6 +183,11 @@ func TestRunClosesTheLoop(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("results %v, want %v", got, want)
 	}
+	for _, r := range first {
+		if want := map[string]string{convert.ID: "req-1"}[r.CommandID]; r.RequestID != want {
+			t.Errorf("result of %s: request_id %q, want %q", r.CommandID, r.RequestID, want)
+		}
+	}
 	lead := mustGet(t, m, record.Lead, "L1")
 	contactID := lead.Fields.Str(FieldConvertedContactID)
 	contact := mustGet(t, m, record.Contact, contactID)
@@ -215,6 +229,9 @@ func TestRunClosesTheLoop(t *testing.T) {
 	for _, r := range again {
 		if r.CommandID != "" && r.Outcome != OutcomeSkippedDuplicate {
 			t.Errorf("redelivered %s: %s", r.CommandID, r.Outcome)
+		}
+		if r.CommandID == convert.ID && r.RequestID != "req-1" {
+			t.Errorf("redelivered %s: request_id %q", r.CommandID, r.RequestID)
 		}
 	}
 	if len(again) != nResults {

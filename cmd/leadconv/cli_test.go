@@ -250,6 +250,26 @@ func TestGroupVariablesDoNotCollide(t *testing.T) {
 	}
 }
 
+// The writer's results topic as run reads it has a variable of its own:
+// LEADCONV_RESULTS_TOPIC (run's request events, the writer's results) does
+// not move it, and its own variable moves nothing of the writer's.
+func TestCommandResultsTopicVariable(t *testing.T) {
+	vars := map[string]string{"LEADCONV_RESULTS_TOPIC": "request-events"}
+	if v := flagsOf(t, "run", vars).Lookup("command-results-topic").Value.String(); v != "leadconv.results" {
+		t.Errorf("LEADCONV_RESULTS_TOPIC set run --command-results-topic: %q", v)
+	}
+	vars = map[string]string{"LEADCONV_COMMAND_RESULTS_TOPIC": "crm.results"}
+	if v := flagsOf(t, "run", vars).Lookup("command-results-topic").Value.String(); v != "crm.results" {
+		t.Errorf("LEADCONV_COMMAND_RESULTS_TOPIC: run --command-results-topic %q", v)
+	}
+	if v := flagsOf(t, "run", vars).Lookup("results-topic").Value.String(); v != "leadconv.results" {
+		t.Errorf("LEADCONV_COMMAND_RESULTS_TOPIC set run --results-topic: %q", v)
+	}
+	if v := flagsOf(t, "writer", vars).Lookup("results-topic").Value.String(); v != "leadconv.results" {
+		t.Errorf("LEADCONV_COMMAND_RESULTS_TOPIC set writer --results-topic: %q", v)
+	}
+}
+
 // The requests group follows --group unless set, so that a backfill under
 // its own group does not split the live deployment's requests.
 func TestRequestsGroupFollowsGroup(t *testing.T) {

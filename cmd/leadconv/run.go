@@ -13,6 +13,7 @@ import (
 	"github.com/leadconv/leadconv/internal/ops"
 	"github.com/leadconv/leadconv/internal/pipeline"
 	"github.com/leadconv/leadconv/requests"
+	"github.com/leadconv/leadconv/writer"
 )
 
 func runCommand() *command {
@@ -35,6 +36,9 @@ the dead-letter topic with error-code headers; Redis or broker outages are
 retried with backoff. The config file's inputs: list adds topics in a CRM's
 own format (Salesforce Change Data Capture, Debezium), read by the same
 group; Salesforce gap events publish resync requests to their resync_topic.
+The CRM writer's command.result events (--command-results-topic, the
+writer's --results-topic) are routed the same way, keyed by tenant, to the
+tenant's owner, which reconciles its pending conversions with them.
 
 Beside it, run consumes mass-conversion requests from --requests-topic: the
 selected leads (by id or filter, over the leads stored in Redis) are
@@ -66,12 +70,15 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 			group := fs.String("group", "leadconv", "Kafka consumer group")
 			httpAddr := fs.String("http-addr", ":8080", "listen address of /metrics, /healthz and /readyz")
 			changesTopic := fs.String("changes-topic", "", "when set, also publish a cluster.changed CloudEvent per cluster change to this topic")
+			// Not --results-topic: that is where run writes request events,
+			// and the writer's flag of that name sets where it writes.
+			commandResults := fs.String("command-results-topic", writer.DefaultResultsTopic, "topic of the CRM writer's command.result events (the writer's --results-topic), routed to each tenant's owner to reconcile pending conversions; empty: no writer feedback (required with --input-keyed-by-tenant)")
 			drain := fs.Duration("drain-timeout", 10*time.Second, "how long a stopping or revoked partition worker may take to finish its batch (Go duration)")
 			var gro groupOptions
 			gro.register(fs)
 			var rf requests.Flags
 			rf.Register(fs.FlagSet)
-			for _, n := range append([]string{"group", "http-addr", "changes-topic", "drain-timeout"}, requests.FlagNames...) {
+			for _, n := range append([]string{"group", "http-addr", "changes-topic", "command-results-topic", "drain-timeout"}, requests.FlagNames...) {
 				fs.fromEnv(n)
 			}
 			return func(ctx context.Context, e *env, args []string) error {
@@ -89,6 +96,9 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 				}
 				if err := gro.check(*drain); err != nil {
 					return err
+				}
+				if o.inputByTenant && *commandResults != "" {
+					return usagef("--command-results-topic %s: results reach their tenant's owner through --by-tenant-topic, which --input-keyed-by-tenant skips; set --command-results-topic '' to run without the writer's feedback", *commandResults)
 				}
 				log, cfg, rdb, closeRedis, err := o.open(e)
 				if err != nil {
@@ -112,6 +122,7 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 				c, err := pipeline.New(pipeline.Config{
 					Brokers: o.brokerList(), Group: *group, RecordsTopic: o.recordsTopic,
 					ByTenantTopic: o.byTenantTopic, InputByTenant: o.inputByTenant, CoPartitioned: []string{rc.RequestsTopic},
+					ResultsTopic:  *commandResults,
 					CommandsTopic: o.commandsTopic, DLQTopic: o.dlqTopic, ChangesTopic: *changesTopic,
 					MaxRecordBytes: o.maxRecordBytes, MaxProduceBytes: o.maxProduceBytes, Structured: o.contentMode == "structured",
 					ShutdownGrace: *drain, Logger: log, Registerer: reg,
@@ -164,7 +175,7 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 				srv.AddCheck("partitions", func(context.Context) error { return c.Retrying() })
 
 				log.Info().Str("version", readBuildInfo().Version).Strs("brokers", o.brokerList()).
-					Str("group", *group).Str("instance_id", gro.instanceID).Dur("session_timeout", gro.sessionTimeout).Str("records_topic", o.recordsTopic).Str("by_tenant_topic", o.ownedTopic()).Str("commands_topic", o.commandsTopic).
+					Str("group", *group).Str("instance_id", gro.instanceID).Dur("session_timeout", gro.sessionTimeout).Str("records_topic", o.recordsTopic).Str("by_tenant_topic", o.ownedTopic()).Str("commands_topic", o.commandsTopic).Str("command_results_topic", *commandResults).
 					Str("dlq_topic", o.dlqTopic).Str("namespace", o.namespace).Strs("tenants", cfg.Tenants()).
 					Strs("input_topics", inputTopics(cfg.Inputs())).
 					Msg("leadconv starting")

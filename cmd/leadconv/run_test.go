@@ -183,6 +183,7 @@ func TestRunFailsFastOnBadSetup(t *testing.T) {
 		{[]string{"--drain-timeout", "0s"}, exitUsage, "--drain-timeout"},
 		{[]string{"--redis-url", "mysql://127.0.0.1:1/0"}, exitUsage, "--redis-url"},
 		{[]string{"--config", "/nonexistent/leadconv.yaml"}, exitError, "leadconv.yaml"},
+		{[]string{"--input-keyed-by-tenant"}, exitUsage, "--command-results-topic"},
 	} {
 		code, _, stderr := runMain(t, nil, append([]string{"run", "--log-format", "json"}, tc.args...)...)
 		if code != tc.code || !strings.Contains(stderr, tc.want) {

@@ -260,3 +260,43 @@ func BenchmarkDecodeEvent(b *testing.B) {
 		})
 	}
 }
+
+// DecodeResult takes what command.result.v1.json takes and a tenant and
+// command id besides; a skipped duplicate counts as its first outcome.
+func TestDecodeResult(t *testing.T) {
+	base := `"command_id":"c1","kind":"lead.convert","tenant":"acme","cluster_id":"k","cluster_version":3,"seq":0`
+	tests := []struct {
+		name, doc   string
+		max         int
+		code, where string
+		outcome     string
+	}{
+		{name: "applied", doc: `{` + base + `,"outcome":"applied","request_id":"r1"}`, outcome: "applied"},
+		{name: "duplicate of a failure", doc: `{` + base + `,"outcome":"skipped_duplicate","previous_outcome":"failed","reason":"missing_lead"}`, outcome: "failed"},
+		{name: "duplicate of an applied", doc: `{` + base + `,"outcome":"skipped_duplicate","previous_outcome":"applied"}`, outcome: "applied"},
+		{name: "stale", doc: `{` + base + `,"outcome":"stale","newest_version":4}`, outcome: "stale"},
+		{name: "no tenant", doc: `{"command_id":"c1","kind":"","tenant":"","cluster_id":"","cluster_version":0,"seq":0,"outcome":"failed","reason":"invalid_command"}`, code: pipeline.CodeSchemaViolation, where: "/tenant"},
+		{name: "failed without reason", doc: `{` + base + `,"outcome":"failed"}`, code: pipeline.CodeSchemaViolation},
+		{name: "not json", doc: `{"command_id":`, code: pipeline.CodeNotJSON},
+		{name: "invalid UTF-8", doc: `{` + base + `,"outcome":"applied","request_id":"r` + "\xff" + `"}`, code: pipeline.CodeSchemaViolation},
+		{name: "oversize", doc: `{` + base + `,"outcome":"applied"}`, max: 10, code: pipeline.CodeOversize},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := pipeline.DecodeResult([]byte(tt.doc), tt.max)
+			if tt.code == "" {
+				if err != nil || r.Lifecycle().Outcome != tt.outcome || r.Tenant != "acme" {
+					t.Fatalf("result %+v, %v; want outcome %s", r, err, tt.outcome)
+				}
+				return
+			}
+			rej, ok := pipeline.Rejected(err)
+			if !ok || rej.Code != tt.code || !strings.HasPrefix(rej.Reason, tt.where) {
+				t.Fatalf("err %v (%+v), want code %s at %s", err, rej, tt.code, tt.where)
+			}
+			if strings.Contains(rej.Reason, "acme") || strings.Contains(rej.Reason, "r1") {
+				t.Errorf("reason %q carries a value", rej.Reason)
+			}
+		})
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -76,6 +77,12 @@ type HandlerConfig struct {
 	// every other topic are input, routed to it keyed by tenant instead of
 	// being processed.
 	ByTenantTopic string
+	// ResultsTopic, when set, is the topic of the CRM writer's
+	// command.result events: input like the records, routed to the
+	// by-tenant topic keyed by tenant, where the tenant's owner hands each to
+	// the planner (ResultPlanner). Other leadconv events on it (request
+	// events share it by default) are not input and are skipped.
+	ResultsTopic string
 	// Decode decodes a record event payload (default DecodeEvent).
 	Decode Decoder
 	// Formats decode the topics that carry a CRM's own format, by topic;
@@ -167,10 +174,11 @@ func NewHandler(cfg HandlerConfig, owners Owners, tenants Tenants) *Handler {
 	}
 }
 
-// input is one decoded record of a batch.
+// input is one decoded record of a batch: an event, or a writer's result.
 type input struct {
 	rec *kgo.Record
 	ev  record.Event
+	res *CommandResult
 }
 
 // owner returns the partition's owner, made on its first batch.
@@ -223,6 +231,7 @@ func (h *Handler) Handle(ctx context.Context, topic string, partition int32, rec
 		return h.route(ins, res, extra)
 	}
 	own := h.owner(topic, partition)
+	ins, results := splitResults(ins)
 	changes, ins, refused, err := h.apply(ctx, own, ins)
 	if err != nil {
 		return consumer.Result{}, err
@@ -245,10 +254,19 @@ func (h *Handler) Handle(ctx context.Context, topic string, partition int32, rec
 	if err != nil {
 		return consumer.Result{}, err
 	}
+	// After the batch's events: the record events a writer emits for a
+	// command precede its result.
+	out, types, err = h.results(ctx, own, results, out, types)
+	if err != nil {
+		return consumer.Result{}, err
+	}
 	res.Out = append(out, extra...)
 	if m := h.metrics; m != nil {
 		for _, in := range ins {
 			m.EventsIn.WithLabelValues(string(in.ev.Object), string(in.ev.Op)).Inc()
+		}
+		for _, in := range results {
+			m.CommandResults.WithLabelValues(in.res.Outcome, reasonLabel(in.res.Reason)).Inc()
 		}
 		for _, t := range types {
 			m.CommandsOut.WithLabelValues(t).Inc()
@@ -263,10 +281,19 @@ func (h *Handler) Handle(ctx context.Context, topic string, partition int32, rec
 // batch (extra: resync requests).
 func (h *Handler) decodeAll(recs []*kgo.Record) (ins []input, extra []*kgo.Record, res consumer.Result, err error) {
 	decs := make([]ingest.Decoded, len(recs))
+	results := make([]*CommandResult, len(recs))
 	errs := make([]error, len(recs))
 	parallel.Chunks(len(recs), 128, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			decs[i], errs[i] = h.decode(recs[i])
+			if !h.isResult(recs[i]) {
+				decs[i], errs[i] = h.decode(recs[i])
+				continue
+			}
+			res, ok, err := decodeResult(recs[i], h.cfg.MaxRecordBytes)
+			if ok {
+				results[i] = &res
+			}
+			errs[i] = err
 		}
 	})
 	ins = make([]input, 0, len(recs))
@@ -279,6 +306,9 @@ func (h *Handler) decodeAll(recs []*kgo.Record) (ins []input, extra []*kgo.Recor
 			res.Poison = append(res.Poison, consumer.Poison{Record: r, Code: rej.Code, Reason: rej.Reason})
 			continue
 		}
+		if results[i] != nil {
+			ins = append(ins, input{rec: r, res: results[i]})
+		}
 		for _, ev := range decs[i].Events {
 			ins = append(ins, input{rec: r, ev: ev})
 		}
@@ -287,9 +317,41 @@ func (h *Handler) decodeAll(recs []*kgo.Record) (ins []input, extra []*kgo.Recor
 	return ins, extra, res, nil
 }
 
-// HeaderEcho marks a routed event as the echo of leadconv's own writer
-// (record.Event.Echo), which the record event's JSON does not carry.
-const HeaderEcho = "leadconv_echo"
+// isResult reports whether r carries a writer's result: a record of the
+// results topic, or one routed from it (its ce_type says so).
+func (h *Handler) isResult(r *kgo.Record) bool {
+	if _, ok := h.cfg.Formats[r.Topic]; ok {
+		return false
+	}
+	if h.cfg.ResultsTopic != "" && r.Topic == h.cfg.ResultsTopic {
+		return true
+	}
+	for _, hd := range r.Headers {
+		if strings.EqualFold(hd.Key, events.HeaderPrefix+"type") {
+			return string(hd.Value) == events.TypeCommandResult
+		}
+	}
+	return false
+}
+
+// splitResults returns the events and the results of ins, each in order.
+func splitResults(ins []input) (evs, results []input) {
+	evs = ins[:0:0]
+	for _, in := range ins {
+		if in.res != nil {
+			results = append(results, in)
+		} else {
+			evs = append(evs, in)
+		}
+	}
+	return evs, results
+}
+
+// HeaderEcho marks an event as the echo of leadconv's own writer
+// (record.Event.Echo), which the record event's JSON does not carry: set by
+// a CRM writer (the reference writer does) or by the routing of a CRM
+// format's event.
+const HeaderEcho = events.HeaderEcho
 
 // route forwards the decoded events to the by-tenant topic, keyed by
 // tenant, in order: with the key partitioner every event of a tenant lands
@@ -301,7 +363,17 @@ const HeaderEcho = "leadconv_echo"
 // the input's offsets only once the broker acknowledged the routed records.
 func (h *Handler) route(ins []input, res consumer.Result, extra []*kgo.Record) (consumer.Result, error) {
 	res.Out = make([]*kgo.Record, len(ins), len(ins)+len(extra))
+	nEvents := 0
 	for i, in := range ins {
+		if in.res != nil {
+			r, err := routedResult(h.cfg.ByTenantTopic, in)
+			if err != nil {
+				return consumer.Result{}, err
+			}
+			res.Out[i] = r
+			continue
+		}
+		nEvents++
 		// The input's timestamp stays: latency and event time count from it.
 		out := &kgo.Record{Topic: h.cfg.ByTenantTopic, Key: []byte(in.ev.Tenant), Value: in.rec.Value, Headers: in.rec.Headers, Timestamp: in.rec.Timestamp}
 		if _, ok := h.cfg.Formats[in.rec.Topic]; ok {
@@ -318,9 +390,66 @@ func (h *Handler) route(ins []input, res consumer.Result, extra []*kgo.Record) (
 	}
 	res.Out = append(res.Out, extra...)
 	if m := h.metrics; m != nil {
-		m.Routed.Add(float64(len(ins)))
+		m.Routed.Add(float64(nEvents))
 	}
 	return res, nil
+}
+
+// routedResult is a writer's result as the router forwards it, keyed by
+// its tenant and marked by its ce_type: a binary-mode CloudEvent as it came,
+// a structured one as binary.
+func routedResult(topic string, in input) (*kgo.Record, error) {
+	out := &kgo.Record{Topic: topic, Key: []byte(in.res.Tenant), Value: in.rec.Value, Headers: in.rec.Headers, Timestamp: in.rec.Timestamp}
+	for _, hd := range in.rec.Headers {
+		if strings.EqualFold(hd.Key, events.HeaderPrefix+"specversion") {
+			return out, nil
+		}
+	}
+	b, err := json.Marshal(in.res)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: route result %s: %w", in.res.CommandID, err)
+	}
+	out.Value = b
+	out.Headers = []kgo.RecordHeader{
+		{Key: events.HeaderPrefix + "specversion", Value: []byte(events.SpecVersion)},
+		{Key: events.HeaderPrefix + "type", Value: []byte(events.TypeCommandResult)},
+		{Key: events.HeaderContentType, Value: []byte(events.ContentJSON)},
+	}
+	return out, nil
+}
+
+// results hands the batch's writer results, in order, to a planner that
+// awaits them (ResultPlanner) and appends the commands of the plans they
+// made due; without one, results are only counted.
+func (h *Handler) results(ctx context.Context, own Owner, ins []input, out []*kgo.Record, types []string) ([]*kgo.Record, []string, error) {
+	rp, ok := h.planner.(ResultPlanner)
+	if !ok || len(ins) == 0 {
+		return out, types, nil
+	}
+	var plans []Planned
+	for _, in := range ins {
+		// The result's time: when the writer reported it.
+		ps, err := rp.Result(ctx, in.res.Tenant, in.res.Lifecycle(), in.rec.Timestamp, own.ResolveAccounts)
+		if err != nil {
+			return nil, nil, err
+		}
+		plans = append(plans, ps...)
+	}
+	return h.encode(out, types, plans)
+}
+
+// reasonLabel bounds the reason label of the results metric: a writer's
+// reasons are codes (snake_case); anything else counts as "other".
+func reasonLabel(reason string) string {
+	if len(reason) > 40 {
+		return "other"
+	}
+	for _, c := range reason {
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_') {
+			return "other"
+		}
+	}
+	return reason
 }
 
 // decode decodes one input record: a record event, or a message of the CRM
@@ -427,7 +556,7 @@ func (h *Handler) plan(ctx context.Context, own Owner, ins []input, changes []ma
 		if at.IsZero() {
 			at = in.rec.Timestamp
 		}
-		changed[i] = Changed{Change: c, Tenant: t, At: at}
+		changed[i] = Changed{Change: c, Tenant: t, At: at, Echo: in.ev.Echo, Conversion: conversionOf(t, &in.ev)}
 		if h.cfg.ChangesTopic != "" {
 			origin := &events.Origin{Topic: in.rec.Topic, Partition: in.rec.Partition, Offset: in.rec.Offset}
 			r, err := h.changes.ClusterChanged(events.NewClusterChanged(c, origin), at)

@@ -9,6 +9,9 @@ type Metrics struct {
 	EventsIn    *prometheus.CounterVec
 	CommandsOut *prometheus.CounterVec
 	Routed      prometheus.Counter
+	// CommandResults counts the writer's results the owners took, by
+	// outcome and reason.
+	CommandResults *prometheus.CounterVec
 }
 
 // NewMetrics registers the pipeline's collectors with reg.
@@ -27,6 +30,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "leadconv_events_routed_total",
 		Help: "Input record events forwarded to the by-tenant topic.",
 	})
-	reg.MustRegister(m.EventsIn, m.CommandsOut, m.Routed)
+	m.CommandResults = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "leadconv_command_results_total",
+		Help: "CRM writer results (command.result) taken by the tenants' owners, by outcome and reason (\"\" unless failed; \"other\" for a reason that is no snake_case code).",
+	}, []string{"outcome", "reason"})
+	reg.MustRegister(m.EventsIn, m.CommandsOut, m.Routed, m.CommandResults)
 	return m
 }

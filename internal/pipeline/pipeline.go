@@ -42,6 +42,11 @@ type Config struct {
 	// when one has another partition count than the owned topic. Missing
 	// ones are skipped.
 	CoPartitioned []string
+	// ResultsTopic, when set, is read for the CRM writer's command.result
+	// events, routed to the by-tenant topic keyed by tenant so each reaches
+	// its tenant's owner (needs the by-tenant topic: not with
+	// InputByTenant).
+	ResultsTopic string
 	// CommandsTopic receives commands; a dry-run replay points it elsewhere.
 	CommandsTopic string
 	DLQTopic      string
@@ -139,7 +144,19 @@ func New(cfg Config, owners Owners, tenants Tenants) (*Pipeline, error) {
 		}
 		formats[in.Topic] = d
 	}
+	if rt := cfg.ResultsTopic; rt != "" {
+		switch {
+		case cfg.InputByTenant:
+			return nil, fmt.Errorf("pipeline: results topic %s: results reach their tenant's owner through the by-tenant topic, which --input-keyed-by-tenant skips", rt)
+		case outputs[rt] != "":
+			return nil, fmt.Errorf("pipeline: results topic %s is the %s topic", rt, outputs[rt])
+		case slices.Contains(topics, rt):
+			return nil, fmt.Errorf("pipeline: results topic %s is an input topic of records", rt)
+		}
+		topics = append(topics, rt)
+	}
 	hc := HandlerConfig{
+		ResultsTopic:  cfg.ResultsTopic,
 		CommandsTopic: cfg.CommandsTopic, ChangesTopic: cfg.ChangesTopic, MaxRecordBytes: cfg.MaxRecordBytes, MaxProduceBytes: cfg.MaxProduceBytes,
 		Structured: cfg.Structured, Decode: cfg.Decode, Formats: formats, Logger: cfg.Logger, Metrics: pm,
 	}

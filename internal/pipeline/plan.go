@@ -13,7 +13,10 @@ import (
 	"github.com/leadconv/leadconv/internal/parallel"
 	"github.com/leadconv/leadconv/lifecycle"
 	"github.com/leadconv/leadconv/matcher"
+	"github.com/leadconv/leadconv/record"
 )
+
+var _ ResultPlanner = (*LifecyclePlanner)(nil)
 
 // Planner is the step between the matcher and the encoding: it takes a
 // batch's cluster changes and returns the plans due, in emission order.
@@ -27,6 +30,13 @@ type Flusher interface {
 	Flush(ctx context.Context, accounts AccountResolver) ([]Planned, error)
 }
 
+// ResultPlanner is a Planner that awaits the writer's results: Result
+// reconciles one command.result with the tenant's pending state and returns
+// the plans it made due (a failed command's cluster, planned again).
+type ResultPlanner interface {
+	Result(ctx context.Context, tenant string, r lifecycle.Result, at time.Time, accounts AccountResolver) ([]Planned, error)
+}
+
 // Changed is one cluster change of a batch.
 type Changed struct {
 	matcher.Change
@@ -34,6 +44,39 @@ type Changed struct {
 	// At is the change's event time: the triggering record's modification
 	// (its Kafka timestamp when it has none).
 	At time.Time
+	// Echo: the triggering event is marked as the echo of leadconv's own
+	// write (record.Event.Echo). A LifecyclePlanner plans nothing from it
+	// for a cluster it emitted commands for (lifecycle.Change.Echo).
+	Echo bool
+	// Conversion is set when the triggering event reports a lead converted.
+	Conversion *Conversion
+}
+
+// Conversion is a lead the CRM reports converted, with the contact and
+// account it went into: the echo of leadconv's conversion when leadconv
+// converted it.
+type Conversion struct {
+	Lead, Contact, Account string
+}
+
+// The lead fields naming what a converted lead went into, as Salesforce
+// names them (and the reference writer writes them).
+const (
+	FieldConvertedContactID = "ConvertedContactId"
+	FieldConvertedAccountID = "ConvertedAccountId"
+)
+
+// conversionOf returns the conversion a lead's event reports, nil when it
+// reports none.
+func conversionOf(t *config.Tenant, ev *record.Event) *Conversion {
+	if ev.Object != record.Lead || t.Rules == nil || !t.Rules.Converted(&ev.Record) {
+		return nil
+	}
+	c := &Conversion{Lead: ev.ID, Contact: ev.Fields.Str(FieldConvertedContactID), Account: ev.Fields.Str(FieldConvertedAccountID)}
+	if c.Contact == "" {
+		return nil
+	}
+	return c
 }
 
 // Planned is one cluster's plan.
@@ -97,30 +140,75 @@ func (lp *LifecyclePlanner) Plan(ctx context.Context, changes []Changed, account
 		}
 		tl.lc.Change(lifecycle.Change{
 			Cluster: engine.Cluster{Tenant: c.Change.Tenant, ID: c.ClusterID, Version: c.Version, Records: c.Members, Accounts: c.Accounts},
-			At:      c.At, Removed: c.Removed, MergedInto: c.MergedInto,
+			At:      c.At, Removed: c.Removed, MergedInto: c.MergedInto, Echo: echo(tl.lc, c),
 		})
 		if c.At.After(lp.watermark) {
 			lp.watermark = c.At
 		}
 	}
-	now := lp.watermark
-	if lp.Now != nil {
-		now = lp.Now()
+	now := lp.now()
+	return lp.planAll(ctx, accounts, slices.Sorted(maps.Keys(lp.tenants)), func(l *lifecycle.Lifecycle) []lifecycle.Ready { return l.Due(now) })
+}
+
+// echo reconciles a change that reports a conversion leadconv emitted and
+// reports whether the change echoes leadconv's own write: marked so, or the
+// conversion of a lead pending conversion (a CRM that marks nothing). An
+// echo that joins a cluster commands were emitted for into another is
+// planned like any change: no plan accounted for those records together
+// (the record's own new cluster, joined at once, is no such join).
+func echo(lc *lifecycle.Lifecycle, c Changed) bool {
+	ours := false
+	if v := c.Conversion; v != nil {
+		ours = lc.Echo(v.Lead, v.Contact, v.Account)
 	}
-	return lp.planAll(ctx, accounts, func(l *lifecycle.Lifecycle) []lifecycle.Ready { return l.Due(now) })
+	if !c.Echo && !ours {
+		return false
+	}
+	for _, id := range c.MergedFrom {
+		if lc.Emitted(id) {
+			return false
+		}
+	}
+	return true
+}
+
+// Result reconciles a writer's result with the tenant's pending state and
+// plans what that made due: a failed command's cluster is released and,
+// once its settle window from at passed, planned again (ResultPlanner). A
+// result of a command this planner does not await changes nothing.
+func (lp *LifecyclePlanner) Result(ctx context.Context, tenant string, r lifecycle.Result, at time.Time, accounts AccountResolver) ([]Planned, error) {
+	lp.mu.Lock()
+	defer lp.mu.Unlock()
+	tl := lp.tenants[tenant]
+	if tl == nil || !tl.lc.Result(r, at) {
+		return nil, nil
+	}
+	if at.After(lp.watermark) {
+		lp.watermark = at
+	}
+	now := lp.now()
+	return lp.planAll(ctx, accounts, []string{tenant}, func(l *lifecycle.Lifecycle) []lifecycle.Ready { return l.Due(now) })
+}
+
+// now is the planning clock: Now, or event time.
+func (lp *LifecyclePlanner) now() time.Time {
+	if lp.Now != nil {
+		return lp.Now()
+	}
+	return lp.watermark
 }
 
 // Flush plans every pending cluster (Flusher).
 func (lp *LifecyclePlanner) Flush(ctx context.Context, accounts AccountResolver) ([]Planned, error) {
 	lp.mu.Lock()
 	defer lp.mu.Unlock()
-	return lp.planAll(ctx, accounts, (*lifecycle.Lifecycle).Flush)
+	return lp.planAll(ctx, accounts, slices.Sorted(maps.Keys(lp.tenants)), (*lifecycle.Lifecycle).Flush)
 }
 
-// planAll plans the ready clusters of every tenant, tenants in name order.
-func (lp *LifecyclePlanner) planAll(ctx context.Context, accounts AccountResolver, pick func(*lifecycle.Lifecycle) []lifecycle.Ready) ([]Planned, error) {
+// planAll plans the ready clusters of the named tenants, in that order.
+func (lp *LifecyclePlanner) planAll(ctx context.Context, accounts AccountResolver, names []string, pick func(*lifecycle.Lifecycle) []lifecycle.Ready) ([]Planned, error) {
 	var items []planItem
-	for _, name := range slices.Sorted(maps.Keys(lp.tenants)) {
+	for _, name := range names {
 		tl := lp.tenants[name]
 		for _, r := range pick(tl.lc) {
 			items = append(items, planItem{cfg: tl.cfg, ready: r, done: func(cmds []engine.Command, st engine.State, changed bool) {
@@ -140,7 +228,8 @@ func (lp *LifecyclePlanner) planAll(ctx context.Context, accounts AccountResolve
 // depends on batch boundaries.
 type EachChange struct{}
 
-// Plan plans each change that still exists (Planner).
+// Plan plans each change that still exists (Planner). Echoes are planned
+// too: without state, a plan from nothing is all it has.
 func (EachChange) Plan(ctx context.Context, changes []Changed, accounts AccountResolver) ([]Planned, error) {
 	items := make([]planItem, 0, len(changes))
 	for _, c := range changes {
