@@ -202,6 +202,7 @@ type scenario struct {
 	procs map[string]*proc
 	runs  int
 
+	streamed <-chan struct{} // closed once everything is produced
 	mu       sync.Mutex
 	produced map[string]bool // ids
 	events   int
@@ -362,6 +363,7 @@ func (c *scenario) raw(id string, value []byte) *kgo.Record {
 // channel closes once every record is acknowledged.
 func (c *scenario) produce(recs []*kgo.Record, rate int) <-chan struct{} {
 	done := make(chan struct{})
+	c.streamed = done
 	go func() {
 		defer close(done)
 		var wg sync.WaitGroup
@@ -410,20 +412,31 @@ func (c *scenario) offsets(ctx context.Context) (committed, ends map[string]int6
 	return committed, ends, nil
 }
 
-// recovery waits until every partition of both topics committed past where
-// it stood at from (or caught up with its end), and returns the time since
-// from; a minute without that is a stall.
-func (c *scenario) recovery(from time.Time, snap map[string]int64) time.Duration {
+// recovery waits until the group committed, on every partition of both
+// topics that has input, some of what arrived after the fault ended (from),
+// or, once the stream ended, everything: every partition is processed
+// again.
+// It returns the time since from; a minute without that is a stall.
+func (c *scenario) recovery(from time.Time, atEnd map[string]int64) time.Duration {
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		committed, ends, err := c.offsets(ctx)
 		cancel()
 		if err == nil {
+			streamed := false
+			select {
+			case <-c.streamed:
+				streamed = true
+			default:
+			}
 			ok := true
-			for k, end := range ends {
-				if committed[k] <= snap[k] && committed[k] < end {
-					ok = false
+			for k, end := range atEnd {
+				switch {
+				case streamed:
+					ok = ok && committed[k] >= ends[k]
+				case end > 0: // a partition with input: it gets more while the stream lasts
+					ok = ok && committed[k] > end
 				}
 			}
 			if ok {
@@ -437,25 +450,26 @@ func (c *scenario) recovery(from time.Time, snap map[string]int64) time.Duration
 	return time.Since(from)
 }
 
-func (c *scenario) snapshot() map[string]int64 {
-	for range 50 {
+// ends reads the end offsets of both topics.
+func (c *scenario) ends() map[string]int64 {
+	for range 100 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		committed, _, err := c.offsets(ctx)
+		_, ends, err := c.offsets(ctx)
 		cancel()
 		if err == nil {
-			return committed
+			return ends
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	c.t.Fatalf("%s: committed offsets unreadable", c.name)
+	c.t.Fatalf("%s: end offsets unreadable", c.name)
 	return nil
 }
 
 // fault runs f and measures the recovery from its end.
 func (c *scenario) fault(f func()) {
-	snap := c.snapshot()
 	f()
-	c.res.recover = append(c.res.recover, c.recovery(time.Now(), snap))
+	from := time.Now()
+	c.res.recover = append(c.res.recover, c.recovery(from, c.ends()))
 }
 
 // drain waits for the producer, then for the group to commit the end of
@@ -834,7 +848,8 @@ func (c *scenario) poison() {
 	mid := len(recs) / 3
 	recs = slices.Concat(recs[:mid], poisons, recs[mid:])
 	done := c.produce(recs, rate)
-	c.fault(func() {}) // nothing to inject: the recovery is the stream moving past the poison
+	time.Sleep(time.Duration(mid/rate) * time.Second)
+	c.fault(func() {}) // the recovery: the stream moving past the poison
 	c.drain(done)
 	c.notePoison(poisons)
 }
