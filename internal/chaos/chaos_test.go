@@ -275,11 +275,12 @@ func (c *scenario) serviceArgs(inst string) []string {
 		"--drain-timeout", drainTimeout.String(), "--log-format", "json"}
 }
 
-// start starts instance inst of the service.
-func (c *scenario) start(inst string) *proc {
+// start starts instance inst of the service; extra flags override the
+// scenario's.
+func (c *scenario) start(inst string, extra ...string) *proc {
 	c.runs++
 	p := &proc{name: inst, http: "127.0.0.1:" + strconv.Itoa(freePort(c.t)), done: make(chan struct{})}
-	p.cmd = exec.Command(c.s.bin, append([]string{"run", "--http-addr", p.http}, c.serviceArgs(inst)...)...)
+	p.cmd = exec.Command(c.s.bin, slices.Concat([]string{"run", "--http-addr", p.http}, c.serviceArgs(inst), extra)...)
 	p.cmd.Env = cleanEnv()
 	p.cmd.Stderr = c.s.logFile(fmt.Sprintf("%s-%s-%d", c.name, inst, c.runs))
 	if err := p.cmd.Start(); err != nil {
@@ -883,12 +884,12 @@ func (c *scenario) notePoison(poisons []*kgo.Record) {
 	c.res.note("commands naming the 615 KB lead: %v", kinds)
 }
 
-// SIGTERM to a member while a rebalance is pending: b is killed (its
-// session still open), c joins, so the group waits for b; a is stopped
-// meanwhile and must exit within --drain-timeout.
+// SIGTERM to a member while a rebalance is pending: b (a 30 s session) is
+// killed, c joins, so the group waits for b up to 30 s; a is stopped
+// meanwhile and must exit within --drain-timeout all the same.
 func (c *scenario) sigtermRebalance() {
 	c.start("a")
-	c.start("b")
+	c.start("b", "--session-timeout", "30s", "--rebalance-timeout", "40s")
 	done := c.produce(c.encodeAll(c.stream(records)), rate)
 	time.Sleep(3 * time.Second)
 	c.procs["b"].kill()
