@@ -93,8 +93,8 @@ func TestChaos(t *testing.T) {
 	}
 	fmt.Print(b.String())
 	for _, r := range results {
-		if r.lost > 0 || r.invented > 0 || !r.clustersEqual || r.stalled {
-			t.Errorf("%s: lost %d, invented %d, clusters equal %v, stalled %v", r.name, r.lost, r.invented, r.clustersEqual, r.stalled)
+		if r.lost > 0 || r.invented > 0 || !r.clustersEqual || r.stalled || len(r.defects) > 0 {
+			t.Errorf("%s: lost %d, invented %d, clusters equal %v, stalled %v, defects %q", r.name, r.lost, r.invented, r.clustersEqual, r.stalled, r.defects)
 		}
 	}
 }
@@ -216,6 +216,7 @@ type result struct {
 	dupCmds, invented, cmds            int
 	cmdMissing, cmdExtra               int
 	clustersEqual, stalled             bool
+	defects                            []string
 	recover                            []time.Duration
 	notes                              []string
 }
@@ -898,6 +899,7 @@ func (c *scenario) sigtermRebalance() {
 	took := c.procs["a"].term()
 	c.res.note("SIGTERM during the pending rebalance: exit after %.1fs (--drain-timeout %s)", took.Seconds(), drainTimeout)
 	if took > drainTimeout+3*time.Second {
+		c.res.defects = append(c.res.defects, "shutdown not bounded by --drain-timeout")
 		c.res.note("DEFECT: shutdown not bounded by --drain-timeout")
 	}
 	c.fault(func() { c.start("a") })
