@@ -829,7 +829,7 @@ func (c *scenario) poison() {
 	lead := func(id, email, desc string) record.Event {
 		at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 		return record.Event{Op: record.OpUpsert, Record: record.Record{Tenant: "acme", Object: record.Lead, ID: id, CreatedAt: at, ModifiedAt: at,
-			Fields: record.Fields{"FirstName": "Paula", "LastName": "Poison", "Email": email, "Company": "Poison Inc", "Description": desc}}}
+			Fields: record.Fields{"FirstName": "Paula", "LastName": "Poison", "Email": email, "Company": "Poison Inc", "Title": desc}}}
 	}
 	enc := func(ev record.Event) []byte {
 		b, err := json.Marshal(&ev)
@@ -874,15 +874,17 @@ func (c *scenario) notePoison(poisons []*kgo.Record) {
 		}
 	}
 	kinds := map[string]int{}
+	largest := 0
 	for _, rec := range c.readAll(ctx, c.topic["commands"]) {
 		if b, err := events.Payload(rec); err == nil && bytes.Contains(b, []byte("poison-615k")) {
 			var cmd engine.Command
 			if json.Unmarshal(b, &cmd) == nil {
 				kinds[cmd.Kind]++
+				largest = max(largest, len(rec.Value))
 			}
 		}
 	}
-	c.res.note("commands naming the 615 KB lead: %v", kinds)
+	c.res.note("commands naming the 615 KB lead: %v, the largest %d bytes", kinds, largest)
 }
 
 // SIGTERM to a member while a rebalance is pending: b (a 30 s session) is
