@@ -30,7 +30,8 @@ type keys struct {
 
 // markerKey is the namespace's state marker, a hash with the field
 // "created": written before the first state of the namespace, and missing
-// only if Redis lost what it held (README.md, State loss).
+// only if Redis lost what it held, or while a rebuild runs ("rebuilding",
+// marker.go; README.md, State loss).
 func markerKey(namespace string) string { return namespace + ":meta" }
 
 func tenantKeys(namespace, tenant string) keys {

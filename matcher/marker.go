@@ -8,6 +8,12 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// The fields of the marker hash (markerKey).
+const (
+	markerCreated    = "created"
+	markerRebuilding = "rebuilding"
+)
+
 // RebuildCommand is the command that rebuilds namespace ns from scratch,
 // named wherever a lost state is reported.
 func RebuildCommand(ns string) string { return "leadconv replay --rebuild --namespace " + ns }
@@ -26,7 +32,7 @@ type Marker struct {
 // ReadMarker reads the marker of namespace ns; the zero Marker when it is
 // missing.
 func ReadMarker(ctx context.Context, rdb redis.UniversalClient, ns string) (Marker, error) {
-	v, err := rdb.HMGet(ctx, markerKey(ns), "created", "rebuilding").Result()
+	v, err := rdb.HMGet(ctx, markerKey(ns), markerCreated, markerRebuilding).Result()
 	if err != nil {
 		return Marker{}, fmt.Errorf("matcher: read the marker of namespace %q: %w", ns, err)
 	}
@@ -39,7 +45,7 @@ func ReadMarker(ctx context.Context, rdb redis.UniversalClient, ns string) (Mark
 // (StoreOptions.Rebuild) refuse to apply with ErrStateLost, so an
 // interrupted rebuild is never taken for state.
 func BeginRebuild(ctx context.Context, rdb redis.UniversalClient, ns string) error {
-	if err := rdb.HSet(ctx, markerKey(ns), "rebuilding", time.Now().UTC().Format(time.RFC3339)).Err(); err != nil {
+	if err := rdb.HSet(ctx, markerKey(ns), markerRebuilding, time.Now().UTC().Format(time.RFC3339)).Err(); err != nil {
 		return fmt.Errorf("matcher: mark namespace %q as rebuilding: %w", ns, err)
 	}
 	return nil
@@ -49,8 +55,8 @@ func BeginRebuild(ctx context.Context, rdb redis.UniversalClient, ns string) err
 // applied everything.
 func EndRebuild(ctx context.Context, rdb redis.UniversalClient, ns string) error {
 	_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, markerKey(ns), "created", time.Now().UTC().Format(time.RFC3339))
-		p.HDel(ctx, markerKey(ns), "rebuilding")
+		p.HSet(ctx, markerKey(ns), markerCreated, time.Now().UTC().Format(time.RFC3339))
+		p.HDel(ctx, markerKey(ns), markerRebuilding)
 		return nil
 	})
 	if err != nil {

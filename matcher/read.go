@@ -32,7 +32,7 @@ func (s *Store) takeEpochs(ctx context.Context, views []*view, rt *roundTrips) e
 	pipe := s.rdb.Pipeline()
 	var marker *redis.SliceCmd
 	if !s.marked {
-		marker = pipe.HMGet(ctx, markerKey(s.opts.Namespace), "created", "rebuilding")
+		marker = pipe.HMGet(ctx, markerKey(s.opts.Namespace), markerCreated, markerRebuilding)
 	}
 	incr := make([]*redis.IntCmd, len(fresh))
 	size := make([]*redis.IntCmd, len(fresh))
