@@ -32,7 +32,7 @@ type Marker struct {
 // ReadMarker reads the marker of namespace ns; the zero Marker when it is
 // missing.
 func ReadMarker(ctx context.Context, rdb redis.UniversalClient, ns string) (Marker, error) {
-	v, err := rdb.HMGet(ctx, markerKey(ns), markerCreated, markerRebuilding).Result()
+	v, err := rdb.HMGet(ctx, MarkerKey(ns), markerCreated, markerRebuilding).Result()
 	if err != nil {
 		return Marker{}, fmt.Errorf("matcher: read the marker of namespace %q: %w", ns, err)
 	}
@@ -40,12 +40,18 @@ func ReadMarker(ctx context.Context, rdb redis.UniversalClient, ns string) (Mark
 	return Marker{Created: str(v[0]), Rebuilding: str(v[1])}, nil
 }
 
-// BeginRebuild marks namespace ns as being rebuilt, once its keys were
-// deleted: until EndRebuild, owners other than the rebuild's own
-// (StoreOptions.Rebuild) refuse to apply with ErrStateLost, so an
-// interrupted rebuild is never taken for state.
+// BeginRebuild marks namespace ns as being rebuilt, before its other keys
+// are deleted: until EndRebuild, owners other than the rebuild's own
+// (StoreOptions.Rebuild) refuse to apply with ErrStateLost, so neither a
+// live owner between the deletion and the replay nor an interrupted
+// rebuild takes what is there for state.
 func BeginRebuild(ctx context.Context, rdb redis.UniversalClient, ns string) error {
-	if err := rdb.HSet(ctx, markerKey(ns), markerRebuilding, time.Now().UTC().Format(time.RFC3339)).Err(); err != nil {
+	_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HDel(ctx, MarkerKey(ns), markerCreated)
+		p.HSet(ctx, MarkerKey(ns), markerRebuilding, time.Now().UTC().Format(time.RFC3339))
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("matcher: mark namespace %q as rebuilding: %w", ns, err)
 	}
 	return nil
@@ -55,8 +61,8 @@ func BeginRebuild(ctx context.Context, rdb redis.UniversalClient, ns string) err
 // applied everything.
 func EndRebuild(ctx context.Context, rdb redis.UniversalClient, ns string) error {
 	_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, markerKey(ns), markerCreated, time.Now().UTC().Format(time.RFC3339))
-		p.HDel(ctx, markerKey(ns), markerRebuilding)
+		p.HSet(ctx, MarkerKey(ns), markerCreated, time.Now().UTC().Format(time.RFC3339))
+		p.HDel(ctx, MarkerKey(ns), markerRebuilding)
 		return nil
 	})
 	if err != nil {

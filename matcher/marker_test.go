@@ -53,4 +53,14 @@ func TestStoreRebuildMarker(t *testing.T) {
 	if _, err := open(StoreOptions{StateExpected: true}).Apply(ctx, []record.Event{upsertLead("2", 2, person("Anne", "Lee", "ann@x.com"))}); err != nil {
 		t.Fatalf("owner after the rebuild: %v", err)
 	}
+	// A second rebuild takes the completeness away before deleting.
+	if err := BeginRebuild(ctx, srv.Client(), ns); err != nil {
+		t.Fatal(err)
+	}
+	if m, err = ReadMarker(ctx, srv.Client(), ns); err != nil || m.Created != "" || m.Rebuilding == "" {
+		t.Fatalf("marker as a second rebuild begins: %+v, %v", m, err)
+	}
+	if _, err := open(StoreOptions{}).Apply(ctx, []record.Event{ann}); !errors.Is(err, ErrStateLost) {
+		t.Fatalf("owner as a second rebuild begins: %v", err)
+	}
 }

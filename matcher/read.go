@@ -32,7 +32,7 @@ func (s *Store) takeEpochs(ctx context.Context, views []*view, rt *roundTrips) e
 	pipe := s.rdb.Pipeline()
 	var marker *redis.SliceCmd
 	if !s.marked {
-		marker = pipe.HMGet(ctx, markerKey(s.opts.Namespace), markerCreated, markerRebuilding)
+		marker = pipe.HMGet(ctx, MarkerKey(s.opts.Namespace), markerCreated, markerRebuilding)
 	}
 	incr := make([]*redis.IntCmd, len(fresh))
 	size := make([]*redis.IntCmd, len(fresh))
@@ -51,12 +51,12 @@ func (s *Store) takeEpochs(ctx context.Context, views []*view, rt *roundTrips) e
 			s.marked = true
 		case v[1] != nil:
 			// A rebuild deleted the state and has not marked it complete.
-			s.lost = s.stateLost("a rebuild of the namespace is running or was interrupted (" + markerKey(s.opts.Namespace) + " says rebuilding)")
+			s.lost = s.stateLost("a rebuild of the namespace is running or was interrupted (" + MarkerKey(s.opts.Namespace) + " says rebuilding)")
 			return s.lost
 		case s.opts.StateExpected && !slices.ContainsFunc(size, func(c *redis.IntCmd) bool { return c.Val() > 0 }):
 			// Records without a marker are state written before markers
 			// existed: it is marked with the next write.
-			s.lost = s.stateLost("no state marker (" + markerKey(s.opts.Namespace) + ") although the partition has committed offsets: Redis came back empty")
+			s.lost = s.stateLost("no state marker (" + MarkerKey(s.opts.Namespace) + ") although the partition has committed offsets: Redis came back empty")
 			return s.lost
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -187,12 +188,12 @@ func usedMemory(ctx context.Context, rdb redis.UniversalClient) (int64, bool) {
 	return 0, false
 }
 
-// deleteNamespace removes every key of a namespace; on a Redis Cluster
-// from every master, as SCAN sees one node only.
-func deleteNamespace(ctx context.Context, rdb redis.UniversalClient, ns string) error {
+// deleteNamespace removes every key of a namespace but keep; on a Redis
+// Cluster from every master, as SCAN sees one node only.
+func deleteNamespace(ctx context.Context, rdb redis.UniversalClient, ns string, keep ...string) error {
 	if cc, ok := rdb.(*redis.ClusterClient); ok {
 		return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
-			return deleteNamespace(ctx, c, ns)
+			return deleteNamespace(ctx, c, ns, keep...)
 		})
 	}
 	// One UNLINK per key: on a cluster master the namespace's keys lie in
@@ -201,6 +202,9 @@ func deleteNamespace(ctx context.Context, rdb redis.UniversalClient, ns string) 
 	iter := rdb.Scan(ctx, 0, ns+":*", 1000).Iterator()
 	pipe := rdb.Pipeline()
 	for iter.Next(ctx) {
+		if slices.Contains(keep, iter.Val()) {
+			continue
+		}
 		pipe.Unlink(ctx, iter.Val())
 		if pipe.Len() == 1000 {
 			if _, err := pipe.Exec(ctx); err != nil {

@@ -57,9 +57,9 @@ the commands topic) or, without it, to stdout as CloudEvents JSON lines. A
 dry run without an explicit --namespace builds its state in a throwaway
 namespace, deleted at the end, so the live state is untouched either way.
 
---rebuild builds the namespace from scratch: deletes its keys (on every
-master of a Redis Cluster), marks it rebuilding, replays from earliest to
-the end and only then marks it complete (<ns>:meta), so an interrupted
+--rebuild builds the namespace from scratch: marks it rebuilding, deletes
+its other keys (on every master of a Redis Cluster), replays from earliest
+to the end and only then marks it complete (<ns>:meta), so an interrupted
 rebuild is never taken for state: the service refuses to apply until a
 rebuild completes. This is the repair when Redis lost the state ("leadconv
 run" stops its partitions, logs "matcher state lost" and /readyz names this
@@ -306,13 +306,15 @@ func runReplay(ctx context.Context, e *env, rc replayConfig) error {
 	}
 	switch {
 	case rc.rebuild:
-		if err := deleteNamespace(ctx, rdb, namespace); err != nil {
-			return fmt.Errorf("replay --rebuild: %w", err)
-		}
+		// Marked first, so that no owner takes the namespace for state
+		// from then on; the marker itself stays.
 		if err := matcher.BeginRebuild(ctx, rdb, namespace); err != nil {
 			return fmt.Errorf("replay --rebuild: %w", err)
 		}
-		log.Info().Str("namespace", namespace).Msg("replay --rebuild: namespace deleted, marked rebuilding")
+		if err := deleteNamespace(ctx, rdb, namespace, matcher.MarkerKey(namespace)); err != nil {
+			return fmt.Errorf("replay --rebuild: %w", err)
+		}
+		log.Info().Str("namespace", namespace).Msg("replay --rebuild: namespace marked rebuilding, its keys deleted")
 	case !rc.throwaway:
 		if err := checkReplayTarget(ctx, rdb, adm, namespace, rc.group, topic); err != nil {
 			return err
