@@ -28,10 +28,11 @@ type keys struct {
 	hashes [nHashes]string // r, b, a, cm, cl, cv, x, acct
 }
 
-// markerKey is the namespace's state marker, a hash with the field
+// MarkerKey is the namespace's state marker, a hash with the field
 // "created": written before the first state of the namespace, and missing
-// only if Redis lost what it held (README.md, State loss).
-func markerKey(namespace string) string { return namespace + ":meta" }
+// only if Redis lost what it held, or while a rebuild runs ("rebuilding",
+// marker.go; README.md, State loss).
+func MarkerKey(namespace string) string { return namespace + ":meta" }
 
 func tenantKeys(namespace, tenant string) keys {
 	p := namespace + ":{" + tenant + "}:"

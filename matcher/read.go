@@ -2,7 +2,6 @@ package matcher
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -31,9 +30,9 @@ func (s *Store) takeEpochs(ctx context.Context, views []*view, rt *roundTrips) e
 		return nil
 	}
 	pipe := s.rdb.Pipeline()
-	var marker *redis.StringCmd
+	var marker *redis.SliceCmd
 	if !s.marked {
-		marker = pipe.HGet(ctx, markerKey(s.opts.Namespace), "created")
+		marker = pipe.HMGet(ctx, MarkerKey(s.opts.Namespace), markerCreated, markerRebuilding)
 	}
 	incr := make([]*redis.IntCmd, len(fresh))
 	size := make([]*redis.IntCmd, len(fresh))
@@ -45,15 +44,19 @@ func (s *Store) takeEpochs(ctx context.Context, views []*view, rt *roundTrips) e
 		return err
 	}
 	if marker != nil {
-		switch err := marker.Err(); {
-		case err == nil:
+		switch v := marker.Val(); {
+		case marker.Err() != nil:
+			return marker.Err()
+		case v[0] != nil:
 			s.marked = true
-		case !errors.Is(err, redis.Nil):
-			return err
+		case v[1] != nil:
+			// A rebuild deleted the state and has not marked it complete.
+			s.lost = s.stateLost("a rebuild of the namespace is running or was interrupted (" + MarkerKey(s.opts.Namespace) + " says rebuilding)")
+			return s.lost
 		case s.opts.StateExpected && !slices.ContainsFunc(size, func(c *redis.IntCmd) bool { return c.Val() > 0 }):
 			// Records without a marker are state written before markers
 			// existed: it is marked with the next write.
-			s.lost = s.stateLost("no state marker (" + markerKey(s.opts.Namespace) + ") although the partition has committed offsets")
+			s.lost = s.stateLost("no state marker (" + MarkerKey(s.opts.Namespace) + ") although the partition has committed offsets: Redis came back empty")
 			return s.lost
 		}
 	}
@@ -95,8 +98,7 @@ func (s *Store) takeEpochs(ctx context.Context, views []*view, rt *roundTrips) e
 // namespace.
 func (s *Store) stateLost(why string) error {
 	ns := s.opts.Namespace
-	return fmt.Errorf("%w: namespace %q: %s: Redis came back empty; rebuild it: delete the namespace's keys (%s:*), then run "+
-		"leadconv replay --from earliest --namespace %s", ErrStateLost, ns, why, ns, ns)
+	return fmt.Errorf("%w: namespace %q: %s; rebuild it with %s, then restart leadconv run", ErrStateLost, ns, why, RebuildCommand(ns))
 }
 
 // exec runs one pipelined round trip and times it.

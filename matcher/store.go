@@ -63,6 +63,12 @@ type StoreOptions struct {
 	// owner's partition has committed offsets): a missing marker then means
 	// the state was lost, and Apply refuses with ErrStateLost.
 	StateExpected bool
+	// Rebuild is the store of a rebuild (leadconv replay --rebuild), which
+	// deleted the namespace and marked it rebuilding (BeginRebuild): it
+	// neither checks nor writes the marker; EndRebuild marks the namespace
+	// once everything is applied, so an interrupted rebuild is never taken
+	// for state.
+	Rebuild bool
 }
 
 // Store is the single writer of the tenants it applies events for: the
@@ -98,7 +104,9 @@ func NewStore(rdb redis.UniversalClient, opts StoreOptions) *Store {
 	if res == nil {
 		res = NewResident(ResidentOptions{Registerer: opts.Registerer})
 	}
-	return &Store{rdb: rdb, opts: opts, res: res, tenants: map[string]*view{}, epochs: map[string]string{}}
+	// A rebuild's store takes the marker as seen: it never reads or
+	// writes it.
+	return &Store{rdb: rdb, opts: opts, res: res, tenants: map[string]*view{}, epochs: map[string]string{}, marked: opts.Rebuild}
 }
 
 // pending is one event on its way through a batch.

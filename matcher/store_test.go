@@ -839,7 +839,7 @@ func TestStoreStateLost(t *testing.T) {
 	lost := open(true)
 	for range 2 { // refused for good
 		_, err := lost.Apply(ctx, []record.Event{upsertLead("3", 3, person("Ann", "Lee", "ann@x.com"))})
-		if !errors.Is(err, ErrStateLost) || !strings.Contains(err.Error(), "leadconv replay --from earliest --namespace "+ns) {
+		if !errors.Is(err, ErrStateLost) || !strings.Contains(err.Error(), RebuildCommand(ns)) {
 			t.Fatalf("apply after the state was lost: %v", err)
 		}
 	}

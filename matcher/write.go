@@ -39,7 +39,7 @@ func (s *Store) write(ctx context.Context, views []*view, rt *roundTrips) ([]Cha
 			// The marker goes with the first write of this store, in the
 			// same round trip: state without it is a batch that failed and
 			// is retried.
-			pipe.HSetNX(ctx, markerKey(s.opts.Namespace), "created", time.Now().UTC().Format(time.RFC3339))
+			pipe.HSetNX(ctx, MarkerKey(s.opts.Namespace), markerCreated, time.Now().UTC().Format(time.RFC3339))
 		}
 		for _, v := range views {
 			// A batch that writes nothing still checks the epoch: a stale

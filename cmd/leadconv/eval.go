@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -97,7 +99,7 @@ Examples:
 					defer closeRedis()
 					ns := "eval" + strconv.FormatInt(time.Now().UnixNano(), 36)
 					if !*keep {
-						defer deleteNamespace(context.WithoutCancel(ctx), rdb, ns)
+						defer func() { _ = deleteNamespace(context.WithoutCancel(ctx), rdb, ns) }()
 					}
 					sc := &storeClusterer{
 						store: matcher.NewStore(rdb, matcher.StoreOptions{Namespace: ns, Rules: func(string) (*matcher.Ruleset, error) { return rs, nil }}),
@@ -186,15 +188,13 @@ func usedMemory(ctx context.Context, rdb redis.UniversalClient) (int64, bool) {
 	return 0, false
 }
 
-// deleteNamespace removes every key of a namespace, best effort; on a Redis
+// deleteNamespace removes every key of a namespace but keep; on a Redis
 // Cluster from every master, as SCAN sees one node only.
-func deleteNamespace(ctx context.Context, rdb redis.UniversalClient, ns string) {
+func deleteNamespace(ctx context.Context, rdb redis.UniversalClient, ns string, keep ...string) error {
 	if cc, ok := rdb.(*redis.ClusterClient); ok {
-		_ = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
-			deleteNamespace(ctx, c, ns)
-			return nil
+		return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			return deleteNamespace(ctx, c, ns, keep...)
 		})
-		return
 	}
 	// One UNLINK per key: on a cluster master the namespace's keys lie in
 	// several slots (each tenant's, and the namespace marker's), and one
@@ -202,10 +202,43 @@ func deleteNamespace(ctx context.Context, rdb redis.UniversalClient, ns string) 
 	iter := rdb.Scan(ctx, 0, ns+":*", 1000).Iterator()
 	pipe := rdb.Pipeline()
 	for iter.Next(ctx) {
+		if slices.Contains(keep, iter.Val()) {
+			continue
+		}
 		pipe.Unlink(ctx, iter.Val())
 		if pipe.Len() == 1000 {
-			_, _ = pipe.Exec(ctx)
+			if _, err := pipe.Exec(ctx); err != nil {
+				return fmt.Errorf("delete the keys of namespace %q: %w", ns, err)
+			}
 		}
 	}
-	_, _ = pipe.Exec(ctx)
+	if err := iter.Err(); err != nil {
+		return fmt.Errorf("scan the keys of namespace %q: %w", ns, err)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("delete the keys of namespace %q: %w", ns, err)
+	}
+	return nil
+}
+
+// namespaceHasKeys says whether any key of the namespace exists, on a
+// Redis Cluster on any master.
+func namespaceHasKeys(ctx context.Context, rdb redis.UniversalClient, ns string) (bool, error) {
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		var found atomic.Bool
+		err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			has, err := namespaceHasKeys(ctx, c, ns)
+			if has {
+				found.Store(true)
+			}
+			return err
+		})
+		return found.Load(), err
+	}
+	iter := rdb.Scan(ctx, 0, ns+":*", 1000).Iterator()
+	has := iter.Next(ctx)
+	if err := iter.Err(); err != nil {
+		return false, fmt.Errorf("scan the keys of namespace %q: %w", ns, err)
+	}
+	return has, nil
 }

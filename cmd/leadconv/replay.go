@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -27,7 +28,7 @@ func replayCommand() *command {
 	return &command{
 		name:     "replay",
 		synopsis: "re-read the records topic into the matcher: repairs, backfills, dry runs",
-		usage:    "--from earliest|TIME|P:O,... [--to TIME|P:O,...] [--dry-run] [--output-topic T] [--namespace N] [flags]",
+		usage:    "--from earliest|TIME|P:O,... [--to TIME|P:O,...] [--dry-run] [--output-topic T] [--namespace N] [flags]\n       leadconv replay --rebuild [--namespace N] [--output-topic T] [flags]",
 		help: `Re-reads the by-tenant topic (--by-tenant-topic; the records topic itself
 with --input-keyed-by-tenant) from --from up to --to (default: its end when
 the replay starts) and runs every event through the pipeline as "leadconv
@@ -56,9 +57,24 @@ the commands topic) or, without it, to stdout as CloudEvents JSON lines. A
 dry run without an explicit --namespace builds its state in a throwaway
 namespace, deleted at the end, so the live state is untouched either way.
 
-Backfill after a rule change: replay --from earliest under a fresh
---namespace and an --output-topic beside the live one, then switch the
-service to that namespace.
+--rebuild builds the namespace from scratch: marks it rebuilding, deletes
+its other keys (on every master of a Redis Cluster), replays from earliest
+to the end and only then marks it complete (<ns>:meta), so an interrupted
+rebuild is never taken for state: the service refuses to apply until a
+rebuild completes. This is the repair when Redis lost the state ("leadconv
+run" stops its partitions, logs "matcher state lost" and /readyz names this
+command); restart the service after it.
+
+A plain replay into a namespace without the state marker is refused with
+that hint: when it holds keys (state lost, then partly rewritten, or an
+interrupted rebuild), or when it is empty while --group (the service's
+group) has committed offsets of the topic (Redis came back empty, or a new
+namespace): either way a replay on top would build partial records, and
+--rebuild is the command.
+
+Backfill after a rule change: replay --rebuild under a fresh --namespace
+with an --output-topic beside the live one, then switch the service to
+that namespace.
 
 Records that cannot be decoded are counted and skipped (the live service
 already dead-lettered them). Progress: a bar with rate and ETA on a
@@ -67,7 +83,8 @@ terminal, a structured log line every 10 seconds otherwise.
 Examples:
   leadconv replay --from earliest --dry-run > commands.jsonl
   leadconv replay --from 2026-03-01T00:00:00Z --to 2026-03-02T00:00:00Z --dry-run --output-topic leadconv.commands.check
-  leadconv replay --from earliest --namespace lc2 --output-topic leadconv.commands.v2`,
+  leadconv replay --rebuild --namespace lc
+  leadconv replay --rebuild --namespace lc2 --output-topic leadconv.commands.v2`,
 		setup: func(fs *flagSet) func(context.Context, *env, []string) error {
 			var o serviceOptions
 			o.register(fs)
@@ -75,12 +92,26 @@ Examples:
 			to := fs.String("to", "", "end position (exclusive): an RFC 3339 time or partition:offset pairs; empty is the end at start")
 			dryRun := fs.Bool("dry-run", false, "never write to the commands topic: write to --output-topic or stdout, and into a throwaway namespace unless --namespace is given")
 			output := fs.String("output-topic", "", "topic for the commands instead of the commands topic")
+			rebuild := fs.Bool("rebuild", false, "build --namespace from scratch: delete its keys, replay from earliest, then mark it complete (the repair after Redis lost the state)")
+			group := fs.String("group", "leadconv", "the service's consumer group: a plain replay into an empty namespace without state marker is refused while it has committed offsets")
+			fs.fromEnv("group")
 			return func(ctx context.Context, e *env, args []string) error {
 				if len(args) > 0 {
 					return usagef("unexpected arguments %q", args)
 				}
 				if err := o.check(); err != nil {
 					return err
+				}
+				if *rebuild {
+					switch {
+					case *from != "" && *from != "earliest":
+						return usagef("--rebuild replays from earliest: --from %s is not allowed", *from)
+					case *to != "":
+						return usagef("--rebuild replays to the end: --to is not allowed")
+					case *dryRun:
+						return usagef("--rebuild writes the namespace: --dry-run is not allowed (a dry run builds a throwaway namespace from scratch already)")
+					}
+					*from = "earliest"
 				}
 				fromPos, err := parsePosition(*from, true)
 				if err != nil {
@@ -92,7 +123,8 @@ Examples:
 				}
 				nsGiven := false
 				fs.Visit(func(f *flag.Flag) { nsGiven = nsGiven || f.Name == "namespace" })
-				rc := replayConfig{o: o, from: fromPos, to: toPos, dryRun: *dryRun, output: *output, throwaway: *dryRun && !nsGiven}
+				rc := replayConfig{o: o, from: fromPos, to: toPos, dryRun: *dryRun, output: *output, throwaway: *dryRun && !nsGiven,
+					rebuild: *rebuild, group: *group}
 				switch {
 				case *dryRun && *output == o.commandsTopic:
 					return usagef("--dry-run: --output-topic must not be the commands topic %s", o.commandsTopic)
@@ -159,6 +191,8 @@ type replayConfig struct {
 	output    string    // output topic; empty with stdout set
 	stdout    io.Writer // dry run without an output topic
 	throwaway bool
+	rebuild   bool
+	group     string // the service's, whose committed offsets say state existed
 }
 
 // span is the part of one partition a replay reads: [start, end).
@@ -252,7 +286,7 @@ func runReplay(ctx context.Context, e *env, rc replayConfig) error {
 	namespace := o.namespace
 	if rc.throwaway {
 		namespace = "dryrun" + strconv.FormatInt(time.Now().UnixNano(), 36)
-		defer deleteNamespace(context.WithoutCancel(ctx), rdb, namespace)
+		defer func() { _ = deleteNamespace(context.WithoutCancel(ctx), rdb, namespace) }()
 	}
 
 	cl, err := kgo.NewClient(append(kopts, kgo.SeedBrokers(o.brokerList()...), kgo.ProducerLinger(5*time.Millisecond),
@@ -265,9 +299,26 @@ func runReplay(ctx context.Context, e *env, rc replayConfig) error {
 		return err
 	}
 	topic := o.ownedTopic()
-	spans, err := resolveSpans(ctx, kadm.NewClient(cl), topic, rc.from, rc.to)
+	adm := kadm.NewClient(cl)
+	spans, err := resolveSpans(ctx, adm, topic, rc.from, rc.to)
 	if err != nil {
 		return err
+	}
+	switch {
+	case rc.rebuild:
+		// Marked first, so that no owner takes the namespace for state
+		// from then on; the marker itself stays.
+		if err := matcher.BeginRebuild(ctx, rdb, namespace); err != nil {
+			return fmt.Errorf("replay --rebuild: %w", err)
+		}
+		if err := deleteNamespace(ctx, rdb, namespace, matcher.MarkerKey(namespace)); err != nil {
+			return fmt.Errorf("replay --rebuild: %w", err)
+		}
+		log.Info().Str("namespace", namespace).Msg("replay --rebuild: namespace marked rebuilding, its keys deleted")
+	case !rc.throwaway:
+		if err := checkReplayTarget(ctx, rdb, adm, namespace, rc.group, topic); err != nil {
+			return err
+		}
 	}
 	var total int64
 	for _, s := range spans {
@@ -278,12 +329,12 @@ func runReplay(ctx context.Context, e *env, rc replayConfig) error {
 		target = "stdout"
 	}
 	log.Info().Str("topic", topic).Str("output", target).Str("namespace", namespace).
-		Bool("dry_run", rc.dryRun).Int("partitions", len(spans)).Int64("events", total).Msg("replay starting")
+		Bool("dry_run", rc.dryRun).Bool("rebuild", rc.rebuild).Int("partitions", len(spans)).Int64("events", total).Msg("replay starting")
 
 	h := newHandler(handlerParts{
 		rdb: rdb, cfg: cfg, namespace: namespace, residentBytes: o.cacheBytes, commandsTopic: rc.output,
 		maxRecordBytes: o.maxRecordBytes, structured: rc.stdout != nil || o.contentMode == "structured",
-		log: log, reg: newRegistry(),
+		log: log, reg: newRegistry(), rebuild: rc.rebuild,
 	})
 	prog := ops.NewProgress(e.stderr, log, "events")
 	prog.SetTotal(total)
@@ -299,11 +350,50 @@ func runReplay(ctx context.Context, e *env, rc replayConfig) error {
 	if err != nil {
 		return err
 	}
+	if rc.rebuild {
+		if err := matcher.EndRebuild(ctx, rdb, namespace); err != nil {
+			return fmt.Errorf("replay --rebuild: %w", err)
+		}
+	}
 	log.Info().Int64("events", prog.Done()).Int("commands", r.out).Int("skipped", r.skipped).
 		Dur("elapsed", time.Since(start)).Msg("replay done")
 	fmt.Fprintf(e.stderr, "replay: %d events, %d commands to %s, %d undecodable records skipped, in %s\n",
 		prog.Done(), r.out, target, r.skipped, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// checkReplayTarget refuses a plain replay into a namespace without the
+// state marker that holds keys (its state was lost and partly rewritten, or
+// a rebuild was interrupted) or whose topic group has committed offsets
+// (Redis came back empty): events the namespace lost would be skipped as
+// stale behind what was written since, or patches applied without their
+// base. Both need a rebuild from scratch, which the error names.
+func checkReplayTarget(ctx context.Context, rdb redis.UniversalClient, adm *kadm.Client, ns, group, topic string) error {
+	m, err := matcher.ReadMarker(ctx, rdb, ns)
+	if err != nil || m.Created != "" {
+		return err
+	}
+	var why string
+	switch has, err := namespaceHasKeys(ctx, rdb, ns); {
+	case err != nil:
+		return err
+	case m.Rebuilding != "":
+		why = "a rebuild started at " + m.Rebuilding + " did not complete"
+	case has:
+		why = "it holds keys but no state marker (" + ns + ":meta): Redis lost its state"
+	default:
+		committed, err := adm.FetchOffsets(ctx, group)
+		if err != nil {
+			return fmt.Errorf("replay: committed offsets of group %s: %w", group, err)
+		}
+		lost := false
+		committed.Each(func(o kadm.OffsetResponse) { lost = lost || (o.Topic == topic && o.Err == nil && o.At >= 0) })
+		if !lost {
+			return nil // a new namespace
+		}
+		why = "it is empty while group " + group + " has committed offsets of " + topic + ": Redis came back empty (or it is a new namespace)"
+	}
+	return fmt.Errorf("replay: namespace %q: %s; a replay on top would build partial records: build it from scratch with %s", ns, why, matcher.RebuildCommand(ns))
 }
 
 // replayer feeds the records of the spans through the handler.

@@ -320,3 +320,140 @@ func TestReplayFencedFails(t *testing.T) {
 		t.Fatalf("replay batch after another writer took its tenants: %v", err)
 	}
 }
+
+// runLive runs the pipeline under group into namespace ns (the records
+// topic owned directly) until it committed the end of the topic.
+func runLive(t *testing.T, k *kafkatest.Cluster, rs *redistest.Server, group, ns string) {
+	t.Helper()
+	cfg := config.Default()
+	parts := handlerParts{rdb: rs.Client(), cfg: cfg, namespace: ns, log: zerolog.Nop(), reg: prometheus.NewRegistry()}
+	p, err := pipeline.New(pipeline.Config{Brokers: k.Addrs(), Group: group, InputByTenant: true, CommitInterval: 100 * time.Millisecond,
+		Logger: zerolog.Nop(), Registerer: prometheus.NewRegistry()}, newOwners(parts), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	var runErr error
+	runDone := make(chan struct{})
+	go func() { runErr = p.Run(ctx); close(runDone) }()
+	wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
+	defer wcancel()
+	err = waitCommitted(wctx, kadm.NewClient(k.Client()), group, defaultRecordsTopic, runDone)
+	lost := p.Handler().StateLost()
+	cancel()
+	<-runDone
+	if err != nil || runErr != nil || lost != nil {
+		t.Fatalf("pipeline %s: wait %v, run %v, state %v", group, err, runErr, lost)
+	}
+}
+
+// partition is a tenant's clusters as sorted member lists, sorted: what
+// the clusters are, whatever ids the order of batches gave them.
+func partition(t *testing.T, rs *redistest.Server, ns, tenant string) []string {
+	t.Helper()
+	m, err := matcher.NewStore(rs.Client(), matcher.StoreOptions{Namespace: ns, Rules: config.Default().Rules}).Clusters(context.Background(), tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, members := range m {
+		ids := make([]string, len(members))
+		for i, r := range members {
+			ids[i] = string(r.Object) + ":" + r.ID
+		}
+		slices.Sort(ids)
+		out = append(out, strings.Join(ids, " "))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// The scenario: Redis lost the namespace, then patches were
+// applied on top (a leadconv without the marker built partial records). A
+// plain replay from earliest into it is refused naming the rebuild, as is
+// one into an empty namespace while the group has committed offsets, and
+// one after an interrupted rebuild; replay --rebuild yields the clusters
+// of a run on an intact namespace, and the restarted service applies on
+// top of it.
+func TestReplayRebuildAfterStateLoss(t *testing.T) {
+	t.Parallel()
+	k := kafkatest.New(t, 1, defaultRecordsTopic, defaultCommandsTopic, defaultDLQTopic, "replay.out")
+	rs := redistest.New(t)
+	ctx := t.Context()
+	evs := gen.New(gen.Options{Seed: 11, Records: 150, Updates: 0.4, Deletes: 0.03, ContactShare: 0.2}).Events()
+	before, after := evs[:len(evs)/2], evs[len(evs)/2:]
+	if err := produceEvents(ctx, k.Client(), defaultRecordsTopic, before); err != nil {
+		t.Fatal(err)
+	}
+	runLive(t, k, rs, "svc", "lc")
+	if err := deleteNamespace(ctx, rs.Client(), "lc"); err != nil { // the loss
+		t.Fatal(err)
+	}
+	if err := produceEvents(ctx, k.Client(), defaultRecordsTopic, after); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := matcher.NewStore(rs.Client(), matcher.StoreOptions{Namespace: "lc", Rules: config.Default().Rules}).Apply(ctx, after); err != nil {
+		t.Fatal(err)
+	}
+	if err := rs.Client().Del(ctx, "lc:meta").Err(); err != nil {
+		t.Fatal(err)
+	}
+	runLive(t, k, rs, "intact", "intact")
+	baseline := partition(t, rs, "intact", "acme")
+	if reflect.DeepEqual(partition(t, rs, "lc", "acme"), baseline) {
+		t.Fatal("the partial state equals the baseline: the scenario proves nothing")
+	}
+
+	replay := func(more ...string) (int, string) {
+		code, _, stderr := runMain(t, nil, append([]string{"replay", "--brokers", strings.Join(k.Addrs(), ","), "--redis-url", rs.URL(),
+			"--log-format", "json", "--input-keyed-by-tenant", "--group", "svc", "--output-topic", "replay.out"}, more...)...)
+		return code, stderr
+	}
+	for _, tc := range []struct {
+		name, ns, why string
+		setup         func() error
+	}{
+		{"partial state", "lc", "holds keys but no state marker", nil},
+		{"empty, group committed", "fresh", "empty while group svc has committed offsets", nil},
+		{"interrupted rebuild", "lc", "did not complete", func() error { return matcher.BeginRebuild(ctx, rs.Client(), "lc") }},
+	} {
+		if tc.setup != nil {
+			if err := tc.setup(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		code, stderr := replay("--from", "earliest", "--namespace", tc.ns)
+		if code != exitError || !strings.Contains(stderr, tc.why) || !strings.Contains(stderr, matcher.RebuildCommand(tc.ns)) {
+			t.Fatalf("%s: plain replay: code %d\n%s", tc.name, code, stderr)
+		}
+	}
+	if code, stderr := replay("--rebuild", "--namespace", "lc"); code != exitOK {
+		t.Fatalf("rebuild: code %d\n%s", code, stderr)
+	}
+	if got := partition(t, rs, "lc", "acme"); !reflect.DeepEqual(got, baseline) {
+		t.Fatalf("rebuilt clusters differ from the intact run's: %d clusters, baseline %d", len(got), len(baseline))
+	}
+	if m, err := matcher.ReadMarker(ctx, rs.Client(), "lc"); err != nil || m.Created == "" || m.Rebuilding != "" {
+		t.Fatalf("marker after the rebuild: %+v, %v", m, err)
+	}
+	runLive(t, k, rs, "svc", "lc") // resumes after its commits: replays of what the rebuild applied
+	if got := partition(t, rs, "lc", "acme"); !reflect.DeepEqual(got, baseline) {
+		t.Fatal("the service changed the rebuilt clusters")
+	}
+}
+
+func TestReplayRebuildUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--rebuild", "--from", "0:5"}, "--rebuild replays from earliest"},
+		{[]string{"--rebuild", "--to", "0:5"}, "--to is not allowed"},
+		{[]string{"--rebuild", "--dry-run"}, "--dry-run is not allowed"},
+	} {
+		code, _, stderr := runMain(t, nil, append([]string{"replay"}, tc.args...)...)
+		if code != exitUsage || !strings.Contains(stderr, tc.want) {
+			t.Errorf("replay %v: code %d, stderr %q", tc.args, code, stderr)
+		}
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/leadconv/leadconv/internal/pipeline"
 	"github.com/leadconv/leadconv/internal/testutil/kafkatest"
 	"github.com/leadconv/leadconv/internal/testutil/redistest"
+	"github.com/leadconv/leadconv/matcher"
 	"github.com/leadconv/leadconv/matcher/gen"
 	"github.com/leadconv/leadconv/record"
 	"github.com/leadconv/leadconv/requests"
@@ -239,7 +240,7 @@ func TestRunReadyzNamesStateLoss(t *testing.T) {
 		code, body = httpGet(t, base+"/readyz")
 		return code == http.StatusServiceUnavailable && strings.Contains(body, "state: ")
 	})
-	if !strings.Contains(body, "leadconv replay --from earliest --namespace lc") {
+	if !strings.Contains(body, matcher.RebuildCommand("lc")) {
 		t.Fatalf("/readyz does not name the rebuild command:\n%s", body)
 	}
 	stop()

@@ -106,6 +106,8 @@ type handlerParts struct {
 	// planner is nil for the handler's default (plans compose, no settle
 	// window).
 	planner pipeline.Planner
+	// rebuild: the owners rebuild the namespace (matcher.StoreOptions.Rebuild).
+	rebuild bool
 }
 
 func newHandler(p handlerParts) *pipeline.Handler {
@@ -125,7 +127,7 @@ func newHandler(p handlerParts) *pipeline.Handler {
 func newOwners(p handlerParts) pipeline.Owners {
 	res := matcher.NewResident(matcher.ResidentOptions{MaxBytes: p.residentBytes, Logger: p.log, Registerer: p.reg})
 	return func() pipeline.Owner {
-		return matcher.NewStore(p.rdb, matcher.StoreOptions{Namespace: p.namespace, Rules: p.cfg.Rules, Resident: res})
+		return matcher.NewStore(p.rdb, matcher.StoreOptions{Namespace: p.namespace, Rules: p.cfg.Rules, Resident: res, Rebuild: p.rebuild})
 	}
 }
 

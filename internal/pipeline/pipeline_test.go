@@ -861,7 +861,7 @@ func TestStateLossRefused(t *testing.T) {
 	stop = e.start(p)
 	kafkatest.WaitFor(t, 30*time.Second, "the new member refused", func() bool { return p.Handler().StateLost() != nil })
 	err := p.Handler().StateLost()
-	if !errors.Is(err, matcher.ErrStateLost) || !strings.Contains(err.Error(), "leadconv replay --from earliest --namespace "+ns) {
+	if !errors.Is(err, matcher.ErrStateLost) || !strings.Contains(err.Error(), matcher.RebuildCommand(ns)) {
 		t.Fatalf("state lost: %v", err)
 	}
 	time.Sleep(300 * time.Millisecond)

@@ -105,6 +105,28 @@ func (s *Server) Restart() {
 	s.start()
 }
 
+// RestartEmpty kills the server, deletes its data (the AOF and RDB files)
+// and starts it again: a Redis that came back empty.
+func (s *Server) RestartEmpty() {
+	s.t.Helper()
+	if s.External {
+		s.t.Fatalf("redistest: cannot restart the external server at REDIS_ADDR")
+	}
+	s.stop()
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	for _, e := range entries {
+		if n := e.Name(); n != "redis.log" && n != "redis.sock" {
+			if err := os.RemoveAll(filepath.Join(s.dir, n)); err != nil {
+				s.t.Fatal(err)
+			}
+		}
+	}
+	s.start()
+}
+
 // Kill stops the server without starting it again.
 func (s *Server) Kill() { s.stop() }
 
