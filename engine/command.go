@@ -85,6 +85,10 @@ type Command struct {
 	// Subject names what the command acts on: the lead id, the merged-away
 	// ids, or the cluster id.
 	Subject string `json:"subject"`
+	// RequestID names the mass-conversion request that emitted the command
+	// (empty for the live pipeline's): a writer copies it into its
+	// command.result, so the request's summary can count the outcomes.
+	RequestID string `json:"request_id,omitempty"`
 	// Data is *LeadConvert, *RecordsMerge, *ConversionFailed or
 	// *ReviewRequested, per Kind.
 	Data any `json:"data"`

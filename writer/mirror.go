@@ -61,8 +61,10 @@ type Result struct {
 	ClusterID      string `json:"cluster_id"`
 	ClusterVersion int64  `json:"cluster_version"`
 	Seq            int    `json:"seq"`
-	Outcome        string `json:"outcome"`
-	Reason         string `json:"reason,omitempty"`
+	// RequestID is the command's (a mass-conversion request's command).
+	RequestID string `json:"request_id,omitempty"`
+	Outcome   string `json:"outcome"`
+	Reason    string `json:"reason,omitempty"`
 	// Previous is the outcome of the first delivery of a duplicate.
 	Previous string `json:"previous_outcome,omitempty"`
 	// NewestVersion is the cluster version that made a command stale.
@@ -103,7 +105,7 @@ func NewMirror(pool *pgxpool.Pool) *Mirror {
 // (database unavailable): retry the command.
 func (m *Mirror) Apply(ctx context.Context, cmd *engine.Command) (Result, []record.Event, error) {
 	res := Result{CommandID: cmd.ID, Kind: cmd.Kind, Tenant: cmd.Tenant, ClusterID: cmd.ClusterID,
-		ClusterVersion: cmd.ClusterVersion, Seq: cmd.Seq}
+		ClusterVersion: cmd.ClusterVersion, Seq: cmd.Seq, RequestID: cmd.RequestID}
 	if err := validate(cmd); err != nil {
 		res.Outcome, res.Reason = OutcomeFailed, ReasonInvalidCommand
 		return res, nil, nil
