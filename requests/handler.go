@@ -31,7 +31,6 @@ const (
 	DefaultRequestsTopic = "leadconv.requests"
 	DefaultCommandsTopic = "leadconv.commands"
 	DefaultEventsTopic   = "leadconv.results"
-	DefaultGroup         = "leadconv-requests"
 )
 
 // CodeInvalidRequest is the dead-letter code of a request record that names
@@ -63,10 +62,12 @@ type HandlerConfig struct {
 	// Structured writes structured-mode CloudEvents instead of binary, as
 	// the pipeline's --content-mode does.
 	Structured bool
-	// Progress produces a progress event at once; nil drops them. Run sets
-	// it to an asynchronous produce.
+	// Progress produces a progress event at once; nil drops them.
 	Progress func(*kgo.Record)
-	Logger   zerolog.Logger
+	// Lifecycle is the tenants' conversion lifecycle the requests plan
+	// through; nil plans every cluster from nothing.
+	Lifecycle Lifecycle
+	Logger    zerolog.Logger
 }
 
 // Handler processes request records (consumer.Handler).
@@ -107,11 +108,8 @@ func (h *Handler) Handle(ctx context.Context, _ string, _ int32, recs []*kgo.Rec
 		}
 		req, err := Decode(b)
 		if err != nil {
-			var partial struct {
-				Tenant    string `json:"tenant"`
-				RequestID string `json:"request_id"`
-			}
-			if json.Unmarshal(b, &partial) != nil || partial.Tenant == "" || partial.RequestID == "" {
+			partial, ok := named(b)
+			if !ok {
 				res.Poison = append(res.Poison, consumer.Poison{Record: r, Code: CodeInvalidRequest})
 				continue
 			}
@@ -147,6 +145,37 @@ func (h *Handler) Handle(ctx context.Context, _ string, _ int32, recs []*kgo.Rec
 	return res, nil
 }
 
+// naming is the part of a request every record must carry to be answered.
+type naming struct {
+	Tenant    string `json:"tenant"`
+	RequestID string `json:"request_id"`
+}
+
+// named reads the tenant and request id of a request body, even one that
+// is otherwise invalid; ok is false when either is missing.
+func named(b []byte) (naming, bool) {
+	var n naming
+	if json.Unmarshal(b, &n) != nil || n.Tenant == "" || n.RequestID == "" {
+		return naming{}, false
+	}
+	return n, true
+}
+
+// Tenant returns the tenant a request record names, so that it can be
+// routed to the tenant's owner; a record that cannot be answered (no
+// tenant or request id) is returned as poison, as Handle would.
+func (h *Handler) Tenant(r *kgo.Record) (string, *consumer.Poison) {
+	b, err := events.Payload(r)
+	if err != nil {
+		return "", &consumer.Poison{Record: r, Code: CodeInvalidRequest}
+	}
+	n, ok := named(b)
+	if !ok {
+		return "", &consumer.Poison{Record: r, Code: CodeInvalidRequest}
+	}
+	return n.Tenant, nil
+}
+
 // Process runs one request and returns its output records: the commands
 // then request.completed, or request.rejected alone. req.RequestedBy must
 // come from a verified token, as Handle sets it.
@@ -174,7 +203,7 @@ func (h *Handler) Process(ctx context.Context, req *Request) ([]*kgo.Record, err
 			return nil, err
 		}
 	}
-	pl := &planner{store: h.store, req: req, cfg: cfg, policy: t.Policy, progress: h.progress(req)}
+	pl := &planner{store: h.store, lc: h.cfg.Lifecycle, req: req, cfg: cfg, policy: t.Policy, progress: h.progress(req)}
 	var frozen []string
 	if prev != nil {
 		// A redelivery or re-submission: the same leads, never new ones;
@@ -195,6 +224,13 @@ func (h *Handler) Process(ctx context.Context, req *Request) ([]*kgo.Record, err
 	summary := p.summary
 	var out []*kgo.Record
 	if !req.DryRun {
+		if lc := h.cfg.Lifecycle; lc != nil {
+			for _, e := range p.emitted {
+				if err := lc.Emitted(ctx, req.Tenant, req.RequestID, e.cluster, e.history, e.cmds, e.state, e.changed); err != nil {
+					return nil, fmt.Errorf("requests: record the plan of %s: %w", e.cluster.ID, err)
+				}
+			}
+		}
 		for _, cmd := range p.commands {
 			// No time attribute: a re-planned request encodes the same.
 			r, err := h.enc.Command(cmd, time.Time{})

@@ -173,10 +173,11 @@ func (l *loop) service(name string, fn func(ctx context.Context) error) (stop fu
 	return stop
 }
 
+// pipeline runs the pipeline with the requests routed to the owners.
 func (l *loop) pipeline() (stop func()) {
 	p, err := pipeline.New(pipeline.Config{
 		Brokers: l.kc.Addrs(), Group: "pipeline", RecordsTopic: loopRecords, ByTenantTopic: loopByTenant,
-		CoPartitioned: []string{loopRequests}, CommandsTopic: loopCommands, DLQTopic: loopDLQ,
+		Requests: l.requests(nil), RequestsTopic: loopRequests, CommandsTopic: loopCommands, DLQTopic: loopDLQ,
 		CommitInterval: 100 * time.Millisecond, MaxPollRecords: 10_000, Logger: zerolog.Nop(),
 	}, func() pipeline.Owner {
 		return matcher.NewStore(l.rdb, matcher.StoreOptions{Namespace: l.ns, Rules: l.cfg.Rules})
@@ -194,7 +195,9 @@ func (l *loop) writer() (stop func()) {
 	})
 }
 
-func (l *loop) requests() (stop func()) {
+// requests is the handler of the requests the pipeline routes to the
+// owners, planning through lc (nil: from nothing).
+func (l *loop) requests(lc Lifecycle) *Handler {
 	src := &Source{Graph: l.store, Records: l.mirror}
 	tenants := func(name string) (Tenant, error) {
 		t, err := l.cfg.Tenant(name)
@@ -203,10 +206,7 @@ func (l *loop) requests() (stop func()) {
 		}
 		return Tenant{Engine: t.Engine, Policy: Policy{Roles: []string{"sales_admin"}}, Verifier: testVerifier(l.t)}, nil
 	}
-	return l.service("requests", func(ctx context.Context) error {
-		return Run(ctx, Config{Brokers: l.kc.Addrs(), RequestsTopic: loopRequests, CommandsTopic: loopCommands,
-			EventsTopic: loopResults, DLQTopic: loopDLQ, Logger: zerolog.Nop()}, src, tenants, l.ledger)
-	})
+	return NewHandler(HandlerConfig{CommandsTopic: loopCommands, EventsTopic: loopResults, Lifecycle: lc, Logger: zerolog.Nop()}, src, tenants, l.ledger)
 }
 
 // quiet waits until the pipeline and the writer have committed everything
@@ -218,7 +218,7 @@ func (l *loop) quiet() {
 	kafkatest.WaitFor(l.t, 60*time.Second, "the loop to go quiet", func() bool {
 		ends := [3]int64{l.end(loopRecords), l.end(loopByTenant), l.end(loopCommands)}
 		done := l.committed("pipeline", loopRecords) >= ends[0] && l.committed("pipeline", loopByTenant) >= ends[1] &&
-			l.committed("writer", loopCommands) >= ends[2]
+			l.committed("writer", loopCommands) >= ends[2] && l.committed("pipeline", loopRequests) >= l.end(loopRequests)
 		if done && ends == last {
 			stable++
 		} else {
@@ -540,7 +540,6 @@ func (l *loop) massConversion() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop := l.requests()
 	rec := signed(t, loopRequests, b, "sales_admin")
 	rec.Key = []byte(loopTenant + "/mass-1")
 	l.kc.Produce(rec)
@@ -579,7 +578,6 @@ func (l *loop) massConversion() {
 	if l.canonical() != snapshot {
 		t.Error("re-submitting the request changed the mirror")
 	}
-	stop()
 }
 
 // summary waits for the n-th request.completed of a request and returns it.

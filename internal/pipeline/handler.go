@@ -78,8 +78,11 @@ type HandlerConfig struct {
 	Formats map[string]Format
 	// Planner plans the changed clusters (default EachChange).
 	Planner Planner
-	Logger  zerolog.Logger
-	Metrics *Metrics
+	// Requests, when its Handler is set, routes mass-conversion requests
+	// to their tenants' owners (requests.go).
+	Requests Requests
+	Logger   zerolog.Logger
+	Metrics  *Metrics
 }
 
 // Handler processes batches of input records: it routes the input topics'
@@ -206,6 +209,11 @@ func (h *Handler) Release(topic string, partition int32) {
 // same batch again returns the same records: the store reports replayed
 // events' current clusters and the engine's command ids are deterministic.
 func (h *Handler) Handle(ctx context.Context, topic string, partition int32, recs []*kgo.Record) (consumer.Result, error) {
+	if h.cfg.Requests.Handler != nil {
+		if res, ok, err := h.requests(ctx, topic, partition, recs); ok {
+			return res, err
+		}
+	}
 	ins, extra, res, err := h.decodeAll(recs)
 	if err != nil {
 		return consumer.Result{}, err
