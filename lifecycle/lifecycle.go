@@ -72,7 +72,7 @@ type Entry struct {
 	// Requests are the History each mass-conversion request planned the
 	// cluster from, by request id: a redelivered request plans the same
 	// commands again (see RequestHistory).
-	Requests map[string]engine.History `json:"requests,omitempty"`
+	Requests map[string]RequestBase `json:"requests,omitempty"`
 }
 
 // Timer is a cluster's settle timer.

@@ -9,14 +9,22 @@ import "github.com/leadconv/leadconv/engine"
 // leaves a cluster's settle timer as it was: a pending live change is still
 // planned, relative to what the request emitted.
 
+// RequestBase is the History a request planned a cluster version from.
+type RequestBase struct {
+	Version int64          `json:"version"`
+	History engine.History `json:"history"`
+}
+
 // RequestHistory returns what was emitted for c's records, to plan the
-// request requestID relative to it. For a request that planned c before (a
-// redelivery, a re-submission) it is the History that plan started from, so
-// the request plans the same commands with the same ids again.
+// request requestID relative to it. For a request that planned this version
+// of c before (a redelivery, a re-submission) it is the History that plan
+// started from, so the request plans the same commands with the same ids
+// again. Once c changed, it is what was emitted since, the request's own
+// plan included: nothing is converted twice.
 func (l *Lifecycle) RequestHistory(requestID string, c engine.Cluster) engine.History {
 	if e := l.entries[c.ID]; e != nil {
-		if h, ok := e.Requests[requestID]; ok {
-			return h
+		if b, ok := e.Requests[requestID]; ok && b.Version == c.Version {
+			return b.History
 		}
 	}
 	return l.history(&Entry{ClusterID: c.ID, Seen: c})
@@ -33,11 +41,11 @@ func (l *Lifecycle) RequestPlanned(requestID string, c engine.Cluster, h engine.
 		// latest known (a failed result plans it again from it).
 		e.Seen = c
 	}
-	if _, ok := e.Requests[requestID]; !ok {
+	if b, ok := e.Requests[requestID]; !ok || b.Version != c.Version {
 		if e.Requests == nil {
-			e.Requests = map[string]engine.History{}
+			e.Requests = map[string]RequestBase{}
 		}
-		e.Requests[requestID] = h
+		e.Requests[requestID] = RequestBase{Version: c.Version, History: h}
 	}
 	if changed {
 		l.emitted(e, cmds, st)

@@ -59,6 +59,10 @@ func TestRequestComposesWithLivePlans(t *testing.T) {
 	if h := r.RequestHistory("r1", v2); len(h.Own) != 1 || !slices.Equal(h.Own[0].Converted, []string{"L1", "L2"}) {
 		t.Errorf("restored request history %+v", h)
 	}
+	// r1 again once the cluster changed: what was emitted since counts.
+	if cmds := planRequest(t, r, cfg, "r1", v3); len(cmds) != 0 {
+		t.Errorf("r1 on the changed cluster planned %q", shows(cmds))
+	}
 }
 
 // A request on a cluster no change reached plans from nothing, and its
