@@ -26,12 +26,12 @@ const (
 	// live pipeline or an earlier request) and the CRM does not show it
 	// converted yet; it is never converted twice.
 	ReasonConversionPending = "conversion_pending"
-	ReasonNotFound         = "not_found"
-	ReasonInvalidRequest   = "invalid_request"
-	ReasonInvalidOptions   = "invalid_options"
-	ReasonUnknownTenant    = "unknown_tenant"
-	ReasonMaxRecords       = "max_records_exceeded"
-	ReasonMaxNewRecords    = "max_new_records_exceeded"
+	ReasonNotFound          = "not_found"
+	ReasonInvalidRequest    = "invalid_request"
+	ReasonInvalidOptions    = "invalid_options"
+	ReasonUnknownTenant     = "unknown_tenant"
+	ReasonMaxRecords        = "max_records_exceeded"
+	ReasonMaxNewRecords     = "max_new_records_exceeded"
 )
 
 // Summary is the data of request.completed.
