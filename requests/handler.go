@@ -244,6 +244,10 @@ func (h *Handler) Process(ctx context.Context, req *Request) ([]*kgo.Record, err
 			return nil, err
 		}
 		summary = stored.Summary
+		// A redelivery re-emits the same commands: awaited once.
+		if err := h.ledger.Await(ctx, req.Tenant, req.RequestID, awaited(p.commands)); err != nil {
+			return nil, err
+		}
 	}
 	r, err := h.event(req.Tenant, req.RequestID, TypeCompleted, "completed", summary)
 	if err != nil {
@@ -326,6 +330,8 @@ func typeName(typ string) string {
 		return "request.rejected"
 	case TypeProgress:
 		return "request.progress"
+	case TypeOutcomes:
+		return "request.outcomes"
 	}
 	return ""
 }

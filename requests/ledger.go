@@ -26,11 +26,23 @@ type Ledger interface {
 	// Put stores e unless the request has an entry, and returns the entry
 	// stored.
 	Put(ctx context.Context, tenant, requestID string, e Entry) (*Entry, error)
+	// Await records the commands a request emitted, by command id, as
+	// awaiting their writer results; commands already recorded keep their
+	// outcomes (a redelivered request).
+	Await(ctx context.Context, tenant, requestID string, cmds map[string]Awaited) error
+	// Result records the writer outcome of one command of the request
+	// (the first outcome of a command stays). done reports whether every
+	// awaited command has its outcome; all is then every command.
+	Result(ctx context.Context, tenant, requestID, commandID, outcome, reason string) (all map[string]Awaited, done bool, err error)
 }
 
 // RedisLedger keeps entries in one hash per tenant,
 // <namespace>:{tenant}:requests (request id -> entry JSON), beside the
-// matcher's keys and with the same hash tag.
+// matcher's keys and with the same hash tag; a request's commands and
+// their writer outcomes in <namespace>:{tenant}:request:<id>:commands
+// (command id -> Awaited JSON) with the count of outcomes known in
+// <namespace>:{tenant}:request:<id>:done. The tenant's owner is their only
+// writer, so plain commands suffice.
 type RedisLedger struct {
 	rdb       redis.UniversalClient
 	namespace string
@@ -78,4 +90,92 @@ func (l *RedisLedger) Put(ctx context.Context, tenant, requestID string, e Entry
 		return &e, nil
 	}
 	return l.Get(ctx, tenant, requestID)
+}
+
+func (l *RedisLedger) commandsKey(tenant, requestID string) string {
+	return l.namespace + ":{" + tenant + "}:request:" + requestID + ":commands"
+}
+
+func (l *RedisLedger) doneKey(tenant, requestID string) string {
+	return l.namespace + ":{" + tenant + "}:request:" + requestID + ":done"
+}
+
+// Await implements Ledger.
+func (l *RedisLedger) Await(ctx context.Context, tenant, requestID string, cmds map[string]Awaited) error {
+	if len(cmds) == 0 {
+		return nil
+	}
+	key := l.commandsKey(tenant, requestID)
+	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for id, a := range cmds {
+			b, err := json.Marshal(a)
+			if err != nil {
+				return fmt.Errorf("requests: ledger command: %w", err)
+			}
+			p.HSetNX(ctx, key, id, b)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("requests: ledger await: %w", err)
+	}
+	return nil
+}
+
+// Result implements Ledger.
+func (l *RedisLedger) Result(ctx context.Context, tenant, requestID, commandID, outcome, reason string) (map[string]Awaited, bool, error) {
+	key, doneKey := l.commandsKey(tenant, requestID), l.doneKey(tenant, requestID)
+	b, err := l.rdb.HGet(ctx, key, commandID).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("requests: ledger result: %w", err)
+	}
+	var a Awaited
+	if err := json.Unmarshal(b, &a); err != nil {
+		return nil, false, fmt.Errorf("requests: ledger command %s: %w", commandID, err)
+	}
+	var total, done *redis.IntCmd
+	var doneGet *redis.StringCmd
+	_, err = l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		if a.Outcome == "" {
+			a.Outcome, a.Reason = outcome, reason
+			nb, err := json.Marshal(a)
+			if err != nil {
+				return fmt.Errorf("requests: ledger command: %w", err)
+			}
+			p.HSet(ctx, key, commandID, nb)
+			done = p.Incr(ctx, doneKey)
+		} else {
+			doneGet = p.Get(ctx, doneKey)
+		}
+		total = p.HLen(ctx, key)
+		return nil
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("requests: ledger result: %w", err)
+	}
+	n := int64(0)
+	if done != nil {
+		n = done.Val()
+	} else if n, err = doneGet.Int64(); err != nil {
+		return nil, false, fmt.Errorf("requests: ledger result count: %w", err)
+	}
+	if n < total.Val() {
+		return nil, false, nil
+	}
+	raw, err := l.rdb.HGetAll(ctx, key).Result()
+	if err != nil {
+		return nil, false, fmt.Errorf("requests: ledger outcomes: %w", err)
+	}
+	all := make(map[string]Awaited, len(raw))
+	for id, v := range raw {
+		var a Awaited
+		if err := json.Unmarshal([]byte(v), &a); err != nil {
+			return nil, false, fmt.Errorf("requests: ledger command %s: %w", id, err)
+		}
+		all[id] = a
+	}
+	return all, true, nil
 }

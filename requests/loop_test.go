@@ -566,6 +566,7 @@ func (l *loop) massConversion() {
 	if s.Counts.Skipped+s.Counts.Failed != len(s.Failures) {
 		t.Errorf("counts %+v, %d failures listed", s.Counts, len(s.Failures))
 	}
+	l.checkOutcomes("mass-1", s)
 	// The same request again converts nothing and reports the same summary.
 	snapshot := l.canonical()
 	rec = signed(t, loopRequests, b, "sales_admin")
@@ -577,6 +578,57 @@ func (l *loop) massConversion() {
 	l.quiet()
 	if l.canonical() != snapshot {
 		t.Error("re-submitting the request changed the mirror")
+	}
+}
+
+// checkOutcomes hands the writer's results of the request's commands (they
+// carry its request_id) to a requests handler, as the tenant's owner does,
+// and checks the request.outcomes it returns with the last of them.
+func (l *loop) checkOutcomes(id string, s Summary) {
+	t := l.t
+	t.Helper()
+	h := l.requests(nil)
+	var results []writer.Result
+	for _, r := range l.kc.ReadAll(loopResults) {
+		if string(kafkatest.Header(r, "ce_type")) != writer.ResultType {
+			continue
+		}
+		var res writer.Result
+		if err := json.Unmarshal(r.Value, &res); err != nil {
+			t.Fatal(err)
+		}
+		if res.RequestID == id {
+			results = append(results, res)
+		}
+	}
+	if len(results) < s.Commands {
+		t.Fatalf("%d writer results carry request_id %s, the request emitted %d commands", len(results), id, s.Commands)
+	}
+	var last []*kgo.Record
+	for i, res := range results {
+		out, err := h.Outcome(context.Background(), Result{Tenant: res.Tenant, RequestID: res.RequestID, CommandID: res.CommandID,
+			Outcome: res.Outcome, Previous: res.Previous, Reason: res.Reason})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i < s.Commands-1 && len(out) != 0 {
+			t.Fatalf("request.outcomes after %d of %d results", i+1, s.Commands)
+		}
+		last = out
+	}
+	if len(last) != 1 || string(kafkatest.Header(last[0], "ce_type")) != TypeOutcomes {
+		t.Fatalf("no request.outcomes after every result: %v", last)
+	}
+	checkSchema(t, "request.outcomes", last[0].Value)
+	var o Outcomes
+	if err := json.Unmarshal(last[0].Value, &o); err != nil {
+		t.Fatal(err)
+	}
+	if o.Commands != s.Commands || o.Counts.Applied+o.Counts.Failed+o.Counts.Stale != o.Commands || len(o.Failures) != o.Counts.Failed+o.Counts.Stale {
+		t.Errorf("outcomes %+v for %d commands", o, s.Commands)
+	}
+	if o.Counts.Failed != 0 {
+		t.Errorf("the writer failed commands of the request: %+v", o.Failures)
 	}
 }
 
