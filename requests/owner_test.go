@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/leadconv/leadconv/consumer"
 	"github.com/leadconv/leadconv/engine"
 	"github.com/leadconv/leadconv/events"
 	"github.com/leadconv/leadconv/internal/config"
@@ -39,7 +40,7 @@ const (
 	ownDLQ      = "own.dlq"
 )
 
-func newOwned(t *testing.T) *owned {
+func newOwned(t *testing.T, opts ...func(*pipeline.Config)) *owned {
 	t.Helper()
 	cfg := config.Default()
 	srv := redistest.New(t)
@@ -56,11 +57,15 @@ func newOwned(t *testing.T) *owned {
 	}
 	h := NewHandler(HandlerConfig{CommandsTopic: ownCommands, EventsTopic: ownResults, Lifecycle: lp, Logger: zerolog.Nop()},
 		&Source{Graph: store, Records: store}, tenants, NewRedisLedger(srv.Client(), ns))
-	p, err := pipeline.New(pipeline.Config{
+	pc := pipeline.Config{
 		Brokers: o.kc.Addrs(), Group: "own", RecordsTopic: ownRecords, ByTenantTopic: ownByTenant,
 		Requests: h, RequestsTopic: ownRequests, Planner: lp, CommandsTopic: ownCommands, DLQTopic: ownDLQ,
 		CommitInterval: 100 * time.Millisecond, Logger: zerolog.Nop(),
-	}, func() pipeline.Owner {
+	}
+	for _, f := range opts {
+		f(&pc)
+	}
+	p, err := pipeline.New(pc, func() pipeline.Owner {
 		return matcher.NewStore(srv.Client(), matcher.StoreOptions{Namespace: ns, Rules: cfg.Rules})
 	}, cfg)
 	if err != nil {
@@ -231,5 +236,41 @@ func TestRequestsThroughTheOwner(t *testing.T) {
 	}
 	if _, ok := ids["L5"]; ok {
 		t.Error("lone L5 converted live")
+	}
+}
+
+// With the input keyed by tenant already (no hop), requests are routed onto
+// the records topic itself, whose partitions have the owners; a request
+// naming no tenant is dead-lettered by the router with the coordinates it
+// had on the requests topic.
+func TestRequestsRoutedOntoKeyedInput(t *testing.T) {
+	t.Parallel()
+	o := newOwned(t, func(c *pipeline.Config) { c.InputByTenant = true })
+	o.kc.Produce(o.event(ownRecords, person("L1", 0, 1)), o.event(ownRecords, person("L2", 0, 2)))
+	kafkatest.WaitFor(t, 20*time.Second, "the live conversions", func() bool {
+		ids, _ := conversions(o.commands())
+		return len(ids["L1"]) > 0 && len(ids["L2"]) > 0
+	})
+	o.kc.Produce(&kgo.Record{Topic: ownRequests, Value: []byte(`{"request_id":"r0"}`)}, o.request(ownRequests, "r1", "L1", "L2"))
+	s := o.summaries("r1", 1)[0]
+	if want := []Failure{{"L1", OutcomeSkipped, ReasonConversionPending}, {"L2", OutcomeSkipped, ReasonConversionPending}}; !reflect.DeepEqual(s.Failures, want) || s.Commands != 0 {
+		t.Errorf("r1: failures %v, %d commands; want %v and none", s.Failures, s.Commands, want)
+	}
+	var routed int
+	for _, r := range o.kc.ReadAll(ownRecords) {
+		if kafkatest.Header(r, pipeline.HeaderRequest) != nil {
+			routed++
+			if string(r.Key) != tenant {
+				t.Errorf("routed request keyed %q", r.Key)
+			}
+		}
+	}
+	if routed != 1 {
+		t.Errorf("%d requests routed onto the records topic, want 1", routed)
+	}
+	dl := o.kc.ReadAll(ownDLQ)
+	if len(dl) != 1 || string(kafkatest.Header(dl[0], consumer.HeaderErrorCode)) != CodeInvalidRequest ||
+		string(kafkatest.Header(dl[0], consumer.HeaderSourceTopic)) != ownRequests {
+		t.Fatalf("dead letters %d, want the request without tenant from %s", len(dl), ownRequests)
 	}
 }
