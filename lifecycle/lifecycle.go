@@ -69,10 +69,6 @@ type Entry struct {
 	// Outstanding are emitted commands without a writer result yet
 	// (AwaitResults), in emission order.
 	Outstanding []engine.Command `json:"outstanding,omitempty"`
-	// Requests are the History each mass-conversion request planned the
-	// cluster from, by request id: a redelivered request plans the same
-	// commands again (see RequestHistory).
-	Requests map[string]RequestBase `json:"requests,omitempty"`
 }
 
 // Timer is a cluster's settle timer.

@@ -8,21 +8,20 @@ import (
 	"github.com/leadconv/leadconv/engine"
 )
 
-// planRequest plans c for request id through l, as a request's owner does.
-func planRequest(t *testing.T, l *Lifecycle, cfg *engine.Config, id string, c engine.Cluster) []engine.Command {
+// planRequest plans c for a request through l, as a request's owner does.
+func planRequest(t *testing.T, l *Lifecycle, cfg *engine.Config, c engine.Cluster) []engine.Command {
 	t.Helper()
-	h := l.RequestHistory(id, c)
-	pp := engine.PrepareFrom(cfg, c, h)
+	pp := engine.PrepareFrom(cfg, c, l.RequestHistory(c))
 	res := pp.Plan(nil)
 	st, changed := pp.State()
-	l.RequestPlanned(id, c, h, res.Commands, st, changed)
+	l.RequestPlanned(c, res.Commands, st, changed)
 	return res.Commands
 }
 
 // A request composes with the live plans: it converts only what no plan
 // emitted, into the pending master; a live change pending its settle timer
-// is still planned afterwards, relative to the request; a redelivered
-// request plans the same commands, another request nothing.
+// is still planned afterwards, relative to the request; the request
+// planned again (or another) plans nothing.
 func TestRequestComposesWithLivePlans(t *testing.T) {
 	cfg := cfgWith(nil)
 	l := New(Options{Settle: 10 * time.Second})
@@ -35,15 +34,12 @@ func TestRequestComposesWithLivePlans(t *testing.T) {
 		t.Fatalf("live plan %q, want two conversions", got)
 	}
 	l.Change(Change{Cluster: v2, At: sec(11)})
-	first := planRequest(t, l, cfg, "r1", v2)
+	first := planRequest(t, l, cfg, v2)
 	if got, want := shows(first), []string{"convert L3 -> contact of:L2 account of:L2"}; !slices.Equal(got, want) {
 		t.Fatalf("request planned %q, want %q", got, want)
 	}
-	if again := planRequest(t, l, cfg, "r1", v2); !slices.EqualFunc(again, first, func(a, b engine.Command) bool { return a.ID == b.ID }) {
-		t.Errorf("redelivered request planned %q, first %q", shows(again), shows(first))
-	}
-	if other := planRequest(t, l, cfg, "r2", v2); len(other) != 0 {
-		t.Errorf("a second request planned %q", shows(other))
+	if again := planRequest(t, l, cfg, v2); len(again) != 0 {
+		t.Errorf("a request planned again %q", shows(again))
 	}
 	// The live change pending since sec(11) still falls due, and finds
 	// nothing left to convert.
@@ -56,12 +52,11 @@ func TestRequestComposesWithLivePlans(t *testing.T) {
 	}
 	// What the request recorded survives a snapshot.
 	r := Restore(Options{Settle: 10 * time.Second}, l.Snapshot())
-	if h := r.RequestHistory("r1", v2); len(h.Own) != 1 || !slices.Equal(h.Own[0].Converted, []string{"L1", "L2"}) {
+	if h := r.RequestHistory(v3); len(h.Own) != 1 || !slices.Equal(h.Own[0].Converted, []string{"L1", "L2", "L3", "L4"}) {
 		t.Errorf("restored request history %+v", h)
 	}
-	// r1 again once the cluster changed: what was emitted since counts.
-	if cmds := planRequest(t, r, cfg, "r1", v3); len(cmds) != 0 {
-		t.Errorf("r1 on the changed cluster planned %q", shows(cmds))
+	if cmds := planRequest(t, r, cfg, v3); len(cmds) != 0 {
+		t.Errorf("a request after the restore planned %q", shows(cmds))
 	}
 }
 
@@ -72,7 +67,7 @@ func TestRequestOnNewClusterAwaitsResults(t *testing.T) {
 	cfg := cfgWith(nil)
 	l := New(Options{AwaitResults: true})
 	v1 := cl("k", 1, rec("L1", 1), rec("L2", 2, "Title=CTO"))
-	cmds := planRequest(t, l, cfg, "r1", v1)
+	cmds := planRequest(t, l, cfg, v1)
 	if len(cmds) != 2 {
 		t.Fatalf("request planned %q", shows(cmds))
 	}

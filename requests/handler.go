@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -224,29 +225,20 @@ func (h *Handler) Process(ctx context.Context, req *Request) ([]*kgo.Record, err
 	summary := p.summary
 	var out []*kgo.Record
 	if !req.DryRun {
-		if lc := h.cfg.Lifecycle; lc != nil {
-			for _, e := range p.emitted {
-				if err := lc.Emitted(ctx, req.Tenant, req.RequestID, e.cluster, e.history, e.cmds, e.state, e.changed); err != nil {
-					return nil, fmt.Errorf("requests: record the plan of %s: %w", e.cluster.ID, err)
-				}
-			}
+		cmds, err := h.emit(ctx, req, prev, p)
+		if err != nil {
+			return nil, err
 		}
-		for _, cmd := range p.commands {
-			// No time attribute: a re-planned request encodes the same.
+		for _, cmd := range cmds {
+			// No time attribute: a re-emitted command encodes the same.
 			r, err := h.enc.Command(cmd, time.Time{})
 			if err != nil {
 				return nil, err
 			}
 			out = append(out, r)
 		}
-		stored, err := h.ledger.Put(ctx, req.Tenant, req.RequestID, Entry{Selection: p.selection, Summary: summary})
-		if err != nil {
-			return nil, err
-		}
-		summary = stored.Summary
-		// A redelivery re-emits the same commands: awaited once.
-		if err := h.ledger.Await(ctx, req.Tenant, req.RequestID, awaited(p.commands)); err != nil {
-			return nil, err
+		if prev != nil {
+			summary = prev.Summary
 		}
 	}
 	r, err := h.event(req.Tenant, req.RequestID, TypeCompleted, "completed", summary)
@@ -275,6 +267,50 @@ func (h *Handler) progress(req *Request) func(done, total int) {
 		}
 		h.cfg.Progress(r)
 	}
+}
+
+// emit stores what a request that goes ahead emits and records it in the
+// lifecycle, and returns the commands to produce. The first time, they are
+// the plan's, stored in the ledger before the entry is put. A request with
+// an entry (a redelivery, a re-submission) emits again the stored commands
+// the writer has not answered, whatever changed since; its new plan is
+// recorded in the lifecycle only for the clusters it planned to stored
+// commands (the lifecycle may have lost them: a restart), never for what
+// it would emit anew.
+func (h *Handler) emit(ctx context.Context, req *Request, prev *Entry, p *plan) ([]engine.Command, error) {
+	cmds := p.commands
+	var stored map[string]Awaited
+	if prev == nil {
+		aw, err := awaited(p.commands)
+		if err != nil {
+			return nil, err
+		}
+		if err := h.ledger.Await(ctx, req.Tenant, req.RequestID, aw); err != nil {
+			return nil, err
+		}
+		if _, err := h.ledger.Put(ctx, req.Tenant, req.RequestID, Entry{Selection: p.selection, Summary: p.summary}); err != nil {
+			return nil, err
+		}
+	} else {
+		var err error
+		if stored, err = h.ledger.Commands(ctx, req.Tenant, req.RequestID); err != nil {
+			return nil, err
+		}
+		if cmds, err = unanswered(stored); err != nil {
+			return nil, err
+		}
+	}
+	if lc := h.cfg.Lifecycle; lc != nil {
+		for _, e := range p.emitted {
+			if prev != nil && slices.ContainsFunc(e.cmds, func(c engine.Command) bool { _, ok := stored[c.ID]; return !ok }) {
+				continue
+			}
+			if err := lc.Emitted(ctx, req.Tenant, e.cluster, e.cmds, e.state, e.changed); err != nil {
+				return nil, fmt.Errorf("requests: record the plan of %s: %w", e.cluster.ID, err)
+			}
+		}
+	}
+	return cmds, nil
 }
 
 // Progress is the data of request.progress: how many selected leads are

@@ -26,10 +26,13 @@ type Ledger interface {
 	// Put stores e unless the request has an entry, and returns the entry
 	// stored.
 	Put(ctx context.Context, tenant, requestID string, e Entry) (*Entry, error)
-	// Await records the commands a request emitted, by command id, as
-	// awaiting their writer results; commands already recorded keep their
-	// outcomes (a redelivered request).
+	// Await records the commands a request emits, by command id, as
+	// awaiting their writer results, in place of any left by an attempt
+	// that never went ahead (no entry was put). Call it before Put: an
+	// entry means its commands are stored.
 	Await(ctx context.Context, tenant, requestID string, cmds map[string]Awaited) error
+	// Commands returns the commands Await stored, with the outcomes known.
+	Commands(ctx context.Context, tenant, requestID string) (map[string]Awaited, error)
 	// Result records the writer outcome of one command of the request
 	// (the first outcome of a command stays). done reports whether every
 	// awaited command has its outcome; all is then every command.
@@ -102,17 +105,15 @@ func (l *RedisLedger) doneKey(tenant, requestID string) string {
 
 // Await implements Ledger.
 func (l *RedisLedger) Await(ctx context.Context, tenant, requestID string, cmds map[string]Awaited) error {
-	if len(cmds) == 0 {
-		return nil
-	}
 	key := l.commandsKey(tenant, requestID)
-	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := l.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, key, l.doneKey(tenant, requestID))
 		for id, a := range cmds {
 			b, err := json.Marshal(a)
 			if err != nil {
 				return fmt.Errorf("requests: ledger command: %w", err)
 			}
-			p.HSetNX(ctx, key, id, b)
+			p.HSet(ctx, key, id, b)
 		}
 		return nil
 	})
@@ -120,6 +121,23 @@ func (l *RedisLedger) Await(ctx context.Context, tenant, requestID string, cmds 
 		return fmt.Errorf("requests: ledger await: %w", err)
 	}
 	return nil
+}
+
+// Commands implements Ledger.
+func (l *RedisLedger) Commands(ctx context.Context, tenant, requestID string) (map[string]Awaited, error) {
+	raw, err := l.rdb.HGetAll(ctx, l.commandsKey(tenant, requestID)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("requests: ledger commands: %w", err)
+	}
+	all := make(map[string]Awaited, len(raw))
+	for id, v := range raw {
+		var a Awaited
+		if err := json.Unmarshal([]byte(v), &a); err != nil {
+			return nil, fmt.Errorf("requests: ledger command %s: %w", id, err)
+		}
+		all[id] = a
+	}
+	return all, nil
 }
 
 // Result implements Ledger.
@@ -165,17 +183,6 @@ func (l *RedisLedger) Result(ctx context.Context, tenant, requestID, commandID, 
 	if n < total.Val() {
 		return nil, false, nil
 	}
-	raw, err := l.rdb.HGetAll(ctx, key).Result()
-	if err != nil {
-		return nil, false, fmt.Errorf("requests: ledger outcomes: %w", err)
-	}
-	all := make(map[string]Awaited, len(raw))
-	for id, v := range raw {
-		var a Awaited
-		if err := json.Unmarshal([]byte(v), &a); err != nil {
-			return nil, false, fmt.Errorf("requests: ledger command %s: %w", id, err)
-		}
-		all[id] = a
-	}
-	return all, true, nil
+	all, err := l.Commands(ctx, tenant, requestID)
+	return all, err == nil, err
 }

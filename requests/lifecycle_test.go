@@ -15,12 +15,12 @@ import (
 // owner keeps it (the pipeline's LifecyclePlanner is one for many tenants).
 type oneTenant struct{ l *lifecycle.Lifecycle }
 
-func (o oneTenant) History(_ context.Context, _, requestID string, c engine.Cluster) (engine.History, error) {
-	return o.l.RequestHistory(requestID, c), nil
+func (o oneTenant) History(_ context.Context, _ string, c engine.Cluster) (engine.History, error) {
+	return o.l.RequestHistory(c), nil
 }
 
-func (o oneTenant) Emitted(_ context.Context, _, requestID string, c engine.Cluster, h engine.History, cmds []engine.Command, st engine.State, changed bool) error {
-	o.l.RequestPlanned(requestID, c, h, cmds, st, changed)
+func (o oneTenant) Emitted(_ context.Context, _ string, c engine.Cluster, cmds []engine.Command, st engine.State, changed bool) error {
+	o.l.RequestPlanned(c, cmds, st, changed)
 	return nil
 }
 

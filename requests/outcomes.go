@@ -2,6 +2,8 @@ package requests
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -65,21 +67,49 @@ type CommandFailure struct {
 	Reason  string `json:"reason,omitempty"`
 }
 
-// Awaited is one command of a request in the ledger, with its writer
-// outcome once known.
+// Awaited is one command a request emitted, in the ledger: the command
+// itself (re-emitted for a redelivered request) and its writer outcome
+// once known.
 type Awaited struct {
-	Kind    string `json:"kind"`
-	Subject string `json:"subject"`
-	Outcome string `json:"outcome,omitempty"`
-	Reason  string `json:"reason,omitempty"`
+	// Seq is the command's position in the request's output.
+	Seq     int             `json:"seq"`
+	Kind    string          `json:"kind"`
+	Subject string          `json:"subject"`
+	Command json.RawMessage `json:"command"`
+	Outcome string          `json:"outcome,omitempty"`
+	Reason  string          `json:"reason,omitempty"`
 }
 
-func awaited(cmds []engine.Command) map[string]Awaited {
+func awaited(cmds []engine.Command) (map[string]Awaited, error) {
 	m := make(map[string]Awaited, len(cmds))
-	for _, c := range cmds {
-		m[c.ID] = Awaited{Kind: c.Kind, Subject: c.Subject}
+	for i := range cmds {
+		c := &cmds[i]
+		b, err := c.AppendJSON(nil)
+		if err != nil {
+			return nil, fmt.Errorf("requests: encode command %s: %w", c.ID, err)
+		}
+		m[c.ID] = Awaited{Seq: i, Kind: c.Kind, Subject: c.Subject, Command: b}
 	}
-	return m
+	return m, nil
+}
+
+// unanswered returns, in their order, the stored commands the writer has
+// not answered yet: what a redelivered request emits again.
+func unanswered(stored map[string]Awaited) ([]engine.Command, error) {
+	as := make([]Awaited, 0, len(stored))
+	for _, a := range stored {
+		if a.Outcome == "" {
+			as = append(as, a)
+		}
+	}
+	slices.SortFunc(as, func(a, b Awaited) int { return a.Seq - b.Seq })
+	out := make([]engine.Command, len(as))
+	for i, a := range as {
+		if err := json.Unmarshal(a.Command, &out[i]); err != nil {
+			return nil, fmt.Errorf("requests: stored command %d: %w", a.Seq, err)
+		}
+	}
+	return out, nil
 }
 
 // Outcome takes a writer result of a request's command, at the tenant's

@@ -229,6 +229,17 @@ func TestRequestsThroughTheOwner(t *testing.T) {
 	if by["L3"] != "r1" || by["L1"] != "" || by["L4"] != "" {
 		t.Errorf("request ids of the conversions: %v, want L3 by r1, the others live", by)
 	}
+	// The re-submission, once L4 had joined L3's cluster, emitted r1's
+	// unanswered command again, as it was.
+	sent := 0
+	for _, c := range cmds {
+		if len(ids["L3"]) == 1 && c.ID == ids["L3"][0] {
+			sent++
+		}
+	}
+	if sent != 2 {
+		t.Errorf("r1's conversion of L3 emitted %d times, want twice (first and re-submitted)", sent)
+	}
 	for _, c := range cmds {
 		if d, ok := c.Data.(*engine.LeadConvert); ok && d.LeadID == "L4" && d.Contact.FromLead != "L3" {
 			t.Errorf("L4 converts into %+v, not the contact r1's conversion of L3 creates", d.Contact)

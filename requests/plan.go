@@ -107,7 +107,6 @@ type plan struct {
 // emission is one cluster's plan, as Lifecycle.Emitted records it.
 type emission struct {
 	cluster engine.Cluster
-	history engine.History
 	cmds    []engine.Command
 	state   engine.State
 	changed bool
@@ -248,7 +247,7 @@ func (pl *planner) planCluster(ctx context.Context, lead record.Record) error {
 	pl.p.summary.Clusters++
 	var hist engine.History
 	if pl.lc != nil {
-		if hist, err = pl.lc.History(ctx, tenant, pl.req.RequestID, c); err != nil {
+		if hist, err = pl.lc.History(ctx, tenant, c); err != nil {
 			return fmt.Errorf("requests: lifecycle of %s: %w", c.ID, err)
 		}
 	}
@@ -332,7 +331,7 @@ func (pl *planner) planCluster(ctx context.Context, lead record.Record) error {
 	}
 	pl.p.commands = append(pl.p.commands, res.Commands...)
 	st, changed := pp.State()
-	pl.p.emitted = append(pl.p.emitted, emission{cluster: c, history: hist, cmds: res.Commands, state: st, changed: changed})
+	pl.p.emitted = append(pl.p.emitted, emission{cluster: c, cmds: res.Commands, state: st, changed: changed})
 	return nil
 }
 

@@ -111,19 +111,19 @@ func hasRequest(recs []*kgo.Record) bool {
 
 // History returns what the tenant's lifecycle emitted for c's records, for
 // a mass-conversion request to plan relative to it (requests.Lifecycle).
-func (lp *LifecyclePlanner) History(_ context.Context, tenant, requestID string, c engine.Cluster) (engine.History, error) {
+func (lp *LifecyclePlanner) History(_ context.Context, tenant string, c engine.Cluster) (engine.History, error) {
 	lp.mu.Lock()
 	defer lp.mu.Unlock()
 	tl := lp.tenants[tenant]
 	if tl == nil {
 		return engine.History{}, nil
 	}
-	return tl.lc.RequestHistory(requestID, c), nil
+	return tl.lc.RequestHistory(c), nil
 }
 
 // Emitted records a request's plan of c in the tenant's lifecycle
 // (requests.Lifecycle): later plans compose on it.
-func (lp *LifecyclePlanner) Emitted(_ context.Context, tenant, requestID string, c engine.Cluster, h engine.History, cmds []engine.Command, st engine.State, changed bool) error {
+func (lp *LifecyclePlanner) Emitted(_ context.Context, tenant string, c engine.Cluster, cmds []engine.Command, st engine.State, changed bool) error {
 	lp.mu.Lock()
 	defer lp.mu.Unlock()
 	if lp.tenants == nil {
@@ -145,6 +145,6 @@ func (lp *LifecyclePlanner) Emitted(_ context.Context, tenant, requestID string,
 		tl = &tenantLifecycle{lc: lifecycle.New(opts(t)), cfg: t.Engine}
 		lp.tenants[tenant] = tl
 	}
-	tl.lc.RequestPlanned(requestID, c, h, cmds, st, changed)
+	tl.lc.RequestPlanned(c, cmds, st, changed)
 	return nil
 }
