@@ -28,8 +28,9 @@ type Ledger interface {
 	Put(ctx context.Context, tenant, requestID string, e Entry) (*Entry, error)
 	// Await records the commands a request emits, by command id, as
 	// awaiting their writer results, in place of any left by an attempt
-	// that never went ahead (no entry was put). Call it before Put: an
-	// entry means its commands are stored.
+	// that never went ahead (no entry was put: none was produced, none has
+	// a result). Call it before Put: an entry means its commands are
+	// stored.
 	Await(ctx context.Context, tenant, requestID string, cmds map[string]Awaited) error
 	// Commands returns the commands Await stored, with the outcomes known.
 	Commands(ctx context.Context, tenant, requestID string) (map[string]Awaited, error)
@@ -103,17 +104,41 @@ func (l *RedisLedger) doneKey(tenant, requestID string) string {
 	return l.namespace + ":{" + tenant + "}:request:" + requestID + ":done"
 }
 
-// Await implements Ledger.
+// Await implements Ledger. It uses only hash commands (no DEL, no
+// MULTI): the tenant's owner is the only writer, and an attempt cut short
+// is redone whole, its leftovers removed.
 func (l *RedisLedger) Await(ctx context.Context, tenant, requestID string, cmds map[string]Awaited) error {
 	key := l.commandsKey(tenant, requestID)
-	_, err := l.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, key, l.doneKey(tenant, requestID))
-		for id, a := range cmds {
-			b, err := json.Marshal(a)
-			if err != nil {
-				return fmt.Errorf("requests: ledger command: %w", err)
+	n, err := l.rdb.HLen(ctx, key).Result()
+	if err != nil {
+		return fmt.Errorf("requests: ledger await: %w", err)
+	}
+	var stale []string
+	if n > 0 {
+		old, err := l.Commands(ctx, tenant, requestID)
+		if err != nil {
+			return err
+		}
+		for id := range old {
+			if _, ok := cmds[id]; !ok {
+				stale = append(stale, id)
 			}
-			p.HSet(ctx, key, id, b)
+		}
+	}
+	fields := make([]any, 0, 2*len(cmds))
+	for id, a := range cmds {
+		b, err := json.Marshal(a)
+		if err != nil {
+			return fmt.Errorf("requests: ledger command: %w", err)
+		}
+		fields = append(fields, id, b)
+	}
+	_, err = l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		if len(stale) > 0 {
+			p.HDel(ctx, key, stale...)
+		}
+		if len(fields) > 0 {
+			p.HSet(ctx, key, fields...)
 		}
 		return nil
 	})
