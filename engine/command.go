@@ -89,14 +89,15 @@ type Command struct {
 	// Subject names what the command acts on: the lead id, the merged-away
 	// ids, or the cluster id.
 	Subject string `json:"subject"`
+	// RequestID names the mass-conversion request that emitted the command
+	// (empty for the live pipeline's): a writer copies it into its
+	// command.result, so the request's summary can count the outcomes.
+	RequestID string `json:"request_id,omitempty"`
 	// Data is *LeadConvert, *RecordsMerge, *ConversionFailed or
 	// *ReviewRequested, per Kind.
 	Data any `json:"data"`
 	// Explain is shared by all commands of one plan.
 	Explain *Explain `json:"explain"`
-	// RequestID names the mass-conversion request the command was planned
-	// for; the writer's command.result carries it back to the request.
-	RequestID string `json:"request_id,omitempty"`
 }
 
 // Type is the command's CloudEvents type, io.leadconv.<kind>.v1.

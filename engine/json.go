@@ -79,6 +79,10 @@ func (sh *shared) appendCommand(b []byte, c *Command) ([]byte, bool) {
 	b = strconv.AppendInt(b, int64(c.Seq), 10)
 	b = append(b, `,"subject":`...)
 	b = record.AppendJSONString(b, c.Subject)
+	if c.RequestID != "" {
+		b = append(b, `,"request_id":`...)
+		b = record.AppendJSONString(b, c.RequestID)
+	}
 	b = append(b, `,"data":`...)
 	ok := true
 	switch d := c.Data.(type) {
@@ -135,10 +139,6 @@ func (sh *shared) appendCommand(b []byte, c *Command) ([]byte, bool) {
 	b = append(b, `,"explain":`...)
 	if b, ok = sh.appendExplain(b, c.Explain); !ok {
 		return b, false
-	}
-	if c.RequestID != "" {
-		b = append(b, `,"request_id":`...)
-		b = record.AppendJSONString(b, c.RequestID)
 	}
 	return append(b, '}'), true
 }

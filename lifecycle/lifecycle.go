@@ -265,8 +265,9 @@ func (l *Lifecycle) history(e *Entry) engine.History {
 	var h engine.History
 	own := l.absorbed(e.ClusterID)
 	for _, id := range own {
-		if s := l.entries[id].State; !s.IsZero() {
-			h.Own = append(h.Own, s)
+		// e itself is not stored when a request plans a new cluster.
+		if o := l.entries[id]; o != nil && !o.State.IsZero() {
+			h.Own = append(h.Own, o.State)
 		}
 	}
 	var split []string
@@ -311,6 +312,13 @@ func (l *Lifecycle) Planned(r Ready, cmds []engine.Command, st engine.State, cha
 	if !changed {
 		return
 	}
+	l.emitted(e, cmds, st)
+}
+
+// emitted records that e's plan emitted cmds and left st: the clusters
+// joined into it are taken over, the records st claims point at it, and
+// the conversions and merges await their results (AwaitResults).
+func (l *Lifecycle) emitted(e *Entry, cmds []engine.Command, st engine.State) {
 	for _, id := range l.absorbed(e.ClusterID) {
 		if id != e.ClusterID {
 			// Its state lives on in st; its outstanding commands move here.
@@ -326,7 +334,9 @@ func (l *Lifecycle) Planned(r Ready, cmds []engine.Command, st engine.State, cha
 	}
 	if l.opts.AwaitResults {
 		for _, c := range cmds {
-			if c.Kind == engine.KindLeadConvert || c.Kind == engine.KindRecordsMerge {
+			// A replayed plan emits the same ids again: awaited once.
+			if (c.Kind == engine.KindLeadConvert || c.Kind == engine.KindRecordsMerge) &&
+				!slices.ContainsFunc(e.Outstanding, func(o engine.Command) bool { return o.ID == c.ID }) {
 				c.Explain = nil
 				e.Outstanding = append(e.Outstanding, c)
 			}

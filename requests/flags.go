@@ -7,36 +7,39 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// Flags binds the command-line flags of a requests consumer (in `leadconv
-// run` or a command of its own) to a Config and the Policy every tenant
+// Flags binds the command-line flags of mass conversion (in `leadconv
+// run`) to the requests topic, a HandlerConfig and the Policy every tenant
 // gets until the service configuration carries one per tenant.
 type Flags struct {
-	cfg        Config
+	topic      string
+	cfg        HandlerConfig
 	roles      string
 	maxRecords int
 	maxNew     int
 }
 
 // FlagNames lists the flags Register defines, for environment overrides.
-var FlagNames = []string{"requests-topic", "requests-group", "results-topic", "progress-every",
+var FlagNames = []string{"requests-topic", "results-topic", "progress-every",
 	"mass-convert-roles", "max-records-per-request", "max-new-records-per-request"}
 
 // Register defines the flags on fs.
 func (f *Flags) Register(fs *flag.FlagSet) {
-	fs.StringVar(&f.cfg.RequestsTopic, "requests-topic", DefaultRequestsTopic, "topic of the mass-conversion requests")
-	fs.StringVar(&f.cfg.Group, "requests-group", "", "consumer group of the requests topic; empty derives it from the service's group (<group>-requests), so a backfill beside the live service under its own --group never shares requests with it")
-	fs.StringVar(&f.cfg.EventsTopic, "results-topic", DefaultEventsTopic, "topic receiving request.progress, request.completed and request.rejected")
+	fs.StringVar(&f.topic, "requests-topic", DefaultRequestsTopic, "topic of the mass-conversion requests, read by the service's group and routed to the owners of their tenants (any partition count)")
+	fs.StringVar(&f.cfg.EventsTopic, "results-topic", DefaultEventsTopic, "topic receiving request.progress, request.completed, request.rejected and request.outcomes")
 	fs.IntVar(&f.cfg.ProgressEvery, "progress-every", 100, "emit request.progress every so many selected leads planned")
 	fs.StringVar(&f.roles, "mass-convert-roles", "", "roles allowed to mass convert, comma separated (none: every request is rejected)")
 	fs.IntVar(&f.maxRecords, "max-records-per-request", DefaultMaxRecords, "most leads one request may select")
 	fs.IntVar(&f.maxNew, "max-new-records-per-request", DefaultMaxNewRecords, "most contacts, accounts and opportunities one request may create")
 }
 
-// Config returns the consumer configuration; brokers, the commands and
-// dead-letter topics are the service's.
-func (f *Flags) Config(brokers []string, commandsTopic, dlqTopic string, log zerolog.Logger) Config {
+// Topic is the requests topic.
+func (f *Flags) Topic() string { return f.topic }
+
+// HandlerConfig returns the handler's configuration; the commands topic and
+// the content mode are the service's.
+func (f *Flags) HandlerConfig(commandsTopic string, structured bool, log zerolog.Logger) HandlerConfig {
 	cfg := f.cfg
-	cfg.Brokers, cfg.CommandsTopic, cfg.DLQTopic, cfg.Logger = brokers, commandsTopic, dlqTopic, log
+	cfg.CommandsTopic, cfg.Structured, cfg.Logger = commandsTopic, structured, log
 	return cfg
 }
 

@@ -14,15 +14,16 @@ func TestFlags(t *testing.T) {
 	tests := []struct {
 		name   string
 		args   []string
-		cfg    Config
+		topic  string
+		cfg    HandlerConfig
 		policy Policy
 	}{
-		{"defaults", nil,
-			Config{RequestsTopic: DefaultRequestsTopic, EventsTopic: DefaultEventsTopic, ProgressEvery: 100},
+		{"defaults", nil, DefaultRequestsTopic,
+			HandlerConfig{EventsTopic: DefaultEventsTopic, ProgressEvery: 100},
 			Policy{MaxRecords: DefaultMaxRecords, MaxNewRecords: DefaultMaxNewRecords}},
-		{"all", []string{"--requests-topic", "rq", "--requests-group", "g", "--results-topic", "rs", "--progress-every", "5",
+		{"all", []string{"--requests-topic", "rq", "--results-topic", "rs", "--progress-every", "5",
 			"--mass-convert-roles", " admin, sales_admin ,", "--max-records-per-request", "10", "--max-new-records-per-request", "20"},
-			Config{RequestsTopic: "rq", Group: "g", EventsTopic: "rs", ProgressEvery: 5},
+			"rq", HandlerConfig{EventsTopic: "rs", ProgressEvery: 5},
 			Policy{Roles: []string{"admin", "sales_admin"}, MaxRecords: 10, MaxNewRecords: 20}},
 	}
 	for _, tc := range tests {
@@ -38,9 +39,12 @@ func TestFlags(t *testing.T) {
 			if slices.Sort(names); !slices.Equal(names, slices.Sorted(slices.Values(FlagNames))) {
 				t.Errorf("flags %v, FlagNames %v", names, FlagNames)
 			}
-			got := f.Config([]string{"b:1"}, "cmds", "dlq", zerolog.Nop())
+			if f.Topic() != tc.topic {
+				t.Errorf("topic %q, want %q", f.Topic(), tc.topic)
+			}
+			got := f.HandlerConfig("cmds", true, zerolog.Nop())
 			want := tc.cfg
-			want.Brokers, want.CommandsTopic, want.DLQTopic = []string{"b:1"}, "cmds", "dlq"
+			want.CommandsTopic, want.Structured = "cmds", true
 			got.Logger = zerolog.Logger{}
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("config %+v, want %+v", got, want)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -31,7 +32,6 @@ const (
 	DefaultRequestsTopic = "leadconv.requests"
 	DefaultCommandsTopic = "leadconv.commands"
 	DefaultEventsTopic   = "leadconv.results"
-	DefaultGroup         = "leadconv-requests"
 )
 
 // CodeInvalidRequest is the dead-letter code of a request record that names
@@ -63,10 +63,12 @@ type HandlerConfig struct {
 	// Structured writes structured-mode CloudEvents instead of binary, as
 	// the pipeline's --content-mode does.
 	Structured bool
-	// Progress produces a progress event at once; nil drops them. Run sets
-	// it to an asynchronous produce.
+	// Progress produces a progress event at once; nil drops them.
 	Progress func(*kgo.Record)
-	Logger   zerolog.Logger
+	// Lifecycle is the tenants' conversion lifecycle the requests plan
+	// through; nil plans every cluster from nothing.
+	Lifecycle Lifecycle
+	Logger    zerolog.Logger
 }
 
 // Handler processes request records (consumer.Handler).
@@ -107,11 +109,8 @@ func (h *Handler) Handle(ctx context.Context, _ string, _ int32, recs []*kgo.Rec
 		}
 		req, err := Decode(b)
 		if err != nil {
-			var partial struct {
-				Tenant    string `json:"tenant"`
-				RequestID string `json:"request_id"`
-			}
-			if json.Unmarshal(b, &partial) != nil || partial.Tenant == "" || partial.RequestID == "" {
+			partial, ok := named(b)
+			if !ok {
 				res.Poison = append(res.Poison, consumer.Poison{Record: r, Code: CodeInvalidRequest})
 				continue
 			}
@@ -147,6 +146,37 @@ func (h *Handler) Handle(ctx context.Context, _ string, _ int32, recs []*kgo.Rec
 	return res, nil
 }
 
+// naming is the part of a request every record must carry to be answered.
+type naming struct {
+	Tenant    string `json:"tenant"`
+	RequestID string `json:"request_id"`
+}
+
+// named reads the tenant and request id of a request body, even one that
+// is otherwise invalid; ok is false when either is missing.
+func named(b []byte) (naming, bool) {
+	var n naming
+	if json.Unmarshal(b, &n) != nil || n.Tenant == "" || n.RequestID == "" {
+		return naming{}, false
+	}
+	return n, true
+}
+
+// Tenant returns the tenant a request record names, so that it can be
+// routed to the tenant's owner; a record that cannot be answered (no
+// tenant or request id) is returned as poison, as Handle would.
+func (h *Handler) Tenant(r *kgo.Record) (string, *consumer.Poison) {
+	b, err := events.Payload(r)
+	if err != nil {
+		return "", &consumer.Poison{Record: r, Code: CodeInvalidRequest}
+	}
+	n, ok := named(b)
+	if !ok {
+		return "", &consumer.Poison{Record: r, Code: CodeInvalidRequest}
+	}
+	return n.Tenant, nil
+}
+
 // Process runs one request and returns its output records: the commands
 // then request.completed, or request.rejected alone. req.RequestedBy must
 // come from a verified token, as Handle sets it.
@@ -174,7 +204,7 @@ func (h *Handler) Process(ctx context.Context, req *Request) ([]*kgo.Record, err
 			return nil, err
 		}
 	}
-	pl := &planner{store: h.store, req: req, cfg: cfg, policy: t.Policy, progress: h.progress(req)}
+	pl := &planner{store: h.store, lc: h.cfg.Lifecycle, req: req, cfg: cfg, policy: t.Policy, progress: h.progress(req)}
 	var frozen []string
 	if prev != nil {
 		// A redelivery or re-submission: the same leads, never new ones;
@@ -195,19 +225,21 @@ func (h *Handler) Process(ctx context.Context, req *Request) ([]*kgo.Record, err
 	summary := p.summary
 	var out []*kgo.Record
 	if !req.DryRun {
-		for _, cmd := range p.commands {
-			// No time attribute: a re-planned request encodes the same.
+		cmds, err := h.emit(ctx, req, prev, p)
+		if err != nil {
+			return nil, err
+		}
+		for _, cmd := range cmds {
+			// No time attribute: a re-emitted command encodes the same.
 			r, err := h.enc.Command(cmd, time.Time{})
 			if err != nil {
 				return nil, err
 			}
 			out = append(out, r)
 		}
-		stored, err := h.ledger.Put(ctx, req.Tenant, req.RequestID, Entry{Selection: p.selection, Summary: summary})
-		if err != nil {
-			return nil, err
+		if prev != nil {
+			summary = prev.Summary
 		}
-		summary = stored.Summary
 	}
 	r, err := h.event(req.Tenant, req.RequestID, TypeCompleted, "completed", summary)
 	if err != nil {
@@ -235,6 +267,50 @@ func (h *Handler) progress(req *Request) func(done, total int) {
 		}
 		h.cfg.Progress(r)
 	}
+}
+
+// emit stores what a request that goes ahead emits and records it in the
+// lifecycle, and returns the commands to produce. The first time, they are
+// the plan's, stored in the ledger before the entry is put. A request with
+// an entry (a redelivery, a re-submission) emits again the stored commands
+// the writer has not answered, whatever changed since; its new plan is
+// recorded in the lifecycle only for the clusters it planned to stored
+// commands (the lifecycle may have lost them: a restart), never for what
+// it would emit anew.
+func (h *Handler) emit(ctx context.Context, req *Request, prev *Entry, p *plan) ([]engine.Command, error) {
+	cmds := p.commands
+	var stored map[string]Awaited
+	if prev == nil {
+		aw, err := awaited(p.commands)
+		if err != nil {
+			return nil, err
+		}
+		if err := h.ledger.Await(ctx, req.Tenant, req.RequestID, aw); err != nil {
+			return nil, err
+		}
+		if _, err := h.ledger.Put(ctx, req.Tenant, req.RequestID, Entry{Selection: p.selection, Summary: p.summary}); err != nil {
+			return nil, err
+		}
+	} else {
+		var err error
+		if stored, err = h.ledger.Commands(ctx, req.Tenant, req.RequestID); err != nil {
+			return nil, err
+		}
+		if cmds, err = unanswered(stored); err != nil {
+			return nil, err
+		}
+	}
+	if lc := h.cfg.Lifecycle; lc != nil {
+		for _, e := range p.emitted {
+			if prev != nil && slices.ContainsFunc(e.cmds, func(c engine.Command) bool { _, ok := stored[c.ID]; return !ok }) {
+				continue
+			}
+			if err := lc.Emitted(ctx, req.Tenant, e.cluster, e.cmds, e.state, e.changed); err != nil {
+				return nil, fmt.Errorf("requests: record the plan of %s: %w", e.cluster.ID, err)
+			}
+		}
+	}
+	return cmds, nil
 }
 
 // Progress is the data of request.progress: how many selected leads are
@@ -290,6 +366,8 @@ func typeName(typ string) string {
 		return "request.rejected"
 	case TypeProgress:
 		return "request.progress"
+	case TypeOutcomes:
+		return "request.outcomes"
 	}
 	return ""
 }

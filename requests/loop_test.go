@@ -173,10 +173,11 @@ func (l *loop) service(name string, fn func(ctx context.Context) error) (stop fu
 	return stop
 }
 
+// pipeline runs the pipeline with the requests routed to the owners.
 func (l *loop) pipeline() (stop func()) {
 	p, err := pipeline.New(pipeline.Config{
 		Brokers: l.kc.Addrs(), Group: "pipeline", RecordsTopic: loopRecords, ByTenantTopic: loopByTenant,
-		CoPartitioned: []string{loopRequests}, CommandsTopic: loopCommands, DLQTopic: loopDLQ,
+		Requests: l.requests(nil), RequestsTopic: loopRequests, CommandsTopic: loopCommands, DLQTopic: loopDLQ,
 		CommitInterval: 100 * time.Millisecond, MaxPollRecords: 10_000, Logger: zerolog.Nop(),
 	}, func() pipeline.Owner {
 		return matcher.NewStore(l.rdb, matcher.StoreOptions{Namespace: l.ns, Rules: l.cfg.Rules})
@@ -194,7 +195,9 @@ func (l *loop) writer() (stop func()) {
 	})
 }
 
-func (l *loop) requests() (stop func()) {
+// requests is the handler of the requests the pipeline routes to the
+// owners, planning through lc (nil: from nothing).
+func (l *loop) requests(lc Lifecycle) *Handler {
 	src := &Source{Graph: l.store, Records: l.mirror}
 	tenants := func(name string) (Tenant, error) {
 		t, err := l.cfg.Tenant(name)
@@ -203,10 +206,7 @@ func (l *loop) requests() (stop func()) {
 		}
 		return Tenant{Engine: t.Engine, Policy: Policy{Roles: []string{"sales_admin"}}, Verifier: testVerifier(l.t)}, nil
 	}
-	return l.service("requests", func(ctx context.Context) error {
-		return Run(ctx, Config{Brokers: l.kc.Addrs(), RequestsTopic: loopRequests, CommandsTopic: loopCommands,
-			EventsTopic: loopResults, DLQTopic: loopDLQ, Logger: zerolog.Nop()}, src, tenants, l.ledger)
-	})
+	return NewHandler(HandlerConfig{CommandsTopic: loopCommands, EventsTopic: loopResults, Lifecycle: lc, Logger: zerolog.Nop()}, src, tenants, l.ledger)
 }
 
 // quiet waits until the pipeline and the writer have committed everything
@@ -218,7 +218,7 @@ func (l *loop) quiet() {
 	kafkatest.WaitFor(l.t, 60*time.Second, "the loop to go quiet", func() bool {
 		ends := [3]int64{l.end(loopRecords), l.end(loopByTenant), l.end(loopCommands)}
 		done := l.committed("pipeline", loopRecords) >= ends[0] && l.committed("pipeline", loopByTenant) >= ends[1] &&
-			l.committed("writer", loopCommands) >= ends[2]
+			l.committed("writer", loopCommands) >= ends[2] && l.committed("pipeline", loopRequests) >= l.end(loopRequests)
 		if done && ends == last {
 			stable++
 		} else {
@@ -540,7 +540,6 @@ func (l *loop) massConversion() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop := l.requests()
 	rec := signed(t, loopRequests, b, "sales_admin")
 	rec.Key = []byte(loopTenant + "/mass-1")
 	l.kc.Produce(rec)
@@ -567,6 +566,7 @@ func (l *loop) massConversion() {
 	if s.Counts.Skipped+s.Counts.Failed != len(s.Failures) {
 		t.Errorf("counts %+v, %d failures listed", s.Counts, len(s.Failures))
 	}
+	l.checkOutcomes("mass-1", s)
 	// The same request again converts nothing and reports the same summary.
 	snapshot := l.canonical()
 	rec = signed(t, loopRequests, b, "sales_admin")
@@ -579,7 +579,56 @@ func (l *loop) massConversion() {
 	if l.canonical() != snapshot {
 		t.Error("re-submitting the request changed the mirror")
 	}
-	stop()
+}
+
+// checkOutcomes hands the writer's results of the request's commands (they
+// carry its request_id) to a requests handler, as the tenant's owner does,
+// and checks the request.outcomes it returns with the last of them.
+func (l *loop) checkOutcomes(id string, s Summary) {
+	t := l.t
+	t.Helper()
+	h := l.requests(nil)
+	var results []writer.Result
+	for _, r := range l.kc.ReadAll(loopResults) {
+		if string(kafkatest.Header(r, "ce_type")) != writer.ResultType {
+			continue
+		}
+		var res writer.Result
+		if err := json.Unmarshal(r.Value, &res); err != nil {
+			t.Fatal(err)
+		}
+		if res.RequestID == id {
+			results = append(results, res)
+		}
+	}
+	if len(results) < s.Commands {
+		t.Fatalf("%d writer results carry request_id %s, the request emitted %d commands", len(results), id, s.Commands)
+	}
+	var last []*kgo.Record
+	for i, res := range results {
+		out, err := h.Outcome(context.Background(), res)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i < s.Commands-1 && len(out) != 0 {
+			t.Fatalf("request.outcomes after %d of %d results", i+1, s.Commands)
+		}
+		last = out
+	}
+	if len(last) != 1 || string(kafkatest.Header(last[0], "ce_type")) != TypeOutcomes {
+		t.Fatalf("no request.outcomes after every result: %v", last)
+	}
+	checkSchema(t, "request.outcomes", last[0].Value)
+	var o Outcomes
+	if err := json.Unmarshal(last[0].Value, &o); err != nil {
+		t.Fatal(err)
+	}
+	if o.Commands != s.Commands || o.Counts.Applied+o.Counts.Failed+o.Counts.Stale != o.Commands || len(o.Failures) != o.Counts.Failed+o.Counts.Stale {
+		t.Errorf("outcomes %+v for %d commands", o, s.Commands)
+	}
+	if o.Counts.Failed != 0 {
+		t.Errorf("the writer failed commands of the request: %+v", o.Failures)
+	}
 }
 
 // summary waits for the n-th request.completed of a request and returns it.

@@ -22,12 +22,16 @@ const (
 const (
 	ReasonDuplicateExists  = "duplicate_exists"
 	ReasonAlreadyConverted = "already_converted"
-	ReasonNotFound         = "not_found"
-	ReasonInvalidRequest   = "invalid_request"
-	ReasonInvalidOptions   = "invalid_options"
-	ReasonUnknownTenant    = "unknown_tenant"
-	ReasonMaxRecords       = "max_records_exceeded"
-	ReasonMaxNewRecords    = "max_new_records_exceeded"
+	// ReasonConversionPending: leadconv emitted the lead's conversion (the
+	// live pipeline or an earlier request) and the CRM does not show it
+	// converted yet; it is never converted twice.
+	ReasonConversionPending = "conversion_pending"
+	ReasonNotFound          = "not_found"
+	ReasonInvalidRequest    = "invalid_request"
+	ReasonInvalidOptions    = "invalid_options"
+	ReasonUnknownTenant     = "unknown_tenant"
+	ReasonMaxRecords        = "max_records_exceeded"
+	ReasonMaxNewRecords     = "max_new_records_exceeded"
 )
 
 // Summary is the data of request.completed.
@@ -95,11 +99,23 @@ type plan struct {
 	// selection is the selected lead ids, kept so a redelivered request
 	// re-plans the same leads.
 	selection []string
+	// emitted are the clusters' plans to record in the lifecycle once the
+	// request goes ahead.
+	emitted []emission
+}
+
+// emission is one cluster's plan, as Lifecycle.Emitted records it.
+type emission struct {
+	cluster engine.Cluster
+	cmds    []engine.Command
+	state   engine.State
+	changed bool
 }
 
 // planner plans one request.
 type planner struct {
 	store    Store
+	lc       Lifecycle // nil: plan from nothing
 	req      *Request
 	cfg      *engine.Config
 	policy   Policy
@@ -229,12 +245,25 @@ func (pl *planner) planCluster(ctx context.Context, lead record.Record) error {
 		c.Records = append(c.Records, lead)
 	}
 	pl.p.summary.Clusters++
+	var hist engine.History
+	if pl.lc != nil {
+		if hist, err = pl.lc.History(ctx, tenant, c); err != nil {
+			return fmt.Errorf("requests: lifecycle of %s: %w", c.ID, err)
+		}
+	}
+	// Leads whose conversion was emitted are left out by the plan: their
+	// outcome is known first.
+	emitted, held, hasContact := historyMarks(&hist)
 	var leadIDs []string
-	hasContact := false
 	for _, r := range c.Records {
 		switch r.Object {
 		case record.Lead:
 			leadIDs = append(leadIDs, r.ID)
+			if emitted[r.ID] {
+				pl.record(r.ID, OutcomeSkipped, ReasonConversionPending)
+			} else if h, ok := held[r.ID]; ok && !r.ModifiedAt.After(h.ModifiedAt) {
+				pl.record(r.ID, OutcomeFailed, h.Reason)
+			}
 		case record.Contact:
 			hasContact = true
 		}
@@ -245,7 +274,7 @@ func (pl *planner) planCluster(ctx context.Context, lead record.Record) error {
 		}
 		return nil
 	}
-	pp := engine.Prepare(pl.cfg, c)
+	pp := engine.PrepareFrom(pl.cfg, c, hist)
 	var accounts map[string]string
 	if vs := pp.AccountValues(); len(vs) > 0 {
 		if accounts, err = pl.store.ResolveAccounts(ctx, tenant, vs); err != nil {
@@ -257,11 +286,21 @@ func (pl *planner) planCluster(ctx context.Context, lead record.Record) error {
 		overwrite(pl.cfg, c.Records, res.Commands)
 	}
 	s := &pl.p.summary
+	converting := map[string]bool{}
+	for i := range res.Commands {
+		// The writer's command.result carries it back to the request.
+		res.Commands[i].RequestID = pl.req.RequestID
+		if d, ok := res.Commands[i].Data.(*engine.LeadConvert); ok {
+			converting[d.LeadID] = true
+		}
+	}
 	for _, cmd := range res.Commands {
 		switch d := cmd.Data.(type) {
 		case *engine.LeadConvert:
+			// Into a contact this plan creates, or one that exists or an
+			// earlier plan creates.
 			outcome := OutcomeConverted
-			if d.Contact.ID != "" {
+			if d.Contact.ID != "" || d.Contact.FromLead != "" && !converting[d.Contact.FromLead] {
 				outcome = OutcomeMerged
 			}
 			pl.record(d.LeadID, outcome, "")
@@ -291,12 +330,33 @@ func (pl *planner) planCluster(ctx context.Context, lead record.Record) error {
 			pl.record(id, OutcomeSkipped, res.Reason)
 		}
 	}
-	for i := range res.Commands {
-		// The writer's command.result carries it back to the request.
-		res.Commands[i].RequestID = pl.req.RequestID
-	}
 	pl.p.commands = append(pl.p.commands, res.Commands...)
+	st, changed := pp.State()
+	pl.p.emitted = append(pl.p.emitted, emission{cluster: c, cmds: res.Commands, state: st, changed: changed})
 	return nil
+}
+
+// historyMarks returns what a History says of a cluster's leads: those
+// whose conversion was emitted, those a writer failed (held until they
+// change), and whether a master contact exists or is pending.
+func historyMarks(h *engine.History) (emitted map[string]bool, held map[string]engine.Held, master bool) {
+	emitted, held = map[string]bool{}, map[string]engine.Held{}
+	for _, states := range [][]engine.State{h.Own, h.Split} {
+		for i := range states {
+			for _, id := range states[i].Converted {
+				emitted[id] = true
+			}
+			for _, hd := range states[i].Held {
+				if hd.Ref.Object == record.Lead {
+					held[hd.Ref.ID] = hd
+				}
+			}
+		}
+	}
+	for i := range h.Own {
+		master = master || h.Own[i].HasMaster()
+	}
+	return emitted, held, master
 }
 
 // StrategyOverwrite names, in a command's explain block, a field whose value

@@ -60,7 +60,7 @@ func TestFeedbackRoutesToTheOwner(t *testing.T) {
 		}
 		return out
 	}
-	got := map[string]pipeline.CommandResult{}
+	got := map[string]events.CommandResult{}
 	for _, r := range route(resultsTopic) {
 		if string(kafkatest.Header(r, "ce_type")) != events.TypeCommandResult || r.Topic != byTenant {
 			t.Errorf("routed result on %s, ce_type %q", r.Topic, kafkatest.Header(r, "ce_type"))
@@ -77,7 +77,7 @@ func TestFeedbackRoutesToTheOwner(t *testing.T) {
 	if r := got[convert.ID]; r.Outcome != OutcomeApplied || r.RequestID != "req-1" || len(r.Records) == 0 {
 		t.Errorf("conversion's result %+v", r)
 	}
-	if r := got[missing.ID].Lifecycle(); r.Outcome != OutcomeFailed || r.Reason != ReasonMissingLead || got[missing.ID].RequestID != "" {
+	if r := got[missing.ID]; r.Outcome != OutcomeFailed || r.Reason != ReasonMissingLead || got[missing.ID].RequestID != "" {
 		t.Errorf("failed result %+v", got[missing.ID])
 	}
 	echoes := 0

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/leadconv/leadconv/engine"
+	"github.com/leadconv/leadconv/events"
 	"github.com/leadconv/leadconv/matcher"
 	"github.com/leadconv/leadconv/record"
 )
@@ -54,25 +55,7 @@ const (
 
 // Result is what became of one command: the data of the command.result
 // CloudEvent.
-type Result struct {
-	CommandID      string `json:"command_id"`
-	Kind           string `json:"kind"`
-	Tenant         string `json:"tenant"`
-	ClusterID      string `json:"cluster_id"`
-	ClusterVersion int64  `json:"cluster_version"`
-	Seq            int    `json:"seq"`
-	// RequestID is the command's: set when a mass-conversion request
-	// planned it.
-	RequestID string `json:"request_id,omitempty"`
-	Outcome   string `json:"outcome"`
-	Reason    string `json:"reason,omitempty"`
-	// Previous is the outcome of the first delivery of a duplicate.
-	Previous string `json:"previous_outcome,omitempty"`
-	// NewestVersion is the cluster version that made a command stale.
-	NewestVersion int64 `json:"newest_version,omitempty"`
-	// Records are the records the command created, changed or deleted.
-	Records []record.Ref `json:"records,omitempty"`
-}
+type Result = events.CommandResult
 
 // failure is a command the mirror cannot execute: permanent, recorded as a
 // failed outcome, never retried.

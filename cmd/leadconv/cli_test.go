@@ -270,22 +270,6 @@ func TestCommandResultsTopicVariable(t *testing.T) {
 	}
 }
 
-// The requests group follows --group unless set, so that a backfill under
-// its own group does not split the live deployment's requests.
-func TestRequestsGroupFollowsGroup(t *testing.T) {
-	fs := flagsOf(t, "run", map[string]string{"LEADCONV_GROUP": "backfill"})
-	got := requestsGroup(fs.Lookup("requests-group").Value.String(), fs.Lookup("group").Value.String())
-	if got != "backfill-requests" {
-		t.Errorf("derived requests group %q", got)
-	}
-	if got := requestsGroup("", "leadconv"); got != "leadconv-requests" {
-		t.Errorf("default requests group %q, want the former default leadconv-requests", got)
-	}
-	if got := requestsGroup("mine", "backfill"); got != "mine" {
-		t.Errorf("explicit requests group %q", got)
-	}
-}
-
 // A misspelt LEADCONV_* variable is warned about, with the likely name;
 // variables of other commands (one env file for several) are not.
 func TestUnknownVariableWarned(t *testing.T) {

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"golang.org/x/sync/errgroup"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/leadconv/leadconv/ingest"
 	"github.com/leadconv/leadconv/internal/config"
@@ -28,8 +28,7 @@ partition is the only writer of its tenants' duplicate clusters, kept
 resident in memory (--matcher-cache-bytes) and written through to Redis. It
 applies each batch, plans every changed cluster with the tenant's
 configuration and publishes the commands as CloudEvents, keyed
-tenant/cluster_id, to the commands topic. --requests-topic must have as many
-partitions as the by-tenant topic (checked at start-up). Offsets are committed only after
+tenant/cluster_id, to the commands topic. Offsets are committed only after
 the broker acknowledged every command the batch produced (at-least-once,
 with deterministic command ids). Input that can never be processed goes to
 the dead-letter topic with error-code headers; Redis or broker outages are
@@ -40,9 +39,13 @@ The CRM writer's command.result events (--command-results-topic, the
 writer's --results-topic) are routed the same way, keyed by tenant, to the
 tenant's owner, which reconciles its pending conversions with them.
 
-Beside it, run consumes mass-conversion requests from --requests-topic: the
+The same group reads mass-conversion requests from --requests-topic and
+routes them, like record events, to the by-tenant topic keyed by tenant:
+the tenant's owner runs each in order with the tenant's record events. The
 selected leads (by id or filter, over the leads stored in Redis) are
-converted with their duplicates, and request.progress, request.completed or
+converted with their duplicates, planned relative to what the pipeline
+already emitted (a lead whose conversion is pending is reported so, never
+converted twice), and request.progress, request.completed or
 request.rejected go to --results-topic. Each request record carries a JWT in
 its authorization header, signed with the tenant's key (config file:
 mass_conversion.token), naming the tenant, the user (sub), the roles, an
@@ -117,25 +120,6 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 				reg := newRegistry()
 				parts := handlerParts{rdb: rdb, cfg: cfg, namespace: o.namespace, residentBytes: o.cacheBytes, log: log, reg: reg}
 				store := newReader(parts)
-				rc := rf.Config(o.brokerList(), o.commandsTopic, o.dlqTopic, log)
-				rc.Structured = o.contentMode == "structured"
-				c, err := pipeline.New(pipeline.Config{
-					Brokers: o.brokerList(), Group: *group, RecordsTopic: o.recordsTopic,
-					ByTenantTopic: o.byTenantTopic, InputByTenant: o.inputByTenant, CoPartitioned: []string{rc.RequestsTopic},
-					ResultsTopic:  *commandResults,
-					CommandsTopic: o.commandsTopic, DLQTopic: o.dlqTopic, ChangesTopic: *changesTopic,
-					MaxRecordBytes: o.maxRecordBytes, MaxProduceBytes: o.maxProduceBytes, Structured: o.contentMode == "structured",
-					ShutdownGrace: *drain, Logger: log, Registerer: reg,
-					FetchMinBytes: int32(o.fetch.minBytes), FetchMaxWait: o.fetch.maxWait,
-					Opts: append(slices.Clone(kopts), append(gro.kgoOpts(), kafkaMetrics(reg))...), Inputs: cfg.Inputs(),
-				}, newOwners(parts), cfg)
-				if err != nil {
-					return err
-				}
-				rc.Group = requestsGroup(rc.Group, *group)
-				// The requests group is another group: the same instance id
-				// does not collide there.
-				rc.Opts = append(append(slices.Clone(kopts), rc.Opts...), append(gro.kgoOpts(), kafkaMetrics(reg))...)
 				policy := rf.Policy()
 				tenants := func(name string) (requests.Tenant, error) {
 					t, err := cfg.Tenant(name)
@@ -152,6 +136,32 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 				}
 				src := &requests.Source{Graph: store, Records: store}
 				ledger := requests.NewRedisLedger(rdb, o.namespace)
+				rc := rf.HandlerConfig(o.commandsTopic, o.contentMode == "structured", log)
+				var client *kgo.Client
+				rc.Progress = func(r *kgo.Record) {
+					// Progress is informative: a lost one is logged, not
+					// retried.
+					client.Produce(ctx, r, func(_ *kgo.Record, err error) {
+						if err != nil && ctx.Err() == nil {
+							log.Warn().Err(err).Msg("progress event not produced")
+						}
+					})
+				}
+				c, err := pipeline.New(pipeline.Config{
+					Brokers: o.brokerList(), Group: *group, RecordsTopic: o.recordsTopic,
+					ByTenantTopic: o.byTenantTopic, InputByTenant: o.inputByTenant,
+					Requests: requests.NewHandler(rc, src, tenants, ledger), RequestsTopic: rf.Topic(),
+					ResultsTopic:  *commandResults,
+					CommandsTopic: o.commandsTopic, DLQTopic: o.dlqTopic, ChangesTopic: *changesTopic,
+					MaxRecordBytes: o.maxRecordBytes, MaxProduceBytes: o.maxProduceBytes, Structured: o.contentMode == "structured",
+					ShutdownGrace: *drain, Logger: log, Registerer: reg,
+					FetchMinBytes: int32(o.fetch.minBytes), FetchMaxWait: o.fetch.maxWait,
+					Opts: append(slices.Clone(kopts), append(gro.kgoOpts(), kafkaMetrics(reg))...), Inputs: cfg.Inputs(),
+				}, newOwners(parts), cfg)
+				if err != nil {
+					return err
+				}
+				client = c.Client()
 				// Run closes the pipeline's client; a stop while waiting for
 				// Redis or Kafka at start never runs it.
 				ran := false
@@ -160,13 +170,9 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 						c.Client().Close()
 					}
 				}()
-				// Either consumer failing stops both: the service is one unit.
-				runBoth := func(ctx context.Context) error {
+				runPipeline := func(ctx context.Context) error {
 					ran = true
-					g, ctx := errgroup.WithContext(ctx)
-					g.Go(func() error { return c.Run(ctx) })
-					g.Go(func() error { return requests.Run(ctx, rc, src, tenants, ledger) })
-					return g.Wait()
+					return c.Run(ctx)
 				}
 				srv := ops.NewServer(reg)
 				srv.AddCheck("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
@@ -182,7 +188,7 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 				await := func(ctx context.Context) error {
 					return ops.AwaitDependencies(ctx, log, o.redisDep(rdb), o.kafkaDep(kopts))
 				}
-				err = serveWhile(ctx, log, srv, *httpAddr, await, runBoth)
+				err = serveWhile(ctx, log, srv, *httpAddr, await, runPipeline)
 				if err != nil {
 					return err
 				}
@@ -191,16 +197,6 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 			}
 		},
 	}
-}
-
-// requestsGroup is the consumer group of the requests topic: the flag's, or
-// one derived from the pipeline's group, so that deployments under
-// different groups (live and backfill) each get their own.
-func requestsGroup(flag, group string) string {
-	if flag != "" {
-		return flag
-	}
-	return group + "-requests"
 }
 
 // tenantPolicy is the flags' policy with what the tenant's mass_conversion

@@ -747,30 +747,12 @@ func skipNumber(b []byte, i int) int {
 // (another event type, or no CloudEvent at all).
 const CodeNotAResult = "not_a_command_result"
 
-// CommandResult is a CRM writer's command.result
-// (schemas/command.result.v1.json).
-type CommandResult struct {
-	CommandID      string `json:"command_id"`
-	Kind           string `json:"kind"`
-	Tenant         string `json:"tenant"`
-	ClusterID      string `json:"cluster_id"`
-	ClusterVersion int64  `json:"cluster_version"`
-	Seq            int    `json:"seq"`
-	RequestID      string `json:"request_id,omitempty"`
-	Outcome        string `json:"outcome"`
-	Reason         string `json:"reason,omitempty"`
-	// Previous is the first delivery's outcome of a skipped_duplicate.
-	Previous      string       `json:"previous_outcome,omitempty"`
-	NewestVersion int64        `json:"newest_version,omitempty"`
-	Records       []record.Ref `json:"records,omitempty"`
-}
-
 // DecodeResult decodes a command.result's data after validating it against
 // its schema; a result must also name its tenant and command, without
 // which no owner can take it. Errors are coded (Rejected), naming the path
 // and rule, never a value.
-func DecodeResult(b []byte, maxBytes int) (CommandResult, error) {
-	var r CommandResult
+func DecodeResult(b []byte, maxBytes int) (events.CommandResult, error) {
+	var r events.CommandResult
 	if maxBytes > 0 && len(b) > maxBytes {
 		return r, &DecodeError{Code: CodeOversize, Detail: fmt.Sprintf("%d bytes over the limit of %d", len(b), maxBytes)}
 	}
@@ -782,23 +764,23 @@ func DecodeResult(b []byte, maxBytes int) (CommandResult, error) {
 	}
 	if err := json.Unmarshal(b, &r); err != nil {
 		// The schema admits only what CommandResult holds.
-		return CommandResult{}, violation("/", "type")
+		return events.CommandResult{}, violation("/", "type")
 	}
 	switch {
 	case r.Tenant == "":
-		return CommandResult{}, violation("/tenant", "minLength 1")
+		return events.CommandResult{}, violation("/tenant", "minLength 1")
 	case r.CommandID == "":
-		return CommandResult{}, violation("/command_id", "minLength 1")
+		return events.CommandResult{}, violation("/command_id", "minLength 1")
 	}
 	return r, nil
 }
 
-// Lifecycle is what the lifecycle takes of the result. A skipped duplicate
+// lifecycleResult is what the lifecycle takes of r. A skipped duplicate
 // (the writer saw the command before) reports what its first delivery did,
 // so a command that failed the first time is not taken for applied; one
 // that never reached its first outcome does not exist (the writer records
 // both in one transaction).
-func (r CommandResult) Lifecycle() lifecycle.Result {
+func lifecycleResult(r events.CommandResult) lifecycle.Result {
 	out := lifecycle.Result{CommandID: r.CommandID, Outcome: r.Outcome, Reason: r.Reason, Records: r.Records}
 	if r.Outcome == lifecycle.OutcomeSkippedDuplicate && r.Previous != "" {
 		out.Outcome = r.Previous
@@ -809,7 +791,7 @@ func (r CommandResult) Lifecycle() lifecycle.Result {
 // decodeResult decodes a record carrying a command.result, in binary or
 // structured CloudEvents mode. ok is false for another leadconv event
 // (request events share the results topic by default): not input.
-func decodeResult(r *kgo.Record, maxBytes int) (res CommandResult, ok bool, err error) {
+func decodeResult(r *kgo.Record, maxBytes int) (res events.CommandResult, ok bool, err error) {
 	b, typ, err := events.TypedPayload(r)
 	if err != nil {
 		return res, false, err

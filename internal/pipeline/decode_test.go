@@ -285,7 +285,7 @@ func TestDecodeResult(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r, err := pipeline.DecodeResult([]byte(tt.doc), tt.max)
 			if tt.code == "" {
-				if err != nil || r.Lifecycle().Outcome != tt.outcome || r.Tenant != "acme" {
+				if err != nil || pipeline.LifecycleResult(r).Outcome != tt.outcome || r.Tenant != "acme" {
 					t.Fatalf("result %+v, %v; want outcome %s", r, err, tt.outcome)
 				}
 				return

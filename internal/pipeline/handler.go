@@ -90,8 +90,11 @@ type HandlerConfig struct {
 	Formats map[string]Format
 	// Planner plans the changed clusters (default EachChange).
 	Planner Planner
-	Logger  zerolog.Logger
-	Metrics *Metrics
+	// Requests, when its Handler is set, routes mass-conversion requests
+	// to their tenants' owners (requests.go).
+	Requests Requests
+	Logger   zerolog.Logger
+	Metrics  *Metrics
 }
 
 // Handler processes batches of input records: it routes the input topics'
@@ -178,7 +181,7 @@ func NewHandler(cfg HandlerConfig, owners Owners, tenants Tenants) *Handler {
 type input struct {
 	rec *kgo.Record
 	ev  record.Event
-	res *CommandResult
+	res *events.CommandResult
 }
 
 // owner returns the partition's owner, made on its first batch.
@@ -223,6 +226,11 @@ func (h *Handler) Release(topic string, partition int32) {
 // same batch again returns the same records: the store reports replayed
 // events' current clusters and the engine's command ids are deterministic.
 func (h *Handler) Handle(ctx context.Context, topic string, partition int32, recs []*kgo.Record) (consumer.Result, error) {
+	if h.cfg.Requests.Handler != nil {
+		if res, ok, err := h.requests(ctx, topic, partition, recs); ok {
+			return res, err
+		}
+	}
 	ins, extra, res, err := h.decodeAll(recs)
 	if err != nil {
 		return consumer.Result{}, err
@@ -281,7 +289,7 @@ func (h *Handler) Handle(ctx context.Context, topic string, partition int32, rec
 // batch (extra: resync requests).
 func (h *Handler) decodeAll(recs []*kgo.Record) (ins []input, extra []*kgo.Record, res consumer.Result, err error) {
 	decs := make([]ingest.Decoded, len(recs))
-	results := make([]*CommandResult, len(recs))
+	results := make([]*events.CommandResult, len(recs))
 	errs := make([]error, len(recs))
 	parallel.Chunks(len(recs), 128, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
@@ -423,13 +431,21 @@ func routedResult(topic string, in input) (*kgo.Record, error) {
 // made due; without one, results are only counted.
 func (h *Handler) results(ctx context.Context, own Owner, ins []input, out []*kgo.Record, types []string) ([]*kgo.Record, []string, error) {
 	rp, ok := h.planner.(ResultPlanner)
-	if !ok || len(ins) == 0 {
-		return out, types, nil
-	}
 	var plans []Planned
 	for _, in := range ins {
+		if rq := h.cfg.Requests.Handler; rq != nil && in.res.RequestID != "" {
+			// The request's summary of outcomes, once all arrived.
+			recs, err := rq.Outcome(ctx, *in.res)
+			if err != nil {
+				return nil, nil, err
+			}
+			out = append(out, recs...)
+		}
+		if !ok {
+			continue
+		}
 		// The result's time: when the writer reported it.
-		ps, err := rp.Result(ctx, in.res.Tenant, in.res.Lifecycle(), in.rec.Timestamp, own.ResolveAccounts)
+		ps, err := rp.Result(ctx, in.res.Tenant, lifecycleResult(*in.res), in.rec.Timestamp, own.ResolveAccounts)
 		if err != nil {
 			return nil, nil, err
 		}

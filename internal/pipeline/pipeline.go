@@ -47,6 +47,14 @@ type Config struct {
 	// its tenant's owner (needs the by-tenant topic: not with
 	// InputByTenant).
 	ResultsTopic string
+	// Requests, when set, processes mass-conversion requests: read from
+	// RequestsTopic (required with it) by this group, routed to
+	// the owned topic keyed by tenant, and handled by the tenant's owner in
+	// order with its record events.
+	Requests      RequestHandler
+	RequestsTopic string
+	// Planner plans the changed clusters (HandlerConfig.Planner).
+	Planner Planner
 	// CommandsTopic receives commands; a dry-run replay points it elsewhere.
 	CommandsTopic string
 	DLQTopic      string
@@ -158,7 +166,22 @@ func New(cfg Config, owners Owners, tenants Tenants) (*Pipeline, error) {
 	hc := HandlerConfig{
 		ResultsTopic:  cfg.ResultsTopic,
 		CommandsTopic: cfg.CommandsTopic, ChangesTopic: cfg.ChangesTopic, MaxRecordBytes: cfg.MaxRecordBytes, MaxProduceBytes: cfg.MaxProduceBytes,
-		Structured: cfg.Structured, Decode: cfg.Decode, Formats: formats, Logger: cfg.Logger, Metrics: pm,
+		Structured: cfg.Structured, Decode: cfg.Decode, Formats: formats, Planner: cfg.Planner, Logger: cfg.Logger, Metrics: pm,
+	}
+	if cfg.Requests != nil {
+		rt := cfg.RequestsTopic
+		if rt == "" {
+			return nil, errors.New("pipeline: Requests needs RequestsTopic")
+		}
+		if what := outputs[rt]; what != "" || rt == cfg.RecordsTopic || slices.ContainsFunc(cfg.Inputs, func(c ingest.Config) bool { return c.Topic == rt }) {
+			return nil, fmt.Errorf("pipeline: requests topic %q is also the %s topic", rt, cmp.Or(what, "an input"))
+		}
+		topics = append(topics, rt)
+		to := cfg.ByTenantTopic
+		if cfg.InputByTenant {
+			to = cfg.RecordsTopic
+		}
+		hc.Requests = Requests{Topic: rt, To: to, Handler: cfg.Requests}
 	}
 	switch {
 	case !cfg.InputByTenant:

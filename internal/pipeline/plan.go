@@ -101,6 +101,9 @@ type LifecyclePlanner struct {
 	// Now is the planning clock; nil plans by event time: the latest
 	// change seen so far (simulate, replay: deterministic).
 	Now func() time.Time
+	// Tenants starts the lifecycle of a tenant a mass-conversion request
+	// reaches before any change did (Emitted).
+	Tenants Tenants
 
 	mu        sync.Mutex
 	tenants   map[string]*tenantLifecycle

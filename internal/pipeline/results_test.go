@@ -64,7 +64,7 @@ func echoed(r *kgo.Record) *kgo.Record {
 
 // resultRecord is a command.result as the reference writer produces it
 // (binary mode, keyed by tenant), written at sec.
-func resultRecord(topic string, res pipeline.CommandResult, sec int) *kgo.Record {
+func resultRecord(topic string, res events.CommandResult, sec int) *kgo.Record {
 	b, _ := json.Marshal(res)
 	return &kgo.Record{Topic: topic, Key: []byte(res.Tenant), Value: b, Timestamp: rsec(sec), Headers: []kgo.RecordHeader{
 		{Key: "ce_specversion", Value: []byte("1.0")}, {Key: "ce_id", Value: []byte("r-" + res.CommandID + "-" + res.Outcome)},
@@ -74,8 +74,8 @@ func resultRecord(topic string, res pipeline.CommandResult, sec int) *kgo.Record
 }
 
 // resultOf is the result of cmd with outcome and reason.
-func resultOf(cmd engine.Command, outcome, reason string, refs ...record.Ref) pipeline.CommandResult {
-	return pipeline.CommandResult{CommandID: cmd.ID, Kind: cmd.Kind, Tenant: cmd.Tenant, ClusterID: cmd.ClusterID,
+func resultOf(cmd engine.Command, outcome, reason string, refs ...record.Ref) events.CommandResult {
+	return events.CommandResult{CommandID: cmd.ID, Kind: cmd.Kind, Tenant: cmd.Tenant, ClusterID: cmd.ClusterID,
 		ClusterVersion: cmd.ClusterVersion, Seq: cmd.Seq, Outcome: outcome, Reason: reason, Records: refs}
 }
 
@@ -300,7 +300,7 @@ func TestEchoesNeverPlan(t *testing.T) {
 func TestBadResultsDeadLettered(t *testing.T) {
 	h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, ByTenantTopic: byTenantTopic, ResultsTopic: resultsTopic, MaxRecordBytes: maxBytes},
 		func() pipeline.Owner { panic("the router owns nothing") }, mustConfig(t))
-	good := pipeline.CommandResult{CommandID: "c1", Kind: "lead.convert", Tenant: "acme", ClusterID: "k", Outcome: "applied"}
+	good := events.CommandResult{CommandID: "c1", Kind: "lead.convert", Tenant: "acme", ClusterID: "k", Outcome: "applied"}
 	noTenant := good
 	noTenant.Tenant = ""
 	failedNoReason := good
@@ -397,7 +397,7 @@ func TestResultsRoutedToTheTenantsPartition(t *testing.T) {
 	for i, tn := range tenants {
 		recs = append(recs, &kgo.Record{Topic: recordsTopic, Key: []byte(tn + "/L1"), Value: leadEvent(tn, "L1", "ann@acme.io", i, nil)})
 		for seq := range 3 {
-			res := pipeline.CommandResult{CommandID: fmt.Sprintf("%s-%d", tn, seq), Kind: "lead.convert", Tenant: tn, ClusterID: "k",
+			res := events.CommandResult{CommandID: fmt.Sprintf("%s-%d", tn, seq), Kind: "lead.convert", Tenant: tn, ClusterID: "k",
 				ClusterVersion: 1, Seq: seq, Outcome: "applied"}
 			r := resultRecord(resultsTopic, res, i)
 			// Keyed as writers keyed results before (tenant/cluster_id): the

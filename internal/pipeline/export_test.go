@@ -1,0 +1,4 @@
+package pipeline
+
+// LifecycleResult exposes lifecycleResult to the external tests.
+var LifecycleResult = lifecycleResult
