@@ -108,13 +108,16 @@ type Lifecycle struct {
 	// joined maps a cluster to the clusters joined into it (their
 	// MergedInto) until its next plan takes them over.
 	joined map[string][]string
-	stats  Stats
+	// dirty holds the clusters whose entries changed (or went) since the
+	// last TakeDirty: what the owner writes to its durable copy.
+	dirty map[string]bool
+	stats Stats
 }
 
 // New returns an empty lifecycle.
 func New(opts Options) *Lifecycle {
 	return &Lifecycle{opts: opts, entries: map[string]*Entry{}, claims: map[record.Ref]string{},
-		sent: map[string]string{}, joined: map[string][]string{}, stats: Stats{Failed: map[string]int{}}}
+		sent: map[string]string{}, joined: map[string][]string{}, dirty: map[string]bool{}, stats: Stats{Failed: map[string]int{}}}
 }
 
 // Stats returns the counters; the map is a copy.
@@ -125,6 +128,7 @@ func (l *Lifecycle) Stats() Stats {
 }
 
 func (l *Lifecycle) entry(id string) *Entry {
+	l.dirty[id] = true
 	e := l.entries[id]
 	if e == nil {
 		e = &Entry{ClusterID: id}
@@ -162,6 +166,7 @@ func (l *Lifecycle) Change(c Change) {
 
 // setMergedInto records that e was joined into target ("": into none).
 func (l *Lifecycle) setMergedInto(e *Entry, target string) {
+	l.dirty[e.ClusterID] = true
 	if old := e.MergedInto; old != "" {
 		l.joined[old] = slices.DeleteFunc(l.joined[old], func(id string) bool { return id == e.ClusterID })
 		if len(l.joined[old]) == 0 {
@@ -347,6 +352,7 @@ func (l *Lifecycle) Result(r Result, at time.Time) bool {
 		return false
 	}
 	delete(l.sent, r.CommandID)
+	l.dirty[id] = true
 	k := slices.IndexFunc(e.Outstanding, func(c engine.Command) bool { return c.ID == r.CommandID })
 	if k < 0 {
 		return false
@@ -394,6 +400,7 @@ func (l *Lifecycle) Echo(lead, contactID, accountID string) bool {
 		return false
 	}
 	if e.State.Reconcile(lead, contactID, accountID) {
+		l.dirty[id] = true
 		l.stats.Reconciled++
 		l.reclaim(e)
 	}
@@ -423,6 +430,34 @@ func (l *Lifecycle) Snapshot() []Entry {
 		out = append(out, *l.entries[id])
 	}
 	return out
+}
+
+// Dirty reports whether entries changed since the last TakeDirty.
+func (l *Lifecycle) Dirty() bool { return len(l.dirty) > 0 }
+
+// TakeDirty returns the entries changed since the last call, sorted by
+// cluster id, and the ids of the entries gone since: what an owner writes
+// to keep its durable copy in step. The entries are copies, but share
+// their slices and pointers with the lifecycle: encode them before the
+// next change.
+func (l *Lifecycle) TakeDirty() (changed []Entry, removed []string) {
+	for _, id := range slices.Sorted(maps.Keys(l.dirty)) {
+		if e := l.entries[id]; e != nil {
+			changed = append(changed, *e)
+		} else {
+			removed = append(removed, id)
+		}
+	}
+	clear(l.dirty)
+	return changed, removed
+}
+
+// Touch marks clusters dirty again: the owner's write of what TakeDirty
+// returned failed, so they go with the next one.
+func (l *Lifecycle) Touch(ids ...string) {
+	for _, id := range ids {
+		l.dirty[id] = true
+	}
 }
 
 // Restore returns a lifecycle holding a Snapshot's entries.

@@ -26,6 +26,7 @@ const (
 type keys struct {
 	epoch  string          // the owner epoch
 	hashes [nHashes]string // r, b, a, cm, cl, cv, x, acct
+	side   string          // the owner's side state (Side)
 }
 
 // markerKey is the namespace's state marker, a hash with the field
@@ -38,6 +39,7 @@ func tenantKeys(namespace, tenant string) keys {
 	return keys{
 		epoch:  p + "epoch",
 		hashes: [nHashes]string{p + "r", p + "b", p + "a", p + "cm", p + "cl", p + "cv", p + "x", p + "acct"},
+		side:   p + "side",
 	}
 }
 
