@@ -69,6 +69,19 @@ type Entry struct {
 	// Outstanding are emitted commands without a writer result yet
 	// (AwaitResults), in emission order.
 	Outstanding []engine.Command `json:"outstanding,omitempty"`
+	// Held are plans whose emission is not yet acknowledged (Hold, until
+	// Emitted), in plan order: kept with the entry, they are planned again
+	// as they were, to the same commands and ids, should the owner change
+	// before their emission was known to have happened.
+	Held []Held `json:"held,omitempty"`
+}
+
+// Held is a Ready kept in an entry (Hold).
+type Held struct {
+	Cluster  engine.Cluster `json:"cluster"`
+	History  engine.History `json:"history"`
+	At       time.Time      `json:"at"`
+	Absorbed []string       `json:"absorbed,omitempty"`
 }
 
 // Timer is a cluster's settle timer.
@@ -86,6 +99,9 @@ type Ready struct {
 	History engine.History
 	// At is the time of the cluster's latest change.
 	At time.Time
+	// absorbed are the clusters whose states History took over (the
+	// cluster and those joined into it), at the time Ready was made.
+	absorbed []string
 }
 
 // Stats counts what the lifecycle saw.
@@ -150,7 +166,7 @@ func (l *Lifecycle) Change(c Change) {
 		e.Pending = nil
 		e.Seen.Version = c.Cluster.Version
 		e.Seen.Records = nil
-		if e.State.IsZero() && len(e.Outstanding) == 0 {
+		if e.State.IsZero() && len(e.Outstanding) == 0 && len(e.Held) == 0 {
 			delete(l.entries, e.ClusterID)
 			return
 		}
@@ -191,7 +207,8 @@ func (l *Lifecycle) due(e *Entry, now time.Time) bool {
 }
 
 // Due returns the clusters due at now, ordered by their latest change and
-// then id: the order their plans are emitted in.
+// then id: the order their plans are emitted in. A held cluster is not due
+// again before its Planned.
 func (l *Lifecycle) Due(now time.Time) []Ready {
 	return l.ready(func(e *Entry) bool { return l.due(e, now) })
 }
@@ -200,6 +217,45 @@ func (l *Lifecycle) Due(now time.Time) []Ready {
 // the input (simulate, replay), results awaited or not.
 func (l *Lifecycle) Flush() []Ready {
 	return l.ready(func(e *Entry) bool { return e.Pending != nil })
+}
+
+// Hold keeps r in its entry until Emitted: an owner holds each plan it
+// emits, so that the durable copy it writes before the emission is
+// acknowledged can plan it again, the same.
+func (l *Lifecycle) Hold(r Ready) {
+	e := l.entry(r.Cluster.ID)
+	if !slices.ContainsFunc(e.Held, func(h Held) bool { return h.Cluster.Version == r.Cluster.Version }) {
+		e.Held = append(e.Held, Held{Cluster: r.Cluster, History: r.History, At: r.At, Absorbed: r.absorbed})
+	}
+}
+
+// Emitted releases the held plan r: its emission was acknowledged.
+func (l *Lifecycle) Emitted(r Ready) {
+	e := l.entries[r.Cluster.ID]
+	if e == nil {
+		return
+	}
+	n := len(e.Held)
+	e.Held = slices.DeleteFunc(e.Held, func(h Held) bool { return h.Cluster.Version == r.Cluster.Version })
+	if len(e.Held) != n {
+		l.dirty[e.ClusterID] = true
+	}
+	if len(e.Held) == 0 {
+		e.Held = nil
+	}
+}
+
+// Held returns the held plans, entries by cluster id, each entry's in plan
+// order: to plan again, and record with Planned again, when their emission
+// is not known to have happened (a restored lifecycle, a failed write).
+func (l *Lifecycle) Held() []Ready {
+	var out []Ready
+	for _, id := range slices.Sorted(maps.Keys(l.entries)) {
+		for _, h := range l.entries[id].Held {
+			out = append(out, Ready{Cluster: h.Cluster, History: h.History, At: h.At, absorbed: h.Absorbed})
+		}
+	}
+	return out
 }
 
 // NextDue returns when the next pending cluster falls due, false when none
@@ -234,7 +290,7 @@ func (l *Lifecycle) ready(pick func(*Entry) bool) []Ready {
 	})
 	out := make([]Ready, len(es))
 	for i, e := range es {
-		out[i] = Ready{Cluster: e.Seen, History: l.history(e), At: e.Pending.Last}
+		out[i] = Ready{Cluster: e.Seen, History: l.history(e), At: e.Pending.Last, absorbed: l.absorbed(e.ClusterID)}
 	}
 	return out
 }
@@ -285,20 +341,27 @@ func (l *Lifecycle) absorbed(id string) []string {
 // Planned records the plan of r: its commands were emitted and st is the
 // cluster's state after it (engine.Prepared.State). When changed is false
 // the plan emitted nothing irreversible and the states stay as they were.
+// A change recorded after r was made (an owner marks its plans once they
+// are acknowledged) stays pending: the next plan takes it from st.
 func (l *Lifecycle) Planned(r Ready, cmds []engine.Command, st engine.State, changed bool) {
 	e := l.entry(r.Cluster.ID)
-	e.Pending = nil
-	if e.Seen.Version != r.Cluster.Version || e.Base == nil || e.PlannedVersion != r.Cluster.Version {
+	if e.Seen.Version == r.Cluster.Version {
+		e.Pending = nil
+	}
+	if e.Base == nil || e.PlannedVersion != r.Cluster.Version {
 		base := r.History
 		e.Base, e.PlannedVersion = &base, r.Cluster.Version
 	}
 	if !changed {
 		return
 	}
-	for _, id := range l.absorbed(e.ClusterID) {
-		if id != e.ClusterID {
+	absorbed := r.absorbed
+	if absorbed == nil {
+		absorbed = l.absorbed(e.ClusterID)
+	}
+	for _, id := range absorbed {
+		if o := l.entries[id]; id != e.ClusterID && o != nil {
 			// Its state lives on in st; its outstanding commands move here.
-			o := l.entries[id]
 			e.Outstanding = append(e.Outstanding, o.Outstanding...)
 			l.setMergedInto(o, "")
 			delete(l.entries, id)
@@ -430,6 +493,17 @@ func (l *Lifecycle) Snapshot() []Entry {
 		out = append(out, *l.entries[id])
 	}
 	return out
+}
+
+// Pending counts the clusters with an unplanned change.
+func (l *Lifecycle) Pending() int {
+	n := 0
+	for _, e := range l.entries {
+		if e.Pending != nil {
+			n++
+		}
+	}
+	return n
 }
 
 // Dirty reports whether entries changed since the last TakeDirty.

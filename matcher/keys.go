@@ -34,6 +34,10 @@ type keys struct {
 // only if Redis lost what it held (README.md, State loss).
 func markerKey(namespace string) string { return namespace + ":meta" }
 
+// sideIndexKey is the set of the tenants with side state of one owner's
+// name (Store.IndexSide).
+func sideIndexKey(namespace, name string) string { return namespace + ":side:" + name }
+
 func tenantKeys(namespace, tenant string) keys {
 	p := namespace + ":{" + tenant + "}:"
 	return keys{

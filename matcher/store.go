@@ -20,6 +20,18 @@ import (
 // error: the caller dead-letters it instead of retrying).
 var ErrInvalidEvent = errors.New("matcher: invalid event")
 
+// RefusedError is ErrInvalidEvent naming the refused event by its index in
+// the Apply input. A batch refused wrote nothing: the caller can apply it
+// again without that event.
+type RefusedError struct {
+	Index int
+	Err   error
+}
+
+func (e *RefusedError) Error() string { return fmt.Sprintf("event %d: %v", e.Index, e.Err) }
+
+func (e *RefusedError) Unwrap() error { return e.Err }
+
 // ErrFenced is returned once another owner took one of this store's
 // tenants (its epoch moved): this store is a zombie and writes nothing
 // more. The caller stops processing the partition; its new owner redoes
@@ -88,6 +100,10 @@ type Store struct {
 	// state was not handed to a PlanFunc yet; handed marks those handed.
 	side   map[string]map[string]string
 	handed map[string]bool
+	// index, when set, is the set the tenants with side state are added to
+	// (IndexSide); indexed are those added.
+	index   string
+	indexed map[string]bool
 }
 
 // NewStore returns an owner on rdb. Two stores applying events of one
@@ -102,7 +118,7 @@ func NewStore(rdb redis.UniversalClient, opts StoreOptions) *Store {
 		res = NewResident(ResidentOptions{Registerer: opts.Registerer})
 	}
 	return &Store{rdb: rdb, opts: opts, res: res, tenants: map[string]*view{}, epochs: map[string]string{},
-		side: map[string]map[string]string{}, handed: map[string]bool{}}
+		side: map[string]map[string]string{}, handed: map[string]bool{}, indexed: map[string]bool{}}
 }
 
 // pending is one event on its way through a batch.
@@ -174,7 +190,7 @@ type PlanFunc func(ctx context.Context, d Decided) (map[string]Side, error)
 func (s *Store) ApplyPlanned(ctx context.Context, events []record.Event, plan PlanFunc) ([]Change, error) {
 	for i := range events {
 		if err := validEvent(&events[i]); err != nil {
-			return nil, fmt.Errorf("event %d: %w", i, err)
+			return nil, &RefusedError{Index: i, Err: err}
 		}
 	}
 	// What needs no stored state is worked out before taking the lock, on
@@ -378,6 +394,84 @@ func (s *Store) apply(ctx context.Context, views []*view, plan PlanFunc) ([]Chan
 	}
 	s.res.roundTrips.Observe(float64(rt.n))
 	return changes, nil
+}
+
+// IndexSide names, before the store's first write, a set of the
+// namespace (<ns>:side:<name>) that every tenant the store writes side state
+// for is added to, in the round trip of its first such write: the caller's
+// name for the tenants it owns (a partition), so that their next owner
+// finds the tenants with side state before any input of theirs (Indexed,
+// Take).
+func (s *Store) IndexSide(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.index = sideIndexKey(s.opts.Namespace, name)
+}
+
+// Indexed returns the tenants of the IndexSide set, sorted.
+func (s *Store) Indexed(ctx context.Context) ([]string, error) {
+	s.mu.Lock()
+	key := s.index
+	s.mu.Unlock()
+	if key == "" {
+		return nil, nil
+	}
+	ts, err := s.rdb.SMembers(ctx, key).Result()
+	if err != nil {
+		return nil, fmt.Errorf("matcher: side index: %w", err)
+	}
+	slices.Sort(ts)
+	return ts, nil
+}
+
+// Take makes the store the owner of tenants without a batch of theirs, as
+// Apply would (their epochs taken), and returns the side state of those
+// whose side state it had not handed out yet, as Decided.Restored.
+func (s *Store) Take(ctx context.Context, tenants []string) (map[string]map[string]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fenced {
+		return nil, ErrFenced
+	}
+	if s.lost != nil {
+		return nil, s.lost
+	}
+	s.batches++
+	var views []*view
+	for _, t := range tenants {
+		if t == "" || strings.ContainsAny(t, "{}") {
+			continue
+		}
+		rs, err := s.opts.Rules(t)
+		if err != nil {
+			return nil, fmt.Errorf("matcher: rules of tenant %s: %w", t, err)
+		}
+		v := s.tenants[t]
+		if v == nil {
+			v = newView()
+			s.tenants[t] = v
+		}
+		v.run, v.lastUse = &tenantRun{tenant: t, keys: tenantKeys(s.opts.Namespace, t), rules: rs}, s.batches
+		views = append(views, v)
+	}
+	rt := &roundTrips{}
+	if err := s.takeEpochs(ctx, views, true, rt); err != nil {
+		for _, v := range views {
+			s.drop(v.run.tenant)
+		}
+		return nil, err
+	}
+	out := map[string]map[string]string{}
+	for _, v := range views {
+		t := v.run.tenant
+		if raw, ok := s.side[t]; ok {
+			out[t] = raw
+			delete(s.side, t)
+			s.handed[t] = true
+		}
+	}
+	s.evict(views)
+	return out, nil
 }
 
 // WriteSide writes side state alone, by tenant, in one round trip of

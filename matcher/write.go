@@ -114,6 +114,17 @@ func (s *Store) write(ctx context.Context, views []*view, side map[string]Side, 
 		k := tenantKeys(s.opts.Namespace, t)
 		calls = append(calls, call{t, append([]string{k.epoch}, append(k.hashes[:], k.side)...), (&view{}).writeArgs(epoch, side[t])})
 	}
+	// The tenants with side state not yet in the index go into it in the
+	// same round trip (another slot: not atomic with the write, but a
+	// failed round trip fails the batch, which is retried).
+	var index []any
+	if s.index != "" {
+		for _, t := range slices.Sorted(maps.Keys(side)) {
+			if len(side[t]) > 0 && !s.indexed[t] {
+				index = append(index, t)
+			}
+		}
+	}
 	var cmds []*redis.Cmd
 	build := func() redis.Pipeliner {
 		pipe := s.rdb.Pipeline()
@@ -126,6 +137,9 @@ func (s *Store) write(ctx context.Context, views []*view, side map[string]Side, 
 		}
 		for _, c := range calls {
 			cmds = append(cmds, writeScript.EvalSha(ctx, pipe, c.keys, c.args...))
+		}
+		if len(index) > 0 {
+			pipe.SAdd(ctx, s.index, index...)
 		}
 		return pipe
 	}
@@ -152,6 +166,9 @@ func (s *Store) write(ctx context.Context, views []*view, side map[string]Side, 
 			s.res.fenced.Inc()
 			return fmt.Errorf("%w (tenant %s)", ErrFenced, calls[i].tenant)
 		}
+	}
+	for _, t := range index {
+		s.indexed[t.(string)] = true
 	}
 	for _, v := range views {
 		v.writes = [nHashes]map[string]*string{}

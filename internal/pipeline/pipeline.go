@@ -142,6 +142,9 @@ func New(cfg Config, owners Owners, tenants Tenants) (*Pipeline, error) {
 	hc := HandlerConfig{
 		CommandsTopic: cfg.CommandsTopic, ChangesTopic: cfg.ChangesTopic, MaxRecordBytes: cfg.MaxRecordBytes,
 		Structured: cfg.Structured, Decode: cfg.Decode, Formats: formats, Logger: cfg.Logger, Metrics: pm,
+		// Live, the settle windows also run on the wall clock: a pending
+		// cluster is planned once due, with no new input.
+		Clock: time.Now,
 	}
 	switch {
 	case !cfg.InputByTenant:

@@ -54,6 +54,8 @@ type env struct {
 	kc  *kafkatest.Cluster
 	srv *redistest.Server
 	cfg *config.File
+	// pipes are the pipelines built, for settled.
+	pipes []*pipeline.Pipeline
 }
 
 // newEnv starts kfake with the pipeline's topics and a redis-server started
@@ -123,7 +125,19 @@ func (e *env) pipeline(owners pipeline.Owners, reg prometheus.Registerer, opts .
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	e.pipes = append(e.pipes, p)
 	return p
+}
+
+// settled reports whether no pipeline holds a plan back: the settle windows
+// closed on the wall clock, their commands acknowledged.
+func (e *env) settled() bool {
+	for _, p := range e.pipes {
+		if p.Handler().Pending() > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func (e *env) committed() int64 { return e.kc.Committed(group, recordsTopic) }
@@ -136,8 +150,9 @@ func (e *env) done(n int64) bool {
 }
 
 // reference runs the by-tenant topic through a Handler without a consumer
-// group, partition by partition, into a fresh namespace: what one owner per
-// partition computes from the order the live owners had.
+// group, partition by partition, into a fresh namespace, in event time and
+// flushed at the end: what one owner per partition computes from the order
+// the live owners had.
 func (e *env) reference() (ids map[string]bool, clusters string) {
 	e.t.Helper()
 	ns := redistest.Namespace(e.t)
@@ -157,6 +172,13 @@ func (e *env) reference() (ids map[string]bool, clusters string) {
 				ids[string(kafkatest.Header(r, "ce_id"))] = true
 			}
 		}
+	}
+	out, err := h.Flush(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, r := range out {
+		ids[string(kafkatest.Header(r, "ce_id"))] = true
 	}
 	return ids, clusterSets(e.t, e.store(ns))
 }
@@ -283,7 +305,7 @@ func TestEndToEnd(t *testing.T) {
 	e.kc.Produce(all...)
 	reg := prometheus.NewRegistry()
 	stop := e.start(e.pipeline(e.owners(redistest.Namespace(t)), reg))
-	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.done(int64(len(all))) })
+	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.done(int64(len(all))) && e.settled() })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -367,7 +389,7 @@ func TestStoreRefusal(t *testing.T) {
 	}
 	bad := &kgo.Record{Topic: recordsTopic, Offset: 99, Value: []byte(`{"tenant":"","object":"lead","id":"L1","op":"delete"}`)}
 	batch := slices.Concat(recs[:20], []*kgo.Record{bad}, recs[20:])
-	h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, Decode: lenient}, e.owners(redistest.Namespace(t)), e.cfg)
+	h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, Decode: lenient, Lifecycle: pipeline.Immediate}, e.owners(redistest.Namespace(t)), e.cfg)
 	res, err := h.Handle(t.Context(), recordsTopic, 0, batch)
 	if err != nil {
 		t.Fatal(err)
@@ -375,7 +397,7 @@ func TestStoreRefusal(t *testing.T) {
 	if len(res.Poison) != 1 || res.Poison[0].Record != bad || res.Poison[0].Code != pipeline.CodeInvalidEvent {
 		t.Fatalf("poison %+v", res.Poison)
 	}
-	clean := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic}, e.owners(redistest.Namespace(t)), e.cfg)
+	clean := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, Lifecycle: pipeline.Immediate}, e.owners(redistest.Namespace(t)), e.cfg)
 	want, err := clean.Handle(t.Context(), recordsTopic, 0, recs)
 	if err != nil {
 		t.Fatal(err)
@@ -398,7 +420,7 @@ func TestStructuredOutput(t *testing.T) {
 	e := newEnv(t, 2)
 	e.kc.Produce(data(120)...)
 	stop := e.start(e.pipeline(e.owners(redistest.Namespace(t)), nil, func(c *pipeline.Config) { c.Structured = true }))
-	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.done(e.kc.EndOffsets(recordsTopic)) })
+	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.done(e.kc.EndOffsets(recordsTopic)) && e.settled() })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -531,7 +553,7 @@ func TestCrashAndRestart(t *testing.T) {
 	gate.drop.Store(false)
 	e.kc.Produce(recs[half:]...)
 	stop = e.start(e.pipeline(e.owners(ns), nil))
-	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.done(int64(len(recs))) })
+	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.done(int64(len(recs))) && e.settled() })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -581,7 +603,7 @@ func TestTwoInstances(t *testing.T) {
 	stopB := e.start(member(&byB))
 	kafkatest.WaitFor(t, 30*time.Second, "both members working", func() bool { return e.kc.Working(group) == 2 })
 	e.kc.Produce(recs[len(recs)/2:]...)
-	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.done(int64(len(recs))) })
+	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.done(int64(len(recs))) && e.settled() })
 	if err := stopA(); err != nil {
 		t.Fatal(err)
 	}
@@ -628,7 +650,7 @@ func TestRedisOutage(t *testing.T) {
 		t.Fatalf("by-tenant committed %d while Redis was down, want %d", got, routed)
 	}
 	e.srv.Restart()
-	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.done(int64(len(recs))) })
+	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.done(int64(len(recs))) && e.settled() })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -664,7 +686,7 @@ func TestExistingAccount(t *testing.T) {
 			`{"tenant":"acme","object":%q,"id":%q,"op":"upsert","created_at":"2026-01-02T03:04:05Z","modified_at":"2026-01-02T03:04:05Z","fields":%s}`, object, id, fields))}
 	}
 	st := &countingStore{Store: e.store(redistest.Namespace(t))}
-	h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic}, func() pipeline.Owner { return st }, e.cfg)
+	h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, Lifecycle: pipeline.Immediate}, func() pipeline.Owner { return st }, e.cfg)
 	handle := func(recs ...*kgo.Record) []*kgo.Record {
 		res, err := h.Handle(t.Context(), recordsTopic, 0, recs)
 		if err != nil || len(res.Poison) > 0 {
@@ -738,12 +760,20 @@ type fenceCounter struct {
 	n *atomic.Int64
 }
 
-func (s fenceCounter) Apply(ctx context.Context, evs []record.Event) ([]matcher.Change, error) {
-	ch, err := s.Store.Apply(ctx, evs)
+func (s fenceCounter) ApplyPlanned(ctx context.Context, evs []record.Event, plan matcher.PlanFunc) ([]matcher.Change, error) {
+	ch, err := s.Store.ApplyPlanned(ctx, evs, plan)
 	if errors.Is(err, matcher.ErrFenced) {
 		s.n.Add(1)
 	}
 	return ch, err
+}
+
+func (s fenceCounter) WriteSide(ctx context.Context, side map[string]matcher.Side) error {
+	err := s.Store.WriteSide(ctx, side)
+	if errors.Is(err, matcher.ErrFenced) {
+		s.n.Add(1)
+	}
+	return err
 }
 
 // Another owner takes the tenant of a running member's partition: the
@@ -775,7 +805,10 @@ func TestFencedOwnerStopsRetrying(t *testing.T) {
 		}
 	}
 	e.kc.Produce(recs[100:]...)
-	kafkatest.WaitFor(t, 30*time.Second, "the owner fenced", func() bool { return fenced.Load() > 0 })
+	// Fenced by its next write, a batch's or a timer's.
+	kafkatest.WaitFor(t, 30*time.Second, "the owner fenced and the rest routed", func() bool {
+		return fenced.Load() > 0 && e.kc.EndOffsets(byTenantTopic) == int64(len(recs))
+	})
 	routed := e.kc.EndOffsets(byTenantTopic)
 	time.Sleep(time.Second) // the retry backoff starts at 50ms
 	if got := fenced.Load(); got > int64(len(tenants)) {
@@ -788,7 +821,7 @@ func TestFencedOwnerStopsRetrying(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop = e.start(e.pipeline(e.owners(ns), nil))
-	kafkatest.WaitFor(t, 30*time.Second, "every record committed by the next owner", func() bool { return e.done(int64(len(recs))) })
+	kafkatest.WaitFor(t, 30*time.Second, "every record committed by the next owner", func() bool { return e.done(int64(len(recs))) && e.settled() })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

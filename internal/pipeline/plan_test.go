@@ -15,18 +15,17 @@ import (
 	"github.com/leadconv/leadconv/matcher"
 )
 
-// A Handler planning through a LifecyclePlanner with the tenants' settle
-// window in event time: three duplicates in one batch wait for the window,
+// A Handler without wall clock plans with the tenants' settle window in
+// event time: three duplicates in one batch wait for the window,
 // are planned once, at their latest version, when a later event moves
 // event time past it, and Flush plans what is still pending at the end.
-func TestLifecyclePlannerSettlesInEventTime(t *testing.T) {
+func TestHandlerSettlesInEventTime(t *testing.T) {
 	srv := redistest.New(t)
 	cfg, err := pipeline.GeneratedConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, MaxRecordBytes: maxBytes,
-		Planner: &pipeline.LifecyclePlanner{Options: pipeline.Settled}}, ownersFor(srv, cfg), cfg)
+	h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, MaxRecordBytes: maxBytes}, ownersFor(srv, cfg), cfg)
 	t0 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 	people := map[string][]string{"ann@acme.io": {"Ann", "Lee", "Acme", "415-555-0100"}, "bob@other.io": {"Bob", "Stone", "Other", "212-555-0199"}}
 	lead := func(off int64, id, email string, sec int) *kgo.Record {
