@@ -93,8 +93,8 @@ type HandlerConfig struct {
 	// Clock, when set, is the wall clock the settle windows run on between
 	// inputs (the live pipeline); nil runs them on event time alone
 	// (simulate, replay: deterministic, flushed at the end of the input).
-	Clock  func() time.Time
-	Logger zerolog.Logger
+	Clock   func() time.Time
+	Logger  zerolog.Logger
 	Metrics *Metrics
 }
 
@@ -168,7 +168,7 @@ func NewHandler(cfg HandlerConfig, owners Owners, tenants Tenants) *Handler {
 	}
 	return &Handler{
 		cfg: cfg, owners: owners, tenants: tenants, metrics: cfg.Metrics, log: cfg.Logger,
-		active: map[partitionKey]*owner{},
+		active:   map[partitionKey]*owner{},
 		commands: events.Encoder{Topic: cfg.CommandsTopic, Structured: cfg.Structured},
 		changes:  events.Encoder{Topic: cfg.ChangesTopic, Structured: cfg.Structured},
 	}
