@@ -311,7 +311,10 @@ func waitCommitted(ctx context.Context, adm *kadm.Client, group, topic string, s
 func waitSettled(ctx context.Context, h *pipeline.Handler, stopped <-chan struct{}) error {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
-	for h.Pending() > 0 {
+	for {
+		if unplanned, unwritten := h.Pending(); unplanned+unwritten == 0 {
+			return nil
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -320,7 +323,6 @@ func waitSettled(ctx context.Context, h *pipeline.Handler, stopped <-chan struct
 		case <-tick.C:
 		}
 	}
-	return nil
 }
 
 func caughtUp(ends kadm.ListedOffsets, committed kadm.OffsetResponses) bool {

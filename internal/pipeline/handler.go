@@ -514,22 +514,22 @@ func (h *Handler) Sync(ctx context.Context) error {
 	return nil
 }
 
-// Pending counts the clusters the owners hold back: an unplanned change,
-// or a plan whose marks are not yet written.
-func (h *Handler) Pending() int {
-	n := 0
+// Pending counts what the owners hold back: clusters with an unplanned
+// change (a settle window open), and plans emitted whose release is not
+// yet written (or other lifecycle changes not yet written).
+func (h *Handler) Pending() (unplanned, unwritten int) {
 	for _, o := range h.owned() {
 		o.mu.Lock()
-		n += len(o.unacked)
+		unwritten += len(o.unacked)
 		for _, ts := range o.tenants {
-			n += ts.lc.Pending()
+			unplanned += ts.lc.Pending()
 			if ts.lc.Dirty() {
-				n++
+				unwritten++
 			}
 		}
 		o.mu.Unlock()
 	}
-	return n
+	return unplanned, unwritten
 }
 
 // owned returns the active owners, by partition.

@@ -133,7 +133,7 @@ func (e *env) pipeline(owners pipeline.Owners, reg prometheus.Registerer, opts .
 // closed on the wall clock, their commands acknowledged.
 func (e *env) settled() bool {
 	for _, p := range e.pipes {
-		if p.Handler().Pending() > 0 {
+		if unplanned, unwritten := p.Handler().Pending(); unplanned+unwritten > 0 {
 			return false
 		}
 	}
