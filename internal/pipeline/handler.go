@@ -115,7 +115,8 @@ type Handler struct {
 	log      zerolog.Logger
 	// committed reports whether the group committed offsets of a partition
 	// (the consumer's): its new owner then expects the namespace's state.
-	committed func(topic string, partition int32) bool
+	// It is set once the consumer exists, whose workers may already run.
+	committed atomic.Pointer[func(topic string, partition int32) bool]
 	lost      atomic.Pointer[error] // the first ErrStateLost, for /readyz
 }
 
@@ -188,7 +189,7 @@ func (h *Handler) owner(topic string, partition int32) *owner {
 	o := h.active[k]
 	if o == nil {
 		st := h.owners()
-		if x, ok := st.(stateExpecter); ok && h.committed != nil && h.committed(topic, partition) {
+		if x, ok := st.(stateExpecter); ok && h.isCommitted(topic, partition) {
 			x.ExpectState()
 		}
 		// The tenants with lifecycle state are listed by partition, for
@@ -198,6 +199,12 @@ func (h *Handler) owner(topic string, partition int32) *owner {
 		h.active[k] = o
 	}
 	return o
+}
+
+// isCommitted reports whether the group committed offsets of the partition.
+func (h *Handler) isCommitted(topic string, partition int32) bool {
+	f := h.committed.Load()
+	return f != nil && (*f)(topic, partition)
 }
 
 // wall is the wall clock's time, zero without one.
@@ -457,7 +464,7 @@ func (h *Handler) Due(topic string, partition int32) (time.Time, bool) {
 	o := h.active[partitionKey{topic, partition}]
 	h.mu.Unlock()
 	if o == nil {
-		if h.committed == nil || !h.committed(topic, partition) {
+		if !h.isCommitted(topic, partition) {
 			return h.wall().Add(ownerPoll), true
 		}
 		o = h.owner(topic, partition)

@@ -166,7 +166,8 @@ func New(cfg Config, owners Owners, tenants Tenants) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	h.committed = cons.Committed
+	committed := cons.Committed
+	h.committed.Store(&committed)
 	return &Pipeline{cfg: cfg, cons: cons, handler: h}, nil
 }
 
