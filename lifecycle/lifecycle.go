@@ -242,6 +242,17 @@ func (l *Lifecycle) Emitted(r Ready) {
 	}
 	if len(e.Held) == 0 {
 		e.Held = nil
+		l.prune(e)
+	}
+}
+
+// prune forgets an entry that holds nothing: nothing emitted, nothing
+// pending or held, no cluster joined to or from it (a lone record's
+// cluster, planned to nothing). Replanned, it plans the same from nothing.
+func (l *Lifecycle) prune(e *Entry) {
+	if e.State.IsZero() && e.Pending == nil && len(e.Held) == 0 && len(e.Outstanding) == 0 && e.MergedInto == "" && len(l.joined[e.ClusterID]) == 0 {
+		delete(l.entries, e.ClusterID)
+		l.dirty[e.ClusterID] = true
 	}
 }
 
@@ -353,6 +364,7 @@ func (l *Lifecycle) Planned(r Ready, cmds []engine.Command, st engine.State, cha
 		e.Base, e.PlannedVersion = &base, r.Cluster.Version
 	}
 	if !changed {
+		l.prune(e)
 		return
 	}
 	absorbed := r.absorbed

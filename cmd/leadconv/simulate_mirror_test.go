@@ -224,6 +224,9 @@ func TestSimulateConvergesOnTheMirror(t *testing.T) {
 		t.Fatal(err)
 	}
 	for id, members := range final {
+		if len(members) < 2 {
+			continue
+		}
 		leads := 0
 		for _, r := range members {
 			if r.Object == record.Lead {
