@@ -494,6 +494,29 @@ func (h *Handler) Tick(ctx context.Context, topic string, partition int32) (cons
 	return consumer.Result{Out: out}, err
 }
 
+// Result reconciles a writer's command.result with the lifecycle of the
+// tenant, owned by the partition's owner (lifecycle.Lifecycle.Result: a
+// failed one makes its cluster pending again), writing the change in one
+// fenced call before it returns; at is the result's time. It reports
+// whether the owner awaited the result.
+func (h *Handler) Result(ctx context.Context, topic string, partition int32, tenant string, r lifecycle.Result, at time.Time) (bool, error) {
+	ok, err := h.owner(topic, partition).reconcile(ctx, tenant, func(l *lifecycle.Lifecycle) bool { return l.Result(r, at) })
+	if err != nil {
+		return false, h.applyErr(err)
+	}
+	return ok, nil
+}
+
+// Echo reconciles the CRM's echo of a lead leadconv converted with the
+// tenant's lifecycle (lifecycle.Lifecycle.Echo), like Result.
+func (h *Handler) Echo(ctx context.Context, topic string, partition int32, tenant, lead, contactID, accountID string) (bool, error) {
+	ok, err := h.owner(topic, partition).reconcile(ctx, tenant, func(l *lifecycle.Lifecycle) bool { return l.Echo(lead, contactID, accountID) })
+	if err != nil {
+		return false, h.applyErr(err)
+	}
+	return ok, nil
+}
+
 // Flush returns the commands of every plan the owners still hold back (a
 // settle window), at the end of the input (simulate, replay). Call Sync
 // once they were written out.

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/leadconv/leadconv/consumer"
+	"github.com/leadconv/leadconv/engine"
 	"github.com/leadconv/leadconv/internal/config"
 	"github.com/leadconv/leadconv/internal/pipeline"
 	"github.com/leadconv/leadconv/internal/testutil/kafkatest"
@@ -287,5 +288,69 @@ func TestTimersFireWithoutInput(t *testing.T) {
 	})
 	if err := stop(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// converts decodes the lead conversions among records.
+func converts(t *testing.T, recs []*kgo.Record) []*engine.LeadConvert {
+	t.Helper()
+	var out []*engine.LeadConvert
+	for _, r := range recs {
+		ce, err := kafkatest.CloudEvent(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cmd engine.Command
+		if err := ce.DataAs(&cmd); err != nil {
+			t.Fatal(err)
+		}
+		if lc, ok := cmd.Data.(*engine.LeadConvert); ok {
+			out = append(out, lc)
+		}
+	}
+	return out
+}
+
+// The CRM's echo of a conversion reconciles the pending master with the
+// contact's id, written at once: the partition's next owner restores it,
+// and a later duplicate converts into that contact by id.
+func TestEchoReconciledDurably(t *testing.T) {
+	e := newEnv(t, 1)
+	ns := redistest.Namespace(t)
+	immediate := pipeline.HandlerConfig{CommandsTopic: commandsTopic, MaxRecordBytes: maxBytes, Lifecycle: pipeline.Immediate}
+	h := pipeline.NewHandler(immediate, e.owners(ns), e.cfg)
+	three := offsets(trio(byTenantTopic))
+	res, err := h.Handle(t.Context(), byTenantTopic, 0, three[:2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	master := ""
+	for _, lc := range converts(t, res.Out) {
+		if lc.Contact.Create {
+			master = lc.LeadID
+		}
+	}
+	if master == "" {
+		t.Fatalf("no conversion creates the contact: %d commands", len(res.Out))
+	}
+	if ok, err := h.Echo(t.Context(), byTenantTopic, 0, "acme", master, "003ECHO", "001ECHO"); err != nil || !ok {
+		t.Fatalf("echo: %v, %v", ok, err)
+	}
+	next := pipeline.NewHandler(immediate, e.owners(ns), e.cfg)
+	three[2].Offset = 2
+	res, err = next.Handle(t.Context(), byTenantTopic, 0, three[2:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first two again (their release was never written), then the
+	// third, into the echoed contact.
+	var third []*engine.LeadConvert
+	for _, lc := range converts(t, res.Out) {
+		if lc.LeadID == "T2" {
+			third = append(third, lc)
+		}
+	}
+	if len(third) != 1 || third[0].Contact.ID != "003ECHO" || third[0].Account.ID != "001ECHO" {
+		t.Fatalf("the third lead's conversion: %+v, want into 003ECHO / 001ECHO", third)
 	}
 }

@@ -212,6 +212,14 @@ type call struct {
 // plan plans rs of ts now, holds them and records them in the lifecycle,
 // so that a later change in the call composes with them.
 func (c *call) plan(ctx context.Context, ts *tenantState, rs []lifecycle.Ready) error {
+	return c.planMarked(ctx, ts, rs, true)
+}
+
+// planMarked is plan; without mark the plans are only emitted: held plans
+// planned again, whose outcome the lifecycle recorded when they were
+// first made (the record and the hold are written together), and which
+// must not undo what reconciled it since.
+func (c *call) planMarked(ctx context.Context, ts *tenantState, rs []lifecycle.Ready, mark bool) error {
 	if c.picked == nil {
 		c.picked = map[*tenantState]map[string]int64{}
 	}
@@ -232,7 +240,9 @@ func (c *call) plan(ctx context.Context, ts *tenantState, rs []lifecycle.Ready) 
 		return err
 	}
 	for _, m := range marks {
-		m.tenant.lc.Planned(m.ready, m.cmds, m.st, m.changed)
+		if mark {
+			m.tenant.lc.Planned(m.ready, m.cmds, m.st, m.changed)
+		}
 	}
 	c.plans = append(c.plans, plans...)
 	c.items = append(c.items, items...)
@@ -244,7 +254,7 @@ func (c *call) plan(ctx context.Context, ts *tenantState, rs []lifecycle.Ready) 
 func (c *call) held(ctx context.Context) error {
 	for _, name := range slices.Sorted(maps.Keys(c.o.tenants)) {
 		ts := c.o.tenants[name]
-		if err := c.plan(ctx, ts, ts.lc.Held()); err != nil {
+		if err := c.planMarked(ctx, ts, ts.lc.Held(), false); err != nil {
 			return err
 		}
 	}
@@ -389,20 +399,39 @@ func (o *owner) due() (time.Time, bool) {
 	return next, found
 }
 
-// Result reconciles a writer's command.result with the tenant's lifecycle
-// (lifecycle.Lifecycle.Result), reporting whether the owner awaited it.
-// Call it from within a batch, before the batch's changes are recorded (the
-// tenant must have been taken): what it changes is written with the batch.
-func (o *owner) Result(tenant string, r lifecycle.Result, at time.Time) bool {
-	ts := o.tenants[tenant]
-	return ts != nil && ts.lc.Result(r, at)
-}
-
-// Echo reconciles the CRM's echo of a lead leadconv converted
-// (lifecycle.Lifecycle.Echo); like Result, from within a batch.
-func (o *owner) Echo(tenant, lead, contactID, accountID string) bool {
-	ts := o.tenants[tenant]
-	return ts != nil && ts.lc.Echo(lead, contactID, accountID)
+// reconcile applies fn to the tenant's lifecycle (taking the tenant
+// first if the owner does not hold it yet) and writes what changed, fenced:
+// writer results and the CRM's echoes, which change no matcher state. It
+// reports fn's answer.
+//
+// It releases no plan: the partition's next batch or tick does, once the
+// worker produced the last one, whenever reconcile is called.
+func (o *owner) reconcile(ctx context.Context, tenant string, fn func(*lifecycle.Lifecycle) bool) (bool, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	wall := o.h.wall()
+	if err := o.warm(ctx, wall); err != nil {
+		return false, err
+	}
+	if o.tenants[tenant] == nil {
+		raw, err := o.store.Take(ctx, []string{tenant})
+		if err != nil {
+			return false, err
+		}
+		if _, err := o.tenant(tenant, raw[tenant], true, wall); err != nil {
+			return false, err
+		}
+	}
+	ok := fn(o.tenants[tenant].lc)
+	side, taken, err := o.dirty()
+	if err == nil && len(side) > 0 {
+		err = o.store.WriteSide(ctx, side)
+	}
+	if err != nil {
+		o.touch(taken)
+		return false, err
+	}
+	return ok, nil
 }
 
 func sortedTenants(set map[*tenantState]bool) []*tenantState {
