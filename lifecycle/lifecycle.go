@@ -155,10 +155,13 @@ func (l *Lifecycle) entry(id string) *Entry {
 
 // Change records a change. An older version than one already seen is
 // ignored (partitions planned out of order); the same version again is a
-// replay and plans like the first time.
+// replay: a pending cluster keeps its timer, a planned one is planned
+// again like the first time.
 func (l *Lifecycle) Change(c Change) {
 	e := l.entry(c.Cluster.ID)
-	if c.Cluster.Version < e.Seen.Version {
+	if c.Cluster.Version < e.Seen.Version || c.Cluster.Version == e.Seen.Version && e.Pending != nil {
+		// Older, or a replay of the pending state: its timer stands, as if
+		// the replayed event had not come again.
 		return
 	}
 	l.setMergedInto(e, "")
