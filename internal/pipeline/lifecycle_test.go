@@ -354,3 +354,35 @@ func TestEchoReconciledDurably(t *testing.T) {
 		t.Fatalf("the third lead's conversion: %+v, want into 003ECHO / 001ECHO", third)
 	}
 }
+
+// The lifecycle is written in the batch's fenced call: a warm tenant's
+// batch, its plans and pending state included, still costs one Redis
+// round trip.
+func TestWarmBatchWithLifecycleIsOneRoundTrip(t *testing.T) {
+	e := newEnv(t, 1)
+	ns := redistest.Namespace(t)
+	res := matcher.NewResident(matcher.ResidentOptions{})
+	owners := func() pipeline.Owner {
+		return matcher.NewStore(e.srv.Client(), matcher.StoreOptions{Namespace: ns, Rules: e.cfg.Rules, Resident: res})
+	}
+	h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, MaxRecordBytes: maxBytes}, owners, e.cfg)
+	recs := offsets(data(300))
+	var before matcher.Stats
+	cmds := 0
+	for i, chunk := range slices.Collect(slices.Chunk(recs, 30)) {
+		if i == 2 {
+			before = res.Stats()
+		}
+		out, err := h.Handle(t.Context(), byTenantTopic, 0, chunk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i >= 2 {
+			cmds += len(out.Out)
+		}
+	}
+	got := res.Stats().Sub(before)
+	if got.Batches == 0 || got.RoundTrips != got.Batches || cmds == 0 {
+		t.Fatalf("warm batches: %v round trips over %v batches (%d commands), want one each", got.RoundTrips, got.Batches, cmds)
+	}
+}
