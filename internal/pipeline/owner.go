@@ -55,8 +55,8 @@ type tenantState struct {
 	name string
 	cfg  *config.Tenant
 	lc   *lifecycle.Lifecycle
-	// The tenant's clock is event time: the latest change's time (wm),
-	// which input moved at wall time seen. Batches are planned on it alone,
+	// The tenant's clock is event time: the latest change's time (wm); seen
+	// is the wall time of the tenant's last input. Batches are planned on it alone,
 	// live as in a replay, so a replay reproduces the live plans whatever
 	// the batches and however fast the input came; between inputs a live
 	// tenant's clock runs on with the wall clock from seen (Tick), so an
@@ -77,11 +77,14 @@ func (ts *tenantState) idle(wall time.Time) time.Time {
 	return ts.wm.Add(max(0, wall.Sub(ts.seen)))
 }
 
-// observe moves the tenant's clock to t if t is ahead of it.
+// observe moves the tenant's clock to t if t is ahead of it; any input
+// restarts its idle time (a record older than the clock says more input
+// may be on its way, as from input partitions that lag).
 func (ts *tenantState) observe(t, wall time.Time) {
 	if ts.wm.IsZero() || t.After(ts.wm) {
-		ts.wm, ts.seen = t, wall
+		ts.wm = t
 	}
+	ts.seen = wall
 }
 
 // tenant returns the tenant's state, restoring it from raw (the side state
