@@ -331,8 +331,8 @@ func (o *owner) batch(ctx context.Context, ins []input) ([]matcher.Change, []Pla
 }
 
 // step plans what pick returns of every tenant (Tick: what is due; Flush:
-// everything pending) and writes what changed, with no input: one fenced
-// side-state write.
+// everything pending), after the held plans, and writes what changed, with
+// no input: one fenced side-state write. With pick nil it only writes.
 func (o *owner) step(ctx context.Context, pick func(ts *tenantState, wall time.Time) []lifecycle.Ready) ([]Planned, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -342,8 +342,10 @@ func (o *owner) step(ctx context.Context, pick func(ts *tenantState, wall time.T
 		return nil, err
 	}
 	c := &call{o: o}
-	err := c.held(ctx)
+	var err error
 	if pick != nil {
+		// Without pick (Sync) nothing is emitted: held plans stay held.
+		err = c.held(ctx)
 		for _, name := range slices.Sorted(maps.Keys(o.tenants)) {
 			if err == nil {
 				ts := o.tenants[name]
