@@ -100,6 +100,21 @@ type Releaser interface {
 	Release(topic string, partition int32)
 }
 
+// Ticker is implemented by handlers with work due without input (settle
+// timers). When a partition's worker has no batch queued it asks Due and,
+// once that time came, calls Tick; Tick's Result is produced like a
+// batch's, with no offsets to commit, and its errors are retried like a
+// batch's. Ticks are at least MinTick apart, so a handler always due does
+// not spin its worker.
+type Ticker interface {
+	// Due reports when the partition next has work due; false: none.
+	Due(topic string, partition int32) (time.Time, bool)
+	Tick(ctx context.Context, topic string, partition int32) (Result, error)
+}
+
+// MinTick is the least time between two ticks of a partition.
+const MinTick = 20 * time.Millisecond
+
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx context.Context, topic string, partition int32, recs []*kgo.Record) (Result, error)
 

@@ -124,10 +124,12 @@ func (w *worker) run() {
 		}
 		recs := w.next()
 		if recs == nil {
-			select {
-			case <-w.quit:
+			tick, ok := w.idle()
+			if !ok {
 				return
-			case <-w.wake:
+			}
+			if tick && !w.process(nil) {
+				return
 			}
 			continue
 		}
@@ -137,12 +139,40 @@ func (w *worker) run() {
 	}
 }
 
-// process handles, produces and marks one batch. It returns false when the
-// batch was abandoned because the worker was cancelled.
+// idle waits for a batch (false, true), a stop (false, false) or, with a
+// Ticker handler, the time its Due reported (true, true); at least MinTick.
+func (w *worker) idle() (tick, ok bool) {
+	var timer <-chan time.Time
+	if tk, isTicker := w.c.h.(Ticker); isTicker {
+		if at, due := tk.Due(w.topic, w.partition); due {
+			t := time.NewTimer(max(time.Until(at), MinTick))
+			defer t.Stop()
+			timer = t.C
+		}
+	}
+	select {
+	case <-w.quit:
+		return false, false
+	case <-w.wake:
+		return false, true
+	case <-timer:
+		return true, true
+	}
+}
+
+// process handles, produces and marks one batch, or with recs nil ticks
+// (Ticker) and produces the tick's Result, with nothing to mark. It returns
+// false when the batch was abandoned because the worker was cancelled.
 func (w *worker) process(recs []*kgo.Record) bool {
 	res, ok := w.handle(recs)
 	if !ok {
 		return false
+	}
+	// The input a command too large is dead-lettered with: the batch's
+	// last record, for a tick the partition alone.
+	last := &kgo.Record{Topic: w.topic, Partition: w.partition, Offset: -1}
+	if len(recs) > 0 {
+		last = recs[len(recs)-1]
 	}
 	pending := make([]*kgo.Record, 0, len(res.Out)+len(res.Poison))
 	pending = append(pending, res.Out...)
@@ -160,7 +190,7 @@ func (w *worker) process(recs []*kgo.Record) bool {
 			// A record too large is refused on every attempt: it is
 			// replaced by a smaller dead letter instead of retried.
 			if tooLarge(r.Err) {
-				if dl := w.shrink(r.Record, recs[len(recs)-1]); dl != nil {
+				if dl := w.shrink(r.Record, last); dl != nil {
 					failed = append(failed, dl)
 					continue
 				}
@@ -186,7 +216,9 @@ func (w *worker) process(recs []*kgo.Record) bool {
 	if w.ctx.Err() != nil {
 		return false
 	}
-	last := recs[len(recs)-1]
+	if recs == nil {
+		return true
+	}
 	w.c.cl.MarkCommitOffsets(map[string]map[int32]kgo.EpochOffset{
 		w.topic: {w.partition: {Epoch: last.LeaderEpoch, Offset: last.Offset + 1}},
 	})
@@ -245,6 +277,11 @@ func (w *worker) handle(recs []*kgo.Record) (Result, bool) {
 		return res, true
 	case w.ctx.Err() != nil || errors.Is(err, ErrPartitionLost):
 		return Result{}, false
+	case recs == nil:
+		// A tick has no record to dead-letter: what it failed on stays
+		// with the handler, tried again at the next tick.
+		w.log.Error().Err(err).Str("code", code).Msg("tick failed permanently")
+		return Result{}, true
 	case len(recs) == 1:
 		return w.deadLetter(recs[0], code, err), true
 	}
@@ -278,7 +315,13 @@ func (w *worker) deadLetter(r *kgo.Record, code string, err error) Result {
 func (w *worker) attempt(recs []*kgo.Record, maxPermanent int) (Result, string, error) {
 	failed := 0
 	for n := 0; ; n++ {
-		res, err := w.c.h.Handle(w.ctx, w.topic, w.partition, recs)
+		var res Result
+		var err error
+		if recs == nil {
+			res, err = w.c.h.(Ticker).Tick(w.ctx, w.topic, w.partition)
+		} else {
+			res, err = w.c.h.Handle(w.ctx, w.topic, w.partition, recs)
+		}
 		if err == nil {
 			w.recovered()
 			return res, "", nil

@@ -77,6 +77,19 @@ type Entry struct {
 	// Outstanding are emitted commands without a writer result yet
 	// (AwaitResults), in emission order.
 	Outstanding []engine.Command `json:"outstanding,omitempty"`
+	// Held are plans whose emission is not yet acknowledged (Hold, until
+	// Acked), in plan order: kept with the entry, they are planned again
+	// as they were, to the same commands and ids, should the owner change
+	// before their emission was known to have happened.
+	Held []Held `json:"held,omitempty"`
+}
+
+// Held is a Ready kept in an entry (Hold).
+type Held struct {
+	Cluster  engine.Cluster `json:"cluster"`
+	History  engine.History `json:"history"`
+	At       time.Time      `json:"at"`
+	Absorbed []string       `json:"absorbed,omitempty"`
 }
 
 // Timer is a cluster's settle timer.
@@ -94,6 +107,9 @@ type Ready struct {
 	History engine.History
 	// At is the time of the cluster's latest change.
 	At time.Time
+	// absorbed are the clusters whose states History took over (the
+	// cluster and those joined into it), at the time Ready was made.
+	absorbed []string
 }
 
 // Stats counts what the lifecycle saw.
@@ -116,13 +132,16 @@ type Lifecycle struct {
 	// joined maps a cluster to the clusters joined into it (their
 	// MergedInto) until its next plan takes them over.
 	joined map[string][]string
-	stats  Stats
+	// dirty holds the clusters whose entries changed (or went) since the
+	// last TakeDirty: what the owner writes to its durable copy.
+	dirty map[string]bool
+	stats Stats
 }
 
 // New returns an empty lifecycle.
 func New(opts Options) *Lifecycle {
 	return &Lifecycle{opts: opts, entries: map[string]*Entry{}, claims: map[record.Ref]string{},
-		sent: map[string]string{}, joined: map[string][]string{}, stats: Stats{Failed: map[string]int{}}}
+		sent: map[string]string{}, joined: map[string][]string{}, dirty: map[string]bool{}, stats: Stats{Failed: map[string]int{}}}
 }
 
 // Stats returns the counters; the map is a copy.
@@ -133,6 +152,7 @@ func (l *Lifecycle) Stats() Stats {
 }
 
 func (l *Lifecycle) entry(id string) *Entry {
+	l.dirty[id] = true
 	e := l.entries[id]
 	if e == nil {
 		e = &Entry{ClusterID: id}
@@ -143,13 +163,16 @@ func (l *Lifecycle) entry(id string) *Entry {
 
 // Change records a change. An older version than one already seen is
 // ignored (partitions planned out of order); the same version again is a
-// replay and plans like the first time.
+// replay: a pending cluster keeps its timer, a planned one is planned
+// again like the first time.
 func (l *Lifecycle) Change(c Change) {
 	if c.Echo && !l.Emitted(c.Cluster.ID) {
 		c.Echo = false
 	}
 	e := l.entry(c.Cluster.ID)
-	if c.Cluster.Version < e.Seen.Version {
+	if c.Cluster.Version < e.Seen.Version || c.Cluster.Version == e.Seen.Version && e.Pending != nil {
+		// Older, or a replay of the pending state: its timer stands, as if
+		// the replayed event had not come again.
 		return
 	}
 	l.setMergedInto(e, "")
@@ -157,7 +180,7 @@ func (l *Lifecycle) Change(c Change) {
 		e.Pending = nil
 		e.Seen.Version = c.Cluster.Version
 		e.Seen.Records = nil
-		if e.State.IsZero() && len(e.Outstanding) == 0 {
+		if e.State.IsZero() && len(e.Outstanding) == 0 && len(e.Held) == 0 {
 			delete(l.entries, e.ClusterID)
 			return
 		}
@@ -183,6 +206,7 @@ func (l *Lifecycle) Emitted(cluster string) bool {
 
 // setMergedInto records that e was joined into target ("": into none).
 func (l *Lifecycle) setMergedInto(e *Entry, target string) {
+	l.dirty[e.ClusterID] = true
 	if old := e.MergedInto; old != "" {
 		l.joined[old] = slices.DeleteFunc(l.joined[old], func(id string) bool { return id == e.ClusterID })
 		if len(l.joined[old]) == 0 {
@@ -207,7 +231,8 @@ func (l *Lifecycle) due(e *Entry, now time.Time) bool {
 }
 
 // Due returns the clusters due at now, ordered by their latest change and
-// then id: the order their plans are emitted in.
+// then id: the order their plans are emitted in. A held cluster is not due
+// again before its Planned.
 func (l *Lifecycle) Due(now time.Time) []Ready {
 	return l.ready(func(e *Entry) bool { return l.due(e, now) })
 }
@@ -216,6 +241,56 @@ func (l *Lifecycle) Due(now time.Time) []Ready {
 // the input (simulate, replay), results awaited or not.
 func (l *Lifecycle) Flush() []Ready {
 	return l.ready(func(e *Entry) bool { return e.Pending != nil })
+}
+
+// Hold keeps r in its entry until Acked: an owner holds each plan it
+// emits, so that the durable copy it writes before the emission is
+// acknowledged can plan it again, the same.
+func (l *Lifecycle) Hold(r Ready) {
+	e := l.entry(r.Cluster.ID)
+	if !slices.ContainsFunc(e.Held, func(h Held) bool { return h.Cluster.Version == r.Cluster.Version }) {
+		e.Held = append(e.Held, Held{Cluster: r.Cluster, History: r.History, At: r.At, Absorbed: r.absorbed})
+	}
+}
+
+// Acked releases the held plan r: its emission was acknowledged.
+func (l *Lifecycle) Acked(r Ready) {
+	e := l.entries[r.Cluster.ID]
+	if e == nil {
+		return
+	}
+	n := len(e.Held)
+	e.Held = slices.DeleteFunc(e.Held, func(h Held) bool { return h.Cluster.Version == r.Cluster.Version })
+	if len(e.Held) != n {
+		l.dirty[e.ClusterID] = true
+	}
+	if len(e.Held) == 0 {
+		e.Held = nil
+		l.prune(e)
+	}
+}
+
+// prune forgets an entry that holds nothing: nothing emitted, nothing
+// pending or held, no cluster joined to or from it (a lone record's
+// cluster, planned to nothing). Replanned, it plans the same from nothing.
+func (l *Lifecycle) prune(e *Entry) {
+	if e.State.IsZero() && e.Pending == nil && len(e.Held) == 0 && len(e.Outstanding) == 0 && e.MergedInto == "" && len(l.joined[e.ClusterID]) == 0 {
+		delete(l.entries, e.ClusterID)
+		l.dirty[e.ClusterID] = true
+	}
+}
+
+// Held returns the held plans, entries by cluster id, each entry's in plan
+// order: to plan again, and record with Planned again, when their emission
+// is not known to have happened (a restored lifecycle, a failed write).
+func (l *Lifecycle) Held() []Ready {
+	var out []Ready
+	for _, id := range slices.Sorted(maps.Keys(l.entries)) {
+		for _, h := range l.entries[id].Held {
+			out = append(out, Ready{Cluster: h.Cluster, History: h.History, At: h.At, absorbed: h.Absorbed})
+		}
+	}
+	return out
 }
 
 // NextDue returns when the next pending cluster falls due, false when none
@@ -250,7 +325,7 @@ func (l *Lifecycle) ready(pick func(*Entry) bool) []Ready {
 	})
 	out := make([]Ready, len(es))
 	for i, e := range es {
-		out[i] = Ready{Cluster: e.Seen, History: l.history(e), At: e.Pending.Last}
+		out[i] = Ready{Cluster: e.Seen, History: l.history(e), At: e.Pending.Last, absorbed: l.absorbed(e.ClusterID)}
 	}
 	return out
 }
@@ -302,27 +377,35 @@ func (l *Lifecycle) absorbed(id string) []string {
 // Planned records the plan of r: its commands were emitted and st is the
 // cluster's state after it (engine.Prepared.State). When changed is false
 // the plan emitted nothing irreversible and the states stay as they were.
+// A change recorded after r was made (an owner marks its plans once they
+// are acknowledged) stays pending: the next plan takes it from st.
 func (l *Lifecycle) Planned(r Ready, cmds []engine.Command, st engine.State, changed bool) {
 	e := l.entry(r.Cluster.ID)
-	e.Pending = nil
-	if e.Seen.Version != r.Cluster.Version || e.Base == nil || e.PlannedVersion != r.Cluster.Version {
+	if e.Seen.Version == r.Cluster.Version {
+		e.Pending = nil
+	}
+	if e.Base == nil || e.PlannedVersion != r.Cluster.Version {
 		base := r.History
 		e.Base, e.PlannedVersion = &base, r.Cluster.Version
 	}
 	if !changed {
+		l.prune(e)
 		return
 	}
-	l.emitted(e, cmds, st)
+	l.emitted(e, cmds, st, r.absorbed)
 }
 
 // emitted records that e's plan emitted cmds and left st: the clusters
-// joined into it are taken over, the records st claims point at it, and
-// the conversions and merges await their results (AwaitResults).
-func (l *Lifecycle) emitted(e *Entry, cmds []engine.Command, st engine.State) {
-	for _, id := range l.absorbed(e.ClusterID) {
-		if id != e.ClusterID {
+// joined into it (absorbed; nil: as they stand now) are taken over, the
+// records st claims point at it, and the conversions and merges await their
+// results (AwaitResults).
+func (l *Lifecycle) emitted(e *Entry, cmds []engine.Command, st engine.State, absorbed []string) {
+	if absorbed == nil {
+		absorbed = l.absorbed(e.ClusterID)
+	}
+	for _, id := range absorbed {
+		if o := l.entries[id]; id != e.ClusterID && o != nil {
 			// Its state lives on in st; its outstanding commands move here.
-			o := l.entries[id]
 			e.Outstanding = append(e.Outstanding, o.Outstanding...)
 			l.setMergedInto(o, "")
 			delete(l.entries, id)
@@ -380,6 +463,7 @@ func (l *Lifecycle) Result(r Result, at time.Time) bool {
 		return false
 	}
 	delete(l.sent, r.CommandID)
+	l.dirty[id] = true
 	k := slices.IndexFunc(e.Outstanding, func(c engine.Command) bool { return c.ID == r.CommandID })
 	if k < 0 {
 		return false
@@ -432,6 +516,7 @@ func (l *Lifecycle) Echo(lead, contactID, accountID string) bool {
 		return false
 	}
 	if e.State.Reconcile(lead, contactID, accountID) {
+		l.dirty[id] = true
 		l.stats.Reconciled++
 		l.reclaim(e)
 	}
@@ -461,6 +546,45 @@ func (l *Lifecycle) Snapshot() []Entry {
 		out = append(out, *l.entries[id])
 	}
 	return out
+}
+
+// Pending counts the clusters with an unplanned change.
+func (l *Lifecycle) Pending() int {
+	n := 0
+	for _, e := range l.entries {
+		if e.Pending != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// Dirty reports whether entries changed since the last TakeDirty.
+func (l *Lifecycle) Dirty() bool { return len(l.dirty) > 0 }
+
+// TakeDirty returns the entries changed since the last call, sorted by
+// cluster id, and the ids of the entries gone since: what an owner writes
+// to keep its durable copy in step. The entries are copies, but share
+// their slices and pointers with the lifecycle: encode them before the
+// next change.
+func (l *Lifecycle) TakeDirty() (changed []Entry, removed []string) {
+	for _, id := range slices.Sorted(maps.Keys(l.dirty)) {
+		if e := l.entries[id]; e != nil {
+			changed = append(changed, *e)
+		} else {
+			removed = append(removed, id)
+		}
+	}
+	clear(l.dirty)
+	return changed, removed
+}
+
+// Touch marks clusters dirty again: the owner's write of what TakeDirty
+// returned failed, so they go with the next one.
+func (l *Lifecycle) Touch(ids ...string) {
+	for _, id := range ids {
+		l.dirty[id] = true
+	}
 }
 
 // Restore returns a lifecycle holding a Snapshot's entries.

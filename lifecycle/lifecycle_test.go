@@ -551,3 +551,82 @@ func TestStaleResultReplansWithoutReview(t *testing.T) {
 		t.Errorf("stats %+v", s)
 	}
 }
+
+// What an owner keeps durable: TakeDirty returns the entries changed
+// since the last call and the ids gone; Touch puts them back after a failed
+// write; a lone record's cluster planned to nothing is forgotten.
+func TestDirtyEntries(t *testing.T) {
+	cfg := cfgWith(nil)
+	l := New(Options{})
+	l.Change(Change{Cluster: cl("A", 2, rec("L1", 0), rec("L2", 1)), At: sec(1)})
+	l.Change(Change{Cluster: cl("B", 1, rec("L9", 1)), At: sec(1)})
+	changed, removed := l.TakeDirty()
+	if len(changed) != 2 || changed[0].ClusterID != "A" || changed[0].Pending == nil || len(removed) != 0 {
+		t.Fatalf("dirty after two changes: %v, removed %v", changed, removed)
+	}
+	if l.Dirty() {
+		t.Fatal("dirty right after TakeDirty")
+	}
+	l.Touch("A")
+	if changed, _ := l.TakeDirty(); len(changed) != 1 || changed[0].ClusterID != "A" {
+		t.Fatalf("touched: %v", changed)
+	}
+	if got := planDue(t, l, cfg, sec(1)); len(got) != 2 {
+		t.Fatalf("planned %q", shows(got))
+	}
+	changed, removed = l.TakeDirty()
+	if len(changed) != 1 || changed[0].ClusterID != "A" || changed[0].State.IsZero() || changed[0].Pending != nil {
+		t.Fatalf("after the plans: changed %v", changed)
+	}
+	if len(removed) != 1 || removed[0] != "B" {
+		t.Fatalf("the lone record's cluster not forgotten: removed %v", removed)
+	}
+	if l.Pending() != 0 {
+		t.Fatalf("%d pending after the plans", l.Pending())
+	}
+}
+
+// A held plan is kept with its entry until Acked, through a snapshot,
+// and planned again from it to the same commands; a change recorded after
+// the plan was made stays pending.
+func TestHeldPlanPlansTheSame(t *testing.T) {
+	cfg := cfgWith(nil)
+	l := New(Options{})
+	l.Change(Change{Cluster: cl("A", 2, rec("L1", 0, "Title=CTO"), rec("L2", 1)), At: sec(1)})
+	due := l.Due(sec(1))
+	if len(due) != 1 {
+		t.Fatalf("%d due", len(due))
+	}
+	l.Hold(due[0])
+	first := planAll(t, l, cfg, due)
+	l.Change(Change{Cluster: cl("A", 3, rec("L1", 0, "Title=CTO"), rec("L2", 1), rec("L3", 2)), At: sec(2)})
+	if l.Pending() != 1 {
+		t.Fatal("the change after the plan is not pending")
+	}
+	b, err := json.Marshal(l.Snapshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries []Entry
+	if err := json.Unmarshal(b, &entries); err != nil {
+		t.Fatal(err)
+	}
+	r := Restore(Options{}, entries)
+	held := r.Held()
+	if len(held) != 1 || held[0].Cluster.Version != 2 {
+		t.Fatalf("held after restore: %v", held)
+	}
+	again := planAll(t, r, cfg, held)
+	if !slices.Equal(shows(again), shows(first)) || again[0].ID != first[0].ID {
+		t.Fatalf("held plan planned again as %q, first %q", shows(again), shows(first))
+	}
+	// Both go on to plan L3 into the same master.
+	a, z := shows(planDue(t, l, cfg, sec(2))), shows(planDue(t, r, cfg, sec(2)))
+	if !slices.Equal(a, z) || len(a) != 1 {
+		t.Fatalf("after the held plan: restored %q, original %q", z, a)
+	}
+	r.Acked(held[0])
+	if len(r.Held()) != 0 {
+		t.Fatal("still held after Acked")
+	}
+}

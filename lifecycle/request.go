@@ -31,5 +31,5 @@ func (l *Lifecycle) RequestPlanned(c engine.Cluster, cmds []engine.Command, st e
 		// latest known (a failed result plans it again from it).
 		e.Seen = c
 	}
-	l.emitted(e, cmds, st)
+	l.emitted(e, cmds, st, nil)
 }

@@ -26,6 +26,7 @@ const (
 type keys struct {
 	epoch  string          // the owner epoch
 	hashes [nHashes]string // r, b, a, cm, cl, cv, x, acct
+	side   string          // the owner's side state (Side)
 }
 
 // MarkerKey is the namespace's state marker, a hash with the field
@@ -34,11 +35,16 @@ type keys struct {
 // marker.go; README.md, State loss).
 func MarkerKey(namespace string) string { return namespace + ":meta" }
 
+// sideIndexKey is the set of the tenants with side state of one owner's
+// name (Store.IndexSide).
+func sideIndexKey(namespace, name string) string { return namespace + ":side:" + name }
+
 func tenantKeys(namespace, tenant string) keys {
 	p := namespace + ":{" + tenant + "}:"
 	return keys{
 		epoch:  p + "epoch",
 		hashes: [nHashes]string{p + "r", p + "b", p + "a", p + "cm", p + "cl", p + "cv", p + "x", p + "acct"},
+		side:   p + "side",
 	}
 }
 

@@ -19,19 +19,31 @@ import (
 // whatever a previous owner wrote before it was fenced. An empty tenant is
 // complete at once; one small enough to fit a quarter of the budget is
 // loaded whole in a second round trip, so its warm batches read nothing.
-func (s *Store) takeEpochs(ctx context.Context, views []*view, rt *roundTrips) error {
+// With side, the side state of the tenants not handed out yet is read in
+// the first round trip too, after the INCR: whatever a previous owner
+// wrote before it was fenced.
+func (s *Store) takeEpochs(ctx context.Context, views []*view, side bool, rt *roundTrips) error {
 	var fresh []*view
+	pipe := s.rdb.Pipeline()
+	sides := map[string]*redis.MapStringStringCmd{}
+	readSide := func(v *view) {
+		if _, read := s.side[v.run.tenant]; side && !read && !s.handed[v.run.tenant] {
+			sides[v.run.tenant] = pipe.HGetAll(ctx, v.run.keys.side)
+		}
+	}
 	for _, v := range views {
 		if _, ok := s.epochs[v.run.tenant]; !ok {
 			fresh = append(fresh, v)
+		} else {
+			// Taken by an earlier batch that failed before handing it out.
+			readSide(v)
 		}
 	}
-	if len(fresh) == 0 {
+	if len(fresh) == 0 && len(sides) == 0 {
 		return nil
 	}
-	pipe := s.rdb.Pipeline()
 	var marker *redis.SliceCmd
-	if !s.marked {
+	if !s.marked && len(fresh) > 0 {
 		marker = pipe.HMGet(ctx, MarkerKey(s.opts.Namespace), markerCreated, markerRebuilding)
 	}
 	incr := make([]*redis.IntCmd, len(fresh))
@@ -39,9 +51,13 @@ func (s *Store) takeEpochs(ctx context.Context, views []*view, rt *roundTrips) e
 	for i, v := range fresh {
 		incr[i] = pipe.Incr(ctx, v.run.keys.epoch)
 		size[i] = pipe.HLen(ctx, v.run.keys.hashes[hR])
+		readSide(v)
 	}
 	if err := s.exec(ctx, pipe, "epoch", rt); err != nil {
 		return err
+	}
+	for t, c := range sides {
+		s.side[t] = c.Val()
 	}
 	if marker != nil {
 		switch v := marker.Val(); {

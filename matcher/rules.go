@@ -395,14 +395,14 @@ func condHolds(c ccond, a, b *Prepared) bool {
 	return false
 }
 
-// truthy reads a CRM checkbox however the source sent it: true, "true",
-// "yes", 1, "1".
 // Converted reports whether r is a lead its CRM reports converted (the
 // converted field is true): it takes no part in matching.
 func (rs *Ruleset) Converted(r *record.Record) bool {
 	return r.Object == record.Lead && truthy(r.Fields[rs.cfg.ConvertedField])
 }
 
+// truthy reads a CRM checkbox however the source sent it: true, "true",
+// "yes", 1, "1".
 func truthy(v any) bool {
 	if b, ok := v.(bool); ok {
 		return b

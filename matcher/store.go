@@ -21,6 +21,18 @@ import (
 // error: the caller dead-letters it instead of retrying).
 var ErrInvalidEvent = errors.New("matcher: invalid event")
 
+// RefusedError is ErrInvalidEvent naming the refused event by its index in
+// the Apply input. A batch refused wrote nothing: the caller can apply it
+// again without that event.
+type RefusedError struct {
+	Index int
+	Err   error
+}
+
+func (e *RefusedError) Error() string { return fmt.Sprintf("event %d: %v", e.Index, e.Err) }
+
+func (e *RefusedError) Unwrap() error { return e.Err }
+
 // ErrFenced is returned once another owner took one of this store's
 // tenants (its epoch moved): this store is a zombie and writes nothing
 // more. The caller stops processing the partition; its new owner redoes
@@ -91,6 +103,14 @@ type Store struct {
 	marked  bool
 	lost    error
 	batches uint64
+	// side holds the side state takeEpochs read for tenants whose side
+	// state was not handed to a PlanFunc yet; handed marks those handed.
+	side   map[string]map[string]string
+	handed map[string]bool
+	// index, when set, is the set the tenants with side state are added to
+	// (IndexSide); indexed are those added.
+	index   string
+	indexed map[string]bool
 }
 
 // NewStore returns an owner on rdb. Two stores applying events of one
@@ -106,7 +126,8 @@ func NewStore(rdb redis.UniversalClient, opts StoreOptions) *Store {
 	}
 	// A rebuild's store takes the marker as seen: it never reads or
 	// writes it.
-	return &Store{rdb: rdb, opts: opts, res: res, tenants: map[string]*view{}, epochs: map[string]string{}, marked: opts.Rebuild}
+	return &Store{rdb: rdb, opts: opts, res: res, tenants: map[string]*view{}, epochs: map[string]string{}, marked: opts.Rebuild,
+		side: map[string]map[string]string{}, handed: map[string]bool{}, indexed: map[string]bool{}}
 }
 
 // pending is one event on its way through a batch.
@@ -142,14 +163,43 @@ type tenantRun struct {
 // (a replay) changes nothing and reports its record's current cluster
 // again, so the plans derived from it get the same command ids.
 //
-// A batch costs one Redis round trip for a warm tenant: the fenced write,
-// with the account lookups of the changed clusters. On error, a prefix of
-// the tenants may have been written; applying the same events again is
-// safe. After ErrFenced every call fails with it.
+// A batch costs one Redis round trip for a warm tenant: the fenced write.
+// On error, a prefix of the tenants may have been written; applying the
+// same events again is safe. After ErrFenced every call fails with it.
 func (s *Store) Apply(ctx context.Context, events []record.Event) ([]Change, error) {
+	return s.ApplyPlanned(ctx, events, nil)
+}
+
+// Side is one tenant's side state, written with a batch: the owner's own
+// state beside the matcher's (its lifecycle), opaque to the store. A field
+// maps to its value; nil deletes the field.
+type Side map[string]*string
+
+// Decided is a batch as the store decided it, before writing it.
+type Decided struct {
+	// Changes are what Apply returns.
+	Changes []Change
+	// Restored is the side state, field -> value as Redis holds it, of
+	// each tenant of the batch whose side state this store has not handed
+	// out before: read once, when the store became the tenant's owner.
+	Restored map[string]map[string]string
+}
+
+// PlanFunc is called by ApplyPlanned between deciding a batch and writing
+// it; the side state it returns, by tenant, is written in the same fenced
+// calls as the batch. An error fails the batch, written nothing.
+type PlanFunc func(ctx context.Context, d Decided) (map[string]Side, error)
+
+// ApplyPlanned is Apply with plan called before the write: the caller
+// plans what the batch changed and has its own state written atomically
+// with the matcher's, in the batch's one round trip (a warm tenant's
+// account lookups are answered from memory). Planning between deciding and
+// writing, rather than after, is what makes the caller's state durable no
+// later than the matcher's, without a second round trip.
+func (s *Store) ApplyPlanned(ctx context.Context, events []record.Event, plan PlanFunc) ([]Change, error) {
 	for i := range events {
 		if err := validEvent(&events[i]); err != nil {
-			return nil, fmt.Errorf("event %d: %w", i, err)
+			return nil, &RefusedError{Index: i, Err: err}
 		}
 	}
 	// What needs no stored state is worked out before taking the lock, on
@@ -171,7 +221,7 @@ func (s *Store) Apply(ctx context.Context, events []record.Event) ([]Change, err
 	if err != nil {
 		return nil, err
 	}
-	changes, err := s.apply(ctx, views)
+	changes, err := s.apply(ctx, views, plan)
 	if err != nil {
 		err = redisconn.Classify(err)
 		// What the views hold may be ahead of Redis (a write whose reply was
@@ -306,28 +356,158 @@ func validID(id string) bool {
 }
 
 // apply is one batch: take the epochs of new tenants, read what the
-// resident state lacks, decide, and write.
-func (s *Store) apply(ctx context.Context, views []*view) ([]Change, error) {
+// resident state lacks, decide, plan, and write.
+func (s *Store) apply(ctx context.Context, views []*view, plan PlanFunc) ([]Change, error) {
 	rt := &roundTrips{}
-	if err := s.takeEpochs(ctx, views, rt); err != nil {
+	if err := s.takeEpochs(ctx, views, plan != nil, rt); err != nil {
 		return nil, err
 	}
 	if err := s.read(ctx, views, rt); err != nil {
 		return nil, err
 	}
-	var out []Change
 	for _, v := range views {
 		if err := v.decide(s); err != nil {
 			return nil, err
 		}
 	}
-	changes, err := s.write(ctx, views, rt)
+	changes, err := s.changed(views)
 	if err != nil {
 		return nil, err
 	}
-	out = append(out, changes...)
+	if err := s.lookupAccounts(ctx, views, rt); err != nil {
+		return nil, err
+	}
+	var side map[string]Side
+	if plan != nil {
+		d := Decided{Changes: changes}
+		for _, v := range views {
+			t := v.run.tenant
+			if raw, ok := s.side[t]; ok {
+				if d.Restored == nil {
+					d.Restored = map[string]map[string]string{}
+				}
+				d.Restored[t] = raw
+			}
+		}
+		slices.SortStableFunc(d.Changes, func(a, b Change) int { return a.Index - b.Index })
+		if side, err = plan(ctx, d); err != nil {
+			return nil, err
+		}
+		// Handed out: the caller holds the tenants' side state from now on.
+		for t := range d.Restored {
+			delete(s.side, t)
+			s.handed[t] = true
+		}
+	}
+	if err := s.write(ctx, views, side, rt); err != nil {
+		return nil, err
+	}
 	s.res.roundTrips.Observe(float64(rt.n))
+	return changes, nil
+}
+
+// IndexSide names, before the store's first write, a set of the
+// namespace (<ns>:side:<name>) that every tenant the store writes side state
+// for is added to, in the round trip of its first such write: the caller's
+// name for the tenants it owns (a partition), so that their next owner
+// finds the tenants with side state before any input of theirs (Indexed,
+// Take).
+func (s *Store) IndexSide(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.index = sideIndexKey(s.opts.Namespace, name)
+}
+
+// Indexed returns the tenants of the IndexSide set, sorted.
+func (s *Store) Indexed(ctx context.Context) ([]string, error) {
+	s.mu.Lock()
+	key := s.index
+	s.mu.Unlock()
+	if key == "" {
+		return nil, nil
+	}
+	ts, err := s.rdb.SMembers(ctx, key).Result()
+	if err != nil {
+		return nil, fmt.Errorf("matcher: side index: %w", redisconn.Classify(err))
+	}
+	slices.Sort(ts)
+	return ts, nil
+}
+
+// Take makes the store the owner of tenants without a batch of theirs, as
+// Apply would (their epochs taken), and returns the side state of those
+// whose side state it had not handed out yet, as Decided.Restored.
+func (s *Store) Take(ctx context.Context, tenants []string) (map[string]map[string]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fenced {
+		return nil, ErrFenced
+	}
+	if s.lost != nil {
+		return nil, s.lost
+	}
+	s.batches++
+	var views []*view
+	for _, t := range tenants {
+		if t == "" || strings.ContainsAny(t, "{}") {
+			continue
+		}
+		rs, err := s.opts.Rules(t)
+		if err != nil {
+			return nil, fmt.Errorf("matcher: rules of tenant %s: %w", t, err)
+		}
+		v := s.tenants[t]
+		if v == nil {
+			v = newView()
+			s.tenants[t] = v
+		}
+		v.run, v.lastUse = &tenantRun{tenant: t, keys: tenantKeys(s.opts.Namespace, t), rules: rs}, s.batches
+		views = append(views, v)
+	}
+	rt := &roundTrips{}
+	if err := s.takeEpochs(ctx, views, true, rt); err != nil {
+		for _, v := range views {
+			s.drop(v.run.tenant)
+		}
+		return nil, redisconn.Classify(err)
+	}
+	out := map[string]map[string]string{}
+	for _, v := range views {
+		t := v.run.tenant
+		if raw, ok := s.side[t]; ok {
+			out[t] = raw
+			delete(s.side, t)
+			s.handed[t] = true
+		}
+	}
+	s.evict(views)
 	return out, nil
+}
+
+// WriteSide writes side state alone, by tenant, in one round trip of
+// fenced calls: what the caller changed with no batch (a timer fired). The
+// tenants must have been taken by an Apply of this store. After ErrFenced
+// every call fails with it.
+func (s *Store) WriteSide(ctx context.Context, side map[string]Side) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fenced {
+		return ErrFenced
+	}
+	if s.lost != nil {
+		return s.lost
+	}
+	if len(side) == 0 {
+		return nil
+	}
+	err := s.write(ctx, nil, side, &roundTrips{})
+	if errors.Is(err, ErrFenced) {
+		s.fenced = true
+		for t := range s.tenants {
+			s.drop(t)
+		}
+	}
+	return redisconn.Classify(err)
 }
 
 // roundTrips counts a batch's round trips to Redis.

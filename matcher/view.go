@@ -438,7 +438,7 @@ func (v *view) state(p *pending, base stored) error {
 		body, err = encodeBlob(&rec)
 	}
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidEvent, err)
+		return &RefusedError{Index: p.idx, Err: fmt.Errorf("%w: %w", ErrInvalidEvent, err)}
 	}
 	if same && body == base.blob && ev.Op != record.OpNotDuplicate && ev.Op != record.OpClearNotDuplicate {
 		p.duplicate = true

@@ -3,16 +3,16 @@ package matcher
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// write sends every view's writes of the batch as one fenced script call
-// per tenant, with the account lookups of the changed clusters behind
-// them, in one round trip, and returns the batch's changes. A call that
-// finds the tenant's epoch moved writes nothing: the store is fenced.
-func (s *Store) write(ctx context.Context, views []*view, rt *roundTrips) ([]Change, error) {
+// changed returns the batch's changes as the views decided them: the
+// replays' current clusters, then each event's.
+func (s *Store) changed(views []*view) ([]Change, error) {
 	var out []Change
 	for _, v := range views {
 		for _, p := range v.dups {
@@ -25,68 +25,45 @@ func (s *Store) write(ctx context.Context, views []*view, rt *roundTrips) ([]Cha
 			}
 		}
 	}
+	for _, v := range views {
+		for _, p := range v.run.events {
+			out = append(out, p.changes...)
+		}
+	}
+	return out, nil
+}
+
+// lookupAccounts fills the changes' accounts: the ids of the changed
+// clusters' companies as the index holds them once the batch is written
+// (the batch's own account writes are in the views already). A view that
+// knows every key reads nothing; otherwise this is one round trip, before
+// the write, so that the caller can plan the changes between deciding and
+// writing.
+func (s *Store) lookupAccounts(ctx context.Context, views []*view, rt *roundTrips) error {
 	type lookup struct {
 		v      *view
 		fields []string
 		cmd    *redis.SliceCmd
 	}
-	var calls []*redis.Cmd
 	var lookups []*lookup
-	build := func() redis.Pipeliner {
-		pipe := s.rdb.Pipeline()
-		calls, lookups = calls[:0], lookups[:0]
-		if !s.marked {
-			// The marker goes with the first write of this store, in the
-			// same round trip: state without it is a batch that failed and
-			// is retried.
-			pipe.HSetNX(ctx, MarkerKey(s.opts.Namespace), markerCreated, time.Now().UTC().Format(time.RFC3339))
-		}
-		for _, v := range views {
-			// A batch that writes nothing still checks the epoch: a stale
-			// owner must not even report replays from what it holds.
-			k := v.run.keys
-			calls = append(calls, writeScript.EvalSha(ctx, pipe, append([]string{k.epoch}, k.hashes[:]...), v.writeArgs(s.epochs[v.run.tenant])...))
-			// The accounts of the changed clusters' companies, as the index
-			// holds them once the batch is written.
-			lk := &lookup{v: v}
-			seen := map[string]bool{}
-			for _, a := range v.accountLookups {
-				f := accountHex(a.key)
-				if !v.knows(hAcct, f) && !v.complete && !seen[f] {
-					seen[f] = true
-					lk.fields = append(lk.fields, f)
-				}
-			}
-			if len(lk.fields) > 0 {
-				lk.cmd = pipe.HMGet(ctx, v.run.keys.hashes[hAcct], lk.fields...)
-				lookups = append(lookups, lk)
+	pipe := s.rdb.Pipeline()
+	for _, v := range views {
+		lk := &lookup{v: v}
+		seen := map[string]bool{}
+		for _, a := range v.accountLookups {
+			f := accountHex(a.key)
+			if !v.knows(hAcct, f) && !v.complete && !seen[f] {
+				seen[f] = true
+				lk.fields = append(lk.fields, f)
 			}
 		}
-		return pipe
-	}
-	err := s.exec(ctx, build(), "write", rt)
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		// The server lost its script cache (a restart or failover): no call
-		// ran, so the same round goes again.
-		s.res.reloads.Inc()
-		if err = writeScript.Load(ctx, s.rdb).Err(); err == nil {
-			err = s.exec(ctx, build(), "write", rt)
+		if len(lk.fields) > 0 {
+			lk.cmd = pipe.HMGet(ctx, v.run.keys.hashes[hAcct], lk.fields...)
+			lookups = append(lookups, lk)
 		}
 	}
-	if err != nil {
-		return nil, err
-	}
-	s.marked = true
-	for i, c := range calls {
-		switch n, _ := c.Int(); n {
-		case 1:
-		case -1:
-			s.lost = s.stateLost("the epoch of tenant " + views[i].run.tenant + " vanished under its owner")
-			return nil, s.lost
-		default:
-			s.res.fenced.Inc()
-			return nil, fmt.Errorf("%w (tenant %s)", ErrFenced, views[i].run.tenant)
-		}
+	if err := s.exec(ctx, pipe, "accounts", rt); err != nil {
+		return err
 	}
 	for _, lk := range lookups {
 		for i, x := range lk.cmd.Val() {
@@ -100,24 +77,116 @@ func (s *Store) write(ctx context.Context, views []*view, rt *roundTrips) ([]Cha
 				a.into[a.value] = id
 			}
 		}
-		for _, p := range v.run.events {
-			out = append(out, p.changes...)
-		}
-		v.writes = [nHashes]map[string]*string{}
-		v.dups, v.accountLookups = nil, nil
+		v.accountLookups = nil
 	}
-	return out, nil
+	return nil
 }
 
-// writeArgs is write.lua's ARGV for the view's writes.
-func (v *view) writeArgs(epoch string) []any {
-	n := 0
+// write sends every view's writes of the batch, and the side state of
+// each tenant in side, as one fenced script call per tenant, in one round
+// trip. A call that finds the tenant's epoch moved writes nothing: the
+// store is fenced. A tenant of side without a view must have been taken
+// by this store.
+func (s *Store) write(ctx context.Context, views []*view, side map[string]Side, rt *roundTrips) error {
+	type call struct {
+		tenant string
+		keys   []string
+		args   []any
+	}
+	var calls []call
+	inBatch := map[string]bool{}
+	for _, v := range views {
+		// A batch that writes nothing still checks the epoch: a stale
+		// owner must not even report replays from what it holds.
+		k := v.run.keys
+		t := v.run.tenant
+		inBatch[t] = true
+		calls = append(calls, call{t, append([]string{k.epoch}, append(k.hashes[:], k.side)...), v.writeArgs(s.epochs[t], side[t])})
+	}
+	for _, t := range slices.Sorted(maps.Keys(side)) {
+		if inBatch[t] {
+			continue
+		}
+		epoch, ok := s.epochs[t]
+		if !ok {
+			return fmt.Errorf("matcher: side state of tenant %s, which this store does not own", t)
+		}
+		k := tenantKeys(s.opts.Namespace, t)
+		calls = append(calls, call{t, append([]string{k.epoch}, append(k.hashes[:], k.side)...), (&view{}).writeArgs(epoch, side[t])})
+	}
+	// The tenants with side state not yet in the index go into it in the
+	// same round trip (another slot: not atomic with the write, but a
+	// failed round trip fails the batch, which is retried).
+	var index []any
+	if s.index != "" {
+		for _, t := range slices.Sorted(maps.Keys(side)) {
+			if len(side[t]) > 0 && !s.indexed[t] {
+				index = append(index, t)
+			}
+		}
+	}
+	var cmds []*redis.Cmd
+	build := func() redis.Pipeliner {
+		pipe := s.rdb.Pipeline()
+		cmds = cmds[:0]
+		if !s.marked {
+			// The marker goes with the first write of this store, in the
+			// same round trip: state without it is a batch that failed and
+			// is retried.
+			pipe.HSetNX(ctx, MarkerKey(s.opts.Namespace), markerCreated, time.Now().UTC().Format(time.RFC3339))
+		}
+		for _, c := range calls {
+			cmds = append(cmds, writeScript.EvalSha(ctx, pipe, c.keys, c.args...))
+		}
+		if len(index) > 0 {
+			pipe.SAdd(ctx, s.index, index...)
+		}
+		return pipe
+	}
+	err := s.exec(ctx, build(), "write", rt)
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		// The server lost its script cache (a restart or failover): no call
+		// ran, so the same round goes again.
+		s.res.reloads.Inc()
+		if err = writeScript.Load(ctx, s.rdb).Err(); err == nil {
+			err = s.exec(ctx, build(), "write", rt)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	s.marked = true
+	for i, c := range cmds {
+		switch n, _ := c.Int(); n {
+		case 1:
+		case -1:
+			s.lost = s.stateLost("the epoch of tenant " + calls[i].tenant + " vanished under its owner")
+			return s.lost
+		default:
+			s.res.fenced.Inc()
+			return fmt.Errorf("%w (tenant %s)", ErrFenced, calls[i].tenant)
+		}
+	}
+	for _, t := range index {
+		s.indexed[t.(string)] = true
+	}
+	for _, v := range views {
+		v.writes = [nHashes]map[string]*string{}
+		v.dups = nil
+	}
+	return nil
+}
+
+// writeArgs is write.lua's ARGV for the view's writes and the tenant's
+// side state.
+func (v *view) writeArgs(epoch string, side Side) []any {
+	n := len(side)
 	for _, w := range v.writes {
 		n += len(w)
 	}
-	args := make([]any, 0, 1+2*nHashes+2*n)
+	args := make([]any, 0, 1+2*(nHashes+1)+2*n)
 	args = append(args, epoch)
-	for _, w := range v.writes {
+	for _, w := range append(v.writes[:], side) {
 		sets := 0
 		for _, val := range w {
 			if val != nil {

@@ -177,7 +177,7 @@ func (l *loop) service(name string, fn func(ctx context.Context) error) (stop fu
 func (l *loop) pipeline() (stop func()) {
 	p, err := pipeline.New(pipeline.Config{
 		Brokers: l.kc.Addrs(), Group: "pipeline", RecordsTopic: loopRecords, ByTenantTopic: loopByTenant,
-		Requests: l.requests(nil), RequestsTopic: loopRequests, CommandsTopic: loopCommands, DLQTopic: loopDLQ,
+		Requests: func(lc *pipeline.Handler) pipeline.RequestHandler { return l.requests(lc) }, RequestsTopic: loopRequests, CommandsTopic: loopCommands, DLQTopic: loopDLQ,
 		CommitInterval: 100 * time.Millisecond, MaxPollRecords: 10_000, Logger: zerolog.Nop(),
 	}, func() pipeline.Owner {
 		return matcher.NewStore(l.rdb, matcher.StoreOptions{Namespace: l.ns, Rules: l.cfg.Rules})

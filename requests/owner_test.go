@@ -47,7 +47,6 @@ func newOwned(t *testing.T, opts ...func(*pipeline.Config)) *owned {
 	ns := redistest.Namespace(t)
 	o := &owned{t: t, kc: kafkatest.New(t, 1, ownRecords, ownByTenant, ownCommands, ownResults, ownRequests, ownDLQ)}
 	store := matcher.NewStore(srv.Client(), matcher.StoreOptions{Namespace: ns, Rules: cfg.Rules})
-	lp := &pipeline.LifecyclePlanner{Tenants: cfg}
 	tenants := func(name string) (Tenant, error) {
 		tc, err := cfg.Tenant(name)
 		if err != nil {
@@ -55,11 +54,13 @@ func newOwned(t *testing.T, opts ...func(*pipeline.Config)) *owned {
 		}
 		return Tenant{Engine: tc.Engine, Policy: Policy{Roles: []string{"sales_admin"}}, Verifier: testVerifier(t)}, nil
 	}
-	h := NewHandler(HandlerConfig{CommandsTopic: ownCommands, EventsTopic: ownResults, Lifecycle: lp, Logger: zerolog.Nop()},
-		&Source{Graph: store, Records: store}, tenants, NewRedisLedger(srv.Client(), ns))
+	requests := func(lc *pipeline.Handler) pipeline.RequestHandler {
+		return NewHandler(HandlerConfig{CommandsTopic: ownCommands, EventsTopic: ownResults, Lifecycle: lc, Logger: zerolog.Nop()},
+			&Source{Graph: store, Records: store}, tenants, NewRedisLedger(srv.Client(), ns))
+	}
 	pc := pipeline.Config{
 		Brokers: o.kc.Addrs(), Group: "own", RecordsTopic: ownRecords, ByTenantTopic: ownByTenant,
-		Requests: h, RequestsTopic: ownRequests, Planner: lp, CommandsTopic: ownCommands, DLQTopic: ownDLQ,
+		Requests: requests, RequestsTopic: ownRequests, CommandsTopic: ownCommands, DLQTopic: ownDLQ,
 		CommitInterval: 100 * time.Millisecond, Logger: zerolog.Nop(),
 	}
 	for _, f := range opts {

@@ -208,6 +208,9 @@ func runDemo(ctx context.Context, e *env, o demoOptions) error {
 	if err == nil {
 		err = waitCommitted(waitCtx, kadm.NewClient(cl), demoGroup, pipeline.DefaultByTenantTopic, runDone)
 	}
+	if err == nil {
+		err = waitSettled(waitCtx, p.Handler(), runDone)
+	}
 	if err != nil {
 		switch {
 		case ctx.Err() != nil:
@@ -290,6 +293,26 @@ func waitCommitted(ctx context.Context, adm *kadm.Client, group, topic string, s
 	for {
 		committed, err := adm.FetchOffsets(ctx, group)
 		if err == nil && caughtUp(ends, committed) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-stopped:
+			return errStopped
+		case <-tick.C:
+		}
+	}
+}
+
+// waitSettled waits until the pipeline holds no plan back: the settle
+// windows the input opened closed on the wall clock, their commands
+// acknowledged and their marks written.
+func waitSettled(ctx context.Context, h *pipeline.Handler, stopped <-chan struct{}) error {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if unplanned, unwritten := h.Pending(); unplanned+unwritten == 0 {
 			return nil
 		}
 		select {

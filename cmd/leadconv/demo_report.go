@@ -80,22 +80,21 @@ func decodeCommand(r *kgo.Record) (engine.Command, error) {
 	return cmd, nil
 }
 
-// add counts a command and keeps it when it belongs to the latest plan of
-// its cluster seen so far: a writer drops plans older than one it applied.
+// add counts a command and keeps it with its cluster's: plans compose, so
+// a cluster's commands together are what a writer does with it. A command
+// emitted again under its id (after a restart) counts once.
 func (rep *demoReport) add(r *kgo.Record) error {
 	cmd, err := decodeCommand(r)
 	if err != nil {
 		return err
 	}
+	plan := rep.plans[cmd.ClusterID]
+	if slices.ContainsFunc(plan, func(c engine.Command) bool { return c.ID == cmd.ID }) {
+		return nil
+	}
 	rep.total++
 	rep.byType[cmd.Kind]++
-	plan := rep.plans[cmd.ClusterID]
-	switch {
-	case len(plan) == 0 || plan[0].ClusterVersion < cmd.ClusterVersion:
-		rep.plans[cmd.ClusterID] = []engine.Command{cmd}
-	case plan[0].ClusterVersion == cmd.ClusterVersion:
-		rep.plans[cmd.ClusterID] = append(plan, cmd)
-	}
+	rep.plans[cmd.ClusterID] = append(plan, cmd)
 	return nil
 }
 
@@ -123,7 +122,7 @@ func (rep *demoReport) print(w io.Writer, events, dead int, elapsed time.Duratio
 	for _, id := range ids {
 		records += len(rep.final[id])
 	}
-	fmt.Fprintf(w, "%d duplicate clusters hold %d records; each has one latest plan.\n", len(ids), records)
+	fmt.Fprintf(w, "%d duplicate clusters hold %d records; each plan builds on the ones before it.\n", len(ids), records)
 	if len(ids) == 0 || show == 0 {
 		return
 	}
@@ -135,10 +134,12 @@ func (rep *demoReport) print(w io.Writer, events, dead int, elapsed time.Duratio
 	}
 	for _, id := range ids[:n] {
 		plan := rep.plans[id]
-		slices.SortFunc(plan, func(a, b engine.Command) int { return cmp.Compare(a.Seq, b.Seq) })
-		fmt.Fprintf(w, "\ncluster %s (version %d, %s)\n", id, plan[0].ClusterVersion, countObjects(rep.final[id]))
+		slices.SortStableFunc(plan, func(a, b engine.Command) int {
+			return cmp.Or(cmp.Compare(a.ClusterVersion, b.ClusterVersion), cmp.Compare(a.Seq, b.Seq))
+		})
+		fmt.Fprintf(w, "\ncluster %s (version %d, %s)\n", id, plan[len(plan)-1].ClusterVersion, countObjects(rep.final[id]))
 		for _, cmd := range plan {
-			fmt.Fprintf(w, "  %s\n", rep.describe(cmd))
+			fmt.Fprintf(w, "  v%d %s\n", cmd.ClusterVersion, rep.describe(cmd))
 		}
 	}
 	if len(ids) > n {

@@ -37,7 +37,7 @@ func TestDemoRunsToCompletion(t *testing.T) {
 	if m[1] == "0" || m[2] == "0" || !strings.Contains(m[3], "lead.convert") || !strings.Contains(m[3], "records.merge") {
 		t.Fatalf("summary %q: want events, lead.convert and records.merge commands", m[0])
 	}
-	for _, want := range []string{"duplicate clusters hold", "\ncluster ", "  convert lead-", "new account", "more clusters"} {
+	for _, want := range []string{"duplicate clusters hold", "\ncluster ", " convert lead-", "new account", "more clusters"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout)
 		}

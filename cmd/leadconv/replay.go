@@ -345,6 +345,11 @@ func runReplay(ctx context.Context, e *env, rc replayConfig) error {
 	r := &replayer{h: h, cl: cl, log: log, prog: prog, stdout: rc.stdout, topic: topic, namespace: namespace}
 	start := time.Now()
 	err = r.run(ctx, spans)
+	if err == nil {
+		// The settle windows still open at the end of the input close now,
+		// in event time as the rest: a replay is deterministic.
+		err = r.flush(ctx)
+	}
 	stopProg()
 	<-progDone
 	if err != nil {
@@ -398,7 +403,7 @@ func checkReplayTarget(ctx context.Context, rdb redis.UniversalClient, adm *kadm
 
 // replayer feeds the records of the spans through the handler.
 type replayer struct {
-	h      consumer.Handler
+	h      flushHandler
 	cl     *kgo.Client
 	log    zerolog.Logger
 	prog   *ops.Progress
@@ -500,22 +505,48 @@ func (r *replayer) batch(ctx context.Context, partition int32, recs []*kgo.Recor
 		case <-time.After(d):
 		}
 	}
-	if r.stdout == nil && len(res.Out) > 0 {
-		if err := r.cl.ProduceSync(ctx, res.Out...).FirstErr(); err != nil {
+	if err := r.emit(ctx, res.Out); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.skipped += len(res.Poison)
+	r.prog.Add(int64(len(recs)))
+	return nil
+}
+
+// flush emits the plans the settle windows still hold at the end of the
+// input, then writes their marks.
+func (r *replayer) flush(ctx context.Context) error {
+	out, err := r.h.Flush(ctx)
+	if err == nil {
+		err = r.emit(ctx, out)
+	}
+	if err == nil {
+		err = r.h.Sync(ctx)
+	}
+	if errors.Is(err, matcher.ErrFenced) {
+		return fmt.Errorf("replay: another writer took a tenant of namespace %q (is leadconv run or another replay using it? stop it, or replay into another --namespace): %w", r.namespace, err)
+	}
+	return err
+}
+
+// emit produces out to the output topic or writes it to stdout.
+func (r *replayer) emit(ctx context.Context, out []*kgo.Record) error {
+	if r.stdout == nil && len(out) > 0 {
+		if err := r.cl.ProduceSync(ctx, out...).FirstErr(); err != nil {
 			return fmt.Errorf("produce commands: %w", err)
 		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.stdout != nil {
-		for _, o := range res.Out {
+		for _, o := range out {
 			if _, err := r.stdout.Write(append(o.Value, '\n')); err != nil {
 				return err
 			}
 		}
 	}
-	r.out += len(res.Out)
-	r.skipped += len(res.Poison)
-	r.prog.Add(int64(len(recs)))
+	r.out += len(out)
 	return nil
 }

@@ -103,6 +103,10 @@ func newReplayEnv(t *testing.T, partitions int32) *replayEnv {
 	if err == nil {
 		err = waitCommitted(wctx, kadm.NewClient(cl), "live", pipeline.DefaultByTenantTopic, runDone)
 	}
+	if err == nil {
+		// The settle windows still open close on the wall clock.
+		err = waitSettled(wctx, p.Handler(), runDone)
+	}
 	cancel()
 	<-runDone
 	if err != nil || runErr != nil {

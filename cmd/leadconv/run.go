@@ -150,7 +150,11 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 				c, err := pipeline.New(pipeline.Config{
 					Brokers: o.brokerList(), Group: *group, RecordsTopic: o.recordsTopic,
 					ByTenantTopic: o.byTenantTopic, InputByTenant: o.inputByTenant,
-					Requests: requests.NewHandler(rc, src, tenants, ledger), RequestsTopic: rf.Topic(),
+					Requests: func(lc *pipeline.Handler) pipeline.RequestHandler {
+						rc.Lifecycle = lc
+						return requests.NewHandler(rc, src, tenants, ledger)
+					},
+					RequestsTopic: rf.Topic(),
 					ResultsTopic:  *commandResults,
 					CommandsTopic: o.commandsTopic, DLQTopic: o.dlqTopic, ChangesTopic: *changesTopic,
 					MaxRecordBytes: o.maxRecordBytes, MaxProduceBytes: o.maxProduceBytes, Structured: o.contentMode == "structured",

@@ -103,9 +103,6 @@ type handlerParts struct {
 	structured     bool
 	log            zerolog.Logger
 	reg            prometheus.Registerer
-	// planner is nil for the handler's default (plans compose, no settle
-	// window).
-	planner pipeline.Planner
 	// rebuild: the owners rebuild the namespace (matcher.StoreOptions.Rebuild).
 	rebuild bool
 }
@@ -118,7 +115,6 @@ func newHandler(p handlerParts) *pipeline.Handler {
 		Structured:     p.structured,
 		Logger:         p.log,
 		Metrics:        pipeline.NewMetrics(p.reg),
-		Planner:        p.planner,
 	}, newOwners(p), p.cfg)
 }
 

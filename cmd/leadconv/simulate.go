@@ -112,7 +112,6 @@ Examples:
 				h := newHandler(handlerParts{
 					rdb: rdb, cfg: cfg, namespace: "lc", commandsTopic: defaultCommandsTopic, changesTopic: changesTopic,
 					maxRecordBytes: *maxBytes, structured: true, log: log, reg: prometheus.NewRegistry(),
-					planner: &pipeline.LifecyclePlanner{Options: pipeline.Settled},
 				})
 				var sum simSummary
 				err = writeOutput(e.stdout, *output, func(w io.Writer) error {
@@ -153,6 +152,7 @@ type simRejection struct {
 type flushHandler interface {
 	consumer.Handler
 	Flush(ctx context.Context) ([]*kgo.Record, error)
+	Sync(ctx context.Context) error
 }
 
 // simulate feeds the lines of in to h in batches as records of one
@@ -224,7 +224,10 @@ func simulate(ctx context.Context, in io.Reader, batch, maxBytes int, h flushHan
 	if err != nil {
 		return fmt.Errorf("end of input: %w", err)
 	}
-	return emit(out)
+	if err := emit(out); err != nil {
+		return err
+	}
+	return h.Sync(ctx)
 }
 
 // canonicalName names a person under leadconv's canonical field names.

@@ -18,10 +18,8 @@ import (
 
 	"github.com/leadconv/leadconv/engine"
 	"github.com/leadconv/leadconv/internal/config"
-	"github.com/leadconv/leadconv/internal/pipeline"
 	"github.com/leadconv/leadconv/internal/redisconn"
 	"github.com/leadconv/leadconv/internal/testutil/pgtest"
-	"github.com/leadconv/leadconv/matcher"
 	"github.com/leadconv/leadconv/matcher/gen"
 	"github.com/leadconv/leadconv/record"
 	"github.com/leadconv/leadconv/writer"
@@ -154,20 +152,6 @@ var t0sim = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 
 func timeSec(i int) time.Duration { return time.Duration(i) * time.Second }
 
-// recordingPlanner remembers every cluster's latest change: the final
-// clusters once the input is through.
-type recordingPlanner struct {
-	*pipeline.LifecyclePlanner
-	last map[string]matcher.Change
-}
-
-func (r *recordingPlanner) Plan(ctx context.Context, changes []pipeline.Changed, acc pipeline.AccountResolver) ([]pipeline.Planned, error) {
-	for _, c := range changes {
-		r.last[c.ClusterID] = c.Change
-	}
-	return r.LifecyclePlanner.Plan(ctx, changes, acc)
-}
-
 // One pass of simulate over generated leads and contacts, duplicates in
 // bursts and trickles, updates that split clusters, with the shipped
 // defaults (no merge_contacts, the default settle window), its commands
@@ -188,9 +172,9 @@ func TestSimulateConvergesOnTheMirror(t *testing.T) {
 	}
 	defer closeRedis()
 	cfg := config.Default()
-	rp := &recordingPlanner{LifecyclePlanner: &pipeline.LifecyclePlanner{Options: pipeline.Settled}, last: map[string]matcher.Change{}}
-	h := newHandler(handlerParts{rdb: rdb, cfg: cfg, namespace: "lc", commandsTopic: defaultCommandsTopic,
-		maxRecordBytes: 1 << 20, structured: true, log: zerolog.Nop(), reg: prometheus.NewRegistry(), planner: rp})
+	parts := handlerParts{rdb: rdb, cfg: cfg, namespace: "lc", commandsTopic: defaultCommandsTopic,
+		maxRecordBytes: 1 << 20, structured: true, log: zerolog.Nop(), reg: prometheus.NewRegistry()}
+	h := newHandler(parts)
 	var out bytes.Buffer
 	var sum simSummary
 	if err := simulate(ctx, &in, 500, 1<<20, h, &out, &sum); err != nil {
@@ -235,12 +219,16 @@ func TestSimulateConvergesOnTheMirror(t *testing.T) {
 		lastKind[c.ClusterID] = c.Kind
 	}
 	var checked, contactsOnly, handedOver int
-	for id, ch := range rp.last {
-		if ch.Removed || len(ch.Members) < 2 {
+	final, err := newReader(parts).Clusters(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, members := range final {
+		if len(members) < 2 {
 			continue
 		}
 		leads := 0
-		for _, r := range ch.Members {
+		for _, r := range members {
 			if r.Object == record.Lead {
 				leads++
 			}
@@ -255,8 +243,8 @@ func TestSimulateConvergesOnTheMirror(t *testing.T) {
 		}
 		checked++
 		live := map[string]bool{}
-		for _, r := range ch.Members {
-			got, ok, err := m.Get(ctx, "acme", r.Ref())
+		for _, r := range members {
+			got, ok, err := m.Get(ctx, "acme", r)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -274,11 +262,11 @@ func TestSimulateConvergesOnTheMirror(t *testing.T) {
 			}
 		}
 		if len(live) != 1 {
-			t.Errorf("cluster %s (%d records): contacts %v, want one", id, len(ch.Members), live)
+			t.Errorf("cluster %s (%d records): contacts %v, want one", id, len(members), live)
 			// What was emitted for its records, to see why.
 			rep := &demoReport{names: sum.names}
 			for _, c := range cmds {
-				if c.ClusterID == id || slices.ContainsFunc(ch.Members, func(r record.Record) bool { return strings.Contains(c.Subject, r.ID) }) {
+				if c.ClusterID == id || slices.ContainsFunc(members, func(r record.Ref) bool { return strings.Contains(c.Subject, r.ID) }) {
 					t.Logf("  %s v%d %s", c.ClusterID, c.ClusterVersion, rep.describe(c))
 				}
 			}

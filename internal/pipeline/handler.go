@@ -9,13 +9,17 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -26,14 +30,20 @@ import (
 	"github.com/leadconv/leadconv/ingest"
 	"github.com/leadconv/leadconv/internal/config"
 	"github.com/leadconv/leadconv/internal/parallel"
+	"github.com/leadconv/leadconv/lifecycle"
 	"github.com/leadconv/leadconv/matcher"
 	"github.com/leadconv/leadconv/record"
 )
 
 // Owner is what the pipeline needs of the matcher: the single writer of
-// the tenants of one by-tenant partition (matcher.Store).
+// the tenants of one by-tenant partition (matcher.Store), which also keeps
+// the tenants' lifecycles durable as its side state.
 type Owner interface {
-	Apply(ctx context.Context, events []record.Event) ([]matcher.Change, error)
+	ApplyPlanned(ctx context.Context, events []record.Event, plan matcher.PlanFunc) ([]matcher.Change, error)
+	WriteSide(ctx context.Context, side map[string]matcher.Side) error
+	IndexSide(name string)
+	Indexed(ctx context.Context) ([]string, error)
+	Take(ctx context.Context, tenants []string) (map[string]map[string]string, error)
 	ResolveAccounts(ctx context.Context, tenant string, values []string) (map[string]string, error)
 	// Close drops the owner's resident state once its partition is gone.
 	Close()
@@ -88,8 +98,13 @@ type HandlerConfig struct {
 	// Formats decode the topics that carry a CRM's own format, by topic;
 	// other topics carry record events.
 	Formats map[string]Format
-	// Planner plans the changed clusters (default EachChange).
-	Planner Planner
+	// Lifecycle returns a tenant's lifecycle options (default Settled:
+	// the tenant's settle window).
+	Lifecycle func(*config.Tenant) lifecycle.Options
+	// Clock, when set, is the wall clock the settle windows run on between
+	// inputs (the live pipeline); nil runs them on event time alone
+	// (simulate, replay: deterministic, flushed at the end of the input).
+	Clock func() time.Time
 	// Requests, when its Handler is set, routes mass-conversion requests
 	// to their tenants' owners (requests.go).
 	Requests Requests
@@ -99,24 +114,26 @@ type HandlerConfig struct {
 
 // Handler processes batches of input records: it routes the input topics'
 // and, for each partition of the by-tenant topic, runs that partition's
-// owner. It is safe for concurrent use by the consumer's partition workers,
-// one per partition; its Planner keeps what was emitted per cluster between
-// batches.
+// owner, which keeps its tenants' lifecycles (what was emitted per cluster,
+// the settle timers). It is safe for concurrent use by the consumer's
+// partition workers, one per partition.
 type Handler struct {
-	cfg      HandlerConfig
-	owners   Owners
-	tenants  Tenants
-	mu       sync.Mutex
-	active   map[partitionKey]Owner
-	byTenant map[string]Owner // the owner that last applied a tenant: Flush's accounts
-	commands events.Encoder
-	changes  events.Encoder
-	planner  Planner
-	metrics  *Metrics
-	log      zerolog.Logger
+	cfg     HandlerConfig
+	owners  Owners
+	tenants Tenants
+	mu      sync.Mutex
+	active  map[partitionKey]*owner
+	// requested: the owner running each tenant's mass-conversion requests
+	// (History, Emitted), the one its requests were routed to.
+	requested map[string]*owner
+	commands  events.Encoder
+	changes   events.Encoder
+	metrics   *Metrics
+	log       zerolog.Logger
 	// committed reports whether the group committed offsets of a partition
 	// (the consumer's): its new owner then expects the namespace's state.
-	committed func(topic string, partition int32) bool
+	// It is set once the consumer exists, whose workers may already run.
+	committed atomic.Pointer[func(topic string, partition int32) bool]
 	lost      atomic.Pointer[error] // the first ErrStateLost, for /readyz
 }
 
@@ -137,6 +154,7 @@ func (h *Handler) StateLost() error {
 var (
 	_ consumer.Handler  = (*Handler)(nil)
 	_ consumer.Releaser = (*Handler)(nil)
+	_ consumer.Ticker   = (*Handler)(nil)
 )
 
 // Format decodes one message of a CRM format into its events and the
@@ -166,12 +184,12 @@ func NewHandler(cfg HandlerConfig, owners Owners, tenants Tenants) *Handler {
 	if cfg.Decode == nil {
 		cfg.Decode = DecodeEvent
 	}
-	if cfg.Planner == nil {
-		cfg.Planner = EachChange{}
+	if cfg.Lifecycle == nil {
+		cfg.Lifecycle = Settled
 	}
 	return &Handler{
-		cfg: cfg, owners: owners, tenants: tenants, planner: cfg.Planner, metrics: cfg.Metrics, log: cfg.Logger,
-		active: map[partitionKey]Owner{}, byTenant: map[string]Owner{},
+		cfg: cfg, owners: owners, tenants: tenants, metrics: cfg.Metrics, log: cfg.Logger,
+		active: map[partitionKey]*owner{}, requested: map[string]*owner{},
 		commands: events.Encoder{Topic: cfg.CommandsTopic, Structured: cfg.Structured},
 		changes:  events.Encoder{Topic: cfg.ChangesTopic, Structured: cfg.Structured},
 	}
@@ -185,19 +203,37 @@ type input struct {
 }
 
 // owner returns the partition's owner, made on its first batch.
-func (h *Handler) owner(topic string, partition int32) Owner {
+func (h *Handler) owner(topic string, partition int32) *owner {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	k := partitionKey{topic, partition}
 	o := h.active[k]
 	if o == nil {
-		o = h.owners()
-		if x, ok := o.(stateExpecter); ok && h.committed != nil && h.committed(topic, partition) {
+		st := h.owners()
+		if x, ok := st.(stateExpecter); ok && h.isCommitted(topic, partition) {
 			x.ExpectState()
 		}
+		// The tenants with lifecycle state are listed by partition, for
+		// the partition's next owner.
+		st.IndexSide(fmt.Sprintf("%s/%d", topic, partition))
+		o = newOwner(h, st)
 		h.active[k] = o
 	}
 	return o
+}
+
+// isCommitted reports whether the group committed offsets of the partition.
+func (h *Handler) isCommitted(topic string, partition int32) bool {
+	f := h.committed.Load()
+	return f != nil && (*f)(topic, partition)
+}
+
+// wall is the wall clock's time, zero without one.
+func (h *Handler) wall() time.Time {
+	if h.cfg.Clock == nil {
+		return time.Time{}
+	}
+	return h.cfg.Clock()
 }
 
 // Release ends the partition's owner (consumer.Releaser): once its worker
@@ -208,14 +244,14 @@ func (h *Handler) Release(topic string, partition int32) {
 	k := partitionKey{topic, partition}
 	o := h.active[k]
 	delete(h.active, k)
-	for t, to := range h.byTenant {
+	for t, to := range h.requested {
 		if to == o {
-			delete(h.byTenant, t)
+			delete(h.requested, t)
 		}
 	}
 	h.mu.Unlock()
 	if o != nil {
-		o.Close()
+		o.store.Close()
 	}
 }
 
@@ -240,32 +276,24 @@ func (h *Handler) Handle(ctx context.Context, topic string, partition int32, rec
 	}
 	own := h.owner(topic, partition)
 	ins, results := splitResults(ins)
-	changes, ins, refused, err := h.apply(ctx, own, ins)
+	changes, plans, ins, refused, err := h.apply(ctx, own, ins)
 	if err != nil {
 		return consumer.Result{}, err
 	}
-	if _, ok := h.planner.(Flusher); ok {
-		h.mu.Lock()
-		for _, in := range ins {
-			h.byTenant[in.ev.Tenant] = own
-		}
-		h.mu.Unlock()
-	}
-	for i, r := range refused {
+	dead := map[*kgo.Record]bool{}
+	for _, r := range refused {
 		// A message of several events is dead-lettered once.
-		if i > 0 && refused[i-1] == r {
+		if dead[r] {
 			continue
 		}
+		dead[r] = true
 		res.Poison = append(res.Poison, consumer.Poison{Record: r, Code: CodeInvalidEvent})
 	}
-	out, types, err := h.plan(ctx, own, ins, changes)
+	out, types, err := h.finish(ctx, own, ins, changes, plans, results)
 	if err != nil {
-		return consumer.Result{}, err
-	}
-	// After the batch's events: the record events a writer emits for a
-	// command precede its result.
-	out, types, err = h.results(ctx, own, results, out, types)
-	if err != nil {
+		// Nothing of the call is produced: its plans stay held, planned
+		// again by the retry.
+		own.retract()
 		return consumer.Result{}, err
 	}
 	res.Out = append(out, extra...)
@@ -426,32 +454,37 @@ func routedResult(topic string, in input) (*kgo.Record, error) {
 	return out, nil
 }
 
-// results hands the batch's writer results, in order, to a planner that
-// awaits them (ResultPlanner) and appends the commands of the plans they
-// made due; without one, results are only counted.
-func (h *Handler) results(ctx context.Context, own Owner, ins []input, out []*kgo.Record, types []string) ([]*kgo.Record, []string, error) {
-	rp, ok := h.planner.(ResultPlanner)
-	var plans []Planned
-	for _, in := range ins {
-		if rq := h.cfg.Requests.Handler; rq != nil && in.res.RequestID != "" {
-			// The request's summary of outcomes, once all arrived.
+// finish encodes what a batch made: its cluster.changed events, its plans'
+// commands and then, after the batch's events (the record events a writer
+// emits for a command precede its result), the writer results'
+// reconciliation: re-plans, and request.outcomes of requests whose commands
+// all have their results.
+func (h *Handler) finish(ctx context.Context, own *owner, ins []input, changes []matcher.Change, plans []Planned, results []input) ([]*kgo.Record, []string, error) {
+	out, err := h.changed(ins, changes)
+	if err != nil {
+		return nil, nil, err
+	}
+	out, types, err := h.encode(out, nil, plans)
+	if err != nil {
+		return nil, nil, err
+	}
+	if rq := h.cfg.Requests.Handler; rq != nil {
+		for _, in := range results {
+			if in.res.RequestID == "" {
+				continue
+			}
 			recs, err := rq.Outcome(ctx, *in.res)
 			if err != nil {
 				return nil, nil, err
 			}
 			out = append(out, recs...)
 		}
-		if !ok {
-			continue
-		}
-		// The result's time: when the writer reported it.
-		ps, err := rp.Result(ctx, in.res.Tenant, lifecycleResult(*in.res), in.rec.Timestamp, own.ResolveAccounts)
-		if err != nil {
-			return nil, nil, err
-		}
-		plans = append(plans, ps...)
 	}
-	return h.encode(out, types, plans)
+	replans, err := own.results(ctx, results)
+	if err != nil {
+		return nil, nil, h.applyErr(err)
+	}
+	return h.encode(out, types, replans)
 }
 
 // reasonLabel bounds the reason label of the results metric: a writer's
@@ -494,99 +527,63 @@ func (h *Handler) decode(r *kgo.Record) (ingest.Decoded, error) {
 	return ingest.Decoded{Events: []record.Event{ev}}, nil
 }
 
-// apply applies the batch's events in one store call. Should the store
-// refuse an event the decoder let through, the batch is applied event by
-// event (a replay for those already applied) to dead-letter only the
-// refused ones; ins is returned without them.
-func (h *Handler) apply(ctx context.Context, own Owner, ins []input) ([]matcher.Change, []input, []*kgo.Record, error) {
-	if len(ins) == 0 {
-		return nil, ins, nil, nil
+// apply applies the batch's events in one store call, planning what they
+// change. Should the store refuse an event the decoder let through, it
+// wrote nothing (matcher.RefusedError): the batch is applied again without
+// it, and the refused record returned to be dead-lettered; ins is returned
+// without them.
+func (h *Handler) apply(ctx context.Context, own *owner, ins []input) ([]matcher.Change, []Planned, []input, []*kgo.Record, error) {
+	var refused []*kgo.Record
+	for len(ins) > 0 {
+		changes, plans, err := own.batch(ctx, ins)
+		var re *matcher.RefusedError
+		if !errors.As(err, &re) || re.Index < 0 || re.Index >= len(ins) {
+			if err != nil {
+				return nil, nil, nil, nil, h.applyErr(err)
+			}
+			return changes, plans, ins, refused, nil
+		}
+		refused = append(refused, ins[re.Index].rec)
+		ins = slices.Delete(slices.Clone(ins), re.Index, re.Index+1)
 	}
-	evs := make([]record.Event, len(ins))
-	for i := range ins {
-		evs[i] = ins[i].ev
-	}
-	changes, err := own.Apply(ctx, evs)
-	if err == nil {
-		return changes, ins, nil, nil
-	}
-	if errors.Is(err, matcher.ErrFenced) {
+	return nil, nil, ins, refused, nil
+}
+
+// applyErr classifies an owner's error: a fence or lost state stops the
+// partition; anything else is transient.
+func (h *Handler) applyErr(err error) error {
+	switch {
+	case errors.Is(err, matcher.ErrFenced):
 		// Another owner took a tenant of the partition: this one is a
 		// zombie, and retrying can never succeed.
-		return nil, nil, nil, fmt.Errorf("pipeline: apply: %w: %w", consumer.ErrPartitionLost, err)
-	}
-	if errors.Is(err, matcher.ErrStateLost) {
+		return fmt.Errorf("pipeline: apply: %w: %w", consumer.ErrPartitionLost, err)
+	case errors.Is(err, matcher.ErrStateLost):
 		// Applying on top of lost state would build partial records: the
 		// partition stops until the namespace is rebuilt.
 		if h.lost.CompareAndSwap(nil, &err) {
 			h.log.Error().Err(err).Msg("matcher state lost: not applying")
 		}
-		return nil, nil, nil, fmt.Errorf("pipeline: apply: %w: %w", consumer.ErrPartitionLost, err)
+		return fmt.Errorf("pipeline: apply: %w: %w", consumer.ErrPartitionLost, err)
 	}
-	if !errors.Is(err, matcher.ErrInvalidEvent) {
-		return nil, nil, nil, fmt.Errorf("pipeline: apply: %w", err)
-	}
-	var refused []*kgo.Record
-	kept := ins[:0:0]
-	changes = changes[:0]
-	for _, in := range ins {
-		cs, err := own.Apply(ctx, []record.Event{in.ev})
-		if errors.Is(err, matcher.ErrInvalidEvent) {
-			refused = append(refused, in.rec)
-			continue
-		}
-		if errors.Is(err, matcher.ErrFenced) {
-			return nil, nil, nil, fmt.Errorf("pipeline: apply: %w: %w", consumer.ErrPartitionLost, err)
-		}
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("pipeline: apply: %w", err)
-		}
-		for _, c := range cs {
-			c.Index = len(kept)
-			changes = append(changes, c)
-		}
-		kept = append(kept, in)
-	}
-	return changes, kept, refused, nil
+	return fmt.Errorf("pipeline: apply: %w", err)
 }
 
-// plan encodes, when enabled, one cluster.changed event per change, and
-// the commands of the plans the planner says are due.
-func (h *Handler) plan(ctx context.Context, own Owner, ins []input, changes []matcher.Change) (out []*kgo.Record, types []string, err error) {
-	if len(changes) == 0 {
-		return nil, nil, nil
+// changed encodes, when enabled, one cluster.changed event per change.
+func (h *Handler) changed(ins []input, changes []matcher.Change) ([]*kgo.Record, error) {
+	if h.cfg.ChangesTopic == "" {
+		return nil, nil
 	}
-	tenants := map[string]*config.Tenant{}
-	changed := make([]Changed, len(changes))
-	for i, c := range changes {
-		t := tenants[c.Tenant]
-		if t == nil {
-			var err error
-			if t, err = h.tenants.Tenant(c.Tenant); err != nil {
-				return nil, nil, fmt.Errorf("pipeline: tenant %s: %w", c.Tenant, err)
-			}
-			tenants[c.Tenant] = t
-		}
+	out := make([]*kgo.Record, 0, len(changes))
+	for _, c := range changes {
 		in := ins[c.Index]
-		at := in.ev.ModifiedAt
-		if at.IsZero() {
-			at = in.rec.Timestamp
+		origin := &events.Origin{Topic: in.rec.Topic, Partition: in.rec.Partition, Offset: in.rec.Offset}
+		r, err := h.changes.ClusterChanged(events.NewClusterChanged(c, origin), eventTime(in))
+		if err != nil {
+			return nil, err
 		}
-		changed[i] = Changed{Change: c, Tenant: t, At: at, Echo: in.ev.Echo, Conversion: conversionOf(t, &in.ev)}
-		if h.cfg.ChangesTopic != "" {
-			origin := &events.Origin{Topic: in.rec.Topic, Partition: in.rec.Partition, Offset: in.rec.Offset}
-			r, err := h.changes.ClusterChanged(events.NewClusterChanged(c, origin), at)
-			if err != nil {
-				return nil, nil, err
-			}
-			out = append(out, r)
-		}
+		out = append(out, r)
 	}
-	plans, err := h.planner.Plan(ctx, changed, own.ResolveAccounts)
-	if err != nil {
-		return nil, nil, err
-	}
-	return h.encode(out, types, plans)
+	return out, nil
 }
 
 // encode encodes the plans' commands, in parallel chunks (encoding is pure),
@@ -646,29 +643,112 @@ func (h *Handler) encodePlan(p *Planned) ([]*kgo.Record, error) {
 	return recs, nil
 }
 
-// resolveAccounts resolves a tenant's account values through the owner
-// that last applied the tenant.
-func (h *Handler) resolveAccounts(ctx context.Context, tenant string, values []string) (map[string]string, error) {
-	h.mu.Lock()
-	own := h.byTenant[tenant]
-	h.mu.Unlock()
-	if own == nil {
-		return nil, fmt.Errorf("pipeline: no owner of tenant %s", tenant)
+// Due reports when the partition's owner next has work without input (its
+// earliest settle timer, in wall time), false when none (consumer.Ticker).
+// A partition just assigned gets its owner here, before any input, so that
+// the plans its previous owner left pending fall due: once the group's
+// committed offsets of it are known (the owner must know whether state is
+// expected), asked again every ownerPoll until then. A partition without
+// committed offsets has its input redelivered, which makes the owner.
+func (h *Handler) Due(topic string, partition int32) (time.Time, bool) {
+	if h.cfg.Clock == nil || h.cfg.ByTenantTopic != "" && topic != h.cfg.ByTenantTopic {
+		return time.Time{}, false
 	}
-	return own.ResolveAccounts(ctx, tenant, values)
+	h.mu.Lock()
+	o := h.active[partitionKey{topic, partition}]
+	h.mu.Unlock()
+	if o == nil {
+		if !h.isCommitted(topic, partition) {
+			return h.wall().Add(ownerPoll), true
+		}
+		o = h.owner(topic, partition)
+	}
+	return o.due()
 }
 
-// Flush returns the commands of every plan the planner still holds back
-// (a settle window), at the end of the input (simulate, replay).
-func (h *Handler) Flush(ctx context.Context) ([]*kgo.Record, error) {
-	f, ok := h.planner.(Flusher)
-	if !ok {
-		return nil, nil
+// ownerPoll is how often a partition assigned without input is asked
+// whether the group committed offsets of it (Due).
+const ownerPoll = 250 * time.Millisecond
+
+// Tick plans the partition's clusters whose settle window passed with no
+// new input, writing the lifecycle's changes in one fenced call; the
+// commands are its Result (consumer.Ticker).
+func (h *Handler) Tick(ctx context.Context, topic string, partition int32) (consumer.Result, error) {
+	h.mu.Lock()
+	o := h.active[partitionKey{topic, partition}]
+	h.mu.Unlock()
+	if o == nil {
+		return consumer.Result{}, nil
 	}
-	plans, err := f.Flush(ctx, h.resolveAccounts)
+	plans, err := o.step(ctx, func(ts *tenantState, wall time.Time) []lifecycle.Ready { return ts.lc.Due(ts.idle(wall)) })
 	if err != nil {
-		return nil, err
+		return consumer.Result{}, h.applyErr(err)
 	}
+	out, err := h.encodeCounted(plans)
+	return consumer.Result{Out: out}, err
+}
+
+// Flush returns the commands of every plan the owners still hold back (a
+// settle window), at the end of the input (simulate, replay). Call Sync
+// once they were written out.
+func (h *Handler) Flush(ctx context.Context) ([]*kgo.Record, error) {
+	var plans []Planned
+	for _, o := range h.owned() {
+		ps, err := o.step(ctx, func(ts *tenantState, _ time.Time) []lifecycle.Ready { return ts.lc.Flush() })
+		if err != nil {
+			return nil, h.applyErr(err)
+		}
+		plans = append(plans, ps...)
+	}
+	return h.encodeCounted(plans)
+}
+
+// Sync writes what the owners' lifecycles hold and Redis does not yet: the
+// marks of the plans last returned, once they were written out (the end of
+// simulate and replay).
+func (h *Handler) Sync(ctx context.Context) error {
+	for _, o := range h.owned() {
+		if _, err := o.step(ctx, nil); err != nil {
+			return h.applyErr(err)
+		}
+	}
+	return nil
+}
+
+// Pending counts what the owners hold back: clusters with an unplanned
+// change (a settle window open), and plans emitted whose release is not
+// yet written (or other lifecycle changes not yet written).
+func (h *Handler) Pending() (unplanned, unwritten int) {
+	for _, o := range h.owned() {
+		o.mu.Lock()
+		unwritten += len(o.unacked)
+		for _, ts := range o.tenants {
+			unplanned += ts.lc.Pending()
+			if ts.lc.Dirty() {
+				unwritten++
+			}
+		}
+		o.mu.Unlock()
+	}
+	return unplanned, unwritten
+}
+
+// owned returns the active owners, by partition.
+func (h *Handler) owned() []*owner {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	keys := slices.SortedFunc(maps.Keys(h.active), func(a, b partitionKey) int {
+		return cmp.Or(strings.Compare(a.topic, b.topic), cmp.Compare(a.partition, b.partition))
+	})
+	out := make([]*owner, len(keys))
+	for i, k := range keys {
+		out[i] = h.active[k]
+	}
+	return out
+}
+
+// encodeCounted encodes plans with no input, counting the commands.
+func (h *Handler) encodeCounted(plans []Planned) ([]*kgo.Record, error) {
 	out, types, err := h.encode(nil, nil, plans)
 	if m := h.metrics; m != nil && err == nil {
 		for _, t := range types {

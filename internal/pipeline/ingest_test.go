@@ -122,7 +122,7 @@ func TestIngestFormats(t *testing.T) {
 		&kgo.Record{Topic: dbzTopic, Key: []byte(`{"id":"c-0"}`)},
 		&kgo.Record{Topic: dbzTopic, Key: []byte(`{"id":"c-1"}`), Value: []byte(row)},
 	)
-	kafkatest.WaitFor(t, 30*time.Second, "Debezium rows committed", func() bool { return e.kc.Committed(group, dbzTopic) == 2 && owned() })
+	kafkatest.WaitFor(t, 30*time.Second, "Debezium rows committed", func() bool { return e.kc.Committed(group, dbzTopic) == 2 && owned() && e.settled() })
 	// B and C convert; A, held, is in no command.
 	before := e.kc.ReadAll(commandsTopic)
 	if len(before) == 0 {
@@ -134,7 +134,7 @@ func TestIngestFormats(t *testing.T) {
 		}
 	}
 	e.kc.Produce(&kgo.Record{Topic: recordsTopic, Key: []byte("acme/00QA"), Value: []byte(reread)})
-	kafkatest.WaitFor(t, 30*time.Second, "the re-read committed", func() bool { return e.committed() == 1 && owned() })
+	kafkatest.WaitFor(t, 30*time.Second, "the re-read committed", func() bool { return e.committed() == 1 && owned() && e.settled() })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,8 @@ import (
 
 	"github.com/leadconv/leadconv/consumer"
 	"github.com/leadconv/leadconv/ingest"
+	"github.com/leadconv/leadconv/internal/config"
+	"github.com/leadconv/leadconv/lifecycle"
 )
 
 // DefaultByTenantTopic is the internal topic the input is routed to.
@@ -50,11 +52,10 @@ type Config struct {
 	// Requests, when set, processes mass-conversion requests: read from
 	// RequestsTopic (required with it) by this group, routed to
 	// the owned topic keyed by tenant, and handled by the tenant's owner in
-	// order with its record events.
-	Requests      RequestHandler
+	// order with its record events. It is given the pipeline's handler, the
+	// lifecycle the requests plan through (History, Emitted).
+	Requests      func(lifecycle *Handler) RequestHandler
 	RequestsTopic string
-	// Planner plans the changed clusters (HandlerConfig.Planner).
-	Planner Planner
 	// CommandsTopic receives commands; a dry-run replay points it elsewhere.
 	CommandsTopic string
 	DLQTopic      string
@@ -166,7 +167,20 @@ func New(cfg Config, owners Owners, tenants Tenants) (*Pipeline, error) {
 	hc := HandlerConfig{
 		ResultsTopic:  cfg.ResultsTopic,
 		CommandsTopic: cfg.CommandsTopic, ChangesTopic: cfg.ChangesTopic, MaxRecordBytes: cfg.MaxRecordBytes, MaxProduceBytes: cfg.MaxProduceBytes,
-		Structured: cfg.Structured, Decode: cfg.Decode, Formats: formats, Planner: cfg.Planner, Logger: cfg.Logger, Metrics: pm,
+		Structured: cfg.Structured, Decode: cfg.Decode, Formats: formats, Logger: cfg.Logger, Metrics: pm,
+		// Live, the settle windows also run on the wall clock: a pending
+		// cluster is planned once due, with no new input.
+		Clock: time.Now,
+	}
+	if cfg.ResultsTopic != "" {
+		// With the writer's feedback a cluster's next plan waits for the
+		// results of its last: composing on a conversion the CRM may still
+		// refuse would plan on a contact that never exists.
+		hc.Lifecycle = func(t *config.Tenant) lifecycle.Options {
+			o := Settled(t)
+			o.AwaitResults = true
+			return o
+		}
 	}
 	if cfg.Requests != nil {
 		rt := cfg.RequestsTopic
@@ -181,7 +195,7 @@ func New(cfg Config, owners Owners, tenants Tenants) (*Pipeline, error) {
 		if cfg.InputByTenant {
 			to = cfg.RecordsTopic
 		}
-		hc.Requests = Requests{Topic: rt, To: to, Handler: cfg.Requests}
+		hc.Requests = Requests{Topic: rt, To: to}
 	}
 	switch {
 	case !cfg.InputByTenant:
@@ -193,6 +207,9 @@ func New(cfg Config, owners Owners, tenants Tenants) (*Pipeline, error) {
 		return nil, errors.New("pipeline: inputs need the by-tenant topic: they cannot be read with the input keyed by tenant (--input-keyed-by-tenant)")
 	}
 	h := NewHandler(hc, owners, tenants)
+	if cfg.Requests != nil {
+		h.cfg.Requests.Handler = cfg.Requests(h)
+	}
 	cons, err := consumer.New(consumer.Config{
 		Brokers: cfg.Brokers, Group: cfg.Group, Topics: topics, DLQTopic: cfg.DLQTopic,
 		MaxPollRecords: cfg.MaxPollRecords, CommitInterval: cfg.CommitInterval, RevokeGrace: cfg.ShutdownGrace,
@@ -203,7 +220,8 @@ func New(cfg Config, owners Owners, tenants Tenants) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	h.committed = cons.Committed
+	committed := cons.Committed
+	h.committed.Store(&committed)
 	return &Pipeline{cfg: cfg, cons: cons, handler: h}, nil
 }
 

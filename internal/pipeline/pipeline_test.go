@@ -54,6 +54,8 @@ type env struct {
 	kc  *kafkatest.Cluster
 	srv *redistest.Server
 	cfg *config.File
+	// pipes are the pipelines built, for settled.
+	pipes []*pipeline.Pipeline
 }
 
 // newEnv starts kfake with the pipeline's topics and a redis-server started
@@ -123,7 +125,19 @@ func (e *env) pipeline(owners pipeline.Owners, reg prometheus.Registerer, opts .
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	e.pipes = append(e.pipes, p)
 	return p
+}
+
+// settled reports whether no pipeline holds a plan back: the settle windows
+// closed on the wall clock, their commands acknowledged.
+func (e *env) settled() bool {
+	for _, p := range e.pipes {
+		if unplanned, unwritten := p.Handler().Pending(); unplanned+unwritten > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func (e *env) committed() int64 { return e.kc.Committed(group, recordsTopic) }
@@ -136,9 +150,11 @@ func (e *env) done(n int64) bool {
 }
 
 // reference runs the by-tenant topic through a Handler without a consumer
-// group, partition by partition, into a fresh namespace: what one owner per
-// partition computes from the order the live owners had.
-func (e *env) reference() (ids map[string]bool, clusters string) {
+// group, partition by partition, into a fresh namespace, in event time and
+// flushed at the end: what one owner per partition computes from the order
+// the live owners had: the clusters, and the (kind, subject) of every
+// command, what a writer does.
+func (e *env) reference() (clusters string, outcome map[string]bool) {
 	e.t.Helper()
 	ns := redistest.Namespace(e.t)
 	h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, MaxRecordBytes: maxBytes}, e.owners(ns), e.cfg)
@@ -146,19 +162,27 @@ func (e *env) reference() (ids map[string]bool, clusters string) {
 	for _, r := range e.kc.ReadAll(byTenantTopic) {
 		byPart[r.Partition] = append(byPart[r.Partition], r)
 	}
-	ids = map[string]bool{}
+	outcome = map[string]bool{}
+	add := func(out []*kgo.Record) {
+		for _, r := range out {
+			outcome[string(kafkatest.Header(r, "ce_type"))+" "+string(kafkatest.Header(r, "ce_subject"))] = true
+		}
+	}
 	for p, recs := range byPart {
 		for chunk := range slices.Chunk(recs, 64) {
 			res, err := h.Handle(context.Background(), byTenantTopic, p, chunk)
 			if err != nil {
 				e.t.Fatal(err)
 			}
-			for _, r := range res.Out {
-				ids[string(kafkatest.Header(r, "ce_id"))] = true
-			}
+			add(res.Out)
 		}
 	}
-	return ids, clusterSets(e.t, e.store(ns))
+	out, err := h.Flush(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	add(out)
+	return clusterSets(e.t, e.store(ns)), outcome
 }
 
 // clusterSets renders the tenant's multi-member clusters as sorted member
@@ -225,21 +249,42 @@ func (e *env) commandIDs() map[string]int {
 	return ids
 }
 
-func sameIDs(t *testing.T, got map[string]int, want map[string]bool) {
-	t.Helper()
-	var missing, invented int
-	for id := range want {
-		if got[id] == 0 {
-			missing++
+// sameOutcome checks what a run that paused (a crash, an outage, a
+// rebalance) emitted against the reference. While its input waited, the
+// live settle windows ran on the wall clock, so a cluster may have been
+// planned at another version than in the reference (its commands under
+// other ids); what the commands do must be the same, and each (kind,
+// subject) emitted under one id only: a plan produced again carries the id
+// it had the first time.
+func (e *env) sameOutcome(want map[string]bool) {
+	e.t.Helper()
+	got := map[string]map[string]bool{}
+	for _, r := range e.kc.ReadAll(commandsTopic) {
+		ev, err := kafkatest.CloudEvent(r)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		k := ev.Type() + " " + ev.Subject()
+		if got[k] == nil {
+			got[k] = map[string]bool{}
+		}
+		got[k][ev.ID()] = true
+	}
+	for k, ids := range got {
+		if !want[k] {
+			e.t.Errorf("%s emitted, not in the reference", k)
+		}
+		if len(ids) > 1 {
+			e.t.Errorf("%s emitted under %d ids", k, len(ids))
 		}
 	}
-	for id := range got {
-		if !want[id] {
-			invented++
+	for k := range want {
+		if got[k] == nil {
+			e.t.Errorf("%s missing", k)
 		}
 	}
-	if missing > 0 || invented > 0 || len(want) == 0 {
-		t.Fatalf("command ids: %d missing, %d invented, %d expected", missing, invented, len(want))
+	if len(want) == 0 {
+		e.t.Error("the reference emitted nothing")
 	}
 }
 
@@ -263,8 +308,9 @@ var poisonCodes = []string{events.CodeBadCloudEvent, pipeline.CodeNotJSON, pipel
 
 // One pipeline over a generated stream with poison records mixed in: each
 // poison record lands in the DLQ with its code and a pointer to its origin,
-// everything else flows, and the commands and clusters are exactly those
-// one offline instance computes.
+// everything else flows, and the commands do exactly what one offline
+// instance's do (their ids too unless the input stalled for longer than a
+// settle window mid-stream: the live windows also close on the wall clock).
 func TestEndToEnd(t *testing.T) {
 	e := newEnv(t, 3)
 	recs := data(400)
@@ -283,7 +329,7 @@ func TestEndToEnd(t *testing.T) {
 	e.kc.Produce(all...)
 	reg := prometheus.NewRegistry()
 	stop := e.start(e.pipeline(e.owners(redistest.Namespace(t)), reg))
-	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.done(int64(len(all))) })
+	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.done(int64(len(all))) && e.settled() })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -306,8 +352,8 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	got := e.commandIDs()
-	wantIDs, _ := e.reference()
-	sameIDs(t, got, wantIDs)
+	_, want := e.reference()
+	e.sameOutcome(want)
 	for id, n := range got {
 		if n > 1 {
 			t.Fatalf("command %s produced %d times in a clean run", id, n)
@@ -367,7 +413,7 @@ func TestStoreRefusal(t *testing.T) {
 	}
 	bad := &kgo.Record{Topic: recordsTopic, Offset: 99, Value: []byte(`{"tenant":"","object":"lead","id":"L1","op":"delete"}`)}
 	batch := slices.Concat(recs[:20], []*kgo.Record{bad}, recs[20:])
-	h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, Decode: lenient}, e.owners(redistest.Namespace(t)), e.cfg)
+	h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, Decode: lenient, Lifecycle: pipeline.Immediate}, e.owners(redistest.Namespace(t)), e.cfg)
 	res, err := h.Handle(t.Context(), recordsTopic, 0, batch)
 	if err != nil {
 		t.Fatal(err)
@@ -375,7 +421,7 @@ func TestStoreRefusal(t *testing.T) {
 	if len(res.Poison) != 1 || res.Poison[0].Record != bad || res.Poison[0].Code != pipeline.CodeInvalidEvent {
 		t.Fatalf("poison %+v", res.Poison)
 	}
-	clean := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic}, e.owners(redistest.Namespace(t)), e.cfg)
+	clean := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, Lifecycle: pipeline.Immediate}, e.owners(redistest.Namespace(t)), e.cfg)
 	want, err := clean.Handle(t.Context(), recordsTopic, 0, recs)
 	if err != nil {
 		t.Fatal(err)
@@ -398,7 +444,7 @@ func TestStructuredOutput(t *testing.T) {
 	e := newEnv(t, 2)
 	e.kc.Produce(data(120)...)
 	stop := e.start(e.pipeline(e.owners(redistest.Namespace(t)), nil, func(c *pipeline.Config) { c.Structured = true }))
-	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.done(e.kc.EndOffsets(recordsTopic)) })
+	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.done(e.kc.EndOffsets(recordsTopic)) && e.settled() })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -407,8 +453,8 @@ func TestStructuredOutput(t *testing.T) {
 			t.Fatalf("structured record headers %v", r.Headers)
 		}
 	}
-	wantIDs, _ := e.reference()
-	sameIDs(t, e.commandIDs(), wantIDs)
+	_, want := e.reference()
+	e.sameOutcome(want)
 }
 
 func counterSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
@@ -518,8 +564,8 @@ func (g *commitGate) requestedSum(topic string) int64 {
 
 // A pipeline dies after producing the commands of input whose offsets it
 // never committed; a new one takes over. No input is lost (the final
-// clusters and command ids are exactly one clean instance's) and every
-// command produced again carries the id it had the first time.
+// clusters and what the commands do are exactly one clean instance's) and
+// every command produced again carries the id it had the first time.
 func TestCrashAndRestart(t *testing.T) {
 	e := newEnv(t, 3)
 	recs := data(400)
@@ -548,13 +594,13 @@ func TestCrashAndRestart(t *testing.T) {
 	gate.drop.Store(false)
 	e.kc.Produce(recs[half:]...)
 	stop = e.start(e.pipeline(e.owners(ns), nil))
-	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.done(int64(len(recs))) })
+	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.done(int64(len(recs))) && e.settled() })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	after := e.commandIDs()
-	wantIDs, wantClusters := e.reference()
-	sameIDs(t, after, wantIDs)
+	wantClusters, want := e.reference()
+	e.sameOutcome(want)
 	var again int
 	for id, n := range after {
 		if before[id] > 0 && n > before[id] {
@@ -598,7 +644,7 @@ func TestTwoInstances(t *testing.T) {
 	stopB := e.start(member(&byB))
 	kafkatest.WaitFor(t, 30*time.Second, "both members working", func() bool { return e.kc.Working(group) == 2 })
 	e.kc.Produce(recs[len(recs)/2:]...)
-	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.done(int64(len(recs))) })
+	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.done(int64(len(recs))) && e.settled() })
 	if err := stopA(); err != nil {
 		t.Fatal(err)
 	}
@@ -608,8 +654,8 @@ func TestTwoInstances(t *testing.T) {
 	if byA.Load() == 0 || byB.Load() == 0 {
 		t.Fatalf("records processed by A %d, by B %d: the group did not split the work", byA.Load(), byB.Load())
 	}
-	wantIDs, wantClusters := e.reference()
-	sameIDs(t, e.commandIDs(), wantIDs)
+	wantClusters, want := e.reference()
+	e.sameOutcome(want)
 	if got := clusterSets(t, e.store(ns)); got != wantClusters {
 		t.Fatalf("clusters of two instances differ from one")
 	}
@@ -656,7 +702,7 @@ func TestRedisOutage(t *testing.T) {
 		t.Fatalf("by-tenant committed %d while Redis was down, want %d", got, routed)
 	}
 	e.srv.Restart()
-	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.done(int64(len(recs))) })
+	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.done(int64(len(recs))) && e.settled() })
 	if err := p.Retrying(); err != nil {
 		t.Fatalf("Retrying after Redis came back: %v", err)
 	}
@@ -669,8 +715,8 @@ func TestRedisOutage(t *testing.T) {
 	if n := e.kc.EndOffsets(dlqTopic); n != 0 {
 		t.Fatalf("%d records dead-lettered by a Redis outage", n)
 	}
-	wantIDs, wantClusters := e.reference()
-	sameIDs(t, e.commandIDs(), wantIDs)
+	wantClusters, want := e.reference()
+	e.sameOutcome(want)
 	if got := clusterSets(t, e.store(ns)); got != wantClusters {
 		t.Fatalf("clusters after the outage differ from one clean run")
 	}
@@ -698,7 +744,7 @@ func TestExistingAccount(t *testing.T) {
 			`{"tenant":"acme","object":%q,"id":%q,"op":"upsert","created_at":"2026-01-02T03:04:05Z","modified_at":"2026-01-02T03:04:05Z","fields":%s}`, object, id, fields))}
 	}
 	st := &countingStore{Store: e.store(redistest.Namespace(t))}
-	h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic}, func() pipeline.Owner { return st }, e.cfg)
+	h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, Lifecycle: pipeline.Immediate}, func() pipeline.Owner { return st }, e.cfg)
 	handle := func(recs ...*kgo.Record) []*kgo.Record {
 		res, err := h.Handle(t.Context(), recordsTopic, 0, recs)
 		if err != nil || len(res.Poison) > 0 {
@@ -772,12 +818,20 @@ type fenceCounter struct {
 	n *atomic.Int64
 }
 
-func (s fenceCounter) Apply(ctx context.Context, evs []record.Event) ([]matcher.Change, error) {
-	ch, err := s.Store.Apply(ctx, evs)
+func (s fenceCounter) ApplyPlanned(ctx context.Context, evs []record.Event, plan matcher.PlanFunc) ([]matcher.Change, error) {
+	ch, err := s.Store.ApplyPlanned(ctx, evs, plan)
 	if errors.Is(err, matcher.ErrFenced) {
 		s.n.Add(1)
 	}
 	return ch, err
+}
+
+func (s fenceCounter) WriteSide(ctx context.Context, side map[string]matcher.Side) error {
+	err := s.Store.WriteSide(ctx, side)
+	if errors.Is(err, matcher.ErrFenced) {
+		s.n.Add(1)
+	}
+	return err
 }
 
 // Another owner takes the tenant of a running member's partition: the
@@ -809,7 +863,10 @@ func TestFencedOwnerStopsRetrying(t *testing.T) {
 		}
 	}
 	e.kc.Produce(recs[100:]...)
-	kafkatest.WaitFor(t, 30*time.Second, "the owner fenced", func() bool { return fenced.Load() > 0 })
+	// Fenced by its next write, a batch's or a timer's.
+	kafkatest.WaitFor(t, 30*time.Second, "the owner fenced and the rest routed", func() bool {
+		return fenced.Load() > 0 && e.kc.EndOffsets(byTenantTopic) == int64(len(recs))
+	})
 	routed := e.kc.EndOffsets(byTenantTopic)
 	time.Sleep(time.Second) // the retry backoff starts at 50ms
 	if got := fenced.Load(); got > int64(len(tenants)) {
@@ -822,7 +879,7 @@ func TestFencedOwnerStopsRetrying(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop = e.start(e.pipeline(e.owners(ns), nil))
-	kafkatest.WaitFor(t, 30*time.Second, "every record committed by the next owner", func() bool { return e.done(int64(len(recs))) })
+	kafkatest.WaitFor(t, 30*time.Second, "every record committed by the next owner", func() bool { return e.done(int64(len(recs))) && e.settled() })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,8 @@
 package pipeline_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"testing"
 	"time"
 
@@ -15,21 +13,19 @@ import (
 	"github.com/leadconv/leadconv/internal/testutil/kafkatest"
 	"github.com/leadconv/leadconv/internal/testutil/redistest"
 	"github.com/leadconv/leadconv/matcher"
-	"github.com/leadconv/leadconv/record"
 )
 
-// A Handler planning through a LifecyclePlanner with the tenants' settle
-// window in event time: three duplicates in one batch wait for the window,
+// A Handler without wall clock plans with the tenants' settle window in
+// event time: three duplicates in one batch wait for the window,
 // are planned once, at their latest version, when a later event moves
 // event time past it, and Flush plans what is still pending at the end.
-func TestLifecyclePlannerSettlesInEventTime(t *testing.T) {
+func TestHandlerSettlesInEventTime(t *testing.T) {
 	srv := redistest.New(t)
 	cfg, err := pipeline.GeneratedConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, MaxRecordBytes: maxBytes,
-		Planner: &pipeline.LifecyclePlanner{Options: pipeline.Settled}}, ownersFor(srv, cfg), cfg)
+	h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, MaxRecordBytes: maxBytes}, ownersFor(srv, cfg), cfg)
 	t0 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 	people := map[string][]string{"ann@acme.io": {"Ann", "Lee", "Acme", "415-555-0100"}, "bob@other.io": {"Bob", "Stone", "Other", "212-555-0199"}}
 	lead := func(off int64, id, email string, sec int) *kgo.Record {
@@ -85,63 +81,5 @@ func TestLifecyclePlannerSettlesInEventTime(t *testing.T) {
 func ownersFor(srv *redistest.Server, cfg *config.File) pipeline.Owners {
 	return func() pipeline.Owner {
 		return matcher.NewStore(srv.Client(), matcher.StoreOptions{Namespace: "t", Rules: cfg.Rules})
-	}
-}
-
-// An echo joining two clusters that each had commands emitted is planned
-// like any change (the masters meet: no plan accounted for them together);
-// the same echo without the join plans nothing.
-func TestEchoJoiningPlannedClustersIsPlanned(t *testing.T) {
-	cfg, err := pipeline.GeneratedConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tn, err := cfg.Tenant("acme")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t0 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
-	lead := func(id string, sec int, title string) record.Record {
-		return record.Record{Tenant: "acme", Object: record.Lead, ID: id, CreatedAt: t0, ModifiedAt: t0.Add(time.Duration(sec) * time.Second),
-			Fields: record.Fields{"FirstName": "Ann", "LastName": "Lee", "Email": "ann@acme.io", "Company": "Acme", "Title": title}}
-	}
-	change := func(id string, version int64, sec int, recs ...record.Record) pipeline.Changed {
-		return pipeline.Changed{Change: matcher.Change{Tenant: "acme", ClusterID: id, Version: version, Members: recs},
-			Tenant: tn, At: t0.Add(time.Duration(sec) * time.Second)}
-	}
-	noAccounts := func(context.Context, string, []string) (map[string]string, error) { return nil, nil }
-	for _, join := range []bool{true, false} {
-		t.Run(fmt.Sprintf("join %v", join), func(t *testing.T) {
-			lp := &pipeline.LifecyclePlanner{}
-			a := []record.Record{lead("L1", 1, "CTO"), lead("L2", 2, "")}
-			b := []record.Record{lead("L5", 3, "CEO"), lead("L6", 4, "")}
-			plans, err := lp.Plan(t.Context(), []pipeline.Changed{change("A", 2, 2, a...), change("B", 2, 4, b...)}, noAccounts)
-			if err != nil || len(plans) != 2 {
-				t.Fatalf("first plans %d, %v", len(plans), err)
-			}
-			echo := change("A", 3, 6, append(slices.Clone(a), b...)...)
-			echo.Echo = true
-			batch := []pipeline.Changed{echo}
-			if join {
-				echo.MergedFrom = []string{"B"}
-				gone := change("B", 3, 6)
-				gone.Removed, gone.MergedInto, gone.Echo = true, "A", true
-				batch = []pipeline.Changed{gone, echo}
-			}
-			plans, err = lp.Plan(t.Context(), batch, noAccounts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			n := 0
-			for _, p := range plans {
-				n += len(p.Commands)
-			}
-			if join && n == 0 {
-				t.Error("the join of two planned clusters by an echo planned nothing")
-			}
-			if !join && len(plans) != 0 {
-				t.Errorf("an echo planned %d clusters", len(plans))
-			}
-		})
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/leadconv/leadconv/consumer"
 	"github.com/leadconv/leadconv/engine"
 	"github.com/leadconv/leadconv/events"
-	"github.com/leadconv/leadconv/lifecycle"
 )
 
 // HeaderRequest marks a record of the owned topic as a mass-conversion
@@ -61,6 +60,14 @@ func (h *Handler) requests(ctx context.Context, topic string, partition int32, r
 		}
 		var r consumer.Result
 		if req {
+			own := h.owner(topic, partition)
+			h.mu.Lock()
+			for _, r := range recs[:n] {
+				if t, poison := rq.Handler.Tenant(r); poison == nil {
+					h.requested[t] = own
+				}
+			}
+			h.mu.Unlock()
 			r, err = rq.Handler.Handle(ctx, topic, partition, recs[:n])
 		} else {
 			r, err = h.Handle(ctx, topic, partition, recs[:n])
@@ -115,40 +122,35 @@ func hasRequest(recs []*kgo.Record) bool {
 
 // History returns what the tenant's lifecycle emitted for c's records, for
 // a mass-conversion request to plan relative to it (requests.Lifecycle).
-func (lp *LifecyclePlanner) History(_ context.Context, tenant string, c engine.Cluster) (engine.History, error) {
-	lp.mu.Lock()
-	defer lp.mu.Unlock()
-	tl := lp.tenants[tenant]
-	if tl == nil {
-		return engine.History{}, nil
+func (h *Handler) History(ctx context.Context, tenant string, c engine.Cluster) (engine.History, error) {
+	o, err := h.requestOwner(tenant)
+	if err != nil {
+		return engine.History{}, err
 	}
-	return tl.lc.RequestHistory(c), nil
+	return o.requestHistory(ctx, tenant, c)
 }
 
 // Emitted records a request's plan of c in the tenant's lifecycle
 // (requests.Lifecycle): later plans compose on it.
-func (lp *LifecyclePlanner) Emitted(_ context.Context, tenant string, c engine.Cluster, cmds []engine.Command, st engine.State, changed bool) error {
-	lp.mu.Lock()
-	defer lp.mu.Unlock()
-	if lp.tenants == nil {
-		lp.tenants = map[string]*tenantLifecycle{}
+func (h *Handler) Emitted(ctx context.Context, tenant string, c engine.Cluster, cmds []engine.Command, st engine.State, changed bool) error {
+	o, err := h.requestOwner(tenant)
+	if err != nil {
+		return err
 	}
-	tl := lp.tenants[tenant]
-	if tl == nil {
-		if lp.Tenants == nil {
-			return fmt.Errorf("pipeline: no lifecycle of tenant %s and no Tenants to start one", tenant)
-		}
-		t, err := lp.Tenants.Tenant(tenant)
-		if err != nil {
-			return fmt.Errorf("pipeline: tenant %s: %w", tenant, err)
-		}
-		opts := Immediate
-		if lp.Options != nil {
-			opts = lp.Options
-		}
-		tl = &tenantLifecycle{lc: lifecycle.New(opts(t)), cfg: t.Engine}
-		lp.tenants[tenant] = tl
+	if err := o.requestEmitted(ctx, tenant, c, cmds, st, changed); err != nil {
+		return h.applyErr(err)
 	}
-	tl.lc.RequestPlanned(c, cmds, st, changed)
 	return nil
+}
+
+// requestOwner is the owner running the tenant's requests: the one of the
+// partition the request was routed to.
+func (h *Handler) requestOwner(tenant string) (*owner, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	o := h.requested[tenant]
+	if o == nil {
+		return nil, fmt.Errorf("pipeline: no owner runs the requests of tenant %s", tenant)
+	}
+	return o, nil
 }

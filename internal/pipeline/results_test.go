@@ -128,7 +128,7 @@ func briefs(cmds []engine.Command) []string {
 }
 
 // resultsHandler is an owner Handler (no routing) planning through a
-// LifecyclePlanner with opts, its metrics in reg.
+// lifecycle with opts, its metrics in reg.
 func resultsHandler(t *testing.T, opts lifecycle.Options, reg prometheus.Registerer) *pipeline.Handler {
 	t.Helper()
 	srv := redistest.New(t)
@@ -137,7 +137,7 @@ func resultsHandler(t *testing.T, opts lifecycle.Options, reg prometheus.Registe
 		t.Fatal(err)
 	}
 	return pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, MaxRecordBytes: maxBytes, Metrics: pipeline.NewMetrics(reg),
-		Planner: &pipeline.LifecyclePlanner{Options: func(*config.Tenant) lifecycle.Options { return opts }}},
+		Lifecycle: func(*config.Tenant) lifecycle.Options { return opts }},
 		func() pipeline.Owner { return ownersFor(srv, cfg)() }, cfg)
 }
 
@@ -169,8 +169,10 @@ func rec(v []byte) *kgo.Record { return &kgo.Record{Topic: byTenantTopic, Value:
 func TestFailedResultReleasesAndReplans(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	h := resultsHandler(t, lifecycle.Options{AwaitResults: true}, reg)
-	first := handle(t, h, rec(leadEvent("acme", "L1", "ann@acme.io", 1, record.Fields{"Title": "CTO"})),
-		rec(leadEvent("acme", "L2", "ann@acme.io", 2, record.Fields{"Title": "CTO", "City": "Oslo"})), rec(leadEvent("acme", "L3", "ann@acme.io", 3, nil)))
+	// One instant: one cluster state, one plan (a later lead would wait for
+	// the first plan's results).
+	first := handle(t, h, rec(leadEvent("acme", "L1", "ann@acme.io", 3, record.Fields{"Title": "CTO"})),
+		rec(leadEvent("acme", "L2", "ann@acme.io", 3, record.Fields{"Title": "CTO", "City": "Oslo"})), rec(leadEvent("acme", "L3", "ann@acme.io", 3, nil)))
 	if got := briefs(first); !slices.Equal(got, []string{"convert L1 -> of:L2", "convert L2 -> new", "convert L3 -> of:L2"}) {
 		t.Fatalf("first plan %q", got)
 	}

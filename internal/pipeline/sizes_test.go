@@ -48,7 +48,7 @@ func TestOversizeInputMovesOn(t *testing.T) {
 	}
 	stop := e.start(e.pipeline(e.owners(redistest.Namespace(t)), prometheus.NewRegistry(),
 		func(c *pipeline.Config) { c.MaxRecordBytes = 0 })) // the default
-	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.done(int64(len(recs))) })
+	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.done(int64(len(recs))) && e.settled() })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

@@ -12,9 +12,11 @@
 -- KEYS[7] cv    hash   cluster id -> version
 -- KEYS[8] x     hash   ref -> refs banned from linking with it
 -- KEYS[9] acct  hash   account key -> account id
+-- KEYS[10] side hash   the owner's side state, opaque to the matcher (the
+--                      tenant's lifecycle: cluster id -> entry)
 -- ARGV[1] the writer's epoch
--- then, for KEYS[2] to KEYS[9]: n × (field, value) to set, then n × field to
--- delete (each list preceded by its count n)
+-- then, for KEYS[2] to KEYS[10]: n × (field, value) to set, then n × field
+-- to delete (each list preceded by its count n)
 --
 -- Returns 1 when written, 0 when the epoch moved, -1 when it is gone (Redis
 -- lost the state under its owner); nothing written in both cases.
@@ -27,7 +29,7 @@ if epoch ~= ARGV[1] then
 end
 local i = 2
 -- Slices of at most 1000 arguments: unpack is limited by Lua's C stack.
-for k = 2, 9 do
+for k = 2, #KEYS do
   local n = tonumber(ARGV[i])
   i = i + 1
   for j = 0, 2 * n - 1, 1000 do

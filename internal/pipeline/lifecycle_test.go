@@ -1,0 +1,398 @@
+package pipeline_test
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/leadconv/leadconv/consumer"
+	"github.com/leadconv/leadconv/engine"
+	"github.com/leadconv/leadconv/internal/config"
+	"github.com/leadconv/leadconv/internal/pipeline"
+	"github.com/leadconv/leadconv/internal/testutil/kafkatest"
+	"github.com/leadconv/leadconv/internal/testutil/redistest"
+	"github.com/leadconv/leadconv/matcher"
+	"github.com/leadconv/leadconv/matcher/gen"
+)
+
+// settleConfig is the generated data's configuration with the given
+// settle window.
+func settleConfig(t *testing.T, settle string) *config.File {
+	t.Helper()
+	var yml strings.Builder
+	yml.WriteString("defaults:\n  engine:\n    settle: " + settle + "\n    max_settle: 60s\n  contact_fields:\n")
+	fields := gen.ContactFields()
+	for _, c := range slices.Sorted(maps.Keys(fields)) {
+		fmt.Fprintf(&yml, "    %s: %s\n", c, fields[c])
+	}
+	cfg, err := config.Parse([]byte(yml.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// ids returns the command ids of records.
+func ids(recs []*kgo.Record) []string {
+	var out []string
+	for _, r := range recs {
+		if id := string(kafkatest.Header(r, "ce_id")); id != "" {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// handleAll runs recs through h in chunks of n, then flushes, and returns
+// the command ids in order.
+func handleAll(t *testing.T, h *pipeline.Handler, recs []*kgo.Record, n int) []string {
+	t.Helper()
+	var out []string
+	for chunk := range slices.Chunk(recs, n) {
+		res, err := h.Handle(t.Context(), byTenantTopic, 0, chunk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ids(res.Out)...)
+	}
+	rest, err := h.Flush(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return append(out, ids(rest)...)
+}
+
+// takeOver gives h its owner of partition 0 with a first batch of another
+// tenant's record: the owner then takes the tenants its predecessors left
+// lifecycle state for.
+func takeOver(t *testing.T, h *pipeline.Handler) []string {
+	t.Helper()
+	r := &kgo.Record{Topic: byTenantTopic, Offset: 1000, Value: []byte(`{"tenant":"zeta","object":"lead","id":"Z1","op":"upsert",` +
+		`"created_at":"2026-01-02T03:04:05Z","modified_at":"2026-01-02T03:04:05Z","fields":{"FirstName":"Zoe","LastName":"Zed","Email":"z@z.example"}}`)}
+	res, err := h.Handle(t.Context(), byTenantTopic, 0, []*kgo.Record{r})
+	if err != nil || len(res.Poison) > 0 {
+		t.Fatalf("take over: %v, poison %v", err, res.Poison)
+	}
+	return ids(res.Out)
+}
+
+func sorted(s []string) []string { return slices.Sorted(slices.Values(s)) }
+
+// trio is three duplicate leads of one person at one event time, after
+// the generated data: their cluster's plan waits for its settle window.
+func trio(topic string) []*kgo.Record {
+	var out []*kgo.Record
+	for i := range 3 {
+		v := fmt.Sprintf(`{"tenant":"acme","object":"lead","id":"T%d","op":"upsert","created_at":"2026-02-01T10:00:00Z","modified_at":"2026-02-01T10:00:00Z",`+
+			`"fields":{"FirstName":"Tess","LastName":"Trio","Email":"tess@trio.example","Company":"Trio Ltd"}}`, i)
+		out = append(out, &kgo.Record{Topic: topic, Key: []byte("acme/tess"), Value: []byte(v)})
+	}
+	return out
+}
+
+func offsets(recs []*kgo.Record) []*kgo.Record {
+	for i, r := range recs {
+		r.Topic, r.Offset = byTenantTopic, int64(i)
+	}
+	return recs
+}
+
+// Which cluster states are planned depends on the records' event time,
+// not on how they are batched: one record per batch, a few, or all in one
+// give the same commands (clusters planned several times in one batch
+// compose), so a replay reproduces the live ids whatever its batches.
+func TestPlansDoNotDependOnBatches(t *testing.T) {
+	e := newEnv(t, 1)
+	recs := offsets(data(150))
+	var want []string
+	for _, n := range []int{1, 7, len(recs)} {
+		h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, MaxRecordBytes: maxBytes}, e.owners(redistest.Namespace(t)), e.cfg)
+		got := handleAll(t, h, recs, n)
+		slices.Sort(got)
+		if n == 1 {
+			want = got
+			if len(want) == 0 {
+				t.Fatal("no commands")
+			}
+			continue
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("batches of %d: %d commands, batches of 1: %d; they differ", n, len(got), len(want))
+		}
+	}
+}
+
+// The process dies after producing a batch's commands and before the next
+// call wrote their release: the partition's next owner finds the plans held
+// with the tenant's lifecycle and emits them again, under the same ids, and
+// plans nothing else from the changed state; a redelivery of the batch
+// (the offsets were not committed) yields the same ids again.
+func TestHeldPlansEmittedAgainUnderTheSameIDs(t *testing.T) {
+	e := newEnv(t, 1)
+	ns := redistest.Namespace(t)
+	recs := offsets(data(80))
+	immediate := pipeline.HandlerConfig{CommandsTopic: commandsTopic, MaxRecordBytes: maxBytes, Lifecycle: pipeline.Immediate}
+	first := pipeline.NewHandler(immediate, e.owners(ns), e.cfg)
+	res, err := first.Handle(t.Context(), byTenantTopic, 0, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	emitted := ids(res.Out)
+	if len(emitted) == 0 {
+		t.Fatal("no commands")
+	}
+	// first dies: no further call. Its successor, its first batch another
+	// tenant's:
+	next := pipeline.NewHandler(immediate, e.owners(ns), e.cfg)
+	if got := takeOver(t, next); !slices.Equal(sorted(got), sorted(emitted)) {
+		t.Fatalf("the next owner emitted %d commands, the dead one %d; they differ", len(got), len(emitted))
+	}
+	// The batch, redelivered: the same ids, nothing new.
+	res, err = next.Handle(t.Context(), byTenantTopic, 0, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids(res.Out) {
+		if !slices.Contains(emitted, id) {
+			t.Fatalf("the redelivered batch emitted a new command %s", id)
+		}
+	}
+	// Released once acknowledged: a third owner emits nothing.
+	if err := next.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	last := pipeline.NewHandler(immediate, e.owners(ns), e.cfg)
+	if got := takeOver(t, last); len(got) != 0 {
+		t.Fatalf("after the release: %d commands", len(got))
+	}
+}
+
+// A rebalance: the partition's second owner restores the tenant's
+// lifecycle from Redis, pending clusters included, and plans them as the
+// first would have; the first, now a zombie, is refused its next writes,
+// the side-state-only write of a flush as well as a batch.
+func TestRebalanceRestoresLifecycle(t *testing.T) {
+	e := newEnv(t, 1)
+	ns := redistest.Namespace(t)
+	recs := offsets(append(data(120), trio(byTenantTopic)...))
+	settled := pipeline.HandlerConfig{CommandsTopic: commandsTopic, MaxRecordBytes: maxBytes}
+	want := handleAll(t, pipeline.NewHandler(settled, e.owners(redistest.Namespace(t)), e.cfg), recs, 40)
+
+	first := pipeline.NewHandler(settled, e.owners(ns), e.cfg)
+	var got []string
+	res, err := first.Handle(t.Context(), byTenantTopic, 0, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, ids(res.Out)...)
+	if unplanned, _ := first.Pending(); unplanned == 0 {
+		t.Fatal("nothing pending at the rebalance")
+	}
+	if err := first.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	second := pipeline.NewHandler(settled, e.owners(ns), e.cfg)
+	got = append(got, takeOver(t, second)...)
+	out, err := second.Flush(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) == 0 {
+		t.Fatal("the second owner emitted none of the pending plans")
+	}
+	got = append(got, ids(out)...)
+	if !slices.Equal(got, want) {
+		t.Fatalf("across the rebalance %d commands, one owner %d; they differ", len(got), len(want))
+	}
+	if _, err := first.Flush(t.Context()); !errors.Is(err, matcher.ErrFenced) || !errors.Is(err, consumer.ErrPartitionLost) {
+		t.Fatalf("the zombie's side-state write: %v, want fenced", err)
+	}
+	if _, err := first.Handle(t.Context(), byTenantTopic, 0, recs[:1]); !errors.Is(err, matcher.ErrFenced) {
+		t.Fatalf("the zombie's batch: %v, want fenced", err)
+	}
+}
+
+// The live pipeline is stopped while clusters wait for their settle
+// window, their input committed; a new one takes the partition with no
+// new input, restores the pending clusters and emits their plans when the
+// window closes on the wall clock: every plan emitted once, doing what one
+// owner's plans over the whole input do (the ids themselves are checked
+// against one owner's by TestRebalanceRestoresLifecycle, without a wall
+// clock).
+func TestRestartMidSettle(t *testing.T) {
+	e := newEnv(t, 2)
+	e.cfg = settleConfig(t, "3s")
+	ns := redistest.Namespace(t)
+	recs := append(data(120), trio(recordsTopic)...)
+	e.kc.Produce(recs...)
+	p := e.pipeline(e.owners(ns), nil)
+	stop := e.start(p)
+	kafkatest.WaitFor(t, 30*time.Second, "the input committed, clusters pending", func() bool {
+		unplanned, unwritten := p.Handler().Pending()
+		return e.done(int64(len(recs))) && unplanned > 0 && unwritten == 0
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	before := len(e.kc.ReadAll(commandsTopic))
+	stop = e.start(e.pipeline(e.owners(ns), nil))
+	kafkatest.WaitFor(t, 30*time.Second, "the pending plans emitted", func() bool {
+		return e.kc.EndOffsets(commandsTopic) > int64(before) && e.settled()
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	got := e.commandIDs()
+	for id, n := range got {
+		if n != 1 {
+			t.Fatalf("command %s emitted %d times", id, n)
+		}
+	}
+	_, want := e.reference()
+	e.sameOutcome(want)
+}
+
+// A settle window closes with no input after it: the partition's worker
+// ticks when the window is due, and the plan comes then.
+func TestTimersFireWithoutInput(t *testing.T) {
+	e := newEnv(t, 1)
+	e.cfg = settleConfig(t, "1s")
+	at := time.Now().UTC()
+	var recs []*kgo.Record
+	for i := range 3 {
+		v := fmt.Sprintf(`{"tenant":"acme","object":"lead","id":"L%d","op":"upsert","created_at":%q,"modified_at":%q,
+			"fields":{"FirstName":"Ann","LastName":"Lee","Email":"ann@lee.example","Company":"Lee Holdings"}}`, i, at.Format(time.RFC3339Nano), at.Format(time.RFC3339Nano))
+		recs = append(recs, &kgo.Record{Topic: recordsTopic, Key: []byte("acme/ann"), Value: []byte(v)})
+	}
+	e.kc.Produce(recs...)
+	p := e.pipeline(e.owners(redistest.Namespace(t)), nil)
+	stop := e.start(p)
+	kafkatest.WaitFor(t, 30*time.Second, "the input committed", func() bool { return e.done(int64(len(recs))) })
+	// Every input record was one batch's at one event time: only a timer
+	// can plan the cluster.
+	kafkatest.WaitFor(t, 30*time.Second, "the conversions", func() bool {
+		n := 0
+		for _, r := range e.kc.ReadAll(commandsTopic) {
+			if string(kafkatest.Header(r, "ce_type")) == "io.leadconv.lead.convert.v1" {
+				n++
+			}
+		}
+		return n == 3
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// converts decodes the lead conversions among records.
+func converts(t *testing.T, recs []*kgo.Record) []*engine.LeadConvert {
+	t.Helper()
+	var out []*engine.LeadConvert
+	for _, r := range recs {
+		ce, err := kafkatest.CloudEvent(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cmd engine.Command
+		if err := ce.DataAs(&cmd); err != nil {
+			t.Fatal(err)
+		}
+		if lc, ok := cmd.Data.(*engine.LeadConvert); ok {
+			out = append(out, lc)
+		}
+	}
+	return out
+}
+
+// The CRM's echo of a conversion reconciles the pending master with the
+// contact's id, written at once: the partition's next owner restores it,
+// and a later duplicate converts into that contact by id.
+func TestEchoReconciledDurably(t *testing.T) {
+	e := newEnv(t, 1)
+	ns := redistest.Namespace(t)
+	immediate := pipeline.HandlerConfig{CommandsTopic: commandsTopic, MaxRecordBytes: maxBytes, Lifecycle: pipeline.Immediate}
+	h := pipeline.NewHandler(immediate, e.owners(ns), e.cfg)
+	three := offsets(trio(byTenantTopic))
+	res, err := h.Handle(t.Context(), byTenantTopic, 0, three[:2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	master := ""
+	for _, lc := range converts(t, res.Out) {
+		if lc.Contact.Create {
+			master = lc.LeadID
+		}
+	}
+	if master == "" {
+		t.Fatalf("no conversion creates the contact: %d commands", len(res.Out))
+	}
+	// The CRM reports the master converted, as the writer did it (its
+	// change event, unmarked): an echo, which plans nothing.
+	echo := &kgo.Record{Topic: byTenantTopic, Offset: 2, Value: []byte(`{"tenant":"acme","object":"lead","id":"` + master + `","op":"upsert",` +
+		`"created_at":"2026-02-01T10:00:00Z","modified_at":"2026-02-01T10:00:01Z","fields":{"FirstName":"Tess","LastName":"Trio",` +
+		`"Email":"tess@trio.example","Company":"Trio Ltd","IsConverted":true,"ConvertedContactId":"003ECHO","ConvertedAccountId":"001ECHO"}}`)}
+	res, err = h.Handle(t.Context(), byTenantTopic, 0, []*kgo.Record{echo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cmds := converts(t, res.Out); len(cmds) != 0 {
+		t.Fatalf("the echo planned %d conversions", len(cmds))
+	}
+	next := pipeline.NewHandler(immediate, e.owners(ns), e.cfg)
+	three[2].Offset = 3
+	res, err = next.Handle(t.Context(), byTenantTopic, 0, three[2:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The third, into the echoed contact.
+	var third []*engine.LeadConvert
+	for _, lc := range converts(t, res.Out) {
+		if lc.LeadID == "T2" {
+			third = append(third, lc)
+		}
+	}
+	if len(third) != 1 || third[0].Contact.ID != "003ECHO" || third[0].Account.ID != "001ECHO" {
+		t.Fatalf("the third lead's conversion: %+v, want into 003ECHO / 001ECHO", third)
+	}
+}
+
+// The lifecycle is written in the batch's fenced call: a warm tenant's
+// batch, its plans and pending state included, still costs one Redis
+// round trip.
+func TestWarmBatchWithLifecycleIsOneRoundTrip(t *testing.T) {
+	e := newEnv(t, 1)
+	ns := redistest.Namespace(t)
+	res := matcher.NewResident(matcher.ResidentOptions{})
+	owners := func() pipeline.Owner {
+		return matcher.NewStore(e.srv.Client(), matcher.StoreOptions{Namespace: ns, Rules: e.cfg.Rules, Resident: res})
+	}
+	h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, MaxRecordBytes: maxBytes}, owners, e.cfg)
+	recs := offsets(data(300))
+	var before matcher.Stats
+	cmds := 0
+	for i, chunk := range slices.Collect(slices.Chunk(recs, 30)) {
+		if i == 2 {
+			before = res.Stats()
+		}
+		out, err := h.Handle(t.Context(), byTenantTopic, 0, chunk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i >= 2 {
+			cmds += len(out.Out)
+		}
+	}
+	got := res.Stats().Sub(before)
+	if got.Batches == 0 || got.RoundTrips != got.Batches || cmds == 0 {
+		t.Fatalf("warm batches: %v round trips over %v batches (%d commands), want one each", got.RoundTrips, got.Batches, cmds)
+	}
+}

@@ -1,0 +1,547 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/leadconv/leadconv/engine"
+	"github.com/leadconv/leadconv/internal/config"
+	"github.com/leadconv/leadconv/lifecycle"
+	"github.com/leadconv/leadconv/matcher"
+	"github.com/leadconv/leadconv/record"
+)
+
+// owner is the owner of one by-tenant partition: the single writer of its
+// tenants' matcher state (the store) and of their lifecycles, made on the
+// partition's first batch (or timer check) after assignment and dropped on
+// Release. Each tenant's lifecycle entries live in Redis as the store's
+// side state of the tenant (<ns>:{tenant}:side, cluster id -> JSON entry),
+// read once when the owner takes the tenant and written in the same fenced
+// call as the batch that changed them, so a batch's offsets are committed
+// only once the pending state it caused is durable.
+//
+// A plan is recorded in the lifecycle (Planned) as it is made, and held
+// (Hold: the cluster state and history it was planned from, kept in the
+// entry) until its commands were acknowledged; the release (Acked) is
+// recorded at the owner's next call, as the partition's worker calls again
+// only after producing the previous Result, and written with that call's
+// write. Should the process die between the write and the produce, the
+// next owner finds the plan held and plans it again from what it was
+// planned from, to the same commands and ids (the writer dedupes them): a
+// plan is neither lost nor emitted under a new id, and a cluster may be
+// planned several times in one batch, its plans composing.
+type owner struct {
+	h     *Handler
+	store Owner
+
+	mu      sync.Mutex // one call at a time: Handle and Tick of the worker, Flush at the end
+	tenants map[string]*tenantState
+	// unacked are the plans of the last call, released (Acked) at the
+	// next.
+	unacked []planItem
+	// warmed: the tenants the partition's previous owners left lifecycle
+	// state for were taken (warm).
+	warmed bool
+}
+
+// tenantState is one tenant of an owner.
+type tenantState struct {
+	name string
+	cfg  *config.Tenant
+	lc   *lifecycle.Lifecycle
+	// The tenant's clock is event time: the latest change's time (wm); seen
+	// is the wall time of the tenant's last input. Batches are planned on it alone,
+	// live as in a replay, so a replay reproduces the live plans whatever
+	// the batches and however fast the input came; between inputs a live
+	// tenant's clock runs on with the wall clock from seen (Tick), so an
+	// idle tenant's timers still fall due.
+	wm, seen time.Time
+}
+
+func newOwner(h *Handler, store Owner) *owner {
+	return &owner{h: h, store: store, tenants: map[string]*tenantState{}}
+}
+
+// idle is the tenant's time at wall with no input since seen (zero wall:
+// event time only).
+func (ts *tenantState) idle(wall time.Time) time.Time {
+	if wall.IsZero() || ts.seen.IsZero() {
+		return ts.wm
+	}
+	return ts.wm.Add(max(0, wall.Sub(ts.seen)))
+}
+
+// observe moves the tenant's clock to t if t is ahead of it; any input
+// restarts its idle time (a record older than the clock says more input
+// may be on its way, as from input partitions that lag).
+func (ts *tenantState) observe(t, wall time.Time) {
+	if ts.wm.IsZero() || t.After(ts.wm) {
+		ts.wm = t
+	}
+	ts.seen = wall
+}
+
+// tenant returns the tenant's state, restoring it from raw (the side state
+// the store read when it took the tenant) or starting it empty.
+func (o *owner) tenant(name string, raw map[string]string, restore bool, wall time.Time) (*tenantState, error) {
+	ts := o.tenants[name]
+	if ts != nil && !restore {
+		return ts, nil
+	}
+	cfg, err := o.h.tenants.Tenant(name)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: tenant %s: %w", name, err)
+	}
+	ts = &tenantState{name: name, cfg: cfg}
+	entries := make([]lifecycle.Entry, 0, len(raw))
+	for _, id := range slices.Sorted(maps.Keys(raw)) {
+		var e lifecycle.Entry
+		if err := json.Unmarshal([]byte(raw[id]), &e); err != nil {
+			return nil, fmt.Errorf("pipeline: lifecycle of tenant %s, cluster %s: %w", name, id, err)
+		}
+		entries = append(entries, e)
+		if e.Pending != nil && e.Pending.Last.After(ts.wm) {
+			ts.wm, ts.seen = e.Pending.Last, wall
+		}
+		for _, hd := range e.Held {
+			if hd.At.After(ts.wm) {
+				ts.wm, ts.seen = hd.At, wall
+			}
+		}
+	}
+	ts.lc = lifecycle.Restore(o.h.cfg.Lifecycle(cfg), entries)
+	o.tenants[name] = ts
+	return ts, nil
+}
+
+// warm takes, once, the tenants the partition's previous owners left
+// lifecycle state for (the store's side index), before any input of
+// theirs: a plan pending when the partition moved or the process stopped
+// falls due with no new input.
+func (o *owner) warm(ctx context.Context, wall time.Time) error {
+	if o.warmed {
+		return nil
+	}
+	names, err := o.store.Indexed(ctx)
+	if err != nil {
+		return err
+	}
+	var want []string
+	for _, n := range names {
+		if o.tenants[n] == nil {
+			want = append(want, n)
+		}
+	}
+	if len(want) > 0 {
+		raw, err := o.store.Take(ctx, want)
+		if err != nil {
+			return err
+		}
+		for _, n := range slices.Sorted(maps.Keys(raw)) {
+			if _, err := o.tenant(n, raw[n], true, wall); err != nil {
+				return err
+			}
+		}
+	}
+	o.warmed = true
+	return nil
+}
+
+// ack releases the previous call's plans: acknowledged, since the worker
+// calls again only after producing them.
+func (o *owner) ack() {
+	for _, it := range o.unacked {
+		it.tenant.lc.Acked(it.ready)
+	}
+	o.unacked = nil
+}
+
+// dirty takes what changed in every tenant's lifecycle as side state to
+// write, with the ids taken by tenant, for touch should the write fail.
+func (o *owner) dirty() (map[string]matcher.Side, map[string][]string, error) {
+	var side map[string]matcher.Side
+	var taken map[string][]string
+	for name, ts := range o.tenants {
+		if !ts.lc.Dirty() {
+			continue
+		}
+		changed, removed := ts.lc.TakeDirty()
+		if side == nil {
+			side, taken = map[string]matcher.Side{}, map[string][]string{}
+		}
+		s := make(matcher.Side, len(changed)+len(removed))
+		for i := range changed {
+			b, err := json.Marshal(&changed[i])
+			if err != nil {
+				return nil, nil, fmt.Errorf("pipeline: lifecycle of tenant %s: %w", name, err)
+			}
+			v := string(b)
+			s[changed[i].ClusterID] = &v
+			taken[name] = append(taken[name], changed[i].ClusterID)
+		}
+		for _, id := range removed {
+			s[id] = nil
+			taken[name] = append(taken[name], id)
+		}
+		side[name] = s
+	}
+	return side, taken, nil
+}
+
+// touch marks what a failed write took dirty again, for the next write.
+func (o *owner) touch(taken map[string][]string) {
+	for name, ids := range taken {
+		if ts := o.tenants[name]; ts != nil {
+			ts.lc.Touch(ids...)
+		}
+	}
+}
+
+// call is one call's planning: each cluster state planned once (a held
+// plan planned again, and the same state found due again, are one).
+type call struct {
+	o      *owner
+	plans  []Planned
+	items  []planItem
+	picked map[*tenantState]map[string]int64
+}
+
+// plan plans rs of ts now, holds them and records them in the lifecycle,
+// so that a later change in the call composes with them.
+func (c *call) plan(ctx context.Context, ts *tenantState, rs []lifecycle.Ready) error {
+	return c.planMarked(ctx, ts, rs, true)
+}
+
+// planMarked is plan; without mark the plans are only emitted: held plans
+// planned again, whose outcome the lifecycle recorded when they were
+// first made (the record and the hold are written together), and which
+// must not undo what reconciled it since.
+func (c *call) planMarked(ctx context.Context, ts *tenantState, rs []lifecycle.Ready, mark bool) error {
+	if c.picked == nil {
+		c.picked = map[*tenantState]map[string]int64{}
+	}
+	if c.picked[ts] == nil {
+		c.picked[ts] = map[string]int64{}
+	}
+	var items []planItem
+	for _, r := range rs {
+		if v, ok := c.picked[ts][r.Cluster.ID]; ok && v == r.Cluster.Version {
+			continue
+		}
+		c.picked[ts][r.Cluster.ID] = r.Cluster.Version
+		ts.lc.Hold(r)
+		items = append(items, planItem{tenant: ts, ready: r})
+	}
+	plans, marks, err := planItems(ctx, items, c.o.store.ResolveAccounts)
+	if err != nil {
+		return err
+	}
+	for _, m := range marks {
+		if mark {
+			m.tenant.lc.Planned(m.ready, m.cmds, m.st, m.changed)
+		}
+	}
+	c.plans = append(c.plans, plans...)
+	c.items = append(c.items, items...)
+	return nil
+}
+
+// held plans again what every tenant still holds: restored with its
+// lifecycle, or left by a call that failed.
+func (c *call) held(ctx context.Context) error {
+	for _, name := range slices.Sorted(maps.Keys(c.o.tenants)) {
+		ts := c.o.tenants[name]
+		if err := c.planMarked(ctx, ts, ts.lc.Held(), false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// batch applies a batch's events and plans what is due: each change is
+// recorded at its tenant's clock (event time), the clusters due before it
+// planned first, so which states are planned does not depend on batch
+// boundaries; then those due after the batch. The lifecycles' changes are
+// written with the matcher's in the store's one fenced call.
+func (o *owner) batch(ctx context.Context, ins []input) ([]matcher.Change, []Planned, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.ack()
+	wall := o.h.wall()
+	if err := o.warm(ctx, wall); err != nil {
+		return nil, nil, err
+	}
+	evs := make([]record.Event, len(ins))
+	for i := range ins {
+		evs[i] = ins[i].ev
+	}
+	c := &call{o: o}
+	var taken map[string][]string
+	changes, err := o.store.ApplyPlanned(ctx, evs, func(ctx context.Context, d matcher.Decided) (map[string]matcher.Side, error) {
+		for name, raw := range d.Restored {
+			if _, err := o.tenant(name, raw, true, wall); err != nil {
+				return nil, err
+			}
+		}
+		if err := c.held(ctx); err != nil {
+			return nil, err
+		}
+		touched := map[*tenantState]bool{}
+		for _, ch := range d.Changes {
+			ts, err := o.tenant(ch.Tenant, nil, false, wall)
+			if err != nil {
+				return nil, err
+			}
+			touched[ts] = true
+			ts.observe(eventTime(ins[ch.Index]), wall)
+			// Due strictly before the change: changes at one instant are
+			// one state (with settle 0, a batch's changes at one time
+			// plan once).
+			if err := c.plan(ctx, ts, ts.lc.Due(ts.wm.Add(-time.Nanosecond))); err != nil {
+				return nil, err
+			}
+			ev := &ins[ch.Index].ev
+			ts.lc.Change(lifecycle.Change{
+				Cluster: engine.Cluster{Tenant: ch.Tenant, ID: ch.ClusterID, Version: ch.Version, Records: ch.Members, Accounts: ch.Accounts},
+				At:      ts.wm, Removed: ch.Removed, MergedInto: ch.MergedInto,
+				Echo: echo(ts.lc, ev.Echo, conversionOf(ts.cfg, ev), ch.MergedFrom),
+			})
+		}
+		for _, ts := range sortedTenants(touched) {
+			if err := c.plan(ctx, ts, ts.lc.Due(ts.wm)); err != nil {
+				return nil, err
+			}
+		}
+		side, tk, err := o.dirty()
+		taken = tk
+		return side, err
+	})
+	if err != nil {
+		// The batch is retried: what the failed write took goes again, and
+		// the plans made are held, to be planned again the same.
+		o.touch(taken)
+		return nil, nil, err
+	}
+	o.unacked = c.items
+	return changes, c.plans, nil
+}
+
+// step plans what pick returns of every tenant (Tick: what is due; Flush:
+// everything pending), after the held plans, and writes what changed, with
+// no input: one fenced side-state write. With pick nil it only writes.
+func (o *owner) step(ctx context.Context, pick func(ts *tenantState, wall time.Time) []lifecycle.Ready) ([]Planned, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.ack()
+	wall := o.h.wall()
+	if err := o.warm(ctx, wall); err != nil {
+		return nil, err
+	}
+	c := &call{o: o}
+	var err error
+	if pick != nil {
+		// Without pick (Sync) nothing is emitted: held plans stay held.
+		err = c.held(ctx)
+		for _, name := range slices.Sorted(maps.Keys(o.tenants)) {
+			if err == nil {
+				ts := o.tenants[name]
+				err = c.plan(ctx, ts, pick(ts, wall))
+			}
+		}
+	}
+	var side map[string]matcher.Side
+	var taken map[string][]string
+	if err == nil {
+		side, taken, err = o.dirty()
+	}
+	if err == nil && len(side) > 0 {
+		err = o.store.WriteSide(ctx, side)
+	}
+	if err != nil {
+		o.touch(taken)
+		return nil, err
+	}
+	o.unacked = c.items
+	return c.plans, nil
+}
+
+// due reports when the owner next has work without input: at once when
+// marks or changes wait to be written, else its earliest timer in wall
+// time; false when none (or no wall clock).
+func (o *owner) due() (time.Time, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	wall := o.h.wall()
+	if wall.IsZero() {
+		return time.Time{}, false
+	}
+	if len(o.unacked) > 0 || !o.warmed {
+		return wall, true
+	}
+	var next time.Time
+	found := false
+	for _, ts := range o.tenants {
+		if ts.lc.Dirty() {
+			return wall, true
+		}
+		d, ok := ts.lc.NextDue()
+		if !ok {
+			continue
+		}
+		// The tenant's clock runs at wall speed from ts.seen.
+		at := wall
+		if !ts.seen.IsZero() {
+			at = ts.seen.Add(d.Sub(ts.wm))
+		}
+		if !found || at.Before(next) {
+			next, found = at, true
+		}
+	}
+	return next, found
+}
+
+// reconcile applies fn to the tenant's lifecycle (taking the tenant
+// first if the owner does not hold it yet) and writes what changed, fenced:
+// writer results and the CRM's echoes, which change no matcher state. It
+// reports fn's answer.
+//
+// It releases no plan: the partition's next batch or tick does, once the
+// worker produced the last one, whenever reconcile is called.
+func (o *owner) reconcile(ctx context.Context, tenant string, fn func(*lifecycle.Lifecycle) bool) (bool, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	wall := o.h.wall()
+	if err := o.warm(ctx, wall); err != nil {
+		return false, err
+	}
+	ts, err := o.take(ctx, tenant, wall)
+	if err != nil {
+		return false, err
+	}
+	ok := fn(ts.lc)
+	side, taken, err := o.dirty()
+	if err == nil && len(side) > 0 {
+		err = o.store.WriteSide(ctx, side)
+	}
+	if err != nil {
+		o.touch(taken)
+		return false, err
+	}
+	return ok, nil
+}
+
+func sortedTenants(set map[*tenantState]bool) []*tenantState {
+	out := slices.Collect(maps.Keys(set))
+	slices.SortFunc(out, func(a, b *tenantState) int { return strings.Compare(a.name, b.name) })
+	return out
+}
+
+// eventTime is an input's event time: the record's modification, else its
+// Kafka timestamp.
+func eventTime(in input) time.Time {
+	if at := in.ev.ModifiedAt; !at.IsZero() {
+		return at
+	}
+	return in.rec.Timestamp
+}
+
+// take returns the tenant's state, taking the tenant from the store first
+// if the owner does not hold it yet.
+func (o *owner) take(ctx context.Context, tenant string, wall time.Time) (*tenantState, error) {
+	if ts := o.tenants[tenant]; ts != nil {
+		return ts, nil
+	}
+	raw, err := o.store.Take(ctx, []string{tenant})
+	if err != nil {
+		return nil, err
+	}
+	return o.tenant(tenant, raw[tenant], true, wall)
+}
+
+// results reconciles a batch's writer results with their tenants'
+// lifecycles and plans what that made due (a failed command's cluster,
+// released; a failure's review), each tenant's clock moved to the result's
+// time, writing what changed in one fenced call. It runs after the batch's
+// events in the same worker call: it releases no plan and holds what it
+// plans with the batch's, all acknowledged at the next call.
+func (o *owner) results(ctx context.Context, ins []input) ([]Planned, error) {
+	if len(ins) == 0 {
+		return nil, nil
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	wall := o.h.wall()
+	if err := o.warm(ctx, wall); err != nil {
+		return nil, err
+	}
+	c := &call{o: o}
+	touched := map[*tenantState]bool{}
+	for _, in := range ins {
+		ts, err := o.take(ctx, in.res.Tenant, wall)
+		if err != nil {
+			return nil, err
+		}
+		// The result's time: when the writer reported it.
+		if ts.lc.Result(lifecycleResult(*in.res), in.rec.Timestamp) {
+			ts.observe(in.rec.Timestamp, wall)
+			touched[ts] = true
+		}
+	}
+	for _, ts := range sortedTenants(touched) {
+		if err := c.plan(ctx, ts, ts.lc.Due(ts.wm)); err != nil {
+			return nil, err
+		}
+	}
+	side, taken, err := o.dirty()
+	if err == nil && len(side) > 0 {
+		err = o.store.WriteSide(ctx, side)
+	}
+	if err != nil {
+		o.touch(taken)
+		return nil, err
+	}
+	o.unacked = append(o.unacked, c.items...)
+	return c.plans, nil
+}
+
+// retract forgets that the last call's plans are to be released: the call
+// failed after planning, so they were not produced. They stay held, and
+// the next call plans them again under the same ids.
+func (o *owner) retract() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.unacked = nil
+}
+
+// requestHistory is what the tenant's lifecycle emitted for c's records, for
+// a mass-conversion request to plan relative to it.
+func (o *owner) requestHistory(ctx context.Context, tenant string, c engine.Cluster) (engine.History, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	wall := o.h.wall()
+	if err := o.warm(ctx, wall); err != nil {
+		return engine.History{}, err
+	}
+	ts, err := o.take(ctx, tenant, wall)
+	if err != nil {
+		return engine.History{}, err
+	}
+	return ts.lc.RequestHistory(c), nil
+}
+
+// requestEmitted records a request's plan of c in the tenant's lifecycle,
+// written at once, fenced: the request's ledger re-emits its commands
+// should they not be produced.
+func (o *owner) requestEmitted(ctx context.Context, tenant string, c engine.Cluster, cmds []engine.Command, st engine.State, changed bool) error {
+	_, err := o.reconcile(ctx, tenant, func(l *lifecycle.Lifecycle) bool {
+		l.RequestPlanned(c, cmds, st, changed)
+		return true
+	})
+	return err
+}

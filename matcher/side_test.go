@@ -1,0 +1,98 @@
+package matcher
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/leadconv/leadconv/internal/testutil/redistest"
+)
+
+// Side state goes with the batch: ApplyPlanned calls the plan between
+// deciding and writing, writes what it returns in the same fenced call (a
+// warm batch with side state still costs one round trip), hands a new
+// owner the side state once, lists the tenants with side state under the
+// owner's index name, and a fenced owner's side-state writes are refused.
+func TestSideState(t *testing.T) {
+	srv := redistest.New(t)
+	ctx := context.Background()
+	ns := redistest.Namespace(t)
+	stream, _, _ := genStream(3, 60, 300)
+	str := func(s string) *string { return &s }
+	trips := func(s *Store) (sum, count float64) {
+		var m dto.Metric
+		if err := s.res.roundTrips.Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetHistogram().GetSampleSum(), float64(m.GetHistogram().GetSampleCount())
+	}
+	tenant := stream[0].Tenant
+
+	a := newTestStore(t, srv, DefaultConfig(), ns)
+	a.IndexSide("p0")
+	var restored []map[string]map[string]string
+	plan := func(side map[string]Side) PlanFunc {
+		return func(_ context.Context, d Decided) (map[string]Side, error) {
+			if len(d.Changes) == 0 {
+				t.Error("plan called without the batch's changes")
+			}
+			restored = append(restored, d.Restored)
+			return side, nil
+		}
+	}
+	if _, err := a.ApplyPlanned(ctx, stream[:100], plan(map[string]Side{tenant: {"c1": str("one"), "c2": str("two")}})); err != nil {
+		t.Fatal(err)
+	}
+	sum0, n0 := trips(a)
+	if _, err := a.ApplyPlanned(ctx, stream[100:150], plan(map[string]Side{tenant: {"c2": nil, "c3": str("three")}})); err != nil {
+		t.Fatal(err)
+	}
+	if sum1, n1 := trips(a); sum1-sum0 != 1 || n1-n0 != 1 {
+		t.Fatalf("a warm batch with side state: %v round trips", sum1-sum0)
+	}
+	if len(restored) != 2 || len(restored[0][tenant]) != 0 || restored[1] != nil {
+		t.Fatalf("restored %v: want the (empty) side state once, for the first batch", restored)
+	}
+	got, err := srv.Client().HGetAll(ctx, tenantKeys(ns, tenant).side).Result()
+	if err != nil || !maps.Equal(got, map[string]string{"c1": "one", "c3": "three"}) {
+		t.Fatalf("side state in Redis %v, %v", got, err)
+	}
+
+	// The next owner finds the tenant by the index and takes it with its
+	// side state; the first is fenced, its side-state write refused.
+	b := newTestStore(t, srv, DefaultConfig(), ns)
+	b.IndexSide("p0")
+	names, err := b.Indexed(ctx)
+	if err != nil || len(names) != 1 || names[0] != tenant {
+		t.Fatalf("indexed %v, %v", names, err)
+	}
+	took, err := b.Take(ctx, names)
+	if err != nil || !maps.Equal(took[tenant], got) {
+		t.Fatalf("taken %v, %v; want %v", took, err, got)
+	}
+	if err := a.WriteSide(ctx, map[string]Side{tenant: {"c1": str("zombie")}}); !errors.Is(err, ErrFenced) {
+		t.Fatalf("the zombie's side-state write: %v, want ErrFenced", err)
+	}
+	if _, err := a.ApplyPlanned(ctx, stream[150:160], plan(nil)); !errors.Is(err, ErrFenced) {
+		t.Fatalf("the zombie's batch: %v, want ErrFenced", err)
+	}
+	if err := b.WriteSide(ctx, map[string]Side{tenant: {"c1": nil}}); err != nil {
+		t.Fatal(err)
+	}
+	restored = nil
+	if _, err := b.ApplyPlanned(ctx, stream[150:200], plan(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if restored[0] != nil {
+		t.Fatalf("side state handed out again: %v", restored[0])
+	}
+	if got, _ := srv.Client().HGetAll(ctx, tenantKeys(ns, tenant).side).Result(); !maps.Equal(got, map[string]string{"c3": "three"}) {
+		t.Fatalf("side state after the new owner's delete: %v", got)
+	}
+	if err := b.WriteSide(ctx, map[string]Side{"never-taken": {"x": str("y")}}); err == nil {
+		t.Fatal("side state written for a tenant the store does not own")
+	}
+}
