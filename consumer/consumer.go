@@ -12,11 +12,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -119,6 +121,9 @@ type Config struct {
 	RevokeGrace time.Duration
 	// CommitInterval is the period of marked-offset commits (default 1s).
 	CommitInterval time.Duration
+	// LagInterval is the period of the lag metric's refresh from the
+	// group's committed offsets (default 10s).
+	LagInterval time.Duration
 	// FetchMinBytes and FetchMaxWait: a fetch waits up to FetchMaxWait for
 	// FetchMinBytes of records across its partitions (defaults 8 KiB and
 	// 10ms). At low rates that gathers several events per batch, where
@@ -172,6 +177,9 @@ func (c *Config) defaults() {
 	if c.CommitInterval <= 0 {
 		c.CommitInterval = time.Second
 	}
+	if c.LagInterval <= 0 {
+		c.LagInterval = 10 * time.Second
+	}
 	if c.FetchMinBytes <= 0 {
 		c.FetchMinBytes = DefaultFetchMinBytes
 	}
@@ -209,6 +217,9 @@ type Consumer struct {
 	// in-flight batches finish.
 	base       context.Context
 	baseCancel context.CancelFunc
+	// clientCancel aborts the client's requests: a shutdown past its
+	// deadline interrupts a rejoin the broker holds.
+	clientCancel context.CancelFunc
 }
 
 // New creates the client and joins nothing yet; Run starts consuming.
@@ -219,6 +230,7 @@ func New(cfg Config, h Handler) (*Consumer, error) {
 	}
 	c := &Consumer{cfg: cfg, h: h, log: cfg.Logger, metrics: cfg.Metrics, workers: map[tp]*worker{}}
 	c.base, c.baseCancel = context.WithCancel(context.Background())
+	clientCtx, clientCancel := context.WithCancel(context.Background())
 	reset := kgo.NewOffset().AtStart()
 	if cfg.ResetOffset != nil {
 		reset = *cfg.ResetOffset
@@ -243,12 +255,14 @@ func New(cfg Config, h Handler) (*Consumer, error) {
 		kgo.FetchMinBytes(cfg.FetchMinBytes),
 		kgo.FetchMaxWait(cfg.FetchMaxWait),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+		kgo.WithContext(clientCtx),
 	}
 	cl, err := kgo.NewClient(append(opts, cfg.Opts...)...)
 	if err != nil {
+		clientCancel()
 		return nil, fmt.Errorf("consumer: new client: %w", err)
 	}
-	c.cl = cl
+	c.cl, c.clientCancel = cl, clientCancel
 	return c, nil
 }
 
@@ -263,11 +277,23 @@ func (c *Consumer) Committed(topic string, partition int32) bool {
 // Client returns the underlying client, for readiness pings.
 func (c *Consumer) Client() *kgo.Client { return c.cl }
 
+// closeMargin is what the final commit and the leave may take beyond
+// RevokeGrace when the workers used all of it.
+const closeMargin = 2 * time.Second
+
 // Run polls until ctx is cancelled, then shuts down gracefully: it stops
 // fetching, lets workers finish their batches (within RevokeGrace), commits
-// what they completed and leaves the group. It returns nil on a clean stop.
+// what they completed and leaves the group, all within RevokeGrace plus
+// closeMargin. It returns nil on a clean stop.
 func (c *Consumer) Run(ctx context.Context) error {
 	defer c.baseCancel()
+	lagDone := make(chan struct{})
+	lagCtx, stopLag := context.WithCancel(ctx)
+	go func() {
+		defer close(lagDone)
+		c.refreshLag(lagCtx)
+	}()
+	defer func() { stopLag(); <-lagDone }()
 	for {
 		fetches := c.cl.PollRecords(ctx, c.cfg.MaxPollRecords)
 		if fetches.IsClientClosed() || ctx.Err() != nil {
@@ -289,10 +315,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 				// for partitions assigned before this poll.
 				return
 			}
-			if c.metrics != nil {
-				last := p.Records[len(p.Records)-1].Offset
-				c.metrics.Lag.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(p.HighWatermark - last - 1))
-			}
 			// Never waits: a worker that falls behind (an outage, a slow
 			// batch) has its partition paused instead.
 			w.enqueue(p.Records)
@@ -300,15 +322,107 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.mu.Unlock()
 		c.cl.AllowRebalance()
 	}
+	deadline := time.Now().Add(c.cfg.RevokeGrace)
 	c.stopAll()
-	cctx, cancel := context.WithTimeout(context.Background(), c.cfg.RevokeGrace)
+	if d := time.Now().Add(closeMargin); d.After(deadline) {
+		deadline = d
+	}
+	cctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	err := c.cl.CommitMarkedOffsets(cctx)
 	if err != nil {
 		err = fmt.Errorf("consumer: final commit: %w", err)
 	}
-	c.cl.CloseAllowingRebalance()
+	// Leaving waits for a pending rebalance to complete: the broker answers
+	// the rejoin only once every member rejoined, up to the rebalance
+	// timeout (SIGTERM took 38s in a trial). Past the deadline the client's
+	// requests are aborted and the member stops without leaving; the group
+	// drops it at its session timeout.
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		c.cl.CloseAllowingRebalance()
+	}()
+	select {
+	case <-closed:
+	case <-cctx.Done():
+		c.log.Warn().Msg("stopped before leaving the group: a rebalance is pending; the group drops this member at its session timeout")
+		c.clientCancel()
+		<-closed
+	}
+	c.clientCancel()
 	return err
+}
+
+// refreshLag sets the lag of every partition this member owns, every
+// LagInterval until ctx is done: the high watermark less the group's
+// committed offset, so that a partition whose records arrive while nothing
+// is committed (a stuck worker) shows a growing lag.
+func (c *Consumer) refreshLag(ctx context.Context) {
+	if c.metrics == nil {
+		return
+	}
+	adm := kadm.NewClient(c.cl)
+	t := time.NewTicker(c.cfg.LagInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := c.setLag(ctx, adm); err != nil && ctx.Err() == nil {
+			c.log.Debug().Err(err).Msg("lag not refreshed")
+		}
+	}
+}
+
+func (c *Consumer) setLag(ctx context.Context, adm *kadm.Client) error {
+	c.mu.Lock()
+	var owned []string
+	for k := range c.workers {
+		if !slices.Contains(owned, k.topic) {
+			owned = append(owned, k.topic)
+		}
+	}
+	c.mu.Unlock()
+	if len(owned) == 0 {
+		return nil
+	}
+	committed, err := adm.FetchOffsetsForTopics(ctx, c.cfg.Group, owned...)
+	if err != nil {
+		return fmt.Errorf("fetch committed offsets: %w", err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, owned...)
+	if err != nil {
+		return fmt.Errorf("list end offsets: %w", err)
+	}
+	// A partition never committed is behind from its start.
+	starts, err := adm.ListStartOffsets(ctx, owned...)
+	if err != nil {
+		return fmt.Errorf("list start offsets: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.workers {
+		end, ok := ends.Lookup(k.topic, k.partition)
+		if !ok || end.Err != nil {
+			continue
+		}
+		from := int64(-1)
+		if o, ok := committed.Lookup(k.topic, k.partition); ok && o.Err == nil {
+			from = o.At
+		}
+		if from < 0 {
+			if s, ok := starts.Lookup(k.topic, k.partition); ok && s.Err == nil {
+				from = s.Offset
+			}
+		}
+		if from >= 0 {
+			c.metrics.Lag.WithLabelValues(k.topic, strconv.Itoa(int(k.partition))).Set(float64(max(0, end.Offset-from)))
+		}
+	}
+	return nil
 }
 
 func (c *Consumer) stopAll() {
@@ -368,6 +482,10 @@ func (c *Consumer) stop(parts map[string][]int32, grace time.Duration) {
 			if w := c.workers[k]; w != nil {
 				ws = append(ws, w)
 				delete(c.workers, k)
+				if c.metrics != nil {
+					// Another member reports it now.
+					c.metrics.Lag.DeleteLabelValues(topic, strconv.Itoa(int(p)))
+				}
 			}
 		}
 	}

@@ -17,7 +17,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "leadconv_consumer_lag",
-			Help: "Records between the last fetched offset and the partition's high watermark.",
+			Help: "Records of a partition this member owns not yet committed by the group: the high watermark less the committed offset, refreshed every 10s.",
 		}, []string{"topic", "partition"}),
 		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "leadconv_dlq_records_total",
