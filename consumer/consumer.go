@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -217,6 +218,8 @@ type Consumer struct {
 	// in-flight batches finish.
 	base       context.Context
 	baseCancel context.CancelFunc
+	// limits are the output topics' max.message.bytes (SetTopicLimits).
+	limits atomic.Pointer[map[string]int]
 	// clientCancel aborts the client's requests: a shutdown past its
 	// deadline interrupts a rejoin the broker holds.
 	clientCancel context.CancelFunc
@@ -251,7 +254,9 @@ func New(cfg Config, h Handler) (*Consumer, error) {
 		// Keys are tenant/cluster_id: the default sticky key partitioner keeps
 		// every command of a cluster on one partition, in order.
 		kgo.ProducerLinger(time.Millisecond),
-		kgo.ProducerBatchMaxBytes(int32(cfg.MaxProduceBytes)),
+		// Asked once per partition, at its first produce (after
+		// SetTopicLimits).
+		kgo.ProducerBatchMaxBytesFn(func(topic string) int32 { return int32(c.Limit(topic)) }),
 		kgo.FetchMinBytes(cfg.FetchMinBytes),
 		kgo.FetchMaxWait(cfg.FetchMaxWait),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
@@ -264,6 +269,24 @@ func New(cfg Config, h Handler) (*Consumer, error) {
 	}
 	c.cl, c.clientCancel = cl, clientCancel
 	return c, nil
+}
+
+// SetTopicLimits caps the producer's limit per topic (their
+// max.message.bytes), so that no batch exceeds what the broker accepts for
+// its topic; call it before Run.
+func (c *Consumer) SetTopicLimits(limits map[string]int) {
+	c.limits.Store(&limits)
+}
+
+// Limit is the largest record batch produced to topic: MaxProduceBytes, or
+// the topic's limit when smaller.
+func (c *Consumer) Limit(topic string) int {
+	if m := c.limits.Load(); m != nil {
+		if l, ok := (*m)[topic]; ok && l < c.cfg.MaxProduceBytes {
+			return l
+		}
+	}
+	return c.cfg.MaxProduceBytes
 }
 
 // Committed reports whether the group has a committed offset past the start

@@ -10,6 +10,8 @@ type Metrics struct {
 	Latency     prometheus.Histogram
 	Paused      prometheus.Counter
 	Lost        prometheus.Counter
+	// ProduceErrors counts failed produce attempts by output topic.
+	ProduceErrors *prometheus.CounterVec
 }
 
 // NewMetrics registers the consumer's collectors with reg.
@@ -41,6 +43,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "leadconv_partitions_stopped_total",
 		Help: "Partitions whose worker stopped without committing (ErrPartitionLost: fenced, or state lost).",
 	})
-	reg.MustRegister(m.Lag, m.DeadLetters, m.Retries, m.Latency, m.Paused, m.Lost)
+	m.ProduceErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "leadconv_produce_errors_total",
+		Help: "Records the broker did not take on an attempt (retried), by output topic: a missing topic, an outage.",
+	}, []string{"topic"})
+	reg.MustRegister(m.Lag, m.DeadLetters, m.Retries, m.Latency, m.Paused, m.Lost, m.ProduceErrors)
 	return m
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/leadconv/leadconv/internal/testutil/kafkatest"
 	"github.com/leadconv/leadconv/internal/testutil/pgtest"
 	"github.com/leadconv/leadconv/internal/testutil/redistest"
+	"github.com/leadconv/leadconv/internal/topics"
 	"github.com/leadconv/leadconv/matcher"
 	"github.com/leadconv/leadconv/matcher/gen"
 	"github.com/leadconv/leadconv/record"
@@ -176,7 +177,7 @@ func (l *loop) service(name string, fn func(ctx context.Context) error) (stop fu
 func (l *loop) pipeline() (stop func()) {
 	p, err := pipeline.New(pipeline.Config{
 		Brokers: l.kc.Addrs(), Group: "pipeline", RecordsTopic: loopRecords, ByTenantTopic: loopByTenant,
-		CoPartitioned: []string{loopRequests}, CommandsTopic: loopCommands, DLQTopic: loopDLQ,
+		Topics: []topics.Topic{{Name: loopRequests, Role: "requests", CoPartitioned: true}}, CommandsTopic: loopCommands, DLQTopic: loopDLQ,
 		CommitInterval: 100 * time.Millisecond, MaxPollRecords: 10_000, Logger: zerolog.Nop(),
 	}, func() pipeline.Owner {
 		return matcher.NewStore(l.rdb, matcher.StoreOptions{Namespace: l.ns, Rules: l.cfg.Rules})

@@ -3,6 +3,7 @@ package requests
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -25,6 +26,10 @@ type Config struct {
 	ProgressEvery int
 	// Structured writes structured-mode CloudEvents.
 	Structured bool
+	// MaxProduceBytes and ShutdownGrace: see consumer.Config
+	// (MaxProduceBytes, RevokeGrace).
+	MaxProduceBytes int
+	ShutdownGrace   time.Duration
 	// Opts are extra franz-go options (TLS, SASL, tests).
 	Opts   []kgo.Opt
 	Logger zerolog.Logger
@@ -49,7 +54,8 @@ func Run(ctx context.Context, cfg Config, store Store, tenants Tenants, ledger L
 	}, store, tenants, ledger)
 	cons, err := consumer.New(consumer.Config{
 		Brokers: cfg.Brokers, Group: cfg.Group, Topics: []string{cfg.RequestsTopic}, DLQTopic: cfg.DLQTopic,
-		ClientID: "leadconv-requests", Opts: cfg.Opts, Logger: cfg.Logger,
+		ClientID: "leadconv-requests", MaxProduceBytes: cfg.MaxProduceBytes, RevokeGrace: cfg.ShutdownGrace,
+		Opts: cfg.Opts, Logger: cfg.Logger,
 	}, h)
 	if err != nil {
 		return err

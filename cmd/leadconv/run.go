@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -111,7 +112,7 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 				rc.Structured = o.contentMode == "structured"
 				c, err := pipeline.New(pipeline.Config{
 					Brokers: o.brokerList(), Group: *group, RecordsTopic: o.recordsTopic,
-					ByTenantTopic: o.byTenantTopic, InputByTenant: o.inputByTenant, CoPartitioned: []string{rc.RequestsTopic},
+					ByTenantTopic: o.byTenantTopic, InputByTenant: o.inputByTenant, Topics: runTopics(rc),
 					CommandsTopic: o.commandsTopic, DLQTopic: o.dlqTopic, ChangesTopic: *changesTopic,
 					MaxRecordBytes: o.maxRecordBytes, MaxProduceBytes: o.maxProduceBytes, Structured: o.contentMode == "structured",
 					ShutdownGrace: *drain, Logger: log, Registerer: reg,
@@ -152,6 +153,9 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 				// Either consumer failing stops both: the service is one unit.
 				runBoth := func(ctx context.Context) error {
 					ran = true
+					// Its producer takes what its smallest output does.
+					rc.MaxProduceBytes = min(c.Limit(rc.CommandsTopic), c.Limit(rc.EventsTopic), c.Limit(rc.DLQTopic))
+					rc.ShutdownGrace = *drain
 					g, ctx := errgroup.WithContext(ctx)
 					g.Go(func() error { return c.Run(ctx) })
 					g.Go(func() error { return requests.Run(ctx, rc, src, tenants, ledger) })
@@ -161,6 +165,8 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 				srv.AddCheck("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
 				srv.AddCheck("kafka", func(ctx context.Context) error { return c.Client().Ping(ctx) })
 				srv.AddCheck("state", func(context.Context) error { return c.Handler().StateLost() })
+				topicsChecked := newStartupCheck()
+				srv.AddCheck("topics", topicsChecked.check)
 
 				log.Info().Str("version", readBuildInfo().Version).Strs("brokers", o.brokerList()).
 					Str("group", *group).Str("instance_id", gro.instanceID).Dur("session_timeout", gro.sessionTimeout).Str("records_topic", o.recordsTopic).Str("by_tenant_topic", o.ownedTopic()).Str("commands_topic", o.commandsTopic).
@@ -168,7 +174,10 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 					Strs("input_topics", inputTopics(cfg.Inputs())).
 					Msg("leadconv starting")
 				await := func(ctx context.Context) error {
-					return ops.AwaitDependencies(ctx, log, o.redisDep(rdb), o.kafkaDep(kopts))
+					if err := ops.AwaitDependencies(ctx, log, o.redisDep(rdb), o.kafkaDep(kopts)); err != nil {
+						return err
+					}
+					return ops.AwaitDependencies(ctx, log, topicsDep(strings.Join(o.brokerList(), ","), c.Prepare, topicsChecked))
 				}
 				err = serveWhile(ctx, log, srv, *httpAddr, await, runBoth)
 				if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/leadconv/leadconv/internal/testutil/kafkatest"
 	"github.com/leadconv/leadconv/internal/testutil/pgtest"
 	"github.com/leadconv/leadconv/internal/testutil/redistest"
+	"github.com/leadconv/leadconv/requests"
 )
 
 // TestMain lets a test run this test binary as the leadconv binary: with
@@ -36,7 +37,7 @@ func TestMain(m *testing.M) {
 // logs that it stopped and exits 0.
 func TestRunStopsOnSIGTERM(t *testing.T) {
 	t.Parallel()
-	k := kafkatest.New(t, 2, defaultRecordsTopic, defaultCommandsTopic, defaultDLQTopic)
+	k := kafkatest.New(t, 2, defaultRecordsTopic, defaultCommandsTopic, defaultDLQTopic, requests.DefaultRequestsTopic, requests.DefaultEventsTopic)
 	rs := redistest.New(t)
 	var stderr syncBuffer
 	cmd := exec.Command(os.Args[0], "-test.run=^$", "--", "run", "--brokers", strings.Join(k.Addrs(), ","),

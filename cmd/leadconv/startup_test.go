@@ -17,6 +17,7 @@ import (
 	"github.com/leadconv/leadconv/internal/testutil/kafkatest"
 	"github.com/leadconv/leadconv/internal/testutil/redistest"
 	"github.com/leadconv/leadconv/matcher/gen"
+	"github.com/leadconv/leadconv/requests"
 )
 
 func freePort(t *testing.T) int {
@@ -75,7 +76,7 @@ func TestRunWaitsForRedisAndKafkaAtStart(t *testing.T) {
 
 	// Both come up: run proceeds and processes the stream.
 	rs.Restart()
-	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.SeedTopics(2, defaultRecordsTopic, defaultCommandsTopic, defaultDLQTopic))
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.SeedTopics(2, defaultRecordsTopic, defaultCommandsTopic, defaultDLQTopic, requests.DefaultRequestsTopic, requests.DefaultEventsTopic))
 	if err != nil {
 		t.Fatal(err)
 	}
