@@ -220,6 +220,8 @@ type Consumer struct {
 	baseCancel context.CancelFunc
 	// limits are the output topics' max.message.bytes (SetTopicLimits).
 	limits atomic.Pointer[map[string]int]
+	// lagNow asks for a lag refresh (partitions were assigned).
+	lagNow chan struct{}
 	// clientCancel aborts the client's requests: a shutdown past its
 	// deadline interrupts a rejoin the broker holds.
 	clientCancel context.CancelFunc
@@ -231,7 +233,7 @@ func New(cfg Config, h Handler) (*Consumer, error) {
 	if len(cfg.Brokers) == 0 || cfg.Group == "" || len(cfg.Topics) == 0 {
 		return nil, errors.New("consumer: brokers, group and topics are required")
 	}
-	c := &Consumer{cfg: cfg, h: h, log: cfg.Logger, metrics: cfg.Metrics, workers: map[tp]*worker{}}
+	c := &Consumer{cfg: cfg, h: h, log: cfg.Logger, metrics: cfg.Metrics, workers: map[tp]*worker{}, lagNow: make(chan struct{}, 1)}
 	c.base, c.baseCancel = context.WithCancel(context.Background())
 	clientCtx, clientCancel := context.WithCancel(context.Background())
 	reset := kgo.NewOffset().AtStart()
@@ -378,7 +380,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 }
 
 // refreshLag sets the lag of every partition this member owns, every
-// LagInterval until ctx is done: the high watermark less the group's
+// LagInterval and after each assignment, until ctx is done: the high watermark less the group's
 // committed offset, so that a partition whose records arrive while nothing
 // is committed (a stuck worker) shows a growing lag.
 func (c *Consumer) refreshLag(ctx context.Context) {
@@ -393,6 +395,7 @@ func (c *Consumer) refreshLag(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-c.lagNow:
 		}
 		if err := c.setLag(ctx, adm); err != nil && ctx.Err() == nil {
 			c.log.Debug().Err(err).Msg("lag not refreshed")
@@ -473,6 +476,11 @@ func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, assigned map[strin
 		}
 	}
 	c.log.Info().Interface("partitions", assigned).Msg("partitions assigned")
+	// New partitions get their series at once, not at the next tick.
+	select {
+	case c.lagNow <- struct{}{}:
+	default:
+	}
 }
 
 // revoked stops the workers of the revoked partitions and waits for them

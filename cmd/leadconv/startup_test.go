@@ -193,9 +193,13 @@ func TestRunRefusesRecordLimitOverTheDeadLetterTopic(t *testing.T) {
 		t.Fatal(err)
 	}
 	rs := redistest.New(t)
-	code, _, stderr := runMain(t, nil, "run", "--brokers", strings.Join(k.Addrs(), ","), "--redis-url", rs.URL(), "--http-addr", "127.0.0.1:0", "--log-format", "json")
+	// The group's client logs from its own goroutines: a synchronised
+	// buffer, not runMain's.
+	var stderr syncBuffer
+	e := &env{stdin: strings.NewReader(""), stdout: &syncBuffer{}, stderr: &stderr, getenv: func(string) string { return "" }}
+	code := Main(t.Context(), []string{"run", "--brokers", strings.Join(k.Addrs(), ","), "--redis-url", rs.URL(), "--http-addr", "127.0.0.1:0", "--log-format", "json"}, e)
 	want := "--max-record-bytes 983040 exceeds what topic " + defaultDLQTopic + " takes (max.message.bytes 500000): at most 495904"
-	if code != exitError || !strings.Contains(stderr, want) {
-		t.Fatalf("code %d, stderr %s, want %q", code, stderr, want)
+	if code != exitError || !strings.Contains(stderr.String(), want) {
+		t.Fatalf("code %d, stderr %s, want %q", code, stderr.String(), want)
 	}
 }
