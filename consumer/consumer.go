@@ -145,8 +145,8 @@ type Config struct {
 	// (benchmarks measure latency to the ack with it). It must not block.
 	Processed func(topic string, partition int32, recs []*kgo.Record)
 	// MaxProduceBytes is the producer's record batch limit (default
-	// DefaultMaxProduceBytes); keep it at most the output topics'
-	// max.message.bytes. Dead letters are cut to fit it.
+	// DefaultMaxProduceBytes), capped per topic by SetTopicLimits. Dead
+	// letters are cut to fit the dead-letter topic's.
 	MaxProduceBytes int
 	// Opts are appended to the client options (TLS, SASL, tests).
 	Opts    []kgo.Opt

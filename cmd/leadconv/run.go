@@ -29,7 +29,8 @@ resident in memory (--matcher-cache-bytes) and written through to Redis. It
 applies each batch, plans every changed cluster with the tenant's
 configuration and publishes the commands as CloudEvents, keyed
 tenant/cluster_id, to the commands topic. --requests-topic must have as many
-partitions as the by-tenant topic (checked at start-up). Offsets are committed only after
+partitions as the by-tenant topic (checked at start-up; every topic run
+reads or writes must exist, a missing one is waited for). Offsets are committed only after
 the broker acknowledged every command the batch produced (at-least-once,
 with deterministic command ids). Input that can never be processed goes to
 the dead-letter topic with error-code headers; Redis or broker outages are
