@@ -3,11 +3,13 @@ package consumer_test
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -121,4 +123,53 @@ func TestLagFromCommittedOffsets(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// A produce that fails names the output topic, in the retry's warning and
+// in leadconv_produce_errors_total{topic}: the warning used to carry only
+// the worker's input topic, pointing an operator at the wrong one.
+func TestProduceErrorsNameTheOutputTopic(t *testing.T) {
+	c := kafkatest.New(t, 1, in, dlq) // no "out"
+	produceN(c, 3, func(i int) string { return "v" + strconv.Itoa(i) })
+	var logs syncBuf
+	m := consumer.NewMetrics(prometheus.NewRegistry())
+	cons, err := consumer.New(consumer.Config{
+		Brokers: c.Addrs(), Group: "g", Topics: []string{in}, DLQTopic: dlq,
+		MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond, RevokeGrace: time.Second,
+		Logger: zerolog.New(&logs), Metrics: m,
+		Opts: []kgo.Opt{kgo.UnknownTopicRetries(0)},
+	}, consumer.HandlerFunc(echo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cons.Run(ctx) }()
+	kafkatest.WaitFor(t, 20*time.Second, "a retry naming the output topic", func() bool {
+		return strings.Contains(logs.String(), `"error":"produce to out: `) && testutil.ToFloat64(m.ProduceErrors.WithLabelValues(out)) > 0
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := committed(t, c); n != 0 {
+		t.Fatalf("%d offsets committed without the output", n)
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
