@@ -243,8 +243,10 @@ func New(cfg Config, h Handler) (*Consumer, error) {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ClientID(cfg.ClientID),
+		// The topics are added by Run: a client consuming them would join
+		// the group at once and hold partitions it does not process while
+		// the service still waits for its dependencies.
 		kgo.ConsumerGroup(cfg.Group),
-		kgo.ConsumeTopics(cfg.Topics...),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.ConsumeResetOffset(reset),
 		kgo.BlockRebalanceOnPoll(),
@@ -312,6 +314,7 @@ const closeMargin = 2 * time.Second
 // closeMargin. It returns nil on a clean stop.
 func (c *Consumer) Run(ctx context.Context) error {
 	defer c.baseCancel()
+	c.cl.AddConsumeTopics(c.cfg.Topics...)
 	lagDone := make(chan struct{})
 	lagCtx, stopLag := context.WithCancel(ctx)
 	go func() {

@@ -160,8 +160,13 @@ func TestRunWaitsForMissingTopics(t *testing.T) {
 	if code != 503 || !strings.Contains(body, "\ntopics: ") || !strings.Contains(body, missing) {
 		t.Fatalf("/readyz while the topic is missing = %d %q, want 503 naming it", code, body)
 	}
+	// Waiting, it holds no partitions the group could give another member.
+	adm := kadm.NewClient(k.Client())
+	if groups, err := adm.DescribeGroups(ctx, "topics"); err == nil && len(groups["topics"].Members) != 0 {
+		t.Fatalf("members %+v while waiting, want none", groups["topics"].Members)
+	}
 
-	if _, err := kadm.NewClient(k.Client()).CreateTopic(ctx, 2, 1, nil, requests.DefaultEventsTopic); err != nil {
+	if _, err := adm.CreateTopic(ctx, 2, 1, nil, requests.DefaultEventsTopic); err != nil {
 		t.Fatal(err)
 	}
 	if err := produceEvents(ctx, k.Client(), defaultRecordsTopic, gen.New(gen.Options{Seed: 3, Records: 20}).Events()); err != nil {
@@ -169,7 +174,7 @@ func TestRunWaitsForMissingTopics(t *testing.T) {
 	}
 	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
 	defer wcancel()
-	if err := waitCommitted(wctx, kadm.NewClient(k.Client()), "topics", defaultRecordsTopic, nil); err != nil {
+	if err := waitCommitted(wctx, adm, "topics", defaultRecordsTopic, nil); err != nil {
 		t.Fatalf("no progress once the topic exists: %v\n%s", err, stderr.String())
 	}
 	if code, body := httpGet(t, base+"/readyz"); code != 200 {
