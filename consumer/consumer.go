@@ -383,9 +383,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 }
 
 // refreshLag sets the lag of every partition this member owns, every
-// LagInterval and after each assignment, until ctx is done: the high watermark less the group's
-// committed offset, so that a partition whose records arrive while nothing
-// is committed (a stuck worker) shows a growing lag.
+// LagInterval and after each assignment, until ctx is done: the high
+// watermark less the group's committed offset, so that a partition whose
+// records arrive while nothing is committed (a stuck worker) shows a
+// growing lag.
 func (c *Consumer) refreshLag(ctx context.Context) {
 	if c.metrics == nil {
 		return
