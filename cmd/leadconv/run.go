@@ -61,7 +61,8 @@ is missing). Redis or Kafka unreachable at start is waited for, retried
 with backoff and logged with the address every few seconds, as outages later
 are retried. SIGINT or SIGTERM starts a
 graceful shutdown: stop fetching, finish in-flight batches (within
---drain-timeout), commit, leave the group.`,
+--drain-timeout), commit, leave the group; all of it within --drain-timeout
+and 2s, even while a rebalance is pending (then without leaving the group).`,
 		setup: func(fs *flagSet) func(context.Context, *env, []string) error {
 			var o serviceOptions
 			o.register(fs)
