@@ -12,11 +12,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -138,6 +141,9 @@ type Config struct {
 	RevokeGrace time.Duration
 	// CommitInterval is the period of marked-offset commits (default 1s).
 	CommitInterval time.Duration
+	// LagInterval is the period of the lag metric's refresh from the
+	// group's committed offsets (default 10s).
+	LagInterval time.Duration
 	// FetchMinBytes and FetchMaxWait: a fetch waits up to FetchMaxWait for
 	// FetchMinBytes of records across its partitions (defaults 8 KiB and
 	// 10ms). At low rates that gathers several events per batch, where
@@ -158,8 +164,8 @@ type Config struct {
 	// (benchmarks measure latency to the ack with it). It must not block.
 	Processed func(topic string, partition int32, recs []*kgo.Record)
 	// MaxProduceBytes is the producer's record batch limit (default
-	// DefaultMaxProduceBytes); keep it at most the output topics'
-	// max.message.bytes. Dead letters are cut to fit it.
+	// DefaultMaxProduceBytes), capped per topic by SetTopicLimits. Dead
+	// letters are cut to fit the dead-letter topic's.
 	MaxProduceBytes int
 	// Opts are appended to the client options (TLS, SASL, tests).
 	Opts    []kgo.Opt
@@ -190,6 +196,9 @@ func (c *Config) defaults() {
 	}
 	if c.CommitInterval <= 0 {
 		c.CommitInterval = time.Second
+	}
+	if c.LagInterval <= 0 {
+		c.LagInterval = 10 * time.Second
 	}
 	if c.FetchMinBytes <= 0 {
 		c.FetchMinBytes = DefaultFetchMinBytes
@@ -228,6 +237,13 @@ type Consumer struct {
 	// in-flight batches finish.
 	base       context.Context
 	baseCancel context.CancelFunc
+	// limits are the output topics' max.message.bytes (SetTopicLimits).
+	limits atomic.Pointer[map[string]int]
+	// lagNow asks for a lag refresh (partitions were assigned).
+	lagNow chan struct{}
+	// clientCancel aborts the client's requests: a shutdown past its
+	// deadline interrupts a rejoin the broker holds.
+	clientCancel context.CancelFunc
 }
 
 // New creates the client and joins nothing yet; Run starts consuming.
@@ -236,8 +252,9 @@ func New(cfg Config, h Handler) (*Consumer, error) {
 	if len(cfg.Brokers) == 0 || cfg.Group == "" || len(cfg.Topics) == 0 {
 		return nil, errors.New("consumer: brokers, group and topics are required")
 	}
-	c := &Consumer{cfg: cfg, h: h, log: cfg.Logger, metrics: cfg.Metrics, workers: map[tp]*worker{}}
+	c := &Consumer{cfg: cfg, h: h, log: cfg.Logger, metrics: cfg.Metrics, workers: map[tp]*worker{}, lagNow: make(chan struct{}, 1)}
 	c.base, c.baseCancel = context.WithCancel(context.Background())
+	clientCtx, clientCancel := context.WithCancel(context.Background())
 	reset := kgo.NewOffset().AtStart()
 	if cfg.ResetOffset != nil {
 		reset = *cfg.ResetOffset
@@ -245,8 +262,10 @@ func New(cfg Config, h Handler) (*Consumer, error) {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ClientID(cfg.ClientID),
+		// The topics are added by Run: a client consuming them would join
+		// the group at once and hold partitions it does not process while
+		// the service still waits for its dependencies.
 		kgo.ConsumerGroup(cfg.Group),
-		kgo.ConsumeTopics(cfg.Topics...),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.ConsumeResetOffset(reset),
 		kgo.BlockRebalanceOnPoll(),
@@ -258,17 +277,39 @@ func New(cfg Config, h Handler) (*Consumer, error) {
 		// Keys are tenant/cluster_id: the default sticky key partitioner keeps
 		// every command of a cluster on one partition, in order.
 		kgo.ProducerLinger(time.Millisecond),
-		kgo.ProducerBatchMaxBytes(int32(cfg.MaxProduceBytes)),
+		// Asked once per partition, at its first produce (after
+		// SetTopicLimits).
+		kgo.ProducerBatchMaxBytesFn(func(topic string) int32 { return int32(c.Limit(topic)) }),
 		kgo.FetchMinBytes(cfg.FetchMinBytes),
 		kgo.FetchMaxWait(cfg.FetchMaxWait),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+		kgo.WithContext(clientCtx),
 	}
 	cl, err := kgo.NewClient(append(opts, cfg.Opts...)...)
 	if err != nil {
+		clientCancel()
 		return nil, fmt.Errorf("consumer: new client: %w", err)
 	}
-	c.cl = cl
+	c.cl, c.clientCancel = cl, clientCancel
 	return c, nil
+}
+
+// SetTopicLimits caps the producer's limit per topic (their
+// max.message.bytes), so that no batch exceeds what the broker accepts for
+// its topic; call it before Run.
+func (c *Consumer) SetTopicLimits(limits map[string]int) {
+	c.limits.Store(&limits)
+}
+
+// Limit is the largest record batch produced to topic: MaxProduceBytes, or
+// the topic's limit when smaller.
+func (c *Consumer) Limit(topic string) int {
+	if m := c.limits.Load(); m != nil {
+		if l, ok := (*m)[topic]; ok && l < c.cfg.MaxProduceBytes {
+			return l
+		}
+	}
+	return c.cfg.MaxProduceBytes
 }
 
 // Committed reports whether the group has a committed offset past the start
@@ -282,11 +323,24 @@ func (c *Consumer) Committed(topic string, partition int32) bool {
 // Client returns the underlying client, for readiness pings.
 func (c *Consumer) Client() *kgo.Client { return c.cl }
 
+// closeMargin is what the final commit and the leave may take beyond
+// RevokeGrace when the workers used all of it.
+const closeMargin = 2 * time.Second
+
 // Run polls until ctx is cancelled, then shuts down gracefully: it stops
 // fetching, lets workers finish their batches (within RevokeGrace), commits
-// what they completed and leaves the group. It returns nil on a clean stop.
+// what they completed and leaves the group, all within RevokeGrace plus
+// closeMargin. It returns nil on a clean stop.
 func (c *Consumer) Run(ctx context.Context) error {
 	defer c.baseCancel()
+	c.cl.AddConsumeTopics(c.cfg.Topics...)
+	lagDone := make(chan struct{})
+	lagCtx, stopLag := context.WithCancel(ctx)
+	go func() {
+		defer close(lagDone)
+		c.refreshLag(lagCtx)
+	}()
+	defer func() { stopLag(); <-lagDone }()
 	for {
 		fetches := c.cl.PollRecords(ctx, c.cfg.MaxPollRecords)
 		if fetches.IsClientClosed() || ctx.Err() != nil {
@@ -308,10 +362,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 				// for partitions assigned before this poll.
 				return
 			}
-			if c.metrics != nil {
-				last := p.Records[len(p.Records)-1].Offset
-				c.metrics.Lag.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(p.HighWatermark - last - 1))
-			}
 			// Never waits: a worker that falls behind (an outage, a slow
 			// batch) has its partition paused instead.
 			w.enqueue(p.Records)
@@ -319,15 +369,109 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.mu.Unlock()
 		c.cl.AllowRebalance()
 	}
+	deadline := time.Now().Add(c.cfg.RevokeGrace)
 	c.stopAll()
-	cctx, cancel := context.WithTimeout(context.Background(), c.cfg.RevokeGrace)
+	if d := time.Now().Add(closeMargin); d.After(deadline) {
+		deadline = d
+	}
+	cctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	err := c.cl.CommitMarkedOffsets(cctx)
 	if err != nil {
 		err = fmt.Errorf("consumer: final commit: %w", err)
 	}
-	c.cl.CloseAllowingRebalance()
+	// Leaving waits for a pending rebalance to complete: the broker answers
+	// the rejoin only once every member rejoined, up to the rebalance
+	// timeout (SIGTERM took 38s in a trial). Past the deadline the client's
+	// requests are aborted and the member stops without leaving; the group
+	// drops it at its session timeout.
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		c.cl.CloseAllowingRebalance()
+	}()
+	select {
+	case <-closed:
+	case <-cctx.Done():
+		c.log.Warn().Msg("stopped before leaving the group: a rebalance is pending; the group drops this member at its session timeout")
+		c.clientCancel()
+		<-closed
+	}
+	c.clientCancel()
 	return err
+}
+
+// refreshLag sets the lag of every partition this member owns, every
+// LagInterval and after each assignment, until ctx is done: the high
+// watermark less the group's committed offset, so that a partition whose
+// records arrive while nothing is committed (a stuck worker) shows a
+// growing lag.
+func (c *Consumer) refreshLag(ctx context.Context) {
+	if c.metrics == nil {
+		return
+	}
+	adm := kadm.NewClient(c.cl)
+	t := time.NewTicker(c.cfg.LagInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-c.lagNow:
+		}
+		if err := c.setLag(ctx, adm); err != nil && ctx.Err() == nil {
+			c.log.Debug().Err(err).Msg("lag not refreshed")
+		}
+	}
+}
+
+func (c *Consumer) setLag(ctx context.Context, adm *kadm.Client) error {
+	c.mu.Lock()
+	var owned []string
+	for k := range c.workers {
+		if !slices.Contains(owned, k.topic) {
+			owned = append(owned, k.topic)
+		}
+	}
+	c.mu.Unlock()
+	if len(owned) == 0 {
+		return nil
+	}
+	committed, err := adm.FetchOffsetsForTopics(ctx, c.cfg.Group, owned...)
+	if err != nil {
+		return fmt.Errorf("fetch committed offsets: %w", err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, owned...)
+	if err != nil {
+		return fmt.Errorf("list end offsets: %w", err)
+	}
+	// A partition never committed is behind from its start.
+	starts, err := adm.ListStartOffsets(ctx, owned...)
+	if err != nil {
+		return fmt.Errorf("list start offsets: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.workers {
+		end, ok := ends.Lookup(k.topic, k.partition)
+		if !ok || end.Err != nil {
+			continue
+		}
+		from := int64(-1)
+		if o, ok := committed.Lookup(k.topic, k.partition); ok && o.Err == nil {
+			from = o.At
+		}
+		if from < 0 {
+			if s, ok := starts.Lookup(k.topic, k.partition); ok && s.Err == nil {
+				from = s.Offset
+			}
+		}
+		if from >= 0 {
+			c.metrics.Lag.WithLabelValues(k.topic, strconv.Itoa(int(k.partition))).Set(float64(max(0, end.Offset-from)))
+		}
+	}
+	return nil
 }
 
 func (c *Consumer) stopAll() {
@@ -355,6 +499,11 @@ func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, assigned map[strin
 		}
 	}
 	c.log.Info().Interface("partitions", assigned).Msg("partitions assigned")
+	// New partitions get their series at once, not at the next tick.
+	select {
+	case c.lagNow <- struct{}{}:
+	default:
+	}
 }
 
 // revoked stops the workers of the revoked partitions and waits for them
@@ -387,6 +536,10 @@ func (c *Consumer) stop(parts map[string][]int32, grace time.Duration) {
 			if w := c.workers[k]; w != nil {
 				ws = append(ws, w)
 				delete(c.workers, k)
+				if c.metrics != nil {
+					// Another member reports it now.
+					c.metrics.Lag.DeleteLabelValues(topic, strconv.Itoa(int(p)))
+				}
 			}
 		}
 	}

@@ -13,6 +13,8 @@ type Metrics struct {
 	// Retrying is the number of partitions whose batch waits out a
 	// transient failure.
 	Retrying prometheus.Gauge
+	// ProduceErrors counts failed produce attempts by output topic.
+	ProduceErrors *prometheus.CounterVec
 }
 
 // NewMetrics registers the consumer's collectors with reg.
@@ -20,7 +22,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "leadconv_consumer_lag",
-			Help: "Records between the last fetched offset and the partition's high watermark.",
+			Help: "Records of a partition this member owns not yet committed by the group: the high watermark less the committed offset, refreshed every 10s.",
 		}, []string{"topic", "partition"}),
 		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "leadconv_dlq_records_total",
@@ -48,6 +50,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "leadconv_partitions_retrying",
 		Help: "Partitions whose batch is being retried after a transient failure (Redis or the broker unavailable).",
 	})
-	reg.MustRegister(m.Lag, m.DeadLetters, m.Retries, m.Latency, m.Paused, m.Lost, m.Retrying)
+	
+	m.ProduceErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "leadconv_produce_errors_total",
+		Help: "Records the broker did not take on an attempt (retried), by output topic: a missing topic, an outage.",
+	}, []string{"topic"})
+	reg.MustRegister(m.Lag, m.DeadLetters, m.Retries, m.Latency, m.Paused, m.Lost, m.Retrying, m.ProduceErrors)
 	return m
 }

@@ -177,7 +177,7 @@ func (w *worker) process(recs []*kgo.Record) bool {
 	pending := make([]*kgo.Record, 0, len(res.Out)+len(res.Poison))
 	pending = append(pending, res.Out...)
 	for _, p := range res.Poison {
-		pending = append(pending, DeadLetter(w.c.cfg.DLQTopic, p, w.c.cfg.MaxProduceBytes))
+		pending = append(pending, DeadLetter(w.c.cfg.DLQTopic, p, w.c.Limit(w.c.cfg.DLQTopic)))
 	}
 	for attempt := 0; len(pending) > 0; attempt++ {
 		results := w.c.cl.ProduceSync(w.ctx, pending...)
@@ -196,7 +196,11 @@ func (w *worker) process(recs []*kgo.Record) bool {
 				}
 			}
 			failed = append(failed, r.Record)
-			ferr = r.Err
+			// The input topic is the worker's; the error names the output.
+			ferr = fmt.Errorf("produce to %s: %w", r.Record.Topic, r.Err)
+			if m := w.c.metrics; m != nil {
+				m.ProduceErrors.WithLabelValues(r.Record.Topic).Inc()
+			}
 		}
 		pending = failed
 		// Every other produce error is the broker's (unavailable, a topic
@@ -434,7 +438,7 @@ func (w *worker) shrink(r, last *kgo.Record) *kgo.Record {
 		src := &kgo.Record{Topic: last.Topic, Partition: last.Partition, Offset: last.Offset,
 			Key: r.Key, Value: r.Value, Headers: append(r.Headers[:len(r.Headers):len(r.Headers)],
 				kgo.RecordHeader{Key: HeaderCommandTopic, Value: []byte(r.Topic)})}
-		return DeadLetter(w.c.cfg.DLQTopic, Poison{Record: src, Code: CodeCommandTooLarge}, w.c.cfg.MaxProduceBytes)
+		return DeadLetter(w.c.cfg.DLQTopic, Poison{Record: src, Code: CodeCommandTooLarge}, w.c.Limit(w.c.cfg.DLQTopic))
 	}
 	var hs []kgo.RecordHeader
 	for _, h := range r.Headers {

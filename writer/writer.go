@@ -23,9 +23,11 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/leadconv/leadconv/internal/ops"
+	"github.com/leadconv/leadconv/internal/topics"
 	"github.com/leadconv/leadconv/record"
 )
 
@@ -119,6 +121,19 @@ func run(ctx context.Context, cfg Config) error {
 	if err := ops.AwaitDependencies(ctx, cfg.Logger,
 		ops.Dependency{Name: "postgres", Addr: fmt.Sprintf("%s:%d/%s", pg.Host, pg.Port, pg.Database), Ping: pool.Ping},
 		ops.Dependency{Name: "kafka", Addr: strings.Join(cfg.Brokers, ","), Ping: cl.Ping}); err != nil {
+		return err
+	}
+	// A missing topic is waited for (created beside the writer), named in
+	// the log; a consumed topic that never comes would leave it idle.
+	if err := ops.AwaitDependencies(ctx, cfg.Logger, ops.Dependency{Name: "topics", Addr: strings.Join(cfg.Brokers, ","), Fatal: topics.Fatal,
+		Ping: func(ctx context.Context) error {
+			_, err := topics.Describe(ctx, kadm.NewClient(cl), cfg.CommandsTopic, []topics.Topic{
+				{Name: cfg.CommandsTopic, Role: "commands topic, --commands-topic"},
+				{Name: cfg.RecordsTopic, Role: "records topic, --records-topic", Output: true},
+				{Name: cfg.ResultsTopic, Role: "results topic, --results-topic", Output: true},
+			})
+			return err
+		}}); err != nil {
 		return err
 	}
 	if err := Migrate(ctx, pool); err != nil {

@@ -7,11 +7,13 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -339,4 +341,50 @@ func TestRunCommitsAfterOutputs(t *testing.T) {
 	if rs := results(t, c, nil); len(rs) != 1 || rs[0].Outcome != OutcomeApplied {
 		t.Errorf("results %+v", rs)
 	}
+}
+
+// A missing output topic is waited for, named in the log, instead of the
+// writer consuming commands it cannot report on; once created, it runs.
+func TestRunWaitsForMissingTopic(t *testing.T) {
+	t.Parallel()
+	_, dbURL := newMirrorDB(t)
+	c := kafkatest.New(t, 1, commandsTopic, recordsTopic)
+	var logs syncBuf
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{Brokers: c.Addrs(), Group: "w", CommandsTopic: commandsTopic, RecordsTopic: recordsTopic,
+			ResultsTopic: resultsTopic, PostgresURL: dbURL, Logger: zerolog.New(&logs)})
+	}()
+	kafkatest.WaitFor(t, 20*time.Second, "the waiting log naming the topic", func() bool {
+		return strings.Contains(logs.String(), "topic "+resultsTopic+" (results topic, --results-topic): not found")
+	})
+	if strings.Contains(logs.String(), "writer started") {
+		t.Fatal("the writer started without its results topic")
+	}
+	if _, err := kadm.NewClient(c.Client()).CreateTopic(ctx, 1, 1, nil, resultsTopic); err != nil {
+		t.Fatal(err)
+	}
+	kafkatest.WaitFor(t, 20*time.Second, "the start", func() bool { return strings.Contains(logs.String(), "writer started") })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

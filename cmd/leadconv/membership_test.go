@@ -13,6 +13,7 @@ import (
 	"github.com/leadconv/leadconv/internal/testutil/kafkatest"
 	"github.com/leadconv/leadconv/internal/testutil/redistest"
 	"github.com/leadconv/leadconv/matcher/gen"
+	"github.com/leadconv/leadconv/requests"
 )
 
 // startService runs this test binary as "leadconv run" with args and
@@ -35,7 +36,7 @@ func startService(t *testing.T, args ...string) (*exec.Cmd, *syncBuffer) {
 // to time out (franz-go's default of 45s stalled them that long).
 func TestKilledStaticMemberResumesAtOnce(t *testing.T) {
 	t.Parallel()
-	k := kafkatest.New(t, 2, defaultRecordsTopic, defaultCommandsTopic, defaultDLQTopic)
+	k := kafkatest.New(t, 2, defaultRecordsTopic, defaultCommandsTopic, defaultDLQTopic, requests.DefaultRequestsTopic, requests.DefaultEventsTopic)
 	rs := redistest.New(t)
 	cl := k.Client()
 	adm := kadm.NewClient(cl)

@@ -78,7 +78,7 @@ func (o *serviceOptions) register(fs *flagSet) {
 	fs.StringVar(&o.commandsTopic, "commands-topic", defaultCommandsTopic, "output topic of the commands (CloudEvents)")
 	fs.StringVar(&o.dlqTopic, "dlq-topic", defaultDLQTopic, "dead-letter topic for input that can never be processed")
 	fs.IntVar(&o.maxRecordBytes, "max-record-bytes", pipeline.DefaultMaxRecordBytes, "largest accepted input record; larger ones go to the dead-letter topic (value cut to a prefix when too large for it)")
-	fs.IntVar(&o.maxProduceBytes, "max-produce-bytes", consumer.DefaultMaxProduceBytes, "largest record the producer sends (Kafka's max.message.bytes of the output, by-tenant and dead-letter topics); --max-record-bytes must leave room in it for the dead-letter headers")
+	fs.IntVar(&o.maxProduceBytes, "max-produce-bytes", consumer.DefaultMaxProduceBytes, "largest record batch the producer sends; capped per topic at start-up by the topic's max.message.bytes; --max-record-bytes must leave room in it (and in the dead-letter and by-tenant topics' limits) for the dead-letter headers")
 	fs.StringVar(&o.contentMode, "content-mode", "binary", "CloudEvents content mode on Kafka: binary (ce_ headers) or structured (JSON envelope)")
 	for _, n := range []string{"brokers", "config", "namespace", "records-topic", "by-tenant-topic", "input-keyed-by-tenant",
 		"matcher-cache-bytes", "commands-topic", "dlq-topic", "max-record-bytes", "max-produce-bytes", "content-mode"} {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -28,7 +29,9 @@ partition is the only writer of its tenants' duplicate clusters, kept
 resident in memory (--matcher-cache-bytes) and written through to Redis. It
 applies each batch, plans every changed cluster with the tenant's
 configuration and publishes the commands as CloudEvents, keyed
-tenant/cluster_id, to the commands topic. Offsets are committed only after
+tenant/cluster_id, to the commands topic. Every topic run reads or writes
+must exist (checked at start-up; a missing one is waited for). Offsets are
+committed only after
 the broker acknowledged every command the batch produced (at-least-once,
 with deterministic command ids). Input that can never be processed goes to
 the dead-letter topic with error-code headers; Redis or broker outages are
@@ -66,7 +69,8 @@ is missing). Redis or Kafka unreachable at start is waited for, retried
 with backoff and logged with the address every few seconds, as outages later
 are retried. SIGINT or SIGTERM starts a
 graceful shutdown: stop fetching, finish in-flight batches (within
---drain-timeout), commit, leave the group.`,
+--drain-timeout), commit, leave the group; all of it within --drain-timeout
+and 2s, even while a rebalance is pending (then without leaving the group).`,
 		setup: func(fs *flagSet) func(context.Context, *env, []string) error {
 			var o serviceOptions
 			o.register(fs)
@@ -154,7 +158,7 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 						rc.Lifecycle = lc
 						return requests.NewHandler(rc, src, tenants, ledger)
 					},
-					RequestsTopic: rf.Topic(),
+					RequestsTopic: rf.Topic(), Topics: runTopics(rc.EventsTopic),
 					ResultsTopic:  *commandResults,
 					CommandsTopic: o.commandsTopic, DLQTopic: o.dlqTopic, ChangesTopic: *changesTopic,
 					MaxRecordBytes: o.maxRecordBytes, MaxProduceBytes: o.maxProduceBytes, Structured: o.contentMode == "structured",
@@ -183,6 +187,8 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 				srv.AddCheck("kafka", func(ctx context.Context) error { return c.Client().Ping(ctx) })
 				srv.AddCheck("state", func(context.Context) error { return c.Handler().StateLost() })
 				srv.AddCheck("partitions", func(context.Context) error { return c.Retrying() })
+				topicsChecked := newStartupCheck()
+				srv.AddCheck("topics", topicsChecked.check)
 
 				log.Info().Str("version", readBuildInfo().Version).Strs("brokers", o.brokerList()).
 					Str("group", *group).Str("instance_id", gro.instanceID).Dur("session_timeout", gro.sessionTimeout).Str("records_topic", o.recordsTopic).Str("by_tenant_topic", o.ownedTopic()).Str("commands_topic", o.commandsTopic).Str("command_results_topic", *commandResults).
@@ -190,7 +196,10 @@ graceful shutdown: stop fetching, finish in-flight batches (within
 					Strs("input_topics", inputTopics(cfg.Inputs())).
 					Msg("leadconv starting")
 				await := func(ctx context.Context) error {
-					return ops.AwaitDependencies(ctx, log, o.redisDep(rdb), o.kafkaDep(kopts))
+					if err := ops.AwaitDependencies(ctx, log, o.redisDep(rdb), o.kafkaDep(kopts)); err != nil {
+						return err
+					}
+					return ops.AwaitDependencies(ctx, log, topicsDep(strings.Join(o.brokerList(), ","), c.Prepare, topicsChecked))
 				}
 				err = serveWhile(ctx, log, srv, *httpAddr, await, runPipeline)
 				if err != nil {

@@ -1,18 +1,23 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/leadconv/leadconv/internal/testutil/kafkatest"
 	"github.com/leadconv/leadconv/internal/testutil/pgtest"
 	"github.com/leadconv/leadconv/internal/testutil/redistest"
+	"github.com/leadconv/leadconv/requests"
 )
 
 // TestMain lets a test run this test binary as the leadconv binary: with
@@ -36,7 +41,7 @@ func TestMain(m *testing.M) {
 // logs that it stopped and exits 0.
 func TestRunStopsOnSIGTERM(t *testing.T) {
 	t.Parallel()
-	k := kafkatest.New(t, 2, defaultRecordsTopic, defaultCommandsTopic, defaultDLQTopic)
+	k := kafkatest.New(t, 2, defaultRecordsTopic, defaultCommandsTopic, defaultDLQTopic, requests.DefaultRequestsTopic, requests.DefaultEventsTopic)
 	rs := redistest.New(t)
 	var stderr syncBuffer
 	cmd := exec.Command(os.Args[0], "-test.run=^$", "--", "run", "--brokers", strings.Join(k.Addrs(), ","),
@@ -75,5 +80,64 @@ func TestRunStopsOnSIGTERM(t *testing.T) {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("logs lack %q:\n%s", want, stderr.String())
 		}
+	}
+}
+
+// SIGTERM while a rebalance is pending stops the service within
+// --drain-timeout and a small margin. Another member of the group holds
+// the rebalance (it polled and never allows it), up to its rebalance
+// timeout: leaving the group waited for that (37.8s in a trial).
+func TestSIGTERMDuringPendingRebalanceIsBounded(t *testing.T) {
+	t.Parallel()
+	k := kafkatest.New(t, 2, defaultRecordsTopic, defaultCommandsTopic, defaultDLQTopic, requests.DefaultRequestsTopic, requests.DefaultEventsTopic)
+	rs := redistest.New(t)
+	const drain, rebalance = 2 * time.Second, 20 * time.Second
+	cmd, stderr := startService(t, "--brokers", strings.Join(k.Addrs(), ","), "--redis-url", rs.URL(), "--group", "held",
+		"--drain-timeout", drain.String(), "--rebalance-timeout", rebalance.String())
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	kafkatest.WaitFor(t, 30*time.Second, "the partitions assigned", func() bool { return strings.Contains(stderr.String(), `"message":"partitions assigned"`) })
+
+	others, abort := context.WithCancel(context.Background())
+	defer abort() // their closes would wait for the rebalance too
+	groupOpts := []kgo.Opt{kgo.WithContext(others), kgo.ConsumerGroup("held"), kgo.ConsumeTopics(defaultRecordsTopic),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()), kgo.HeartbeatInterval(100 * time.Millisecond), kgo.RebalanceTimeout(rebalance)}
+	var assigned atomic.Bool
+	b := k.Client(append(groupOpts, kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			assigned.Store(len(m[defaultRecordsTopic]) > 0)
+		}))...)
+	defer b.AllowRebalance() // its Close would hang on the rebalance it holds
+	kafkatest.WaitFor(t, 30*time.Second, "the second member's assignment", func() bool {
+		pctx, cancel := context.WithTimeout(others, 100*time.Millisecond)
+		defer cancel()
+		b.PollFetches(pctx)
+		if !assigned.Load() {
+			b.AllowRebalance()
+			return false
+		}
+		return true
+	})
+	// A third member joins: the rebalance starts and the second holds it.
+	c := k.Client(groupOpts...)
+	go c.PollFetches(others)
+	time.Sleep(time.Second)
+
+	start := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(rebalance):
+		t.Fatalf("no exit within the %s rebalance timeout of SIGTERM\n%s", rebalance, stderr.String())
+	}
+	took := time.Since(start)
+	t.Logf("exited %s after SIGTERM", took.Round(time.Millisecond))
+	if bound := drain + 4*time.Second; took > bound {
+		t.Fatalf("exit %s after SIGTERM, over --drain-timeout %s and the margin", took, drain)
 	}
 }

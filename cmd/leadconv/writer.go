@@ -77,7 +77,7 @@ Example:
 				var started atomic.Bool
 				srv.AddCheck("writer", func(context.Context) error {
 					if !started.Load() {
-						return errors.New("starting: waiting for PostgreSQL and Kafka, then migrating the schema")
+						return errors.New("starting: waiting for PostgreSQL, Kafka and the topics (the log names a missing one), then migrating the schema")
 					}
 					return nil
 				})

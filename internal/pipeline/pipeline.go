@@ -18,6 +18,7 @@ import (
 	"github.com/leadconv/leadconv/ingest"
 	"github.com/leadconv/leadconv/internal/config"
 	"github.com/leadconv/leadconv/lifecycle"
+	"github.com/leadconv/leadconv/internal/topics"
 )
 
 // DefaultByTenantTopic is the internal topic the input is routed to.
@@ -39,11 +40,10 @@ type Config struct {
 	// (with Kafka's default partitioner), so its partitions are owned
 	// directly.
 	InputByTenant bool
-	// CoPartitioned are the other topics that change tenants' state and
-	// must reach the same owner (mass-conversion requests): start-up fails
-	// when one has another partition count than the owned topic. Missing
-	// ones are skipped.
-	CoPartitioned []string
+	// Topics are the service's further topics (mass-conversion requests,
+	// co-partitioned, and their results), checked by Prepare with the
+	// pipeline's own.
+	Topics []topics.Topic
 	// ResultsTopic, when set, is read for the CRM writer's command.result
 	// events, routed to the by-tenant topic keyed by tenant so each reaches
 	// its tenant's owner (needs the by-tenant topic: not with
@@ -256,47 +256,95 @@ func (p *Pipeline) Run(ctx context.Context) error {
 }
 
 // Prepare creates the by-tenant topic when it is missing, with as many
-// partitions as the input, and checks that every co-partitioned topic has
-// as many partitions as the owned one: with the same key partitioner that
-// is what sends a tenant's requests to the owner of its records.
+// partitions as the input, then checks every topic (Topics): each exists,
+// the co-partitioned ones have as many partitions as the owned one (with
+// the same key partitioner that is what sends a tenant's requests to the
+// owner of its records), and the producer is capped per output topic by its
+// max.message.bytes. An input of MaxRecordBytes must fit the dead-letter
+// and by-tenant topics whole. Errors wrap topics.ErrMissing (wait for it)
+// or topics.ErrInvalid (no wait mends it).
 func (p *Pipeline) Prepare(ctx context.Context) error {
 	adm := kadm.NewClient(p.cons.Client())
 	owned := p.OwnedTopic()
-	names := append([]string{p.cfg.RecordsTopic, owned}, p.cfg.CoPartitioned...)
-	details, err := adm.ListTopics(ctx, names...)
+	if !p.cfg.InputByTenant {
+		details, err := adm.ListTopics(ctx, p.cfg.RecordsTopic, owned)
+		if err != nil {
+			return fmt.Errorf("pipeline: list topics: %w", err)
+		}
+		if d, ok := details[owned]; !ok || d.Err != nil {
+			in, ok := details[p.cfg.RecordsTopic]
+			if !ok || in.Err != nil {
+				return fmt.Errorf("pipeline: topic %s (records topic): %w", p.cfg.RecordsTopic, topics.ErrMissing)
+			}
+			_, err := adm.CreateTopic(ctx, int32(len(in.Partitions)), -1, nil, owned)
+			// Another member may have created it meanwhile.
+			if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+				return fmt.Errorf("pipeline: create topic %s: %w", owned, err)
+			}
+			p.cfg.Logger.Info().Str("topic", owned).Int("partitions", len(in.Partitions)).Msg("created the by-tenant topic")
+		}
+	}
+	ts := p.Topics()
+	infos, err := topics.Describe(ctx, adm, owned, ts)
 	if err != nil {
-		return fmt.Errorf("pipeline: list topics: %w", err)
+		return fmt.Errorf("pipeline: %w", err)
 	}
-	count := func(topic string) (int, bool) {
-		d, ok := details[topic]
-		if !ok || d.Err != nil {
-			return 0, false
+	limits := map[string]int{}
+	for _, t := range ts {
+		if t.Output {
+			limits[t.Name] = infos[t.Name].MaxMessageBytes
 		}
-		return len(d.Partitions), true
 	}
-	n, ok := count(owned)
-	if !ok && !p.cfg.InputByTenant {
-		in, ok := count(p.cfg.RecordsTopic)
-		if !ok {
-			return fmt.Errorf("pipeline: topic %s: not found", p.cfg.RecordsTopic)
-		}
-		_, err := adm.CreateTopic(ctx, int32(in), -1, nil, owned)
-		// Another member may have created it meanwhile.
-		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-			return fmt.Errorf("pipeline: create topic %s: %w", owned, err)
-		}
-		p.cfg.Logger.Info().Str("topic", owned).Int("partitions", in).Msg("created the by-tenant topic")
-		n = in
-	} else if !ok {
-		return fmt.Errorf("pipeline: topic %s: not found", owned)
+	p.cons.SetTopicLimits(limits)
+	whole := []string{p.dlqTopic()}
+	if !p.cfg.InputByTenant {
+		whole = append(whole, owned)
 	}
-	for _, t := range p.cfg.CoPartitioned {
-		if m, ok := count(t); ok && m != n {
-			return fmt.Errorf("pipeline: topics %s (%d partitions) and %s (%d partitions) must have the same partition count: both are keyed by tenant and reach one owner per partition", owned, n, t, m)
+	rec := cmp.Or(p.cfg.MaxRecordBytes, DefaultMaxRecordBytes)
+	for _, t := range whole {
+		if limit := MaxRecordBytesFor(p.cons.Limit(t)); rec > limit {
+			return fmt.Errorf("pipeline: --max-record-bytes %d exceeds what topic %s takes (max.message.bytes %d): at most %d, %d bytes go to a dead letter's headers: %w",
+				rec, t, infos[t].MaxMessageBytes, limit, consumer.DeadLetterOverhead, topics.ErrInvalid)
 		}
 	}
 	return nil
 }
+
+// Topics lists the topics the pipeline reads and writes, then
+// Config.Topics.
+func (p *Pipeline) Topics() []topics.Topic {
+	ts := []topics.Topic{{Name: p.cfg.RecordsTopic, Role: "records topic"}}
+	for i, in := range p.cfg.Inputs {
+		if in.Topic != p.cfg.RecordsTopic {
+			ts = append(ts, topics.Topic{Name: in.Topic, Role: fmt.Sprintf("config inputs[%d].topic", i)})
+		}
+		if in.Format == ingest.SalesforceCDC {
+			ts = append(ts, topics.Topic{Name: cmp.Or(in.ResyncTopic, ingest.DefaultResyncTopic), Role: fmt.Sprintf("config inputs[%d].resync_topic", i), Output: true})
+		}
+	}
+	if !p.cfg.InputByTenant {
+		ts = append(ts, topics.Topic{Name: p.cfg.ByTenantTopic, Role: "by-tenant topic", Output: true})
+	}
+	ts = append(ts,
+		topics.Topic{Name: cmp.Or(p.cfg.CommandsTopic, "leadconv.commands"), Role: "commands topic", Output: true},
+		topics.Topic{Name: p.dlqTopic(), Role: "dead-letter topic", Output: true})
+	if p.cfg.ChangesTopic != "" {
+		ts = append(ts, topics.Topic{Name: p.cfg.ChangesTopic, Role: "changes topic", Output: true})
+	}
+	if p.cfg.Requests != nil {
+		ts = append(ts, topics.Topic{Name: p.cfg.RequestsTopic, Role: "mass-conversion requests topic"})
+	}
+	if p.cfg.ResultsTopic != "" {
+		ts = append(ts, topics.Topic{Name: p.cfg.ResultsTopic, Role: "the writer's results topic, --command-results-topic"})
+	}
+	return append(ts, p.cfg.Topics...)
+}
+
+func (p *Pipeline) dlqTopic() string { return cmp.Or(p.cfg.DLQTopic, "leadconv.dlq") }
+
+// Limit is the largest record batch produced to topic (Prepare caps it by
+// the topic's max.message.bytes).
+func (p *Pipeline) Limit(topic string) int { return p.cons.Limit(topic) }
 
 // Client is the Kafka client, for readiness checks (Ping).
 func (p *Pipeline) Client() *kgo.Client { return p.cons.Client() }

@@ -29,6 +29,7 @@ import (
 	"github.com/leadconv/leadconv/internal/pipeline"
 	"github.com/leadconv/leadconv/internal/testutil/kafkatest"
 	"github.com/leadconv/leadconv/internal/testutil/redistest"
+	"github.com/leadconv/leadconv/internal/topics"
 	"github.com/leadconv/leadconv/matcher"
 	"github.com/leadconv/leadconv/matcher/gen"
 	"github.com/leadconv/leadconv/record"
@@ -805,9 +806,11 @@ func TestTopicsAtStartUp(t *testing.T) {
 	if _, err := adm.CreateTopic(t.Context(), 5, 1, nil, "leadconv.requests"); err != nil {
 		t.Fatal(err)
 	}
-	p = e.pipeline(e.owners(redistest.Namespace(t)), nil, func(c *pipeline.Config) { c.CoPartitioned = []string{"leadconv.requests"} })
+	p = e.pipeline(e.owners(redistest.Namespace(t)), nil, func(c *pipeline.Config) {
+		c.Topics = []topics.Topic{{Name: "leadconv.requests", Role: "requests", CoPartitioned: true}}
+	})
 	err = p.Run(t.Context())
-	if err == nil || !strings.Contains(err.Error(), byTenantTopic+" (3 partitions)") || !strings.Contains(err.Error(), "leadconv.requests (5 partitions)") {
+	if err == nil || !strings.Contains(err.Error(), byTenantTopic+" (3 partitions)") || !strings.Contains(err.Error(), "leadconv.requests (5 partitions") {
 		t.Fatalf("start-up error %v, want one naming both topics and their partition counts", err)
 	}
 }
