@@ -288,33 +288,28 @@ func waitCommitted(ctx context.Context, adm *kadm.Client, group, topic string, s
 	if err != nil {
 		return fmt.Errorf("end offsets of %s: %w", topic, err)
 	}
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
+	return pollUntil(ctx, stopped, func() bool {
 		committed, err := adm.FetchOffsets(ctx, group)
-		if err == nil && caughtUp(ends, committed) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-stopped:
-			return errStopped
-		case <-tick.C:
-		}
-	}
+		return err == nil && caughtUp(ends, committed)
+	})
 }
 
 // waitSettled waits until the pipeline holds no plan back: the settle
 // windows the input opened closed on the wall clock, their commands
 // acknowledged and their marks written.
 func waitSettled(ctx context.Context, h *pipeline.Handler, stopped <-chan struct{}) error {
+	return pollUntil(ctx, stopped, func() bool {
+		unplanned, unwritten := h.Pending()
+		return unplanned+unwritten == 0
+	})
+}
+
+// pollUntil checks done every 50ms until it holds; errStopped when stopped
+// is closed first.
+func pollUntil(ctx context.Context, stopped <-chan struct{}, done func() bool) error {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
-	for {
-		if unplanned, unwritten := h.Pending(); unplanned+unwritten == 0 {
-			return nil
-		}
+	for !done() {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -323,6 +318,7 @@ func waitSettled(ctx context.Context, h *pipeline.Handler, stopped <-chan struct
 		case <-tick.C:
 		}
 	}
+	return nil
 }
 
 func caughtUp(ends kadm.ListedOffsets, committed kadm.OffsetResponses) bool {
