@@ -12,7 +12,7 @@ import (
 )
 
 // oneTenant is the Lifecycle of one tenant over the pure lifecycle, as an
-// owner keeps it (the pipeline's LifecyclePlanner is one for many tenants).
+// owner keeps it (the pipeline's Handler dispatches to each tenant's owner).
 type oneTenant struct{ l *lifecycle.Lifecycle }
 
 func (o oneTenant) History(_ context.Context, _ string, c engine.Cluster) (engine.History, error) {

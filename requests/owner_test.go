@@ -23,7 +23,7 @@ import (
 )
 
 // owned is a pipeline whose owners run the requests routed to them,
-// planning live changes and requests through one LifecyclePlanner, as
+// planning live changes and requests through the owners' lifecycles, as
 // `leadconv run` wires them; records are read back from the matcher's
 // store. No writer: every emitted conversion stays pending.
 type owned struct {
