@@ -50,7 +50,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "leadconv_partitions_retrying",
 		Help: "Partitions whose batch is being retried after a transient failure (Redis or the broker unavailable).",
 	})
-	
+
 	m.ProduceErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "leadconv_produce_errors_total",
 		Help: "Records the broker did not take on an attempt (retried), by output topic: a missing topic, an outage.",

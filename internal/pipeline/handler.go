@@ -89,8 +89,8 @@ type HandlerConfig struct {
 	ByTenantTopic string
 	// ResultsTopic, when set, is the topic of the CRM writer's
 	// command.result events: input like the records, routed to the
-// by-tenant topic keyed by tenant, where the tenant's owner reconciles
-// its lifecycle with each. Other leadconv events on it (request
+	// by-tenant topic keyed by tenant, where the tenant's owner reconciles
+	// its lifecycle with each. Other leadconv events on it (request
 	// events share it by default) are not input and are skipped.
 	ResultsTopic string
 	// Decode decodes a record event payload (default DecodeEvent).

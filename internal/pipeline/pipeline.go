@@ -17,8 +17,8 @@ import (
 	"github.com/leadconv/leadconv/consumer"
 	"github.com/leadconv/leadconv/ingest"
 	"github.com/leadconv/leadconv/internal/config"
-	"github.com/leadconv/leadconv/lifecycle"
 	"github.com/leadconv/leadconv/internal/topics"
+	"github.com/leadconv/leadconv/lifecycle"
 )
 
 // DefaultByTenantTopic is the internal topic the input is routed to.
