@@ -28,7 +28,7 @@ var loopTenants = []string{"acme", "globex", "initech"}
 func loopSets() map[string]*gen.Set {
 	sets := map[string]*gen.Set{}
 	for i, tn := range loopTenants {
-		sets[tn] = gen.New(gen.Options{Seed: uint64(21 + i), Tenant: tn, Records: 120, ContactShare: 0.25, DupRate: 0.35})
+		sets[tn] = gen.New(gen.Options{Seed: uint64(21 + i), Tenant: tn, Records: 120, ContactShare: 0.25, DupRate: 0.45, Bursts: 0.3})
 	}
 	return sets
 }
