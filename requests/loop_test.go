@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,8 +47,6 @@ type loop struct {
 	// results reads the results topic as it grows.
 	results *kgo.Client
 	seen    []*kgo.Record
-	// killed marks the services (by consumer group) being killed.
-	killed map[string]*atomic.Bool
 }
 
 var loopTopics = looptest.Topics{Records: loopRecords, ByTenant: loopByTenant, Commands: loopCommands, Results: loopResults, Requests: loopRequests, DLQ: loopDLQ}
@@ -61,7 +58,6 @@ func newLoop(t *testing.T, o looptest.Options) *loop {
 	return &loop{
 		Loop: lp, t: t, ledger: NewRedisLedger(lp.RDB, lp.Namespace),
 		results: lp.Kafka.Client(kgo.ConsumeTopics(loopResults), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())),
-		killed:  map[string]*atomic.Bool{looptest.PipelineGroup: {}, looptest.WriterGroup: {}},
 	}
 }
 
@@ -81,8 +77,7 @@ func (l *loop) service(name string, fn func(ctx context.Context) error) (stop fu
 	stop = func() {
 		once.Do(func() {
 			cancel()
-			// A killed service's errors are its death throes.
-			if err := <-done; err != nil && !l.killed[name].Load() {
+			if err := <-done; err != nil {
 				l.t.Errorf("%s: %v", name, err)
 			}
 		})

@@ -323,24 +323,25 @@ func Sets() map[string]*gen.Set {
 
 // Feed puts every tenant's records in the mirror, then their upserts on the
 // records topic keyed by record, as a CRM's change stream: half of them at
-// once, the rest in groups of ten every 300ms, the tenants interleaved, so
+// once, the rest in groups of ten every 300ms, the tenants interleaved,
+// each modified when it is sent (event time is wall time, as live), so
 // settle windows open while others close. during, when set, is called
 // after each trickled group.
 func (l *Loop) Feed(sets map[string]*gen.Set, during func(group int)) {
 	l.T.Helper()
-	var burst, trickle []*kgo.Record
-	per := map[string][]*kgo.Record{}
+	var burst, trickle []record.Event
+	per := map[string][]record.Event{}
 	for _, tn := range Tenants {
-		recs := l.Prepare(sets[tn])
-		for _, r := range recs {
+		var evs []record.Event
+		for _, r := range l.Prepare(sets[tn]) {
 			var ev record.Event
 			if err := json.Unmarshal(r.Value, &ev); err != nil {
 				l.T.Fatal(err)
 			}
-			r.Key = []byte(ev.Tenant + "/" + ev.ID)
+			evs = append(evs, ev)
 		}
-		burst = append(burst, recs[:len(recs)/2]...)
-		per[tn] = recs[len(recs)/2:]
+		burst = append(burst, evs[:len(evs)/2]...)
+		per[tn] = evs[len(evs)/2:]
 	}
 	for i := 0; ; i++ {
 		n := 0
@@ -354,11 +355,25 @@ func (l *Loop) Feed(sets map[string]*gen.Set, during func(group int)) {
 			break
 		}
 	}
-	l.Kafka.Produce(burst...)
+	send := func(evs []record.Event) {
+		now := time.Now().UTC()
+		recs := make([]*kgo.Record, len(evs))
+		for i, ev := range evs {
+			// A microsecond apart keeps their order in event time.
+			ev.ModifiedAt = now.Add(time.Duration(i) * time.Microsecond)
+			b, err := json.Marshal(ev)
+			if err != nil {
+				l.T.Fatal(err)
+			}
+			recs[i] = &kgo.Record{Topic: l.Topics.Records, Key: []byte(ev.Tenant + "/" + ev.ID), Value: b}
+		}
+		l.Kafka.Produce(recs...)
+	}
+	send(burst)
 	for g := 0; len(trickle) > 0; g++ {
 		time.Sleep(300 * time.Millisecond)
 		n := min(10, len(trickle))
-		l.Kafka.Produce(trickle[:n]...)
+		send(trickle[:n])
 		trickle = trickle[n:]
 		if during != nil {
 			during(g)
