@@ -18,9 +18,10 @@ import (
 // The closed loop as deployed: "leadconv run" and "leadconv writer"
 // processes with the shipped defaults (the generator's contact field names
 // aside) over topics of three partitions, the pipeline reading the writer's
-// results. The run process is killed with SIGKILL while trickled records
-// wait in their settle windows, the writer while commands it has not
-// committed are on the topic; both restart (static members, so their
+// results. The run process is killed with SIGKILL while records wait in
+// their settle windows, the writer while commands it has not committed are
+// on the topic, run again while plans wait for their results; each
+// restarts (static members, so their
 // partitions come back at once). The CRM must end as a steady run would:
 // nothing refused, one lead.convert per converted lead, one live contact
 // per cluster, merged duplicates gone, notes moved.
@@ -61,7 +62,7 @@ func TestClosedLoopKill9(t *testing.T) {
 		})
 	}
 	sets := looptest.Sets()
-	var routedAtKill, commandsAtKill, uncommittedAtKill int64
+	var routedAtKill, commandsAtKill, uncommittedAtKill, awaitingAtKill int64
 	l.Feed(sets, func(group int) {
 		switch group {
 		case 4:
@@ -82,10 +83,17 @@ func TestClosedLoopKill9(t *testing.T) {
 			uncommittedAtKill = l.End(defaultCommandsTopic) - l.Committed(looptest.WriterGroup, defaultCommandsTopic)
 			kill("writer", wr)
 			wr, wrErr = write()
+		case 9:
+			// Again, with emitted plans waiting for their results and the
+			// trickle's windows open.
+			awaitingAtKill = l.End(defaultCommandsTopic) - l.Committed(looptest.PipelineGroup, writer.DefaultResultsTopic)
+			kill("run", pipe)
+			pipe, pipeErr = run()
 		}
 	})
 	l.Quiet()
-	t.Logf("killed run with %d owned records committed and %d commands out, the writer with %d commands uncommitted", routedAtKill, commandsAtKill, uncommittedAtKill)
+	t.Logf("killed run with %d owned records committed and %d commands out, the writer with %d commands uncommitted, run again with %d commands without a committed result",
+		routedAtKill, commandsAtKill, uncommittedAtKill, awaitingAtKill)
 	l.Check(sets)
 	if t.Failed() {
 		t.Logf("run:\n%s\nwriter:\n%s", pipeErr.String(), wrErr.String())
