@@ -402,7 +402,8 @@ func (f Figures) String() string {
 const MaxReviewed = 2
 
 // Check asserts the closed loop's invariants over Sets after it went quiet:
-// no command refused, one lead.convert per converted lead, every cluster
+// no command refused, one lead.convert per converted lead, no record merged
+// away by two commands, every cluster
 // with a lead and another member holding exactly one live contact and no
 // unconverted lead, merged duplicates gone from the mirror and the
 // matcher, notes moved. It logs and returns the figures.
@@ -412,6 +413,7 @@ func (l *Loop) Check(sets map[string]*gen.Set) Figures {
 	ctx := context.Background()
 	f := Figures{Results: map[string]int{}, Reviewed: map[string]int{}}
 
+	applied := map[string]bool{} // command ids
 	for _, r := range l.Kafka.ReadAll(l.Topics.Results) {
 		if string(kafkatest.Header(r, "ce_type")) != events.TypeCommandResult {
 			continue
@@ -421,6 +423,9 @@ func (l *Loop) Check(sets map[string]*gen.Set) Figures {
 			t.Fatal(err)
 		}
 		f.Results[res.Outcome]++
+		if res.Outcome == writer.OutcomeApplied {
+			applied[res.CommandID] = true
+		}
 		if res.Outcome == writer.OutcomeFailed {
 			t.Errorf("%s: command %s (%s, cluster %s v%d) failed: %s", res.Tenant, res.CommandID, res.Kind, res.ClusterID, res.ClusterVersion, res.Reason)
 		}
@@ -429,6 +434,7 @@ func (l *Loop) Check(sets map[string]*gen.Set) Figures {
 	// state carries the same id, anything else is a second conversion.
 	convertedBy := map[string]map[string]bool{} // tenant/lead -> command ids
 	convertIDs := map[string]bool{}
+	mergedBy := map[string]map[string]bool{} // tenant/object/id -> applied merge ids
 	for _, r := range l.Kafka.ReadAll(l.Topics.Commands) {
 		b, err := events.Payload(r)
 		if err != nil {
@@ -437,6 +443,15 @@ func (l *Loop) Check(sets map[string]*gen.Set) Figures {
 		var c engine.Command
 		if err := json.Unmarshal(b, &c); err != nil {
 			t.Fatal(err)
+		}
+		if m, ok := c.Data.(*engine.RecordsMerge); ok && applied[c.ID] {
+			for _, id := range m.MergedIDs {
+				k := c.Tenant + "/" + string(m.Object) + "/" + id
+				if mergedBy[k] == nil {
+					mergedBy[k] = map[string]bool{}
+				}
+				mergedBy[k][c.ID] = true
+			}
 		}
 		if c.Kind != engine.KindLeadConvert {
 			continue
@@ -454,14 +469,21 @@ func (l *Loop) Check(sets map[string]*gen.Set) Figures {
 			t.Errorf("lead %s converted by %d commands: %v", k, len(ids), slices.Sorted(maps.Keys(ids)))
 		}
 	}
+	for k, ids := range mergedBy {
+		if len(ids) > 1 {
+			t.Errorf("%s merged away by %d applied commands: %v", k, len(ids), slices.Sorted(maps.Keys(ids)))
+		}
+	}
 
 	for _, tn := range Tenants {
 		leads := l.List(tn, record.Lead)
 		contacts := l.List(tn, record.Contact)
+		convertedInto := map[string]bool{} // contacts leads were converted into
 		for id, r := range leads {
 			if !Converted(r) {
 				continue
 			}
+			convertedInto[r.Fields.Str(writer.FieldConvertedContactID)] = true
 			f.Converted++
 			if _, ok := contacts[r.Fields.Str(writer.FieldConvertedContactID)]; !ok {
 				t.Errorf("%s: converted lead %s points at %q, not a live contact", tn, id, r.Fields.Str(writer.FieldConvertedContactID))
@@ -477,6 +499,11 @@ func (l *Loop) Check(sets map[string]*gen.Set) Figures {
 		}
 		deleted := l.Deleted(tn)
 		f.Deleted += len(deleted)
+		for r := range deleted {
+			if len(mergedBy[tn+"/"+string(r.Object)+"/"+r.ID]) != 1 && !strings.HasPrefix(r.ID, "con_") {
+				t.Errorf("%s: %s deleted, merged away by %d applied commands", tn, r, len(mergedBy[tn+"/"+string(r.Object)+"/"+r.ID]))
+			}
+		}
 		for id, members := range clusters {
 			var liveContacts, openLeads, leadMembers []string
 			reason := ""
@@ -506,11 +533,17 @@ func (l *Loop) Check(sets map[string]*gen.Set) Figures {
 			case reason != "":
 				f.Reviewed[reason]++
 				t.Logf("%s: cluster %s handed to review: %s", tn, id, reason)
-			case len(leadMembers) == 0:
+			case len(leadMembers) == 0 && !slices.ContainsFunc(liveContacts, func(c string) bool { return convertedInto[c] }):
 				// Existing contacts alone: merge_contacts is off by default,
 				// leadconv leaves them be.
 				if len(liveContacts) > 1 {
 					f.Untouched++
+				}
+			case len(leadMembers) == 0:
+				// The converted leads left the cluster; the contact they
+				// became must be its only one.
+				if len(liveContacts) != 1 {
+					t.Errorf("%s: cluster %s ends with live contacts %v, leads were converted into some", tn, id, liveContacts)
 				}
 			case len(members) == 1:
 				// A lone lead: converted only by request (convert_when unset).
