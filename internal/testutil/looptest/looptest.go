@@ -390,11 +390,13 @@ type Figures struct {
 	Untouched    int            // contact-only clusters with duplicates (merge_contacts off)
 	Reviewed     map[string]int // clusters handed to a person, by reason
 	Deleted      int            // records merged away
+	Commands     int            // records on the commands topic
+	Reemitted    int            // of them, commands emitted before (same id)
 }
 
 func (f Figures) String() string {
-	return fmt.Sprintf("results %v, %d leads converted by %d lead.convert ids, %d clusters with >1 live contact, %d contact-only clusters left alone, reviews %v, %d records merged away",
-		f.Results, f.Converted, f.ConvertIDs, f.MultiContact, f.Untouched, f.Reviewed, f.Deleted)
+	return fmt.Sprintf("%d commands (%d emitted again), results %v, %d leads converted by %d lead.convert ids, %d clusters with >1 live contact, %d contact-only clusters left alone, reviews %v, %d records merged away",
+		f.Commands, f.Reemitted, f.Results, f.Converted, f.ConvertIDs, f.MultiContact, f.Untouched, f.Reviewed, f.Deleted)
 }
 
 // MaxReviewed bounds the clusters a loop over generated data may hand to a
@@ -435,11 +437,24 @@ func (l *Loop) Check(sets map[string]*gen.Set) Figures {
 	convertedBy := map[string]map[string]bool{} // tenant/lead -> command ids
 	convertIDs := map[string]bool{}
 	mergedBy := map[string]map[string]bool{} // tenant/object/id -> applied merge ids
-	for _, r := range l.Kafka.ReadAll(l.Topics.Commands) {
+	payloads := map[string]string{}          // command id -> payload
+	cmds := l.Kafka.ReadAll(l.Topics.Commands)
+	f.Commands = len(cmds)
+	for _, r := range cmds {
 		b, err := events.Payload(r)
 		if err != nil {
 			t.Fatal(err)
 		}
+		// A command emitted again (after a restart, a re-plan of the same
+		// state) is the same command.
+		id := string(kafkatest.Header(r, "ce_id"))
+		if p, ok := payloads[id]; ok {
+			f.Reemitted++
+			if p != string(b) {
+				t.Errorf("command %s emitted twice with different data:\n%s\n%s", id, p, b)
+			}
+		}
+		payloads[id] = string(b)
 		var c engine.Command
 		if err := json.Unmarshal(b, &c); err != nil {
 			t.Fatal(err)
