@@ -559,11 +559,13 @@ func (l *Loop) Check(sets map[string]*gen.Set) Figures {
 				// became must be its only one.
 				if len(liveContacts) != 1 {
 					t.Errorf("%s: cluster %s ends with live contacts %v, leads were converted into some", tn, id, liveContacts)
+					l.logHistory(tn, cmds, leads, liveContacts)
 				}
 			case len(members) == 1:
 				// A lone lead: converted only by request (convert_when unset).
 			case len(liveContacts) != 1 || len(openLeads) > 0:
 				t.Errorf("%s: cluster %s (%v) ends with live contacts %v and unconverted leads %v", tn, id, members, liveContacts, openLeads)
+				l.logHistory(tn, cmds, leads, append(liveContacts, leadMembers...))
 			}
 		}
 		l.CheckNotes(tn, leads, contacts, (len(sets[tn].Records())+4)/5)
@@ -582,6 +584,31 @@ func (l *Loop) Check(sets map[string]*gen.Set) Figures {
 	}
 	t.Logf("figures: %s", f)
 	return f
+}
+
+// logHistory logs, in topic order, the tenant's commands that name one of
+// ids or a lead converted into one of them: what a failed check needs.
+func (l *Loop) logHistory(tenant string, cmds []*kgo.Record, leads map[string]record.Record, ids []string) {
+	terms := slices.Clone(ids)
+	for id, r := range leads {
+		if slices.Contains(ids, r.Fields.Str(writer.FieldConvertedContactID)) {
+			terms = append(terms, id)
+		}
+	}
+	for _, r := range cmds {
+		b, err := events.Payload(r)
+		if err != nil {
+			continue
+		}
+		var c engine.Command
+		if json.Unmarshal(b, &c) != nil || c.Tenant != tenant {
+			continue
+		}
+		if slices.ContainsFunc(terms, func(id string) bool { return strings.Contains(string(b), `"`+id+`"`) }) {
+			d, _ := json.Marshal(c.Data)
+			l.T.Logf("  %s %s cluster %s v%d seq %d: %s", c.ID, c.Kind, c.ClusterID, c.ClusterVersion, c.Seq, d)
+		}
+	}
 }
 
 func sumValues(m map[string]int) int {
