@@ -28,3 +28,18 @@ func TestClosedLoopShippedDefaults(t *testing.T) {
 	l.Quiet()
 	l.Check(sets)
 }
+
+// TestClosedLoopSettleZero is the same loop planned at once (settle: 0, the
+// immediacy some want): the new contact's echo can come after the
+// converted leads left their cluster, and must still be the master when
+// an existing contact meets it.
+func TestClosedLoopSettleZero(t *testing.T) {
+	t.Parallel()
+	l := newLoop(t, looptest.Options{Partitions: 3, Feedback: true, Engine: "settle: 0s", Hold: time.Second})
+	sets := looptest.Sets()
+	l.pipeline()
+	l.writer()
+	l.Feed(sets, nil)
+	l.Quiet()
+	l.Check(sets)
+}
