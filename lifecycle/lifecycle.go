@@ -325,7 +325,7 @@ func (l *Lifecycle) ready(pick func(*Entry) bool) []Ready {
 	})
 	out := make([]Ready, len(es))
 	for i, e := range es {
-		out[i] = Ready{Cluster: e.Seen, History: l.history(e), At: e.Pending.Last, absorbed: l.absorbed(e.ClusterID)}
+		out[i] = Ready{Cluster: e.Seen, History: l.history(e), At: e.Pending.Last, absorbed: l.own(e)}
 	}
 	return out
 }
@@ -338,7 +338,7 @@ func (l *Lifecycle) history(e *Entry) engine.History {
 		return *e.Base
 	}
 	var h engine.History
-	own := l.absorbed(e.ClusterID)
+	own := l.own(e)
 	for _, id := range own {
 		// e itself is not stored when a request plans a new cluster.
 		if o := l.entries[id]; o != nil && !o.State.IsZero() {
@@ -357,6 +357,30 @@ func (l *Lifecycle) history(e *Entry) engine.History {
 		h.Split = append(h.Split, l.entries[id].State)
 	}
 	return h
+}
+
+// own returns the clusters whose states carry over to e's next plan: e's
+// and those joined into it (absorbed), and any cluster that is gone,
+// joined into none, whose master contact e now holds. That happens when
+// the converted leads left their cluster (their echoes) before the contact
+// they were converted into arrived: the contact forms a cluster of its
+// own, later met by other records, and is still the master leadconv chose.
+func (l *Lifecycle) own(e *Entry) []string {
+	out := l.absorbed(e.ClusterID)
+	for i := range e.Seen.Records {
+		r := &e.Seen.Records[i]
+		if r.Object != record.Contact {
+			continue
+		}
+		id, ok := l.claims[r.Ref()]
+		o := l.entries[id]
+		if !ok || o == nil || slices.Contains(out, id) || len(o.Seen.Records) > 0 || o.MergedInto != "" || o.State.Master.ID != r.ID {
+			continue
+		}
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // absorbed returns id and the clusters joined into it, directly or through

@@ -630,3 +630,49 @@ func TestHeldPlanPlansTheSame(t *testing.T) {
 		t.Fatal("still held after Acked")
 	}
 }
+
+// The converted leads' echoes emptied their cluster before the contact they
+// were converted into arrived (the closed loop with settle 0): the contact
+// forms a cluster of its own, which then meets an existing contact. The
+// master leadconv chose carries over, so the existing contact is merged
+// (with prefer_existing_contact off; with it on, leadconv's contact is
+// merged into the existing one): one contact, never two.
+func TestMasterCarriesOverAfterItsClusterEmptied(t *testing.T) {
+	for _, prefer := range []bool{false, true} {
+		t.Run(fmt.Sprintf("prefer_existing_contact=%v", prefer), func(t *testing.T) {
+			cfg := cfgWith(func(c *engine.Config) { c.PreferExistingContact = prefer })
+			l := New(Options{})
+			l.Change(Change{Cluster: cl("A", 2, rec("L1", 1), rec("L2", 2)), At: sec(2)})
+			if got := shows(planDue(t, l, cfg, sec(2))); len(got) != 2 {
+				t.Fatalf("first plan %q", got)
+			}
+			// The leads' echoes: converted into C9, they leave the cluster.
+			for _, id := range []string{"L1", "L2"} {
+				if !l.Echo(id, "C9", "A9") {
+					t.Fatalf("echo of %s not ours", id)
+				}
+			}
+			l.Change(Change{Cluster: cl("A", 3), At: sec(3), Removed: true, Echo: true})
+			// C9's echo: a cluster of its own, nothing to plan.
+			c9 := rec("C9", 3)
+			l.Change(Change{Cluster: cl("N", 1, c9), At: sec(3), Echo: true})
+			if got := shows(planDue(t, l, cfg, sec(3))); len(got) != 0 {
+				t.Fatalf("C9 alone planned %q", got)
+			}
+			// An existing contact joins it.
+			l.Change(Change{Cluster: cl("N", 1), At: sec(4), Removed: true, MergedInto: "M"})
+			l.Change(Change{Cluster: cl("M", 1, rec("C7", 0), c9), At: sec(4)})
+			got := shows(planDue(t, l, cfg, sec(4)))
+			want := []string{"merge [C7][] -> C9"}
+			if prefer {
+				want = []string{"merge [C9][] -> C7"}
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("%q, want %q", got, want)
+			}
+			if l.Emitted("A") {
+				t.Error("A's state was not taken over by M")
+			}
+		})
+	}
+}

@@ -3,7 +3,6 @@ package requests
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"reflect"
@@ -14,19 +13,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/leadconv/leadconv/engine"
 	"github.com/leadconv/leadconv/events"
-	"github.com/leadconv/leadconv/internal/config"
 	"github.com/leadconv/leadconv/internal/pipeline"
 	"github.com/leadconv/leadconv/internal/testutil/kafkatest"
-	"github.com/leadconv/leadconv/internal/testutil/pgtest"
-	"github.com/leadconv/leadconv/internal/testutil/redistest"
+	"github.com/leadconv/leadconv/internal/testutil/looptest"
 	"github.com/leadconv/leadconv/matcher"
 	"github.com/leadconv/leadconv/matcher/gen"
 	"github.com/leadconv/leadconv/record"
@@ -47,112 +41,31 @@ const (
 // commands, the writer applies them to the mirror and feeds the changed
 // records back to the records topic, as a CRM's change stream would.
 type loop struct {
+	*looptest.Loop
 	t      *testing.T
-	kc     *kafkatest.Cluster
-	cfg    *config.File
-	store  *matcher.Store // reads; each pipeline run has its own owners
-	rdb    redis.UniversalClient
-	ns     string
 	ledger *RedisLedger
-	mirror *writer.Mirror
-	dbURL  string
-	db     *pgtest.DB
-	adm    *kadm.Client
 	// results reads the results topic as it grows.
 	results *kgo.Client
 	seen    []*kgo.Record
 }
 
-func newLoop(t *testing.T) *loop {
+var loopTopics = looptest.Topics{Records: loopRecords, ByTenant: loopByTenant, Commands: loopCommands, Results: loopResults, Requests: loopRequests, DLQ: loopDLQ}
+
+func newLoop(t *testing.T, o looptest.Options) *loop {
 	t.Helper()
-	var yml strings.Builder
-	yml.WriteString("defaults:\n  engine:\n    merge_contacts: true\n  contact_fields:\n")
-	for c, l := range gen.ContactFields() {
-		fmt.Fprintf(&yml, "    %s: %s\n", c, l)
+	o.Topics = loopTopics
+	lp := looptest.New(t, o)
+	return &loop{
+		Loop: lp, t: t, ledger: NewRedisLedger(lp.RDB, lp.Namespace),
+		results: lp.Kafka.Client(kgo.ConsumeTopics(loopResults), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())),
 	}
-	cfg, err := config.Parse([]byte(yml.String()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := redistest.New(t)
-	ns := redistest.Namespace(t)
-	db := pgtest.New(t)
-	if err := writer.Migrate(context.Background(), db.Pool()); err != nil {
-		t.Fatal(err)
-	}
-	l := &loop{
-		// One partition per topic: the final mirror depends on the order in
-		// which the pipeline sees events (it plans a cluster as it grows);
-		// across partitions that order is timing, within one it is fixed, so
-		// a restarted run can be compared with a steady one.
-		t: t, kc: kafkatest.New(t, 1, loopRecords, loopByTenant, loopCommands, loopResults, loopRequests, loopDLQ), cfg: cfg,
-		store: matcher.NewStore(srv.Client(), matcher.StoreOptions{Namespace: ns, Rules: cfg.Rules}),
-		rdb:   srv.Client(), ns: ns,
-		ledger: NewRedisLedger(srv.Client(), ns),
-		mirror: writer.NewMirror(db.Pool()), dbURL: db.URL, db: db,
-	}
-	l.adm = kadm.NewClient(l.kc.Client())
-	l.results = l.kc.Client(kgo.ConsumeTopics(loopResults), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	return l
-}
-
-// end is the number of records written to topic.
-func (l *loop) end(topic string) int64 {
-	l.t.Helper()
-	ends, err := l.adm.ListEndOffsets(context.Background(), topic)
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	var n int64
-	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
-	return n
-}
-
-// committed is the number of topic's records group has committed.
-func (l *loop) committed(group, topic string) int64 {
-	l.t.Helper()
-	offs, err := l.adm.FetchOffsets(context.Background(), group)
-	if errors.Is(err, kerr.GroupIDNotFound) {
-		return 0
-	}
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	var n int64
-	offs.Each(func(o kadm.OffsetResponse) {
-		if o.Topic == topic && o.At > 0 {
-			n += o.At
-		}
-	})
-	return n
 }
 
 // load puts the generated records in the mirror, with a note on every
 // fifth, and their upserts on the records topic.
 func (l *loop) load(set *gen.Set) {
 	l.t.Helper()
-	ctx := context.Background()
-	truth := set.Truth()
-	recs := set.Records()
-	var out []*kgo.Record
-	for i := range recs {
-		r := &recs[i]
-		if i%5 == 0 {
-			if err := l.mirror.AddRelated(ctx, r.Tenant, "note-"+r.ID, "note", r.Ref()); err != nil {
-				l.t.Fatal(err)
-			}
-			r.RelatedCount = 1
-		}
-		b, err := json.Marshal(record.Event{Op: record.OpUpsert, Record: *r})
-		if err != nil {
-			l.t.Fatal(err)
-		}
-		out = append(out, &kgo.Record{Topic: loopRecords, Key: []byte(r.Tenant + "/" + truth[r.Ref()]), Value: b})
-	}
-	if err := l.mirror.Put(ctx, recs...); err != nil {
-		l.t.Fatal(err)
-	}
-	l.kc.Produce(out...)
+	l.Kafka.Produce(l.Prepare(set)...)
 }
 
 // service runs fn until its stop function is called.
@@ -175,13 +88,17 @@ func (l *loop) service(name string, fn func(ctx context.Context) error) (stop fu
 
 // pipeline runs the pipeline with the requests routed to the owners.
 func (l *loop) pipeline() (stop func()) {
-	p, err := pipeline.New(pipeline.Config{
-		Brokers: l.kc.Addrs(), Group: "pipeline", RecordsTopic: loopRecords, ByTenantTopic: loopByTenant,
+	cfg := pipeline.Config{
+		Brokers: l.Kafka.Addrs(), Group: looptest.PipelineGroup, RecordsTopic: loopRecords, ByTenantTopic: loopByTenant,
 		Requests: func(lc *pipeline.Handler) pipeline.RequestHandler { return l.requests(lc) }, RequestsTopic: loopRequests, CommandsTopic: loopCommands, DLQTopic: loopDLQ,
 		CommitInterval: 100 * time.Millisecond, MaxPollRecords: 10_000, Logger: zerolog.Nop(),
-	}, func() pipeline.Owner {
-		return matcher.NewStore(l.rdb, matcher.StoreOptions{Namespace: l.ns, Rules: l.cfg.Rules})
-	}, l.cfg)
+	}
+	if l.Feedback {
+		cfg.ResultsTopic = loopResults
+	}
+	p, err := pipeline.New(cfg, func() pipeline.Owner {
+		return matcher.NewStore(l.RDB, matcher.StoreOptions{Namespace: l.Namespace, Rules: l.Config.Rules})
+	}, l.Config)
 	if err != nil {
 		l.t.Fatal(err)
 	}
@@ -190,17 +107,17 @@ func (l *loop) pipeline() (stop func()) {
 
 func (l *loop) writer() (stop func()) {
 	return l.service("writer", func(ctx context.Context) error {
-		return writer.Run(ctx, writer.Config{Brokers: l.kc.Addrs(), Group: "writer", CommandsTopic: loopCommands,
-			RecordsTopic: loopRecords, ResultsTopic: loopResults, PostgresURL: l.dbURL, Logger: zerolog.Nop()})
+		return writer.Run(ctx, writer.Config{Brokers: l.Kafka.Addrs(), Group: looptest.WriterGroup, CommandsTopic: loopCommands,
+			RecordsTopic: loopRecords, ResultsTopic: loopResults, PostgresURL: l.DB.URL, Logger: zerolog.Nop()})
 	})
 }
 
 // requests is the handler of the requests the pipeline routes to the
 // owners, planning through lc (nil: from nothing).
 func (l *loop) requests(lc Lifecycle) *Handler {
-	src := &Source{Graph: l.store, Records: l.mirror}
+	src := &Source{Graph: l.Store, Records: l.Mirror}
 	tenants := func(name string) (Tenant, error) {
-		t, err := l.cfg.Tenant(name)
+		t, err := l.Config.Tenant(name)
 		if err != nil {
 			return Tenant{}, err
 		}
@@ -209,31 +126,10 @@ func (l *loop) requests(lc Lifecycle) *Handler {
 	return NewHandler(HandlerConfig{CommandsTopic: loopCommands, EventsTopic: loopResults, Lifecycle: lc, Logger: zerolog.Nop()}, src, tenants, l.ledger)
 }
 
-// quiet waits until the pipeline and the writer have committed everything
-// and nothing new was written for a few rounds.
-func (l *loop) quiet() {
-	l.t.Helper()
-	var last [3]int64
-	stable := 0
-	kafkatest.WaitFor(l.t, 60*time.Second, "the loop to go quiet", func() bool {
-		ends := [3]int64{l.end(loopRecords), l.end(loopByTenant), l.end(loopCommands)}
-		done := l.committed("pipeline", loopRecords) >= ends[0] && l.committed("pipeline", loopByTenant) >= ends[1] &&
-			l.committed("writer", loopCommands) >= ends[2] && l.committed("pipeline", loopRequests) >= l.end(loopRequests)
-		if done && ends == last {
-			stable++
-		} else {
-			stable = 0
-		}
-		last = ends
-		time.Sleep(50 * time.Millisecond)
-		return stable >= 5
-	})
-}
-
 // waitCommands waits until at least n commands were written.
 func (l *loop) waitCommands(n int64) {
 	l.t.Helper()
-	kafkatest.WaitFor(l.t, 30*time.Second, "commands", func() bool { return l.end(loopCommands) >= n })
+	kafkatest.WaitFor(l.t, 30*time.Second, "commands", func() bool { return l.End(loopCommands) >= n })
 }
 
 // TestClosedLoop runs generated leads and contacts with known duplicates
@@ -244,14 +140,18 @@ func (l *loop) waitCommands(n int64) {
 func TestClosedLoop(t *testing.T) {
 	t.Parallel()
 	set := gen.New(gen.Options{Seed: 11, Records: 200, ContactShare: 0.25, DupRate: 0.35})
-
-	steady := newLoop(t)
+	// One partition per topic: the final mirror depends on the order in
+	// which the pipeline sees events (it plans a cluster as it grows);
+	// across partitions that order is timing, within one it is fixed, so a
+	// restarted run can be compared with a steady one.
+	o := looptest.Options{Partitions: 1, Engine: "merge_contacts: true"}
+	steady := newLoop(t, o)
 	steady.load(set)
 	stopP, stopW := steady.pipeline(), steady.writer()
-	steady.quiet()
+	steady.Quiet()
 	steady.check(set)
 
-	restarted := newLoop(t)
+	restarted := newLoop(t, o)
 	restarted.load(set)
 	stopP2 := restarted.pipeline()
 	stopW2 := restarted.writer()
@@ -260,10 +160,10 @@ func TestClosedLoop(t *testing.T) {
 	stopW2()
 	restarted.pipeline()
 	stopW2 = restarted.writer()
-	restarted.waitCommands(restarted.end(loopCommands) + 1)
+	restarted.waitCommands(restarted.End(loopCommands) + 1)
 	stopW2()
 	restarted.writer()
-	restarted.quiet()
+	restarted.Quiet()
 	restarted.check(set)
 	if a, b := steady.canonical(), restarted.canonical(); a != b {
 		t.Errorf("restarts changed the final mirror:\n--- steady\n%s\n--- restarted\n%s", a, b)
@@ -279,13 +179,13 @@ func (l *loop) check(set *gen.Set) {
 	t := l.t
 	t.Helper()
 	ctx := context.Background()
-	leads := l.list(record.Lead)
-	contacts := l.list(record.Contact)
+	leads := l.List(loopTenant, record.Lead)
+	contacts := l.List(loopTenant, record.Contact)
 
 	// No two live records in one matcher cluster, unless the cluster was
 	// handed to a person (review.requested, conversion.failed).
-	reviewed := l.reviewed()
-	clusters, err := l.store.Clusters(ctx, loopTenant)
+	reviewed := l.Reviewed(loopTenant)
+	clusters, err := l.Store.Clusters(ctx, loopTenant)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +204,7 @@ func (l *loop) check(set *gen.Set) {
 				}
 			}
 		}
-		if len(live) > 1 && !slices.ContainsFunc(members, func(r record.Ref) bool { return reviewed[r] }) {
+		if len(live) > 1 && !slices.ContainsFunc(members, func(r record.Ref) bool { return reviewed[r] != "" }) {
 			t.Errorf("cluster %s holds %d live records: %v", id, len(live), live)
 		}
 	}
@@ -328,40 +228,13 @@ func (l *loop) check(set *gen.Set) {
 	// Merged duplicates are gone, their notes moved: every note hangs on a
 	// live record, none on a converted lead, and none was lost.
 	var deleted int
-	if err := l.db.Pool().QueryRow(ctx, "SELECT count(*) FROM deleted_records").Scan(&deleted); err != nil {
+	if err := l.DB.Pool().QueryRow(ctx, "SELECT count(*) FROM deleted_records").Scan(&deleted); err != nil {
 		t.Fatal(err)
 	}
 	if deleted == 0 {
 		t.Error("no contact was merged away")
 	}
-	rows, err := l.db.Pool().Query(ctx, "SELECT parent_object, parent_id FROM related")
-	if err != nil {
-		t.Fatal(err)
-	}
-	notes := 0
-	for rows.Next() {
-		var obj, id string
-		if err := rows.Scan(&obj, &id); err != nil {
-			t.Fatal(err)
-		}
-		notes++
-		switch record.Object(obj) {
-		case record.Lead:
-			if r, ok := leads[id]; !ok || isTrue(r.Fields[writer.FieldIsConverted]) {
-				t.Errorf("a note hangs on lead %s, converted or gone", id)
-			}
-		case record.Contact:
-			if _, ok := contacts[id]; !ok {
-				t.Errorf("a note hangs on contact %s, which is gone", id)
-			}
-		}
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if want := (len(set.Records()) + 4) / 5; notes != want {
-		t.Errorf("%d notes, want %d", notes, want)
-	}
+	l.CheckNotes(loopTenant, leads, contacts, (len(set.Records())+4)/5)
 	l.checkExplained(contacts)
 }
 
@@ -371,7 +244,7 @@ func (l *loop) checkExplained(contacts map[string]record.Record) {
 	t := l.t
 	t.Helper()
 	cmds := map[string]engine.Command{}
-	for _, r := range l.kc.ReadAll(loopCommands) {
+	for _, r := range l.Kafka.ReadAll(loopCommands) {
 		b, err := events.Payload(r)
 		if err != nil {
 			t.Fatal(err)
@@ -383,7 +256,7 @@ func (l *loop) checkExplained(contacts map[string]record.Record) {
 		cmds[c.ID] = c
 	}
 	// The last applied command that touched each contact.
-	rows, err := l.db.Pool().Query(context.Background(), `SELECT DISTINCT ON (r->>'id') r->>'id', command_id
+	rows, err := l.DB.Pool().Query(context.Background(), `SELECT DISTINCT ON (r->>'id') r->>'id', command_id
 		FROM applied_commands, jsonb_array_elements(records) r
 		WHERE outcome = 'applied' AND r->>'object' = 'contact'
 		ORDER BY r->>'id', applied_at DESC, seq DESC`)
@@ -442,51 +315,12 @@ func (l *loop) checkExplained(contacts map[string]record.Record) {
 	}
 }
 
-func (l *loop) list(obj record.Object) map[string]record.Record {
-	l.t.Helper()
-	recs, err := l.mirror.List(context.Background(), loopTenant, obj)
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	out := make(map[string]record.Record, len(recs))
-	for _, r := range recs {
-		out[r.ID] = r
-	}
-	return out
-}
-
-// reviewed returns the records named by review.requested and
-// conversion.failed commands the writer stored.
-func (l *loop) reviewed() map[record.Ref]bool {
-	l.t.Helper()
-	rows, err := l.db.Pool().Query(context.Background(), "SELECT data FROM cluster_reviews")
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	out := map[record.Ref]bool{}
-	for rows.Next() {
-		var d struct {
-			Records []record.Ref `json:"records"`
-		}
-		if err := rows.Scan(&d); err != nil {
-			l.t.Fatal(err)
-		}
-		for _, r := range d.Records {
-			out[r] = true
-		}
-	}
-	if err := rows.Err(); err != nil {
-		l.t.Fatal(err)
-	}
-	return out
-}
-
 // canonical renders the mirror without the ids the writer derives from
 // command ids (which depend on cluster versions): a created contact or
 // account is named by the leads converted into it.
 func (l *loop) canonical() string {
 	l.t.Helper()
-	leads := l.list(record.Lead)
+	leads := l.List(loopTenant, record.Lead)
 	into := map[string][]string{} // contact id -> leads converted into it
 	for id, r := range leads {
 		if c := r.Fields.Str(writer.FieldConvertedContactID); c != "" {
@@ -506,13 +340,13 @@ func (l *loop) canonical() string {
 		lines = append(lines, fmt.Sprintf("lead %s converted=%v into=%s", id, isTrue(r.Fields[writer.FieldIsConverted]),
 			name(r.Fields.Str(writer.FieldConvertedContactID))))
 	}
-	for id, c := range l.list(record.Contact) {
+	for id, c := range l.List(loopTenant, record.Contact) {
 		f := maps.Clone(c.Fields)
 		delete(f, writer.FieldAccountID)
 		b, _ := json.Marshal(f)
 		lines = append(lines, fmt.Sprintf("contact %s related=%d %s", name(id), c.RelatedCount, b))
 	}
-	for _, a := range l.list(record.Account) {
+	for _, a := range l.List(loopTenant, record.Account) {
 		lines = append(lines, "account "+a.Fields.Str(writer.FieldAccountName))
 	}
 	sort.Strings(lines)
@@ -525,7 +359,7 @@ func (l *loop) massConversion() {
 	t := l.t
 	t.Helper()
 	sel := Selection{Where: map[string]Values{"LeadSource": {"Web", "webinar"}}}
-	before := l.list(record.Lead)
+	before := l.List(loopTenant, record.Lead)
 	var want []string
 	for id, r := range before {
 		if !isTrue(r.Fields[writer.FieldIsConverted]) && sel.matches(r) {
@@ -542,10 +376,10 @@ func (l *loop) massConversion() {
 	}
 	rec := signed(t, loopRequests, b, "sales_admin")
 	rec.Key = []byte(loopTenant + "/mass-1")
-	l.kc.Produce(rec)
+	l.Kafka.Produce(rec)
 	s := l.summary("mass-1", 1)
-	l.quiet()
-	after := l.list(record.Lead)
+	l.Quiet()
+	after := l.List(loopTenant, record.Lead)
 	if s.Selected != len(want) {
 		t.Errorf("summary selected %d, the mirror has %d matching leads", s.Selected, len(want))
 	}
@@ -571,11 +405,11 @@ func (l *loop) massConversion() {
 	snapshot := l.canonical()
 	rec = signed(t, loopRequests, b, "sales_admin")
 	rec.Key = []byte(loopTenant + "/mass-1")
-	l.kc.Produce(rec)
+	l.Kafka.Produce(rec)
 	if again := l.summary("mass-1", 2); !reflect.DeepEqual(again, s) {
 		t.Errorf("re-submission reported %+v, first %+v", again, s)
 	}
-	l.quiet()
+	l.Quiet()
 	if l.canonical() != snapshot {
 		t.Error("re-submitting the request changed the mirror")
 	}
@@ -589,7 +423,7 @@ func (l *loop) checkOutcomes(id string, s Summary) {
 	t.Helper()
 	h := l.requests(nil)
 	var results []writer.Result
-	for _, r := range l.kc.ReadAll(loopResults) {
+	for _, r := range l.Kafka.ReadAll(loopResults) {
 		if string(kafkatest.Header(r, "ce_type")) != writer.ResultType {
 			continue
 		}

@@ -20,8 +20,15 @@ import (
 // returns the process and its stderr.
 func startService(t *testing.T, args ...string) (*exec.Cmd, *syncBuffer) {
 	t.Helper()
+	return startCommand(t, "run", args...)
+}
+
+// startCommand runs this test binary as "leadconv <name>" (a service:
+// run, writer) with args and returns the process and its stderr.
+func startCommand(t *testing.T, name string, args ...string) (*exec.Cmd, *syncBuffer) {
+	t.Helper()
 	var stderr syncBuffer
-	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^$", "--", "run", "--http-addr", "127.0.0.1:0", "--log-format", "json"}, args...)...)
+	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^$", "--", name, "--http-addr", "127.0.0.1:0", "--log-format", "json"}, args...)...)
 	cmd.Env = append(os.Environ(), "LEADCONV_TEST_AS_MAIN=1")
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

@@ -310,7 +310,7 @@ func (o *owner) batch(ctx context.Context, ins []input) ([]matcher.Change, []Pla
 			ts.lc.Change(lifecycle.Change{
 				Cluster: engine.Cluster{Tenant: ch.Tenant, ID: ch.ClusterID, Version: ch.Version, Records: ch.Members, Accounts: ch.Accounts},
 				At:      ts.wm, Removed: ch.Removed, MergedInto: ch.MergedInto,
-				Echo: echo(ts.lc, ev.Echo, conversionOf(ts.cfg, ev), ch.MergedFrom),
+				Echo: echo(ts.lc, ev.Echo, conversionOf(ts.cfg, ev), ch),
 			})
 		}
 		for _, ts := range sortedTenants(touched) {

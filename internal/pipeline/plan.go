@@ -11,6 +11,7 @@ import (
 	"github.com/leadconv/leadconv/internal/config"
 	"github.com/leadconv/leadconv/internal/parallel"
 	"github.com/leadconv/leadconv/lifecycle"
+	"github.com/leadconv/leadconv/matcher"
 	"github.com/leadconv/leadconv/record"
 )
 
@@ -44,10 +45,13 @@ func conversionOf(t *config.Tenant, ev *record.Event) *Conversion {
 // echo reconciles a change that reports a conversion leadconv emitted and
 // reports whether the change echoes leadconv's own write: marked so, or
 // the conversion of a lead pending conversion (a CRM that marks nothing).
-// An echo that joins a cluster commands were emitted for into another is
-// planned like any change: no plan accounted for those records together
-// (the record's own new cluster, joined at once, is no such join).
-func echo(lc *lifecycle.Lifecycle, marked bool, conv *Conversion, mergedFrom []string) bool {
+// An echo that joins clusters is planned like any change when the join
+// brings records together that no plan accounted for together: a cluster
+// commands were emitted for joined into another, or any cluster holding
+// records besides the echoed one joined into this (leadconv's new contact
+// met an existing contact there). The record's own new cluster, joined at
+// once, is no such join.
+func echo(lc *lifecycle.Lifecycle, marked bool, conv *Conversion, ch matcher.Change) bool {
 	ours := false
 	if conv != nil {
 		ours = lc.Echo(conv.Lead, conv.Contact, conv.Account)
@@ -55,9 +59,16 @@ func echo(lc *lifecycle.Lifecycle, marked bool, conv *Conversion, mergedFrom []s
 	if !marked && !ours {
 		return false
 	}
-	for _, id := range mergedFrom {
+	for _, id := range ch.MergedFrom {
 		if lc.Emitted(id) {
 			return false
+		}
+	}
+	if len(ch.MergedFrom) > 0 {
+		for _, m := range ch.Members {
+			if r := m.Ref(); r != ch.Trigger && !slices.Contains(ch.Before, r) {
+				return false
+			}
 		}
 	}
 	return true
