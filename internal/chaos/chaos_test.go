@@ -273,7 +273,9 @@ func (c *scenario) serviceArgs(inst string) []string {
 		"--records-topic", c.topic["records"], "--by-tenant-topic", c.topic["bytenant"], "--commands-topic", c.topic["commands"],
 		"--dlq-topic", c.topic["dlq"], "--requests-topic", c.topic["requests"], "--results-topic", c.topic["results"],
 		"--instance-id", c.name + "-" + inst, "--session-timeout", sessionTimeout, "--rebalance-timeout", rebalanceTimeout,
-		"--drain-timeout", drainTimeout.String(), "--log-format", "json"}
+		"--drain-timeout", drainTimeout.String(), "--log-format", "json",
+		// No writer runs here: its results topic would not exist.
+		"--command-results-topic", ""}
 }
 
 // start starts instance inst of the service; extra flags override the

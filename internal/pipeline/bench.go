@@ -129,6 +129,23 @@ type BenchResult struct {
 	// MatcherFull and MatcherLatency are the owners' batches, Redis round
 	// trips and resident hits and misses of the full and latency phases.
 	MatcherFull, MatcherLatency matcher.Stats
+	// SideWritesFull and SideWritesLatency count the owners' writes of
+	// lifecycle state with no input batch (a timer fired, plans released):
+	// round trips beside the batches' (MatcherFull, MatcherLatency).
+	SideWritesFull, SideWritesLatency int64
+}
+
+// sideCounter counts an owner's WriteSide calls.
+type sideCounter struct {
+	Owner
+	n *atomic.Int64
+}
+
+func (s sideCounter) WriteSide(ctx context.Context, side map[string]matcher.Side) error {
+	if len(side) > 0 { // an empty one writes nothing
+		s.n.Add(1)
+	}
+	return s.Owner.WriteSide(ctx, side)
 }
 
 // RSSSample is the resident set at a named point of the run.
@@ -237,8 +254,9 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 		return res, fmt.Errorf("pipeline: bench: load script: %w", err)
 	}
 	resident := matcher.NewResident(matcher.ResidentOptions{MaxBytes: bc.ResidentBytes, Logger: bc.Logger, Registerer: bc.Registerer})
+	var sideWrites atomic.Int64
 	owners := func() Owner {
-		return matcher.NewStore(bc.Redis, matcher.StoreOptions{Namespace: bc.Namespace, Rules: bc.Config.Rules, Resident: resident})
+		return sideCounter{matcher.NewStore(bc.Redis, matcher.StoreOptions{Namespace: bc.Namespace, Rules: bc.Config.Rules, Resident: resident}), &sideWrites}
 	}
 	progress("raw")
 	raw := consumer.HandlerFunc(func(ctx context.Context, _ string, _ int32, recs []*kgo.Record) (consumer.Result, error) {
@@ -290,6 +308,7 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 	rss("full")
 	stats1 := resident.Stats()
 	res.MatcherFull = stats1.Sub(stats0)
+	res.SideWritesFull = sideWrites.Swap(0)
 
 	if len(bc.Brokers) == 0 {
 		// The in-process broker holds every record of the throughput runs in
@@ -341,6 +360,7 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 	res.PeakRSS = readRSS("VmHWM")
 	res.ResidentBytes = resident.Bytes()
 	res.MatcherLatency = resident.Stats().Sub(stats1)
+	res.SideWritesLatency = sideWrites.Load()
 	return res, nil
 }
 
