@@ -135,13 +135,33 @@ type Lifecycle struct {
 	// dirty holds the clusters whose entries changed (or went) since the
 	// last TakeDirty: what the owner writes to its durable copy.
 	dirty map[string]bool
+	// open holds the clusters that may have a pending change or held
+	// plans, a superset pruned as it is read (opened): what Due, NextDue,
+	// Flush, Held and Pending look at, asked per change and per batch,
+	// rather than every entry a large tenant keeps.
+	open  map[string]bool
 	stats Stats
 }
 
 // New returns an empty lifecycle.
 func New(opts Options) *Lifecycle {
 	return &Lifecycle{opts: opts, entries: map[string]*Entry{}, claims: map[record.Ref]string{},
-		sent: map[string]string{}, joined: map[string][]string{}, dirty: map[string]bool{}, stats: Stats{Failed: map[string]int{}}}
+		sent: map[string]string{}, joined: map[string][]string{}, dirty: map[string]bool{}, open: map[string]bool{}, stats: Stats{Failed: map[string]int{}}}
+}
+
+// opened returns the entries with a pending change or held plans, in no
+// order, and forgets the clusters of open that have neither.
+func (l *Lifecycle) opened() []*Entry {
+	out := make([]*Entry, 0, len(l.open))
+	for id := range l.open {
+		e := l.entries[id]
+		if e == nil || e.Pending == nil && len(e.Held) == 0 {
+			delete(l.open, id)
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 // Stats returns the counters; the map is a copy.
@@ -193,6 +213,7 @@ func (l *Lifecycle) Change(c Change) {
 	}
 	if e.Pending == nil {
 		e.Pending = &Timer{First: c.At}
+		l.open[e.ClusterID] = true
 	}
 	e.Pending.Last = c.At
 }
@@ -250,6 +271,7 @@ func (l *Lifecycle) Hold(r Ready) {
 	e := l.entry(r.Cluster.ID)
 	if !slices.ContainsFunc(e.Held, func(h Held) bool { return h.Cluster.Version == r.Cluster.Version }) {
 		e.Held = append(e.Held, Held{Cluster: r.Cluster, History: r.History, At: r.At, Absorbed: r.absorbed})
+		l.open[e.ClusterID] = true
 	}
 }
 
@@ -284,8 +306,15 @@ func (l *Lifecycle) prune(e *Entry) {
 // order: to plan again, and record with Planned again, when their emission
 // is not known to have happened (a restored lifecycle, a failed write).
 func (l *Lifecycle) Held() []Ready {
+	var ids []string
+	for _, e := range l.opened() {
+		if len(e.Held) > 0 {
+			ids = append(ids, e.ClusterID)
+		}
+	}
+	slices.Sort(ids)
 	var out []Ready
-	for _, id := range slices.Sorted(maps.Keys(l.entries)) {
+	for _, id := range ids {
 		for _, h := range l.entries[id].Held {
 			out = append(out, Ready{Cluster: h.Cluster, History: h.History, At: h.At, absorbed: h.Absorbed})
 		}
@@ -298,7 +327,7 @@ func (l *Lifecycle) Held() []Ready {
 func (l *Lifecycle) NextDue() (time.Time, bool) {
 	var next time.Time
 	found := false
-	for _, e := range l.entries {
+	for _, e := range l.opened() {
 		if e.Pending == nil || l.opts.AwaitResults && len(e.Outstanding) > 0 {
 			continue
 		}
@@ -315,7 +344,7 @@ func (l *Lifecycle) NextDue() (time.Time, bool) {
 
 func (l *Lifecycle) ready(pick func(*Entry) bool) []Ready {
 	var es []*Entry
-	for _, e := range l.entries {
+	for _, e := range l.opened() {
 		if pick(e) {
 			es = append(es, e)
 		}
@@ -498,6 +527,7 @@ func (l *Lifecycle) Result(r Result, at time.Time) bool {
 		e.Base = nil
 		if e.Seen.Records != nil && e.Pending == nil {
 			e.Pending = &Timer{First: at, Last: at}
+			l.open[e.ClusterID] = true
 		}
 		l.reclaim(e)
 	}
@@ -551,7 +581,7 @@ func (l *Lifecycle) Snapshot() []Entry {
 // Pending counts the clusters with an unplanned change.
 func (l *Lifecycle) Pending() int {
 	n := 0
-	for _, e := range l.entries {
+	for _, e := range l.opened() {
 		if e.Pending != nil {
 			n++
 		}
@@ -593,6 +623,7 @@ func Restore(opts Options, entries []Entry) *Lifecycle {
 	for i := range entries {
 		e := entries[i]
 		l.entries[e.ClusterID] = &e
+		l.open[e.ClusterID] = true // opened keeps those pending or holding
 	}
 	for _, id := range slices.Sorted(maps.Keys(l.entries)) {
 		e := l.entries[id]

@@ -501,6 +501,10 @@ func (c *scenario) drain(produced <-chan struct{}) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// Offsets are committed once the pending plans they caused are
+	// durable, before the settle window (the default, 2 s) lets them out:
+	// give the last ones time to be produced, as a rebuild flushes them.
+	time.Sleep(settleWait)
 	for _, p := range c.procs {
 		select {
 		case <-p.done:
@@ -509,6 +513,9 @@ func (c *scenario) drain(produced <-chan struct{}) {
 		}
 	}
 }
+
+// settleWait is the default settle window and a margin for its ticks.
+const settleWait = time.Duration(engine.DefaultSettle) + time.Second
 
 // account reads back everything and compares it with what was produced.
 func (c *scenario) account() *result {
