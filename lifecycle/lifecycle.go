@@ -135,33 +135,37 @@ type Lifecycle struct {
 	// dirty holds the clusters whose entries changed (or went) since the
 	// last TakeDirty: what the owner writes to its durable copy.
 	dirty map[string]bool
-	// open holds the clusters that may have a pending change or held
-	// plans, a superset pruned as it is read (opened): what Due, NextDue,
+	// open holds the entries that may have a pending change or held
+	// plans, a superset pruned as it is read (eachOpen): what Due, NextDue,
 	// Flush, Held and Pending look at, asked per change and per batch,
-	// rather than every entry a large tenant keeps.
-	open  map[string]bool
+	// rather than every entry a large tenant keeps. An entry leaves it
+	// when it leaves entries (drop).
+	open  map[string]*Entry
 	stats Stats
 }
 
 // New returns an empty lifecycle.
 func New(opts Options) *Lifecycle {
 	return &Lifecycle{opts: opts, entries: map[string]*Entry{}, claims: map[record.Ref]string{},
-		sent: map[string]string{}, joined: map[string][]string{}, dirty: map[string]bool{}, open: map[string]bool{}, stats: Stats{Failed: map[string]int{}}}
+		sent: map[string]string{}, joined: map[string][]string{}, dirty: map[string]bool{}, open: map[string]*Entry{}, stats: Stats{Failed: map[string]int{}}}
 }
 
-// opened returns the entries with a pending change or held plans, in no
-// order, and forgets the clusters of open that have neither.
-func (l *Lifecycle) opened() []*Entry {
-	out := make([]*Entry, 0, len(l.open))
-	for id := range l.open {
-		e := l.entries[id]
-		if e == nil || e.Pending == nil && len(e.Held) == 0 {
+// eachOpen calls f with every entry that has a pending change or held
+// plans, in no order, and forgets the entries of open that have neither.
+func (l *Lifecycle) eachOpen(f func(*Entry)) {
+	for id, e := range l.open {
+		if e.Pending == nil && len(e.Held) == 0 {
 			delete(l.open, id)
 			continue
 		}
-		out = append(out, e)
+		f(e)
 	}
-	return out
+}
+
+// drop forgets an entry.
+func (l *Lifecycle) drop(id string) {
+	delete(l.entries, id)
+	delete(l.open, id)
 }
 
 // Stats returns the counters; the map is a copy.
@@ -201,7 +205,7 @@ func (l *Lifecycle) Change(c Change) {
 		e.Seen.Version = c.Cluster.Version
 		e.Seen.Records = nil
 		if e.State.IsZero() && len(e.Outstanding) == 0 && len(e.Held) == 0 {
-			delete(l.entries, e.ClusterID)
+			l.drop(e.ClusterID)
 			return
 		}
 		l.setMergedInto(e, c.MergedInto)
@@ -213,7 +217,7 @@ func (l *Lifecycle) Change(c Change) {
 	}
 	if e.Pending == nil {
 		e.Pending = &Timer{First: c.At}
-		l.open[e.ClusterID] = true
+		l.open[e.ClusterID] = e
 	}
 	e.Pending.Last = c.At
 }
@@ -271,7 +275,7 @@ func (l *Lifecycle) Hold(r Ready) {
 	e := l.entry(r.Cluster.ID)
 	if !slices.ContainsFunc(e.Held, func(h Held) bool { return h.Cluster.Version == r.Cluster.Version }) {
 		e.Held = append(e.Held, Held{Cluster: r.Cluster, History: r.History, At: r.At, Absorbed: r.absorbed})
-		l.open[e.ClusterID] = true
+		l.open[e.ClusterID] = e
 	}
 }
 
@@ -297,7 +301,7 @@ func (l *Lifecycle) Acked(r Ready) {
 // cluster, planned to nothing). Replanned, it plans the same from nothing.
 func (l *Lifecycle) prune(e *Entry) {
 	if e.State.IsZero() && e.Pending == nil && len(e.Held) == 0 && len(e.Outstanding) == 0 && e.MergedInto == "" && len(l.joined[e.ClusterID]) == 0 {
-		delete(l.entries, e.ClusterID)
+		l.drop(e.ClusterID)
 		l.dirty[e.ClusterID] = true
 	}
 }
@@ -307,11 +311,11 @@ func (l *Lifecycle) prune(e *Entry) {
 // is not known to have happened (a restored lifecycle, a failed write).
 func (l *Lifecycle) Held() []Ready {
 	var ids []string
-	for _, e := range l.opened() {
+	l.eachOpen(func(e *Entry) {
 		if len(e.Held) > 0 {
 			ids = append(ids, e.ClusterID)
 		}
-	}
+	})
 	slices.Sort(ids)
 	var out []Ready
 	for _, id := range ids {
@@ -327,9 +331,9 @@ func (l *Lifecycle) Held() []Ready {
 func (l *Lifecycle) NextDue() (time.Time, bool) {
 	var next time.Time
 	found := false
-	for _, e := range l.opened() {
+	l.eachOpen(func(e *Entry) {
 		if e.Pending == nil || l.opts.AwaitResults && len(e.Outstanding) > 0 {
-			continue
+			return
 		}
 		t := e.Pending.Last.Add(l.opts.Settle)
 		if m := e.Pending.First.Add(l.opts.MaxSettle); l.opts.MaxSettle > 0 && m.Before(t) {
@@ -338,17 +342,17 @@ func (l *Lifecycle) NextDue() (time.Time, bool) {
 		if !found || t.Before(next) {
 			next, found = t, true
 		}
-	}
+	})
 	return next, found
 }
 
 func (l *Lifecycle) ready(pick func(*Entry) bool) []Ready {
 	var es []*Entry
-	for _, e := range l.opened() {
+	l.eachOpen(func(e *Entry) {
 		if pick(e) {
 			es = append(es, e)
 		}
-	}
+	})
 	slices.SortFunc(es, func(a, b *Entry) int {
 		return cmp.Or(a.Pending.Last.Compare(b.Pending.Last), strings.Compare(a.ClusterID, b.ClusterID))
 	})
@@ -437,7 +441,7 @@ func (l *Lifecycle) emitted(e *Entry, cmds []engine.Command, st engine.State, ab
 			// Its state lives on in st; its outstanding commands move here.
 			e.Outstanding = append(e.Outstanding, o.Outstanding...)
 			l.setMergedInto(o, "")
-			delete(l.entries, id)
+			l.drop(id)
 		}
 	}
 	e.State = st
@@ -527,7 +531,7 @@ func (l *Lifecycle) Result(r Result, at time.Time) bool {
 		e.Base = nil
 		if e.Seen.Records != nil && e.Pending == nil {
 			e.Pending = &Timer{First: at, Last: at}
-			l.open[e.ClusterID] = true
+			l.open[e.ClusterID] = e
 		}
 		l.reclaim(e)
 	}
@@ -581,11 +585,11 @@ func (l *Lifecycle) Snapshot() []Entry {
 // Pending counts the clusters with an unplanned change.
 func (l *Lifecycle) Pending() int {
 	n := 0
-	for _, e := range l.opened() {
+	l.eachOpen(func(e *Entry) {
 		if e.Pending != nil {
 			n++
 		}
-	}
+	})
 	return n
 }
 
@@ -623,7 +627,7 @@ func Restore(opts Options, entries []Entry) *Lifecycle {
 	for i := range entries {
 		e := entries[i]
 		l.entries[e.ClusterID] = &e
-		l.open[e.ClusterID] = true // opened keeps those pending or holding
+		l.open[e.ClusterID] = &e // eachOpen keeps those pending or holding
 	}
 	for _, id := range slices.Sorted(maps.Keys(l.entries)) {
 		e := l.entries[id]

@@ -29,8 +29,17 @@ func TestOpenIndexAgreesWithAScanOfEveryEntry(t *testing.T) {
 				versions[id]++
 				l.Change(Change{Cluster: cl(id, versions[id], rec("L"+id, step), rec("L"+id+"b", step)), At: now})
 			case op == 5:
+				// Removed, at times joined into another (whose next plan
+				// absorbs it).
 				versions[id]++
-				l.Change(Change{Cluster: cl(id, versions[id]), At: now, Removed: true})
+				into := ""
+				if r.IntN(2) == 0 {
+					into = fmt.Sprintf("c%d", r.IntN(12))
+				}
+				if into == id {
+					into = ""
+				}
+				l.Change(Change{Cluster: cl(id, versions[id]), At: now, Removed: true, MergedInto: into})
 			case op == 6:
 				// As an owner does: held, planned, released once produced.
 				for _, rd := range l.Due(now) {
