@@ -13,6 +13,7 @@ package lifecycle
 
 import (
 	"cmp"
+	"container/heap"
 	"maps"
 	"slices"
 	"strings"
@@ -140,8 +141,62 @@ type Lifecycle struct {
 	// Flush, Held and Pending look at, asked per change and per batch,
 	// rather than every entry a large tenant keeps. An entry leaves it
 	// when it leaves entries (drop).
-	open  map[string]*Entry
-	stats Stats
+	open map[string]*Entry
+	// timers holds a due time for every pending cluster that may fall
+	// due, ordered (a min-heap): Due, asked before every change, pops what
+	// fell due instead of scanning the open entries. An item whose cluster
+	// was planned, went, or has a later due time since is stale and
+	// skipped; a cluster awaiting results is pushed again when one comes.
+	timers timerHeap
+	stats  Stats
+}
+
+// timer is a cluster's due time when it was pushed.
+type timer struct {
+	at time.Time
+	id string
+}
+
+// timerHeap is a min-heap of timers by time (container/heap).
+type timerHeap []timer
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timer)) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return t
+}
+
+// dueAt is when e's pending change falls due.
+func (l *Lifecycle) dueAt(e *Entry) time.Time {
+	t := e.Pending.Last.Add(l.opts.Settle)
+	if m := e.Pending.First.Add(l.opts.MaxSettle); l.opts.MaxSettle > 0 && m.Before(t) {
+		t = m
+	}
+	return t
+}
+
+// arm pushes e's due time, if it is pending.
+func (l *Lifecycle) arm(e *Entry) {
+	if e.Pending != nil {
+		heap.Push(&l.timers, timer{l.dueAt(e), e.ClusterID})
+	}
+}
+
+// live returns the entry of a timer if the timer still stands: its
+// cluster pending with that due time and not awaiting results. A timer
+// that does not stand is stale: the cluster was planned or went, got a
+// later due time (pushed too), or awaits results (pushed again on one).
+func (l *Lifecycle) live(t timer) *Entry {
+	e := l.entries[t.id]
+	if e == nil || e.Pending == nil || !l.dueAt(e).Equal(t.at) || l.opts.AwaitResults && len(e.Outstanding) > 0 {
+		return nil
+	}
+	return e
 }
 
 // New returns an empty lifecycle.
@@ -220,6 +275,7 @@ func (l *Lifecycle) Change(c Change) {
 		l.open[e.ClusterID] = e
 	}
 	e.Pending.Last = c.At
+	l.arm(e)
 }
 
 // Emitted reports whether commands were emitted for the cluster: its state
@@ -244,22 +300,24 @@ func (l *Lifecycle) setMergedInto(e *Entry, target string) {
 	}
 }
 
-// due reports whether e's plan is due at now.
-func (l *Lifecycle) due(e *Entry, now time.Time) bool {
-	if e.Pending == nil || l.opts.AwaitResults && len(e.Outstanding) > 0 {
-		return false
-	}
-	if !now.Before(e.Pending.Last.Add(l.opts.Settle)) {
-		return true
-	}
-	return l.opts.MaxSettle > 0 && !now.Before(e.Pending.First.Add(l.opts.MaxSettle))
-}
-
 // Due returns the clusters due at now, ordered by their latest change and
 // then id: the order their plans are emitted in. A held cluster is not due
 // again before its Planned.
 func (l *Lifecycle) Due(now time.Time) []Ready {
-	return l.ready(func(e *Entry) bool { return l.due(e, now) })
+	var es []*Entry
+	seen := map[string]bool{}
+	for len(l.timers) > 0 && !l.timers[0].at.After(now) {
+		t := heap.Pop(&l.timers).(timer)
+		if e := l.live(t); e != nil && !seen[t.id] {
+			seen[t.id] = true
+			es = append(es, e)
+		}
+	}
+	// They stay due until planned: asked again, they are found again.
+	for _, e := range es {
+		l.arm(e)
+	}
+	return l.readyOf(es)
 }
 
 // Flush returns every cluster with an unplanned change, as at the end of
@@ -329,21 +387,13 @@ func (l *Lifecycle) Held() []Ready {
 // NextDue returns when the next pending cluster falls due, false when none
 // is pending: an owner sets its timer to it.
 func (l *Lifecycle) NextDue() (time.Time, bool) {
-	var next time.Time
-	found := false
-	l.eachOpen(func(e *Entry) {
-		if e.Pending == nil || l.opts.AwaitResults && len(e.Outstanding) > 0 {
-			return
+	for len(l.timers) > 0 {
+		if l.live(l.timers[0]) != nil {
+			return l.timers[0].at, true
 		}
-		t := e.Pending.Last.Add(l.opts.Settle)
-		if m := e.Pending.First.Add(l.opts.MaxSettle); l.opts.MaxSettle > 0 && m.Before(t) {
-			t = m
-		}
-		if !found || t.Before(next) {
-			next, found = t, true
-		}
-	})
-	return next, found
+		heap.Pop(&l.timers)
+	}
+	return time.Time{}, false
 }
 
 func (l *Lifecycle) ready(pick func(*Entry) bool) []Ready {
@@ -353,6 +403,10 @@ func (l *Lifecycle) ready(pick func(*Entry) bool) []Ready {
 			es = append(es, e)
 		}
 	})
+	return l.readyOf(es)
+}
+
+func (l *Lifecycle) readyOf(es []*Entry) []Ready {
 	slices.SortFunc(es, func(a, b *Entry) int {
 		return cmp.Or(a.Pending.Last.Compare(b.Pending.Last), strings.Compare(a.ClusterID, b.ClusterID))
 	})
@@ -503,6 +557,7 @@ func (l *Lifecycle) Result(r Result, at time.Time) bool {
 	}
 	cmd := e.Outstanding[k]
 	e.Outstanding = slices.Delete(e.Outstanding, k, k+1)
+	defer l.arm(e) // it may be due now that a result came
 	switch r.Outcome {
 	case OutcomeApplied, OutcomeSkippedDuplicate:
 		if d, ok := cmd.Data.(*engine.LeadConvert); ok {
@@ -628,6 +683,7 @@ func Restore(opts Options, entries []Entry) *Lifecycle {
 		e := entries[i]
 		l.entries[e.ClusterID] = &e
 		l.open[e.ClusterID] = &e // eachOpen keeps those pending or holding
+		l.arm(&e)
 	}
 	for _, id := range slices.Sorted(maps.Keys(l.entries)) {
 		e := l.entries[id]

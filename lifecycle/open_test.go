@@ -10,15 +10,17 @@ import (
 	"time"
 )
 
-// Due, NextDue, Flush, Held and Pending read only the clusters that may be
-// pending or holding (open); over random changes, plans, holds, releases,
-// removals and restores they answer exactly what a scan of every entry
-// answers.
+// Due and NextDue read the timers, Flush, Held and Pending the clusters
+// that may be pending or holding (open); over random changes, plans,
+// holds, releases, writer results, removals, joins and restores they
+// answer exactly what a scan of every entry answers, results awaited or
+// not.
 func TestOpenIndexAgreesWithAScanOfEveryEntry(t *testing.T) {
 	cfg := cfgWith(nil)
-	for seed := range uint64(20) {
+	results := 0
+	for seed := range uint64(40) {
 		r := rand.New(rand.NewPCG(seed, 1))
-		l := New(Options{Settle: 2 * time.Second, MaxSettle: 5 * time.Second})
+		l := New(Options{Settle: 2 * time.Second, MaxSettle: 5 * time.Second, AwaitResults: seed%2 == 1})
 		versions := map[string]int64{}
 		var held []Ready
 		for step := range 300 {
@@ -54,11 +56,25 @@ func TestOpenIndexAgreesWithAScanOfEveryEntry(t *testing.T) {
 				held = held[1:]
 			case op == 8:
 				planDue(t, l, cfg, now)
+				if len(l.sent) > 0 && r.IntN(2) == 0 {
+					ids := make([]string, 0, len(l.sent))
+					for id := range l.sent {
+						ids = append(ids, id)
+					}
+					slices.Sort(ids)
+					outcome := OutcomeApplied
+					if r.IntN(2) == 0 {
+						outcome = OutcomeFailed
+					}
+					if l.Result(Result{CommandID: ids[r.IntN(len(ids))], Outcome: outcome, Reason: "x"}, now) {
+						results++
+					}
+				}
 			default:
 				l = Restore(l.opts, l.Snapshot())
 			}
 			now = sec(step + r.IntN(4))
-			if got, want := names(l.Due(now)), names(scanReady(l, func(e *Entry) bool { return l.due(e, now) })); !slices.Equal(got, want) {
+			if got, want := names(l.Due(now)), names(scanReady(l, func(e *Entry) bool { return scanDue(l, e, now) })); !slices.Equal(got, want) {
 				t.Fatalf("seed %d step %d: Due %v, a scan %v", seed, step, got, want)
 			}
 			if got, want := names(l.Flush()), names(scanReady(l, func(e *Entry) bool { return e.Pending != nil })); !slices.Equal(got, want) {
@@ -81,6 +97,10 @@ func TestOpenIndexAgreesWithAScanOfEveryEntry(t *testing.T) {
 				t.Fatalf("seed %d step %d: Pending %d, a scan %d", seed, step, l.Pending(), n)
 			}
 		}
+	}
+	// Awaited results were exercised.
+	if results == 0 {
+		t.Fatal("no writer result reconciled")
 	}
 }
 
@@ -109,11 +129,18 @@ func scanReady(l *Lifecycle, pick func(*Entry) bool) []Ready {
 	return out
 }
 
+func scanDue(l *Lifecycle, e *Entry, now time.Time) bool {
+	if e.Pending == nil || l.opts.AwaitResults && len(e.Outstanding) > 0 {
+		return false
+	}
+	return !now.Before(e.Pending.Last.Add(l.opts.Settle)) || !now.Before(e.Pending.First.Add(l.opts.MaxSettle))
+}
+
 func scanNextDue(l *Lifecycle) (time.Time, bool) {
 	var next time.Time
 	found := false
 	for _, e := range l.entries {
-		if e.Pending == nil {
+		if e.Pending == nil || l.opts.AwaitResults && len(e.Outstanding) > 0 {
 			continue
 		}
 		t := e.Pending.Last.Add(l.opts.Settle)
