@@ -13,6 +13,7 @@ package lifecycle
 
 import (
 	"cmp"
+	"container/heap"
 	"maps"
 	"slices"
 	"strings"
@@ -135,13 +136,91 @@ type Lifecycle struct {
 	// dirty holds the clusters whose entries changed (or went) since the
 	// last TakeDirty: what the owner writes to its durable copy.
 	dirty map[string]bool
-	stats Stats
+	// open holds the entries that may have a pending change or held
+	// plans, a superset pruned as it is read (eachOpen): what Due, NextDue,
+	// Flush, Held and Pending look at, asked per change and per batch,
+	// rather than every entry a large tenant keeps. An entry leaves it
+	// when it leaves entries (drop).
+	open map[string]*Entry
+	// timers holds a due time for every pending cluster that may fall
+	// due, ordered (a min-heap): Due, asked before every change, pops what
+	// fell due instead of scanning the open entries. An item whose cluster
+	// was planned, went, or has a later due time since is stale and
+	// skipped; a cluster awaiting results is pushed again when one comes.
+	timers timerHeap
+	stats  Stats
+}
+
+// timer is a cluster's due time when it was pushed.
+type timer struct {
+	at time.Time
+	id string
+}
+
+// timerHeap is a min-heap of timers by time (container/heap).
+type timerHeap []timer
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timer)) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return t
+}
+
+// dueAt is when e's pending change falls due.
+func (l *Lifecycle) dueAt(e *Entry) time.Time {
+	t := e.Pending.Last.Add(l.opts.Settle)
+	if m := e.Pending.First.Add(l.opts.MaxSettle); l.opts.MaxSettle > 0 && m.Before(t) {
+		t = m
+	}
+	return t
+}
+
+// arm pushes e's due time, if it is pending.
+func (l *Lifecycle) arm(e *Entry) {
+	if e.Pending != nil {
+		heap.Push(&l.timers, timer{l.dueAt(e), e.ClusterID})
+	}
+}
+
+// live returns the entry of a timer if the timer still stands: its
+// cluster pending with that due time and not awaiting results. A timer
+// that does not stand is stale: the cluster was planned or went, got a
+// later due time (pushed too), or awaits results (pushed again on one).
+func (l *Lifecycle) live(t timer) *Entry {
+	e := l.entries[t.id]
+	if e == nil || e.Pending == nil || !l.dueAt(e).Equal(t.at) || l.opts.AwaitResults && len(e.Outstanding) > 0 {
+		return nil
+	}
+	return e
 }
 
 // New returns an empty lifecycle.
 func New(opts Options) *Lifecycle {
 	return &Lifecycle{opts: opts, entries: map[string]*Entry{}, claims: map[record.Ref]string{},
-		sent: map[string]string{}, joined: map[string][]string{}, dirty: map[string]bool{}, stats: Stats{Failed: map[string]int{}}}
+		sent: map[string]string{}, joined: map[string][]string{}, dirty: map[string]bool{}, open: map[string]*Entry{}, stats: Stats{Failed: map[string]int{}}}
+}
+
+// eachOpen calls f with every entry that has a pending change or held
+// plans, in no order, and forgets the entries of open that have neither.
+func (l *Lifecycle) eachOpen(f func(*Entry)) {
+	for id, e := range l.open {
+		if e.Pending == nil && len(e.Held) == 0 {
+			delete(l.open, id)
+			continue
+		}
+		f(e)
+	}
+}
+
+// drop forgets an entry.
+func (l *Lifecycle) drop(id string) {
+	delete(l.entries, id)
+	delete(l.open, id)
 }
 
 // Stats returns the counters; the map is a copy.
@@ -181,7 +260,7 @@ func (l *Lifecycle) Change(c Change) {
 		e.Seen.Version = c.Cluster.Version
 		e.Seen.Records = nil
 		if e.State.IsZero() && len(e.Outstanding) == 0 && len(e.Held) == 0 {
-			delete(l.entries, e.ClusterID)
+			l.drop(e.ClusterID)
 			return
 		}
 		l.setMergedInto(e, c.MergedInto)
@@ -193,8 +272,10 @@ func (l *Lifecycle) Change(c Change) {
 	}
 	if e.Pending == nil {
 		e.Pending = &Timer{First: c.At}
+		l.open[e.ClusterID] = e
 	}
 	e.Pending.Last = c.At
+	l.arm(e)
 }
 
 // Emitted reports whether commands were emitted for the cluster: its state
@@ -219,22 +300,24 @@ func (l *Lifecycle) setMergedInto(e *Entry, target string) {
 	}
 }
 
-// due reports whether e's plan is due at now.
-func (l *Lifecycle) due(e *Entry, now time.Time) bool {
-	if e.Pending == nil || l.opts.AwaitResults && len(e.Outstanding) > 0 {
-		return false
-	}
-	if !now.Before(e.Pending.Last.Add(l.opts.Settle)) {
-		return true
-	}
-	return l.opts.MaxSettle > 0 && !now.Before(e.Pending.First.Add(l.opts.MaxSettle))
-}
-
 // Due returns the clusters due at now, ordered by their latest change and
 // then id: the order their plans are emitted in. A held cluster is not due
 // again before its Planned.
 func (l *Lifecycle) Due(now time.Time) []Ready {
-	return l.ready(func(e *Entry) bool { return l.due(e, now) })
+	var es []*Entry
+	seen := map[string]bool{}
+	for len(l.timers) > 0 && !l.timers[0].at.After(now) {
+		t := heap.Pop(&l.timers).(timer)
+		if e := l.live(t); e != nil && !seen[t.id] {
+			seen[t.id] = true
+			es = append(es, e)
+		}
+	}
+	// They stay due until planned: asked again, they are found again.
+	for _, e := range es {
+		l.arm(e)
+	}
+	return l.readyOf(es)
 }
 
 // Flush returns every cluster with an unplanned change, as at the end of
@@ -250,6 +333,7 @@ func (l *Lifecycle) Hold(r Ready) {
 	e := l.entry(r.Cluster.ID)
 	if !slices.ContainsFunc(e.Held, func(h Held) bool { return h.Cluster.Version == r.Cluster.Version }) {
 		e.Held = append(e.Held, Held{Cluster: r.Cluster, History: r.History, At: r.At, Absorbed: r.absorbed})
+		l.open[e.ClusterID] = e
 	}
 }
 
@@ -275,7 +359,7 @@ func (l *Lifecycle) Acked(r Ready) {
 // cluster, planned to nothing). Replanned, it plans the same from nothing.
 func (l *Lifecycle) prune(e *Entry) {
 	if e.State.IsZero() && e.Pending == nil && len(e.Held) == 0 && len(e.Outstanding) == 0 && e.MergedInto == "" && len(l.joined[e.ClusterID]) == 0 {
-		delete(l.entries, e.ClusterID)
+		l.drop(e.ClusterID)
 		l.dirty[e.ClusterID] = true
 	}
 }
@@ -284,8 +368,15 @@ func (l *Lifecycle) prune(e *Entry) {
 // order: to plan again, and record with Planned again, when their emission
 // is not known to have happened (a restored lifecycle, a failed write).
 func (l *Lifecycle) Held() []Ready {
+	var ids []string
+	l.eachOpen(func(e *Entry) {
+		if len(e.Held) > 0 {
+			ids = append(ids, e.ClusterID)
+		}
+	})
+	slices.Sort(ids)
 	var out []Ready
-	for _, id := range slices.Sorted(maps.Keys(l.entries)) {
+	for _, id := range ids {
 		for _, h := range l.entries[id].Held {
 			out = append(out, Ready{Cluster: h.Cluster, History: h.History, At: h.At, absorbed: h.Absorbed})
 		}
@@ -296,30 +387,26 @@ func (l *Lifecycle) Held() []Ready {
 // NextDue returns when the next pending cluster falls due, false when none
 // is pending: an owner sets its timer to it.
 func (l *Lifecycle) NextDue() (time.Time, bool) {
-	var next time.Time
-	found := false
-	for _, e := range l.entries {
-		if e.Pending == nil || l.opts.AwaitResults && len(e.Outstanding) > 0 {
-			continue
+	for len(l.timers) > 0 {
+		if l.live(l.timers[0]) != nil {
+			return l.timers[0].at, true
 		}
-		t := e.Pending.Last.Add(l.opts.Settle)
-		if m := e.Pending.First.Add(l.opts.MaxSettle); l.opts.MaxSettle > 0 && m.Before(t) {
-			t = m
-		}
-		if !found || t.Before(next) {
-			next, found = t, true
-		}
+		heap.Pop(&l.timers)
 	}
-	return next, found
+	return time.Time{}, false
 }
 
 func (l *Lifecycle) ready(pick func(*Entry) bool) []Ready {
 	var es []*Entry
-	for _, e := range l.entries {
+	l.eachOpen(func(e *Entry) {
 		if pick(e) {
 			es = append(es, e)
 		}
-	}
+	})
+	return l.readyOf(es)
+}
+
+func (l *Lifecycle) readyOf(es []*Entry) []Ready {
 	slices.SortFunc(es, func(a, b *Entry) int {
 		return cmp.Or(a.Pending.Last.Compare(b.Pending.Last), strings.Compare(a.ClusterID, b.ClusterID))
 	})
@@ -432,7 +519,7 @@ func (l *Lifecycle) emitted(e *Entry, cmds []engine.Command, st engine.State, ab
 			// Its state lives on in st; its outstanding commands move here.
 			e.Outstanding = append(e.Outstanding, o.Outstanding...)
 			l.setMergedInto(o, "")
-			delete(l.entries, id)
+			l.drop(id)
 		}
 	}
 	e.State = st
@@ -494,6 +581,7 @@ func (l *Lifecycle) Result(r Result, at time.Time) bool {
 	}
 	cmd := e.Outstanding[k]
 	e.Outstanding = slices.Delete(e.Outstanding, k, k+1)
+	defer l.arm(e) // it may be due now that a result came
 	switch r.Outcome {
 	case OutcomeApplied, OutcomeSkippedDuplicate:
 		if d, ok := cmd.Data.(*engine.LeadConvert); ok {
@@ -522,6 +610,7 @@ func (l *Lifecycle) Result(r Result, at time.Time) bool {
 		e.Base = nil
 		if e.Seen.Records != nil && e.Pending == nil {
 			e.Pending = &Timer{First: at, Last: at}
+			l.open[e.ClusterID] = e
 		}
 		l.reclaim(e)
 	}
@@ -575,11 +664,11 @@ func (l *Lifecycle) Snapshot() []Entry {
 // Pending counts the clusters with an unplanned change.
 func (l *Lifecycle) Pending() int {
 	n := 0
-	for _, e := range l.entries {
+	l.eachOpen(func(e *Entry) {
 		if e.Pending != nil {
 			n++
 		}
-	}
+	})
 	return n
 }
 
@@ -617,6 +706,8 @@ func Restore(opts Options, entries []Entry) *Lifecycle {
 	for i := range entries {
 		e := entries[i]
 		l.entries[e.ClusterID] = &e
+		l.open[e.ClusterID] = &e // eachOpen keeps those pending or holding
+		l.arm(&e)
 	}
 	for _, id := range slices.Sorted(maps.Keys(l.entries)) {
 		e := l.entries[id]

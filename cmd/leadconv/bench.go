@@ -17,6 +17,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/leadconv/leadconv/engine"
 	"github.com/leadconv/leadconv/internal/cpustat"
 	"github.com/leadconv/leadconv/internal/kafkaconn"
 	"github.com/leadconv/leadconv/internal/pipeline"
@@ -37,14 +38,23 @@ func benchCommand() *command {
   full pipeline  the same generated events through the matcher, the engine
                  and the CloudEvents encoding: events/s and its share of the
                  raw ceiling
-  latency        p50/p99/max from an event's produce to the acknowledgement
-                 of its commands, at a fixed offered rate, from a fresh
-                 consumer group; one warm-up event, not counted, is
-                 processed first so the group's join is not measured;
+  latency        at a fixed offered rate, from a fresh consumer group:
+                 p50/p99/max from an event's produce to the acknowledgement
+                 of its batch (its state durable), and, per command, from
+                 the last change of its cluster (the command's CloudEvents
+                 time; the events' event time is their produce time) to
+                 the command's acknowledgement, less the settle window;
+                 one warm-up event, not counted, is processed first so the
+                 group's join is not measured;
                  --latency-runs N repeats it N times through the same
                  pipeline, each with a fresh tenant, and reports the run
-                 with the median p99 beside every run's p99 (on a machine
-                 whose speed drifts, the steadier figure)
+                 with the median command p99 beside every run's p99s (on a
+                 machine whose speed drifts, the steadier figure)
+
+--settle sets the tenants' settle window (0: every batch's latest cluster
+states planned at once). The throughput events' event time runs at
+--rate, spread over the tenants: a backlog of the stream the latency runs
+offer live.
 
 plus the process's resident memory at each phase and its peak, and the CPU
 time per event of each phase, of this process and of the Redis server (load
@@ -78,6 +88,7 @@ Example (the figures in BENCHMARKS.md):
 			fs.IntVar(&bc.LatencyEvents, "latency-events", 20_000, "events of each latency run")
 			fs.IntVar(&bc.LatencyRuns, "latency-runs", 1, "latency runs, each with a fresh tenant; the one with the median p99 is reported first")
 			fs.Uint64Var(&bc.Seed, "seed", 1, "random seed of the generated events")
+			settle := fs.Duration("settle", time.Duration(engine.DefaultSettle), "settle window of the tenants (0: plan every batch's changes at once)")
 			brokers := fs.String("brokers", "", "Kafka brokers, comma separated; empty starts an in-process broker")
 			redisURL := fs.String("redis-url", "", "Redis URL; empty uses $REDIS_URL or starts redis-server from $PATH")
 			asJSON := fs.Bool("json", false, "print the result as JSON instead of text")
@@ -102,6 +113,10 @@ Example (the figures in BENCHMARKS.md):
 				if err := fo.check(); err != nil {
 					return err
 				}
+				if *settle < 0 {
+					return usagef("--settle %s: must not be negative", *settle)
+				}
+				bc.Settle = settle
 				bc.Partitions = int32(*partitions)
 				bc.FetchMinBytes, bc.FetchMaxWait = int32(fo.minBytes), fo.maxWait
 				log, err := lo.logger(e)
@@ -230,14 +245,17 @@ func printBench(w io.Writer, out benchOutput) {
 	fmt.Fprintf(w, "raw ceiling    %8d events in %-8s %9.0f events/s\n", r.Raw.Events, r.Raw.Elapsed.Round(time.Millisecond), r.Raw.PerSec)
 	fmt.Fprintf(w, "full pipeline  %8d events in %-8s %9.0f events/s  (%.0f%% of the raw ceiling)\n",
 		r.Full.Events, r.Full.Elapsed.Round(time.Millisecond), r.Full.PerSec, r.Ratio*100)
-	fmt.Fprintf(w, "latency        %8d events at %d/s: p50 %s, p99 %s, max %s (produce to command ack)\n",
-		r.Latency.Events, r.Latency.Rate, r.Latency.P50.Round(10*time.Microsecond), r.Latency.P99.Round(10*time.Microsecond), r.Latency.Max.Round(10*time.Microsecond))
+	l := r.Latency
+	fmt.Fprintf(w, "latency        %8d events at %d/s: p50 %s, p99 %s, max %s (produce to batch ack)\n",
+		l.Events, l.Rate, ms(l.P50), ms(l.P99), ms(l.Max))
+	fmt.Fprintf(w, "               %8d commands: p50 %s, p99 %s, max %s (cluster's last change to command ack, less settle %s; %d negative)\n",
+		l.Commands, ms(l.CmdP50), ms(l.CmdP99), ms(l.CmdMax), r.Settle, l.CmdNegative)
 	if len(r.LatencyRuns) > 1 {
 		p99s := make([]string, len(r.LatencyRuns))
 		for i, l := range r.LatencyRuns {
-			p99s[i] = l.P99.Round(10 * time.Microsecond).String()
+			p99s[i] = ms(l.CmdP99) + " / " + ms(l.P99)
 		}
-		fmt.Fprintf(w, "               the run with the median p99 of %d; p99 of each run in order: %s\n", len(r.LatencyRuns), strings.Join(p99s, ", "))
+		fmt.Fprintf(w, "               the run with the median command p99 of %d; command / batch p99 of each run in order: %s\n", len(r.LatencyRuns), strings.Join(p99s, ", "))
 	}
 	if r.PeakRSS > 0 {
 		parts := make([]string, 0, len(r.RSS))
@@ -252,11 +270,12 @@ func printBench(w io.Writer, out benchOutput) {
 	for _, m := range []struct {
 		phase string
 		s     matcher.Stats
-	}{{"full", r.MatcherFull}, {"latency", r.MatcherLatency}} {
+		sides int64
+	}{{"full", r.MatcherFull, r.SideWritesFull}, {"latency", r.MatcherLatency, r.SideWritesLatency}} {
 		if m.s.Batches > 0 {
 			// A complete tenant looks nothing up: everything is resident.
-			fmt.Fprintf(w, "matcher %-7s %8.0f batches: %.2f Redis round trips/batch, %.0f keys read through, %.0f resident lookups\n",
-				m.phase, m.s.Batches, m.s.RoundTrips/m.s.Batches, m.s.Misses, m.s.Hits)
+			fmt.Fprintf(w, "matcher %-7s %8.0f batches: %.2f Redis round trips/batch, %.0f keys read through, %.0f resident lookups; %d lifecycle writes without input (%.2f round trips per batch in all)\n",
+				m.phase, m.s.Batches, m.s.RoundTrips/m.s.Batches, m.s.Misses, m.s.Hits, m.sides, (m.s.RoundTrips+float64(m.sides))/m.s.Batches)
 		}
 	}
 	for _, c := range out.CPU {
@@ -264,6 +283,8 @@ func printBench(w io.Writer, out benchOutput) {
 			c.ProcessPerEvent.Round(100*time.Nanosecond), c.RedisPerEvent.Round(100*time.Nanosecond))
 	}
 }
+
+func ms(d time.Duration) string { return d.Round(10 * time.Microsecond).String() }
 
 // redisServer is a private redis-server process.
 type redisServer struct {

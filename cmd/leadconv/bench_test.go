@@ -19,7 +19,7 @@ func TestBenchPrintsEveryFigure(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("code %d\n%s\n%s", code, stdout, stderr)
 	}
-	for _, want := range []string{"raw ceiling        1500 events", "full pipeline      1500 events", "of the raw ceiling", "200 events at 1000/s: p50 ", "p99 ", "median p99 of 2; p99 of each run in order: ", "peak RSS", "cpu full", "cpu latency         400 events"} {
+	for _, want := range []string{"raw ceiling        1500 events", "full pipeline      1500 events", "of the raw ceiling", "200 events at 1000/s: p50 ", "p99 ", "median command p99 of 2; command / batch p99 of each run in order: ", "commands: p50 ", "less settle 2s", "peak RSS", "cpu full", "cpu latency         400 events"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout)
 		}

@@ -273,7 +273,9 @@ func (c *scenario) serviceArgs(inst string) []string {
 		"--records-topic", c.topic["records"], "--by-tenant-topic", c.topic["bytenant"], "--commands-topic", c.topic["commands"],
 		"--dlq-topic", c.topic["dlq"], "--requests-topic", c.topic["requests"], "--results-topic", c.topic["results"],
 		"--instance-id", c.name + "-" + inst, "--session-timeout", sessionTimeout, "--rebalance-timeout", rebalanceTimeout,
-		"--drain-timeout", drainTimeout.String(), "--log-format", "json"}
+		"--drain-timeout", drainTimeout.String(), "--log-format", "json",
+		// No writer runs here: its results topic would not exist.
+		"--command-results-topic", ""}
 }
 
 // start starts instance inst of the service; extra flags override the
@@ -499,6 +501,10 @@ func (c *scenario) drain(produced <-chan struct{}) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// Offsets are committed once the pending plans they caused are
+	// durable, before the settle window (the default, 2 s) lets them out:
+	// give the last ones time to be produced, as a rebuild flushes them.
+	time.Sleep(settleWait)
 	for _, p := range c.procs {
 		select {
 		case <-p.done:
@@ -507,6 +513,9 @@ func (c *scenario) drain(produced <-chan struct{}) {
 		}
 	}
 }
+
+// settleWait is the default settle window and a margin for its ticks.
+const settleWait = time.Duration(engine.DefaultSettle) + time.Second
 
 // account reads back everything and compares it with what was produced.
 func (c *scenario) account() *result {

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -24,6 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/leadconv/leadconv/consumer"
+	"github.com/leadconv/leadconv/events"
 	"github.com/leadconv/leadconv/internal/config"
 	"github.com/leadconv/leadconv/matcher"
 	"github.com/leadconv/leadconv/matcher/gen"
@@ -45,6 +47,9 @@ type BenchConfig struct {
 	// Config is the tenants' configuration; nil uses the defaults with the
 	// generator's contact field map, so generated contacts match leads.
 	Config *config.File
+	// Settle, when set, is the settle window of that generated
+	// configuration (with Config nil); nil keeps the shipped default.
+	Settle *time.Duration
 	// Events is the size of the throughput data set (default 200,000).
 	Events int
 	// Tenants spreads the throughput data set over this many tenants
@@ -83,11 +88,24 @@ type Throughput struct {
 }
 
 // Latency is the distribution of the time from an event's produce to the
-// acknowledgement of the commands it caused, at a fixed offered rate.
+// acknowledgement of its batch (its state durable, the commands planned at
+// once acknowledged), at a fixed offered rate, and of the time from the
+// last change of a cluster to the acknowledgement of each command planned
+// for it, less the settle window (CommandLatency).
 type Latency struct {
 	Rate          int
 	Events        int
 	P50, P99, Max time.Duration
+	// Commands were acknowledged during the run, each planned for a
+	// cluster whose latest change, its CloudEvents time, the run's event
+	// time made the time of its produce.
+	Commands int
+	// CmdP50, CmdP99 and CmdMax are of the commands' ack time less their
+	// CloudEvents time less the settle window: what planning and producing
+	// add to the wait the window asks for. A cluster planned by max_settle
+	// while still changing comes out negative (CmdNegative counts them).
+	CmdP50, CmdP99, CmdMax time.Duration
+	CmdNegative            int
 }
 
 // BenchResult is what Bench measured. RSS figures are the process's
@@ -100,6 +118,8 @@ type BenchResult struct {
 	// in order.
 	Latency     Latency
 	LatencyRuns []Latency
+	// Settle is the latency tenants' settle window.
+	Settle time.Duration
 	// Ratio is Full.PerSec / Raw.PerSec.
 	Ratio   float64
 	RSS     []RSSSample
@@ -109,6 +129,23 @@ type BenchResult struct {
 	// MatcherFull and MatcherLatency are the owners' batches, Redis round
 	// trips and resident hits and misses of the full and latency phases.
 	MatcherFull, MatcherLatency matcher.Stats
+	// SideWritesFull and SideWritesLatency count the owners' writes of
+	// lifecycle state with no input batch (a timer fired, plans released):
+	// round trips beside the batches' (MatcherFull, MatcherLatency).
+	SideWritesFull, SideWritesLatency int64
+}
+
+// sideCounter counts an owner's WriteSide calls.
+type sideCounter struct {
+	Owner
+	n *atomic.Int64
+}
+
+func (s sideCounter) WriteSide(ctx context.Context, side map[string]matcher.Side) error {
+	if len(side) > 0 { // an empty one writes nothing
+		s.n.Add(1)
+	}
+	return s.Owner.WriteSide(ctx, side)
 }
 
 // RSSSample is the resident set at a named point of the run.
@@ -146,7 +183,7 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 	}
 	bc.defaults()
 	if bc.Config == nil {
-		cfg, err := GeneratedConfig()
+		cfg, err := generatedConfig(bc.Settle)
 		if err != nil {
 			return res, err
 		}
@@ -189,7 +226,11 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 		if bc.Tenants > 1 {
 			tenant += "-" + strconv.Itoa(t)
 		}
-		if parts[t], err = benchRecordsOf(bc.Seed+uint64(t)*1000, tenant, bc.Events/bc.Tenants, benchRecords); err != nil {
+		// Each tenant's event time runs at its share of the offered rate: a
+		// backlog of the stream the latency runs offer live, so that the
+		// settle windows close as they would on it.
+		step := time.Duration(bc.Tenants) * time.Second / time.Duration(bc.Rate)
+		if parts[t], err = benchRecordsOf(bc.Seed+uint64(t)*1000, tenant, bc.Events/bc.Tenants, benchRecords, step); err != nil {
 			return res, err
 		}
 	}
@@ -213,8 +254,9 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 		return res, fmt.Errorf("pipeline: bench: load script: %w", err)
 	}
 	resident := matcher.NewResident(matcher.ResidentOptions{MaxBytes: bc.ResidentBytes, Logger: bc.Logger, Registerer: bc.Registerer})
+	var sideWrites atomic.Int64
 	owners := func() Owner {
-		return matcher.NewStore(bc.Redis, matcher.StoreOptions{Namespace: bc.Namespace, Rules: bc.Config.Rules, Resident: resident})
+		return sideCounter{matcher.NewStore(bc.Redis, matcher.StoreOptions{Namespace: bc.Namespace, Rules: bc.Config.Rules, Resident: resident}), &sideWrites}
 	}
 	progress("raw")
 	raw := consumer.HandlerFunc(func(ctx context.Context, _ string, _ int32, recs []*kgo.Record) (consumer.Result, error) {
@@ -266,6 +308,7 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 	rss("full")
 	stats1 := resident.Stats()
 	res.MatcherFull = stats1.Sub(stats0)
+	res.SideWritesFull = sideWrites.Swap(0)
 
 	if len(bc.Brokers) == 0 {
 		// The in-process broker holds every record of the throughput runs in
@@ -295,22 +338,29 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 		if k > 0 {
 			tenant += "-" + strconv.Itoa(k+1)
 		}
-		if runs[k], err = benchRecordsOf(bc.Seed+1+uint64(k), tenant, n, benchLatRecords); err != nil {
+		// Their event time is their produce time (offer stamps it).
+		if runs[k], err = benchRecordsOf(bc.Seed+1+uint64(k), tenant, n, benchLatRecords, time.Second/time.Duration(bc.Rate)); err != nil {
 			return res, err
 		}
 	}
+	lt, err := bc.Config.Tenant("bench-latency")
+	if err != nil {
+		return res, fmt.Errorf("pipeline: bench: %w", err)
+	}
+	res.Settle = time.Duration(lt.Engine.Settle)
 	progress("latency")
-	res.LatencyRuns, err = latency(ctx, bc, brokers, cl, owners, runs)
+	res.LatencyRuns, err = latency(ctx, bc, brokers, cl, owners, runs, res.Settle, time.Duration(lt.Engine.MaxSettle))
 	if err != nil {
 		return res, err
 	}
 	byP99 := slices.Clone(res.LatencyRuns)
-	slices.SortStableFunc(byP99, func(a, b Latency) int { return cmp.Compare(a.P99, b.P99) })
+	slices.SortStableFunc(byP99, func(a, b Latency) int { return cmp.Compare(a.CmdP99, b.CmdP99) })
 	res.Latency = byP99[(len(byP99)-1)/2]
 	rss("latency")
 	res.PeakRSS = readRSS("VmHWM")
 	res.ResidentBytes = resident.Bytes()
 	res.MatcherLatency = resident.Stats().Sub(stats1)
+	res.SideWritesLatency = sideWrites.Load()
 	return res, nil
 }
 
@@ -343,9 +393,16 @@ func (bc *BenchConfig) defaults() {
 
 // GeneratedConfig is the shipped defaults with the contact field map of
 // matcher/gen's data sets.
-func GeneratedConfig() (*config.File, error) {
+func GeneratedConfig() (*config.File, error) { return generatedConfig(nil) }
+
+// generatedConfig is GeneratedConfig with the settle window, when set.
+func generatedConfig(settle *time.Duration) (*config.File, error) {
 	var yml strings.Builder
-	yml.WriteString("defaults:\n  contact_fields:\n")
+	yml.WriteString("defaults:\n")
+	if settle != nil {
+		fmt.Fprintf(&yml, "  engine:\n    settle: %s\n", *settle)
+	}
+	yml.WriteString("  contact_fields:\n")
 	fields := gen.ContactFields()
 	for _, c := range slices.Sorted(maps.Keys(fields)) {
 		fmt.Fprintf(&yml, "    %s: %s\n", c, fields[c])
@@ -358,12 +415,20 @@ func GeneratedConfig() (*config.File, error) {
 }
 
 // benchRecordsOf generates n record events of tenant as input records keyed
-// by tenant/id (a record's events stay in order on one partition).
-func benchRecordsOf(seed uint64, tenant string, n int, topic string) ([]*kgo.Record, error) {
-	evs := gen.New(gen.Options{Seed: seed, Tenant: tenant, Records: n, ContactShare: 0.2, Updates: 0.2}).Events()
+// by tenant/id (a record's events stay in order on one partition), event i
+// at benchStart + i*step (the generator's are a second apart).
+func benchRecordsOf(seed uint64, tenant string, n int, topic string, step time.Duration) ([]*kgo.Record, error) {
+	evs := gen.New(gen.Options{Seed: seed, Tenant: tenant, Records: n, ContactShare: 0.2, Updates: 0.2, Start: benchStart}).Events()
 	evs = evs[:min(n, len(evs))]
+	scale := func(t time.Time) time.Time {
+		if t.IsZero() {
+			return t
+		}
+		return benchStart.Add(time.Duration(int64(t.Sub(benchStart)/time.Second) * int64(step)))
+	}
 	recs := make([]*kgo.Record, len(evs))
 	for i := range evs {
+		evs[i].CreatedAt, evs[i].ModifiedAt = scale(evs[i].CreatedAt), scale(evs[i].ModifiedAt)
 		b, err := json.Marshal(&evs[i])
 		if err != nil {
 			return nil, fmt.Errorf("pipeline: bench: encode event: %w", err)
@@ -372,6 +437,9 @@ func benchRecordsOf(seed uint64, tenant string, n int, topic string) ([]*kgo.Rec
 	}
 	return recs, nil
 }
+
+// benchStart is the generated events' first event time.
+var benchStart = time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
 
 // runner is a consumer or a pipeline.
 type runner interface {
@@ -418,12 +486,15 @@ func run(ctx context.Context, r runner) (stop func() error) {
 
 // latency offers each run's events at bc.Rate events/s to one running
 // pipeline, a run after the previous one is done, and records, per event,
-// the time from its produce to the acknowledgement of the commands its
-// batch produced. The first event of the first run warms up and is not
-// counted.
-func latency(ctx context.Context, bc BenchConfig, brokers []string, cl *kgo.Client, owners Owners, runs [][]*kgo.Record) ([]Latency, error) {
+// the time from its produce to the acknowledgement of its batch and, per
+// command, the time from its cluster's last change to its acknowledgement
+// less the settle window. A run is done once every event was processed
+// and the owners hold nothing back. The first event of the first run warms
+// up and is not counted, nor are its commands.
+func latency(ctx context.Context, bc BenchConfig, brokers []string, cl *kgo.Client, owners Owners, runs [][]*kgo.Record, settle, maxSettle time.Duration) ([]Latency, error) {
 	warmup := runs[0][0]
 	runs[0] = runs[0][1:]
+	acks := &commandAcks{topic: benchLatCommands, settle: settle}
 	var mu sync.Mutex
 	var lat []time.Duration
 	want := 0
@@ -432,7 +503,8 @@ func latency(ctx context.Context, bc BenchConfig, brokers []string, cl *kgo.Clie
 	p, err := New(Config{
 		Brokers: brokers, Group: "bench-latency", RecordsTopic: benchLatRecords, ByTenantTopic: benchLatByTenant,
 		CommandsTopic: benchLatCommands, DLQTopic: benchDLQ, Logger: bc.Logger,
-		FetchMinBytes: bc.FetchMinBytes, FetchMaxWait: bc.FetchMaxWait, Opts: bc.KafkaOpts,
+		FetchMinBytes: bc.FetchMinBytes, FetchMaxWait: bc.FetchMaxWait,
+		Opts: append(slices.Clip(bc.KafkaOpts), kgo.WithHooks(acks)),
 		// Routed records keep their produce time: latency counts the hop.
 		Processed: func(topic string, _ int32, recs []*kgo.Record) {
 			if topic != benchLatByTenant {
@@ -462,7 +534,24 @@ func latency(ctx context.Context, bc BenchConfig, brokers []string, cl *kgo.Clie
 	if err != nil {
 		return nil, err
 	}
+	// Done once the owners hold no plan back and wrote every release.
+	quiet := func() error {
+		limit := time.After(settle + maxSettle + time.Minute)
+		for {
+			if unplanned, unwritten := p.handler.Pending(); unplanned == 0 && unwritten == 0 {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-limit:
+				return errors.New("pipeline: bench: latency run: plans still held a minute after their settle windows")
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}
 	stop := run(ctx, p)
+	stamp(warmup, time.Now())
 	if err := cl.ProduceSync(ctx, warmup).FirstErr(); err != nil {
 		return nil, errors.Join(fmt.Errorf("pipeline: bench: latency warm-up: %w", err), stop())
 	}
@@ -473,6 +562,10 @@ func latency(ctx context.Context, bc BenchConfig, brokers []string, cl *kgo.Clie
 	case <-time.After(time.Minute):
 		return nil, errors.Join(errors.New("pipeline: bench: latency warm-up not processed within a minute"), stop())
 	}
+	if err := quiet(); err != nil {
+		return nil, errors.Join(err, stop())
+	}
+	acks.take()
 	var out []Latency
 	for _, recs := range runs {
 		mu.Lock()
@@ -501,9 +594,22 @@ func latency(ctx context.Context, bc BenchConfig, brokers []string, cl *kgo.Clie
 		if len(got) < len(recs) {
 			return nil, errors.Join(fmt.Errorf("pipeline: bench: latency run: %d of %d events processed within a minute of the last produce", len(got), len(recs)), stop())
 		}
-		slices.Sort(got)
-		q := func(f float64) time.Duration { return got[min(len(got)-1, int(f*float64(len(got))))] }
-		out = append(out, Latency{Rate: bc.Rate, Events: len(recs), P50: q(0.50), P99: q(0.99), Max: got[len(got)-1]})
+		if err := quiet(); err != nil {
+			return nil, errors.Join(err, stop())
+		}
+		cmds := acks.take()
+		if len(cmds) == 0 {
+			return nil, errors.Join(errors.New("pipeline: bench: latency run: no command acknowledged"), stop())
+		}
+		l := Latency{Rate: bc.Rate, Events: len(recs), Commands: len(cmds)}
+		l.P50, l.P99, l.Max = quantiles(got)
+		l.CmdP50, l.CmdP99, l.CmdMax = quantiles(cmds)
+		for _, d := range cmds {
+			if d < 0 {
+				l.CmdNegative++
+			}
+		}
+		out = append(out, l)
 	}
 	if err := stop(); err != nil {
 		return nil, fmt.Errorf("pipeline: bench: latency run: %w", err)
@@ -511,9 +617,74 @@ func latency(ctx context.Context, bc BenchConfig, brokers []string, cl *kgo.Clie
 	return out, nil
 }
 
+// quantiles sorts d and returns its p50, p99 and max.
+func quantiles(d []time.Duration) (p50, p99, maxOf time.Duration) {
+	slices.Sort(d)
+	q := func(f float64) time.Duration { return d[min(len(d)-1, int(f*float64(len(d))))] }
+	return q(0.50), q(0.99), d[len(d)-1]
+}
+
+// commandAcks is a produce hook that records, per command acknowledged on
+// topic, the time since its CloudEvents time (its cluster's latest change)
+// less settle.
+type commandAcks struct {
+	topic  string
+	settle time.Duration
+	mu     sync.Mutex
+	lat    []time.Duration
+}
+
+// OnProduceRecordUnbuffered is called when the broker acknowledged r, before
+// the producer's ProduceSync returns (kgo.HookProduceRecordUnbuffered).
+func (c *commandAcks) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
+	if err != nil || r.Topic != c.topic {
+		return
+	}
+	now := time.Now()
+	for _, h := range r.Headers {
+		if h.Key != events.HeaderPrefix+"time" {
+			continue
+		}
+		if at, err := time.Parse(time.RFC3339Nano, string(h.Value)); err == nil {
+			c.mu.Lock()
+			c.lat = append(c.lat, now.Sub(at)-c.settle)
+			c.mu.Unlock()
+		}
+		return
+	}
+}
+
+// take returns what was recorded since the last take.
+func (c *commandAcks) take() []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.lat
+	c.lat = nil
+	return out
+}
+
+// stamp makes now r's produce time and its event's modified_at, so that the
+// event time the settle windows run on is the time it was offered.
+func stamp(r *kgo.Record, now time.Time) {
+	const key = `"modified_at":"`
+	r.Timestamp = now
+	i := bytes.Index(r.Value, []byte(key))
+	if i < 0 {
+		return
+	}
+	i += len(key)
+	j := bytes.IndexByte(r.Value[i:], '"')
+	if j < 0 {
+		return
+	}
+	v := make([]byte, 0, len(r.Value)+16)
+	v = now.UTC().AppendFormat(append(v, r.Value[:i]...), time.RFC3339Nano)
+	r.Value = append(v, r.Value[i+j:]...)
+}
+
 // offer produces recs at rate events/s, paced by the clock: at any moment
-// rate*elapsed events are out, whatever the ticker's jitter. The client
-// stamps each record when it is handed over. The first produce error goes
+// rate*elapsed events are out, whatever the ticker's jitter. Each record is
+// stamped (stamp) when it is handed over. The first produce error goes
 // into perr, whenever it comes.
 func offer(ctx context.Context, cl *kgo.Client, recs []*kgo.Record, rate int, perr *atomic.Pointer[error]) {
 	t0 := time.Now()
@@ -523,6 +694,7 @@ func offer(ctx context.Context, cl *kgo.Client, recs []*kgo.Record, rate int, pe
 		<-tick.C
 		due := min(len(recs), int(time.Since(t0).Seconds()*float64(rate)))
 		for ; sent < due; sent++ {
+			stamp(recs[sent], time.Now())
 			cl.Produce(ctx, recs[sent], func(_ *kgo.Record, err error) {
 				if err != nil {
 					perr.CompareAndSwap(nil, &err)

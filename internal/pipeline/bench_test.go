@@ -16,9 +16,10 @@ var benchEvents = flag.Int("bench.events", 200_000, "events of BenchmarkEndToEnd
 // the figures are consistent with each other.
 func TestBenchSmall(t *testing.T) {
 	srv := redistest.New(t)
+	settle := 200 * time.Millisecond
 	res, err := pipeline.Bench(t.Context(), pipeline.BenchConfig{
 		Redis: srv.Client(), Namespace: redistest.Namespace(t), Events: 1500, Partitions: 3,
-		Rate: 2000, LatencyEvents: 300, LatencyRuns: 3,
+		Rate: 2000, LatencyEvents: 300, LatencyRuns: 3, Settle: &settle,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -33,14 +34,27 @@ func TestBenchSmall(t *testing.T) {
 		if l.Events != 300 || l.P50 <= 0 || l.P50 > l.P99 || l.P99 > l.Max || l.Max > time.Minute {
 			t.Fatalf("latency run %+v", l)
 		}
+		// No command comes out before its cluster's settle window passed
+		// (max_settle, 30 s, is longer than the run).
+		if l.Commands == 0 || l.CmdNegative != 0 || l.CmdP50 < 0 || l.CmdP50 > l.CmdP99 || l.CmdP99 > l.CmdMax || l.CmdMax > time.Minute {
+			t.Fatalf("latency run's commands %+v", l)
+		}
 	}
 	p99s := make([]time.Duration, len(res.LatencyRuns))
 	for i, l := range res.LatencyRuns {
-		p99s[i] = l.P99
+		p99s[i] = l.CmdP99
 	}
 	slices.Sort(p99s)
-	if len(p99s) != 3 || res.Latency.P99 != p99s[1] || !slices.Contains(res.LatencyRuns, res.Latency) {
-		t.Fatalf("reported %+v, want the run with the median p99 of %+v", res.Latency, res.LatencyRuns)
+	if res.Settle != settle {
+		t.Fatalf("settle %s, want %s", res.Settle, settle)
+	}
+	// The windows still open when a run's input ends close on the wall
+	// clock: their plans and releases are written without input.
+	if res.SideWritesLatency == 0 {
+		t.Fatal("no lifecycle write without input counted in the latency runs")
+	}
+	if len(p99s) != 3 || res.Latency.CmdP99 != p99s[1] || !slices.Contains(res.LatencyRuns, res.Latency) {
+		t.Fatalf("reported %+v, want the run with the median command p99 of %+v", res.Latency, res.LatencyRuns)
 	}
 	// With the in-process broker, the throughput topics are dropped before
 	// the latency run.
