@@ -114,7 +114,8 @@ type Latency struct {
 type BenchResult struct {
 	Raw  Throughput
 	Full Throughput
-	// Latency is the run with the median p99; LatencyRuns are all the runs,
+	// Latency is the run with the median command p99; LatencyRuns are all
+	// the runs,
 	// in order.
 	Latency     Latency
 	LatencyRuns []Latency
