@@ -115,8 +115,7 @@ type BenchResult struct {
 	Raw  Throughput
 	Full Throughput
 	// Latency is the run with the median command p99; LatencyRuns are all
-	// the runs,
-	// in order.
+	// the runs, in order.
 	Latency     Latency
 	LatencyRuns []Latency
 	// Settle is the latency tenants' settle window.
