@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"maps"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -67,6 +69,7 @@ func TestParsePosition(t *testing.T) {
 type replayEnv struct {
 	kafka   *kafkatest.Cluster
 	redis   *redistest.Server
+	config  string // the config file of the live run and the replays
 	liveNS  string
 	liveIDs []string
 	events  int
@@ -86,7 +89,19 @@ func newReplayEnv(t *testing.T, partitions int32) *replayEnv {
 	if err := produceEvents(t.Context(), cl, defaultRecordsTopic, evs); err != nil {
 		t.Fatal(err)
 	}
-	cfg := config.Default()
+	// Settle 0: a live settle window closes on the wall clock when the
+	// partition goes idle, which a loaded machine makes happen mid-stream,
+	// and then plans another cluster state than the replay's event time
+	// (README, "Where it runs"). With settle 0 both plan each instant's
+	// state at once, so the ids must be equal whatever the timing.
+	env.config = filepath.Join(t.TempDir(), "leadconv.yaml")
+	if err := os.WriteFile(env.config, []byte("defaults:\n  engine:\n    settle: 0s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(env.config)
+	if err != nil {
+		t.Fatal(err)
+	}
 	parts := handlerParts{rdb: env.redis.Client(), cfg: cfg, namespace: env.liveNS, log: zerolog.Nop(), reg: prometheus.NewRegistry()}
 	p, err := pipeline.New(pipeline.Config{Brokers: k.Addrs(), Group: "live", CommitInterval: 100 * time.Millisecond,
 		Logger: zerolog.Nop(), Registerer: prometheus.NewRegistry()}, newOwners(parts), cfg)
@@ -134,7 +149,7 @@ func commandIDs(t *testing.T, recs []*kgo.Record) []string {
 }
 
 func (env *replayEnv) args(more ...string) []string {
-	return append([]string{"replay", "--brokers", strings.Join(env.kafka.Addrs(), ","), "--redis-url", env.redis.URL(), "--log-format", "json"}, more...)
+	return append([]string{"replay", "--brokers", strings.Join(env.kafka.Addrs(), ","), "--redis-url", env.redis.URL(), "--config", env.config, "--log-format", "json"}, more...)
 }
 
 func keyCount(t *testing.T, s *redistest.Server) int64 {
