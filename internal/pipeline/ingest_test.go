@@ -157,7 +157,7 @@ func TestIngestFormats(t *testing.T) {
 	}
 	// Four Salesforce events (the hold among them), the Debezium row, the
 	// re-read; neither the tombstone nor the dead letter.
-	if in := counterSum(t, reg, "leadconv_events_in_total"); in != 6 {
+	if in := metricSum(t, reg, "leadconv_events_in_total"); in != 6 {
 		t.Fatalf("events in %v, want 6", in)
 	}
 }

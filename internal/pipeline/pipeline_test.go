@@ -400,10 +400,10 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatalf("command %s produced %d times in a clean run", id, n)
 		}
 	}
-	if in := counterSum(t, reg, "leadconv_events_in_total"); int(in) != len(recs) {
+	if in := metricSum(t, reg, "leadconv_events_in_total"); int(in) != len(recs) {
 		t.Fatalf("events in %v, want %d", in, len(recs))
 	}
-	if routed := counterSum(t, reg, "leadconv_events_routed_total"); int(routed) != len(recs) {
+	if routed := metricSum(t, reg, "leadconv_events_routed_total"); int(routed) != len(recs) {
 		t.Fatalf("events routed %v, want %d", routed, len(recs))
 	}
 	// One tenant: every event on one by-tenant partition, each record's
@@ -430,10 +430,10 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatalf("events of %s differ or are out of order on the by-tenant topic", id)
 		}
 	}
-	if dead := counterSum(t, reg, "leadconv_dlq_records_total"); int(dead) != len(poisonCodes) {
+	if dead := metricSum(t, reg, "leadconv_dlq_records_total"); int(dead) != len(poisonCodes) {
 		t.Fatalf("dlq metric %v", dead)
 	}
-	if out := counterSum(t, reg, "leadconv_commands_out_total"); int(out) != len(got) {
+	if out := metricSum(t, reg, "leadconv_commands_out_total"); int(out) != len(got) {
 		t.Fatalf("commands out %v, want %d", out, len(got))
 	}
 }
@@ -498,7 +498,8 @@ func TestStructuredOutput(t *testing.T) {
 	e.sameOutcome(want)
 }
 
-func counterSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
+// metricSum is the sum of the named counter's or gauge's series.
+func metricSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -508,24 +509,7 @@ func counterSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	for _, mf := range mfs {
 		if mf.GetName() == name {
 			for _, m := range mf.GetMetric() {
-				v += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return v
-}
-
-func gaugeSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v float64
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			for _, m := range mf.GetMetric() {
-				v += m.GetGauge().GetValue()
+				v += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 			}
 		}
 	}
@@ -731,12 +715,12 @@ func TestRedisOutage(t *testing.T) {
 	// Past the permanent failures' bound (3): a Redis outage is transient,
 	// retried while it lasts, and the partition is named for /readyz.
 	kafkatest.WaitFor(t, 30*time.Second, "retries", func() bool {
-		return counterSum(t, reg, "leadconv_batch_retries_total") >= 6 && p.Retrying() != nil
+		return metricSum(t, reg, "leadconv_batch_retries_total") >= 6 && p.Retrying() != nil
 	})
 	if err := p.Retrying(); !strings.Contains(err.Error(), "partition "+byTenantTopic+"/") || !strings.Contains(err.Error(), "(redis_unavailable)") {
 		t.Fatalf("Retrying = %v, want a by-tenant partition retrying redis_unavailable", err)
 	}
-	if got := gaugeSum(t, reg, "leadconv_partitions_retrying"); got < 1 {
+	if got := metricSum(t, reg, "leadconv_partitions_retrying"); got < 1 {
 		t.Fatalf("partitions retrying %v during the outage", got)
 	}
 	if got := e.kc.Committed(group, byTenantTopic); got != routed {
@@ -747,7 +731,7 @@ func TestRedisOutage(t *testing.T) {
 	if err := p.Retrying(); err != nil {
 		t.Fatalf("Retrying after Redis came back: %v", err)
 	}
-	if got := gaugeSum(t, reg, "leadconv_partitions_retrying"); got != 0 {
+	if got := metricSum(t, reg, "leadconv_partitions_retrying"); got != 0 {
 		t.Fatalf("partitions retrying %v after Redis came back", got)
 	}
 	if err := stop(); err != nil {

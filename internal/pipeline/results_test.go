@@ -412,7 +412,7 @@ func TestResultsRoutedToTheTenantsPartition(t *testing.T) {
 	e.kc.Produce(results...)
 	kafkatest.WaitFor(t, 30*time.Second, "every input and routed record committed", func() bool {
 		return e.done(int64(len(recs))) && e.kc.Committed(group, resultsTopic) == int64(len(results)) &&
-			counterSum(t, reg, "leadconv_command_results_total") == float64(len(results))
+			metricSum(t, reg, "leadconv_command_results_total") == float64(len(results))
 	})
 	if err := stop(); err != nil {
 		t.Fatal(err)
