@@ -6,8 +6,6 @@ import (
 	"errors"
 	"io"
 	"maps"
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -69,7 +67,6 @@ func TestParsePosition(t *testing.T) {
 type replayEnv struct {
 	kafka   *kafkatest.Cluster
 	redis   *redistest.Server
-	config  string // the config file of the live run and the replays
 	liveNS  string
 	liveIDs []string
 	events  int
@@ -89,43 +86,25 @@ func newReplayEnv(t *testing.T, partitions int32) *replayEnv {
 	if err := produceEvents(t.Context(), cl, defaultRecordsTopic, evs); err != nil {
 		t.Fatal(err)
 	}
-	// Settle 0: a live settle window closes on the wall clock when the
-	// partition goes idle, which a loaded machine makes happen mid-stream,
-	// and then plans another cluster state than the replay's event time
-	// (README, "Where it runs"). With settle 0 both plan each instant's
-	// state at once, so the ids must be equal whatever the timing.
-	env.config = filepath.Join(t.TempDir(), "leadconv.yaml")
-	if err := os.WriteFile(env.config, []byte("defaults:\n  engine:\n    settle: 0s\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(env.config)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := config.Default()
 	parts := handlerParts{rdb: env.redis.Client(), cfg: cfg, namespace: env.liveNS, log: zerolog.Nop(), reg: prometheus.NewRegistry()}
 	p, err := pipeline.New(pipeline.Config{Brokers: k.Addrs(), Group: "live", CommitInterval: 100 * time.Millisecond,
 		Logger: zerolog.Nop(), Registerer: prometheus.NewRegistry()}, newOwners(parts), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	var runErr error
-	runDone := make(chan struct{})
-	go func() { runErr = p.Run(ctx); close(runDone) }()
-	wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
-	defer wcancel()
-	err = waitCommitted(wctx, kadm.NewClient(cl), "live", defaultRecordsTopic, runDone)
-	if err == nil {
-		err = waitCommitted(wctx, kadm.NewClient(cl), "live", pipeline.DefaultByTenantTopic, runDone)
-	}
-	if err == nil {
-		// The settle windows still open close on the wall clock.
-		err = waitSettled(wctx, p.Handler(), runDone)
-	}
-	cancel()
-	<-runDone
-	if err != nil || runErr != nil {
-		t.Fatalf("live pipeline: wait %v, run %v", err, runErr)
+	if err := runUntil(t, p, func(ctx context.Context, stopped <-chan struct{}) error {
+		err := waitCommitted(ctx, kadm.NewClient(cl), "live", defaultRecordsTopic, stopped)
+		if err == nil {
+			err = waitCommitted(ctx, kadm.NewClient(cl), "live", pipeline.DefaultByTenantTopic, stopped)
+		}
+		if err == nil {
+			// The settle windows still open close on the wall clock.
+			err = waitSettled(ctx, p.Handler(), stopped)
+		}
+		return err
+	}); err != nil {
+		t.Fatalf("live pipeline: %v", err)
 	}
 	env.liveIDs = commandIDs(t, k.ReadAll(defaultCommandsTopic))
 	if len(env.liveIDs) == 0 {
@@ -149,7 +128,7 @@ func commandIDs(t *testing.T, recs []*kgo.Record) []string {
 }
 
 func (env *replayEnv) args(more ...string) []string {
-	return append([]string{"replay", "--brokers", strings.Join(env.kafka.Addrs(), ","), "--redis-url", env.redis.URL(), "--config", env.config, "--log-format", "json"}, more...)
+	return append([]string{"replay", "--brokers", strings.Join(env.kafka.Addrs(), ","), "--redis-url", env.redis.URL(), "--log-format", "json"}, more...)
 }
 
 func keyCount(t *testing.T, s *redistest.Server) int64 {
@@ -351,19 +330,28 @@ func runLive(t *testing.T, k *kafkatest.Cluster, rs *redistest.Server, group, ns
 	if err != nil {
 		t.Fatal(err)
 	}
+	err = runUntil(t, p, func(ctx context.Context, stopped <-chan struct{}) error {
+		return waitCommitted(ctx, kadm.NewClient(k.Client()), group, defaultRecordsTopic, stopped)
+	})
+	if lost := p.Handler().StateLost(); err != nil || lost != nil {
+		t.Fatalf("pipeline %s: %v, state %v", group, err, lost)
+	}
+}
+
+// runUntil runs p until wait returns (within a minute), then stops it;
+// the error is wait's or the run's.
+func runUntil(t *testing.T, p *pipeline.Pipeline, wait func(ctx context.Context, stopped <-chan struct{}) error) error {
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	var runErr error
 	runDone := make(chan struct{})
 	go func() { runErr = p.Run(ctx); close(runDone) }()
 	wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
 	defer wcancel()
-	err = waitCommitted(wctx, kadm.NewClient(k.Client()), group, defaultRecordsTopic, runDone)
-	lost := p.Handler().StateLost()
+	err := wait(wctx, runDone)
 	cancel()
 	<-runDone
-	if err != nil || runErr != nil || lost != nil {
-		t.Fatalf("pipeline %s: wait %v, run %v, state %v", group, err, runErr, lost)
-	}
+	return errors.Join(err, runErr)
 }
 
 // partition is a tenant's clusters as sorted member lists, sorted: what
