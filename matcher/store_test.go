@@ -857,3 +857,38 @@ func TestStoreStateLost(t *testing.T) {
 		t.Fatal("no marker after the rebuild's first write")
 	}
 }
+
+// A replayed event (one the store already holds, redelivered) reports its
+// cluster as it is at the replay's place in the batch, not as the batch's
+// later events leave it: the same events cut into other batches report
+// the same changes, so a planner that plans mid-batch plans the same.
+func TestReplayReportsItsClusterAtItsPlace(t *testing.T) {
+	srv := redistest.New(t)
+	ctx := context.Background()
+	ns := redistest.Namespace(t)
+	a := upsertLead("a", 1, person("Ann", "Lee", "ann@x.com"))
+	b := upsertLead("b", 2, person("Ann", "Lee", "ann@x.com"))
+	for _, warm := range []bool{true, false} {
+		s := newTestStore(t, srv, DefaultConfig(), ns+fmt.Sprint(warm))
+		first, err := s.Apply(ctx, []record.Event{a})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !warm {
+			s = newTestStore(t, srv, DefaultConfig(), ns+fmt.Sprint(warm))
+		}
+		got, err := s.Apply(ctx, []record.Event{a, b})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) < 2 || got[0].Index != 0 || slices.ContainsFunc(got[1:], func(c Change) bool { return c.Index != 1 }) {
+			t.Fatalf("warm %v: changes %+v, want the replay's then b's", warm, got)
+		}
+		if r := got[0]; r.ClusterID != first[0].ClusterID || r.Version != first[0].Version || len(r.Members) != 1 || r.Members[0].ID != "a" {
+			t.Errorf("warm %v: the replay reports %s v%d with %d members, want %s v%d with a alone", warm, r.ClusterID, r.Version, len(r.Members), first[0].ClusterID, first[0].Version)
+		}
+		if !slices.ContainsFunc(got[1:], func(c Change) bool { return len(c.Members) == 2 }) {
+			t.Errorf("warm %v: b's changes %+v, none with a and b", warm, got[1:])
+		}
+	}
+}

@@ -32,7 +32,6 @@ type view struct {
 	bytes, measured, entries int64
 	// per batch: the writes, the replays to report, the account lookups
 	writes         [nHashes]map[string]*string // nil value: delete
-	dups           []*pending
 	accountLookups []accountLookup
 	// seen is neighbours' scratch set, reused from event to event.
 	seen map[string]bool
@@ -502,7 +501,16 @@ func (v *view) decide(s *Store) error {
 		case p.skip:
 			continue
 		case p.duplicate:
-			v.dups = append(v.dups, p)
+			// A replay reports its cluster as it is at the replay's place
+			// in the batch, not at the batch's end: what the batch's later
+			// events do to it is theirs to report, in order.
+			c, ok, err := v.current(s, p)
+			if err != nil {
+				return err
+			}
+			if ok {
+				p.changes = append(p.changes, c)
+			}
 			continue
 		case p.ev.Object == record.Account:
 			v.writeAccount(p)

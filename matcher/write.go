@@ -10,27 +10,16 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// changed returns the batch's changes as the views decided them: the
-// replays' current clusters, then each event's.
-func (s *Store) changed(views []*view) ([]Change, error) {
+// changed returns the batch's changes as the views decided them, in
+// event order (a replay's is its cluster at its place).
+func changed(views []*view) []Change {
 	var out []Change
-	for _, v := range views {
-		for _, p := range v.dups {
-			c, ok, err := v.current(s, p)
-			if err != nil {
-				return nil, err
-			}
-			if ok {
-				out = append(out, c)
-			}
-		}
-	}
 	for _, v := range views {
 		for _, p := range v.run.events {
 			out = append(out, p.changes...)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // lookupAccounts fills the changes' accounts: the ids of the changed
@@ -172,7 +161,6 @@ func (s *Store) write(ctx context.Context, views []*view, side map[string]Side, 
 	}
 	for _, v := range views {
 		v.writes = [nHashes]map[string]*string{}
-		v.dups = nil
 	}
 	return nil
 }

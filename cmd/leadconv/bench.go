@@ -51,8 +51,8 @@ func benchCommand() *command {
                  with the median command p99 beside every run's p99s (on a
                  machine whose speed drifts, the steadier figure)
 
---settle sets the tenants' settle window (0: every batch's latest cluster
-states planned at once). The throughput events' event time runs at
+--settle sets the tenants' settle window (0: every instant's cluster
+states planned once a later instant, or a tick, is read). The throughput events' event time runs at
 --rate, spread over the tenants: a backlog of the stream the latency runs
 offer live.
 

@@ -329,14 +329,14 @@ func runReplay(ctx context.Context, e *env, rc replayConfig) error {
 		target = "stdout"
 	}
 	log.Info().Str("topic", topic).Str("output", target).Str("namespace", namespace).
-		Bool("dry_run", rc.dryRun).Bool("rebuild", rc.rebuild).Int("partitions", len(spans)).Int64("events", total).Msg("replay starting")
+		Bool("dry_run", rc.dryRun).Bool("rebuild", rc.rebuild).Int("partitions", len(spans)).Int64("records", total).Msg("replay starting")
 
 	h := newHandler(handlerParts{
 		rdb: rdb, cfg: cfg, namespace: namespace, residentBytes: o.cacheBytes, commandsTopic: rc.output,
 		maxRecordBytes: o.maxRecordBytes, structured: rc.stdout != nil || o.contentMode == "structured",
 		log: log, reg: newRegistry(), rebuild: rc.rebuild,
 	})
-	prog := ops.NewProgress(e.stderr, log, "events")
+	prog := ops.NewProgress(e.stderr, log, "records")
 	prog.SetTotal(total)
 	progCtx, stopProg := context.WithCancel(ctx)
 	progDone := make(chan struct{})
@@ -360,9 +360,9 @@ func runReplay(ctx context.Context, e *env, rc replayConfig) error {
 			return fmt.Errorf("replay --rebuild: %w", err)
 		}
 	}
-	log.Info().Int64("events", prog.Done()).Int("commands", r.out).Int("skipped", r.skipped).
+	log.Info().Int64("records", prog.Done()).Int("commands", r.out).Int("skipped", r.skipped).
 		Dur("elapsed", time.Since(start)).Msg("replay done")
-	fmt.Fprintf(e.stderr, "replay: %d events, %d commands to %s, %d undecodable records skipped, in %s\n",
+	fmt.Fprintf(e.stderr, "replay: %d records, %d commands to %s, %d undecodable records skipped, in %s\n",
 		prog.Done(), r.out, target, r.skipped, time.Since(start).Round(time.Millisecond))
 	return nil
 }

@@ -72,7 +72,7 @@ type replayEnv struct {
 	liveIDs []string
 	// liveEffects are what the live commands do to the CRM's records.
 	liveEffects []string
-	events      int
+	records     int
 }
 
 func newReplayEnv(t *testing.T, partitions int32) *replayEnv {
@@ -84,7 +84,6 @@ func newReplayEnv(t *testing.T, partitions int32) *replayEnv {
 	for i, tenant := range []string{"acme", "globex", "initech", "umbrella", "hooli", "stark"} {
 		evs = append(evs, gen.New(gen.Options{Seed: 7 + uint64(i), Tenant: tenant, Records: 60, Updates: 0.1, ContactShare: 0.2, Deletes: 0.02}).Events()...)
 	}
-	env.events = len(evs)
 	cl := k.Client()
 	if err := produceEvents(t.Context(), cl, defaultRecordsTopic, evs); err != nil {
 		t.Fatal(err)
@@ -109,6 +108,8 @@ func newReplayEnv(t *testing.T, partitions int32) *replayEnv {
 	}); err != nil {
 		t.Fatalf("live pipeline: %v", err)
 	}
+	// The records the replay reads: the routed events and the ticks.
+	env.records = int(k.EndOffsets(pipeline.DefaultByTenantTopic))
 	env.liveIDs = commandIDs(t, k.ReadAll(defaultCommandsTopic))
 	env.liveEffects = commandEffects(t, k.ReadAll(defaultCommandsTopic))
 	if len(env.liveIDs) == 0 {
@@ -189,15 +190,16 @@ func TestReplayReproducesLiveCommandIDs(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("dry run: code %d\n%s", code, stderr)
 	}
-	// What the commands do, not their ids: a live settle window that a
-	// loaded machine let close on the wall clock plans an earlier cluster
-	// state than the replay's event time (README, "Where it runs"), under
-	// another version and so another id, to the same records.
+	// The live ids, exactly: a live settle window closed on the wall clock
+	// closed at its tick's place in the log, which the replay reads too.
 	dry := env.kafka.ReadAll("replay.out")
 	if got := commandEffects(t, dry); !reflect.DeepEqual(got, env.liveEffects) {
 		t.Fatalf("dry-run replay: %d command effects, live %d; they differ", len(got), len(env.liveEffects))
 	}
 	dryIDs := commandIDs(t, dry)
+	if !slices.Equal(dryIDs, env.liveIDs) {
+		t.Fatalf("dry-run replay: %d command ids, live %d; they differ", len(dryIDs), len(env.liveIDs))
+	}
 	if n := keyCount(t, env.redis); n != keys {
 		t.Fatalf("dry run left %d keys behind (before %d)", n, keys)
 	}
@@ -211,8 +213,8 @@ func TestReplayReproducesLiveCommandIDs(t *testing.T) {
 			_ = json.Unmarshal([]byte(line), &final)
 		}
 	}
-	if final == nil || final["done"] != float64(env.events) || final["total"] != float64(env.events) {
-		t.Fatalf("final progress log = %v, want done = total = %d\n%s", final, env.events, stderr)
+	if final == nil || final["done"] != float64(env.records) || final["total"] != float64(env.records) {
+		t.Fatalf("final progress log = %v, want done = total = %d\n%s", final, env.records, stderr)
 	}
 
 	// Into the live namespace: a no-op for the state.
@@ -251,23 +253,23 @@ func TestReplayPositionsAndStdout(t *testing.T) {
 			t.Fatalf("line %d is not a structured CloudEvent: %.200s", i+1, l)
 		}
 	}
-	if !strings.Contains(stderr, "replay: "+strconv.Itoa(env.events)+" events") {
+	if !strings.Contains(stderr, "replay: "+strconv.Itoa(env.records)+" records") {
 		t.Errorf("summary: %s", stderr)
 	}
 
 	// Partition 1 only, its first five records.
 	code, _, stderr = runMain(t, nil, env.args("--from", "1:0", "--to", "1:5", "--dry-run", "--output-topic", "replay.out")...)
-	if code != exitOK || !strings.Contains(stderr, "replay: 5 events") {
+	if code != exitOK || !strings.Contains(stderr, "replay: 5 records") {
 		t.Fatalf("offset range: code %d\n%s", code, stderr)
 	}
 	// A time after every record: nothing to do.
 	code, _, stderr = runMain(t, nil, env.args("--from", time.Now().Add(time.Hour).Format(time.RFC3339), "--dry-run")...)
-	if code != exitOK || !strings.Contains(stderr, "replay: 0 events") {
+	if code != exitOK || !strings.Contains(stderr, "replay: 0 records") {
 		t.Fatalf("future --from: code %d\n%s", code, stderr)
 	}
 	// A time before every record up to a time after them: all of them.
 	code, _, stderr = runMain(t, nil, env.args("--from", "2000-01-01T00:00:00Z", "--to", time.Now().Add(time.Hour).Format(time.RFC3339), "--dry-run", "--output-topic", "replay.out")...)
-	if code != exitOK || !strings.Contains(stderr, "replay: "+strconv.Itoa(env.events)+" events") {
+	if code != exitOK || !strings.Contains(stderr, "replay: "+strconv.Itoa(env.records)+" records") {
 		t.Fatalf("time range: code %d\n%s", code, stderr)
 	}
 	code, _, stderr = runMain(t, nil, env.args("--from", "7:0", "--dry-run")...)
@@ -322,7 +324,7 @@ func TestReplayStopsAtTransactionMarker(t *testing.T) {
 	}()
 	select {
 	case r := <-done:
-		if r.code != exitOK || !strings.Contains(r.stderr, "replay: "+strconv.Itoa(len(evs))+" events") {
+		if r.code != exitOK || !strings.Contains(r.stderr, "replay: "+strconv.Itoa(len(evs))+" records") {
 			t.Fatalf("code %d\n%s", r.code, r.stderr)
 		}
 	case <-time.After(60 * time.Second):

@@ -197,9 +197,10 @@ func NewHandler(cfg HandlerConfig, owners Owners, tenants Tenants) *Handler {
 
 // input is one decoded record of a batch: an event, or a writer's result.
 type input struct {
-	rec *kgo.Record
-	ev  record.Event
-	res *events.CommandResult
+	rec  *kgo.Record
+	ev   record.Event
+	res  *events.CommandResult
+	tick *tick
 }
 
 // owner returns the partition's owner, made on its first batch.
@@ -276,7 +277,8 @@ func (h *Handler) Handle(ctx context.Context, topic string, partition int32, rec
 	}
 	own := h.owner(topic, partition)
 	ins, results := splitResults(ins)
-	changes, plans, ins, refused, err := h.apply(ctx, own, ins)
+	ins, ticks := splitTicks(ins)
+	changes, plans, ins, refused, err := h.apply(ctx, own, ins, ticks)
 	if err != nil {
 		return consumer.Result{}, err
 	}
@@ -318,9 +320,15 @@ func (h *Handler) Handle(ctx context.Context, topic string, partition int32, rec
 func (h *Handler) decodeAll(recs []*kgo.Record) (ins []input, extra []*kgo.Record, res consumer.Result, err error) {
 	decs := make([]ingest.Decoded, len(recs))
 	results := make([]*events.CommandResult, len(recs))
+	ticks := make([]*tick, len(recs))
 	errs := make([]error, len(recs))
 	parallel.Chunks(len(recs), 128, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
+			if isTick(recs[i]) {
+				t, err := decodeTick(recs[i].Value)
+				ticks[i], errs[i] = &t, err
+				continue
+			}
 			if !h.isResult(recs[i]) {
 				decs[i], errs[i] = h.decode(recs[i])
 				continue
@@ -344,6 +352,9 @@ func (h *Handler) decodeAll(recs []*kgo.Record) (ins []input, extra []*kgo.Recor
 		}
 		if results[i] != nil {
 			ins = append(ins, input{rec: r, res: results[i]})
+		}
+		if ticks[i] != nil {
+			ins = append(ins, input{rec: r, tick: ticks[i]})
 		}
 		for _, ev := range decs[i].Events {
 			ins = append(ins, input{rec: r, ev: ev})
@@ -383,6 +394,20 @@ func splitResults(ins []input) (evs, results []input) {
 	return evs, results
 }
 
+// splitTicks returns the events of ins and its ticks, each in order, a
+// tick with the number of events before it.
+func splitTicks(ins []input) (evs []input, ticks []tickAt) {
+	evs = ins[:0:0]
+	for _, in := range ins {
+		if in.tick != nil {
+			ticks = append(ticks, tickAt{*in.tick, len(evs)})
+		} else {
+			evs = append(evs, in)
+		}
+	}
+	return evs, ticks
+}
+
 // HeaderEcho marks an event as the echo of leadconv's own writer
 // (record.Event.Echo), which the record event's JSON does not carry: set by
 // a CRM writer (the reference writer does) or by the routing of a CRM
@@ -401,6 +426,10 @@ func (h *Handler) route(ins []input, res consumer.Result, extra []*kgo.Record) (
 	res.Out = make([]*kgo.Record, len(ins), len(ins)+len(extra))
 	nEvents := 0
 	for i, in := range ins {
+		if in.tick != nil {
+			res.Out[i] = &kgo.Record{Topic: h.cfg.ByTenantTopic, Key: []byte(in.tick.Tenant), Value: in.rec.Value, Headers: in.rec.Headers, Timestamp: in.rec.Timestamp}
+			continue
+		}
 		if in.res != nil {
 			r, err := routedResult(h.cfg.ByTenantTopic, in)
 			if err != nil {
@@ -532,10 +561,17 @@ func (h *Handler) decode(r *kgo.Record) (ingest.Decoded, error) {
 // wrote nothing (matcher.RefusedError): the batch is applied again without
 // it, and the refused record returned to be dead-lettered; ins is returned
 // without them.
-func (h *Handler) apply(ctx context.Context, own *owner, ins []input) ([]matcher.Change, []Planned, []input, []*kgo.Record, error) {
+func (h *Handler) apply(ctx context.Context, own *owner, ins []input, ticks []tickAt) ([]matcher.Change, []Planned, []input, []*kgo.Record, error) {
 	var refused []*kgo.Record
-	for len(ins) > 0 {
-		changes, plans, err := own.batch(ctx, ins)
+	for {
+		if len(ins) == 0 {
+			plans, err := own.ticks(ctx, ticks)
+			if err != nil {
+				return nil, nil, nil, nil, h.applyErr(err)
+			}
+			return nil, plans, ins, refused, nil
+		}
+		changes, plans, err := own.batch(ctx, ins, ticks)
 		var re *matcher.RefusedError
 		if !errors.As(err, &re) || re.Index < 0 || re.Index >= len(ins) {
 			if err != nil {
@@ -545,8 +581,13 @@ func (h *Handler) apply(ctx context.Context, own *owner, ins []input) ([]matcher
 		}
 		refused = append(refused, ins[re.Index].rec)
 		ins = slices.Delete(slices.Clone(ins), re.Index, re.Index+1)
+		ticks = slices.Clone(ticks)
+		for i := range ticks {
+			if ticks[i].pos > re.Index {
+				ticks[i].pos--
+			}
+		}
 	}
-	return nil, nil, ins, refused, nil
 }
 
 // applyErr classifies an owner's error: a fence or lost state stops the
@@ -670,9 +711,11 @@ func (h *Handler) Due(topic string, partition int32) (time.Time, bool) {
 // whether the group committed offsets of it (Due).
 const ownerPoll = 250 * time.Millisecond
 
-// Tick plans the partition's clusters whose settle window passed with no
-// new input, writing the lifecycle's changes in one fenced call; the
-// commands are its Result (consumer.Ticker).
+// Tick does the partition's work without input (consumer.Ticker): it
+// writes what waits to be written, in one fenced call, and for every
+// tenant whose settle window passed on the wall clock with no new input
+// produces a tick to the partition (HeaderTick), planned when it is read
+// back. Its Result is the held plans' commands and the ticks.
 func (h *Handler) Tick(ctx context.Context, topic string, partition int32) (consumer.Result, error) {
 	h.mu.Lock()
 	o := h.active[partitionKey{topic, partition}]
@@ -680,12 +723,16 @@ func (h *Handler) Tick(ctx context.Context, topic string, partition int32) (cons
 	if o == nil {
 		return consumer.Result{}, nil
 	}
-	plans, err := o.step(ctx, func(ts *tenantState, wall time.Time) []lifecycle.Ready { return ts.lc.Due(ts.idle(wall)) })
+	var ticks []*kgo.Record
+	plans, err := o.step(ctx, func(c *call, wall time.Time) error {
+		ticks = o.dueTicks(topic, wall)
+		return nil
+	})
 	if err != nil {
 		return consumer.Result{}, h.applyErr(err)
 	}
 	out, err := h.encodeCounted(plans)
-	return consumer.Result{Out: out}, err
+	return consumer.Result{Out: append(out, ticks...)}, err
 }
 
 // Flush returns the commands of every plan the owners still hold back (a
@@ -694,7 +741,15 @@ func (h *Handler) Tick(ctx context.Context, topic string, partition int32) (cons
 func (h *Handler) Flush(ctx context.Context) ([]*kgo.Record, error) {
 	var plans []Planned
 	for _, o := range h.owned() {
-		ps, err := o.step(ctx, func(ts *tenantState, _ time.Time) []lifecycle.Ready { return ts.lc.Flush() })
+		ps, err := o.step(ctx, func(c *call, _ time.Time) error {
+			for _, name := range slices.Sorted(maps.Keys(o.tenants)) {
+				ts := o.tenants[name]
+				if err := c.plan(ctx, ts, ts.lc.Flush()); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 		if err != nil {
 			return nil, h.applyErr(err)
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/leadconv/leadconv/internal/pipeline"
 	"github.com/leadconv/leadconv/internal/testutil/kafkatest"
 	"github.com/leadconv/leadconv/internal/testutil/redistest"
+	"github.com/leadconv/leadconv/lifecycle"
 	"github.com/leadconv/leadconv/matcher"
 	"github.com/leadconv/leadconv/matcher/gen"
 )
@@ -109,24 +110,28 @@ func offsets(recs []*kgo.Record) []*kgo.Record {
 // Which cluster states are planned depends on the records' event time,
 // not on how they are batched: one record per batch, a few, or all in one
 // give the same commands (clusters planned several times in one batch
-// compose), so a replay reproduces the live ids whatever its batches.
+// compose; a window closes only once a later instant is read, never at a
+// batch's end), so a replay reproduces the live ids whatever its batches,
+// with the default settle window and with none.
 func TestPlansDoNotDependOnBatches(t *testing.T) {
 	e := newEnv(t, 1)
 	recs := offsets(data(150))
-	var want []string
-	for _, n := range []int{1, 7, len(recs)} {
-		h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, MaxRecordBytes: maxBytes}, e.owners(redistest.Namespace(t)), e.cfg)
-		got := handleAll(t, h, recs, n)
-		slices.Sort(got)
-		if n == 1 {
-			want = got
-			if len(want) == 0 {
-				t.Fatal("no commands")
+	for name, lc := range map[string]func(*config.Tenant) lifecycle.Options{"default": pipeline.Settled, "settle 0": pipeline.Immediate} {
+		var want []string
+		for _, n := range []int{1, 7, 64, len(recs)} {
+			h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, MaxRecordBytes: maxBytes, Lifecycle: lc}, e.owners(redistest.Namespace(t)), e.cfg)
+			got := handleAll(t, h, recs, n)
+			slices.Sort(got)
+			if n == 1 {
+				want = got
+				if len(want) == 0 {
+					t.Fatalf("%s: no commands", name)
+				}
+				continue
 			}
-			continue
-		}
-		if !slices.Equal(got, want) {
-			t.Fatalf("batches of %d: %d commands, batches of 1: %d; they differ", n, len(got), len(want))
+			if !slices.Equal(got, want) {
+				t.Fatalf("%s: batches of %d: %d commands, batches of 1: %d; they differ", name, n, len(got), len(want))
+			}
 		}
 	}
 }
@@ -322,10 +327,7 @@ func TestEchoReconciledDurably(t *testing.T) {
 	immediate := pipeline.HandlerConfig{CommandsTopic: commandsTopic, MaxRecordBytes: maxBytes, Lifecycle: pipeline.Immediate}
 	h := pipeline.NewHandler(immediate, e.owners(ns), e.cfg)
 	three := offsets(trio(byTenantTopic))
-	res, err := h.Handle(t.Context(), byTenantTopic, 0, three[:2])
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := handleIdle(t, h, byTenantTopic, 0, three[:2])
 	master := ""
 	for _, lc := range converts(t, res.Out) {
 		if lc.Contact.Create {
@@ -340,19 +342,13 @@ func TestEchoReconciledDurably(t *testing.T) {
 	echo := &kgo.Record{Topic: byTenantTopic, Offset: 2, Value: []byte(`{"tenant":"acme","object":"lead","id":"` + master + `","op":"upsert",` +
 		`"created_at":"2026-02-01T10:00:00Z","modified_at":"2026-02-01T10:00:01Z","fields":{"FirstName":"Tess","LastName":"Trio",` +
 		`"Email":"tess@trio.example","Company":"Trio Ltd","IsConverted":true,"ConvertedContactId":"003ECHO","ConvertedAccountId":"001ECHO"}}`)}
-	res, err = h.Handle(t.Context(), byTenantTopic, 0, []*kgo.Record{echo})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res = handleIdle(t, h, byTenantTopic, 0, []*kgo.Record{echo})
 	if cmds := converts(t, res.Out); len(cmds) != 0 {
 		t.Fatalf("the echo planned %d conversions", len(cmds))
 	}
 	next := pipeline.NewHandler(immediate, e.owners(ns), e.cfg)
 	three[2].Offset = 3
-	res, err = next.Handle(t.Context(), byTenantTopic, 0, three[2:])
-	if err != nil {
-		t.Fatal(err)
-	}
+	res = handleIdle(t, next, byTenantTopic, 0, three[2:])
 	// The third, into the echoed contact.
 	var third []*engine.LeadConvert
 	for _, lc := range converts(t, res.Out) {
@@ -395,4 +391,54 @@ func TestWarmBatchWithLifecycleIsOneRoundTrip(t *testing.T) {
 	if got.Batches == 0 || got.RoundTrips != got.Batches || cmds == 0 {
 		t.Fatalf("warm batches: %v round trips over %v batches (%d commands), want one each", got.RoundTrips, got.Batches, cmds)
 	}
+}
+
+// handleIdle is Handle followed by what the live loop does once the
+// partition's input pauses: the handler's ticks for it (Tick), read back
+// from the partition, until none is due. Its Result's Out holds the
+// batch's records and the ticks' commands, not the ticks.
+func handleIdle(t *testing.T, h *pipeline.Handler, topic string, partition int32, recs []*kgo.Record) consumer.Result {
+	t.Helper()
+	res, err := h.Handle(t.Context(), topic, partition, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := int64(0)
+	if len(recs) > 0 {
+		next = recs[len(recs)-1].Offset + 1
+	}
+	for range 10 {
+		tr, err := h.Tick(t.Context(), topic, partition)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ticks []*kgo.Record
+		for _, r := range tr.Out {
+			if !isTickRecord(r) {
+				res.Out = append(res.Out, r)
+				continue
+			}
+			if r.Topic != topic {
+				t.Fatalf("a tick for %s produced to %s", topic, r.Topic)
+			}
+			r.Partition, r.Offset = partition, next
+			next++
+			ticks = append(ticks, r)
+		}
+		if len(ticks) == 0 {
+			return res
+		}
+		tres, err := h.Handle(t.Context(), topic, partition, ticks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Out = append(res.Out, tres.Out...)
+		res.Poison = append(res.Poison, tres.Poison...)
+	}
+	t.Fatal("still ticking after 10 ticks")
+	return res
+}
+
+func isTickRecord(r *kgo.Record) bool {
+	return slices.ContainsFunc(r.Headers, func(hd kgo.RecordHeader) bool { return hd.Key == pipeline.HeaderTick })
 }

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/leadconv/leadconv/engine"
 	"github.com/leadconv/leadconv/internal/config"
 	"github.com/leadconv/leadconv/lifecycle"
@@ -62,7 +64,18 @@ type tenantState struct {
 	// tenant's clock runs on with the wall clock from seen (Tick), so an
 	// idle tenant's timers still fall due.
 	wm, seen time.Time
+	// ticking: a tick of the tenant was produced and not read back yet.
+	ticking bool
+	// saved is the clock as last written (clockField).
+	saved time.Time
 }
+
+// clockField is the side-state field of the tenant's clock (no cluster id:
+// those are hex), written with the lifecycle whenever it moved: the
+// partition's next owner goes on from the clock its predecessor left, so a
+// window closes where it would have with no change of owner (the latest
+// event time may be a record whose cluster is no longer pending).
+const clockField = "~clock"
 
 func newOwner(h *Handler, store Owner) *owner {
 	return &owner{h: h, store: store, tenants: map[string]*tenantState{}}
@@ -101,6 +114,17 @@ func (o *owner) tenant(name string, raw map[string]string, restore bool, wall ti
 	ts = &tenantState{name: name, cfg: cfg}
 	entries := make([]lifecycle.Entry, 0, len(raw))
 	for _, id := range slices.Sorted(maps.Keys(raw)) {
+		if id == clockField {
+			at, err := time.Parse(time.RFC3339Nano, raw[id])
+			if err != nil {
+				return nil, fmt.Errorf("pipeline: clock of tenant %s: %w", name, err)
+			}
+			ts.saved = at
+			if at.After(ts.wm) {
+				ts.wm, ts.seen = at, wall
+			}
+			continue
+		}
 		var e lifecycle.Entry
 		if err := json.Unmarshal([]byte(raw[id]), &e); err != nil {
 			return nil, fmt.Errorf("pipeline: lifecycle of tenant %s, cluster %s: %w", name, id, err)
@@ -168,14 +192,21 @@ func (o *owner) dirty() (map[string]matcher.Side, map[string][]string, error) {
 	var side map[string]matcher.Side
 	var taken map[string][]string
 	for name, ts := range o.tenants {
-		if !ts.lc.Dirty() {
+		clock := !ts.wm.Equal(ts.saved)
+		if !ts.lc.Dirty() && !clock {
 			continue
 		}
 		changed, removed := ts.lc.TakeDirty()
 		if side == nil {
 			side, taken = map[string]matcher.Side{}, map[string][]string{}
 		}
-		s := make(matcher.Side, len(changed)+len(removed))
+		s := make(matcher.Side, len(changed)+len(removed)+1)
+		if clock {
+			v := ts.wm.Format(time.RFC3339Nano)
+			s[clockField] = &v
+			ts.saved = ts.wm
+			taken[name] = append(taken[name], clockField)
+		}
 		for i := range changed {
 			b, err := json.Marshal(&changed[i])
 			if err != nil {
@@ -198,6 +229,10 @@ func (o *owner) dirty() (map[string]matcher.Side, map[string][]string, error) {
 func (o *owner) touch(taken map[string][]string) {
 	for name, ids := range taken {
 		if ts := o.tenants[name]; ts != nil {
+			if i := slices.Index(ids, clockField); i >= 0 {
+				ts.saved = time.Time{}
+				ids = slices.Delete(slices.Clone(ids), i, i+1)
+			}
 			ts.lc.Touch(ids...)
 		}
 	}
@@ -269,7 +304,7 @@ func (c *call) held(ctx context.Context) error {
 // planned first, so which states are planned does not depend on batch
 // boundaries; then those due after the batch. The lifecycles' changes are
 // written with the matcher's in the store's one fenced call.
-func (o *owner) batch(ctx context.Context, ins []input) ([]matcher.Change, []Planned, error) {
+func (o *owner) batch(ctx context.Context, ins []input, ticks []tickAt) ([]matcher.Change, []Planned, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.ack()
@@ -292,17 +327,29 @@ func (o *owner) batch(ctx context.Context, ins []input) ([]matcher.Change, []Pla
 		if err := c.held(ctx); err != nil {
 			return nil, err
 		}
-		touched := map[*tenantState]bool{}
+		next := 0
+		// tickTo applies the batch's ticks before the event at pos.
+		tickTo := func(pos int) error {
+			for ; next < len(ticks) && ticks[next].pos <= pos; next++ {
+				if err := c.tick(ctx, ticks[next].tick, wall); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
 		for _, ch := range d.Changes {
+			if err := tickTo(ch.Index); err != nil {
+				return nil, err
+			}
 			ts, err := o.tenant(ch.Tenant, nil, false, wall)
 			if err != nil {
 				return nil, err
 			}
-			touched[ts] = true
 			ts.observe(eventTime(ins[ch.Index]), wall)
 			// Due strictly before the change: changes at one instant are
-			// one state (with settle 0, a batch's changes at one time
-			// plan once).
+			// one state, and a window closes only once the log shows a
+			// later instant (a later change or a tick), never at a batch's
+			// end, so that how the log is cut into batches changes nothing.
 			if err := c.plan(ctx, ts, ts.lc.Due(ts.wm.Add(-time.Nanosecond))); err != nil {
 				return nil, err
 			}
@@ -313,10 +360,8 @@ func (o *owner) batch(ctx context.Context, ins []input) ([]matcher.Change, []Pla
 				Echo: echo(ts.lc, ev.Echo, conversionOf(ts.cfg, ev), ch),
 			})
 		}
-		for _, ts := range sortedTenants(touched) {
-			if err := c.plan(ctx, ts, ts.lc.Due(ts.wm)); err != nil {
-				return nil, err
-			}
+		if err := tickTo(len(evs)); err != nil {
+			return nil, err
 		}
 		side, tk, err := o.dirty()
 		taken = tk
@@ -332,10 +377,10 @@ func (o *owner) batch(ctx context.Context, ins []input) ([]matcher.Change, []Pla
 	return changes, c.plans, nil
 }
 
-// step plans what pick returns of every tenant (Tick: what is due; Flush:
-// everything pending), after the held plans, and writes what changed, with
-// no input: one fenced side-state write. With pick nil it only writes.
-func (o *owner) step(ctx context.Context, pick func(ts *tenantState, wall time.Time) []lifecycle.Ready) ([]Planned, error) {
+// step plans what plan plans (ticks; Flush: everything pending), after the
+// held plans, and writes what changed, with no input: one fenced side-state
+// write. With plan nil it only writes.
+func (o *owner) step(ctx context.Context, plan func(c *call, wall time.Time) error) ([]Planned, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.ack()
@@ -345,14 +390,11 @@ func (o *owner) step(ctx context.Context, pick func(ts *tenantState, wall time.T
 	}
 	c := &call{o: o}
 	var err error
-	if pick != nil {
-		// Without pick (Sync) nothing is emitted: held plans stay held.
+	if plan != nil {
+		// Without plan (Sync) nothing is emitted: held plans stay held.
 		err = c.held(ctx)
-		for _, name := range slices.Sorted(maps.Keys(o.tenants)) {
-			if err == nil {
-				ts := o.tenants[name]
-				err = c.plan(ctx, ts, pick(ts, wall))
-			}
+		if err == nil {
+			err = plan(c, wall)
 		}
 	}
 	var side map[string]matcher.Side
@@ -369,6 +411,52 @@ func (o *owner) step(ctx context.Context, pick func(ts *tenantState, wall time.T
 	}
 	o.unacked = c.items
 	return c.plans, nil
+}
+
+// ticks applies a batch of ticks alone.
+func (o *owner) ticks(ctx context.Context, ticks []tickAt) ([]Planned, error) {
+	if len(ticks) == 0 {
+		return nil, nil
+	}
+	return o.step(ctx, func(c *call, wall time.Time) error {
+		for _, t := range ticks {
+			if err := c.tick(ctx, t.tick, wall); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// tick moves the tenant's clock to the tick's time and plans what fell
+// due by then. A tick of a tenant the owner holds no state of has nothing
+// to close.
+func (c *call) tick(ctx context.Context, t tick, wall time.Time) error {
+	ts := c.o.tenants[t.Tenant]
+	if ts == nil {
+		return nil
+	}
+	ts.ticking = false
+	ts.observe(t.At, wall)
+	return c.plan(ctx, ts, ts.lc.Due(ts.wm))
+}
+
+// dueTicks returns a tick record, for topic, of every tenant whose window
+// closed on the wall clock and which has no tick on its way.
+func (o *owner) dueTicks(topic string, wall time.Time) []*kgo.Record {
+	var recs []*kgo.Record
+	for _, name := range slices.Sorted(maps.Keys(o.tenants)) {
+		ts := o.tenants[name]
+		if ts.ticking {
+			continue
+		}
+		d, ok := ts.lc.NextDue()
+		if at := ts.idle(wall); ok && !at.Before(d) {
+			recs = append(recs, tickRecord(topic, name, at))
+			ts.ticking = true
+		}
+	}
+	return recs
 }
 
 // due reports when the owner next has work without input: at once when
@@ -391,7 +479,7 @@ func (o *owner) due() (time.Time, bool) {
 			return wall, true
 		}
 		d, ok := ts.lc.NextDue()
-		if !ok {
+		if !ok || ts.ticking {
 			continue
 		}
 		// The tenant's clock runs at wall speed from ts.seen.

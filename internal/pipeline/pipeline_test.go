@@ -143,6 +143,18 @@ func (e *env) settled() bool {
 
 func (e *env) committed() int64 { return e.kc.Committed(group, recordsTopic) }
 
+// routed counts the records routed to the by-tenant topic: its records
+// but the owners' ticks.
+func (e *env) routed() int64 {
+	n := int64(0)
+	for _, r := range e.kc.ReadAll(byTenantTopic) {
+		if !isTickRecord(r) {
+			n++
+		}
+	}
+	return n
+}
+
 // done reports whether the group committed n input records and every
 // record it routed to the by-tenant topic.
 func (e *env) done(n int64) bool {
@@ -152,9 +164,9 @@ func (e *env) done(n int64) bool {
 
 // reference runs the by-tenant topic through a Handler without a consumer
 // group, partition by partition, into a fresh namespace, in event time and
-// flushed at the end: what one owner per partition computes from the order
-// the live owners had: the clusters, and the (kind, subject) of every
-// command, what a writer does.
+// flushed at the end: what one owner per partition computes from the log
+// the live owners had, their ticks included: the clusters, and the
+// commands: their ids and what they do (effects).
 func (e *env) reference() (clusters string, outcome map[string]bool) {
 	e.t.Helper()
 	ns := redistest.Namespace(e.t)
@@ -166,6 +178,11 @@ func (e *env) reference() (clusters string, outcome map[string]bool) {
 	outcome = map[string]bool{}
 	add := func(out []*kgo.Record) {
 		for _, r := range out {
+			ev, err := kafkatest.CloudEvent(r)
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			outcome["id "+ev.ID()] = true
 			for _, k := range effects(e.t, r) {
 				outcome[k] = true
 			}
@@ -253,13 +270,11 @@ func (e *env) commandIDs() map[string]int {
 }
 
 // sameOutcome checks what a run that paused (a crash, an outage, a
-// rebalance) emitted against the reference. While its input waited, the
-// live settle windows ran on the wall clock, so a cluster may have been
-// planned at another version than in the reference (its commands under
-// other ids, and a pending master merged in one where the other converted
-// into it directly); what the commands do to the CRM's records must be the
-// same (effects), and each (kind, subject) emitted under one id only: a
-// plan produced again carries the id it had the first time.
+// rebalance) emitted against the reference: the same command ids (the
+// windows its pauses closed on the wall clock closed at its ticks' places
+// in the log, which the reference reads too), so the same effects, and
+// each (kind, subject) under one id: a plan produced again carries the id
+// it had the first time.
 func (e *env) sameOutcome(want map[string]bool) {
 	e.t.Helper()
 	ids := map[string]map[string]bool{}
@@ -274,6 +289,7 @@ func (e *env) sameOutcome(want map[string]bool) {
 			ids[k] = map[string]bool{}
 		}
 		ids[k][ev.ID()] = true
+		got["id "+ev.ID()] = true
 		for _, x := range effects(e.t, r) {
 			got[x] = true
 		}
@@ -771,9 +787,9 @@ func TestExistingAccount(t *testing.T) {
 	st := &countingStore{Store: e.store(redistest.Namespace(t))}
 	h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, Lifecycle: pipeline.Immediate}, func() pipeline.Owner { return st }, e.cfg)
 	handle := func(recs ...*kgo.Record) []*kgo.Record {
-		res, err := h.Handle(t.Context(), recordsTopic, 0, recs)
-		if err != nil || len(res.Poison) > 0 {
-			t.Fatalf("handle: %v, poison %v", err, res.Poison)
+		res := handleIdle(t, h, recordsTopic, 0, recs)
+		if len(res.Poison) > 0 {
+			t.Fatalf("handle: poison %v", res.Poison)
 		}
 		return res.Out
 	}
@@ -892,7 +908,7 @@ func TestFencedOwnerStopsRetrying(t *testing.T) {
 	e.kc.Produce(recs[100:]...)
 	// Fenced by its next write, a batch's or a timer's.
 	kafkatest.WaitFor(t, 30*time.Second, "the owner fenced and the rest routed", func() bool {
-		return fenced.Load() > 0 && e.kc.EndOffsets(byTenantTopic) == int64(len(recs))
+		return fenced.Load() > 0 && e.routed() == int64(len(recs))
 	})
 	routed := e.kc.EndOffsets(byTenantTopic)
 	time.Sleep(time.Second) // the retry backoff starts at 50ms

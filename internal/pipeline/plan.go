@@ -87,7 +87,7 @@ type Planned struct {
 type AccountResolver func(ctx context.Context, tenant string, values []string) (map[string]string, error)
 
 // Immediate is the options of a lifecycle without settle window: every
-// batch's latest cluster states are planned at once.
+// instant's cluster states are planned once a later instant is read.
 func Immediate(*config.Tenant) lifecycle.Options { return lifecycle.Options{} }
 
 // Settled is the options of a tenant's configured settle window (the

@@ -141,7 +141,8 @@ func resultsHandler(t *testing.T, opts lifecycle.Options, reg prometheus.Registe
 		func() pipeline.Owner { return ownersFor(srv, cfg)() }, cfg)
 }
 
-// handle runs one owner batch and returns its commands.
+// handle runs one owner batch, and the ticks of its input pausing, and
+// returns their commands.
 func handle(t *testing.T, h *pipeline.Handler, recs ...*kgo.Record) []engine.Command {
 	t.Helper()
 	for i, r := range recs {
@@ -150,10 +151,7 @@ func handle(t *testing.T, h *pipeline.Handler, recs ...*kgo.Record) []engine.Com
 		}
 		r.Offset = int64(i)
 	}
-	res, err := h.Handle(t.Context(), byTenantTopic, 0, recs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := handleIdle(t, h, byTenantTopic, 0, recs)
 	if len(res.Poison) > 0 {
 		t.Fatalf("poison: %+v", res.Poison)
 	}
