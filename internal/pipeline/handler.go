@@ -276,9 +276,8 @@ func (h *Handler) Handle(ctx context.Context, topic string, partition int32, rec
 		return h.route(ins, res, extra)
 	}
 	own := h.owner(topic, partition)
-	ins, results := splitResults(ins)
-	ins, ticks := splitTicks(ins)
-	changes, plans, ins, refused, err := h.apply(ctx, own, ins, ticks)
+	ins, marks := splitMarks(ins)
+	changes, plans, ins, refused, err := h.apply(ctx, own, ins, marks)
 	if err != nil {
 		return consumer.Result{}, err
 	}
@@ -291,7 +290,8 @@ func (h *Handler) Handle(ctx context.Context, topic string, partition int32, rec
 		dead[r] = true
 		res.Poison = append(res.Poison, consumer.Poison{Record: r, Code: CodeInvalidEvent})
 	}
-	out, types, err := h.finish(ctx, own, ins, changes, plans, results)
+	results := resultsOf(marks)
+	out, types, err := h.finish(ctx, ins, changes, plans, results)
 	if err != nil {
 		// Nothing of the call is produced: its plans stay held, planned
 		// again by the retry.
@@ -381,31 +381,37 @@ func (h *Handler) isResult(r *kgo.Record) bool {
 	return false
 }
 
-// splitResults returns the events and the results of ins, each in order.
-func splitResults(ins []input) (evs, results []input) {
-	evs = ins[:0:0]
-	for _, in := range ins {
-		if in.res != nil {
-			results = append(results, in)
-		} else {
-			evs = append(evs, in)
-		}
-	}
-	return evs, results
+// marker is an input of a batch that changes no record, at its place among
+// the batch's events (before the one at pos): a tick or a writer's result.
+// The owner takes it there, so that what it does to the tenant's windows
+// does not depend on how the log was cut into batches.
+type marker struct {
+	in  input
+	pos int
 }
 
-// splitTicks returns the events of ins and its ticks, each in order, a
-// tick with the number of events before it.
-func splitTicks(ins []input) (evs []input, ticks []tickAt) {
+// splitMarks returns the events of ins and its marks, each in order.
+func splitMarks(ins []input) (evs []input, marks []marker) {
 	evs = ins[:0:0]
 	for _, in := range ins {
-		if in.tick != nil {
-			ticks = append(ticks, tickAt{*in.tick, len(evs)})
+		if in.tick != nil || in.res != nil {
+			marks = append(marks, marker{in, len(evs)})
 		} else {
 			evs = append(evs, in)
 		}
 	}
-	return evs, ticks
+	return evs, marks
+}
+
+// resultsOf returns the writer results among marks, in order.
+func resultsOf(marks []marker) []input {
+	var out []input
+	for _, m := range marks {
+		if m.in.res != nil {
+			out = append(out, m.in)
+		}
+	}
+	return out
 }
 
 // HeaderEcho marks an event as the echo of leadconv's own writer
@@ -484,11 +490,9 @@ func routedResult(topic string, in input) (*kgo.Record, error) {
 }
 
 // finish encodes what a batch made: its cluster.changed events, its plans'
-// commands and then, after the batch's events (the record events a writer
-// emits for a command precede its result), the writer results'
-// reconciliation: re-plans, and request.outcomes of requests whose commands
-// all have their results.
-func (h *Handler) finish(ctx context.Context, own *owner, ins []input, changes []matcher.Change, plans []Planned, results []input) ([]*kgo.Record, []string, error) {
+// commands (the writer results' re-plans among them) and the
+// request.outcomes of requests whose commands all have their results.
+func (h *Handler) finish(ctx context.Context, ins []input, changes []matcher.Change, plans []Planned, results []input) ([]*kgo.Record, []string, error) {
 	out, err := h.changed(ins, changes)
 	if err != nil {
 		return nil, nil, err
@@ -509,11 +513,7 @@ func (h *Handler) finish(ctx context.Context, own *owner, ins []input, changes [
 			out = append(out, recs...)
 		}
 	}
-	replans, err := own.results(ctx, results)
-	if err != nil {
-		return nil, nil, h.applyErr(err)
-	}
-	return h.encode(out, types, replans)
+	return out, types, nil
 }
 
 // reasonLabel bounds the reason label of the results metric: a writer's
@@ -561,17 +561,17 @@ func (h *Handler) decode(r *kgo.Record) (ingest.Decoded, error) {
 // wrote nothing (matcher.RefusedError): the batch is applied again without
 // it, and the refused record returned to be dead-lettered; ins is returned
 // without them.
-func (h *Handler) apply(ctx context.Context, own *owner, ins []input, ticks []tickAt) ([]matcher.Change, []Planned, []input, []*kgo.Record, error) {
+func (h *Handler) apply(ctx context.Context, own *owner, ins []input, marks []marker) ([]matcher.Change, []Planned, []input, []*kgo.Record, error) {
 	var refused []*kgo.Record
 	for {
 		if len(ins) == 0 {
-			plans, err := own.ticks(ctx, ticks)
+			plans, err := own.marks(ctx, marks)
 			if err != nil {
 				return nil, nil, nil, nil, h.applyErr(err)
 			}
 			return nil, plans, ins, refused, nil
 		}
-		changes, plans, err := own.batch(ctx, ins, ticks)
+		changes, plans, err := own.batch(ctx, ins, marks)
 		var re *matcher.RefusedError
 		if !errors.As(err, &re) || re.Index < 0 || re.Index >= len(ins) {
 			if err != nil {
@@ -581,10 +581,10 @@ func (h *Handler) apply(ctx context.Context, own *owner, ins []input, ticks []ti
 		}
 		refused = append(refused, ins[re.Index].rec)
 		ins = slices.Delete(slices.Clone(ins), re.Index, re.Index+1)
-		ticks = slices.Clone(ticks)
-		for i := range ticks {
-			if ticks[i].pos > re.Index {
-				ticks[i].pos--
+		marks = slices.Clone(marks)
+		for i := range marks {
+			if marks[i].pos > re.Index {
+				marks[i].pos--
 			}
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -304,12 +303,15 @@ func (c *call) held(ctx context.Context) error {
 // planned first, so which states are planned does not depend on batch
 // boundaries; then those due after the batch. The lifecycles' changes are
 // written with the matcher's in the store's one fenced call.
-func (o *owner) batch(ctx context.Context, ins []input, ticks []tickAt) ([]matcher.Change, []Planned, error) {
+func (o *owner) batch(ctx context.Context, ins []input, marks []marker) ([]matcher.Change, []Planned, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.ack()
 	wall := o.h.wall()
 	if err := o.warm(ctx, wall); err != nil {
+		return nil, nil, err
+	}
+	if err := o.takeResults(ctx, marks, wall); err != nil {
 		return nil, nil, err
 	}
 	evs := make([]record.Event, len(ins))
@@ -328,17 +330,17 @@ func (o *owner) batch(ctx context.Context, ins []input, ticks []tickAt) ([]match
 			return nil, err
 		}
 		next := 0
-		// tickTo applies the batch's ticks before the event at pos.
-		tickTo := func(pos int) error {
-			for ; next < len(ticks) && ticks[next].pos <= pos; next++ {
-				if err := c.tick(ctx, ticks[next].tick, wall); err != nil {
+		// markTo takes the batch's marks before the event at pos.
+		markTo := func(pos int) error {
+			for ; next < len(marks) && marks[next].pos <= pos; next++ {
+				if err := c.mark(ctx, marks[next], wall); err != nil {
 					return err
 				}
 			}
 			return nil
 		}
 		for _, ch := range d.Changes {
-			if err := tickTo(ch.Index); err != nil {
+			if err := markTo(ch.Index); err != nil {
 				return nil, err
 			}
 			ts, err := o.tenant(ch.Tenant, nil, false, wall)
@@ -360,7 +362,7 @@ func (o *owner) batch(ctx context.Context, ins []input, ticks []tickAt) ([]match
 				Echo: echo(ts.lc, ev.Echo, conversionOf(ts.cfg, ev), ch),
 			})
 		}
-		if err := tickTo(len(evs)); err != nil {
+		if err := markTo(len(evs)); err != nil {
 			return nil, err
 		}
 		side, tk, err := o.dirty()
@@ -413,19 +415,56 @@ func (o *owner) step(ctx context.Context, plan func(c *call, wall time.Time) err
 	return c.plans, nil
 }
 
-// ticks applies a batch of ticks alone.
-func (o *owner) ticks(ctx context.Context, ticks []tickAt) ([]Planned, error) {
-	if len(ticks) == 0 {
+// marks takes a batch of marks alone.
+func (o *owner) marks(ctx context.Context, marks []marker) ([]Planned, error) {
+	if len(marks) == 0 {
 		return nil, nil
 	}
 	return o.step(ctx, func(c *call, wall time.Time) error {
-		for _, t := range ticks {
-			if err := c.tick(ctx, t.tick, wall); err != nil {
+		if err := o.takeResults(ctx, marks, wall); err != nil {
+			return err
+		}
+		for _, m := range marks {
+			if err := c.mark(ctx, m, wall); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// takeResults takes, before a call, the tenants of the writer results
+// among marks that the owner does not hold yet.
+func (o *owner) takeResults(ctx context.Context, marks []marker, wall time.Time) error {
+	for _, m := range marks {
+		if m.in.res != nil {
+			if _, err := o.take(ctx, m.in.res.Tenant, wall); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// mark takes a tick or a writer's result at its place.
+func (c *call) mark(ctx context.Context, m marker, wall time.Time) error {
+	if m.in.tick != nil {
+		return c.tick(ctx, *m.in.tick, wall)
+	}
+	return c.result(ctx, m.in, wall)
+}
+
+// result reconciles the tenant's lifecycle with a writer's result and
+// plans what fell due before its time: a cluster that waited for its
+// results, or was released by a failure.
+func (c *call) result(ctx context.Context, in input, wall time.Time) error {
+	ts := c.o.tenants[in.res.Tenant] // taken before the call
+	// The result's time: when the writer reported it.
+	if ts == nil || !ts.lc.Result(lifecycleResult(*in.res), in.rec.Timestamp) {
+		return nil
+	}
+	ts.observe(in.rec.Timestamp, wall)
+	return c.plan(ctx, ts, ts.lc.Due(ts.wm.Add(-time.Nanosecond)))
 }
 
 // tick moves the tenant's clock to the tick's time and plans what fell
@@ -524,12 +563,6 @@ func (o *owner) reconcile(ctx context.Context, tenant string, fn func(*lifecycle
 	return ok, nil
 }
 
-func sortedTenants(set map[*tenantState]bool) []*tenantState {
-	out := slices.Collect(maps.Keys(set))
-	slices.SortFunc(out, func(a, b *tenantState) int { return strings.Compare(a.name, b.name) })
-	return out
-}
-
 // eventTime is an input's event time: the record's modification, else its
 // Kafka timestamp.
 func eventTime(in input) time.Time {
@@ -550,52 +583,6 @@ func (o *owner) take(ctx context.Context, tenant string, wall time.Time) (*tenan
 		return nil, err
 	}
 	return o.tenant(tenant, raw[tenant], true, wall)
-}
-
-// results reconciles a batch's writer results with their tenants'
-// lifecycles and plans what that made due (a failed command's cluster,
-// released; a failure's review), each tenant's clock moved to the result's
-// time, writing what changed in one fenced call. It runs after the batch's
-// events in the same worker call: it releases no plan and holds what it
-// plans with the batch's, all acknowledged at the next call.
-func (o *owner) results(ctx context.Context, ins []input) ([]Planned, error) {
-	if len(ins) == 0 {
-		return nil, nil
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	wall := o.h.wall()
-	if err := o.warm(ctx, wall); err != nil {
-		return nil, err
-	}
-	c := &call{o: o}
-	touched := map[*tenantState]bool{}
-	for _, in := range ins {
-		ts, err := o.take(ctx, in.res.Tenant, wall)
-		if err != nil {
-			return nil, err
-		}
-		// The result's time: when the writer reported it.
-		if ts.lc.Result(lifecycleResult(*in.res), in.rec.Timestamp) {
-			ts.observe(in.rec.Timestamp, wall)
-			touched[ts] = true
-		}
-	}
-	for _, ts := range sortedTenants(touched) {
-		if err := c.plan(ctx, ts, ts.lc.Due(ts.wm)); err != nil {
-			return nil, err
-		}
-	}
-	side, taken, err := o.dirty()
-	if err == nil && len(side) > 0 {
-		err = o.store.WriteSide(ctx, side)
-	}
-	if err != nil {
-		o.touch(taken)
-		return nil, err
-	}
-	o.unacked = append(o.unacked, c.items...)
-	return c.plans, nil
 }
 
 // retract forgets that the last call's plans are to be released: the call

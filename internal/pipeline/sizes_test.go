@@ -116,7 +116,7 @@ func TestOversizeCommandBecomesReview(t *testing.T) {
 	e.kc.Produce(recs...)
 	stop := e.start(e.pipeline(e.owners(redistest.Namespace(t)), prometheus.NewRegistry(),
 		func(c *pipeline.Config) { c.MaxRecordBytes = 0 })) // the default, 960 KiB
-	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.done(int64(len(recs))) })
+	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.done(int64(len(recs))) && e.settled() })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

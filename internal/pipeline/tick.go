@@ -25,12 +25,6 @@ type tick struct {
 	At     time.Time `json:"at"`
 }
 
-// tickAt is a tick among a batch's events: before the event at pos.
-type tickAt struct {
-	tick
-	pos int
-}
-
 // tickRecord is the tick of tenant at at, for topic.
 func tickRecord(topic, tenant string, at time.Time) *kgo.Record {
 	b, _ := json.Marshal(tick{Tenant: tenant, At: at}) // cannot fail: a string and a time of the clock

@@ -89,7 +89,7 @@ func TestProducerCappedByTopicLimit(t *testing.T) {
 		t.Fatalf("limit of %s = %d, want its max.message.bytes", commandsTopic, got)
 	}
 	stop := e.start(p)
-	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.done(int64(len(recs))) })
+	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.done(int64(len(recs))) && e.settled() })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
