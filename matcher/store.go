@@ -370,10 +370,7 @@ func (s *Store) apply(ctx context.Context, views []*view, plan PlanFunc) ([]Chan
 			return nil, err
 		}
 	}
-	changes, err := s.changed(views)
-	if err != nil {
-		return nil, err
-	}
+	changes := changed(views)
 	if err := s.lookupAccounts(ctx, views, rt); err != nil {
 		return nil, err
 	}
@@ -390,6 +387,7 @@ func (s *Store) apply(ctx context.Context, views []*view, plan PlanFunc) ([]Chan
 			}
 		}
 		slices.SortStableFunc(d.Changes, func(a, b Change) int { return a.Index - b.Index })
+		var err error
 		if side, err = plan(ctx, d); err != nil {
 			return nil, err
 		}
