@@ -332,7 +332,7 @@ func (v *view) components(members []string) (parts [][]string, ok bool) {
 // records returns the current records of members, through the cache, and
 // their company values' accounts as the index holds them now: from the
 // view when it knows the entry, else (no event of the batch wrote it yet)
-// the value before the batch, which the write round's lookup puts in the map.
+// the value before the batch, which lookupAccounts puts in the map.
 func (v *view) records(s *Store, members []string) ([]record.Record, map[string]string, error) {
 	out := make([]record.Record, 0, len(members))
 	var accounts map[string]string
