@@ -3,15 +3,16 @@ package matcher
 import "github.com/leadconv/leadconv/record"
 
 // Change is one cluster altered by an applied event: what the engine plans
-// from and what a cluster.changed delta reports.
+// from and what a cluster.changed delta reports. It describes the cluster
+// right after its event, however the events were cut into batches.
 type Change struct {
 	Tenant    string
 	ClusterID string
 	// Version increases with every change of the cluster; plans carry it so
 	// writers can drop stale ones.
 	Version int64
-	// Members are the cluster's current records (leads and contacts as
-	// stored, contact fields under contact names).
+	// Members are the cluster's records (leads and contacts as stored,
+	// contact fields under contact names, numbers as json.Number).
 	Members []record.Record
 	// Accounts maps the members' company values (the account field) to the
 	// ids of the accounts with the same normalised name, as the account

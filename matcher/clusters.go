@@ -330,8 +330,9 @@ func (v *view) components(members []string) (parts [][]string, ok bool) {
 }
 
 // records returns the current records of members, through the cache, and
-// the map their company values' accounts go into once the write round has
-// looked them up.
+// their company values' accounts as the index holds them now: from the
+// view when it knows the entry, else (no event of the batch wrote it yet)
+// the value before the batch, which lookupAccounts puts in the map.
 func (v *view) records(s *Store, members []string) ([]record.Record, map[string]string, error) {
 	out := make([]record.Record, 0, len(members))
 	var accounts map[string]string
@@ -351,9 +352,14 @@ func (v *view) records(s *Store, members []string) ([]record.Record, map[string]
 			accounts = make(map[string]string, 1)
 		}
 		value := v.run.rules.accountValue(e.rec)
-		if _, ok := accounts[value]; !ok {
-			accounts[value] = ""
-			v.accountLookups = append(v.accountLookups, accountLookup{key: e.prep.Account, value: value, into: accounts})
+		if _, ok := accounts[value]; ok {
+			continue
+		}
+		f := accountHex(e.prep.Account)
+		id, known := v.acct[f]
+		accounts[value] = id
+		if !known && !v.complete {
+			v.accountLookups = append(v.accountLookups, accountLookup{field: f, value: value, into: accounts})
 		}
 	}
 	return out, accounts, nil
@@ -364,8 +370,9 @@ func (v *view) inconsistent(what string) error {
 	return fmt.Errorf("%w: tenant %s: %s", errInconsistent, v.run.tenant, what)
 }
 
-// accountLookup is a company value whose account the write round reads.
+// accountLookup is a company value whose account index entry (field) the
+// view did not know when the change was decided: the lookup round reads it.
 type accountLookup struct {
-	key, value string
-	into       map[string]string
+	field, value string
+	into         map[string]string
 }

@@ -3,9 +3,12 @@ package matcher
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"math"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/leadconv/leadconv/record"
 )
@@ -120,13 +123,51 @@ func decodeRecord(tenant string, ref record.Ref, s *stored) (record.Record, erro
 	if !s.live() {
 		return r, nil
 	}
+	// Numbers come back as the literal they were written as (json.Number,
+	// as the pipeline decodes events), not as float64: a record reads the
+	// same from Redis as from the event that wrote it (asDecoded).
 	var b blob
-	if err := json.Unmarshal([]byte(s.blob), &b); err != nil {
+	d := json.NewDecoder(strings.NewReader(s.blob))
+	d.UseNumber()
+	if err := d.Decode(&b); err != nil {
 		return r, fmt.Errorf("matcher: decode record %s: %w", ref, err)
 	}
 	r.RelatedCount = b.Related
 	r.Fields = b.Fields
 	return r, nil
+}
+
+// asDecoded returns f as decoding its encoding gives it back, or ok false
+// when that could read differently to Prepare (record.String) than f. Strings
+// of valid UTF-8, json.Numbers, booleans and nils come back as they are; a
+// float64 comes back as the json.Number encoding/json wrote for it, which
+// reads the same in plain notation (1e-6 to 1e21).
+func asDecoded(f record.Fields) (_ record.Fields, ok bool) {
+	out, cloned := f, false
+	for k, x := range f {
+		if !utf8.ValidString(k) {
+			return nil, false
+		}
+		switch x := x.(type) {
+		case nil, bool, json.Number:
+		case string:
+			if !utf8.ValidString(x) {
+				return nil, false
+			}
+		case float64:
+			if abs := math.Abs(x); math.IsNaN(x) || abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+				return nil, false
+			}
+			if !cloned {
+				// The event's own map stays as the caller made it.
+				out, cloned = maps.Clone(f), true
+			}
+			out[k] = json.Number(strconv.FormatFloat(x, 'f', -1, 64))
+		default:
+			return nil, false
+		}
+	}
+	return out, true
 }
 
 func timeOf(us int64) time.Time { return time.UnixMicro(us).UTC() }

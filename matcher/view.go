@@ -30,7 +30,7 @@ type view struct {
 	// bytes is the size estimate last accounted, measured the last
 	// measure, entries the key count then.
 	bytes, measured, entries int64
-	// per batch: the writes, the replays to report, the account lookups
+	// per batch: the writes, the account lookups
 	writes         [nHashes]map[string]*string // nil value: delete
 	accountLookups []accountLookup
 	// seen is neighbours' scratch set, reused from event to event.
@@ -493,7 +493,7 @@ func (v *view) accountState(p *pending, base stored, mod int64, newer, same bool
 
 // decide computes, in batch order, each event's record state, neighbours,
 // blocks, edges and clusters, laying each decision over the view and
-// recording its writes, and collects the replays to report.
+// recording its writes, and each event's changes as of its decision.
 func (v *view) decide(s *Store) error {
 	maxBlock := v.run.rules.MaxBlockSize()
 	for _, p := range v.run.events {
@@ -501,15 +501,10 @@ func (v *view) decide(s *Store) error {
 		case p.skip:
 			continue
 		case p.duplicate:
-			// A replay reports its cluster as it is at the replay's place
-			// in the batch, not at the batch's end: what the batch's later
-			// events do to it is theirs to report, in order.
-			c, ok, err := v.current(s, p)
-			if err != nil {
+			// Reported as the cluster is at the replay's place in the
+			// batch, not after it.
+			if err := v.current(s, p); err != nil {
 				return err
-			}
-			if ok {
-				p.changes = append(p.changes, c)
 			}
 			continue
 		case p.ev.Object == record.Account:
@@ -688,12 +683,18 @@ func (v *view) applyBan(p *pending) {
 	}
 }
 
-// cacheWritten caches the prepared form of a value the batch just wrote.
+// cacheWritten caches the prepared form of a value the batch just wrote,
+// in the form decoding the value gives: a change reports its members
+// the same whether they come from the cache or from Redis.
 func (v *view) cacheWritten(s *Store, p *pending) {
 	if p.nextRec == nil || p.prep == nil || !p.next.live() {
 		return
 	}
+	fields, ok := asDecoded(p.nextRec.Fields)
+	if !ok {
+		return
+	}
 	r := *p.nextRec
-	r.Tenant = v.run.tenant
+	r.Tenant, r.Fields = v.run.tenant, fields
 	s.res.prep.put(v.run.tenant+"\x00"+p.ref, &cacheEntry{raw: p.next.raw, rec: &r, prep: p.prep})
 }

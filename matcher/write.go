@@ -10,8 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// changed returns the batch's changes as the views decided them, in
-// event order (a replay's is its cluster at its place).
+// changed returns the batch's changes as the views decided them.
 func changed(views []*view) []Change {
 	var out []Change
 	for _, v := range views {
@@ -22,12 +21,12 @@ func changed(views []*view) []Change {
 	return out
 }
 
-// lookupAccounts fills the changes' accounts: the ids of the changed
-// clusters' companies as the index holds them once the batch is written
-// (the batch's own account writes are in the views already). A view that
-// knows every key reads nothing; otherwise this is one round trip, before
-// the write, so that the caller can plan the changes between deciding and
-// writing.
+// lookupAccounts fills in the accounts the changes could not take from the
+// view: index entries it did not know when the change was decided, so that
+// no event of the batch had written them, and the value before the batch is
+// the value then. A view that knows every key reads nothing; otherwise this
+// is one round trip, before the write, so that the caller can plan the
+// changes between deciding and writing.
 func (s *Store) lookupAccounts(ctx context.Context, views []*view, rt *roundTrips) error {
 	type lookup struct {
 		v      *view
@@ -40,10 +39,9 @@ func (s *Store) lookupAccounts(ctx context.Context, views []*view, rt *roundTrip
 		lk := &lookup{v: v}
 		seen := map[string]bool{}
 		for _, a := range v.accountLookups {
-			f := accountHex(a.key)
-			if !v.knows(hAcct, f) && !v.complete && !seen[f] {
-				seen[f] = true
-				lk.fields = append(lk.fields, f)
+			if !seen[a.field] {
+				seen[a.field] = true
+				lk.fields = append(lk.fields, a.field)
 			}
 		}
 		if len(lk.fields) > 0 {
@@ -55,17 +53,22 @@ func (s *Store) lookupAccounts(ctx context.Context, views []*view, rt *roundTrip
 		return err
 	}
 	for _, lk := range lookups {
+		before := make(map[string]string, len(lk.fields))
 		for i, x := range lk.cmd.Val() {
 			id, _ := x.(string)
-			lk.v.see(hAcct, lk.fields[i], id)
+			f := lk.fields[i]
+			before[f] = id
+			// An entry an account event of the batch wrote after the
+			// change stays as written.
+			if !lk.v.knows(hAcct, f) {
+				lk.v.see(hAcct, f, id)
+			}
+		}
+		for _, a := range lk.v.accountLookups {
+			a.into[a.value] = before[a.field]
 		}
 	}
 	for _, v := range views {
-		for _, a := range v.accountLookups {
-			if id := v.acct[accountHex(a.key)]; id != "" {
-				a.into[a.value] = id
-			}
-		}
 		v.accountLookups = nil
 	}
 	return nil
@@ -198,22 +201,22 @@ func (v *view) writeArgs(epoch string, side Side) []any {
 }
 
 // current reports a replayed event's cluster as the view holds it, without
-// changing anything; ok is false when the record is out of matching.
-func (v *view) current(s *Store, p *pending) (Change, bool, error) {
+// changing anything; nothing when the record is out of matching.
+func (v *view) current(s *Store, p *pending) error {
 	cid := v.cm[p.ref]
 	if cid == "" {
-		return Change{}, false, nil
+		return nil
 	}
 	c := Change{Tenant: v.run.tenant, ClusterID: cid, Version: v.cv[cid], Trigger: p.ev.Ref(), Index: p.idx}
-	cl := v.cl[cid]
-	if cl == nil || len(cl.members) == 0 {
+	if cl := v.cl[cid]; cl == nil || len(cl.members) == 0 {
 		c.Removed = true
-		return c, true, nil
+	} else {
+		recs, accounts, err := v.records(s, cl.members)
+		if err != nil {
+			return fmt.Errorf("matcher: replay of %s: %w", p.ref, err)
+		}
+		c.Members, c.Accounts = recs, accounts
 	}
-	recs, accounts, err := v.records(s, cl.members)
-	if err != nil {
-		return Change{}, false, fmt.Errorf("matcher: replay of %s: %w", p.ref, err)
-	}
-	c.Members, c.Accounts = recs, accounts
-	return c, true, nil
+	p.changes = append(p.changes, c)
+	return nil
 }
