@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"maps"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -73,9 +75,18 @@ type replayEnv struct {
 	// liveEffects are what the live commands do to the CRM's records.
 	liveEffects []string
 	records     int
+	// config is the configuration file of the live run, if not the defaults.
+	config string
 }
 
 func newReplayEnv(t *testing.T, partitions int32) *replayEnv {
+	t.Helper()
+	return newReplayEnvConfig(t, partitions, "")
+}
+
+// newReplayEnvConfig is newReplayEnv with the live run and the replays on
+// the configuration yml (empty: the defaults).
+func newReplayEnvConfig(t *testing.T, partitions int32, yml string) *replayEnv {
 	t.Helper()
 	k := kafkatest.New(t, partitions, defaultRecordsTopic, pipeline.DefaultByTenantTopic, defaultCommandsTopic, defaultDLQTopic, "replay.out", "replay.again")
 	env := &replayEnv{kafka: k, redis: redistest.New(t), liveNS: "live"}
@@ -89,6 +100,16 @@ func newReplayEnv(t *testing.T, partitions int32) *replayEnv {
 		t.Fatal(err)
 	}
 	cfg := config.Default()
+	if yml != "" {
+		env.config = filepath.Join(t.TempDir(), "leadconv.yaml")
+		if err := os.WriteFile(env.config, []byte(yml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		if cfg, err = config.Load(env.config); err != nil {
+			t.Fatal(err)
+		}
+	}
 	parts := handlerParts{rdb: env.redis.Client(), cfg: cfg, namespace: env.liveNS, log: zerolog.Nop(), reg: prometheus.NewRegistry()}
 	p, err := pipeline.New(pipeline.Config{Brokers: k.Addrs(), Group: "live", CommitInterval: 100 * time.Millisecond,
 		Logger: zerolog.Nop(), Registerer: prometheus.NewRegistry()}, newOwners(parts), cfg)
@@ -159,7 +180,11 @@ func commandIDs(t *testing.T, recs []*kgo.Record) []string {
 }
 
 func (env *replayEnv) args(more ...string) []string {
-	return append([]string{"replay", "--brokers", strings.Join(env.kafka.Addrs(), ","), "--redis-url", env.redis.URL(), "--log-format", "json"}, more...)
+	args := []string{"replay", "--brokers", strings.Join(env.kafka.Addrs(), ","), "--redis-url", env.redis.URL(), "--log-format", "json"}
+	if env.config != "" {
+		args = append(args, "--config", env.config)
+	}
+	return append(args, more...)
 }
 
 func keyCount(t *testing.T, s *redistest.Server) int64 {
@@ -233,6 +258,21 @@ func TestReplayReproducesLiveCommandIDs(t *testing.T) {
 		if _, ok := slices.BinarySearch(dryIDs, id); !ok {
 			t.Fatalf("replay of applied events invented command %s", id)
 		}
+	}
+}
+
+// With settle 0 every instant is planned once a later one is read: the
+// live run (windows closed by later changes and by ticks) and the replay
+// (the same log, its own batches) plan the same states to the same ids.
+func TestReplayReproducesLiveCommandIDsSettleZero(t *testing.T) {
+	t.Parallel()
+	env := newReplayEnvConfig(t, 3, "defaults:\n  engine:\n    settle: 0s\n")
+	code, _, stderr := runMain(t, nil, env.args("--from", "earliest", "--dry-run", "--output-topic", "replay.out")...)
+	if code != exitOK {
+		t.Fatalf("dry run: code %d\n%s", code, stderr)
+	}
+	if got := commandIDs(t, env.kafka.ReadAll("replay.out")); !slices.Equal(got, env.liveIDs) {
+		t.Fatalf("dry-run replay: %d command ids, live %d; they differ", len(got), len(env.liveIDs))
 	}
 }
 
