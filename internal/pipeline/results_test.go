@@ -446,3 +446,63 @@ func TestResultsRoutedToTheTenantsPartition(t *testing.T) {
 		t.Errorf("applied results counted %v, want %d", n, len(results))
 	}
 }
+
+// Writer results are taken at their place in the log, as ticks are: a log
+// of events and of the results of the commands planned so far (each after
+// the next event, as a writer answers), cut into batches of 1, 7 or all,
+// plans the same with the feedback on, where a result releases a cluster's
+// next plan and a failure re-plans it.
+func TestResultsDoNotDependOnBatches(t *testing.T) {
+	opts := lifecycle.Options{AwaitResults: true}
+	live := resultsHandler(t, opts, prometheus.NewRegistry())
+	var log []*kgo.Record
+	var want []string
+	var answers []*kgo.Record
+	feed := func(r *kgo.Record) {
+		r.Topic, r.Offset = byTenantTopic, int64(len(log))
+		log = append(log, r)
+		res, err := live.Handle(t.Context(), byTenantTopic, 0, []*kgo.Record{r})
+		if err != nil || len(res.Poison) > 0 {
+			t.Fatalf("handle: %v, poison %v", err, res.Poison)
+		}
+		for i, c := range commandsOf(t, res.Out) {
+			want = append(want, c.ID)
+			outcome, reason := lifecycle.OutcomeApplied, ""
+			if i%5 == 4 {
+				outcome, reason = lifecycle.OutcomeFailed, "missing_contact"
+			}
+			res := resultRecord(byTenantTopic, resultOf(c, outcome, reason), 0)
+			res.Timestamp = time.Time{}
+			answers = append(answers, res)
+		}
+	}
+	for _, r := range data(120) {
+		ev, err := pipeline.DecodeEvent(r.Value, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := answers
+		answers = nil
+		feed(r)
+		for _, a := range now {
+			a.Timestamp = ev.ModifiedAt.Add(time.Millisecond)
+			feed(a)
+		}
+	}
+	rest, err := live.Flush(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, ids(rest)...)
+	slices.Sort(want)
+	if len(want) == 0 || len(answers) == len(want) {
+		t.Fatalf("%d commands, %d answered after the log: nothing exercised", len(want), len(want)-len(answers))
+	}
+	for _, n := range []int{7, len(log)} {
+		got := handleAll(t, resultsHandler(t, opts, prometheus.NewRegistry()), log, n)
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Fatalf("batches of %d: %d commands, batches of 1: %d; they differ", n, len(got), len(want))
+		}
+	}
+}
