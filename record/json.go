@@ -5,8 +5,50 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"time"
 	"unicode/utf8"
 )
+
+// AppendRecordJSON appends r as json.Marshal writes it. ok is false, with b
+// in an undefined state, when a time or a field value is one it does not
+// write (AppendTimeJSON, AppendFieldsJSON): the caller falls back to
+// json.Marshal.
+func AppendRecordJSON(b []byte, r *Record) (_ []byte, ok bool) {
+	b = append(b, `{"tenant":`...)
+	b = AppendJSONString(b, r.Tenant)
+	b = append(b, `,"object":`...)
+	b = AppendJSONString(b, string(r.Object))
+	b = append(b, `,"id":`...)
+	b = AppendJSONString(b, r.ID)
+	b = append(b, `,"created_at":`...)
+	if b, ok = AppendTimeJSON(b, r.CreatedAt); !ok {
+		return b, false
+	}
+	b = append(b, `,"modified_at":`...)
+	if b, ok = AppendTimeJSON(b, r.ModifiedAt); !ok {
+		return b, false
+	}
+	b = append(b, `,"related_count":`...)
+	b = strconv.AppendInt(b, int64(r.RelatedCount), 10)
+	b = append(b, `,"fields":`...)
+	if b, ok = AppendFieldsJSON(b, r.Fields); !ok {
+		return b, false
+	}
+	return append(b, '}'), true
+}
+
+// AppendTimeJSON appends t as time.Time's MarshalJSON writes it (RFC 3339
+// with nanoseconds). ok is false, with b in an undefined state (possibly
+// nil), for a time it cannot write (a year outside 0..9999, an offset of
+// 24 hours or more), which json.Marshal rejects.
+func AppendTimeJSON(b []byte, t time.Time) (_ []byte, ok bool) {
+	b = append(b, '"')
+	b, err := t.AppendText(b)
+	if err != nil {
+		return b, false
+	}
+	return append(b, '"'), true
+}
 
 // AppendFieldsJSON appends f as json.Marshal writes it (keys sorted,
 // strings HTML-escaped), without reflection. ok is false, with b in an
@@ -128,6 +170,22 @@ var safe = func() (t [utf8.RuneSelf]bool) {
 	}
 	return t
 }()
+
+// AppendStringsJSON appends ss as json.Marshal writes a []string: null
+// when nil.
+func AppendStringsJSON(b []byte, ss []string) []byte {
+	if ss == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i, s := range ss {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = AppendJSONString(b, s)
+	}
+	return append(b, ']')
+}
 
 // AppendJSONString appends s as a JSON string the way encoding/json writes
 // it with HTML escaping on: <, > and & as \u003c..., invalid UTF-8 as
