@@ -3,7 +3,6 @@ package engine
 import (
 	"encoding/json"
 	"reflect"
-	"slices"
 	"strconv"
 	"unsafe"
 
@@ -547,29 +546,6 @@ func AppendClusterJSON(b []byte, c *Cluster) (_ []byte, ok bool) {
 		b = append(b, ']')
 	}
 	b = append(b, `,"Accounts":`...)
-	b = appendStringMap(b, c.Accounts)
+	b = record.AppendStringMapJSON(b, c.Accounts)
 	return append(b, '}'), true
-}
-
-// appendStringMap writes m with its keys sorted, as encoding/json does.
-func appendStringMap(b []byte, m map[string]string) []byte {
-	if m == nil {
-		return append(b, "null"...)
-	}
-	var scratch [16]string
-	keys := scratch[:0]
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	b = append(b, '{')
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = record.AppendJSONString(b, k)
-		b = append(b, ':')
-		b = record.AppendJSONString(b, m[k])
-	}
-	return append(b, '}')
 }

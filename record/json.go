@@ -61,13 +61,8 @@ func AppendFieldsJSON(b []byte, f Fields) (_ []byte, ok bool) {
 		return append(b, "null"...), true
 	}
 	var scratch [32]string
-	keys := scratch[:0]
-	for k := range f {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
 	b = append(b, '{')
-	for i, k := range keys {
+	for i, k := range sortedKeys(scratch[:0], f) {
 		if i > 0 {
 			b = append(b, ',')
 		}
@@ -79,6 +74,35 @@ func AppendFieldsJSON(b []byte, f Fields) (_ []byte, ok bool) {
 		}
 	}
 	return append(b, '}'), true
+}
+
+// AppendStringMapJSON appends m as json.Marshal writes a map[string]string:
+// keys sorted, null when nil.
+func AppendStringMapJSON(b []byte, m map[string]string) []byte {
+	if m == nil {
+		return append(b, "null"...)
+	}
+	var scratch [16]string
+	b = append(b, '{')
+	for i, k := range sortedKeys(scratch[:0], m) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = AppendJSONString(b, k)
+		b = append(b, ':')
+		b = AppendJSONString(b, m[k])
+	}
+	return append(b, '}')
+}
+
+// sortedKeys appends m's keys to keys (a scratch array's, for no
+// allocation when they fit), sorted as encoding/json sorts them.
+func sortedKeys[V any](keys []string, m map[string]V) []string {
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 func appendValue(b []byte, v any) ([]byte, bool) {

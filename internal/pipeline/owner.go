@@ -181,7 +181,7 @@ func (o *owner) dirty() (map[string]matcher.Side, map[string][]string, error) {
 			side, taken = map[string]matcher.Side{}, map[string][]string{}
 		}
 		var err error
-		*buf, ends, err = lifecycle.AppendEntriesJSON((*buf)[:0], ends[:0], changed)
+		*buf, ends, err = lifecycle.AppendEntriesJSON((*buf)[:0], slices.Grow(ends[:0], len(changed)), changed)
 		if err != nil {
 			return nil, nil, fmt.Errorf("pipeline: lifecycle of tenant %s, cluster %s: %w", name, changed[len(ends)].ClusterID, err)
 		}
