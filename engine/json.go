@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"reflect"
 	"strconv"
-	"time"
 	"unsafe"
 
 	"github.com/leadconv/leadconv/record"
@@ -201,27 +200,10 @@ func (sh *shared) appendRecordsMerge(b []byte, d *RecordsMerge) ([]byte, bool) {
 	b = append(b, `,"master":`...)
 	b = appendTarget(b, d.Master)
 	b = append(b, `,"merged_ids":`...)
-	if d.MergedIDs == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i, id := range d.MergedIDs {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = record.AppendJSONString(b, id)
-		}
-		b = append(b, ']')
-	}
+	b = record.AppendStringsJSON(b, d.MergedIDs)
 	if len(d.MergedFromLeads) > 0 {
-		b = append(b, `,"merged_from_leads":[`...)
-		for i, id := range d.MergedFromLeads {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = record.AppendJSONString(b, id)
-		}
-		b = append(b, ']')
+		b = append(b, `,"merged_from_leads":`...)
+		b = record.AppendStringsJSON(b, d.MergedFromLeads)
 	}
 	b = append(b, `,"batch":`...)
 	b = strconv.AppendInt(b, int64(d.Batch), 10)
@@ -312,11 +294,11 @@ func appendExplain(b []byte, ex *Explain) ([]byte, bool) {
 			b = strconv.AppendBool(b, c.Top)
 			b = append(b, `,"modified_at":`...)
 			var ok bool
-			if b, ok = appendTime(b, c.ModifiedAt); !ok {
+			if b, ok = record.AppendTimeJSON(b, c.ModifiedAt); !ok {
 				return b, false
 			}
 			b = append(b, `,"created_at":`...)
-			if b, ok = appendTime(b, c.CreatedAt); !ok {
+			if b, ok = record.AppendTimeJSON(b, c.CreatedAt); !ok {
 				return b, false
 			}
 			b = append(b, '}')
@@ -405,17 +387,6 @@ func appendRefs(b []byte, refs []record.Ref) []byte {
 	return append(b, ']')
 }
 
-// appendTime writes t as time.Time's MarshalJSON does; a year it cannot
-// write fails.
-func appendTime(b []byte, t time.Time) ([]byte, bool) {
-	b = append(b, '"')
-	b, err := t.AppendText(b)
-	if err != nil {
-		return b, false
-	}
-	return append(b, '"'), true
-}
-
 // appendFields writes f, or copies it from where it was written last.
 func (sh *shared) appendFields(b []byte, f record.Fields) ([]byte, bool) {
 	if f == nil {
@@ -431,4 +402,150 @@ func (sh *shared) appendFields(b []byte, f record.Fields) ([]byte, bool) {
 		sh.fields, sh.fStart, sh.fEnd = id, start, len(b)
 	}
 	return b, ok
+}
+
+// AppendCommandsJSON appends cmds as json.Marshal writes a []Command (null
+// when nil), each command as AppendJSON writes it, sharing explain blocks
+// and field maps as AppendPlanJSON does. ok is false, with b in an
+// undefined state, when a command is one AppendJSON leaves to json.Marshal:
+// the caller falls back to json.Marshal of what holds them.
+func AppendCommandsJSON(b []byte, cmds []Command) (_ []byte, ok bool) {
+	if cmds == nil {
+		return append(b, "null"...), true
+	}
+	var sh shared
+	b = append(b, '[')
+	for i := range cmds {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if b, ok = sh.appendCommand(b, &cmds[i]); !ok {
+			return b, false
+		}
+	}
+	return append(b, ']'), true
+}
+
+// AppendStateJSON appends s as json.Marshal writes it. ok is false, with b
+// in an undefined state, when a time or a field value is one it does not
+// write (record.AppendTimeJSON, record.AppendFieldsJSON): the caller falls
+// back to json.Marshal of what holds it.
+func AppendStateJSON(b []byte, s *State) (_ []byte, ok bool) {
+	b = append(b, `{"master":`...)
+	b = appendTarget(b, s.Master)
+	if s.Created {
+		b = append(b, `,"created":true`...)
+	}
+	b = append(b, `,"account":`...)
+	b = appendTarget(b, s.Account)
+	if len(s.Converted) > 0 {
+		b = append(b, `,"converted":`...)
+		b = record.AppendStringsJSON(b, s.Converted)
+	}
+	if len(s.Merged) > 0 {
+		b = append(b, `,"merged":[`...)
+		for i, t := range s.Merged {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendTarget(b, t)
+		}
+		b = append(b, ']')
+	}
+	if len(s.Fields) > 0 {
+		b = append(b, `,"fields":`...)
+		if b, ok = record.AppendFieldsJSON(b, s.Fields); !ok {
+			return b, false
+		}
+	}
+	b = append(b, `,"modified_at":`...)
+	if b, ok = record.AppendTimeJSON(b, s.ModifiedAt); !ok {
+		return b, false
+	}
+	b = append(b, `,"created_at":`...)
+	if b, ok = record.AppendTimeJSON(b, s.CreatedAt); !ok {
+		return b, false
+	}
+	if len(s.Held) > 0 {
+		b = append(b, `,"held":[`...)
+		for i := range s.Held {
+			h := &s.Held[i]
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"ref":`...)
+			b = appendRef(b, h.Ref)
+			b = append(b, `,"reason":`...)
+			b = record.AppendJSONString(b, h.Reason)
+			b = append(b, `,"modified_at":`...)
+			if b, ok = record.AppendTimeJSON(b, h.ModifiedAt); !ok {
+				return b, false
+			}
+			if h.Reviewed {
+				b = append(b, `,"reviewed":true`...)
+			}
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}'), true
+}
+
+// AppendHistoryJSON appends h as json.Marshal writes it, or reports, as
+// AppendStateJSON does, that it cannot.
+func AppendHistoryJSON(b []byte, h *History) (_ []byte, ok bool) {
+	b = append(b, `{"Own":`...)
+	if b, ok = appendStates(b, h.Own); !ok {
+		return b, false
+	}
+	b = append(b, `,"Split":`...)
+	if b, ok = appendStates(b, h.Split); !ok {
+		return b, false
+	}
+	return append(b, '}'), true
+}
+
+func appendStates(b []byte, states []State) (_ []byte, ok bool) {
+	if states == nil {
+		return append(b, "null"...), true
+	}
+	b = append(b, '[')
+	for i := range states {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if b, ok = AppendStateJSON(b, &states[i]); !ok {
+			return b, false
+		}
+	}
+	return append(b, ']'), true
+}
+
+// AppendClusterJSON appends c as json.Marshal writes it, or reports, as
+// AppendStateJSON does, that it cannot.
+func AppendClusterJSON(b []byte, c *Cluster) (_ []byte, ok bool) {
+	b = append(b, `{"Tenant":`...)
+	b = record.AppendJSONString(b, c.Tenant)
+	b = append(b, `,"ID":`...)
+	b = record.AppendJSONString(b, c.ID)
+	b = append(b, `,"Version":`...)
+	b = strconv.AppendInt(b, c.Version, 10)
+	b = append(b, `,"Records":`...)
+	if c.Records == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i := range c.Records {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if b, ok = record.AppendRecordJSON(b, &c.Records[i]); !ok {
+				return b, false
+			}
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"Accounts":`...)
+	b = record.AppendStringMapJSON(b, c.Accounts)
+	return append(b, '}'), true
 }

@@ -5,8 +5,50 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"time"
 	"unicode/utf8"
 )
+
+// AppendRecordJSON appends r as json.Marshal writes it. ok is false, with b
+// in an undefined state, when a time or a field value is one it does not
+// write (AppendTimeJSON, AppendFieldsJSON): the caller falls back to
+// json.Marshal.
+func AppendRecordJSON(b []byte, r *Record) (_ []byte, ok bool) {
+	b = append(b, `{"tenant":`...)
+	b = AppendJSONString(b, r.Tenant)
+	b = append(b, `,"object":`...)
+	b = AppendJSONString(b, string(r.Object))
+	b = append(b, `,"id":`...)
+	b = AppendJSONString(b, r.ID)
+	b = append(b, `,"created_at":`...)
+	if b, ok = AppendTimeJSON(b, r.CreatedAt); !ok {
+		return b, false
+	}
+	b = append(b, `,"modified_at":`...)
+	if b, ok = AppendTimeJSON(b, r.ModifiedAt); !ok {
+		return b, false
+	}
+	b = append(b, `,"related_count":`...)
+	b = strconv.AppendInt(b, int64(r.RelatedCount), 10)
+	b = append(b, `,"fields":`...)
+	if b, ok = AppendFieldsJSON(b, r.Fields); !ok {
+		return b, false
+	}
+	return append(b, '}'), true
+}
+
+// AppendTimeJSON appends t as time.Time's MarshalJSON writes it (RFC 3339
+// with nanoseconds). ok is false, with b in an undefined state (possibly
+// nil), for a time it cannot write (a year outside 0..9999, an offset of
+// 24 hours or more), which json.Marshal rejects.
+func AppendTimeJSON(b []byte, t time.Time) (_ []byte, ok bool) {
+	b = append(b, '"')
+	b, err := t.AppendText(b)
+	if err != nil {
+		return b, false
+	}
+	return append(b, '"'), true
+}
 
 // AppendFieldsJSON appends f as json.Marshal writes it (keys sorted,
 // strings HTML-escaped), without reflection. ok is false, with b in an
@@ -19,13 +61,8 @@ func AppendFieldsJSON(b []byte, f Fields) (_ []byte, ok bool) {
 		return append(b, "null"...), true
 	}
 	var scratch [32]string
-	keys := scratch[:0]
-	for k := range f {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
 	b = append(b, '{')
-	for i, k := range keys {
+	for i, k := range sortedKeys(scratch[:0], f) {
 		if i > 0 {
 			b = append(b, ',')
 		}
@@ -37,6 +74,35 @@ func AppendFieldsJSON(b []byte, f Fields) (_ []byte, ok bool) {
 		}
 	}
 	return append(b, '}'), true
+}
+
+// AppendStringMapJSON appends m as json.Marshal writes a map[string]string:
+// keys sorted, null when nil.
+func AppendStringMapJSON(b []byte, m map[string]string) []byte {
+	if m == nil {
+		return append(b, "null"...)
+	}
+	var scratch [16]string
+	b = append(b, '{')
+	for i, k := range sortedKeys(scratch[:0], m) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = AppendJSONString(b, k)
+		b = append(b, ':')
+		b = AppendJSONString(b, m[k])
+	}
+	return append(b, '}')
+}
+
+// sortedKeys appends m's keys to keys (a scratch array's, for no
+// allocation when they fit), sorted as encoding/json sorts them.
+func sortedKeys[V any](keys []string, m map[string]V) []string {
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 func appendValue(b []byte, v any) ([]byte, bool) {
@@ -128,6 +194,22 @@ var safe = func() (t [utf8.RuneSelf]bool) {
 	}
 	return t
 }()
+
+// AppendStringsJSON appends ss as json.Marshal writes a []string: null
+// when nil.
+func AppendStringsJSON(b []byte, ss []string) []byte {
+	if ss == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i, s := range ss {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = AppendJSONString(b, s)
+	}
+	return append(b, ']')
+}
 
 // AppendJSONString appends s as a JSON string the way encoding/json writes
 // it with HTML escaping on: <, > and & as \u003c..., invalid UTF-8 as

@@ -187,9 +187,14 @@ func (o *owner) ack() {
 
 // dirty takes what changed in every tenant's lifecycle as side state to
 // write, with the ids taken by tenant, for touch should the write fail.
+// A tenant's entries are encoded into one pooled buffer and copied into one
+// string that their values share: one allocation for the bytes of a batch.
 func (o *owner) dirty() (map[string]matcher.Side, map[string][]string, error) {
 	var side map[string]matcher.Side
 	var taken map[string][]string
+	buf := sideBufs.Get().(*[]byte)
+	defer sideBufs.Put(buf)
+	var ends []int
 	for name, ts := range o.tenants {
 		clock := !ts.wm.Equal(ts.saved)
 		if !ts.lc.Dirty() && !clock {
@@ -199,30 +204,45 @@ func (o *owner) dirty() (map[string]matcher.Side, map[string][]string, error) {
 		if side == nil {
 			side, taken = map[string]matcher.Side{}, map[string][]string{}
 		}
+		var err error
+		*buf, ends, err = lifecycle.AppendEntriesJSON((*buf)[:0], slices.Grow(ends[:0], len(changed)), changed)
+		if err != nil {
+			// What was taken is marked dirty again by the caller (touch).
+			for _, e := range changed {
+				taken[name] = append(taken[name], e.ClusterID)
+			}
+			taken[name] = append(taken[name], removed...)
+			return nil, taken, fmt.Errorf("pipeline: lifecycle of tenant %s, cluster %s: %w", name, changed[len(ends)].ClusterID, err)
+		}
+		all := string(*buf)
+		vals := make([]string, len(changed))
 		s := make(matcher.Side, len(changed)+len(removed)+1)
+		ids := make([]string, 0, len(changed)+len(removed)+1)
 		if clock {
 			v := ts.wm.Format(time.RFC3339Nano)
 			s[clockField] = &v
 			ts.saved = ts.wm
-			taken[name] = append(taken[name], clockField)
+			ids = append(ids, clockField)
 		}
+		start := 0
 		for i := range changed {
-			b, err := json.Marshal(&changed[i])
-			if err != nil {
-				return nil, nil, fmt.Errorf("pipeline: lifecycle of tenant %s: %w", name, err)
-			}
-			v := string(b)
-			s[changed[i].ClusterID] = &v
-			taken[name] = append(taken[name], changed[i].ClusterID)
+			vals[i] = all[start:ends[i]]
+			start = ends[i]
+			s[changed[i].ClusterID] = &vals[i]
+			ids = append(ids, changed[i].ClusterID)
 		}
 		for _, id := range removed {
 			s[id] = nil
-			taken[name] = append(taken[name], id)
+			ids = append(ids, id)
 		}
-		side[name] = s
+		side[name], taken[name] = s, ids
 	}
 	return side, taken, nil
 }
+
+// sideBufs holds dirty's encoding buffers, grown to the size of the
+// largest batches' entries.
+var sideBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 // touch marks what a failed write took dirty again, for the next write.
 func (o *owner) touch(taken map[string][]string) {

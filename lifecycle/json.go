@@ -1,0 +1,148 @@
+package lifecycle
+
+import (
+	"encoding/json"
+	"reflect"
+	"strconv"
+
+	"github.com/leadconv/leadconv/engine"
+	"github.com/leadconv/leadconv/record"
+)
+
+// AppendJSON appends e's JSON to b: byte for byte what json.Marshal(e)
+// writes (a differential test holds it to that), without reflection, so
+// that stored entries stay what json.Unmarshal restores. An owner encodes
+// every changed entry of every batch, and encoding/json's reflection and
+// garbage made that a fifth of its CPU. An entry holding what the engine's
+// encoders do not write themselves (a field value of another type, a
+// command's data of another type, NaN, a time json.Marshal rejects: a year
+// outside 0..9999, an offset of a day) is left to json.Marshal, whole, so
+// the output and the errors stay encoding/json's: such an entry fails the
+// batch as it did before.
+func (e *Entry) AppendJSON(b []byte) ([]byte, error) {
+	if out, ok := e.appendJSON(b); ok {
+		return out, nil
+	}
+	j, err := json.Marshal(e)
+	if err != nil {
+		return b, err
+	}
+	return append(b, j...), nil
+}
+
+// AppendEntriesJSON appends the JSON of each entry to b, one after the
+// other, as AppendJSON writes it, and appends to ends the offset in b where
+// each one ends. On error, ends holds the entries written before the one
+// that failed, and b those entries.
+func AppendEntriesJSON(b []byte, ends []int, entries []Entry) ([]byte, []int, error) {
+	for i := range entries {
+		var err error
+		if b, err = entries[i].AppendJSON(b); err != nil {
+			return b, ends, err
+		}
+		ends = append(ends, len(b))
+	}
+	return b, ends, nil
+}
+
+func (e *Entry) appendJSON(b []byte) (_ []byte, ok bool) {
+	b = append(b, `{"cluster_id":`...)
+	b = record.AppendJSONString(b, e.ClusterID)
+	b = append(b, `,"state":`...)
+	if b, ok = engine.AppendStateJSON(b, &e.State); !ok {
+		return b, false
+	}
+	b = append(b, `,"seen":`...)
+	seen := len(b)
+	if b, ok = engine.AppendClusterJSON(b, &e.Seen); !ok {
+		return b, false
+	}
+	seenEnd := len(b)
+	if t := e.Pending; t != nil {
+		b = append(b, `,"pending":{"first":`...)
+		if b, ok = record.AppendTimeJSON(b, t.First); !ok {
+			return b, false
+		}
+		b = append(b, `,"last":`...)
+		if b, ok = record.AppendTimeJSON(b, t.Last); !ok {
+			return b, false
+		}
+		b = append(b, '}')
+	}
+	if e.PlannedVersion != 0 {
+		b = append(b, `,"planned_version":`...)
+		b = strconv.AppendInt(b, e.PlannedVersion, 10)
+	}
+	base, baseEnd := 0, 0
+	if e.Base != nil {
+		b = append(b, `,"base":`...)
+		base = len(b)
+		if b, ok = engine.AppendHistoryJSON(b, e.Base); !ok {
+			return b, false
+		}
+		baseEnd = len(b)
+	}
+	if e.MergedInto != "" {
+		b = append(b, `,"merged_into":`...)
+		b = record.AppendJSONString(b, e.MergedInto)
+	}
+	if len(e.Outstanding) > 0 {
+		b = append(b, `,"outstanding":`...)
+		if b, ok = engine.AppendCommandsJSON(b, e.Outstanding); !ok {
+			return b, false
+		}
+	}
+	if len(e.Held) > 0 {
+		b = append(b, `,"held":[`...)
+		for i := range e.Held {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			h := &e.Held[i]
+			// A held plan's cluster is most often the one seen last, and
+			// its history the one planned from: the same memory, the same
+			// bytes, copied rather than encoded again.
+			b = append(b, `{"cluster":`...)
+			if sameCluster(&h.Cluster, &e.Seen) {
+				b = append(b, b[seen:seenEnd]...)
+			} else if b, ok = engine.AppendClusterJSON(b, &h.Cluster); !ok {
+				return b, false
+			}
+			b = append(b, `,"history":`...)
+			if e.Base != nil && sameHistory(&h.History, e.Base) {
+				b = append(b, b[base:baseEnd]...)
+			} else if b, ok = engine.AppendHistoryJSON(b, &h.History); !ok {
+				return b, false
+			}
+			b = append(b, `,"at":`...)
+			if b, ok = record.AppendTimeJSON(b, h.At); !ok {
+				return b, false
+			}
+			if len(h.Absorbed) > 0 {
+				b = append(b, `,"absorbed":`...)
+				b = record.AppendStringsJSON(b, h.Absorbed)
+			}
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}'), true
+}
+
+// sameCluster reports whether a and b are one cluster value: equal ids and
+// version, and records and accounts in the same memory.
+func sameCluster(a, b *engine.Cluster) bool {
+	return a.Tenant == b.Tenant && a.ID == b.ID && a.Version == b.Version &&
+		sameSlice(a.Records, b.Records) && reflect.ValueOf(a.Accounts).UnsafePointer() == reflect.ValueOf(b.Accounts).UnsafePointer()
+}
+
+// sameHistory reports whether a and b hold their states in the same memory.
+func sameHistory(a, b *engine.History) bool {
+	return sameSlice(a.Own, b.Own) && sameSlice(a.Split, b.Split)
+}
+
+// sameSlice reports whether a and b are the same elements of the same
+// array (or both nil, or both empty).
+func sameSlice[E any](a, b []E) bool {
+	return len(a) == len(b) && (a == nil) == (b == nil) && (len(a) == 0 || &a[0] == &b[0])
+}
