@@ -724,15 +724,20 @@ func (h *Handler) Tick(ctx context.Context, topic string, partition int32) (cons
 		return consumer.Result{}, nil
 	}
 	var ticks []*kgo.Record
+	var due []*tenantState
 	plans, err := o.step(ctx, func(c *call, wall time.Time) error {
-		ticks = o.dueTicks(topic, wall)
+		ticks, due = o.dueTicks(topic, wall)
 		return nil
 	})
 	if err != nil {
 		return consumer.Result{}, h.applyErr(err)
 	}
 	out, err := h.encodeCounted(plans)
-	return consumer.Result{Out: append(out, ticks...)}, err
+	if err != nil {
+		return consumer.Result{}, err
+	}
+	o.ticking(due)
+	return consumer.Result{Out: append(out, ticks...)}, nil
 }
 
 // Flush returns the commands of every plan the owners still hold back (a

@@ -501,9 +501,11 @@ func (c *call) tick(ctx context.Context, t tick, wall time.Time) error {
 }
 
 // dueTicks returns a tick record, for topic, of every tenant whose window
-// closed on the wall clock and which has no tick on its way.
-func (o *owner) dueTicks(topic string, wall time.Time) []*kgo.Record {
+// closed on the wall clock and which has no tick on its way, and those
+// tenants, to be marked ticking once the call succeeded (ticking).
+func (o *owner) dueTicks(topic string, wall time.Time) ([]*kgo.Record, []*tenantState) {
 	var recs []*kgo.Record
+	var due []*tenantState
 	for _, name := range slices.Sorted(maps.Keys(o.tenants)) {
 		ts := o.tenants[name]
 		if ts.ticking {
@@ -512,10 +514,21 @@ func (o *owner) dueTicks(topic string, wall time.Time) []*kgo.Record {
 		d, ok := ts.lc.NextDue()
 		if at := ts.idle(wall); ok && !at.Before(d) {
 			recs = append(recs, tickRecord(topic, name, at))
-			ts.ticking = true
+			due = append(due, ts)
 		}
 	}
-	return recs
+	return recs, due
+}
+
+// ticking marks tenants as having a tick on its way: their Tick call
+// succeeded, so its Result, the ticks, is produced (a failed call's is
+// not, and the next call ticks again).
+func (o *owner) ticking(due []*tenantState) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, ts := range due {
+		ts.ticking = true
+	}
 }
 
 // due reports when the owner next has work without input: at once when
