@@ -497,7 +497,9 @@ func (c *call) tick(ctx context.Context, t tick, wall time.Time) error {
 	}
 	ts.ticking = false
 	ts.observe(t.At, wall)
-	return c.plan(ctx, ts, ts.lc.Due(ts.wm))
+	// Due by the tick's time, not the clock: a tick read after later
+	// changes says nothing of their instant.
+	return c.plan(ctx, ts, ts.lc.Due(t.At))
 }
 
 // dueTicks returns a tick record, for topic, of every tenant whose window
