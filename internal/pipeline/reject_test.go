@@ -56,3 +56,32 @@ func TestRejectionReachesTheDeadLetter(t *testing.T) {
 		})
 	}
 }
+
+// A record marked as a tick that is no tick is dead-lettered (bad_tick)
+// with the rule it broke, never its value, and the batch goes on.
+func TestBadTickIsDeadLettered(t *testing.T) {
+	cfg, err := pipeline.GeneratedConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := redistest.New(t)
+	ns := redistest.Namespace(t)
+	h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic}, func() pipeline.Owner {
+		return matcher.NewStore(srv.Client(), matcher.StoreOptions{Namespace: ns, Rules: cfg.Rules})
+	}, cfg)
+	mark := []kgo.RecordHeader{{Key: pipeline.HeaderTick, Value: []byte("1")}}
+	good := &kgo.Record{Topic: byTenantTopic, Offset: 0, Headers: mark, Value: []byte(`{"tenant":"acme","at":"2026-01-05T09:00:00Z"}`)}
+	for _, v := range []string{`secret-value`, `{"tenant":"acme"}`, `{"at":"2026-01-05T09:00:00Z"}`, `{"tenant":"acme","at":"secret-value"}`} {
+		bad := &kgo.Record{Topic: byTenantTopic, Offset: 1, Headers: mark, Value: []byte(v)}
+		res, err := h.Handle(t.Context(), byTenantTopic, 0, []*kgo.Record{good, bad})
+		if err != nil {
+			t.Fatalf("%s: batch error (retried forever): %v", v, err)
+		}
+		if len(res.Poison) != 1 || res.Poison[0].Record != bad || res.Poison[0].Code != pipeline.CodeBadTick || res.Poison[0].Reason == "" {
+			t.Fatalf("%s: poison %+v, want one %s with a reason", v, res.Poison, pipeline.CodeBadTick)
+		}
+		if strings.Contains(res.Poison[0].Reason, "secret") {
+			t.Fatalf("the reason names the value: %q", res.Poison[0].Reason)
+		}
+	}
+}
