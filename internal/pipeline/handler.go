@@ -101,9 +101,10 @@ type HandlerConfig struct {
 	// Lifecycle returns a tenant's lifecycle options (default Settled:
 	// the tenant's settle window).
 	Lifecycle func(*config.Tenant) lifecycle.Options
-	// Clock, when set, is the wall clock the settle windows run on between
-	// inputs (the live pipeline); nil runs them on event time alone
-	// (simulate, replay: deterministic, flushed at the end of the input).
+	// Clock, when set, is the wall clock that decides when an idle
+	// tenant's window passed, for Tick to produce its tick (the live
+	// pipeline); nil produces no ticks (simulate, replay: the log's own
+	// ticks are read, and what is pending is flushed at the end).
 	Clock func() time.Time
 	// Requests, when its Handler is set, routes mass-conversion requests
 	// to their tenants' owners (requests.go).

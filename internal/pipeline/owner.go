@@ -56,12 +56,11 @@ type tenantState struct {
 	name string
 	cfg  *config.Tenant
 	lc   *lifecycle.Lifecycle
-	// The tenant's clock is event time: the latest change's time (wm); seen
-	// is the wall time of the tenant's last input. Batches are planned on it alone,
-	// live as in a replay, so a replay reproduces the live plans whatever
-	// the batches and however fast the input came; between inputs a live
-	// tenant's clock runs on with the wall clock from seen (Tick), so an
-	// idle tenant's timers still fall due.
+	// The tenant's clock is event time: the latest change's, result's or
+	// tick's time in the log (wm); seen is the wall time of the tenant's
+	// last input. Plans are made on the clock alone, live as in a replay;
+	// between inputs a live tenant's clock runs on with the wall clock
+	// from seen, and a window that passed so is closed by a tick (Tick).
 	wm, seen time.Time
 	// ticking: a tick of the tenant was produced and not read back yet.
 	ticking bool
