@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -64,9 +66,34 @@ func TestBenchOwnRedisJSON(t *testing.T) {
 	}
 }
 
+// --stored gives the throughput tenant its stored records first: reported
+// apart, with the preload's CPU per event, and a heap profile written.
+func TestBenchStored(t *testing.T) {
+	t.Parallel()
+	srv := redistest.New(t)
+	prof := filepath.Join(t.TempDir(), "heap.prof")
+	code, stdout, stderr := runMain(t, map[string]string{"REDIS_URL": srv.URL()}, append(smallBench, "--stored", "3000", "--memprofile", prof)...)
+	if code != exitOK {
+		t.Fatalf("code %d\n%s\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"stored             3000 records per tenant: ", "in Redis 3000 records, ", "taken by the full run's owners in ", "cpu stored ", "RSS MiB at start ", "taken ", "redis          used_memory MiB at start ", "full run: bound 512 MiB"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+	if fi, err := os.Stat(prof); err != nil || fi.Size() == 0 {
+		t.Errorf("no heap profile: %v", err)
+	}
+	if n := keyCount(t, srv); n != 0 {
+		t.Errorf("bench left %d keys in Redis", n)
+	}
+}
+
 func TestBenchUsageErrors(t *testing.T) {
-	code, _, stderr := runMain(t, nil, "bench", "--rate", "0")
-	if code != exitUsage || !strings.Contains(stderr, "--rate 0") {
-		t.Fatalf("code %d, stderr %q", code, stderr)
+	for _, c := range []struct{ arg, val string }{{"--rate", "0"}, {"--stored", "-1"}} {
+		code, _, stderr := runMain(t, nil, "bench", c.arg, c.val)
+		if code != exitUsage || !strings.Contains(stderr, c.arg+" "+c.val) {
+			t.Fatalf("%s %s: code %d, stderr %q", c.arg, c.val, code, stderr)
+		}
 	}
 }
