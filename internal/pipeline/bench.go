@@ -362,7 +362,7 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 			Brokers: brokers, Group: "bench-raw", Topics: []string{benchRecords}, DLQTopic: benchDLQ,
 			Processed: done, Logger: bc.Logger, Opts: bc.KafkaOpts,
 		}, raw)
-	}, nil)
+	}, nil, nil)
 	if err != nil {
 		return res, err
 	}
@@ -437,29 +437,32 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 		}
 		full = p
 		return p, err
-	}, take)
+	}, take, func() error {
+		// The owners still hold their state: its memory is measured now.
+		progress("after full")
+		rss("full")
+		res.MatcherFull = resident.Stats().Sub(stats0)
+		res.ResidentPeakFull, res.ResidentFull = residentPeak.Load(), residentLast.Load()
+		res.EvictionsFull = -1
+		if evictions0 >= 0 {
+			res.EvictionsFull = counterValue(reg, "leadconv_matcher_resident_evictions_total") - evictions0
+		}
+		if bc.MemProfile != nil {
+			runtime.GC()
+			if err := pprof.WriteHeapProfile(bc.MemProfile); err != nil {
+				return fmt.Errorf("pipeline: bench: heap profile: %w", err)
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return res, err
 	}
-	progress("after full")
 	if res.Raw.PerSec > 0 {
 		res.Ratio = res.Full.PerSec / res.Raw.PerSec
 	}
-	rss("full")
 	stats1 := resident.Stats()
-	res.MatcherFull = stats1.Sub(stats0)
 	res.SideWritesFull = sideWrites.Swap(0)
-	res.ResidentPeakFull, res.ResidentFull = residentPeak.Load(), residentLast.Load()
-	res.EvictionsFull = -1
-	if evictions0 >= 0 {
-		res.EvictionsFull = counterValue(reg, "leadconv_matcher_resident_evictions_total") - evictions0
-	}
-	if bc.MemProfile != nil {
-		runtime.GC()
-		if err := pprof.WriteHeapProfile(bc.MemProfile); err != nil {
-			return res, fmt.Errorf("pipeline: bench: heap profile: %w", err)
-		}
-	}
 
 	if len(bc.Brokers) == 0 {
 		// The in-process broker holds every record of the throughput runs in
@@ -714,8 +717,9 @@ type runner interface {
 
 // throughput runs what start builds until n input records were processed
 // and returns the rate. With warm, the clock starts once warm returned
-// (what was processed before does not count).
-func throughput(ctx context.Context, n int, start func(done func(string, int32, []*kgo.Record)) (runner, error), warm func(context.Context) error) (Throughput, error) {
+// (what was processed before does not count); end, when set, is called
+// once the clock stopped, before what start built is stopped.
+func throughput(ctx context.Context, n int, start func(done func(string, int32, []*kgo.Record)) (runner, error), warm func(context.Context) error, end func() error) (Throughput, error) {
 	var processed atomic.Int64
 	var once sync.Once
 	all := make(chan struct{})
@@ -739,6 +743,11 @@ func throughput(ctx context.Context, n int, start func(done func(string, int32, 
 	case <-ctx.Done():
 	}
 	elapsed := time.Since(t0)
+	if end != nil && ctx.Err() == nil {
+		if err := end(); err != nil {
+			return Throughput{}, errors.Join(err, stop())
+		}
+	}
 	if err := errors.Join(stop(), ctx.Err()); err != nil {
 		return Throughput{}, fmt.Errorf("pipeline: bench: %w", err)
 	}
