@@ -268,8 +268,8 @@ func latencyEvents(r pipeline.BenchResult) int {
 func printBench(w io.Writer, out benchOutput) {
 	r := out.BenchResult
 	if s := r.Stored; s.Records > 0 {
-		fmt.Fprintf(w, "stored         %8d records per tenant: %d events generated in %s, applied in %s (%.0f events/s, %d commands planned); in Redis %d records, %d lifecycle entries; taken by the full run's owners in %s; peak RSS %d MiB\n",
-			s.Records, s.Events, s.Generate.Round(time.Millisecond), s.Elapsed.Round(time.Millisecond), s.PerSec, s.Commands, s.InRedis, s.Lifecycle, s.Take.Round(time.Millisecond), s.PeakRSS>>20)
+		fmt.Fprintf(w, "stored         %8d records per tenant: %d events generated in %s, applied in %s (%.0f events/s, %d commands planned, %d batches retried); in Redis %d records, %d lifecycle entries; taken by the full run's owners in %s; peak RSS %d MiB\n",
+			s.Records, s.Events, s.Generate.Round(time.Millisecond), s.Elapsed.Round(time.Millisecond), s.PerSec, s.Commands, s.Retries, s.InRedis, s.Lifecycle, s.Take.Round(time.Millisecond), s.PeakRSS>>20)
 	}
 	fmt.Fprintf(w, "raw ceiling    %8d events in %-8s %9.0f events/s\n", r.Raw.Events, r.Raw.Elapsed.Round(time.Millisecond), r.Raw.PerSec)
 	fmt.Fprintf(w, "full pipeline  %8d events in %-8s %9.0f events/s  (%.0f%% of the raw ceiling)\n",

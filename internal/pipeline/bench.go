@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math/rand/v2"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -173,8 +174,9 @@ type StoredLoad struct {
 	// closing flush and sync included; PerSec is Events / Elapsed.
 	Generate, Elapsed time.Duration
 	PerSec            float64
-	// Commands were planned by the preload (not produced: no writer runs).
-	Commands int
+	// Commands were planned by the preload (not produced: no writer runs);
+	// Retries counts its batches retried after a transient failure.
+	Commands, Retries int
 	// InRedis counts the records in the tenants' record hashes after the
 	// preload, Lifecycle their lifecycle entries (side state).
 	InRedis, Lifecycle int64
@@ -536,9 +538,9 @@ func storeTenants(ctx context.Context, bc BenchConfig, stored [][]*kgo.Record, s
 	h := NewHandler(HandlerConfig{CommandsTopic: benchCommands, Logger: bc.Logger}, func() Owner {
 		return matcher.NewStore(bc.Redis, matcher.StoreOptions{Namespace: bc.Namespace, Rules: bc.Config.Rules, Resident: resident})
 	}, bc.Config)
-	// Batches as large as the consumer's largest poll: the plans do not
-	// depend on batch boundaries, the round trips do.
-	const batch = 5000
+	// Batches of the size the full run's owners get from a backlog: the
+	// plans do not depend on batch boundaries, the round trips do.
+	const batch = 3000
 	t0 := time.Now()
 	var warmups []*kgo.Record
 	partitions := map[int32]bool{}
@@ -554,6 +556,15 @@ func storeTenants(ctx context.Context, bc BenchConfig, stored [][]*kgo.Record, s
 		for lo := 0; lo < len(pre); lo += batch {
 			recs := pre[lo:min(len(pre), lo+batch)]
 			out, err := h.Handle(ctx, benchByTenant, p, recs)
+			// A transient failure (a write whose reply timed out on a
+			// loaded machine) is retried, as the consumer retries it: the
+			// events already applied are recognised as replays.
+			for attempt := 0; err != nil && attempt < 10 && ctx.Err() == nil && !errors.Is(err, consumer.ErrPartitionLost); attempt++ {
+				sl.Retries++
+				bc.Logger.Warn().Err(err).Int("attempt", attempt+1).Msg("bench: store: batch failed; retrying")
+				time.Sleep(consumer.Backoff(attempt, 100*time.Millisecond, 5*time.Second, rand.Int64N))
+				out, err = h.Handle(ctx, benchByTenant, p, recs)
+			}
 			if err != nil {
 				return nil, fmt.Errorf("pipeline: bench: store: %w", err)
 			}
