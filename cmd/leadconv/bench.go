@@ -110,6 +110,7 @@ Example (the figures in BENCHMARKS.md):
 			var ko kafkaconn.Options
 			registerKafkaSecurity(fs, &ko)
 			cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
+			fullProfile := fs.String("cpuprofile-full", "", "write a CPU profile of the full run alone (from its clock's start to its end) to this file")
 			memProfile := fs.String("memprofile", "", "write a heap profile taken at the end of the full run to this file (go tool pprof)")
 			var lo logOptions
 			fs.StringVar(&lo.level, "log-level", "warn", "log level: trace, debug, info, warn or error")
@@ -123,6 +124,9 @@ Example (the figures in BENCHMARKS.md):
 					if v <= 0 {
 						return usagef("%s %d: must be positive", name, v)
 					}
+				}
+				if *cpuProfile != "" && *fullProfile != "" {
+					return usagef("--cpuprofile and --cpuprofile-full: one CPU profile at a time")
 				}
 				if bc.Stored < 0 {
 					return usagef("--stored %d: must not be negative", bc.Stored)
@@ -166,7 +170,7 @@ Example (the figures in BENCHMARKS.md):
 					}
 				}
 				if *cpuProfile != "" {
-					stop, err := startCPUProfile(*cpuProfile)
+					stop, err := startCPUProfile("--cpuprofile", *cpuProfile)
 					if err != nil {
 						return err
 					}
@@ -182,12 +186,24 @@ Example (the figures in BENCHMARKS.md):
 				}
 				start := time.Now()
 				var marks []cpuMark
+				var stopFull func()
+				var fullErr error
 				bc.Progress = func(phase string) {
 					fmt.Fprintf(e.stderr, "bench: %s (%s)\n", phase, time.Since(start).Round(time.Second))
 					marks = append(marks, markCPU(ctx, phase, rdb))
+					switch {
+					case phase == "full" && *fullProfile != "":
+						stopFull, fullErr = startCPUProfile("--cpuprofile-full", *fullProfile)
+					case phase == "after full" && stopFull != nil:
+						stopFull()
+						stopFull = nil
+					}
 				}
 				res, err := pipeline.Bench(ctx, bc)
-				if err != nil {
+				if stopFull != nil {
+					stopFull()
+				}
+				if err = errors.Join(err, fullErr); err != nil {
 					return err
 				}
 				marks = append(marks, markCPU(ctx, "end", rdb))
@@ -373,14 +389,14 @@ func (s *redisServer) stop() {
 }
 
 // startCPUProfile profiles this process until the returned stop is called.
-func startCPUProfile(path string) (stop func(), err error) {
+func startCPUProfile(flag, path string) (stop func(), err error) {
 	f, err := os.Create(path)
 	if err != nil {
-		return nil, fmt.Errorf("--cpuprofile: %w", err)
+		return nil, fmt.Errorf("%s: %w", flag, err)
 	}
 	if err := pprof.StartCPUProfile(f); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("--cpuprofile: %w", err)
+		return nil, fmt.Errorf("%s: %w", flag, err)
 	}
 	return func() {
 		pprof.StopCPUProfile()

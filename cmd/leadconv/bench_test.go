@@ -67,12 +67,14 @@ func TestBenchOwnRedisJSON(t *testing.T) {
 }
 
 // --stored gives the throughput tenant its stored records first: reported
-// apart, with the preload's CPU per event, and a heap profile written.
+// apart, with the preload's CPU per event; a heap profile and a CPU profile
+// of the full run are written.
 func TestBenchStored(t *testing.T) {
 	t.Parallel()
 	srv := redistest.New(t)
-	prof := filepath.Join(t.TempDir(), "heap.prof")
-	code, stdout, stderr := runMain(t, map[string]string{"REDIS_URL": srv.URL()}, append(smallBench, "--stored", "3000", "--memprofile", prof)...)
+	dir := t.TempDir()
+	heap, cpu := filepath.Join(dir, "heap.prof"), filepath.Join(dir, "cpu.prof")
+	code, stdout, stderr := runMain(t, map[string]string{"REDIS_URL": srv.URL()}, append(smallBench, "--stored", "3000", "--memprofile", heap, "--cpuprofile-full", cpu)...)
 	if code != exitOK {
 		t.Fatalf("code %d\n%s\n%s", code, stdout, stderr)
 	}
@@ -81,8 +83,10 @@ func TestBenchStored(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, stdout)
 		}
 	}
-	if fi, err := os.Stat(prof); err != nil || fi.Size() == 0 {
-		t.Errorf("no heap profile: %v", err)
+	for _, prof := range []string{heap, cpu} {
+		if fi, err := os.Stat(prof); err != nil || fi.Size() == 0 {
+			t.Errorf("no profile %s: %v", prof, err)
+		}
 	}
 	if n := keyCount(t, srv); n != 0 {
 		t.Errorf("bench left %d keys in Redis", n)
