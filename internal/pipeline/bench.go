@@ -395,6 +395,9 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 				}
 			}
 			res.Stored.Take = time.Since(t0)
+			// The take's garbage (the side state as read) is the take's:
+			// collected now, not by the full run's first cycles.
+			runtime.GC()
 			rss("taken")
 			warming.Store(false)
 			progress("full")
