@@ -294,20 +294,19 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 	} else {
 		progress("produce")
 	}
-	tenants := make([]string, bc.Tenants)
 	parts := make([][]*kgo.Record, bc.Tenants)
 	stored := make([][]*kgo.Record, bc.Tenants)
 	t0 := time.Now()
 	for t := range parts {
-		tenants[t] = "bench"
+		tenant := "bench"
 		if bc.Tenants > 1 {
-			tenants[t] += "-" + strconv.Itoa(t)
+			tenant += "-" + strconv.Itoa(t)
 		}
 		// Each tenant's event time runs at its share of the offered rate: a
 		// backlog of the stream the latency runs offer live, so that the
 		// settle windows close as they would on it.
 		step := time.Duration(bc.Tenants) * time.Second / time.Duration(bc.Rate)
-		if stored[t], parts[t], err = benchRecordsOf(bc.Seed+uint64(t)*1000, tenants[t], bc.Stored, bc.Events/bc.Tenants, benchRecords, step); err != nil {
+		if stored[t], parts[t], err = benchRecordsOf(bc.Seed+uint64(t)*1000, tenant, bc.Stored, bc.Events/bc.Tenants, benchRecords, step); err != nil {
 			return res, err
 		}
 	}
@@ -422,7 +421,10 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 				}
 				if warming.Load() {
 					for range recs {
-						warmed <- struct{}{}
+						select {
+						case warmed <- struct{}{}:
+						default: // a warm-up processed again
+						}
 					}
 					return
 				}
@@ -565,7 +567,11 @@ func storeTenants(ctx context.Context, bc BenchConfig, stored [][]*kgo.Record, s
 			for attempt := 0; err != nil && attempt < 10 && ctx.Err() == nil && !errors.Is(err, consumer.ErrPartitionLost); attempt++ {
 				sl.Retries++
 				bc.Logger.Warn().Err(err).Int("attempt", attempt+1).Msg("bench: store: batch failed; retrying")
-				time.Sleep(consumer.Backoff(attempt, 100*time.Millisecond, 5*time.Second, rand.Int64N))
+				select {
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				case <-time.After(consumer.Backoff(attempt, 100*time.Millisecond, 5*time.Second, rand.Int64N)):
+				}
 				out, err = h.Handle(ctx, benchByTenant, p, recs)
 			}
 			if err != nil {
