@@ -51,8 +51,21 @@ func benchCommand() *command {
                  with the median command p99 beside every run's p99s (on a
                  machine whose speed drifts, the steadier figure)
 
+--stored N gives every throughput tenant N stored records before the full
+run: the generator's stream up to its N-th record (leads and contacts,
+duplicates and updates at its usual rates), applied through the owners'
+handler without Kafka, as replay applies a topic (matcher state and
+lifecycle, conversions planned included); the throughput events are the
+stream's next ones, so they meet its blocks and clusters. The full run's
+owners then take the tenants on one warm-up event each (a replay of the
+last stored event) before its clock starts: the full figures are of an
+owner holding a tenant of N records, from the start of its resident state
+after a restart. The preload's time, the take's and the preload's peak RSS
+are reported apart (the peak is reset after it).
+
 --settle sets the tenants' settle window (0: every instant's cluster
-states planned once a later instant, or a tick, is read). The throughput events' event time runs at
+states planned once a later instant, or a tick, is read). The throughput
+events' event time runs at
 --rate, spread over the tenants: a backlog of the stream the latency runs
 offer live.
 
@@ -81,6 +94,7 @@ Example (the figures in BENCHMARKS.md):
 		setup: func(fs *flagSet) func(context.Context, *env, []string) error {
 			var bc pipeline.BenchConfig
 			fs.IntVar(&bc.Events, "events", 200_000, "generated events of the throughput runs")
+			fs.IntVar(&bc.Stored, "stored", 0, "stored records each throughput tenant holds before the full run (0: none)")
 			fs.IntVar(&bc.Tenants, "tenants", 1, "tenants the throughput events are spread over (1: one tenant alone, one owner: the single-owner ceiling)")
 			fs.Int64Var(&bc.ResidentBytes, "matcher-cache-bytes", 0, "memory bound of the owners' resident matcher state (0: the service default)")
 			partitions := fs.Int("partitions", 6, "partitions of the benchmark topics (one worker each)")
@@ -97,6 +111,8 @@ Example (the figures in BENCHMARKS.md):
 			var ko kafkaconn.Options
 			registerKafkaSecurity(fs, &ko)
 			cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
+			fullProfile := fs.String("cpuprofile-full", "", "write a CPU profile of the full run alone (from its clock's start to its end) to this file")
+			memProfile := fs.String("memprofile", "", "write a heap profile taken at the end of the full run to this file (go tool pprof)")
 			var lo logOptions
 			fs.StringVar(&lo.level, "log-level", "warn", "log level: trace, debug, info, warn or error")
 			fs.StringVar(&lo.format, "log-format", "auto", "log format: auto (console on a terminal, JSON otherwise), json or console")
@@ -109,6 +125,12 @@ Example (the figures in BENCHMARKS.md):
 					if v <= 0 {
 						return usagef("%s %d: must be positive", name, v)
 					}
+				}
+				if *cpuProfile != "" && *fullProfile != "" {
+					return usagef("--cpuprofile and --cpuprofile-full: one CPU profile at a time")
+				}
+				if bc.Stored < 0 {
+					return usagef("--stored %d: must not be negative", bc.Stored)
 				}
 				if err := fo.check(); err != nil {
 					return err
@@ -149,24 +171,44 @@ Example (the figures in BENCHMARKS.md):
 					}
 				}
 				if *cpuProfile != "" {
-					stop, err := startCPUProfile(*cpuProfile)
+					stop, err := startCPUProfile("--cpuprofile", *cpuProfile)
 					if err != nil {
 						return err
 					}
 					defer stop()
 				}
+				if *memProfile != "" {
+					f, err := os.Create(*memProfile)
+					if err != nil {
+						return fmt.Errorf("--memprofile: %w", err)
+					}
+					defer f.Close()
+					bc.MemProfile = f
+				}
 				start := time.Now()
 				var marks []cpuMark
+				var stopFull func()
+				var fullErr error
 				bc.Progress = func(phase string) {
 					fmt.Fprintf(e.stderr, "bench: %s (%s)\n", phase, time.Since(start).Round(time.Second))
 					marks = append(marks, markCPU(ctx, phase, rdb))
+					switch {
+					case phase == "full" && *fullProfile != "":
+						stopFull, fullErr = startCPUProfile("--cpuprofile-full", *fullProfile)
+					case phase == "after full" && stopFull != nil:
+						stopFull()
+						stopFull = nil
+					}
 				}
 				res, err := pipeline.Bench(ctx, bc)
-				if err != nil {
+				if stopFull != nil {
+					stopFull()
+				}
+				if err = errors.Join(err, fullErr); err != nil {
 					return err
 				}
 				marks = append(marks, markCPU(ctx, "end", rdb))
-				out := benchOutput{BenchResult: res, CPU: cpuPerEvent(marks, map[string]int{"raw": res.Raw.Events, "full": res.Full.Events, "latency": latencyEvents(res)})}
+				out := benchOutput{BenchResult: res, CPU: cpuPerEvent(marks, map[string]int{"stored": res.Stored.Events, "raw": res.Raw.Events, "full": res.Full.Events, "latency": latencyEvents(res)})}
 				if *asJSON {
 					enc := json.NewEncoder(e.stdout)
 					enc.SetIndent("", "  ")
@@ -242,6 +284,10 @@ func latencyEvents(r pipeline.BenchResult) int {
 
 func printBench(w io.Writer, out benchOutput) {
 	r := out.BenchResult
+	if s := r.Stored; s.Records > 0 {
+		fmt.Fprintf(w, "stored         %8d records per tenant: %d events generated in %s, applied in %s (%.0f events/s, %d commands planned, %d batches retried); in Redis %d records, %d lifecycle entries; taken by the full run's owners in %s; peak RSS %d MiB\n",
+			s.Records, s.Events, s.Generate.Round(time.Millisecond), s.Elapsed.Round(time.Millisecond), s.PerSec, s.Commands, s.Retries, s.InRedis, s.Lifecycle, s.Take.Round(time.Millisecond), s.PeakRSS>>20)
+	}
 	fmt.Fprintf(w, "raw ceiling    %8d events in %-8s %9.0f events/s\n", r.Raw.Events, r.Raw.Elapsed.Round(time.Millisecond), r.Raw.PerSec)
 	fmt.Fprintf(w, "full pipeline  %8d events in %-8s %9.0f events/s  (%.0f%% of the raw ceiling)\n",
 		r.Full.Events, r.Full.Elapsed.Round(time.Millisecond), r.Full.PerSec, r.Ratio*100)
@@ -264,9 +310,15 @@ func printBench(w io.Writer, out benchOutput) {
 		}
 		fmt.Fprintf(w, "memory         peak RSS %d MiB; RSS MiB at %s\n", r.PeakRSS>>20, strings.Join(parts, ", "))
 	}
-	if r.ResidentBytes > 0 {
-		fmt.Fprintf(w, "matcher        resident %d MiB at the end\n", r.ResidentBytes>>20)
+	if len(r.RedisMemory) > 0 {
+		parts := make([]string, 0, len(r.RedisMemory))
+		for _, s := range r.RedisMemory {
+			parts = append(parts, fmt.Sprintf("%s %d", s.Point, s.Bytes>>20))
+		}
+		fmt.Fprintf(w, "redis          used_memory MiB at %s\n", strings.Join(parts, ", "))
 	}
+	fmt.Fprintf(w, "matcher        resident %d MiB at the end; full run: bound %d MiB, largest after a batch %d MiB, %d MiB at its end, %.0f evictions\n",
+		r.ResidentBytes>>20, r.ResidentMax>>20, r.ResidentPeakFull>>20, r.ResidentFull>>20, r.EvictionsFull)
 	for _, m := range []struct {
 		phase string
 		s     matcher.Stats
@@ -274,8 +326,8 @@ func printBench(w io.Writer, out benchOutput) {
 	}{{"full", r.MatcherFull, r.SideWritesFull}, {"latency", r.MatcherLatency, r.SideWritesLatency}} {
 		if m.s.Batches > 0 {
 			// A complete tenant looks nothing up: everything is resident.
-			fmt.Fprintf(w, "matcher %-7s %8.0f batches: %.2f Redis round trips/batch, %.0f keys read through, %.0f resident lookups; %d lifecycle writes without input (%.2f round trips per batch in all)\n",
-				m.phase, m.s.Batches, m.s.RoundTrips/m.s.Batches, m.s.Misses, m.s.Hits, m.sides, (m.s.RoundTrips+float64(m.sides))/m.s.Batches)
+			fmt.Fprintf(w, "matcher %-7s %8.0f batches: %.2f Redis round trips/batch, %.0f keys read through, %.0f resident lookups (%.1f%% hits); %d lifecycle writes without input (%.2f round trips per batch in all)\n",
+				m.phase, m.s.Batches, m.s.RoundTrips/m.s.Batches, m.s.Misses, m.s.Hits, 100*m.s.Hits/max(1, m.s.Hits+m.s.Misses), m.sides, (m.s.RoundTrips+float64(m.sides))/m.s.Batches)
 		}
 	}
 	for _, c := range out.CPU {
@@ -338,14 +390,14 @@ func (s *redisServer) stop() {
 }
 
 // startCPUProfile profiles this process until the returned stop is called.
-func startCPUProfile(path string) (stop func(), err error) {
+func startCPUProfile(flag, path string) (stop func(), err error) {
 	f, err := os.Create(path)
 	if err != nil {
-		return nil, fmt.Errorf("--cpuprofile: %w", err)
+		return nil, fmt.Errorf("%s: %w", flag, err)
 	}
 	if err := pprof.StartCPUProfile(f); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("--cpuprofile: %w", err)
+		return nil, fmt.Errorf("%s: %w", flag, err)
 	}
 	return func() {
 		pprof.StopCPUProfile()

@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -64,9 +66,38 @@ func TestBenchOwnRedisJSON(t *testing.T) {
 	}
 }
 
+// --stored gives the throughput tenant its stored records first: reported
+// apart, with the preload's CPU per event; a heap profile and a CPU profile
+// of the full run are written.
+func TestBenchStored(t *testing.T) {
+	t.Parallel()
+	srv := redistest.New(t)
+	dir := t.TempDir()
+	heap, cpu := filepath.Join(dir, "heap.prof"), filepath.Join(dir, "cpu.prof")
+	code, stdout, stderr := runMain(t, map[string]string{"REDIS_URL": srv.URL()}, append(smallBench, "--stored", "3000", "--memprofile", heap, "--cpuprofile-full", cpu)...)
+	if code != exitOK {
+		t.Fatalf("code %d\n%s\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"stored             3000 records per tenant: ", "in Redis 3000 records, ", "taken by the full run's owners in ", "cpu stored ", "RSS MiB at start ", "taken ", "redis          used_memory MiB at start ", "full run: bound 512 MiB"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+	for _, prof := range []string{heap, cpu} {
+		if fi, err := os.Stat(prof); err != nil || fi.Size() == 0 {
+			t.Errorf("no profile %s: %v", prof, err)
+		}
+	}
+	if n := keyCount(t, srv); n != 0 {
+		t.Errorf("bench left %d keys in Redis", n)
+	}
+}
+
 func TestBenchUsageErrors(t *testing.T) {
-	code, _, stderr := runMain(t, nil, "bench", "--rate", "0")
-	if code != exitUsage || !strings.Contains(stderr, "--rate 0") {
-		t.Fatalf("code %d, stderr %q", code, stderr)
+	for _, c := range []struct{ arg, val string }{{"--rate", "0"}, {"--stored", "-1"}} {
+		code, _, stderr := runMain(t, nil, "bench", c.arg, c.val)
+		if code != exitUsage || !strings.Contains(stderr, c.arg+" "+c.val) {
+			t.Fatalf("%s %s: code %d, stderr %q", c.arg, c.val, code, stderr)
+		}
 	}
 }

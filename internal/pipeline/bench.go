@@ -7,9 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
+	"math/rand/v2"
 	"os"
+	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,6 +33,7 @@ import (
 	"github.com/leadconv/leadconv/internal/config"
 	"github.com/leadconv/leadconv/matcher"
 	"github.com/leadconv/leadconv/matcher/gen"
+	"github.com/leadconv/leadconv/record"
 )
 
 // BenchConfig configures Bench. Zero values take the defaults named per
@@ -54,7 +59,13 @@ type BenchConfig struct {
 	Events int
 	// Tenants spreads the throughput data set over this many tenants
 	// (default 1: one tenant alone, the single-owner ceiling).
-	Tenants    int
+	Tenants int
+	// Stored, when set, gives every throughput tenant that many stored
+	// records before the full run (storeTenants): the generator's stream
+	// up to its Stored-th record, applied through the owners' handler
+	// without Kafka, as a replay applies a topic; the throughput events
+	// are the stream's next events, so they meet its blocks and clusters.
+	Stored     int
 	Partitions int32 // default 6
 	// ResidentBytes bounds the owners' resident state (0: the default).
 	ResidentBytes int64
@@ -77,6 +88,10 @@ type BenchConfig struct {
 	Registerer prometheus.Registerer
 	// Progress, when set, is told when a phase starts.
 	Progress func(phase string)
+	// MemProfile, when set, receives a heap profile (pprof) taken at the
+	// end of the full run, after a collection: the largest the measured
+	// state gets, the throughput topics of an in-process broker still held.
+	MemProfile io.Writer
 }
 
 // Throughput is one run over a pre-produced topic: from the consumer's
@@ -133,6 +148,46 @@ type BenchResult struct {
 	// lifecycle state with no input batch (a timer fired, plans released):
 	// round trips beside the batches' (MatcherFull, MatcherLatency).
 	SideWritesFull, SideWritesLatency int64
+	// ResidentMax is the resident state's bound; ResidentPeakFull the
+	// largest estimate seen after a batch of the full run (the bound is
+	// kept after each batch) and ResidentFull the estimate after its last
+	// batch.
+	// EvictionsFull counts the full run's evictions
+	// (leadconv_matcher_resident_evictions_total; -1 when the metrics are
+	// registered elsewhere).
+	ResidentMax, ResidentPeakFull, ResidentFull int64
+	EvictionsFull                               float64
+	// RedisMemory is the Redis server's used_memory at the RSS points.
+	RedisMemory []RSSSample
+	// Stored is the preload of BenchConfig.Stored, zero without.
+	Stored StoredLoad
+}
+
+// StoredLoad is what giving the throughput tenants their stored records
+// (BenchConfig.Stored) took; none of it is in the measured figures.
+type StoredLoad struct {
+	// Records per tenant; Events applied, every tenant's (the records'
+	// creations and the updates among them).
+	Records, Events int
+	// Generate is generating and encoding every tenant's events, the
+	// throughput ones included; Elapsed applying the stored ones, the
+	// closing flush and sync included; PerSec is Events / Elapsed.
+	Generate, Elapsed time.Duration
+	PerSec            float64
+	// Commands were planned by the preload (not produced: no writer runs);
+	// Retries counts its batches retried after a transient failure.
+	Commands, Retries int
+	// InRedis counts the records in the tenants' record hashes after the
+	// preload, Lifecycle their lifecycle entries (side state).
+	InRedis, Lifecycle int64
+	// Take is the full run's owners taking the tenants (epoch, side state,
+	// the lifecycle restored, a small tenant loaded whole) on a warm-up
+	// event each, before the full run's clock starts.
+	Take time.Duration
+	// PeakRSS is the process's peak RSS by the end of the preload (the
+	// generator's data sets included); it is reset then, so that
+	// BenchResult.PeakRSS is of what follows.
+	PeakRSS int64
 }
 
 // sideCounter counts an owner's WriteSide calls.
@@ -189,7 +244,10 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 		}
 		bc.Config = cfg
 	}
-	rss := func(point string) { res.RSS = append(res.RSS, RSSSample{point, readRSS("VmRSS")}) }
+	rss := func(point string) {
+		res.RSS = append(res.RSS, RSSSample{point, readRSS("VmRSS")})
+		res.RedisMemory = append(res.RedisMemory, RSSSample{point, redisUsedMemory(ctx, bc.Redis)})
+	}
 	progress := func(phase string) {
 		if bc.Progress != nil {
 			bc.Progress(phase)
@@ -219,8 +277,26 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 		}
 	}
 
-	progress("produce")
+	reg := bc.Registerer
+	if reg == nil {
+		// A registry of its own, for the evictions counter.
+		reg = prometheus.NewRegistry()
+	}
+	resident := matcher.NewResident(matcher.ResidentOptions{MaxBytes: bc.ResidentBytes, Logger: bc.Logger, Registerer: reg})
+	res.ResidentMax = cmp.Or(bc.ResidentBytes, matcher.DefaultResidentBytes)
+	var sideWrites atomic.Int64
+	owners := func() Owner {
+		return sideCounter{matcher.NewStore(bc.Redis, matcher.StoreOptions{Namespace: bc.Namespace, Rules: bc.Config.Rules, Resident: resident}), &sideWrites}
+	}
+
+	if bc.Stored > 0 {
+		progress("generate")
+	} else {
+		progress("produce")
+	}
 	parts := make([][]*kgo.Record, bc.Tenants)
+	stored := make([][]*kgo.Record, bc.Tenants)
+	t0 := time.Now()
 	for t := range parts {
 		tenant := "bench"
 		if bc.Tenants > 1 {
@@ -230,9 +306,23 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 		// backlog of the stream the latency runs offer live, so that the
 		// settle windows close as they would on it.
 		step := time.Duration(bc.Tenants) * time.Second / time.Duration(bc.Rate)
-		if parts[t], err = benchRecordsOf(bc.Seed+uint64(t)*1000, tenant, bc.Events/bc.Tenants, benchRecords, step); err != nil {
+		if stored[t], parts[t], err = benchRecordsOf(bc.Seed+uint64(t)*1000, tenant, bc.Stored, bc.Events/bc.Tenants, benchRecords, step); err != nil {
 			return res, err
 		}
+	}
+	var warmups []*kgo.Record
+	if bc.Stored > 0 {
+		res.Stored.Generate = time.Since(t0)
+		progress("stored")
+		if warmups, err = storeTenants(ctx, bc, stored, &res.Stored); err != nil {
+			return res, err
+		}
+		stored = nil
+		debug.FreeOSMemory()
+		rss("stored")
+		res.Stored.PeakRSS = readRSS("VmHWM")
+		resetPeakRSS()
+		progress("produce")
 	}
 	// Interleaved, as the tenants' change streams would arrive.
 	var recs []*kgo.Record
@@ -247,16 +337,11 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 		return res, fmt.Errorf("pipeline: bench: produce input: %w", err)
 	}
 	n := len(recs)
-	recs = nil // the broker holds them now
+	recs, parts = nil, nil // the broker holds them now
 	rss("produced")
 
 	if err := rawScript.Load(ctx, bc.Redis).Err(); err != nil {
 		return res, fmt.Errorf("pipeline: bench: load script: %w", err)
-	}
-	resident := matcher.NewResident(matcher.ResidentOptions{MaxBytes: bc.ResidentBytes, Logger: bc.Logger, Registerer: bc.Registerer})
-	var sideWrites atomic.Int64
-	owners := func() Owner {
-		return sideCounter{matcher.NewStore(bc.Redis, matcher.StoreOptions{Namespace: bc.Namespace, Rules: bc.Config.Rules, Resident: resident}), &sideWrites}
 	}
 	progress("raw")
 	raw := consumer.HandlerFunc(func(ctx context.Context, _ string, _ int32, recs []*kgo.Record) (consumer.Result, error) {
@@ -278,26 +363,104 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 			Brokers: brokers, Group: "bench-raw", Topics: []string{benchRecords}, DLQTopic: benchDLQ,
 			Processed: done, Logger: bc.Logger, Opts: bc.KafkaOpts,
 		}, raw)
-	})
+	}, nil, nil)
 	if err != nil {
 		return res, err
 	}
 	rss("raw")
 
-	progress("full")
+	// With stored tenants the owners take them first, each on a warm-up
+	// event, while the input is not fetched yet (take): the full run is of
+	// the owners holding them, as a running service does.
+	var take func(context.Context) error
+	var warming atomic.Bool
+	warmed := make(chan struct{}, len(warmups))
+	var full *Pipeline
+	if bc.Stored > 0 {
+		progress("take")
+		warming.Store(true)
+		take = func(ctx context.Context) error {
+			t0 := time.Now()
+			if err := produceTo(ctx, bc, brokers, warmups); err != nil {
+				return err
+			}
+			for range warmups {
+				select {
+				case <-warmed:
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(10 * time.Minute):
+					return errors.New("pipeline: bench: the owners did not take the stored tenants within 10 minutes")
+				}
+			}
+			res.Stored.Take = time.Since(t0)
+			// The take's garbage (the side state as read) is the take's:
+			// collected now, not by the full run's first cycles.
+			runtime.GC()
+			rss("taken")
+			warming.Store(false)
+			progress("full")
+			full.Client().ResumeFetchTopics(benchRecords)
+			return nil
+		}
+	} else {
+		progress("full")
+	}
 	stats0 := resident.Stats()
+	evictions0 := counterValue(reg, "leadconv_matcher_resident_evictions_total")
+	var residentPeak, residentLast atomic.Int64
 	res.Full, err = throughput(ctx, n, func(done func(string, int32, []*kgo.Record)) (runner, error) {
-		return New(Config{
+		p, err := New(Config{
 			Brokers: brokers, Group: "bench-full", RecordsTopic: benchRecords, ByTenantTopic: benchByTenant,
 			CommandsTopic: benchCommands, DLQTopic: benchDLQ, Logger: bc.Logger,
 			FetchMinBytes: bc.FetchMinBytes, FetchMaxWait: bc.FetchMaxWait, Opts: bc.KafkaOpts,
 			// Done once the owners processed the routed events.
 			Processed: func(topic string, p int32, recs []*kgo.Record) {
-				if topic == benchByTenant {
-					done(topic, p, recs)
+				if topic != benchByTenant {
+					return
 				}
+				if warming.Load() {
+					for range recs {
+						select {
+						case warmed <- struct{}{}:
+						default: // a warm-up processed again
+						}
+					}
+					return
+				}
+				b := resident.Bytes()
+				residentLast.Store(b)
+				for {
+					if peak := residentPeak.Load(); b <= peak || residentPeak.CompareAndSwap(peak, b) {
+						break
+					}
+				}
+				done(topic, p, recs)
 			},
 		}, owners, bc.Config)
+		if err == nil && take != nil {
+			// Fetched once the owners took the tenants.
+			p.Client().PauseFetchTopics(benchRecords)
+		}
+		full = p
+		return p, err
+	}, take, func() error {
+		// The owners still hold their state: its memory is measured now.
+		progress("after full")
+		rss("full")
+		res.MatcherFull = resident.Stats().Sub(stats0)
+		res.ResidentPeakFull, res.ResidentFull = residentPeak.Load(), residentLast.Load()
+		res.EvictionsFull = -1
+		if evictions0 >= 0 {
+			res.EvictionsFull = counterValue(reg, "leadconv_matcher_resident_evictions_total") - evictions0
+		}
+		if bc.MemProfile != nil {
+			runtime.GC()
+			if err := pprof.WriteHeapProfile(bc.MemProfile); err != nil {
+				return fmt.Errorf("pipeline: bench: heap profile: %w", err)
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return res, err
@@ -305,9 +468,7 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 	if res.Raw.PerSec > 0 {
 		res.Ratio = res.Full.PerSec / res.Raw.PerSec
 	}
-	rss("full")
 	stats1 := resident.Stats()
-	res.MatcherFull = stats1.Sub(stats0)
 	res.SideWritesFull = sideWrites.Swap(0)
 
 	if len(bc.Brokers) == 0 {
@@ -339,7 +500,7 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 			tenant += "-" + strconv.Itoa(k+1)
 		}
 		// Their event time is their produce time (offer stamps it).
-		if runs[k], err = benchRecordsOf(bc.Seed+1+uint64(k), tenant, n, benchLatRecords, time.Second/time.Duration(bc.Rate)); err != nil {
+		if _, runs[k], err = benchRecordsOf(bc.Seed+1+uint64(k), tenant, 0, n, benchLatRecords, time.Second/time.Duration(bc.Rate)); err != nil {
 			return res, err
 		}
 	}
@@ -362,6 +523,113 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 	res.MatcherLatency = resident.Stats().Sub(stats1)
 	res.SideWritesLatency = sideWrites.Load()
 	return res, nil
+}
+
+// storeTenants applies every tenant's stored events (benchRecordsOf's
+// pre) through a handler of the owners, without Kafka, as a replay does:
+// on event time, the windows still open at the end flushed, their marks
+// written. Its owners are those of the partitions the tenants are routed
+// to, so the full run's owners find the tenants in their side index; they
+// are released at the end, so that the full run's owners take the tenants
+// afresh, as after a restart. Their resident state has a budget of its
+// own: the full run's starts cold. What the owners plan is not produced
+// (the bench runs no writer either): a conversion planned is in the
+// lifecycle's state as emitted. It returns each tenant's last stored
+// event, to be offered again as the warm-up that makes the full run's
+// owners take the tenant: a replay, which changes nothing.
+func storeTenants(ctx context.Context, bc BenchConfig, stored [][]*kgo.Record, sl *StoredLoad) ([]*kgo.Record, error) {
+	sl.Records = bc.Stored
+	resident := matcher.NewResident(matcher.ResidentOptions{MaxBytes: bc.ResidentBytes, Logger: bc.Logger})
+	h := NewHandler(HandlerConfig{CommandsTopic: benchCommands, Logger: bc.Logger}, func() Owner {
+		return matcher.NewStore(bc.Redis, matcher.StoreOptions{Namespace: bc.Namespace, Rules: bc.Config.Rules, Resident: resident})
+	}, bc.Config)
+	// Batches of the size the full run's owners get from a backlog: the
+	// plans do not depend on batch boundaries, the round trips do.
+	const batch = 3000
+	t0 := time.Now()
+	var warmups []*kgo.Record
+	partitions := map[int32]bool{}
+	for _, pre := range stored {
+		if len(pre) == 0 {
+			continue
+		}
+		p := routedPartition(string(pre[0].Key), bc.Partitions)
+		partitions[p] = true
+		for _, r := range pre {
+			r.Partition = p
+		}
+		for lo := 0; lo < len(pre); lo += batch {
+			recs := pre[lo:min(len(pre), lo+batch)]
+			out, err := h.Handle(ctx, benchByTenant, p, recs)
+			// A transient failure (a write whose reply timed out on a
+			// loaded machine) is retried, as the consumer retries it: the
+			// events already applied are recognised as replays.
+			for attempt := 0; err != nil && attempt < 10 && ctx.Err() == nil && !errors.Is(err, consumer.ErrPartitionLost); attempt++ {
+				sl.Retries++
+				bc.Logger.Warn().Err(err).Int("attempt", attempt+1).Msg("bench: store: batch failed; retrying")
+				select {
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				case <-time.After(consumer.Backoff(attempt, 100*time.Millisecond, 5*time.Second, rand.Int64N)):
+				}
+				out, err = h.Handle(ctx, benchByTenant, p, recs)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("pipeline: bench: store: %w", err)
+			}
+			if len(out.Poison) > 0 {
+				return nil, fmt.Errorf("pipeline: bench: store: %d events refused, the first %s: %s", len(out.Poison), out.Poison[0].Code, out.Poison[0].Reason)
+			}
+			sl.Commands += len(out.Out)
+		}
+		sl.Events += len(pre)
+		last := *pre[len(pre)-1]
+		warmups = append(warmups, &last)
+	}
+	out, err := h.Flush(ctx)
+	if err == nil {
+		sl.Commands += len(out)
+		err = h.Sync(ctx)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: bench: store: %w", err)
+	}
+	for p := range partitions {
+		h.Release(benchByTenant, p)
+	}
+	sl.Elapsed = time.Since(t0)
+	sl.PerSec = float64(sl.Events) / sl.Elapsed.Seconds()
+	for _, pre := range stored {
+		if len(pre) == 0 {
+			continue
+		}
+		tenant := string(pre[0].Key)
+		k := bc.Namespace + ":{" + tenant + "}:" // matcher/README.md, Key layout
+		r, err := bc.Redis.HLen(ctx, k+"r").Result()
+		if err != nil {
+			return nil, fmt.Errorf("pipeline: bench: store: %w", err)
+		}
+		side, err := bc.Redis.HLen(ctx, k+"side").Result()
+		if err != nil {
+			return nil, fmt.Errorf("pipeline: bench: store: %w", err)
+		}
+		sl.InRedis += r
+		sl.Lifecycle += side
+	}
+	return warmups, nil
+}
+
+// produceTo produces recs to the partitions they name, as they are.
+func produceTo(ctx context.Context, bc BenchConfig, brokers []string, recs []*kgo.Record) error {
+	cl, err := kgo.NewClient(append(slices.Clip(bc.KafkaOpts), kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
+	if err != nil {
+		return fmt.Errorf("pipeline: bench: client: %w", err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return fmt.Errorf("pipeline: bench: produce: %w", err)
+	}
+	return nil
 }
 
 func (bc *BenchConfig) defaults() {
@@ -416,26 +684,47 @@ func generatedConfig(settle *time.Duration) (*config.File, error) {
 
 // benchRecordsOf generates n record events of tenant as input records keyed
 // by tenant/id (a record's events stay in order on one partition), event i
-// at benchStart + i*step (the generator's are a second apart).
-func benchRecordsOf(seed uint64, tenant string, n int, topic string, step time.Duration) ([]*kgo.Record, error) {
-	evs := gen.New(gen.Options{Seed: seed, Tenant: tenant, Records: n, ContactShare: 0.2, Updates: 0.2, Start: benchStart}).Events()
-	evs = evs[:min(n, len(evs))]
-	scale := func(t time.Time) time.Time {
-		if t.IsZero() {
-			return t
+// at benchStart + i*step (the generator's are a second apart). With stored
+// > 0 they are preceded, in one stream, by the events up to the creation of
+// its stored-th record (and the updates among them), returned as pre keyed
+// by tenant, as the by-tenant topic holds them, on the partition the
+// tenant is routed to: the n events that follow update those records too,
+// and duplicate them at the generator's rate.
+func benchRecordsOf(seed uint64, tenant string, stored, n int, topic string, step time.Duration) (pre, recs []*kgo.Record, err error) {
+	evs := gen.New(gen.Options{Seed: seed, Tenant: tenant, Records: stored + n, ContactShare: 0.2, Updates: 0.2, Start: benchStart}).Events()
+	split := 0
+	for created := 0; created < stored && split < len(evs); split++ {
+		if evs[split].CreatedAt.Equal(evs[split].ModifiedAt) { // its creation
+			created++
 		}
-		return benchStart.Add(time.Duration(int64(t.Sub(benchStart)/time.Second) * int64(step)))
 	}
-	recs := make([]*kgo.Record, len(evs))
-	for i := range evs {
-		evs[i].CreatedAt, evs[i].ModifiedAt = scale(evs[i].CreatedAt), scale(evs[i].ModifiedAt)
-		b, err := json.Marshal(&evs[i])
-		if err != nil {
-			return nil, fmt.Errorf("pipeline: bench: encode event: %w", err)
+	encode := func(evs []record.Event, topic string, key func(*record.Event) string) ([]*kgo.Record, error) {
+		out := make([]*kgo.Record, len(evs))
+		for i := range evs {
+			ev := evs[i]
+			ev.CreatedAt, ev.ModifiedAt = scaleTime(ev.CreatedAt, step), scaleTime(ev.ModifiedAt, step)
+			b, err := json.Marshal(&ev)
+			if err != nil {
+				return nil, fmt.Errorf("pipeline: bench: encode event: %w", err)
+			}
+			out[i] = &kgo.Record{Topic: topic, Key: []byte(key(&ev)), Value: b}
 		}
-		recs[i] = &kgo.Record{Topic: topic, Key: []byte(evs[i].Tenant + "/" + evs[i].ID), Value: b}
+		return out, nil
 	}
-	return recs, nil
+	if pre, err = encode(evs[:split], benchByTenant, func(*record.Event) string { return tenant }); err != nil {
+		return nil, nil, err
+	}
+	recs, err = encode(evs[split:min(len(evs), split+n)], topic, func(ev *record.Event) string { return ev.Tenant + "/" + ev.ID })
+	return pre, recs, err
+}
+
+// scaleTime puts a generated event time (benchStart + i seconds) at
+// benchStart + i*step.
+func scaleTime(t time.Time, step time.Duration) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return benchStart.Add(time.Duration(int64(t.Sub(benchStart)/time.Second) * int64(step)))
 }
 
 // benchStart is the generated events' first event time.
@@ -447,8 +736,10 @@ type runner interface {
 }
 
 // throughput runs what start builds until n input records were processed
-// and returns the rate.
-func throughput(ctx context.Context, n int, start func(done func(string, int32, []*kgo.Record)) (runner, error)) (Throughput, error) {
+// and returns the rate. With warm, the clock starts once warm returned
+// (what was processed before does not count); end, when set, is called
+// once the clock stopped, before what start built is stopped.
+func throughput(ctx context.Context, n int, start func(done func(string, int32, []*kgo.Record)) (runner, error), warm func(context.Context) error, end func() error) (Throughput, error) {
 	var processed atomic.Int64
 	var once sync.Once
 	all := make(chan struct{})
@@ -460,13 +751,23 @@ func throughput(ctx context.Context, n int, start func(done func(string, int32, 
 	if err != nil {
 		return Throughput{}, err
 	}
-	t0 := time.Now()
 	stop := run(ctx, r)
+	if warm != nil {
+		if err := warm(ctx); err != nil {
+			return Throughput{}, errors.Join(err, stop())
+		}
+	}
+	t0 := time.Now()
 	select {
 	case <-all:
 	case <-ctx.Done():
 	}
 	elapsed := time.Since(t0)
+	if end != nil && ctx.Err() == nil {
+		if err := end(); err != nil {
+			return Throughput{}, errors.Join(err, stop())
+		}
+	}
 	if err := errors.Join(stop(), ctx.Err()); err != nil {
 		return Throughput{}, fmt.Errorf("pipeline: bench: %w", err)
 	}
@@ -721,4 +1022,60 @@ func readRSS(key string) int64 {
 		}
 	}
 	return 0
+}
+
+// routedPartition is the by-tenant partition of tenant's events: the
+// routing's key partitioner (the consumer's) over partitions.
+func routedPartition(tenant string, partitions int32) int32 {
+	return int32(kgo.StickyKeyPartitioner(nil).ForTopic(benchByTenant).Partition(&kgo.Record{Key: []byte(tenant)}, int(partitions)))
+}
+
+// resetPeakRSS resets the process's peak RSS (VmHWM) to its current RSS,
+// where Linux allows it.
+func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+// redisUsedMemory is the server's used_memory (INFO memory; on a Redis
+// Cluster the sum over its masters), 0 when unreadable.
+func redisUsedMemory(ctx context.Context, rdb redis.UniversalClient) int64 {
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		var total atomic.Int64
+		_ = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			total.Add(redisUsedMemory(ctx, c))
+			return nil
+		})
+		return total.Load()
+	}
+	info, err := rdb.Info(ctx, "memory").Result()
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// counterValue is the sum of the counter name's series in reg, -1 when reg
+// cannot be read (not a Gatherer).
+func counterValue(reg prometheus.Registerer, name string) float64 {
+	g, ok := reg.(prometheus.Gatherer)
+	if !ok {
+		return -1
+	}
+	mfs, err := g.Gather()
+	if err != nil {
+		return -1
+	}
+	total := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				total += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return total
 }

@@ -68,6 +68,44 @@ func TestBenchSmall(t *testing.T) {
 	}
 }
 
+// With Stored, the throughput tenant holds that many records (and the
+// lifecycle entries of their plans) before the full run, and the full
+// run's events meet them: with a budget too small to load the tenant
+// whole, they read stored keys through, and the budget holds after every
+// batch.
+func TestBenchStored(t *testing.T) {
+	srv := redistest.New(t)
+	const stored = 4000
+	res, err := pipeline.Bench(t.Context(), pipeline.BenchConfig{
+		Redis: srv.Client(), Namespace: redistest.Namespace(t), Events: 1000, Stored: stored, Partitions: 2,
+		ResidentBytes: 2 << 20, LatencyEvents: 100,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := res.Stored
+	if s.Records != stored || s.InRedis != stored || s.Events <= stored || s.Lifecycle == 0 || s.Commands == 0 {
+		t.Fatalf("stored %+v: want %d records in Redis, created by more events (updates among them), with lifecycle entries and commands", s, stored)
+	}
+	if s.Elapsed <= 0 || s.Take <= 0 || s.PeakRSS <= 0 || res.Full.Events != 1000 {
+		t.Fatalf("stored %+v, full %+v", s, res.Full)
+	}
+	if m := res.MatcherFull; m.Misses == 0 || m.Batches == 0 {
+		t.Fatalf("full run's matcher %+v: nothing stored read through", m)
+	}
+	if res.ResidentMax != 2<<20 || res.ResidentPeakFull <= 0 || res.ResidentPeakFull > res.ResidentMax || res.EvictionsFull <= 0 {
+		t.Fatalf("resident bound %d, largest after a batch %d, %v evictions", res.ResidentMax, res.ResidentPeakFull, res.EvictionsFull)
+	}
+	var points []string
+	for _, r := range res.RSS {
+		points = append(points, r.Point)
+	}
+	want := []string{"start", "stored", "produced", "raw", "taken", "full", "throughput topics dropped", "latency"}
+	if !slices.Equal(points, want) || len(res.RedisMemory) != len(want) || res.RedisMemory[1].Bytes <= res.RedisMemory[0].Bytes {
+		t.Fatalf("rss %+v, redis %+v, want the points %q, Redis grown by the stored records", res.RSS, res.RedisMemory, want)
+	}
+}
+
 // BenchmarkEndToEnd is the end-to-end benchmark: run it once with
 //
 //	go test -run '^$' -bench EndToEnd -benchtime 1x ./internal/pipeline/
