@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -441,4 +442,74 @@ func handleIdle(t *testing.T, h *pipeline.Handler, topic string, partition int32
 
 func isTickRecord(r *kgo.Record) bool {
 	return slices.ContainsFunc(r.Headers, func(hd kgo.RecordHeader) bool { return hd.Key == pipeline.HeaderTick })
+}
+
+// tickAt returns the time of the one tick among out, false with none.
+func tickAt(t *testing.T, out []*kgo.Record) (time.Time, bool) {
+	t.Helper()
+	var ticks []time.Time
+	for _, r := range out {
+		if isTickRecord(r) {
+			var v struct{ At time.Time }
+			if err := json.Unmarshal(r.Value, &v); err != nil {
+				t.Fatal(err)
+			}
+			ticks = append(ticks, v.At)
+		}
+	}
+	if len(ticks) > 1 {
+		t.Fatalf("%d ticks, want one at most", len(ticks))
+	}
+	return append(ticks, time.Time{})[0], len(ticks) == 1
+}
+
+// An idle tenant's clock runs with the wall clock from its last input,
+// ticks or not: reading a tick back some time after it was produced moves
+// the clock to the tick's time without restarting its idle time there, so
+// the next window closes when the wall clock says, not a round trip later
+// per tick.
+func TestTicksKeepTheClockWithTheWallClock(t *testing.T) {
+	srv := redistest.New(t)
+	cfg, err := pipeline.GeneratedConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wall := time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)
+	now := wall
+	h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, MaxRecordBytes: maxBytes, Clock: func() time.Time { return now },
+		Lifecycle: func(*config.Tenant) lifecycle.Options { return lifecycle.Options{Settle: 2 * time.Second} }},
+		ownersFor(srv, cfg), cfg)
+	// Two clusters changed at event times 0 and 2 s, read at wall: due at
+	// 2 and 4 s.
+	in := []*kgo.Record{rec(leadEvent("acme", "L1", "ann@acme.io", 0, nil)), rec(leadEvent("acme", "L2", "bob@other.io", 2, nil))}
+	if _, err := h.Handle(t.Context(), byTenantTopic, 0, offsets(in)); err != nil {
+		t.Fatal(err)
+	}
+	tick := func(at time.Duration) (time.Time, bool, []*kgo.Record) {
+		now = wall.Add(at)
+		res, err := h.Tick(t.Context(), byTenantTopic, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, ok := tickAt(t, res.Out)
+		return c, ok, res.Out
+	}
+	c1, ok, out := tick(500 * time.Millisecond)
+	if !ok || !c1.Equal(rsec(2).Add(500*time.Millisecond)) {
+		t.Fatalf("first tick %v (%v), want at 2.5 s", c1, ok)
+	}
+	// Read back 100 ms after it was produced.
+	now = wall.Add(600 * time.Millisecond)
+	for _, r := range out {
+		r.Offset = 2
+	}
+	if _, err := h.Handle(t.Context(), byTenantTopic, 0, out); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := tick(1900 * time.Millisecond); ok {
+		t.Fatal("a tick at 3.9 s, before the second window closed")
+	}
+	if c2, ok, _ := tick(2 * time.Second); !ok || !c2.Equal(rsec(4)) {
+		t.Fatalf("second tick %v (%v), want at 4 s: the wall clock's 2 s after the last input", c2, ok)
+	}
 }

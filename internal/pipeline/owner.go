@@ -468,7 +468,7 @@ func (o *owner) takeResults(ctx context.Context, marks []marker, wall time.Time)
 // mark takes a tick or a writer's result at its place.
 func (c *call) mark(ctx context.Context, m marker, wall time.Time) error {
 	if m.in.tick != nil {
-		return c.tick(ctx, *m.in.tick, wall)
+		return c.tick(ctx, *m.in.tick)
 	}
 	return c.result(ctx, m.in, wall)
 }
@@ -489,13 +489,22 @@ func (c *call) result(ctx context.Context, in input, wall time.Time) error {
 // tick moves the tenant's clock to the tick's time and plans what fell
 // due by then. A tick of a tenant the owner holds no state of has nothing
 // to close.
-func (c *call) tick(ctx context.Context, t tick, wall time.Time) error {
+func (c *call) tick(ctx context.Context, t tick) error {
 	ts := c.o.tenants[t.Tenant]
 	if ts == nil {
 		return nil
 	}
 	ts.ticking = false
-	ts.observe(t.At, wall)
+	if t.At.After(ts.wm) {
+		// A tick is no input: the clock moves to its time and its idle
+		// time runs on as before (seen moves with it), rather than from the
+		// tick's reading, which would make the clock lag the wall clock by
+		// a round trip for every tick.
+		if !ts.seen.IsZero() {
+			ts.seen = ts.seen.Add(t.At.Sub(ts.wm))
+		}
+		ts.wm = t.At
+	}
 	// Due by the tick's time, not the clock: a tick read after later
 	// changes says nothing of their instant.
 	return c.plan(ctx, ts, ts.lc.Due(t.At))
