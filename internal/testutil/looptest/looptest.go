@@ -425,7 +425,9 @@ func (l *Loop) Check(sets map[string]*gen.Set) Figures {
 			t.Fatal(err)
 		}
 		f.Results[res.Outcome]++
-		if res.Outcome == writer.OutcomeApplied {
+		// A writer killed between its commit and its result reports the
+		// redelivered command as a duplicate of what it applied.
+		if res.Outcome == writer.OutcomeApplied || res.Outcome == writer.OutcomeSkippedDuplicate && res.Previous == writer.OutcomeApplied {
 			applied[res.CommandID] = true
 		}
 		if res.Outcome == writer.OutcomeFailed {
