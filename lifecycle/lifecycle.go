@@ -241,17 +241,21 @@ func (l *Lifecycle) entry(id string) *Entry {
 }
 
 // Change records a change. An older version than one already seen is
-// ignored (partitions planned out of order); the same version again is a
-// replay: a pending cluster keeps its timer, a planned one is planned
-// again like the first time.
+// ignored (partitions planned out of order), and so is the same version
+// again, a replay (a batch redelivered after a crash, the namespace
+// replayed): a pending cluster keeps its timer, and a planned one is not
+// planned again, since what it planned was emitted (a plan not known to be
+// produced is held, and its owner plans it again: Hold). Planning it again
+// would start a timer at the clock's time, not the replayed event's: a
+// change after the replay could compose with it into a plan the first run
+// never made.
 func (l *Lifecycle) Change(c Change) {
 	if c.Echo && !l.Emitted(c.Cluster.ID) {
 		c.Echo = false
 	}
 	e := l.entry(c.Cluster.ID)
-	if c.Cluster.Version < e.Seen.Version || c.Cluster.Version == e.Seen.Version && e.Pending != nil {
-		// Older, or a replay of the pending state: its timer stands, as if
-		// the replayed event had not come again.
+	if c.Cluster.Version <= e.Seen.Version {
+		// Older, or a replay: as if the replayed event had not come again.
 		return
 	}
 	l.setMergedInto(e, "")

@@ -48,8 +48,7 @@ Positions:
 Replaying the topic from the start into an empty namespace yields the same
 command ids as live processing did (a tenant's order is its partition's
 order, which the replay keeps); events the namespace already holds
-change nothing, and their clusters' plans are emitted again with the same
-ids, which writers recognise as done.
+change and plan nothing: what they planned was emitted.
 
 Output: the commands topic, or --output-topic. --dry-run never touches the
 live commands topic: commands go to --output-topic (which must differ from
