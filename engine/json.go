@@ -373,19 +373,7 @@ func appendRef(b []byte, r record.Ref) []byte {
 	return append(b, '}')
 }
 
-func appendRefs(b []byte, refs []record.Ref) []byte {
-	if refs == nil {
-		return append(b, "null"...)
-	}
-	b = append(b, '[')
-	for i, r := range refs {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendRef(b, r)
-	}
-	return append(b, ']')
-}
+func appendRefs(b []byte, refs []record.Ref) []byte { return record.AppendListJSON(b, refs, appendRef) }
 
 // appendFields writes f, or copies it from where it was written last.
 func (sh *shared) appendFields(b []byte, f record.Fields) ([]byte, bool) {

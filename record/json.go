@@ -197,16 +197,20 @@ var safe = func() (t [utf8.RuneSelf]bool) {
 
 // AppendStringsJSON appends ss as json.Marshal writes a []string: null
 // when nil.
-func AppendStringsJSON(b []byte, ss []string) []byte {
-	if ss == nil {
+func AppendStringsJSON(b []byte, ss []string) []byte { return AppendListJSON(b, ss, AppendJSONString) }
+
+// AppendListJSON appends xs as json.Marshal writes a slice whose elements
+// elem writes: null when nil.
+func AppendListJSON[T any](b []byte, xs []T, elem func([]byte, T) []byte) []byte {
+	if xs == nil {
 		return append(b, "null"...)
 	}
 	b = append(b, '[')
-	for i, s := range ss {
+	for i, x := range xs {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = AppendJSONString(b, s)
+		b = elem(b, x)
 	}
 	return append(b, ']')
 }

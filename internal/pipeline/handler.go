@@ -434,7 +434,7 @@ func (h *Handler) route(ins []input, res consumer.Result, extra []*kgo.Record) (
 	nEvents := 0
 	for i, in := range ins {
 		if in.tick != nil {
-			res.Out[i] = &kgo.Record{Topic: h.cfg.ByTenantTopic, Key: []byte(in.tick.Tenant), Value: in.rec.Value, Headers: in.rec.Headers, Timestamp: in.rec.Timestamp}
+			res.Out[i] = forwarded(h.cfg.ByTenantTopic, in.tick.Tenant, in.rec)
 			continue
 		}
 		if in.res != nil {
@@ -446,8 +446,7 @@ func (h *Handler) route(ins []input, res consumer.Result, extra []*kgo.Record) (
 			continue
 		}
 		nEvents++
-		// The input's timestamp stays: latency and event time count from it.
-		out := &kgo.Record{Topic: h.cfg.ByTenantTopic, Key: []byte(in.ev.Tenant), Value: in.rec.Value, Headers: in.rec.Headers, Timestamp: in.rec.Timestamp}
+		out := forwarded(h.cfg.ByTenantTopic, in.ev.Tenant, in.rec)
 		if _, ok := h.cfg.Formats[in.rec.Topic]; ok {
 			b, err := json.Marshal(in.ev)
 			if err != nil {
@@ -467,11 +466,17 @@ func (h *Handler) route(ins []input, res consumer.Result, extra []*kgo.Record) (
 	return res, nil
 }
 
+// forwarded is r as the router forwards it to topic, keyed by tenant. The
+// input's timestamp stays: latency and event time count from it.
+func forwarded(topic, tenant string, r *kgo.Record) *kgo.Record {
+	return &kgo.Record{Topic: topic, Key: []byte(tenant), Value: r.Value, Headers: r.Headers, Timestamp: r.Timestamp}
+}
+
 // routedResult is a writer's result as the router forwards it, keyed by
 // its tenant and marked by its ce_type: a binary-mode CloudEvent as it came,
 // a structured one as binary.
 func routedResult(topic string, in input) (*kgo.Record, error) {
-	out := &kgo.Record{Topic: topic, Key: []byte(in.res.Tenant), Value: in.rec.Value, Headers: in.rec.Headers, Timestamp: in.rec.Timestamp}
+	out := forwarded(topic, in.res.Tenant, in.rec)
 	for _, hd := range in.rec.Headers {
 		if strings.EqualFold(hd.Key, events.HeaderPrefix+"specversion") {
 			return out, nil

@@ -102,9 +102,13 @@ func (h *Handler) routeRequests(recs []*kgo.Record) consumer.Result {
 	return res
 }
 
-func isRequest(r *kgo.Record) bool {
+func isRequest(r *kgo.Record) bool { return hasHeader(r, HeaderRequest) }
+
+// hasHeader reports whether r carries a header key: the marks of the
+// records the routing puts beside the events (HeaderRequest, HeaderTick).
+func hasHeader(r *kgo.Record, key string) bool {
 	for _, hd := range r.Headers {
-		if hd.Key == HeaderRequest {
+		if hd.Key == key {
 			return true
 		}
 	}

@@ -31,14 +31,7 @@ func tickRecord(topic, tenant string, at time.Time) *kgo.Record {
 	return &kgo.Record{Topic: topic, Key: []byte(tenant), Value: b, Headers: []kgo.RecordHeader{{Key: HeaderTick, Value: []byte("1")}}}
 }
 
-func isTick(r *kgo.Record) bool {
-	for _, hd := range r.Headers {
-		if hd.Key == HeaderTick {
-			return true
-		}
-	}
-	return false
-}
+func isTick(r *kgo.Record) bool { return hasHeader(r, HeaderTick) }
 
 // decodeTick decodes a tick record's value.
 func decodeTick(b []byte) (tick, error) {
