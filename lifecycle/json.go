@@ -3,7 +3,6 @@ package lifecycle
 import (
 	"encoding/json"
 	"reflect"
-	"strconv"
 
 	"github.com/leadconv/leadconv/engine"
 	"github.com/leadconv/leadconv/record"
@@ -69,18 +68,8 @@ func (e *Entry) appendJSON(b []byte) (_ []byte, ok bool) {
 		}
 		b = append(b, '}')
 	}
-	if e.PlannedVersion != 0 {
-		b = append(b, `,"planned_version":`...)
-		b = strconv.AppendInt(b, e.PlannedVersion, 10)
-	}
-	base, baseEnd := 0, 0
-	if e.Base != nil {
-		b = append(b, `,"base":`...)
-		base = len(b)
-		if b, ok = engine.AppendHistoryJSON(b, e.Base); !ok {
-			return b, false
-		}
-		baseEnd = len(b)
+	if e.Settled {
+		b = append(b, `,"settled":true`...)
 	}
 	if e.MergedInto != "" {
 		b = append(b, `,"merged_into":`...)
@@ -99,9 +88,9 @@ func (e *Entry) appendJSON(b []byte) (_ []byte, ok bool) {
 				b = append(b, ',')
 			}
 			h := &e.Held[i]
-			// A held plan's cluster is most often the one seen last, and
-			// its history the one planned from: the same memory, the same
-			// bytes, copied rather than encoded again.
+			// A held plan's cluster is most often the one seen last: the
+			// same memory, the same bytes, copied rather than encoded
+			// again.
 			b = append(b, `{"cluster":`...)
 			if sameCluster(&h.Cluster, &e.Seen) {
 				b = append(b, b[seen:seenEnd]...)
@@ -109,9 +98,7 @@ func (e *Entry) appendJSON(b []byte) (_ []byte, ok bool) {
 				return b, false
 			}
 			b = append(b, `,"history":`...)
-			if e.Base != nil && sameHistory(&h.History, e.Base) {
-				b = append(b, b[base:baseEnd]...)
-			} else if b, ok = engine.AppendHistoryJSON(b, &h.History); !ok {
+			if b, ok = engine.AppendHistoryJSON(b, &h.History); !ok {
 				return b, false
 			}
 			b = append(b, `,"at":`...)
@@ -134,11 +121,6 @@ func (e *Entry) appendJSON(b []byte) (_ []byte, ok bool) {
 func sameCluster(a, b *engine.Cluster) bool {
 	return a.Tenant == b.Tenant && a.ID == b.ID && a.Version == b.Version &&
 		sameSlice(a.Records, b.Records) && reflect.ValueOf(a.Accounts).UnsafePointer() == reflect.ValueOf(b.Accounts).UnsafePointer()
-}
-
-// sameHistory reports whether a and b hold their states in the same memory.
-func sameHistory(a, b *engine.History) bool {
-	return sameSlice(a.Own, b.Own) && sameSlice(a.Split, b.Split)
 }
 
 // sameSlice reports whether a and b are the same elements of the same

@@ -52,8 +52,8 @@ func (g *gen) entry() Entry {
 	var e Entry
 	g.fill(reflect.ValueOf(&e).Elem(), "Entry")
 	// As the lifecycle keeps them, a held plan's cluster is often the one
-	// seen and its history the one planned from, in the same memory
-	// (AppendJSON copies those bytes); one field of the copy is sometimes
+	// seen, in the same memory (AppendJSON copies those bytes); one field
+	// of the copy is sometimes
 	// given another value, whichever field, so that a field added to those
 	// types without AppendJSON comparing it fails here.
 	for i := range e.Held {
@@ -61,10 +61,6 @@ func (g *gen) entry() Entry {
 		if g.r.IntN(2) == 0 {
 			h.Cluster = e.Seen
 			g.refillOne(reflect.ValueOf(&h.Cluster).Elem())
-		}
-		if e.Base != nil && g.r.IntN(2) == 0 {
-			h.History = *e.Base
-			g.refillOne(reflect.ValueOf(&h.History).Elem())
 		}
 	}
 	return e
@@ -317,13 +313,10 @@ func TestAppendJSONRandomEntries(t *testing.T) {
 			if sameCluster(&h.Cluster, &e.Seen) {
 				copied++
 			}
-			if e.Base != nil && sameHistory(&h.History, e.Base) {
-				copied++
-			}
 		}
 	}
-	if copied < 1000 {
-		t.Errorf("only %d held clusters and histories copied", copied)
+	if copied < 500 {
+		t.Errorf("only %d held clusters copied", copied)
 	}
 	// Every field the generator reached was filled, and every one that
 	// can be omitted or null was left zero too: both sides compared.

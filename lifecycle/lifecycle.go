@@ -67,11 +67,12 @@ type Entry struct {
 	// unplanned.
 	Seen    engine.Cluster `json:"seen"`
 	Pending *Timer         `json:"pending,omitempty"`
-	// PlannedVersion is the cluster version of the last plan and Base the
-	// History it was planned from: a replay of that version (a redelivered
-	// batch) plans it again from Base, to the same commands and ids.
-	PlannedVersion int64           `json:"planned_version,omitempty"`
-	Base           *engine.History `json:"base,omitempty"`
+	// Settled: nothing is pending, outstanding or held, and Seen keeps only
+	// the cluster's id and version. No decision reads a settled cluster's
+	// records (a plan reads its own cluster's, a failed result those of
+	// the cluster it awaited), and they were most of a large tenant's
+	// memory and of what an owner writes.
+	Settled bool `json:"settled,omitempty"`
 	// MergedInto: the cluster was joined into that one, whose next plan
 	// takes this state over.
 	MergedInto string `json:"merged_into,omitempty"`
@@ -149,6 +150,9 @@ type Lifecycle struct {
 	// skipped; a cluster awaiting results is pushed again when one comes.
 	timers timerHeap
 	stats  Stats
+	// keepSettled: settle keeps the records (a test's reference: no
+	// decision may depend on them).
+	keepSettled bool
 }
 
 // timer is a cluster's due time when it was pushed.
@@ -259,10 +263,11 @@ func (l *Lifecycle) Change(c Change) {
 		return
 	}
 	l.setMergedInto(e, "")
+	e.Settled = false
 	if c.Removed {
 		e.Pending = nil
 		e.Seen.Version = c.Cluster.Version
-		e.Seen.Records = nil
+		e.Seen.Records, e.Seen.Accounts = nil, nil
 		if e.State.IsZero() && len(e.Outstanding) == 0 && len(e.Held) == 0 {
 			l.drop(e.ClusterID)
 			return
@@ -272,6 +277,7 @@ func (l *Lifecycle) Change(c Change) {
 	}
 	e.Seen = c.Cluster
 	if c.Echo {
+		l.settle(e)
 		return
 	}
 	if e.Pending == nil {
@@ -281,6 +287,18 @@ func (l *Lifecycle) Change(c Change) {
 	e.Pending.Last = c.At
 	l.arm(e)
 }
+
+// settle drops the records of an entry that waits for nothing (Settled).
+func (l *Lifecycle) settle(e *Entry) {
+	if !l.keepSettled && e.Pending == nil && len(e.Outstanding) == 0 && len(e.Held) == 0 && len(e.Seen.Records) > 0 {
+		e.Seen.Records, e.Seen.Accounts = nil, nil
+		e.Settled = true
+		l.dirty[e.ClusterID] = true
+	}
+}
+
+// gone reports whether the entry's cluster no longer exists.
+func (e *Entry) gone() bool { return len(e.Seen.Records) == 0 && !e.Settled }
 
 // Emitted reports whether commands were emitted for the cluster: its state
 // is not zero, or commands of it await their results.
@@ -355,6 +373,7 @@ func (l *Lifecycle) Acked(r Ready) {
 	if len(e.Held) == 0 {
 		e.Held = nil
 		l.prune(e)
+		l.settle(e)
 	}
 }
 
@@ -425,9 +444,6 @@ func (l *Lifecycle) readyOf(es []*Entry) []Ready {
 // those of clusters joined into it carry their masters; states of other
 // clusters claiming its records (it split off them) carry their marks.
 func (l *Lifecycle) history(e *Entry) engine.History {
-	if e.Base != nil && e.Seen.Version == e.PlannedVersion {
-		return *e.Base
-	}
 	var h engine.History
 	own := l.own(e)
 	for _, id := range own {
@@ -465,7 +481,7 @@ func (l *Lifecycle) own(e *Entry) []string {
 		}
 		id, ok := l.claims[r.Ref()]
 		o := l.entries[id]
-		if !ok || o == nil || slices.Contains(out, id) || len(o.Seen.Records) > 0 || o.MergedInto != "" || o.State.Master.ID != r.ID {
+		if !ok || o == nil || slices.Contains(out, id) || !o.gone() || o.MergedInto != "" || o.State.Master.ID != r.ID {
 			continue
 		}
 		out = append(out, id)
@@ -499,15 +515,12 @@ func (l *Lifecycle) Planned(r Ready, cmds []engine.Command, st engine.State, cha
 	if e.Seen.Version == r.Cluster.Version {
 		e.Pending = nil
 	}
-	if e.Base == nil || e.PlannedVersion != r.Cluster.Version {
-		base := r.History
-		e.Base, e.PlannedVersion = &base, r.Cluster.Version
-	}
 	if !changed {
 		l.prune(e)
-		return
+	} else {
+		l.emitted(e, cmds, st, r.absorbed)
 	}
-	l.emitted(e, cmds, st, r.absorbed)
+	l.settle(e)
 }
 
 // emitted records that e's plan emitted cmds and left st: the clusters
@@ -585,7 +598,10 @@ func (l *Lifecycle) Result(r Result, at time.Time) bool {
 	}
 	cmd := e.Outstanding[k]
 	e.Outstanding = slices.Delete(e.Outstanding, k, k+1)
-	defer l.arm(e) // it may be due now that a result came
+	defer func() {
+		l.arm(e) // it may be due now that a result came
+		l.settle(e)
+	}()
 	switch r.Outcome {
 	case OutcomeApplied, OutcomeSkippedDuplicate:
 		if d, ok := cmd.Data.(*engine.LeadConvert); ok {
@@ -611,7 +627,6 @@ func (l *Lifecycle) Result(r Result, at time.Time) bool {
 			e.State.Held = slices.DeleteFunc(e.State.Held, func(h engine.Held) bool { return h.Reason == OutcomeStale })
 		}
 		// Planned anew from the state as it now stands.
-		e.Base = nil
 		if e.Seen.Records != nil && e.Pending == nil {
 			e.Pending = &Timer{First: at, Last: at}
 			l.open[e.ClusterID] = e

@@ -12,8 +12,7 @@ import "github.com/leadconv/leadconv/engine"
 // conversions emitted.)
 
 // RequestHistory returns what was emitted for c's records, to plan a
-// request's conversion of c relative to it: the states as they stand now,
-// never a replayed version's Base.
+// request's conversion of c relative to it: the states as they stand now.
 func (l *Lifecycle) RequestHistory(c engine.Cluster) engine.History {
 	return l.history(&Entry{ClusterID: c.ID, Seen: c})
 }
@@ -26,10 +25,12 @@ func (l *Lifecycle) RequestPlanned(c engine.Cluster, cmds []engine.Command, st e
 		return
 	}
 	e := l.entry(c.ID)
-	if e.Seen.Version == 0 && e.Seen.Records == nil {
-		// A cluster no change reached yet: the request's view is the
-		// latest known (a failed result plans it again from it).
-		e.Seen = c
+	if e.Seen.Version == 0 && e.Seen.Records == nil || e.Settled && c.Version >= e.Seen.Version {
+		// A cluster no change reached yet, or one settled: the request's
+		// view is the latest known (a failed result plans it again from
+		// it).
+		e.Seen, e.Settled = c, false
 	}
 	l.emitted(e, cmds, st, nil)
+	l.settle(e)
 }
