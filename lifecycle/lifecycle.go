@@ -153,6 +153,16 @@ type Lifecycle struct {
 	// keepSettled: settle keeps the records (a test's reference: no
 	// decision may depend on them).
 	keepSettled bool
+	// settled are the resident settled entries, settledBytes their
+	// estimated size, queue their settlements in order (Evict); evicted
+	// the entries evicted, faults the reads of them not loaded first
+	// (resident.go).
+	settled      map[string]settledEntry
+	settledBytes int64
+	settlements  uint64
+	queue        []queued
+	evicted      map[string]bool
+	faults       int
 }
 
 // timer is a cluster's due time when it was pushed.
@@ -206,7 +216,8 @@ func (l *Lifecycle) live(t timer) *Entry {
 // New returns an empty lifecycle.
 func New(opts Options) *Lifecycle {
 	return &Lifecycle{opts: opts, entries: map[string]*Entry{}, claims: map[record.Ref]string{},
-		sent: map[string]string{}, joined: map[string][]string{}, dirty: map[string]bool{}, open: map[string]*Entry{}, stats: Stats{Failed: map[string]int{}}}
+		sent: map[string]string{}, joined: map[string][]string{}, dirty: map[string]bool{}, open: map[string]*Entry{}, stats: Stats{Failed: map[string]int{}},
+		settled: map[string]settledEntry{}, evicted: map[string]bool{}}
 }
 
 // eachOpen calls f with every entry that has a pending change or held
@@ -225,6 +236,7 @@ func (l *Lifecycle) eachOpen(f func(*Entry)) {
 func (l *Lifecycle) drop(id string) {
 	delete(l.entries, id)
 	delete(l.open, id)
+	l.untrack(id)
 }
 
 // Stats returns the counters; the map is a copy.
@@ -235,6 +247,12 @@ func (l *Lifecycle) Stats() Stats {
 }
 
 func (l *Lifecycle) entry(id string) *Entry {
+	if l.evicted[id] {
+		// Not loaded: the stored entry is left as it is, and the call
+		// fails (Faults).
+		l.faults++
+		return &Entry{ClusterID: id}
+	}
 	l.dirty[id] = true
 	e := l.entries[id]
 	if e == nil {
@@ -263,6 +281,7 @@ func (l *Lifecycle) Change(c Change) {
 		return
 	}
 	l.setMergedInto(e, "")
+	l.untrack(e.ClusterID)
 	e.Settled = false
 	if c.Removed {
 		e.Pending = nil
@@ -288,12 +307,14 @@ func (l *Lifecycle) Change(c Change) {
 	l.arm(e)
 }
 
-// settle drops the records of an entry that waits for nothing (Settled).
+// settle drops the records of an entry that waits for nothing (Settled),
+// unless it went (pruned).
 func (l *Lifecycle) settle(e *Entry) {
-	if !l.keepSettled && e.Pending == nil && len(e.Outstanding) == 0 && len(e.Held) == 0 && len(e.Seen.Records) > 0 {
+	if !l.keepSettled && e.Pending == nil && len(e.Outstanding) == 0 && len(e.Held) == 0 && len(e.Seen.Records) > 0 && l.entries[e.ClusterID] == e {
 		e.Seen.Records, e.Seen.Accounts = nil, nil
 		e.Settled = true
 		l.dirty[e.ClusterID] = true
+		l.track(e)
 	}
 }
 
@@ -303,7 +324,7 @@ func (e *Entry) gone() bool { return len(e.Seen.Records) == 0 && !e.Settled }
 // Emitted reports whether commands were emitted for the cluster: its state
 // is not zero, or commands of it await their results.
 func (l *Lifecycle) Emitted(cluster string) bool {
-	e := l.entries[cluster]
+	e := l.get(cluster)
 	return e != nil && (!e.State.IsZero() || len(e.Outstanding) > 0)
 }
 
@@ -448,14 +469,14 @@ func (l *Lifecycle) history(e *Entry) engine.History {
 	own := l.own(e)
 	for _, id := range own {
 		// e itself is not stored when a request plans a new cluster.
-		if o := l.entries[id]; o != nil && !o.State.IsZero() {
+		if o := l.get(id); o != nil && !o.State.IsZero() {
 			h.Own = append(h.Own, o.State)
 		}
 	}
 	var split []string
 	for i := range e.Seen.Records {
 		id, ok := l.claims[e.Seen.Records[i].Ref()]
-		if ok && !slices.Contains(own, id) && !slices.Contains(split, id) && l.entries[id] != nil {
+		if ok && !slices.Contains(own, id) && !slices.Contains(split, id) && l.get(id) != nil {
 			split = append(split, id)
 		}
 	}
@@ -643,14 +664,20 @@ func (l *Lifecycle) Result(r Result, at time.Time) bool {
 // lifecycle converted.
 func (l *Lifecycle) Echo(lead, contactID, accountID string) bool {
 	id, ok := l.claims[record.Ref{Object: record.Lead, ID: lead}]
-	e := l.entries[id]
-	if !ok || e == nil || !slices.Contains(e.State.Converted, lead) {
+	if !ok {
+		return false
+	}
+	e := l.get(id)
+	if e == nil || !slices.Contains(e.State.Converted, lead) {
 		return false
 	}
 	if e.State.Reconcile(lead, contactID, accountID) {
 		l.dirty[id] = true
 		l.stats.Reconciled++
 		l.reclaim(e)
+		if e.Settled {
+			l.track(e) // its size changed
+		}
 	}
 	return true
 }
@@ -670,8 +697,8 @@ func firstOf(refs []record.Ref, obj record.Object) string {
 	return ""
 }
 
-// Snapshot returns every entry, sorted by cluster id: the lifecycle's whole
-// state as plain data.
+// Snapshot returns every resident entry, sorted by cluster id: with none
+// evicted, the lifecycle's whole state as plain data.
 func (l *Lifecycle) Snapshot() []Entry {
 	out := make([]Entry, 0, len(l.entries))
 	for _, id := range slices.Sorted(maps.Keys(l.entries)) {
@@ -727,6 +754,9 @@ func Restore(opts Options, entries []Entry) *Lifecycle {
 		l.entries[e.ClusterID] = &e
 		l.open[e.ClusterID] = &e // eachOpen keeps those pending or holding
 		l.arm(&e)
+		if e.Settled {
+			l.track(&e)
+		}
 	}
 	for _, id := range slices.Sorted(maps.Keys(l.entries)) {
 		e := l.entries[id]

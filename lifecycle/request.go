@@ -25,10 +25,11 @@ func (l *Lifecycle) RequestPlanned(c engine.Cluster, cmds []engine.Command, st e
 		return
 	}
 	e := l.entry(c.ID)
-	if e.Seen.Version == 0 && e.Seen.Records == nil || e.Settled && c.Version >= e.Seen.Version {
+	if e.Seen.Version == 0 && e.Seen.Records == nil || e.Settled {
 		// A cluster no change reached yet, or one settled: the request's
 		// view is the latest known (a failed result plans it again from
 		// it).
+		l.untrack(e.ClusterID)
 		e.Seen, e.Settled = c, false
 	}
 	l.emitted(e, cmds, st, nil)

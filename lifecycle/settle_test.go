@@ -13,30 +13,98 @@ import (
 	"github.com/leadconv/leadconv/record"
 )
 
-// twins drives a lifecycle that settles entries (drops their records) and
-// one that keeps them, through the same steps.
-type twins struct {
-	t        *testing.T
-	cfg      *engine.Config
-	opts     Options
-	got, ref *Lifecycle
+// trio drives three lifecycles through the same steps: one that settles
+// entries (drops their records), one that keeps them, and one that settles
+// and evicts every entry it can after each step, writing what changed to
+// a store (as an owner writes its side state) and loading what the next
+// step wants back from it.
+type trio struct {
+	t             *testing.T
+	cfg           *engine.Config
+	got, ref, ev  *Lifecycle
+	store         map[string]string
+	loads, evicts int
 }
 
-func (w *twins) both(f func(l *Lifecycle)) {
-	f(w.got)
-	f(w.ref)
-}
-
-// plan plans rs of each (their own Ready) and fails on any difference.
-func (w *twins) plan(where string, got, ref []Ready) {
+// all applies f to each, after loading into ev what changes of the
+// clusters ids and the records refs want.
+func (w *trio) all(ids []string, refs []record.Ref, f func(l *Lifecycle)) {
 	w.t.Helper()
-	if g, r := names(got), names(ref); !slices.Equal(g, r) {
-		w.t.Fatalf("%s: due %v, keeping records %v", where, g, r)
+	if want := w.ev.Wanted(ids, refs); len(want) > 0 {
+		es := make([]Entry, len(want))
+		for i, id := range want {
+			if err := json.Unmarshal([]byte(w.store[id]), &es[i]); err != nil {
+				w.t.Fatalf("entry %s as stored: %v", id, err)
+			}
+		}
+		w.ev.Load(es)
+		w.loads += len(es)
 	}
-	a, b := planAll(w.t, w.got, w.cfg, got), planAll(w.t, w.ref, w.cfg, ref)
-	if !slices.Equal(shows(a), shows(b)) || !slices.EqualFunc(a, b, func(x, y engine.Command) bool { return x.ID == y.ID }) {
-		w.t.Fatalf("%s: planned %q, keeping records %q", where, shows(a), shows(b))
+	for _, l := range []*Lifecycle{w.got, w.ref, w.ev} {
+		f(l)
 	}
+}
+
+// sync writes what changed in ev to the store, evicts all it can, and
+// fails on any read of an evicted entry.
+func (w *trio) sync(where string) {
+	w.t.Helper()
+	changed, removed := w.ev.TakeDirty()
+	for _, e := range changed {
+		b, err := e.AppendJSON(nil)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		w.store[e.ClusterID] = string(b)
+	}
+	for _, id := range removed {
+		delete(w.store, id)
+	}
+	w.evicts += w.ev.Evict(0)
+	for id := range w.ev.evicted {
+		if _, ok := w.store[id]; !ok {
+			w.t.Fatalf("%s: evicted %s not stored; changed %v removed %v", where, id, len(changed), removed)
+		}
+	}
+	if n := w.ev.Faults(); n > 0 {
+		w.t.Fatalf("%s: %d reads of evicted entries", where, n)
+	}
+}
+
+// plan plans the Ready of each and fails on any difference.
+func (w *trio) plan(where string, rs [3][]Ready) {
+	w.t.Helper()
+	var cmds [3][]engine.Command
+	for i, l := range []*Lifecycle{w.got, w.ref, w.ev} {
+		if i > 0 && !slices.Equal(names(rs[i]), names(rs[0])) {
+			w.t.Fatalf("%s: due %v, lifecycle %d %v", where, names(rs[0]), i, names(rs[i]))
+		}
+		cmds[i] = planAll(w.t, l, w.cfg, rs[i])
+	}
+	for i := 1; i < 3; i++ {
+		if !slices.Equal(shows(cmds[i]), shows(cmds[0])) || !slices.EqualFunc(cmds[i], cmds[0], func(x, y engine.Command) bool { return x.ID == y.ID }) {
+			w.t.Fatalf("%s: planned %q, lifecycle %d %q", where, shows(cmds[0]), i, shows(cmds[i]))
+		}
+	}
+}
+
+func (w *trio) due(now time.Time) [3][]Ready {
+	return [3][]Ready{w.got.Due(now), w.ref.Due(now), w.ev.Due(now)}
+}
+
+// restore restores each from JSON: got and ref from their snapshots, ev
+// from its store, as an owner takes a tenant.
+func (w *trio) restore() {
+	w.got, w.ref = restoreJSON(w.t, w.got), restoreJSON(w.t, w.ref)
+	var es []Entry
+	for _, id := range slices.Sorted(maps.Keys(w.store)) {
+		var e Entry
+		if err := json.Unmarshal([]byte(w.store[id]), &e); err != nil {
+			w.t.Fatal(err)
+		}
+		es = append(es, e)
+	}
+	w.ev = Restore(w.ev.opts, es)
 }
 
 func restoreJSON(t *testing.T, l *Lifecycle) *Lifecycle {
@@ -54,23 +122,33 @@ func restoreJSON(t *testing.T, l *Lifecycle) *Lifecycle {
 	return r
 }
 
-// A settled entry keeps only its cluster's id and version. Over random
-// streams (records moving between clusters, clusters joined and emptied,
-// updates, echoes, writer results of every outcome, mass-conversion
-// requests, restores from JSON) a lifecycle that settles plans exactly
-// what one that keeps every record plans, commands and ids, results
-// awaited or not; and its settled entries hold no records.
+func refsOf(rs []record.Record) []record.Ref {
+	out := make([]record.Ref, len(rs))
+	for i := range rs {
+		out[i] = rs[i].Ref()
+	}
+	return out
+}
+
+// A settled entry keeps only its cluster's id and version, and may be
+// evicted. Over random streams (records moving between clusters, clusters
+// joined and emptied, updates, echoes of both kinds, writer results of
+// every outcome, mass-conversion requests, restores from JSON) a lifecycle
+// that settles plans exactly what one that keeps every record plans, and
+// so does one that evicts every entry it can after each step and loads
+// back what the next step wants: commands and ids, results awaited or
+// not. Its settled entries hold no records, and no evicted entry is read
+// without being loaded.
 func TestSettledEntriesPlanAsIfTheyKeptTheirRecords(t *testing.T) {
-	settled, results, onSettled := 0, 0, 0
+	settled, results, onSettled, loads, evicts, echoes := 0, 0, 0, 0, 0, 0
 	for seed := range uint64(60) {
 		r := rand.New(rand.NewPCG(seed, 7))
 		opts := Options{Settle: 2 * time.Second, MaxSettle: 6 * time.Second, AwaitResults: seed%2 == 1}
-		w := &twins{t: t, cfg: cfgWith(nil), opts: opts, got: New(opts), ref: New(opts)}
-		w.ref.keepSettled = true
 		if seed%3 == 0 {
 			opts.Settle, opts.MaxSettle = 0, 0
-			w.got.opts, w.ref.opts = opts, opts
 		}
+		w := &trio{t: t, cfg: cfgWith(nil), got: New(opts), ref: New(opts), ev: New(opts), store: map[string]string{}}
+		w.ref.keepSettled = true
 		// The records, each in one cluster; clusters by id.
 		recs := map[string]record.Record{}
 		where := map[string]string{}
@@ -91,10 +169,14 @@ func TestSettledEntriesPlanAsIfTheyKeptTheirRecords(t *testing.T) {
 			}
 			return Change{Cluster: cl(id, versions[id], rs...), At: at, Echo: echo}
 		}
+		apply := func(c Change) {
+			w.all([]string{c.Cluster.ID}, refsOf(c.Cluster.Records), func(l *Lifecycle) { l.Change(c) })
+		}
 		var held []Ready
 		for step := range 250 {
 			now := sec(step)
-			switch op := r.IntN(14); {
+			here := fmt.Sprintf("seed %d step %d", seed, step)
+			switch op := r.IntN(15); {
 			case op < 4:
 				// A record moves to another cluster (or a new one); the
 				// one it left changes or goes, at times into it.
@@ -125,7 +207,7 @@ func TestSettledEntriesPlanAsIfTheyKeptTheirRecords(t *testing.T) {
 					slices.Reverse(cs)
 				}
 				for _, c := range cs {
-					w.both(func(l *Lifecycle) { l.Change(c) })
+					apply(c)
 				}
 			case op < 6:
 				// A record is updated; at times it is an echo.
@@ -139,23 +221,57 @@ func TestSettledEntriesPlanAsIfTheyKeptTheirRecords(t *testing.T) {
 				rc.Fields = maps.Clone(rc.Fields)
 				rc.Fields["Phone"] = fmt.Sprint(r.IntN(5))
 				recs[rid] = rc
-				c := change(where[rid], now, r.IntN(3) == 0)
-				w.both(func(l *Lifecycle) { l.Change(c) })
+				apply(change(where[rid], now, r.IntN(3) == 0))
 			case op < 8:
 				// Due, as an owner plans it: held, planned, acked later.
-				w.plan(fmt.Sprintf("seed %d step %d", seed, step), w.got.Due(now), w.ref.Due(now))
+				w.plan(here, w.due(now))
 			case op == 8:
-				g, f := w.got.Due(now), w.ref.Due(now)
-				for i := range g {
-					w.got.Hold(g[i])
-					w.ref.Hold(f[i])
+				rs := w.due(now)
+				for i, l := range []*Lifecycle{w.got, w.ref, w.ev} {
+					for _, rd := range rs[i] {
+						l.Hold(rd)
+					}
 				}
-				w.plan(fmt.Sprintf("seed %d step %d (held)", seed, step), g, f)
-				held = append(held, g...)
+				w.plan(here+" (held)", rs)
+				held = append(held, rs[0]...)
 			case op == 9 && len(held) > 0:
 				h := held[0]
 				held = held[1:]
-				w.both(func(l *Lifecycle) { l.Acked(h) })
+				w.all(nil, nil, func(l *Lifecycle) { l.Acked(h) })
+			case op == 9:
+				// The CRM's echo of a lead's conversion.
+				lead := fmt.Sprintf("L%d", r.IntN(14))
+				var got [3]bool
+				i := 0
+				w.all(nil, []record.Ref{{Object: record.Lead, ID: lead}}, func(l *Lifecycle) {
+					got[i] = l.Echo(lead, "C-"+lead, "A-"+lead)
+					i++
+				})
+				if got[1] != got[0] || got[2] != got[0] {
+					t.Fatalf("%s: echo of %s taken %v", here, lead, got)
+				}
+				if got[0] {
+					echoes++
+				}
+			case op == 10 && len(w.ref.sent) > 0, op == 11 && len(w.ref.sent) > 0 && r.IntN(2) == 0:
+				ids := slices.Sorted(maps.Keys(w.ref.sent))
+				res := Result{CommandID: ids[r.IntN(len(ids))], Outcome: []string{OutcomeApplied, OutcomeFailed, OutcomeStale, OutcomeSkippedDuplicate}[r.IntN(4)], Reason: "x"}
+				if res.Outcome == OutcomeApplied {
+					res.Records = []record.Ref{{Object: record.Contact, ID: fmt.Sprintf("C-%d", step)}, {Object: record.Account, ID: fmt.Sprintf("A-%d", step)}}
+				}
+				var got [3]bool
+				i := 0
+				w.all(nil, nil, func(l *Lifecycle) {
+					got[i] = l.Result(res, now)
+					i++
+				})
+				if got[1] != got[0] || got[2] != got[0] {
+					t.Fatalf("%s: result taken %v", here, got)
+				}
+				results++
+			case op == 11:
+				w.restore()
+				held = w.got.Held()
 			case op >= 12:
 				// A request converts a cluster now, often a settled one.
 				var ids []string
@@ -172,53 +288,46 @@ func TestSettledEntriesPlanAsIfTheyKeptTheirRecords(t *testing.T) {
 				// A request reads the cluster as it stands; it does not change it.
 				versions[id]--
 				c.Cluster.Version--
-				var cmds [2][]engine.Command
 				if e := w.got.entries[id]; e != nil && e.Settled {
 					onSettled++
 				}
-				for i, l := range []*Lifecycle{w.got, w.ref} {
+				var cmds [3][]engine.Command
+				i := 0
+				w.all([]string{id}, refsOf(c.Cluster.Records), func(l *Lifecycle) {
 					pp := engine.PrepareFrom(w.cfg, c.Cluster, l.RequestHistory(c.Cluster))
 					res := pp.Plan(nil)
 					st, changed := pp.State()
 					l.RequestPlanned(c.Cluster, res.Commands, st, changed)
 					cmds[i] = res.Commands
+					i++
+				})
+				if !slices.Equal(shows(cmds[1]), shows(cmds[0])) || !slices.Equal(shows(cmds[2]), shows(cmds[0])) {
+					t.Fatalf("%s: request planned %q, %q, %q", here, shows(cmds[0]), shows(cmds[1]), shows(cmds[2]))
 				}
-				if !slices.Equal(shows(cmds[0]), shows(cmds[1])) {
-					t.Fatalf("seed %d step %d: request planned %q, keeping records %q", seed, step, shows(cmds[0]), shows(cmds[1]))
-				}
-			case op == 10 && len(w.ref.sent) > 0, op == 11 && len(w.ref.sent) > 0 && r.IntN(2) == 0:
-				ids := slices.Sorted(maps.Keys(w.ref.sent))
-				res := Result{CommandID: ids[r.IntN(len(ids))], Outcome: []string{OutcomeApplied, OutcomeFailed, OutcomeStale, OutcomeSkippedDuplicate}[r.IntN(4)], Reason: "x"}
-				if res.Outcome == OutcomeApplied {
-					res.Records = []record.Ref{{Object: record.Contact, ID: fmt.Sprintf("C-%d", step)}, {Object: record.Account, ID: fmt.Sprintf("A-%d", step)}}
-				}
-				a, b := w.got.Result(res, now), w.ref.Result(res, now)
-				if a != b {
-					t.Fatalf("seed %d step %d: result taken %v, keeping records %v", seed, step, a, b)
-				}
-				results++
-			case op == 11:
-				w.got, w.ref = restoreJSON(t, w.got), restoreJSON(t, w.ref)
-				held = w.got.Held()
 			}
+			w.sync(here)
 			for _, e := range w.got.entries {
 				waits := e.Pending != nil || len(e.Outstanding) > 0 || len(e.Held) > 0
 				switch {
 				case e.Settled && (waits || len(e.Seen.Records) > 0):
-					t.Fatalf("seed %d step %d: settled entry %+v", seed, step, e)
+					t.Fatalf("%s: settled entry %+v", here, e)
 				case e.Settled:
 					settled++
 				case !waits && len(e.Seen.Records) > 0:
-					t.Fatalf("seed %d step %d: entry %s waits for nothing and keeps its records", seed, step, e.ClusterID)
+					t.Fatalf("%s: entry %s waits for nothing and keeps its records", here, e.ClusterID)
 				}
 			}
 		}
-		w.plan(fmt.Sprintf("seed %d: flush", seed), w.got.Flush(), w.ref.Flush())
-		if a, b := w.got.Stats(), w.ref.Stats(); !maps.Equal(a.Failed, b.Failed) || a.Reconciled != b.Reconciled {
-			t.Fatalf("seed %d: stats %+v, keeping records %+v", seed, a, b)
+		w.plan(fmt.Sprintf("seed %d: flush", seed), [3][]Ready{w.got.Flush(), w.ref.Flush(), w.ev.Flush()})
+		for i, l := range []*Lifecycle{w.ref, w.ev} {
+			if a, b := w.got.Stats(), l.Stats(); !maps.Equal(a.Failed, b.Failed) || a.Reconciled != b.Reconciled {
+				t.Fatalf("seed %d: stats %+v, lifecycle %d %+v", seed, a, i+1, b)
+			}
 		}
+		loads, evicts = loads+w.loads, evicts+w.evicts
 	}
-	if settled < 5000 || results < 100 || onSettled < 200 {
-		t.Fatalf("exercised too little: %d settled entries seen, %d results, %d requests of settled clusters", settled, results, onSettled)
+	if settled < 5000 || results < 100 || onSettled < 200 || loads < 1000 || evicts < 1000 || echoes < 50 {
+		t.Fatalf("exercised too little: %d settled entries seen, %d results, %d requests of settled clusters, %d loads, %d evictions, %d echoes taken",
+			settled, results, onSettled, loads, evicts, echoes)
 	}
 }

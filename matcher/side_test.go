@@ -96,3 +96,48 @@ func TestSideState(t *testing.T) {
 		t.Fatal("side state written for a tenant the store does not own")
 	}
 }
+
+// Side state is read back by field (an owner's evicted entries): within a
+// batch in one round trip counted with the batch's, and outside one; a
+// field Redis does not hold is absent from the answer.
+func TestReadSide(t *testing.T) {
+	srv := redistest.New(t)
+	ctx := context.Background()
+	ns := redistest.Namespace(t)
+	stream, _, _ := genStream(3, 60, 300)
+	str := func(s string) *string { return &s }
+	tenant := stream[0].Tenant
+	s := newTestStore(t, srv, DefaultConfig(), ns)
+	if _, err := s.ApplyPlanned(ctx, stream[:100], func(context.Context, Decided) (map[string]Side, error) {
+		return map[string]Side{tenant: {"c1": str("one"), "c2": str("two")}}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{tenant: {"c2", "gone"}, "other": {"c1"}}
+	got, err := s.ReadSide(ctx, want)
+	if err != nil || !maps.Equal(got[tenant], map[string]string{"c2": "two"}) || len(got["other"]) != 0 {
+		t.Fatalf("ReadSide %v, %v", got, err)
+	}
+	var m dto.Metric
+	if err := s.res.roundTrips.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	sum0 := m.GetHistogram().GetSampleSum()
+	var inBatch map[string]map[string]string
+	if _, err := s.ApplyPlanned(ctx, stream[100:150], func(ctx context.Context, d Decided) (map[string]Side, error) {
+		var err error
+		inBatch, err = d.ReadSide(ctx, map[string][]string{tenant: {"c1"}})
+		return nil, err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(inBatch[tenant], map[string]string{"c1": "one"}) {
+		t.Fatalf("read within the batch: %v", inBatch)
+	}
+	if err := s.res.roundTrips.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if n := m.GetHistogram().GetSampleSum() - sum0; n != 2 {
+		t.Fatalf("a warm batch reading side state: %v round trips, want 2 (the read and the write)", n)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -183,6 +184,9 @@ type Decided struct {
 	// each tenant of the batch whose side state this store has not handed
 	// out before: read once, when the store became the tenant's owner.
 	Restored map[string]map[string]string
+	// ReadSide is Store.ReadSide during the PlanFunc call, its round trip
+	// counted with the batch's.
+	ReadSide func(ctx context.Context, fields map[string][]string) (map[string]map[string]string, error)
 }
 
 // PlanFunc is called by ApplyPlanned between deciding a batch and writing
@@ -376,7 +380,9 @@ func (s *Store) apply(ctx context.Context, views []*view, plan PlanFunc) ([]Chan
 	}
 	var side map[string]Side
 	if plan != nil {
-		d := Decided{Changes: changes}
+		d := Decided{Changes: changes, ReadSide: func(ctx context.Context, fields map[string][]string) (map[string]map[string]string, error) {
+			return s.readSide(ctx, fields, rt)
+		}}
 		for _, v := range views {
 			t := v.run.tenant
 			if raw, ok := s.side[t]; ok {
@@ -506,6 +512,39 @@ func (s *Store) WriteSide(ctx context.Context, side map[string]Side) error {
 		}
 	}
 	return redisconn.Classify(err)
+}
+
+// ReadSide reads fields of tenants' side state (tenant -> fields) in one
+// pipelined round trip, field -> value by tenant; a field Redis does not
+// hold is absent. An owner reads back what it evicted from memory.
+func (s *Store) ReadSide(ctx context.Context, fields map[string][]string) (map[string]map[string]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.readSide(ctx, fields, &roundTrips{})
+}
+
+func (s *Store) readSide(ctx context.Context, fields map[string][]string, rt *roundTrips) (map[string]map[string]string, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := map[string]*redis.SliceCmd{}
+	for _, t := range slices.Sorted(maps.Keys(fields)) {
+		if len(fields[t]) > 0 {
+			cmds[t] = pipe.HMGet(ctx, tenantKeys(s.opts.Namespace, t).side, fields[t]...)
+		}
+	}
+	if err := s.exec(ctx, pipe, "side", rt); err != nil {
+		return nil, redisconn.Classify(err)
+	}
+	out := make(map[string]map[string]string, len(cmds))
+	for t, c := range cmds {
+		m := make(map[string]string, len(fields[t]))
+		for i, v := range c.Val() {
+			if str, ok := v.(string); ok {
+				m[fields[t][i]] = str
+			}
+		}
+		out[t] = m
+	}
+	return out, nil
 }
 
 // roundTrips counts a batch's round trips to Redis.

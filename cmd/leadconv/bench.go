@@ -97,6 +97,7 @@ Example (the figures in BENCHMARKS.md):
 			fs.IntVar(&bc.Stored, "stored", 0, "stored records each throughput tenant holds before the full run (0: none)")
 			fs.IntVar(&bc.Tenants, "tenants", 1, "tenants the throughput events are spread over (1: one tenant alone, one owner: the single-owner ceiling)")
 			fs.Int64Var(&bc.ResidentBytes, "matcher-cache-bytes", 0, "memory bound of the owners' resident matcher state (0: the service default)")
+			fs.Int64Var(&bc.LifecycleBytes, "lifecycle-cache-bytes", 0, "memory bound of the owners' settled lifecycle entries (0: the service default)")
 			partitions := fs.Int("partitions", 6, "partitions of the benchmark topics (one worker each)")
 			fs.IntVar(&bc.Rate, "rate", 2000, "offered rate of the latency run, events/s")
 			fs.IntVar(&bc.LatencyEvents, "latency-events", 20_000, "events of each latency run")
@@ -319,6 +320,8 @@ func printBench(w io.Writer, out benchOutput) {
 	}
 	fmt.Fprintf(w, "matcher        resident %d MiB at the end; full run: bound %d MiB, largest after a batch %d MiB, %d MiB at its end, %.0f evictions\n",
 		r.ResidentBytes>>20, r.ResidentMax>>20, r.ResidentPeakFull>>20, r.ResidentFull>>20, r.EvictionsFull)
+	fmt.Fprintf(w, "lifecycle      settled entries at the end of the full run %d MiB (bound %d MiB); full run: %.0f evicted, %.0f read back\n",
+		r.LifecycleFull>>20, r.LifecycleMax>>20, r.LifecycleEvictedFull, r.LifecycleLoadedFull)
 	for _, m := range []struct {
 		phase string
 		s     matcher.Stats

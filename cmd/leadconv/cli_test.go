@@ -152,7 +152,7 @@ func TestDefaultSizesPassTheCheck(t *testing.T) {
 func TestServiceOptionsCheck(t *testing.T) {
 	base := func() serviceOptions {
 		return serviceOptions{brokers: "a:9092", namespace: "lc", maxRecordBytes: 1, maxProduceBytes: 1 << 20, contentMode: "binary",
-			recordsTopic: "r", byTenantTopic: "r.by-tenant", cacheBytes: 1 << 20, commandsTopic: "c", dlqTopic: "d", fetch: fetchOptions{minBytes: 1, maxWait: 10 * time.Millisecond},
+			recordsTopic: "r", byTenantTopic: "r.by-tenant", cacheBytes: 1 << 20, lifecycleBytes: 1 << 20, commandsTopic: "c", dlqTopic: "d", fetch: fetchOptions{minBytes: 1, maxWait: 10 * time.Millisecond},
 			redis: redisconn.Options{URL: "redis://localhost:6379/0"}}
 	}
 	if err := (func() error { o := base(); return o.check() })(); err != nil {
@@ -167,6 +167,7 @@ func TestServiceOptionsCheck(t *testing.T) {
 		{"namespace with tag", func(o *serviceOptions) { o.namespace = "a{b}" }, "--namespace"},
 		{"content mode", func(o *serviceOptions) { o.contentMode = "batch" }, "allowed values are binary, structured"},
 		{"cache bytes", func(o *serviceOptions) { o.cacheBytes = 1000 }, "--matcher-cache-bytes 1000: allowed values are at least 1048576"},
+		{"lifecycle bytes", func(o *serviceOptions) { o.lifecycleBytes = 0 }, "--lifecycle-cache-bytes 0: allowed values are at least 1048576"},
 		{"hop onto itself", func(o *serviceOptions) { o.byTenantTopic = "r" }, "--by-tenant-topic r: must differ from --records-topic"},
 		{"empty topic", func(o *serviceOptions) { o.dlqTopic = "" }, "--dlq-topic"},
 		{"fetch min bytes", func(o *serviceOptions) { o.fetch.minBytes = 0 }, "--fetch-min-bytes 0: allowed values are 1 to"},

@@ -54,6 +54,7 @@ type serviceOptions struct {
 	byTenantTopic  string
 	inputByTenant  bool
 	cacheBytes     int64
+	lifecycleBytes int64
 	commandsTopic  string
 	dlqTopic       string
 	maxRecordBytes int
@@ -75,13 +76,14 @@ func (o *serviceOptions) register(fs *flagSet) {
 	fs.StringVar(&o.byTenantTopic, "by-tenant-topic", pipeline.DefaultByTenantTopic, "internal topic the input is routed to, keyed by tenant: its partitions bound the parallelism, one owner (the only writer of its tenants) each; created with the input's partition count when missing")
 	fs.BoolVar(&o.inputByTenant, "input-keyed-by-tenant", false, "the records topic is already keyed by tenant (Kafka's default partitioner): skip the routing hop and own its partitions directly")
 	fs.Int64Var(&o.cacheBytes, "matcher-cache-bytes", matcher.DefaultResidentBytes, "memory bound of the matcher state kept resident by the partitions' owners (bytes); past it, the least recently used tenants are read again from Redis")
+	fs.Int64Var(&o.lifecycleBytes, "lifecycle-cache-bytes", pipeline.DefaultLifecycleBytes, "memory bound of the settled lifecycle entries (what was emitted per cluster) kept resident by the partitions' owners (bytes); past it, the longest settled are read again from Redis when a change needs them")
 	fs.StringVar(&o.commandsTopic, "commands-topic", defaultCommandsTopic, "output topic of the commands (CloudEvents)")
 	fs.StringVar(&o.dlqTopic, "dlq-topic", defaultDLQTopic, "dead-letter topic for input that can never be processed")
 	fs.IntVar(&o.maxRecordBytes, "max-record-bytes", pipeline.DefaultMaxRecordBytes, "largest accepted input record; larger ones go to the dead-letter topic (value cut to a prefix when too large for it)")
 	fs.IntVar(&o.maxProduceBytes, "max-produce-bytes", consumer.DefaultMaxProduceBytes, "largest record batch the producer sends; capped per topic at start-up by the topic's max.message.bytes; --max-record-bytes must leave room in it (and in the dead-letter and by-tenant topics' limits) for the dead-letter headers")
 	fs.StringVar(&o.contentMode, "content-mode", "binary", "CloudEvents content mode on Kafka: binary (ce_ headers) or structured (JSON envelope)")
 	for _, n := range []string{"brokers", "config", "namespace", "records-topic", "by-tenant-topic", "input-keyed-by-tenant",
-		"matcher-cache-bytes", "commands-topic", "dlq-topic", "max-record-bytes", "max-produce-bytes", "content-mode"} {
+		"matcher-cache-bytes", "lifecycle-cache-bytes", "commands-topic", "dlq-topic", "max-record-bytes", "max-produce-bytes", "content-mode"} {
 		fs.fromEnv(n)
 	}
 	o.fetch.register(fs)
@@ -180,6 +182,9 @@ func (o *serviceOptions) check() error {
 	}
 	if o.cacheBytes < 1<<20 {
 		return usagef("--matcher-cache-bytes %d: allowed values are at least 1048576 (1 MiB)", o.cacheBytes)
+	}
+	if o.lifecycleBytes < 1<<20 {
+		return usagef("--lifecycle-cache-bytes %d: allowed values are at least 1048576 (1 MiB)", o.lifecycleBytes)
 	}
 	if o.maxRecordBytes <= 0 {
 		return usagef("--max-record-bytes %d: must be positive", o.maxRecordBytes)

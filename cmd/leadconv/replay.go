@@ -331,7 +331,7 @@ func runReplay(ctx context.Context, e *env, rc replayConfig) error {
 		Bool("dry_run", rc.dryRun).Bool("rebuild", rc.rebuild).Int("partitions", len(spans)).Int64("records", total).Msg("replay starting")
 
 	h := newHandler(handlerParts{
-		rdb: rdb, cfg: cfg, namespace: namespace, residentBytes: o.cacheBytes, commandsTopic: rc.output,
+		rdb: rdb, cfg: cfg, namespace: namespace, residentBytes: o.cacheBytes, lifecycleBytes: o.lifecycleBytes, commandsTopic: rc.output,
 		maxRecordBytes: o.maxRecordBytes, structured: rc.stdout != nil || o.contentMode == "structured",
 		log: log, reg: newRegistry(), rebuild: rc.rebuild,
 	})

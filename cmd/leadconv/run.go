@@ -122,7 +122,7 @@ and 2s, even while a rebalance is pending (then without leaving the group).`,
 				}
 
 				reg := newRegistry()
-				parts := handlerParts{rdb: rdb, cfg: cfg, namespace: o.namespace, residentBytes: o.cacheBytes, log: log, reg: reg}
+				parts := handlerParts{rdb: rdb, cfg: cfg, namespace: o.namespace, residentBytes: o.cacheBytes, lifecycleBytes: o.lifecycleBytes, log: log, reg: reg}
 				store := newReader(parts)
 				policy := rf.Policy()
 				tenants := func(name string) (requests.Tenant, error) {

@@ -97,6 +97,7 @@ type handlerParts struct {
 	cfg            *config.File
 	namespace      string
 	residentBytes  int64
+	lifecycleBytes int64
 	commandsTopic  string
 	changesTopic   string
 	maxRecordBytes int
@@ -113,6 +114,7 @@ func newHandler(p handlerParts) *pipeline.Handler {
 		ChangesTopic:   p.changesTopic,
 		MaxRecordBytes: p.maxRecordBytes,
 		Structured:     p.structured,
+		LifecycleBytes: p.lifecycleBytes,
 		Logger:         p.log,
 		Metrics:        pipeline.NewMetrics(p.reg),
 	}, newOwners(p), p.cfg)

@@ -67,8 +67,9 @@ type BenchConfig struct {
 	// are the stream's next events, so they meet its blocks and clusters.
 	Stored     int
 	Partitions int32 // default 6
-	// ResidentBytes bounds the owners' resident state (0: the default).
-	ResidentBytes int64
+	// ResidentBytes bounds the owners' resident state (0: the default),
+	// LifecycleBytes their settled lifecycle entries (0: the default).
+	ResidentBytes, LifecycleBytes int64
 	// Rate is the offered rate of the latency run in events/s (default
 	// 2,000), for LatencyEvents events (default 20,000: ten seconds).
 	Rate          int
@@ -157,6 +158,11 @@ type BenchResult struct {
 	// registered elsewhere).
 	ResidentMax, ResidentPeakFull, ResidentFull int64
 	EvictionsFull                               float64
+	// LifecycleMax is the settled lifecycle entries' bound, LifecycleFull
+	// their estimate at the end of the full run, LifecycleEvictedFull and
+	// LifecycleLoadedFull the entries the full run evicted and read back.
+	LifecycleMax, LifecycleFull               int64
+	LifecycleEvictedFull, LifecycleLoadedFull float64
 	// RedisMemory is the Redis server's used_memory at the RSS points.
 	RedisMemory []RSSSample
 	// Stored is the preload of BenchConfig.Stored, zero without.
@@ -409,10 +415,14 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 	stats0 := resident.Stats()
 	evictions0 := counterValue(reg, "leadconv_matcher_resident_evictions_total")
 	var residentPeak, residentLast atomic.Int64
+	// The full run's own pipeline metrics: its owners' lifecycle bound.
+	fullReg := prometheus.NewRegistry()
+	res.LifecycleMax = cmp.Or(bc.LifecycleBytes, DefaultLifecycleBytes)
 	res.Full, err = throughput(ctx, n, func(done func(string, int32, []*kgo.Record)) (runner, error) {
 		p, err := New(Config{
 			Brokers: brokers, Group: "bench-full", RecordsTopic: benchRecords, ByTenantTopic: benchByTenant,
 			CommandsTopic: benchCommands, DLQTopic: benchDLQ, Logger: bc.Logger,
+			LifecycleBytes: bc.LifecycleBytes, Registerer: fullReg,
 			FetchMinBytes: bc.FetchMinBytes, FetchMaxWait: bc.FetchMaxWait, Opts: bc.KafkaOpts,
 			// Done once the owners processed the routed events.
 			Processed: func(topic string, p int32, recs []*kgo.Record) {
@@ -454,6 +464,9 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 		if evictions0 >= 0 {
 			res.EvictionsFull = counterValue(reg, "leadconv_matcher_resident_evictions_total") - evictions0
 		}
+		res.LifecycleFull = int64(gaugeValue(fullReg, "leadconv_lifecycle_settled_bytes"))
+		res.LifecycleEvictedFull = counterValue(fullReg, "leadconv_lifecycle_evictions_total")
+		res.LifecycleLoadedFull = counterValue(fullReg, "leadconv_lifecycle_loads_total")
 		if bc.MemProfile != nil {
 			runtime.GC()
 			if err := pprof.WriteHeapProfile(bc.MemProfile); err != nil {
@@ -540,7 +553,7 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 func storeTenants(ctx context.Context, bc BenchConfig, stored [][]*kgo.Record, sl *StoredLoad) ([]*kgo.Record, error) {
 	sl.Records = bc.Stored
 	resident := matcher.NewResident(matcher.ResidentOptions{MaxBytes: bc.ResidentBytes, Logger: bc.Logger})
-	h := NewHandler(HandlerConfig{CommandsTopic: benchCommands, Logger: bc.Logger}, func() Owner {
+	h := NewHandler(HandlerConfig{CommandsTopic: benchCommands, Logger: bc.Logger, LifecycleBytes: bc.LifecycleBytes}, func() Owner {
 		return matcher.NewStore(bc.Redis, matcher.StoreOptions{Namespace: bc.Namespace, Rules: bc.Config.Rules, Resident: resident})
 	}, bc.Config)
 	// Batches of the size the full run's owners get from a backlog: the
@@ -1060,6 +1073,28 @@ func redisUsedMemory(ctx context.Context, rdb redis.UniversalClient) int64 {
 
 // counterValue is the sum of the counter name's series in reg, -1 when reg
 // cannot be read (not a Gatherer).
+// gaugeValue is the sum of a gauge's values in reg (-1 when reg is no
+// Gatherer).
+func gaugeValue(reg prometheus.Registerer, name string) float64 {
+	g, ok := reg.(prometheus.Gatherer)
+	if !ok {
+		return -1
+	}
+	mfs, err := g.Gather()
+	if err != nil {
+		return -1
+	}
+	total := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				total += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return total
+}
+
 func counterValue(reg prometheus.Registerer, name string) float64 {
 	g, ok := reg.(prometheus.Gatherer)
 	if !ok {

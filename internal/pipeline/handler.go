@@ -44,6 +44,7 @@ type Owner interface {
 	IndexSide(name string)
 	Indexed(ctx context.Context) ([]string, error)
 	Take(ctx context.Context, tenants []string) (map[string]map[string]string, error)
+	ReadSide(ctx context.Context, fields map[string][]string) (map[string]map[string]string, error)
 	ResolveAccounts(ctx context.Context, tenant string, values []string) (map[string]string, error)
 	// Close drops the owner's resident state once its partition is gone.
 	Close()
@@ -106,6 +107,11 @@ type HandlerConfig struct {
 	// pipeline); nil produces no ticks (simulate, replay: the log's own
 	// ticks are read, and what is pending is flushed at the end).
 	Clock func() time.Time
+	// LifecycleBytes bounds the estimated memory of the owners' settled
+	// lifecycle entries, for the process (default DefaultLifecycleBytes):
+	// past it, the longest settled are evicted and read back from their
+	// side state when a change needs them.
+	LifecycleBytes int64
 	// Requests, when its Handler is set, routes mass-conversion requests
 	// to their tenants' owners (requests.go).
 	Requests Requests
@@ -136,7 +142,14 @@ type Handler struct {
 	// It is set once the consumer exists, whose workers may already run.
 	committed atomic.Pointer[func(topic string, partition int32) bool]
 	lost      atomic.Pointer[error] // the first ErrStateLost, for /readyz
+	// settled is the estimated memory of every owner's settled lifecycle
+	// entries (HandlerConfig.LifecycleBytes).
+	settled atomic.Int64
 }
+
+// DefaultLifecycleBytes is the default bound of the owners' settled
+// lifecycle entries (HandlerConfig.LifecycleBytes).
+const DefaultLifecycleBytes = 256 << 20
 
 // stateExpecter is an owner told that state was written before
 // (matcher.Store.ExpectState).
@@ -187,6 +200,9 @@ func NewHandler(cfg HandlerConfig, owners Owners, tenants Tenants) *Handler {
 	}
 	if cfg.Lifecycle == nil {
 		cfg.Lifecycle = Settled
+	}
+	if cfg.LifecycleBytes <= 0 {
+		cfg.LifecycleBytes = DefaultLifecycleBytes
 	}
 	return &Handler{
 		cfg: cfg, owners: owners, tenants: tenants, metrics: cfg.Metrics, log: cfg.Logger,
@@ -254,6 +270,7 @@ func (h *Handler) Release(topic string, partition int32) {
 	h.mu.Unlock()
 	if o != nil {
 		o.store.Close()
+		o.release()
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/leadconv/leadconv/consumer"
@@ -113,26 +114,40 @@ func offsets(recs []*kgo.Record) []*kgo.Record {
 // give the same commands (clusters planned several times in one batch
 // compose; a window closes only once a later instant is read, never at a
 // batch's end), so a replay reproduces the live ids whatever its batches,
-// with the default settle window and with none.
+// with the default settle window and with none; and so do owners that
+// evict every settled lifecycle entry after each call (a bound of one
+// byte) and read back what each batch needs.
 func TestPlansDoNotDependOnBatches(t *testing.T) {
 	e := newEnv(t, 1)
 	recs := offsets(data(150))
 	for name, lc := range map[string]func(*config.Tenant) lifecycle.Options{"default": pipeline.Settled, "settle 0": pipeline.Immediate} {
 		var want []string
-		for _, n := range []int{1, 7, 64, len(recs)} {
-			h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, MaxRecordBytes: maxBytes, Lifecycle: lc}, e.owners(redistest.Namespace(t)), e.cfg)
-			got := handleAll(t, h, recs, n)
-			slices.Sort(got)
-			if n == 1 {
-				want = got
-				if len(want) == 0 {
-					t.Fatalf("%s: no commands", name)
+		var loads, evictions float64
+		for _, bound := range []int64{0, 1} {
+			for _, n := range []int{1, 7, 64, len(recs)} {
+				reg := prometheus.NewRegistry()
+				h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, MaxRecordBytes: maxBytes, Lifecycle: lc,
+					LifecycleBytes: bound, Metrics: pipeline.NewMetrics(reg)}, e.owners(redistest.Namespace(t)), e.cfg)
+				got := handleAll(t, h, recs, n)
+				slices.Sort(got)
+				if bound == 1 {
+					loads += counterValue(t, reg, "leadconv_lifecycle_loads_total")
+					evictions += counterValue(t, reg, "leadconv_lifecycle_evictions_total")
 				}
-				continue
+				if n == 1 && bound == 0 {
+					want = got
+					if len(want) == 0 {
+						t.Fatalf("%s: no commands", name)
+					}
+					continue
+				}
+				if !slices.Equal(got, want) {
+					t.Fatalf("%s: bound %d, batches of %d: %d commands, batches of 1: %d; they differ", name, bound, n, len(got), len(want))
+				}
 			}
-			if !slices.Equal(got, want) {
-				t.Fatalf("%s: batches of %d: %d commands, batches of 1: %d; they differ", name, n, len(got), len(want))
-			}
+		}
+		if loads == 0 || evictions == 0 {
+			t.Fatalf("%s: bound of one byte: %v entries evicted, %v read back: nothing exercised", name, evictions, loads)
 		}
 	}
 }

@@ -49,6 +49,9 @@ type owner struct {
 	// warmed: the tenants the partition's previous owners left lifecycle
 	// state for were taken (warm).
 	warmed bool
+	// settled is the memory of its tenants' settled entries as last added
+	// to the handler's (evict).
+	settled int64
 }
 
 // tenantState is one tenant of an owner.
@@ -345,6 +348,9 @@ func (o *owner) batch(ctx context.Context, ins []input, marks []marker) ([]match
 				return nil, err
 			}
 		}
+		if err := o.load(ctx, d.ReadSide, o.wanted(ins, d.Changes)); err != nil {
+			return nil, err
+		}
 		if err := c.held(ctx); err != nil {
 			return nil, err
 		}
@@ -384,6 +390,9 @@ func (o *owner) batch(ctx context.Context, ins []input, marks []marker) ([]match
 		if err := markTo(len(evs)); err != nil {
 			return nil, err
 		}
+		if err := o.faults(); err != nil {
+			return nil, err
+		}
 		side, tk, err := o.dirty()
 		taken = tk
 		return side, err
@@ -395,6 +404,7 @@ func (o *owner) batch(ctx context.Context, ins []input, marks []marker) ([]match
 		return nil, nil, err
 	}
 	o.unacked = c.items
+	o.evict()
 	return changes, c.plans, nil
 }
 
@@ -421,6 +431,9 @@ func (o *owner) step(ctx context.Context, plan func(c *call, wall time.Time) err
 	var side map[string]matcher.Side
 	var taken map[string][]string
 	if err == nil {
+		err = o.faults()
+	}
+	if err == nil {
 		side, taken, err = o.dirty()
 	}
 	if err == nil && len(side) > 0 {
@@ -431,6 +444,7 @@ func (o *owner) step(ctx context.Context, plan func(c *call, wall time.Time) err
 		return nil, err
 	}
 	o.unacked = c.items
+	o.evict()
 	return c.plans, nil
 }
 
@@ -576,34 +590,27 @@ func (o *owner) due() (time.Time, bool) {
 	return next, found
 }
 
-// reconcile applies fn to the tenant's lifecycle (taking the tenant
-// first if the owner does not hold it yet) and writes what changed, fenced:
-// writer results and the CRM's echoes, which change no matcher state. It
-// reports fn's answer.
-//
-// It releases no plan: the partition's next batch or tick does, once the
-// worker produced the last one, whenever reconcile is called.
-func (o *owner) reconcile(ctx context.Context, tenant string, fn func(*lifecycle.Lifecycle) bool) (bool, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
+// loaded returns the tenant's state, taken if the owner does not hold it
+// yet, with the evicted entries a plan of c reads loaded.
+func (o *owner) loaded(ctx context.Context, tenant string, c engine.Cluster) (*tenantState, error) {
 	wall := o.h.wall()
 	if err := o.warm(ctx, wall); err != nil {
-		return false, err
+		return nil, err
 	}
 	ts, err := o.take(ctx, tenant, wall)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	ok := fn(ts.lc)
-	side, taken, err := o.dirty()
-	if err == nil && len(side) > 0 {
-		err = o.store.WriteSide(ctx, side)
+	refs := make([]record.Ref, len(c.Records))
+	for i := range c.Records {
+		refs[i] = c.Records[i].Ref()
 	}
-	if err != nil {
-		o.touch(taken)
-		return false, err
+	if want := ts.lc.Wanted([]string{c.ID}, refs); len(want) > 0 {
+		if err := o.load(ctx, o.store.ReadSide, map[string][]string{tenant: want}); err != nil {
+			return nil, err
+		}
 	}
-	return ok, nil
+	return ts, nil
 }
 
 // eventTime is an input's event time: the record's modification, else its
@@ -642,24 +649,152 @@ func (o *owner) retract() {
 func (o *owner) requestHistory(ctx context.Context, tenant string, c engine.Cluster) (engine.History, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	wall := o.h.wall()
-	if err := o.warm(ctx, wall); err != nil {
-		return engine.History{}, err
-	}
-	ts, err := o.take(ctx, tenant, wall)
+	ts, err := o.loaded(ctx, tenant, c)
 	if err != nil {
 		return engine.History{}, err
 	}
-	return ts.lc.RequestHistory(c), nil
+	h := ts.lc.RequestHistory(c)
+	return h, o.faults()
 }
 
 // requestEmitted records a request's plan of c in the tenant's lifecycle,
 // written at once, fenced: the request's ledger re-emits its commands
-// should they not be produced.
+// should they not be produced. It releases no plan: the partition's next
+// batch or tick does, once the worker produced the last one.
 func (o *owner) requestEmitted(ctx context.Context, tenant string, c engine.Cluster, cmds []engine.Command, st engine.State, changed bool) error {
-	_, err := o.reconcile(ctx, tenant, func(l *lifecycle.Lifecycle) bool {
-		l.RequestPlanned(c, cmds, st, changed)
-		return true
-	})
-	return err
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	ts, err := o.loaded(ctx, tenant, c)
+	if err != nil {
+		return err
+	}
+	ts.lc.RequestPlanned(c, cmds, st, changed)
+	err = o.faults()
+	var side map[string]matcher.Side
+	var taken map[string][]string
+	if err == nil {
+		side, taken, err = o.dirty()
+	}
+	if err == nil && len(side) > 0 {
+		err = o.store.WriteSide(ctx, side)
+	}
+	if err != nil {
+		o.touch(taken)
+		return err
+	}
+	o.evict()
+	return nil
+}
+
+// wanted returns, by tenant, the evicted lifecycle entries the batch's
+// changes may read (lifecycle.Wanted): their clusters, those joined into
+// them, and those claiming their records or their events' records.
+func (o *owner) wanted(ins []input, changes []matcher.Change) map[string][]string {
+	ids := map[string][]string{}
+	refs := map[string][]record.Ref{}
+	for _, ch := range changes {
+		ts := o.tenants[ch.Tenant]
+		if ts == nil || !ts.lc.HasEvicted() {
+			continue
+		}
+		ids[ch.Tenant] = append(append(ids[ch.Tenant], ch.ClusterID), ch.MergedFrom...)
+		refs[ch.Tenant] = append(refs[ch.Tenant], ch.Trigger, ins[ch.Index].ev.Ref())
+		for i := range ch.Members {
+			refs[ch.Tenant] = append(refs[ch.Tenant], ch.Members[i].Ref())
+		}
+	}
+	var out map[string][]string
+	for t := range ids {
+		if want := o.tenants[t].lc.Wanted(ids[t], refs[t]); len(want) > 0 {
+			if out == nil {
+				out = map[string][]string{}
+			}
+			out[t] = want
+		}
+	}
+	return out
+}
+
+// load reads back the evicted entries want names, by tenant, with read
+// (one round trip), into the tenants' lifecycles. An entry evicted is
+// durable: one Redis does not hold means the tenant's state was lost.
+func (o *owner) load(ctx context.Context, read func(context.Context, map[string][]string) (map[string]map[string]string, error), want map[string][]string) error {
+	if len(want) == 0 {
+		return nil
+	}
+	got, err := read(ctx, want)
+	if err != nil {
+		return err
+	}
+	n := 0
+	for t, ids := range want {
+		es := make([]lifecycle.Entry, len(ids))
+		for i, id := range ids {
+			raw, ok := got[t][id]
+			if !ok {
+				return fmt.Errorf("pipeline: lifecycle of tenant %s, cluster %s: evicted from memory, missing from Redis", t, id)
+			}
+			if err := json.Unmarshal([]byte(raw), &es[i]); err != nil {
+				return fmt.Errorf("pipeline: lifecycle of tenant %s, cluster %s: %w", t, id, err)
+			}
+		}
+		o.tenants[t].lc.Load(es)
+		n += len(es)
+	}
+	if m := o.h.metrics; m != nil {
+		m.LifecycleLoaded.Add(float64(n))
+	}
+	return nil
+}
+
+// faults fails a call that read an evicted entry without loading it
+// (lifecycle.Faults): what it decided must not be written.
+func (o *owner) faults() error {
+	for _, name := range slices.Sorted(maps.Keys(o.tenants)) {
+		if n := o.tenants[name].lc.Faults(); n > 0 {
+			return fmt.Errorf("pipeline: lifecycle of tenant %s: %d reads of evicted entries not loaded first", name, n)
+		}
+	}
+	return nil
+}
+
+// evict keeps the process's settled lifecycle entries within the
+// handler's bound, once a call's writes succeeded (what is evicted is
+// durable): past it, this owner evicts from its own tenants, each in
+// proportion to its share, down to 90 % of the bound.
+func (o *owner) evict() {
+	budget := o.h.cfg.LifecycleBytes
+	var mine int64
+	for _, ts := range o.tenants {
+		mine += ts.lc.SettledBytes()
+	}
+	total := o.h.settled.Add(mine - o.settled)
+	o.settled = mine
+	if total > budget && mine > 0 {
+		keep := max(0, mine-(total-budget/10*9))
+		n := 0
+		after := int64(0)
+		for _, ts := range o.tenants {
+			b := ts.lc.SettledBytes()
+			n += ts.lc.Evict(int64(float64(b) * float64(keep) / float64(mine)))
+			after += ts.lc.SettledBytes()
+		}
+		total = o.h.settled.Add(after - mine)
+		o.settled = after
+		if m := o.h.metrics; m != nil {
+			m.LifecycleEvicted.Add(float64(n))
+		}
+	}
+	if m := o.h.metrics; m != nil {
+		m.LifecycleBytes.Set(float64(total))
+	}
+}
+
+// release gives the owner's settled entries' memory back to the handler's
+// bound: its partition is gone.
+func (o *owner) release() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.h.settled.Add(-o.settled)
+	o.settled = 0
 }

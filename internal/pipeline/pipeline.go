@@ -69,6 +69,9 @@ type Config struct {
 	MaxProduceBytes int
 	// Structured writes structured-mode CloudEvents instead of binary.
 	Structured bool
+	// LifecycleBytes bounds the owners' settled lifecycle entries
+	// (HandlerConfig.LifecycleBytes).
+	LifecycleBytes int64
 	// MaxPollRecords bounds one poll (default 5000).
 	MaxPollRecords int
 	// CommitInterval is the period of offset commits (default 1s).
@@ -168,6 +171,7 @@ func New(cfg Config, owners Owners, tenants Tenants) (*Pipeline, error) {
 		ResultsTopic:  cfg.ResultsTopic,
 		CommandsTopic: cfg.CommandsTopic, ChangesTopic: cfg.ChangesTopic, MaxRecordBytes: cfg.MaxRecordBytes, MaxProduceBytes: cfg.MaxProduceBytes,
 		Structured: cfg.Structured, Decode: cfg.Decode, Formats: formats, Logger: cfg.Logger, Metrics: pm,
+		LifecycleBytes: cfg.LifecycleBytes,
 		// Live, the settle windows also run on the wall clock: a pending
 		// cluster is planned once due, with no new input.
 		Clock: time.Now,

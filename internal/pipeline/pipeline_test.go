@@ -607,16 +607,20 @@ func (g *commitGate) requestedSum(topic string) int64 {
 // never committed; a new one takes over. No input is lost, nothing is
 // planned twice: the final clusters and the command ids are exactly one
 // clean instance's (a replayed event plans nothing again; a plan not known
-// to be produced is held and produced again under its id).
+// to be produced is held and produced again under its id). Both evict every
+// settled lifecycle entry after each call (a bound of one byte) and read
+// back what they need.
 func TestCrashAndRestart(t *testing.T) {
 	e := newEnv(t, 3)
 	recs := data(400)
 	quarter, half := len(recs)/4, len(recs)/2
 	gate := newCommitGate(e.kc)
 	ns := redistest.Namespace(t)
+	bounded := func(c *pipeline.Config) { c.LifecycleBytes = 1 }
+	reg := prometheus.NewRegistry()
 
 	e.kc.Produce(recs[:quarter]...)
-	stop := e.start(e.pipeline(e.owners(ns), nil))
+	stop := e.start(e.pipeline(e.owners(ns), nil, bounded))
 	kafkatest.WaitFor(t, 30*time.Second, "the first quarter committed", func() bool { return e.done(int64(quarter)) })
 	routedBefore := e.kc.Committed(group, byTenantTopic)
 	gate.drop.Store(true) // the crash: nothing from here on is committed
@@ -638,10 +642,13 @@ func TestCrashAndRestart(t *testing.T) {
 
 	gate.drop.Store(false)
 	e.kc.Produce(recs[half:]...)
-	stop = e.start(e.pipeline(e.owners(ns), nil))
+	stop = e.start(e.pipeline(e.owners(ns), reg, bounded))
 	kafkatest.WaitFor(t, 30*time.Second, "every record committed", func() bool { return e.done(int64(len(recs))) && e.settled() })
 	if err := stop(); err != nil {
 		t.Fatal(err)
+	}
+	if counterValue(t, reg, "leadconv_lifecycle_loads_total") == 0 {
+		t.Fatal("no evicted lifecycle entry read back after the restart")
 	}
 	e.commandIDs()
 	wantClusters, want := e.reference()

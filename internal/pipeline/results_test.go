@@ -131,13 +131,20 @@ func briefs(cmds []engine.Command) []string {
 // lifecycle with opts, its metrics in reg.
 func resultsHandler(t *testing.T, opts lifecycle.Options, reg prometheus.Registerer) *pipeline.Handler {
 	t.Helper()
+	return boundedResultsHandler(t, opts, reg, 0)
+}
+
+// boundedResultsHandler is resultsHandler with the settled lifecycle
+// entries bounded to bound bytes (0: the default).
+func boundedResultsHandler(t *testing.T, opts lifecycle.Options, reg prometheus.Registerer, bound int64) *pipeline.Handler {
+	t.Helper()
 	srv := redistest.New(t)
 	cfg, err := pipeline.GeneratedConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
 	return pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, MaxRecordBytes: maxBytes, Metrics: pipeline.NewMetrics(reg),
-		Lifecycle: func(*config.Tenant) lifecycle.Options { return opts }},
+		LifecycleBytes: bound, Lifecycle: func(*config.Tenant) lifecycle.Options { return opts }},
 		func() pipeline.Owner { return ownersFor(srv, cfg)() }, cfg)
 }
 
@@ -451,7 +458,8 @@ func TestResultsRoutedToTheTenantsPartition(t *testing.T) {
 // of events and of the results of the commands planned so far (each after
 // the next event, as a writer answers), cut into batches of 1, 7 or all,
 // plans the same with the feedback on, where a result releases a cluster's
-// next plan and a failure re-plans it.
+// next plan and a failure re-plans it; so do owners that evict every
+// settled lifecycle entry after each call and read back what they need.
 func TestResultsDoNotDependOnBatches(t *testing.T) {
 	opts := lifecycle.Options{AwaitResults: true}
 	live := resultsHandler(t, opts, prometheus.NewRegistry())
@@ -504,5 +512,18 @@ func TestResultsDoNotDependOnBatches(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Fatalf("batches of %d: %d commands, batches of 1: %d; they differ", n, len(got), len(want))
 		}
+	}
+	var loads float64
+	for _, n := range []int{1, 7} {
+		reg := prometheus.NewRegistry()
+		got := handleAll(t, boundedResultsHandler(t, opts, reg, 1), log, n)
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Fatalf("bound of one byte, batches of %d: %d commands, unbounded: %d; they differ", n, len(got), len(want))
+		}
+		loads += counterValue(t, reg, "leadconv_lifecycle_loads_total")
+	}
+	if loads == 0 {
+		t.Fatal("bound of one byte: no entry read back")
 	}
 }
