@@ -440,6 +440,23 @@ func (l *Lifecycle) NextDue() (time.Time, bool) {
 	return time.Time{}, false
 }
 
+// NextDueAfter is NextDue of the clusters falling due after t (zero t:
+// NextDue): an owner with a tick on its way, which closes the windows due
+// by t, asks it for the next one.
+func (l *Lifecycle) NextDueAfter(t time.Time) (time.Time, bool) {
+	if t.IsZero() {
+		return l.NextDue()
+	}
+	var next time.Time
+	found := false
+	for _, tm := range l.timers {
+		if tm.at.After(t) && (!found || tm.at.Before(next)) && l.live(tm) != nil {
+			next, found = tm.at, true
+		}
+	}
+	return next, found
+}
+
 func (l *Lifecycle) ready(pick func(*Entry) bool) []Ready {
 	var es []*Entry
 	l.eachOpen(func(e *Entry) {

@@ -84,6 +84,15 @@ func TestOpenIndexAgreesWithAScanOfEveryEntry(t *testing.T) {
 			if wnext, wok := scanNextDue(l); next != wnext || ok != wok {
 				t.Fatalf("seed %d step %d: NextDue %v %v, a scan %v %v", seed, step, next, ok, wnext, wok)
 			}
+			// A tick on its way, at a time around now: the next due after it.
+			after := now.Add(time.Duration(r.IntN(8)-4) * time.Second)
+			nextAfter, okAfter := l.NextDueAfter(after)
+			if wnext, wok := scanNextDueAfter(l, after); !nextAfter.Equal(wnext) || okAfter != wok {
+				t.Fatalf("seed %d step %d: NextDueAfter(%v) %v %v, a scan %v %v", seed, step, after, nextAfter, okAfter, wnext, wok)
+			}
+			if okAfter && !nextAfter.After(after) {
+				t.Fatalf("seed %d step %d: NextDueAfter(%v) = %v, not after it", seed, step, after, nextAfter)
+			}
 			if got, want := names(l.Held()), names(scanHeld(l)); !slices.Equal(got, want) {
 				t.Fatalf("seed %d step %d: Held %v, a scan %v", seed, step, got, want)
 			}
@@ -148,6 +157,24 @@ func scanNextDue(l *Lifecycle) (time.Time, bool) {
 			t = m
 		}
 		if !found || t.Before(next) {
+			next, found = t, true
+		}
+	}
+	return next, found
+}
+
+func scanNextDueAfter(l *Lifecycle, after time.Time) (time.Time, bool) {
+	var next time.Time
+	found := false
+	for _, e := range l.entries {
+		if e.Pending == nil || l.opts.AwaitResults && len(e.Outstanding) > 0 {
+			continue
+		}
+		t := e.Pending.Last.Add(l.opts.Settle)
+		if m := e.Pending.First.Add(l.opts.MaxSettle); m.Before(t) {
+			t = m
+		}
+		if t.After(after) && (!found || t.Before(next)) {
 			next, found = t, true
 		}
 	}

@@ -747,7 +747,7 @@ func (h *Handler) Tick(ctx context.Context, topic string, partition int32) (cons
 		return consumer.Result{}, nil
 	}
 	var ticks []*kgo.Record
-	var due []*tenantState
+	var due []dueTick
 	plans, err := o.step(ctx, func(c *call, wall time.Time) error {
 		ticks, due = o.dueTicks(topic, wall)
 		return nil

@@ -65,8 +65,10 @@ type tenantState struct {
 	// between inputs a live tenant's clock runs on with the wall clock
 	// from seen, and a window that passed so is closed by a tick (Tick).
 	wm, seen time.Time
-	// ticking: a tick of the tenant was produced and not read back yet.
-	ticking bool
+	// ticked is the time of the latest tick of the tenant produced and not
+	// read back yet (zero: none): the windows due by then close when it
+	// is, and a further tick is due only for a window after it.
+	ticked time.Time
 	// saved is the clock as last written (clockField).
 	saved time.Time
 }
@@ -508,7 +510,9 @@ func (c *call) tick(ctx context.Context, t tick) error {
 	if ts == nil {
 		return nil
 	}
-	ts.ticking = false
+	if !t.At.Before(ts.ticked) {
+		ts.ticked = time.Time{}
+	}
 	if t.At.After(ts.wm) {
 		// A tick is no input: the clock moves to its time and its idle
 		// time runs on as before (seen moves with it), rather than from the
@@ -524,34 +528,42 @@ func (c *call) tick(ctx context.Context, t tick) error {
 	return c.plan(ctx, ts, ts.lc.Due(t.At))
 }
 
-// dueTicks returns a tick record, for topic, of every tenant whose window
-// closed on the wall clock and which has no tick on its way, and those
-// tenants, to be marked ticking once the call succeeded (ticking).
-func (o *owner) dueTicks(topic string, wall time.Time) ([]*kgo.Record, []*tenantState) {
+// dueTick is a tick produced for a tenant, marked once its call succeeded
+// (ticking).
+type dueTick struct {
+	tenant *tenantState
+	at     time.Time
+}
+
+// dueTicks returns a tick record, for topic, of every tenant with a window
+// closed on the wall clock that no tick on its way closes, and those
+// ticks, to be marked once the call succeeded (ticking). Ticks on their way
+// do not hold a later one back: a window waits for one tick's round trip,
+// not for those of the ticks before it.
+func (o *owner) dueTicks(topic string, wall time.Time) ([]*kgo.Record, []dueTick) {
 	var recs []*kgo.Record
-	var due []*tenantState
+	var due []dueTick
 	for _, name := range slices.Sorted(maps.Keys(o.tenants)) {
 		ts := o.tenants[name]
-		if ts.ticking {
-			continue
-		}
-		d, ok := ts.lc.NextDue()
+		d, ok := ts.lc.NextDueAfter(ts.ticked)
 		if at := ts.idle(wall); ok && !at.Before(d) {
 			recs = append(recs, tickRecord(topic, name, at))
-			due = append(due, ts)
+			due = append(due, dueTick{ts, at})
 		}
 	}
 	return recs, due
 }
 
-// ticking marks tenants as having a tick on its way: their Tick call
-// succeeded, so its Result, the ticks, is produced (a failed call's is
-// not, and the next call ticks again).
-func (o *owner) ticking(due []*tenantState) {
+// ticking marks the ticks as on their way: their Tick call succeeded, so
+// its Result, the ticks, is produced (a failed call's is not, and the next
+// call ticks again).
+func (o *owner) ticking(due []dueTick) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	for _, ts := range due {
-		ts.ticking = true
+	for _, t := range due {
+		if t.at.After(t.tenant.ticked) {
+			t.tenant.ticked = t.at
+		}
 	}
 }
 
@@ -574,8 +586,8 @@ func (o *owner) due() (time.Time, bool) {
 		if ts.lc.Dirty() {
 			return wall, true
 		}
-		d, ok := ts.lc.NextDue()
-		if !ok || ts.ticking {
+		d, ok := ts.lc.NextDueAfter(ts.ticked)
+		if !ok {
 			continue
 		}
 		// The tenant's clock runs at wall speed from ts.seen.
