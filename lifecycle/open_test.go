@@ -145,23 +145,7 @@ func scanDue(l *Lifecycle, e *Entry, now time.Time) bool {
 	return !now.Before(e.Pending.Last.Add(l.opts.Settle)) || !now.Before(e.Pending.First.Add(l.opts.MaxSettle))
 }
 
-func scanNextDue(l *Lifecycle) (time.Time, bool) {
-	var next time.Time
-	found := false
-	for _, e := range l.entries {
-		if e.Pending == nil || l.opts.AwaitResults && len(e.Outstanding) > 0 {
-			continue
-		}
-		t := e.Pending.Last.Add(l.opts.Settle)
-		if m := e.Pending.First.Add(l.opts.MaxSettle); m.Before(t) {
-			t = m
-		}
-		if !found || t.Before(next) {
-			next, found = t, true
-		}
-	}
-	return next, found
-}
+func scanNextDue(l *Lifecycle) (time.Time, bool) { return scanNextDueAfter(l, time.Time{}) }
 
 func scanNextDueAfter(l *Lifecycle, after time.Time) (time.Time, bool) {
 	var next time.Time

@@ -413,7 +413,7 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 		progress("full")
 	}
 	stats0 := resident.Stats()
-	evictions0 := counterValue(reg, "leadconv_matcher_resident_evictions_total")
+	evictions0 := metricValue(reg, "leadconv_matcher_resident_evictions_total")
 	var residentPeak, residentLast atomic.Int64
 	// The full run's own pipeline metrics: its owners' lifecycle bound.
 	fullReg := prometheus.NewRegistry()
@@ -462,11 +462,11 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 		res.ResidentPeakFull, res.ResidentFull = residentPeak.Load(), residentLast.Load()
 		res.EvictionsFull = -1
 		if evictions0 >= 0 {
-			res.EvictionsFull = counterValue(reg, "leadconv_matcher_resident_evictions_total") - evictions0
+			res.EvictionsFull = metricValue(reg, "leadconv_matcher_resident_evictions_total") - evictions0
 		}
-		res.LifecycleFull = int64(gaugeValue(fullReg, "leadconv_lifecycle_settled_bytes"))
-		res.LifecycleEvictedFull = counterValue(fullReg, "leadconv_lifecycle_evictions_total")
-		res.LifecycleLoadedFull = counterValue(fullReg, "leadconv_lifecycle_loads_total")
+		res.LifecycleFull = int64(metricValue(fullReg, "leadconv_lifecycle_settled_bytes"))
+		res.LifecycleEvictedFull = metricValue(fullReg, "leadconv_lifecycle_evictions_total")
+		res.LifecycleLoadedFull = metricValue(fullReg, "leadconv_lifecycle_loads_total")
 		if bc.MemProfile != nil {
 			runtime.GC()
 			if err := pprof.WriteHeapProfile(bc.MemProfile); err != nil {
@@ -1071,11 +1071,9 @@ func redisUsedMemory(ctx context.Context, rdb redis.UniversalClient) int64 {
 	return 0
 }
 
-// counterValue is the sum of the counter name's series in reg, -1 when reg
-// cannot be read (not a Gatherer).
-// gaugeValue is the sum of a gauge's values in reg (-1 when reg is no
-// Gatherer).
-func gaugeValue(reg prometheus.Registerer, name string) float64 {
+// metricValue is the sum of the series of the counter or gauge name in
+// reg, -1 when reg cannot be read (not a Gatherer).
+func metricValue(reg prometheus.Registerer, name string) float64 {
 	g, ok := reg.(prometheus.Gatherer)
 	if !ok {
 		return -1
@@ -1088,27 +1086,7 @@ func gaugeValue(reg prometheus.Registerer, name string) float64 {
 	for _, mf := range mfs {
 		if mf.GetName() == name {
 			for _, m := range mf.GetMetric() {
-				total += m.GetGauge().GetValue()
-			}
-		}
-	}
-	return total
-}
-
-func counterValue(reg prometheus.Registerer, name string) float64 {
-	g, ok := reg.(prometheus.Gatherer)
-	if !ok {
-		return -1
-	}
-	mfs, err := g.Gather()
-	if err != nil {
-		return -1
-	}
-	total := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			for _, m := range mf.GetMetric() {
-				total += m.GetCounter().GetValue()
+				total += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 			}
 		}
 	}

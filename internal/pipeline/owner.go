@@ -430,24 +430,34 @@ func (o *owner) step(ctx context.Context, plan func(c *call, wall time.Time) err
 			err = plan(c, wall)
 		}
 	}
-	var side map[string]matcher.Side
-	var taken map[string][]string
 	if err == nil {
-		err = o.faults()
+		err = o.writeSide(ctx)
 	}
-	if err == nil {
-		side, taken, err = o.dirty()
+	if err != nil {
+		return nil, err
 	}
+	o.unacked = c.items
+	return c.plans, nil
+}
+
+// writeSide writes what changed in the lifecycles alone, fenced, and keeps
+// the settled entries within their bound once it is written; what a failed
+// write took goes with the next one. A call that read an evicted entry not
+// loaded writes nothing.
+func (o *owner) writeSide(ctx context.Context) error {
+	if err := o.faults(); err != nil {
+		return err
+	}
+	side, taken, err := o.dirty()
 	if err == nil && len(side) > 0 {
 		err = o.store.WriteSide(ctx, side)
 	}
 	if err != nil {
 		o.touch(taken)
-		return nil, err
+		return err
 	}
-	o.unacked = c.items
 	o.evict()
-	return c.plans, nil
+	return nil
 }
 
 // marks takes a batch of marks alone.
@@ -681,21 +691,7 @@ func (o *owner) requestEmitted(ctx context.Context, tenant string, c engine.Clus
 		return err
 	}
 	ts.lc.RequestPlanned(c, cmds, st, changed)
-	err = o.faults()
-	var side map[string]matcher.Side
-	var taken map[string][]string
-	if err == nil {
-		side, taken, err = o.dirty()
-	}
-	if err == nil && len(side) > 0 {
-		err = o.store.WriteSide(ctx, side)
-	}
-	if err != nil {
-		o.touch(taken)
-		return err
-	}
-	o.evict()
-	return nil
+	return o.writeSide(ctx)
 }
 
 // wanted returns, by tenant, the evicted lifecycle entries the batch's
