@@ -245,15 +245,7 @@ func TestComposeJoinOfPendingMasters(t *testing.T) {
 	l.Change(Change{Cluster: cl("B", 3), At: sec(5), Removed: true, MergedInto: "A"})
 	l.Change(Change{Cluster: cl("A", 3, append(append(slices.Clone(a), b...), rec("L5", 5))...), At: sec(5)})
 	// A lifecycle restored from a snapshot taken here plans the join alike.
-	b2, err := json.Marshal(l.Snapshot())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var entries []Entry
-	if err := json.Unmarshal(b2, &entries); err != nil {
-		t.Fatal(err)
-	}
-	restored := shows(planDue(t, Restore(Options{}, entries), cfg, sec(5)))
+	restored := shows(planDue(t, restoreJSON(t, l), cfg, sec(5)))
 	got := shows(planDue(t, l, cfg, sec(5)))
 	if !slices.Equal(restored, got) {
 		t.Errorf("restored lifecycle planned %q, the original %q", restored, got)
@@ -603,15 +595,7 @@ func TestHeldPlanPlansTheSame(t *testing.T) {
 	if l.Pending() != 1 {
 		t.Fatal("the change after the plan is not pending")
 	}
-	b, err := json.Marshal(l.Snapshot())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var entries []Entry
-	if err := json.Unmarshal(b, &entries); err != nil {
-		t.Fatal(err)
-	}
-	r := Restore(Options{}, entries)
+	r := restoreJSON(t, l)
 	held := r.Held()
 	if len(held) != 1 || held[0].Cluster.Version != 2 {
 		t.Fatalf("held after restore: %v", held)

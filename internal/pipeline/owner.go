@@ -350,7 +350,7 @@ func (o *owner) batch(ctx context.Context, ins []input, marks []marker) ([]match
 				return nil, err
 			}
 		}
-		if err := o.load(ctx, d.ReadSide, o.wanted(ins, d.Changes)); err != nil {
+		if err := o.load(ctx, d.ReadSide, o.wanted(d.Changes)); err != nil {
 			return nil, err
 		}
 		if err := c.held(ctx); err != nil {
@@ -696,8 +696,9 @@ func (o *owner) requestEmitted(ctx context.Context, tenant string, c engine.Clus
 
 // wanted returns, by tenant, the evicted lifecycle entries the batch's
 // changes may read (lifecycle.Wanted): their clusters, those joined into
-// them, and those claiming their records or their events' records.
-func (o *owner) wanted(ins []input, changes []matcher.Change) map[string][]string {
+// them, and those claiming their records or their events' records
+// (Trigger).
+func (o *owner) wanted(changes []matcher.Change) map[string][]string {
 	ids := map[string][]string{}
 	refs := map[string][]record.Ref{}
 	for _, ch := range changes {
@@ -706,7 +707,7 @@ func (o *owner) wanted(ins []input, changes []matcher.Change) map[string][]strin
 			continue
 		}
 		ids[ch.Tenant] = append(append(ids[ch.Tenant], ch.ClusterID), ch.MergedFrom...)
-		refs[ch.Tenant] = append(refs[ch.Tenant], ch.Trigger, ins[ch.Index].ev.Ref())
+		refs[ch.Tenant] = append(refs[ch.Tenant], ch.Trigger)
 		for i := range ch.Members {
 			refs[ch.Tenant] = append(refs[ch.Tenant], ch.Members[i].Ref())
 		}
