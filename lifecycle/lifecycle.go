@@ -763,8 +763,12 @@ func (l *Lifecycle) Touch(ids ...string) {
 	}
 }
 
-// Restore returns a lifecycle holding a Snapshot's entries.
-func Restore(opts Options, entries []Entry) *Lifecycle {
+// Restore returns a lifecycle holding a Snapshot's entries, and the
+// settled entries of stubs evicted (Stub): what an owner's take reads. A
+// stub of one of the entries is stale (it was written open since) and
+// ignored. Before a change or plan reads them, the owner loads those
+// Protected names.
+func Restore(opts Options, entries []Entry, stubs []Stub) *Lifecycle {
 	l := New(opts)
 	for i := range entries {
 		e := entries[i]
@@ -775,7 +779,24 @@ func Restore(opts Options, entries []Entry) *Lifecycle {
 			l.track(&e)
 		}
 	}
-	for _, id := range slices.Sorted(maps.Keys(l.entries)) {
+	stubbed := make(map[string]*Stub, len(stubs))
+	for i := range stubs {
+		if l.entries[stubs[i].ClusterID] == nil {
+			stubbed[stubs[i].ClusterID] = &stubs[i]
+			l.evicted[stubs[i].ClusterID] = true
+		}
+	}
+	// Joins and claims in cluster order, entries and stubs alike: a record
+	// two states claim is the later one's, as it was before the take.
+	ids := append(slices.Collect(maps.Keys(l.entries)), slices.Collect(maps.Keys(stubbed))...)
+	slices.Sort(ids)
+	for _, id := range ids {
+		if st := stubbed[id]; st != nil {
+			for _, ref := range st.Claims {
+				l.claims[ref] = id
+			}
+			continue
+		}
 		e := l.entries[id]
 		if e.MergedInto != "" {
 			l.joined[e.MergedInto] = append(l.joined[e.MergedInto], id)

@@ -435,7 +435,7 @@ func TestSnapshotRestore(t *testing.T) {
 	if err := json.Unmarshal(b, &entries); err != nil {
 		t.Fatal(err)
 	}
-	r := Restore(opts, entries)
+	r := Restore(opts, entries, nil)
 	for _, x := range []*Lifecycle{l, r} {
 		for _, c := range cmds {
 			x.Result(Result{CommandID: c.ID, Outcome: OutcomeApplied}, sec(4))

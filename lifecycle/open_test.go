@@ -71,7 +71,7 @@ func TestOpenIndexAgreesWithAScanOfEveryEntry(t *testing.T) {
 					}
 				}
 			default:
-				l = Restore(l.opts, l.Snapshot())
+				l = Restore(l.opts, l.Snapshot(), nil)
 			}
 			now = sec(step + r.IntN(4))
 			if got, want := names(l.Due(now)), names(scanReady(l, func(e *Entry) bool { return scanDue(l, e, now) })); !slices.Equal(got, want) {

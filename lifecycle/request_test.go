@@ -51,7 +51,7 @@ func TestRequestComposesWithLivePlans(t *testing.T) {
 		t.Errorf("live plan after the request %q, want %q", got, want)
 	}
 	// What the request recorded survives a snapshot.
-	r := Restore(Options{Settle: 10 * time.Second}, l.Snapshot())
+	r := Restore(Options{Settle: 10 * time.Second}, l.Snapshot(), nil)
 	if h := r.RequestHistory(v3); len(h.Own) != 1 || !slices.Equal(h.Own[0].Converted, []string{"L1", "L2", "L3", "L4"}) {
 		t.Errorf("restored request history %+v", h)
 	}

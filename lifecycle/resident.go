@@ -1,7 +1,9 @@
 package lifecycle
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/leadconv/leadconv/record"
 )
@@ -15,6 +17,46 @@ import (
 // clusters whose states a record's change reads. An evicted entry read
 // without being loaded is a fault (Faults): the owner's call fails rather
 // than decide without it.
+
+// An owner also shelves settled entries: it writes them where its take
+// does not read them, with a stub of each beside its open entries (Stub),
+// so that a take reads what waits for something rather than every cluster
+// ever planned, and restores the rest evicted (Restore).
+
+// Stub is what a take restores of a shelved entry: its cluster and the
+// records its state claims, all that a lifecycle keeps of an evicted
+// entry. (A settled entry was joined into no cluster: a change that joins
+// it empties it, and an empty cluster does not settle.)
+type Stub struct {
+	ClusterID string
+	Claims    []record.Ref
+}
+
+// AppendStub appends the claims of e's stub, as ParseStub reads them:
+// record.Ref strings, space-separated (ids hold no spaces: the record
+// event's rules).
+func (e *Entry) AppendStub(b []byte) []byte {
+	for i, r := range e.State.Claims() {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = append(append(append(b, r.Object...), '/'), r.ID...)
+	}
+	return b
+}
+
+// ParseStub reads the stub of cluster id that AppendStub wrote.
+func ParseStub(id, s string) (Stub, error) {
+	st := Stub{ClusterID: id}
+	for _, w := range strings.Fields(s) {
+		r, ok := record.ParseRef(w)
+		if !ok {
+			return Stub{}, fmt.Errorf("lifecycle: stub of cluster %s: %q is not a record ref", id, w)
+		}
+		st.Claims = append(st.Claims, r)
+	}
+	return st, nil
+}
 
 // settledEntry is a resident settled entry: its estimated size, and the
 // settlement it is queued under.
@@ -80,9 +122,10 @@ func entrySize(e *Entry) int {
 func (l *Lifecycle) SettledBytes() int64 { return l.settledBytes }
 
 // Evict drops settled entries from memory, the longest settled first,
-// when their estimated memory is above budget, to 90 % of it. Dirty
-// entries (not yet written) stay, and so do those a cluster waiting for
-// something may read when it is planned: the clusters claiming its
+// until their estimated memory is within budget (the owner picks a
+// budget below its bound, so that eviction does not run on every write).
+// Dirty entries (not yet written) stay, and so do those a cluster waiting
+// for something may read when it is planned: the clusters claiming its
 // records. It returns how many it evicted.
 func (l *Lifecycle) Evict(budget int64) int {
 	if l.settledBytes <= budget {
@@ -90,7 +133,7 @@ func (l *Lifecycle) Evict(budget int64) int {
 	}
 	keep := l.protected()
 	n := 0
-	for k := len(l.queue); k > 0 && l.settledBytes > budget/10*9; k-- {
+	for k := len(l.queue); k > 0 && l.settledBytes > budget; k-- {
 		q := l.queue[0]
 		l.queue = l.queue[1:]
 		if s, ok := l.settled[q.id]; !ok || s.n != q.n {
@@ -130,6 +173,23 @@ func (l *Lifecycle) protected() map[string]bool {
 		}
 	}
 	return keep
+}
+
+// Protected returns the evicted entries, sorted, that a plan of a
+// cluster waiting for something reads (those Evict keeps): after Restore,
+// what the owner loads before anything else.
+func (l *Lifecycle) Protected() []string {
+	if len(l.evicted) == 0 {
+		return nil
+	}
+	var out []string
+	for id := range l.protected() {
+		if l.evicted[id] {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Wanted returns the evicted entries, sorted, that changes of the clusters

@@ -16,30 +16,44 @@ import (
 // trio drives three lifecycles through the same steps: one that settles
 // entries (drops their records), one that keeps them, and one that settles
 // and evicts every entry it can after each step, writing what changed to
-// a store (as an owner writes its side state) and loading what the next
-// step wants back from it.
+// a store as an owner writes its side state (open entries; settled ones
+// shelved, with their stubs), loading what the next step wants back from
+// it, and restored from it as an owner takes a tenant.
 type trio struct {
-	t             *testing.T
-	cfg           *engine.Config
-	got, ref, ev  *Lifecycle
-	store         map[string]string
-	loads, evicts int
+	t                  *testing.T
+	cfg                *engine.Config
+	got, ref, ev       *Lifecycle
+	open, stubs, shelf map[string]string
+	loads, evicts      int
+	stubbed, protected int
+	stale              int // stubs restored beside their entries' open copies
+}
+
+func newTrio(t *testing.T, opts Options) *trio {
+	w := &trio{t: t, cfg: cfgWith(nil), got: New(opts), ref: New(opts), ev: New(opts),
+		open: map[string]string{}, stubs: map[string]string{}, shelf: map[string]string{}}
+	w.ref.keepSettled = true
+	return w
+}
+
+// load loads the shelved entries ids into ev.
+func (w *trio) load(ids []string) {
+	w.t.Helper()
+	es := make([]Entry, len(ids))
+	for i, id := range ids {
+		if err := json.Unmarshal([]byte(w.shelf[id]), &es[i]); err != nil {
+			w.t.Fatalf("entry %s as shelved: %v", id, err)
+		}
+	}
+	w.ev.Load(es)
+	w.loads += len(es)
 }
 
 // all applies f to each, after loading into ev what changes of the
 // clusters ids and the records refs want.
 func (w *trio) all(ids []string, refs []record.Ref, f func(l *Lifecycle)) {
 	w.t.Helper()
-	if want := w.ev.Wanted(ids, refs); len(want) > 0 {
-		es := make([]Entry, len(want))
-		for i, id := range want {
-			if err := json.Unmarshal([]byte(w.store[id]), &es[i]); err != nil {
-				w.t.Fatalf("entry %s as stored: %v", id, err)
-			}
-		}
-		w.ev.Load(es)
-		w.loads += len(es)
-	}
+	w.load(w.ev.Wanted(ids, refs))
 	for _, l := range []*Lifecycle{w.got, w.ref, w.ev} {
 		f(l)
 	}
@@ -55,15 +69,25 @@ func (w *trio) sync(where string) {
 		if err != nil {
 			w.t.Fatal(err)
 		}
-		w.store[e.ClusterID] = string(b)
+		// As the owner writes: an open entry leaves a shelved copy and
+		// stub stale.
+		id := e.ClusterID
+		if e.Settled {
+			w.shelf[id], w.stubs[id] = string(b), string(e.AppendStub(nil))
+			delete(w.open, id)
+		} else {
+			w.open[id] = string(b)
+		}
 	}
 	for _, id := range removed {
-		delete(w.store, id)
+		delete(w.open, id)
+		delete(w.stubs, id)
+		delete(w.shelf, id)
 	}
 	w.evicts += w.ev.Evict(0)
 	for id := range w.ev.evicted {
-		if _, ok := w.store[id]; !ok {
-			w.t.Fatalf("%s: evicted %s not stored; changed %v removed %v", where, id, len(changed), removed)
+		if _, ok := w.shelf[id]; !ok {
+			w.t.Fatalf("%s: evicted %s not shelved; changed %v removed %v", where, id, len(changed), removed)
 		}
 	}
 	if n := w.ev.Faults(); n > 0 {
@@ -93,18 +117,33 @@ func (w *trio) due(now time.Time) [3][]Ready {
 }
 
 // restore restores each from JSON: got and ref from their snapshots, ev
-// from its store, as an owner takes a tenant.
+// from its store, as an owner takes a tenant: its open entries and the
+// stubs of the shelved ones, then the shelved entries Protected names.
 func (w *trio) restore() {
 	w.got, w.ref = restoreJSON(w.t, w.got), restoreJSON(w.t, w.ref)
 	var es []Entry
-	for _, id := range slices.Sorted(maps.Keys(w.store)) {
+	for _, id := range slices.Sorted(maps.Keys(w.open)) {
 		var e Entry
-		if err := json.Unmarshal([]byte(w.store[id]), &e); err != nil {
+		if err := json.Unmarshal([]byte(w.open[id]), &e); err != nil {
 			w.t.Fatal(err)
 		}
 		es = append(es, e)
 	}
-	w.ev = Restore(w.ev.opts, es)
+	var stubs []Stub
+	for id, s := range w.stubs {
+		st, err := ParseStub(id, s)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		stubs = append(stubs, st)
+		if _, ok := w.open[id]; ok {
+			w.stale++
+		}
+	}
+	w.ev = Restore(w.ev.opts, es, stubs)
+	p := w.ev.Protected()
+	w.load(p)
+	w.stubbed, w.protected = w.stubbed+len(stubs), w.protected+len(p)
 }
 
 func restoreJSON(t *testing.T, l *Lifecycle) *Lifecycle {
@@ -117,7 +156,7 @@ func restoreJSON(t *testing.T, l *Lifecycle) *Lifecycle {
 	if err := json.Unmarshal(b, &es); err != nil {
 		t.Fatal(err)
 	}
-	r := Restore(l.opts, es)
+	r := Restore(l.opts, es, nil)
 	r.keepSettled = l.keepSettled
 	return r
 }
@@ -140,15 +179,14 @@ func refsOf(rs []record.Record) []record.Ref {
 // not. Its settled entries hold no records, and no evicted entry is read
 // without being loaded.
 func TestSettledEntriesPlanAsIfTheyKeptTheirRecords(t *testing.T) {
-	settled, results, onSettled, loads, evicts, echoes := 0, 0, 0, 0, 0, 0
+	settled, results, onSettled, loads, evicts, echoes, stubbed, protected, stale := 0, 0, 0, 0, 0, 0, 0, 0, 0
 	for seed := range uint64(60) {
 		r := rand.New(rand.NewPCG(seed, 7))
 		opts := Options{Settle: 2 * time.Second, MaxSettle: 6 * time.Second, AwaitResults: seed%2 == 1}
 		if seed%3 == 0 {
 			opts.Settle, opts.MaxSettle = 0, 0
 		}
-		w := &trio{t: t, cfg: cfgWith(nil), got: New(opts), ref: New(opts), ev: New(opts), store: map[string]string{}}
-		w.ref.keepSettled = true
+		w := newTrio(t, opts)
 		// The records, each in one cluster; clusters by id.
 		recs := map[string]record.Record{}
 		where := map[string]string{}
@@ -309,7 +347,7 @@ func TestSettledEntriesPlanAsIfTheyKeptTheirRecords(t *testing.T) {
 			for _, e := range w.got.entries {
 				waits := e.Pending != nil || len(e.Outstanding) > 0 || len(e.Held) > 0
 				switch {
-				case e.Settled && (waits || len(e.Seen.Records) > 0):
+				case e.Settled && (waits || len(e.Seen.Records) > 0 || e.MergedInto != ""):
 					t.Fatalf("%s: settled entry %+v", here, e)
 				case e.Settled:
 					settled++
@@ -325,9 +363,11 @@ func TestSettledEntriesPlanAsIfTheyKeptTheirRecords(t *testing.T) {
 			}
 		}
 		loads, evicts = loads+w.loads, evicts+w.evicts
+		stubbed, protected, stale = stubbed+w.stubbed, protected+w.protected, stale+w.stale
 	}
-	if settled < 5000 || results < 100 || onSettled < 200 || loads < 1000 || evicts < 1000 || echoes < 50 {
-		t.Fatalf("exercised too little: %d settled entries seen, %d results, %d requests of settled clusters, %d loads, %d evictions, %d echoes taken",
-			settled, results, onSettled, loads, evicts, echoes)
+	if settled < 5000 || results < 100 || onSettled < 200 || loads < 1000 || evicts < 1000 || echoes < 50 || stubbed < 500 || protected < 50 || stale < 50 {
+		t.Fatalf("exercised too little: %d settled entries seen, %d results, %d requests of settled clusters, %d loads, %d evictions, %d echoes taken, %d stubs restored (%d stale), %d loaded at restore",
+			settled, results, onSettled, loads, evicts, echoes, stubbed, stale, protected)
 	}
+	t.Logf("%d stubs restored (%d stale), %d loaded at restore", stubbed, stale, protected)
 }

@@ -26,7 +26,8 @@ const (
 type keys struct {
 	epoch  string          // the owner epoch
 	hashes [nHashes]string // r, b, a, cm, cl, cv, x, acct
-	side   string          // the owner's side state (Side)
+	side   string          // the owner's side state read at take (Side.Taken)
+	shelf  string          // the owner's side state read by field (Side.Shelved)
 }
 
 // MarkerKey is the namespace's state marker, a hash with the field
@@ -45,6 +46,7 @@ func tenantKeys(namespace, tenant string) keys {
 		epoch:  p + "epoch",
 		hashes: [nHashes]string{p + "r", p + "b", p + "a", p + "cm", p + "cl", p + "cv", p + "x", p + "acct"},
 		side:   p + "side",
+		shelf:  p + "shelf",
 	}
 }
 

@@ -14,8 +14,9 @@ import (
 // Side state goes with the batch: ApplyPlanned calls the plan between
 // deciding and writing, writes what it returns in the same fenced call (a
 // warm batch with side state still costs one round trip), hands a new
-// owner the side state once, lists the tenants with side state under the
-// owner's index name, and a fenced owner's side-state writes are refused.
+// owner the side state once (the taken part: the shelved part is not read),
+// lists the tenants with side state under the owner's index name, and a
+// fenced owner's side-state writes are refused.
 func TestSideState(t *testing.T) {
 	srv := redistest.New(t)
 	ctx := context.Background()
@@ -43,11 +44,11 @@ func TestSideState(t *testing.T) {
 			return side, nil
 		}
 	}
-	if _, err := a.ApplyPlanned(ctx, stream[:100], plan(map[string]Side{tenant: {"c1": str("one"), "c2": str("two")}})); err != nil {
+	if _, err := a.ApplyPlanned(ctx, stream[:100], plan(map[string]Side{tenant: {Taken: map[string]*string{"c1": str("one"), "c2": str("two")}, Shelved: map[string]*string{"s1": str("shelved")}}})); err != nil {
 		t.Fatal(err)
 	}
 	sum0, n0 := trips(a)
-	if _, err := a.ApplyPlanned(ctx, stream[100:150], plan(map[string]Side{tenant: {"c2": nil, "c3": str("three")}})); err != nil {
+	if _, err := a.ApplyPlanned(ctx, stream[100:150], plan(map[string]Side{tenant: {Taken: map[string]*string{"c2": nil, "c3": str("three")}}})); err != nil {
 		t.Fatal(err)
 	}
 	if sum1, n1 := trips(a); sum1-sum0 != 1 || n1-n0 != 1 {
@@ -59,6 +60,9 @@ func TestSideState(t *testing.T) {
 	got, err := srv.Client().HGetAll(ctx, tenantKeys(ns, tenant).side).Result()
 	if err != nil || !maps.Equal(got, map[string]string{"c1": "one", "c3": "three"}) {
 		t.Fatalf("side state in Redis %v, %v", got, err)
+	}
+	if shelf, err := srv.Client().HGetAll(ctx, tenantKeys(ns, tenant).shelf).Result(); err != nil || !maps.Equal(shelf, map[string]string{"s1": "shelved"}) {
+		t.Fatalf("shelved side state in Redis %v, %v", shelf, err)
 	}
 
 	// The next owner finds the tenant by the index and takes it with its
@@ -73,13 +77,13 @@ func TestSideState(t *testing.T) {
 	if err != nil || !maps.Equal(took[tenant], got) {
 		t.Fatalf("taken %v, %v; want %v", took, err, got)
 	}
-	if err := a.WriteSide(ctx, map[string]Side{tenant: {"c1": str("zombie")}}); !errors.Is(err, ErrFenced) {
+	if err := a.WriteSide(ctx, map[string]Side{tenant: {Taken: map[string]*string{"c1": str("zombie")}}}); !errors.Is(err, ErrFenced) {
 		t.Fatalf("the zombie's side-state write: %v, want ErrFenced", err)
 	}
 	if _, err := a.ApplyPlanned(ctx, stream[150:160], plan(nil)); !errors.Is(err, ErrFenced) {
 		t.Fatalf("the zombie's batch: %v, want ErrFenced", err)
 	}
-	if err := b.WriteSide(ctx, map[string]Side{tenant: {"c1": nil}}); err != nil {
+	if err := b.WriteSide(ctx, map[string]Side{tenant: {Taken: map[string]*string{"c1": nil}, Shelved: map[string]*string{"s1": nil}}}); err != nil {
 		t.Fatal(err)
 	}
 	restored = nil
@@ -92,14 +96,18 @@ func TestSideState(t *testing.T) {
 	if got, _ := srv.Client().HGetAll(ctx, tenantKeys(ns, tenant).side).Result(); !maps.Equal(got, map[string]string{"c3": "three"}) {
 		t.Fatalf("side state after the new owner's delete: %v", got)
 	}
-	if err := b.WriteSide(ctx, map[string]Side{"never-taken": {"x": str("y")}}); err == nil {
+	if n, _ := srv.Client().Exists(ctx, tenantKeys(ns, tenant).shelf).Result(); n != 0 {
+		t.Fatal("shelved side state left after the new owner's delete")
+	}
+	if err := b.WriteSide(ctx, map[string]Side{"never-taken": {Taken: map[string]*string{"x": str("y")}}}); err == nil {
 		t.Fatal("side state written for a tenant the store does not own")
 	}
 }
 
 // Side state is read back by field (an owner's evicted entries): within a
 // batch in one round trip counted with the batch's, and outside one; a
-// field Redis does not hold is absent from the answer.
+// shelved field first, else a taken one; a field Redis does not hold is
+// absent from the answer.
 func TestReadSide(t *testing.T) {
 	srv := redistest.New(t)
 	ctx := context.Background()
@@ -109,13 +117,14 @@ func TestReadSide(t *testing.T) {
 	tenant := stream[0].Tenant
 	s := newTestStore(t, srv, DefaultConfig(), ns)
 	if _, err := s.ApplyPlanned(ctx, stream[:100], func(context.Context, Decided) (map[string]Side, error) {
-		return map[string]Side{tenant: {"c1": str("one"), "c2": str("two")}}, nil
+		return map[string]Side{tenant: {Taken: map[string]*string{"c1": str("one"), "c2": str("two")}, Shelved: map[string]*string{"c2": str("two shelved"), "c3": str("three")}}}, nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string][]string{tenant: {"c2", "gone"}, "other": {"c1"}}
+	// Shelved first, else taken.
+	want := map[string][]string{tenant: {"c2", "c3", "c1", "gone"}, "other": {"c1"}}
 	got, err := s.ReadSide(ctx, want)
-	if err != nil || !maps.Equal(got[tenant], map[string]string{"c2": "two"}) || len(got["other"]) != 0 {
+	if err != nil || !maps.Equal(got[tenant], map[string]string{"c1": "one", "c2": "two shelved", "c3": "three"}) || len(got["other"]) != 0 {
 		t.Fatalf("ReadSide %v, %v", got, err)
 	}
 	var m dto.Metric

@@ -172,9 +172,19 @@ func (s *Store) Apply(ctx context.Context, events []record.Event) ([]Change, err
 }
 
 // Side is one tenant's side state, written with a batch: the owner's own
-// state beside the matcher's (its lifecycle), opaque to the store. A field
-// maps to its value; nil deletes the field.
-type Side map[string]*string
+// state beside the matcher's (its lifecycle), opaque to the store, in two
+// hashes. A field maps to its value; nil deletes the field.
+type Side struct {
+	// Taken is read whole when a store takes the tenant (Decided.Restored,
+	// Take).
+	Taken map[string]*string
+	// Shelved is read only by field (ReadSide): state too large to read
+	// at every take, which the owner reads back when it needs it.
+	Shelved map[string]*string
+}
+
+// Len counts the fields the side state sets or deletes.
+func (s Side) Len() int { return len(s.Taken) + len(s.Shelved) }
 
 // Decided is a batch as the store decided it, before writing it.
 type Decided struct {
@@ -514,9 +524,11 @@ func (s *Store) WriteSide(ctx context.Context, side map[string]Side) error {
 	return redisconn.Classify(err)
 }
 
-// ReadSide reads fields of tenants' side state (tenant -> fields) in one
-// pipelined round trip, field -> value by tenant; a field Redis does not
-// hold is absent. An owner reads back what it evicted from memory.
+// ReadSide reads fields of tenants' shelved side state (tenant -> fields)
+// in one pipelined round trip, field -> value by tenant; a field Redis does
+// not hold is absent. A field not shelved is read from the taken side state:
+// an owner may shelve a field it wrote there before. An owner reads back
+// what it evicted from memory.
 func (s *Store) ReadSide(ctx context.Context, fields map[string][]string) (map[string]map[string]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -525,10 +537,11 @@ func (s *Store) ReadSide(ctx context.Context, fields map[string][]string) (map[s
 
 func (s *Store) readSide(ctx context.Context, fields map[string][]string, rt *roundTrips) (map[string]map[string]string, error) {
 	pipe := s.rdb.Pipeline()
-	cmds := map[string]*redis.SliceCmd{}
+	cmds := map[string][2]*redis.SliceCmd{}
 	for _, t := range slices.Sorted(maps.Keys(fields)) {
 		if len(fields[t]) > 0 {
-			cmds[t] = pipe.HMGet(ctx, tenantKeys(s.opts.Namespace, t).side, fields[t]...)
+			k := tenantKeys(s.opts.Namespace, t)
+			cmds[t] = [2]*redis.SliceCmd{pipe.HMGet(ctx, k.shelf, fields[t]...), pipe.HMGet(ctx, k.side, fields[t]...)}
 		}
 	}
 	if err := s.exec(ctx, pipe, "side", rt); err != nil {
@@ -537,9 +550,12 @@ func (s *Store) readSide(ctx context.Context, fields map[string][]string, rt *ro
 	out := make(map[string]map[string]string, len(cmds))
 	for t, c := range cmds {
 		m := make(map[string]string, len(fields[t]))
-		for i, v := range c.Val() {
-			if str, ok := v.(string); ok {
-				m[fields[t][i]] = str
+		shelved, taken := c[0].Val(), c[1].Val()
+		for i, f := range fields[t] {
+			if str, ok := shelved[i].(string); ok {
+				m[f] = str
+			} else if str, ok := taken[i].(string); ok {
+				m[f] = str
 			}
 		}
 		out[t] = m

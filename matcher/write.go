@@ -93,7 +93,7 @@ func (s *Store) write(ctx context.Context, views []*view, side map[string]Side, 
 		k := v.run.keys
 		t := v.run.tenant
 		inBatch[t] = true
-		calls = append(calls, call{t, append([]string{k.epoch}, append(k.hashes[:], k.side)...), v.writeArgs(s.epochs[t], side[t])})
+		calls = append(calls, call{t, append([]string{k.epoch}, append(k.hashes[:], k.side, k.shelf)...), v.writeArgs(s.epochs[t], side[t])})
 	}
 	for _, t := range slices.Sorted(maps.Keys(side)) {
 		if inBatch[t] {
@@ -104,7 +104,7 @@ func (s *Store) write(ctx context.Context, views []*view, side map[string]Side, 
 			return fmt.Errorf("matcher: side state of tenant %s, which this store does not own", t)
 		}
 		k := tenantKeys(s.opts.Namespace, t)
-		calls = append(calls, call{t, append([]string{k.epoch}, append(k.hashes[:], k.side)...), (&view{}).writeArgs(epoch, side[t])})
+		calls = append(calls, call{t, append([]string{k.epoch}, append(k.hashes[:], k.side, k.shelf)...), (&view{}).writeArgs(epoch, side[t])})
 	}
 	// The tenants with side state not yet in the index go into it in the
 	// same round trip (another slot: not atomic with the write, but a
@@ -112,7 +112,7 @@ func (s *Store) write(ctx context.Context, views []*view, side map[string]Side, 
 	var index []any
 	if s.index != "" {
 		for _, t := range slices.Sorted(maps.Keys(side)) {
-			if len(side[t]) > 0 && !s.indexed[t] {
+			if side[t].Len() > 0 && !s.indexed[t] {
 				index = append(index, t)
 			}
 		}
@@ -171,13 +171,13 @@ func (s *Store) write(ctx context.Context, views []*view, side map[string]Side, 
 // writeArgs is write.lua's ARGV for the view's writes and the tenant's
 // side state.
 func (v *view) writeArgs(epoch string, side Side) []any {
-	n := len(side)
+	n := side.Len()
 	for _, w := range v.writes {
 		n += len(w)
 	}
-	args := make([]any, 0, 1+2*(nHashes+1)+2*n)
+	args := make([]any, 0, 1+2*(nHashes+2)+2*n)
 	args = append(args, epoch)
-	for _, w := range append(v.writes[:], side) {
+	for _, w := range append(v.writes[:], side.Taken, side.Shelved) {
 		sets := 0
 		for _, val := range w {
 			if val != nil {

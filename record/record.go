@@ -60,6 +60,15 @@ type Ref struct {
 // String renders the ref as "object/id", the form used in keys and logs.
 func (r Ref) String() string { return string(r.Object) + "/" + r.ID }
 
+// ParseRef parses what String renders; ok is false for anything else.
+func ParseRef(s string) (_ Ref, ok bool) {
+	obj, id, found := strings.Cut(s, "/")
+	if !found || id == "" || !Object(obj).Valid() {
+		return Ref{}, false
+	}
+	return Ref{Object: Object(obj), ID: id}, true
+}
+
 // Fields maps CRM field names to values: string, float64 or json.Number,
 // bool, nil, or an ISO 8601 date/datetime string.
 type Fields map[string]any

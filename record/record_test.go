@@ -33,3 +33,27 @@ func TestFieldMap(t *testing.T) {
 		t.Fatal("ContactName")
 	}
 }
+
+func TestParseRef(t *testing.T) {
+	tests := []struct {
+		s    string
+		want Ref
+		ok   bool
+	}{
+		{"lead/L1", Ref{Lead, "L1"}, true},
+		{"contact/a/b", Ref{Contact, "a/b"}, true},
+		{"account/1", Ref{Account, "1"}, true},
+		{"lead/", Ref{}, false},
+		{"task/1", Ref{}, false},
+		{"L1", Ref{}, false},
+	}
+	for _, tt := range tests {
+		got, ok := ParseRef(tt.s)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("ParseRef(%q) = %v, %v; want %v, %v", tt.s, got, ok, tt.want, tt.ok)
+		}
+		if ok && got.String() != tt.s {
+			t.Errorf("ParseRef(%q).String() = %q", tt.s, got.String())
+		}
+	}
+}

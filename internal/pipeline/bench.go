@@ -184,7 +184,8 @@ type StoredLoad struct {
 	// Retries counts its batches retried after a transient failure.
 	Commands, Retries int
 	// InRedis counts the records in the tenants' record hashes after the
-	// preload, Lifecycle their lifecycle entries (side state).
+	// preload, Lifecycle their lifecycle entries (the taken side state's
+	// fields: an open entry or a shelved one's stub each, and the clock).
 	InRedis, Lifecycle int64
 	// Take is the full run's owners taking the tenants (epoch, side state,
 	// the lifecycle restored, a small tenant loaded whole) on a warm-up

@@ -528,3 +528,52 @@ func TestTicksKeepTheClockWithTheWallClock(t *testing.T) {
 		t.Fatalf("second tick %v (%v), want at 4 s: the wall clock's 2 s after the last input", c2, ok)
 	}
 }
+
+// An idle tenant's clock runs from when its last input was logged (its
+// Kafka timestamp), not from when it was processed, a batch later; a log
+// time more than 100 ms back (a backlog, a producer's clock) counts as 100
+// ms, and one ahead of the wall clock as none.
+func TestIdleClockRunsFromTheLogTime(t *testing.T) {
+	cfg, err := pipeline.GeneratedConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wall := time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		name   string
+		logged time.Time
+		ahead  time.Duration // of the processing time, the clock at the tick
+	}{
+		{"logged 30 ms before", wall.Add(-30 * time.Millisecond), 30 * time.Millisecond},
+		{"logged a minute before", wall.Add(-time.Minute), 100 * time.Millisecond},
+		{"logged ahead of the wall clock", wall.Add(time.Second), 0},
+		{"no log time", time.Time{}, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			now := wall
+			h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, MaxRecordBytes: maxBytes, Clock: func() time.Time { return now },
+				Lifecycle: func(*config.Tenant) lifecycle.Options { return lifecycle.Options{Settle: 2 * time.Second} }},
+				ownersFor(redistest.New(t), cfg), cfg)
+			r := rec(leadEvent("acme", "L1", "ann@acme.io", 0, nil))
+			r.Timestamp = tt.logged
+			if _, err := h.Handle(t.Context(), byTenantTopic, 0, offsets([]*kgo.Record{r})); err != nil {
+				t.Fatal(err)
+			}
+			tick := func(after time.Duration) (time.Time, bool) {
+				now = wall.Add(after)
+				res, err := h.Tick(t.Context(), byTenantTopic, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return tickAt(t, res.Out)
+			}
+			due := 2*time.Second - tt.ahead
+			if c, ok := tick(due - time.Millisecond); ok {
+				t.Fatalf("a tick at %v, %v of wall time after the input was processed: want none before %v", c, due-time.Millisecond, due)
+			}
+			if c, ok := tick(due); !ok || !c.Equal(rsec(2)) {
+				t.Fatalf("tick %v (%v), want one at 2 s, %v of wall time after the input was processed", c, ok, due)
+			}
+		})
+	}
+}

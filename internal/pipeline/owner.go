@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,10 +23,14 @@ import (
 // tenants' matcher state (the store) and of their lifecycles, made on the
 // partition's first batch (or timer check) after assignment and dropped on
 // Release. Each tenant's lifecycle entries live in Redis as the store's
-// side state of the tenant (<ns>:{tenant}:side, cluster id -> JSON entry),
-// read once when the owner takes the tenant and written in the same fenced
-// call as the batch that changed them, so a batch's offsets are committed
-// only once the pending state it caused is durable.
+// side state of the tenant, written in the same fenced call as the batch
+// that changed them, so a batch's offsets are committed only once the
+// pending state it caused is durable: the entries that wait for something
+// taken (<ns>:{tenant}:side, cluster id -> JSON entry), read when the owner
+// takes the tenant; the settled ones shelved (<ns>:{tenant}:shelf, the
+// same), read back by cluster when a change needs them, with their stubs
+// taken (stubField): a take reads what waits, not every cluster ever
+// planned.
 //
 // A plan is recorded in the lifecycle (Planned) as it is made, and held
 // (Hold: the cluster state and history it was planned from, kept in the
@@ -71,6 +76,9 @@ type tenantState struct {
 	ticked time.Time
 	// saved is the clock as last written (clockField).
 	saved time.Time
+	// fresh: restored, and the shelved entries its waiting clusters' plans
+	// read not loaded yet (load).
+	fresh bool
 }
 
 // clockField is the side-state field of the tenant's clock (no cluster id:
@@ -79,6 +87,10 @@ type tenantState struct {
 // window closes where it would have with no change of owner (the latest
 // event time may be a record whose cluster is no longer pending).
 const clockField = "~clock"
+
+// stubField prefixes the side-state field of a shelved entry's stub
+// (lifecycle.Stub), followed by its cluster id.
+const stubField = "~stub:"
 
 func newOwner(h *Handler, store Owner) *owner {
 	return &owner{h: h, store: store, tenants: map[string]*tenantState{}}
@@ -95,16 +107,30 @@ func (ts *tenantState) idle(wall time.Time) time.Time {
 
 // observe moves the tenant's clock to t if t is ahead of it; any input
 // restarts its idle time (a record older than the clock says more input
-// may be on its way, as from input partitions that lag).
-func (ts *tenantState) observe(t, wall time.Time) {
+// may be on its way, as from input partitions that lag), from when it was
+// logged (its Kafka timestamp), not processed: the clock stood at its
+// time then, and processing sees it a batch later, which would close
+// every window on the wall clock that much late. A log time more than
+// maxLogLag before wall (a backlog, a producer's clock) counts as that.
+func (ts *tenantState) observe(t, logged, wall time.Time) {
 	if ts.wm.IsZero() || t.After(ts.wm) {
 		ts.wm = t
 	}
 	ts.seen = wall
+	if lag := wall.Sub(logged); !wall.IsZero() && !logged.IsZero() && lag > 0 {
+		ts.seen = wall.Add(-min(lag, maxLogLag))
+	}
 }
 
+// maxLogLag bounds how much earlier than its processing an input restarts
+// its tenant's idle time (observe): about a batch's latency, and far below
+// any settle window.
+const maxLogLag = 100 * time.Millisecond
+
 // tenant returns the tenant's state, restoring it from raw (the side state
-// the store read when it took the tenant) or starting it empty.
+// the store read when it took the tenant) or starting it empty. A restored
+// tenant's shelved entries are evicted: the next load reads back those it
+// must hold.
 func (o *owner) tenant(name string, raw map[string]string, restore bool, wall time.Time) (*tenantState, error) {
 	ts := o.tenants[name]
 	if ts != nil && !restore {
@@ -115,7 +141,8 @@ func (o *owner) tenant(name string, raw map[string]string, restore bool, wall ti
 		return nil, fmt.Errorf("pipeline: tenant %s: %w", name, err)
 	}
 	ts = &tenantState{name: name, cfg: cfg}
-	entries := make([]lifecycle.Entry, 0, len(raw))
+	var entries []lifecycle.Entry
+	var stubs []lifecycle.Stub
 	for _, id := range slices.Sorted(maps.Keys(raw)) {
 		if id == clockField {
 			at, err := time.Parse(time.RFC3339Nano, raw[id])
@@ -126,6 +153,14 @@ func (o *owner) tenant(name string, raw map[string]string, restore bool, wall ti
 			if at.After(ts.wm) {
 				ts.wm, ts.seen = at, wall
 			}
+			continue
+		}
+		if cid, ok := strings.CutPrefix(id, stubField); ok {
+			st, err := lifecycle.ParseStub(cid, raw[id])
+			if err != nil {
+				return nil, fmt.Errorf("pipeline: lifecycle of tenant %s: %w", name, err)
+			}
+			stubs = append(stubs, st)
 			continue
 		}
 		var e lifecycle.Entry
@@ -142,7 +177,8 @@ func (o *owner) tenant(name string, raw map[string]string, restore bool, wall ti
 			}
 		}
 	}
-	ts.lc = lifecycle.Restore(o.h.cfg.Lifecycle(cfg), entries)
+	ts.lc = lifecycle.Restore(o.h.cfg.Lifecycle(cfg), entries, stubs)
+	ts.fresh = len(stubs) > 0
 	o.tenants[name] = ts
 	return ts, nil
 }
@@ -176,9 +212,15 @@ func (o *owner) warm(ctx context.Context, wall time.Time) error {
 			}
 		}
 	}
+	if err := o.load(ctx, o.store.ReadSide, nil); err != nil {
+		return err
+	}
 	o.warmed = true
 	return nil
 }
+
+// readSide reads fields of tenants' side state (matcher.Store.ReadSide).
+type readSide func(ctx context.Context, fields map[string][]string) (map[string]map[string]string, error)
 
 // ack releases the previous call's plans: acknowledged, since the worker
 // calls again only after producing them.
@@ -218,25 +260,45 @@ func (o *owner) dirty() (map[string]matcher.Side, map[string][]string, error) {
 			taken[name] = append(taken[name], removed...)
 			return nil, taken, fmt.Errorf("pipeline: lifecycle of tenant %s, cluster %s: %w", name, changed[len(ends)].ClusterID, err)
 		}
+		// The settled entries' stubs go into the buffer after the entries:
+		// ends[n+i] is where entry i's stub ends.
+		n, at := len(changed), len(*buf)
+		for i := range changed {
+			if changed[i].Settled {
+				*buf = changed[i].AppendStub(*buf)
+			}
+			ends = append(ends, len(*buf))
+		}
 		all := string(*buf)
-		vals := make([]string, len(changed))
-		s := make(matcher.Side, len(changed)+len(removed)+1)
+		vals := make([]string, 2*n)
+		s := matcher.Side{Taken: make(map[string]*string, 2*(n+len(removed))+1), Shelved: make(map[string]*string, n+len(removed))}
 		ids := make([]string, 0, len(changed)+len(removed)+1)
 		if clock {
 			v := ts.wm.Format(time.RFC3339Nano)
-			s[clockField] = &v
+			s.Taken[clockField] = &v
 			ts.saved = ts.wm
 			ids = append(ids, clockField)
 		}
 		start := 0
 		for i := range changed {
-			vals[i] = all[start:ends[i]]
+			vals[2*i] = all[start:ends[i]]
 			start = ends[i]
-			s[changed[i].ClusterID] = &vals[i]
-			ids = append(ids, changed[i].ClusterID)
+			id := changed[i].ClusterID
+			// A settled entry is shelved, with its stub, and its taken copy
+			// deleted; an open one is taken. A shelved copy and stub it
+			// leaves are stale but harmless (the next settled write or the
+			// delete replaces them): a taken copy wins over a stub at the
+			// take, and only an entry last written settled is read back.
+			if changed[i].Settled {
+				vals[2*i+1], at = all[at:ends[n+i]], ends[n+i]
+				s.Shelved[id], s.Taken[id], s.Taken[stubField+id] = &vals[2*i], nil, &vals[2*i+1]
+			} else {
+				s.Taken[id] = &vals[2*i]
+			}
+			ids = append(ids, id)
 		}
 		for _, id := range removed {
-			s[id] = nil
+			s.Taken[id], s.Shelved[id], s.Taken[stubField+id] = nil, nil, nil
 			ids = append(ids, id)
 		}
 		side[name], taken[name] = s, ids
@@ -374,7 +436,7 @@ func (o *owner) batch(ctx context.Context, ins []input, marks []marker) ([]match
 			if err != nil {
 				return nil, err
 			}
-			ts.observe(eventTime(ins[ch.Index]), wall)
+			ts.observe(eventTime(ins[ch.Index]), ins[ch.Index].rec.Timestamp, wall)
 			// Due strictly before the change: changes at one instant are
 			// one state, and a window closes only once the log shows a
 			// later instant (a later change or a tick), never at a batch's
@@ -419,6 +481,9 @@ func (o *owner) step(ctx context.Context, plan func(c *call, wall time.Time) err
 	o.ack()
 	wall := o.h.wall()
 	if err := o.warm(ctx, wall); err != nil {
+		return nil, err
+	}
+	if err := o.load(ctx, o.store.ReadSide, nil); err != nil {
 		return nil, err
 	}
 	c := &call{o: o}
@@ -508,7 +573,7 @@ func (c *call) result(ctx context.Context, in input, wall time.Time) error {
 	if ts == nil || !ts.lc.Result(lifecycleResult(*in.res), in.rec.Timestamp) {
 		return nil
 	}
-	ts.observe(in.rec.Timestamp, wall)
+	ts.observe(in.rec.Timestamp, in.rec.Timestamp, wall)
 	return c.plan(ctx, ts, ts.lc.Due(ts.wm.Add(-time.Nanosecond)))
 }
 
@@ -627,10 +692,8 @@ func (o *owner) loaded(ctx context.Context, tenant string, c engine.Cluster) (*t
 	for i := range c.Records {
 		refs[i] = c.Records[i].Ref()
 	}
-	if want := ts.lc.Wanted([]string{c.ID}, refs); len(want) > 0 {
-		if err := o.load(ctx, o.store.ReadSide, map[string][]string{tenant: want}); err != nil {
-			return nil, err
-		}
+	if err := o.load(ctx, o.store.ReadSide, map[string][]string{tenant: ts.lc.Wanted([]string{c.ID}, refs)}); err != nil {
+		return nil, err
 	}
 	return ts, nil
 }
@@ -648,13 +711,17 @@ func eventTime(in input) time.Time {
 // if the owner does not hold it yet.
 func (o *owner) take(ctx context.Context, tenant string, wall time.Time) (*tenantState, error) {
 	if ts := o.tenants[tenant]; ts != nil {
-		return ts, nil
+		return ts, o.load(ctx, o.store.ReadSide, nil)
 	}
 	raw, err := o.store.Take(ctx, []string{tenant})
 	if err != nil {
 		return nil, err
 	}
-	return o.tenant(tenant, raw[tenant], true, wall)
+	ts, err := o.tenant(tenant, raw[tenant], true, wall)
+	if err != nil {
+		return nil, err
+	}
+	return ts, o.load(ctx, o.store.ReadSide, nil)
 }
 
 // retract forgets that the last call's plans are to be released: the call
@@ -725,10 +792,34 @@ func (o *owner) wanted(changes []matcher.Change) map[string][]string {
 }
 
 // load reads back the evicted entries want names, by tenant, with read
-// (one round trip), into the tenants' lifecycles. An entry evicted is
-// durable: one Redis does not hold means the tenant's state was lost.
-func (o *owner) load(ctx context.Context, read func(context.Context, map[string][]string) (map[string]map[string]string, error), want map[string][]string) error {
+// (one round trip), into the tenants' lifecycles, and those the waiting
+// clusters of the tenants restored since the last load read when planned
+// (lifecycle.Protected: a plan falling due on a tick loads nothing first).
+// An entry evicted is durable: one Redis does not hold means the tenant's
+// state was lost.
+func (o *owner) load(ctx context.Context, read readSide, want map[string][]string) error {
+	var fresh []*tenantState
+	for name, ts := range o.tenants {
+		if !ts.fresh {
+			continue
+		}
+		fresh = append(fresh, ts)
+		if ids := ts.lc.Protected(); len(ids) > 0 {
+			if want == nil {
+				want = map[string][]string{}
+			}
+			want[name] = slices.Compact(slices.Sorted(slices.Values(append(want[name], ids...))))
+		}
+	}
+	for t, ids := range want {
+		if len(ids) == 0 {
+			delete(want, t)
+		}
+	}
 	if len(want) == 0 {
+		for _, ts := range fresh {
+			ts.fresh = false
+		}
 		return nil
 	}
 	got, err := read(ctx, want)
@@ -749,6 +840,9 @@ func (o *owner) load(ctx context.Context, read func(context.Context, map[string]
 		}
 		o.tenants[t].lc.Load(es)
 		n += len(es)
+	}
+	for _, ts := range fresh {
+		ts.fresh = false
 	}
 	if m := o.h.metrics; m != nil {
 		m.LifecycleLoaded.Add(float64(n))

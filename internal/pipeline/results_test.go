@@ -138,7 +138,13 @@ func resultsHandler(t *testing.T, opts lifecycle.Options, reg prometheus.Registe
 // entries bounded to bound bytes (0: the default).
 func boundedResultsHandler(t *testing.T, opts lifecycle.Options, reg prometheus.Registerer, bound int64) *pipeline.Handler {
 	t.Helper()
-	srv := redistest.New(t)
+	return resultsHandlerOn(t, redistest.New(t), opts, reg, bound)
+}
+
+// resultsHandlerOn is boundedResultsHandler on the Redis srv: handlers on
+// one server take the partition over from each other.
+func resultsHandlerOn(t *testing.T, srv *redistest.Server, opts lifecycle.Options, reg prometheus.Registerer, bound int64) *pipeline.Handler {
+	t.Helper()
 	cfg, err := pipeline.GeneratedConfig()
 	if err != nil {
 		t.Fatal(err)
@@ -459,7 +465,8 @@ func TestResultsRoutedToTheTenantsPartition(t *testing.T) {
 // the next event, as a writer answers), cut into batches of 1, 7 or all,
 // plans the same with the feedback on, where a result releases a cluster's
 // next plan and a failure re-plans it; so do owners that evict every
-// settled lifecycle entry after each call and read back what they need.
+// settled lifecycle entry after each call and read back what they need,
+// and a new such owner every few batches, taking over from the last.
 func TestResultsDoNotDependOnBatches(t *testing.T) {
 	opts := lifecycle.Options{AwaitResults: true}
 	live := resultsHandler(t, opts, prometheus.NewRegistry())
@@ -525,5 +532,45 @@ func TestResultsDoNotDependOnBatches(t *testing.T) {
 	}
 	if loads == 0 {
 		t.Fatal("bound of one byte: no entry read back")
+	}
+
+	// A new owner every third batch of 7 takes the tenant from the last
+	// one's side state: what waits, and the stubs of the shelved entries.
+	srv := redistest.New(t)
+	var regs []*prometheus.Registry
+	var got []string
+	var h *pipeline.Handler
+	for i, chunk := range slices.Collect(slices.Chunk(log, 7)) {
+		if i%3 == 0 {
+			if h != nil {
+				if err := h.Sync(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+				h.Release(byTenantTopic, 0)
+			}
+			regs = append(regs, prometheus.NewRegistry())
+			h = resultsHandlerOn(t, srv, opts, regs[len(regs)-1], 1)
+		}
+		res, err := h.Handle(t.Context(), byTenantTopic, 0, chunk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, ids(res.Out)...)
+	}
+	rest, err = h.Flush(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, ids(rest)...)
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("a new owner every 21 events: %d commands, one owner: %d; they differ", len(got), len(want))
+	}
+	loads = 0
+	for _, reg := range regs[1:] {
+		loads += counterValue(t, reg, "leadconv_lifecycle_loads_total")
+	}
+	if loads == 0 {
+		t.Fatal("new owners: no shelved entry read back")
 	}
 }

@@ -12,10 +12,13 @@
 -- KEYS[7] cv    hash   cluster id -> version
 -- KEYS[8] x     hash   ref -> refs banned from linking with it
 -- KEYS[9] acct  hash   account key -> account id
--- KEYS[10] side hash   the owner's side state, opaque to the matcher (the
---                      tenant's lifecycle: cluster id -> entry)
+-- KEYS[10] side hash   the owner's side state read at take, opaque to the
+--                      matcher (the tenant's lifecycle: its open entries,
+--                      the claims of its settled ones)
+-- KEYS[11] shelf hash  the owner's side state read by field (the settled
+--                      entries)
 -- ARGV[1] the writer's epoch
--- then, for KEYS[2] to KEYS[10]: n × (field, value) to set, then n × field
+-- then, for KEYS[2] to KEYS[11]: n × (field, value) to set, then n × field
 -- to delete (each list preceded by its count n)
 --
 -- Returns 1 when written, 0 when the epoch moved, -1 when it is gone (Redis
