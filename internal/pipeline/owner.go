@@ -708,18 +708,18 @@ func eventTime(in input) time.Time {
 }
 
 // take returns the tenant's state, taking the tenant from the store first
-// if the owner does not hold it yet.
+// if the owner does not hold it yet, with what a restored tenant must hold
+// loaded.
 func (o *owner) take(ctx context.Context, tenant string, wall time.Time) (*tenantState, error) {
-	if ts := o.tenants[tenant]; ts != nil {
-		return ts, o.load(ctx, o.store.ReadSide, nil)
-	}
-	raw, err := o.store.Take(ctx, []string{tenant})
-	if err != nil {
-		return nil, err
-	}
-	ts, err := o.tenant(tenant, raw[tenant], true, wall)
-	if err != nil {
-		return nil, err
+	ts := o.tenants[tenant]
+	if ts == nil {
+		raw, err := o.store.Take(ctx, []string{tenant})
+		if err != nil {
+			return nil, err
+		}
+		if ts, err = o.tenant(tenant, raw[tenant], true, wall); err != nil {
+			return nil, err
+		}
 	}
 	return ts, o.load(ctx, o.store.ReadSide, nil)
 }
