@@ -212,9 +212,7 @@ func (o *owner) warm(ctx context.Context, wall time.Time) error {
 			}
 		}
 	}
-	if err := o.load(ctx, o.store.ReadSide, nil); err != nil {
-		return err
-	}
+	// What the taken tenants must hold is loaded by the call's next load.
 	o.warmed = true
 	return nil
 }
@@ -816,12 +814,20 @@ func (o *owner) load(ctx context.Context, read readSide, want map[string][]strin
 			delete(want, t)
 		}
 	}
-	if len(want) == 0 {
-		for _, ts := range fresh {
-			ts.fresh = false
+	if len(want) > 0 {
+		if err := o.read(ctx, read, want); err != nil {
+			return err
 		}
-		return nil
 	}
+	for _, ts := range fresh {
+		ts.fresh = false
+	}
+	return nil
+}
+
+// read reads back the evicted entries want names, by tenant, with read,
+// into the tenants' lifecycles.
+func (o *owner) read(ctx context.Context, read readSide, want map[string][]string) error {
 	got, err := read(ctx, want)
 	if err != nil {
 		return err
@@ -840,9 +846,6 @@ func (o *owner) load(ctx context.Context, read readSide, want map[string][]strin
 		}
 		o.tenants[t].lc.Load(es)
 		n += len(es)
-	}
-	for _, ts := range fresh {
-		ts.fresh = false
 	}
 	if m := o.h.metrics; m != nil {
 		m.LifecycleLoaded.Add(float64(n))
