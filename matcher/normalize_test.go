@@ -2,6 +2,7 @@ package matcher
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
@@ -452,5 +453,55 @@ func TestPhoneMemo(t *testing.T) {
 	}
 	if it := memoFor("IT"); it != memoFor("IT") || it == memoFor("US") {
 		t.Error("want one memo per region")
+	}
+}
+
+// TestNorthAmerican: the North American fast path places every number it
+// takes where libphonenumber does, and leaves the rest to it: random digits
+// around each of its rules' edges, with and without '+', in the US and
+// elsewhere.
+func TestNorthAmerican(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 14))
+	digits := func(n int) string {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte('0' + r.IntN(10))
+		}
+		return string(b)
+	}
+	taken := 0
+	for _, region := range []string{"US", "CA", "GB", "ZZ"} {
+		for i := 0; i < 20000; i++ {
+			d := digits(9 + r.IntN(4))
+			if r.IntN(2) == 0 {
+				d = "1" + d[1:] // the trunk and calling code's edge
+			}
+			plus := r.IntN(2) == 0
+			got, ok := northAmerican(d, plus, region)
+			if !ok {
+				continue
+			}
+			taken++
+			if want := libPhone(d, plus, region); got != want {
+				t.Errorf("northAmerican(%q, %v, %q) = %q, libphonenumber %q", d, plus, region, got, want)
+			}
+		}
+	}
+	// Without a calling code outside the US, or in a shape it does not
+	// know, the fast path declines.
+	for _, tt := range []struct {
+		d      string
+		plus   bool
+		region string
+	}{
+		{"3125550100", false, "CA"}, {"3125550100", true, "US"}, {"1125550100", false, "US"},
+		{"13125550100", false, "GB"}, {"11125550100", true, "US"}, {"23125550100", true, "US"},
+	} {
+		if v, ok := northAmerican(tt.d, tt.plus, tt.region); ok {
+			t.Errorf("northAmerican(%q, %v, %q) took it: %q", tt.d, tt.plus, tt.region, v)
+		}
+	}
+	if taken < 5000 {
+		t.Fatalf("only %d numbers took the fast path: the test no longer covers it", taken)
 	}
 }
