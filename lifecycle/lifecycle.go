@@ -137,12 +137,14 @@ type Lifecycle struct {
 	// dirty holds the clusters whose entries changed (or went) since the
 	// last TakeDirty: what the owner writes to its durable copy.
 	dirty map[string]bool
-	// open holds the entries that may have a pending change or held
-	// plans, a superset pruned as it is read (eachOpen): what Due, NextDue,
-	// Flush, Held and Pending look at, asked per change and per batch,
-	// rather than every entry a large tenant keeps. An entry leaves it
-	// when it leaves entries (drop).
+	// open holds the entries with a pending change or held plans (reopen
+	// keeps it so): what Flush, Pending and Evict's protection look at,
+	// rather than every entry a large tenant keeps.
 	open map[string]*Entry
+	// holding is the part of open with held plans: what Held, asked
+	// every batch, looks at, while open holds every cluster of the
+	// settle window.
+	holding map[string]*Entry
 	// timers holds a due time for every pending cluster that may fall
 	// due, ordered (a min-heap): Due, asked before every change, pops what
 	// fell due instead of scanning the open entries. An item whose cluster
@@ -216,19 +218,23 @@ func (l *Lifecycle) live(t timer) *Entry {
 // New returns an empty lifecycle.
 func New(opts Options) *Lifecycle {
 	return &Lifecycle{opts: opts, entries: map[string]*Entry{}, claims: map[record.Ref]string{},
-		sent: map[string]string{}, joined: map[string][]string{}, dirty: map[string]bool{}, open: map[string]*Entry{}, stats: Stats{Failed: map[string]int{}},
+		sent: map[string]string{}, joined: map[string][]string{}, dirty: map[string]bool{}, open: map[string]*Entry{}, holding: map[string]*Entry{}, stats: Stats{Failed: map[string]int{}},
 		settled: map[string]settledEntry{}, evicted: map[string]bool{}}
 }
 
-// eachOpen calls f with every entry that has a pending change or held
-// plans, in no order, and forgets the entries of open that have neither.
-func (l *Lifecycle) eachOpen(f func(*Entry)) {
-	for id, e := range l.open {
-		if e.Pending == nil && len(e.Held) == 0 {
-			delete(l.open, id)
-			continue
-		}
-		f(e)
+// reopen puts e in open and holding, or takes it out, as its pending
+// change and held plans now stand: called wherever they change.
+func (l *Lifecycle) reopen(e *Entry) {
+	id := e.ClusterID
+	if e.Pending != nil || len(e.Held) > 0 {
+		l.open[id] = e
+	} else {
+		delete(l.open, id)
+	}
+	if len(e.Held) > 0 {
+		l.holding[id] = e
+	} else {
+		delete(l.holding, id)
 	}
 }
 
@@ -236,6 +242,7 @@ func (l *Lifecycle) eachOpen(f func(*Entry)) {
 func (l *Lifecycle) drop(id string) {
 	delete(l.entries, id)
 	delete(l.open, id)
+	delete(l.holding, id)
 	l.untrack(id)
 }
 
@@ -285,6 +292,7 @@ func (l *Lifecycle) Change(c Change) {
 	e.Settled = false
 	if c.Removed {
 		e.Pending = nil
+		l.reopen(e)
 		e.Seen.Version = c.Cluster.Version
 		e.Seen.Records, e.Seen.Accounts = nil, nil
 		if e.State.IsZero() && len(e.Outstanding) == 0 && len(e.Held) == 0 {
@@ -301,7 +309,7 @@ func (l *Lifecycle) Change(c Change) {
 	}
 	if e.Pending == nil {
 		e.Pending = &Timer{First: c.At}
-		l.open[e.ClusterID] = e
+		l.reopen(e)
 	}
 	e.Pending.Last = c.At
 	l.arm(e)
@@ -376,7 +384,7 @@ func (l *Lifecycle) Hold(r Ready) {
 	e := l.entry(r.Cluster.ID)
 	if !slices.ContainsFunc(e.Held, func(h Held) bool { return h.Cluster.Version == r.Cluster.Version }) {
 		e.Held = append(e.Held, Held{Cluster: r.Cluster, History: r.History, At: r.At, Absorbed: r.absorbed})
-		l.open[e.ClusterID] = e
+		l.reopen(e)
 	}
 }
 
@@ -393,6 +401,7 @@ func (l *Lifecycle) Acked(r Ready) {
 	}
 	if len(e.Held) == 0 {
 		e.Held = nil
+		l.reopen(e)
 		l.prune(e)
 		l.settle(e)
 	}
@@ -412,16 +421,10 @@ func (l *Lifecycle) prune(e *Entry) {
 // order: to plan again, and record with Planned again, when their emission
 // is not known to have happened (a restored lifecycle, a failed write).
 func (l *Lifecycle) Held() []Ready {
-	var ids []string
-	l.eachOpen(func(e *Entry) {
-		if len(e.Held) > 0 {
-			ids = append(ids, e.ClusterID)
-		}
-	})
-	slices.Sort(ids)
+	ids := slices.Sorted(maps.Keys(l.holding))
 	var out []Ready
 	for _, id := range ids {
-		for _, h := range l.entries[id].Held {
+		for _, h := range l.holding[id].Held {
 			out = append(out, Ready{Cluster: h.Cluster, History: h.History, At: h.At, absorbed: h.Absorbed})
 		}
 	}
@@ -459,11 +462,11 @@ func (l *Lifecycle) NextDueAfter(t time.Time) (time.Time, bool) {
 
 func (l *Lifecycle) ready(pick func(*Entry) bool) []Ready {
 	var es []*Entry
-	l.eachOpen(func(e *Entry) {
+	for _, e := range l.open {
 		if pick(e) {
 			es = append(es, e)
 		}
-	})
+	}
 	return l.readyOf(es)
 }
 
@@ -552,6 +555,7 @@ func (l *Lifecycle) Planned(r Ready, cmds []engine.Command, st engine.State, cha
 	e := l.entry(r.Cluster.ID)
 	if e.Seen.Version == r.Cluster.Version {
 		e.Pending = nil
+		l.reopen(e)
 	}
 	if !changed {
 		l.prune(e)
@@ -667,7 +671,7 @@ func (l *Lifecycle) Result(r Result, at time.Time) bool {
 		// Planned anew from the state as it now stands.
 		if e.Seen.Records != nil && e.Pending == nil {
 			e.Pending = &Timer{First: at, Last: at}
-			l.open[e.ClusterID] = e
+			l.reopen(e)
 		}
 		l.reclaim(e)
 	}
@@ -727,11 +731,11 @@ func (l *Lifecycle) Snapshot() []Entry {
 // Pending counts the clusters with an unplanned change.
 func (l *Lifecycle) Pending() int {
 	n := 0
-	l.eachOpen(func(e *Entry) {
+	for _, e := range l.open {
 		if e.Pending != nil {
 			n++
 		}
-	})
+	}
 	return n
 }
 
@@ -773,7 +777,7 @@ func Restore(opts Options, entries []Entry, stubs []Stub) *Lifecycle {
 	for i := range entries {
 		e := entries[i]
 		l.entries[e.ClusterID] = &e
-		l.open[e.ClusterID] = &e // eachOpen keeps those pending or holding
+		l.reopen(&e)
 		l.arm(&e)
 		if e.Settled {
 			l.track(&e)

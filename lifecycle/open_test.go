@@ -10,8 +10,8 @@ import (
 	"time"
 )
 
-// Due and NextDue read the timers, Flush, Held and Pending the clusters
-// that may be pending or holding (open); over random changes, plans,
+// Due and NextDue read the timers, Flush and Pending the clusters pending
+// or holding (open), Held those holding; over random changes, plans,
 // holds, releases, writer results, removals, joins and restores they
 // answer exactly what a scan of every entry answers, results awaited or
 // not.
@@ -97,9 +97,24 @@ func TestOpenIndexAgreesWithAScanOfEveryEntry(t *testing.T) {
 				t.Fatalf("seed %d step %d: Held %v, a scan %v", seed, step, got, want)
 			}
 			n := 0
-			for _, e := range l.entries {
+			for id, e := range l.entries {
 				if e.Pending != nil {
 					n++
+				}
+				// The index is exact: an entry that waits for nothing is
+				// not in it, so Evict does not protect what it claims.
+				if _, in := l.open[id]; in != (e.Pending != nil || len(e.Held) > 0) {
+					t.Fatalf("seed %d step %d: %s in open %v, pending %v, held %d", seed, step, id, in, e.Pending != nil, len(e.Held))
+				}
+				if _, in := l.holding[id]; in != (len(e.Held) > 0) {
+					t.Fatalf("seed %d step %d: %s in holding %v, held %d", seed, step, id, in, len(e.Held))
+				}
+			}
+			for _, index := range []map[string]*Entry{l.open, l.holding} {
+				for id, e := range index {
+					if l.entries[id] != e {
+						t.Fatalf("seed %d step %d: %s indexed, not the entry held", seed, step, id)
+					}
 				}
 			}
 			if l.Pending() != n {
