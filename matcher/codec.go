@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/leadconv/leadconv/record"
@@ -126,11 +127,13 @@ func decodeRecord(tenant string, ref record.Ref, s *stored) (record.Record, erro
 	// Numbers come back as the literal they were written as (json.Number,
 	// as the pipeline decodes events), not as float64: a record reads the
 	// same from Redis as from the event that wrote it (asDecoded).
-	var b blob
-	d := json.NewDecoder(strings.NewReader(s.blob))
-	d.UseNumber()
-	if err := d.Decode(&b); err != nil {
-		return r, fmt.Errorf("matcher: decode record %s: %w", ref, err)
+	b, ok := parseBlob(s.blob)
+	if !ok {
+		d := json.NewDecoder(strings.NewReader(s.blob))
+		d.UseNumber()
+		if err := d.Decode(&b); err != nil {
+			return r, fmt.Errorf("matcher: decode record %s: %w", ref, err)
+		}
 	}
 	r.RelatedCount = b.Related
 	r.Fields = b.Fields
@@ -171,3 +174,202 @@ func asDecoded(f record.Fields) (_ record.Fields, ok bool) {
 }
 
 func timeOf(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+// parseBlob reads a blob as encodeBlob writes it, without reflection: a
+// read-through decodes every candidate it reads, and encoding/json cost
+// most of that. It reads what decoding with UseNumber reads (strings,
+// json.Numbers, booleans, nulls), and declines (ok false) anything else it
+// meets (whitespace, nested values, a surrogate escape, invalid UTF-8, a
+// malformed literal), which the caller then gives to encoding/json.
+func parseBlob(s string) (b blob, ok bool) {
+	p := blobParser{s: s}
+	if !p.take("{") {
+		return b, false
+	}
+	if p.take(`"n":`) {
+		end := p.i
+		for end < len(s) && (s[end] == '-' || s[end] >= '0' && s[end] <= '9') {
+			end++
+		}
+		n, err := strconv.Atoi(s[p.i:end])
+		if err != nil || !validNumber(s[p.i:end]) {
+			return b, false
+		}
+		b.Related, p.i = n, end
+		if !p.take(",") {
+			return b, false
+		}
+	}
+	if !p.take(`"f":`) {
+		return b, false
+	}
+	if p.take("null") {
+		return b, p.take("}") && p.i == len(s)
+	}
+	if !p.take("{") {
+		return b, false
+	}
+	b.Fields = record.Fields{}
+	for first := true; !p.take("}"); first = false {
+		if !first && !p.take(",") {
+			return b, false
+		}
+		k, ok := p.str()
+		if !ok || !p.take(":") {
+			return b, false
+		}
+		v, ok := p.value()
+		if !ok {
+			return b, false
+		}
+		b.Fields[k] = v
+	}
+	return b, p.take("}") && p.i == len(s)
+}
+
+type blobParser struct {
+	s string
+	i int
+}
+
+func (p *blobParser) take(lit string) bool {
+	if strings.HasPrefix(p.s[p.i:], lit) {
+		p.i += len(lit)
+		return true
+	}
+	return false
+}
+
+func (p *blobParser) value() (any, bool) {
+	if p.i == len(p.s) {
+		return nil, false
+	}
+	switch c := p.s[p.i]; {
+	case c == '"':
+		return p.str()
+	case p.take("true"):
+		return true, true
+	case p.take("false"):
+		return false, true
+	case p.take("null"):
+		return nil, true
+	case c == '-' || c >= '0' && c <= '9':
+		end := p.i
+		for end < len(p.s) && strings.IndexByte("+-.0123456789Ee", p.s[end]) >= 0 {
+			end++
+		}
+		lit := p.s[p.i:end]
+		if !validNumber(lit) {
+			return nil, false
+		}
+		p.i = end
+		return json.Number(lit), true
+	}
+	return nil, false
+}
+
+// str reads a string at p.i: its bytes as they are when it has no escape,
+// else unescaped.
+func (p *blobParser) str() (string, bool) {
+	if !p.take(`"`) {
+		return "", false
+	}
+	start := p.i
+	var buf []byte
+	for p.i < len(p.s) {
+		c := p.s[p.i]
+		switch {
+		case c == '"':
+			out := p.s[start:p.i]
+			if buf != nil {
+				out = string(append(buf, out...))
+			}
+			p.i++
+			return out, true
+		case c < 0x20:
+			return "", false
+		case c >= utf8.RuneSelf:
+			r, size := utf8.DecodeRuneInString(p.s[p.i:])
+			if r == utf8.RuneError && size == 1 {
+				return "", false
+			}
+			p.i += size
+			continue
+		case c != '\\':
+			p.i++
+			continue
+		}
+		// An escape: what came before it, then what it stands for.
+		buf = append(buf, p.s[start:p.i]...)
+		if p.i+1 == len(p.s) {
+			return "", false
+		}
+		switch e := p.s[p.i+1]; e {
+		case '"', '\\', '/':
+			buf = append(buf, e)
+		case 'b':
+			buf = append(buf, '\b')
+		case 'f':
+			buf = append(buf, '\f')
+		case 'n':
+			buf = append(buf, '\n')
+		case 'r':
+			buf = append(buf, '\r')
+		case 't':
+			buf = append(buf, '\t')
+		case 'u':
+			if p.i+6 > len(p.s) {
+				return "", false
+			}
+			r, err := strconv.ParseUint(p.s[p.i+2:p.i+6], 16, 16)
+			if err != nil || utf16.IsSurrogate(rune(r)) {
+				return "", false
+			}
+			buf = utf8.AppendRune(buf, rune(r))
+			p.i += 4
+		default:
+			return "", false
+		}
+		p.i += 2
+		start = p.i
+	}
+	return "", false
+}
+
+// validNumber reports whether s is a JSON number literal.
+func validNumber(s string) bool {
+	i := 0
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	digits := func() int {
+		n := 0
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+			n++
+		}
+		return n
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case digits() == 0:
+		return false
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == len(s)
+}
