@@ -2,15 +2,17 @@ package lifecycle
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 
 	"github.com/leadconv/leadconv/engine"
 	"github.com/leadconv/leadconv/record"
 )
 
-// AppendJSON appends e's JSON to b: byte for byte what json.Marshal(e)
-// writes (a differential test holds it to that), without reflection, so
-// that stored entries stay what json.Unmarshal restores. An owner encodes
+// AppendJSON appends e's JSON to b: byte for byte what json.Marshal writes
+// of the entry as stored (durable; a differential test holds it to that),
+// without reflection, so that stored entries stay what json.Unmarshal
+// restores. An owner encodes
 // every changed entry of every batch, and encoding/json's reflection and
 // garbage made that a fifth of its CPU. An entry holding what the engine's
 // encoders do not write themselves (a field value of another type, a
@@ -22,11 +24,76 @@ func (e *Entry) AppendJSON(b []byte) ([]byte, error) {
 	if out, ok := e.appendJSON(b); ok {
 		return out, nil
 	}
-	j, err := json.Marshal(e)
+	j, err := json.Marshal(e.durable())
 	if err != nil {
 		return b, err
 	}
 	return append(b, j...), nil
+}
+
+// heldSeen is the cluster of a held plan that is the cluster seen, as
+// stored: the entry's records once, not twice. (Most held plans are: an
+// owner holds a plan as it plans the cluster's latest state, and its
+// records were about half of what it wrote to Redis.) A string, where an
+// earlier release expects a cluster, so that one reading it fails rather
+// than replan an empty cluster.
+const heldSeen = `"seen"`
+
+// storedEntry and storedHeld are an entry as stored (durable): its held
+// plans' clusters last, each as JSON or heldSeen.
+type (
+	plainEntry  Entry
+	storedEntry struct {
+		*plainEntry
+		Held []storedHeld `json:"held,omitempty"`
+	}
+	storedHeld struct {
+		*Held
+		Cluster json.RawMessage `json:"cluster"`
+	}
+)
+
+// durable returns e as stored, for encoding/json.
+func (e *Entry) durable() any {
+	d := storedEntry{plainEntry: (*plainEntry)(e)}
+	for i := range e.Held {
+		h := &e.Held[i]
+		c := json.RawMessage(heldSeen)
+		if !sameCluster(&h.Cluster, &e.Seen) {
+			var err error
+			if c, err = json.Marshal(&h.Cluster); err != nil {
+				return e // which fails as the cluster does
+			}
+		}
+		d.Held = append(d.Held, storedHeld{Held: h, Cluster: c})
+	}
+	return d
+}
+
+// UnmarshalJSON restores an entry as AppendJSON stored it (or as json.Marshal
+// writes an Entry: what earlier releases stored).
+func (e *Entry) UnmarshalJSON(b []byte) error {
+	*e = Entry{}
+	d := storedEntry{plainEntry: (*plainEntry)(e)}
+	if err := json.Unmarshal(b, &d); err != nil {
+		return err
+	}
+	for i := range d.Held {
+		h := d.Held[i].Held
+		if h == nil {
+			h = &Held{}
+		}
+		switch c := d.Held[i].Cluster; {
+		case string(c) == heldSeen:
+			h.Cluster = e.Seen
+		case len(c) > 0:
+			if err := json.Unmarshal(c, &h.Cluster); err != nil {
+				return fmt.Errorf("lifecycle: held plan of cluster %s: %w", e.ClusterID, err)
+			}
+		}
+		e.Held = append(e.Held, *h)
+	}
+	return nil
 }
 
 // AppendEntriesJSON appends the JSON of each entry to b, one after the
@@ -52,11 +119,9 @@ func (e *Entry) appendJSON(b []byte) (_ []byte, ok bool) {
 		return b, false
 	}
 	b = append(b, `,"seen":`...)
-	seen := len(b)
 	if b, ok = engine.AppendClusterJSON(b, &e.Seen); !ok {
 		return b, false
 	}
-	seenEnd := len(b)
 	if t := e.Pending; t != nil {
 		b = append(b, `,"pending":{"first":`...)
 		if b, ok = record.AppendTimeJSON(b, t.First); !ok {
@@ -88,16 +153,7 @@ func (e *Entry) appendJSON(b []byte) (_ []byte, ok bool) {
 				b = append(b, ',')
 			}
 			h := &e.Held[i]
-			// A held plan's cluster is most often the one seen last: the
-			// same memory, the same bytes, copied rather than encoded
-			// again.
-			b = append(b, `{"cluster":`...)
-			if sameCluster(&h.Cluster, &e.Seen) {
-				b = append(b, b[seen:seenEnd]...)
-			} else if b, ok = engine.AppendClusterJSON(b, &h.Cluster); !ok {
-				return b, false
-			}
-			b = append(b, `,"history":`...)
+			b = append(b, `{"history":`...)
 			if b, ok = engine.AppendHistoryJSON(b, &h.History); !ok {
 				return b, false
 			}
@@ -108,6 +164,12 @@ func (e *Entry) appendJSON(b []byte) (_ []byte, ok bool) {
 			if len(h.Absorbed) > 0 {
 				b = append(b, `,"absorbed":`...)
 				b = record.AppendStringsJSON(b, h.Absorbed)
+			}
+			b = append(b, `,"cluster":`...)
+			if sameCluster(&h.Cluster, &e.Seen) {
+				b = append(b, heldSeen...)
+			} else if b, ok = engine.AppendClusterJSON(b, &h.Cluster); !ok {
+				return b, false
 			}
 			b = append(b, '}')
 		}

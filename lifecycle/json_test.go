@@ -279,7 +279,7 @@ func (g *gen) time() time.Time {
 // bytes, or fails exactly when it fails, leaving b as it was.
 func sameAsMarshal(t testing.TB, e *Entry) []byte {
 	t.Helper()
-	want, werr := json.Marshal(e)
+	want, werr := json.Marshal(e.durable())
 	prefix := []byte("prefix:")
 	got, err := e.AppendJSON(prefix)
 	switch {
@@ -419,6 +419,37 @@ func TestAppendJSONRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(d, e) {
 		t.Fatalf("restored\n%+v\nwant\n%+v", d, e)
 	}
+	// Its held plan's cluster is the one seen: stored once, and restored
+	// in the same memory, so that it is stored once again.
+	if n := bytes.Count(b, []byte(`"cluster":"seen"`)); n != 1 || !sameCluster(&d.Held[0].Cluster, &d.Seen) {
+		t.Fatalf("%d held clusters stored as the one seen, restored in its memory: %v", n, sameCluster(&d.Held[0].Cluster, &d.Seen))
+	}
+	full, err := json.Marshal(&e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) > len(full)*3/4 {
+		t.Errorf("stored in %d bytes, %d with the held cluster written out", len(b), len(full))
+	}
+	// What earlier releases stored (every held cluster written out) is
+	// restored as it was.
+	var old Entry
+	if err := json.Unmarshal(full, &old); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(old, e) {
+		t.Fatalf("restored from the earlier form\n%+v\nwant\n%+v", old, e)
+	}
+	// An earlier release, reading the cluster as a cluster, fails rather
+	// than replan an empty one.
+	type earlierEntry struct {
+		Held []struct {
+			Cluster engine.Cluster `json:"cluster"`
+		} `json:"held"`
+	}
+	if err := json.Unmarshal(b, new(earlierEntry)); err == nil {
+		t.Fatal("an earlier release reads the held plan's cluster as empty")
+	}
 }
 
 func TestAppendEntriesJSON(t *testing.T) {
@@ -434,7 +465,7 @@ func TestAppendEntriesJSON(t *testing.T) {
 	}
 	start := 1
 	for i := range entries {
-		want, _ := json.Marshal(&entries[i])
+		want, _ := json.Marshal(entries[i].durable())
 		if got := b[start:ends[i+1]]; !bytes.Equal(got, want) {
 			t.Fatalf("entry %d: %s\nwant %s", i, got, want)
 		}
@@ -510,12 +541,12 @@ func BenchmarkEntryJSON(b *testing.B) {
 		name string
 		e    *Entry
 	}{{"held", &held}, {"acked", &acked}} {
-		want, _ := json.Marshal(e.e)
+		want, _ := json.Marshal(e.e.durable())
 		b.Run(e.name+"/encoding-json", func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(want)))
 			for b.Loop() {
-				if _, err := json.Marshal(e.e); err != nil {
+				if _, err := json.Marshal(e.e.durable()); err != nil {
 					b.Fatal(err)
 				}
 			}
