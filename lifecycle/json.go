@@ -100,7 +100,7 @@ func (e *Entry) UnmarshalJSON(b []byte) error {
 // other, as AppendJSON writes it, and appends to ends the offset in b where
 // each one ends. On error, ends holds the entries written before the one
 // that failed, and b those entries.
-func AppendEntriesJSON(b []byte, ends []int, entries []Entry) ([]byte, []int, error) {
+func AppendEntriesJSON(b []byte, ends []int, entries []*Entry) ([]byte, []int, error) {
 	for i := range entries {
 		var err error
 		if b, err = entries[i].AppendJSON(b); err != nil {

@@ -454,9 +454,10 @@ func TestAppendJSONRoundTrip(t *testing.T) {
 
 func TestAppendEntriesJSON(t *testing.T) {
 	g := newGen(4)
-	entries := make([]Entry, 5)
+	entries := make([]*Entry, 5)
 	for i := range entries {
-		entries[i] = g.entry()
+		e := g.entry()
+		entries[i] = &e
 	}
 	entries[3].State.Fields = record.Fields{"n": 2}
 	b, ends, err := AppendEntriesJSON([]byte("x"), []int{-1}, entries)
@@ -524,7 +525,7 @@ func plannedEntry(t testing.TB) Entry {
 	st, changed := pp.State()
 	l.Planned(rs[0], res.Commands, st, changed)
 	changedEntries, _ := l.TakeDirty()
-	e := changedEntries[0]
+	e := *changedEntries[0]
 	if len(e.Outstanding) == 0 || len(e.Held) == 0 || len(e.State.Fields) == 0 {
 		t.Fatalf("entry without outstanding commands, held plans or fields: %+v", e)
 	}

@@ -744,13 +744,13 @@ func (l *Lifecycle) Dirty() bool { return len(l.dirty) > 0 }
 
 // TakeDirty returns the entries changed since the last call, sorted by
 // cluster id, and the ids of the entries gone since: what an owner writes
-// to keep its durable copy in step. The entries are copies, but share
-// their slices and pointers with the lifecycle: encode them before the
-// next change.
-func (l *Lifecycle) TakeDirty() (changed []Entry, removed []string) {
+// to keep its durable copy in step. The entries are the lifecycle's own:
+// encode them before the next change.
+func (l *Lifecycle) TakeDirty() (changed []*Entry, removed []string) {
+	changed = make([]*Entry, 0, len(l.dirty))
 	for _, id := range slices.Sorted(maps.Keys(l.dirty)) {
 		if e := l.entries[id]; e != nil {
-			changed = append(changed, *e)
+			changed = append(changed, e)
 		} else {
 			removed = append(removed, id)
 		}

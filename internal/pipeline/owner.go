@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -64,6 +65,9 @@ type tenantState struct {
 	name string
 	cfg  *config.Tenant
 	lc   *lifecycle.Lifecycle
+	// entryLen is the mean size of the entries its last write encoded:
+	// the next one's buffer is sized by it (dirty).
+	entryLen int
 	// The tenant's clock is event time: the latest change's, result's or
 	// tick's time in the log (wm); seen is the wall time of the tenant's
 	// last input. Plans are made on the clock alone, live as in a replay;
@@ -231,13 +235,15 @@ func (o *owner) ack() {
 
 // dirty takes what changed in every tenant's lifecycle as side state to
 // write, with the ids taken by tenant, for touch should the write fail.
-// A tenant's entries are encoded into one pooled buffer and copied into one
-// string that their values share: one allocation for the bytes of a batch.
+// A tenant's entries are encoded into one buffer, sized by the mean entry
+// of its last write, that becomes the string their values share: about
+// one allocation for the bytes of a batch. (A pooled buffer, copied out,
+// allocated two to three times that: the collector drops pools, a
+// full-speed batch's entries are over 16 MB, and a large slice grows by a
+// quarter at a time.)
 func (o *owner) dirty() (map[string]matcher.Side, map[string][]string, error) {
 	var side map[string]matcher.Side
 	var taken map[string][]string
-	buf := sideBufs.Get().(*[]byte)
-	defer sideBufs.Put(buf)
 	var ends []int
 	for name, ts := range o.tenants {
 		clock := !ts.wm.Equal(ts.saved)
@@ -248,8 +254,9 @@ func (o *owner) dirty() (map[string]matcher.Side, map[string][]string, error) {
 		if side == nil {
 			side, taken = map[string]matcher.Side{}, map[string][]string{}
 		}
+		var buf []byte
 		var err error
-		*buf, ends, err = lifecycle.AppendEntriesJSON((*buf)[:0], slices.Grow(ends[:0], len(changed)), changed)
+		buf, ends, err = lifecycle.AppendEntriesJSON(make([]byte, 0, ts.entryLen*len(changed)*5/4+512), slices.Grow(ends[:0], len(changed)), changed)
 		if err != nil {
 			// What was taken is marked dirty again by the caller (touch).
 			for _, e := range changed {
@@ -260,14 +267,18 @@ func (o *owner) dirty() (map[string]matcher.Side, map[string][]string, error) {
 		}
 		// The settled entries' stubs go into the buffer after the entries:
 		// ends[n+i] is where entry i's stub ends.
-		n, at := len(changed), len(*buf)
+		n, at := len(changed), len(buf)
 		for i := range changed {
 			if changed[i].Settled {
-				*buf = changed[i].AppendStub(*buf)
+				buf = changed[i].AppendStub(buf)
 			}
-			ends = append(ends, len(*buf))
+			ends = append(ends, len(buf))
 		}
-		all := string(*buf)
+		// buf is not written again: its bytes are the string's.
+		all := unsafe.String(unsafe.SliceData(buf), len(buf))
+		if n > 0 {
+			ts.entryLen = len(buf) / n
+		}
 		vals := make([]string, 2*n)
 		s := matcher.Side{Taken: make(map[string]*string, 2*(n+len(removed))+1), Shelved: make(map[string]*string, n+len(removed))}
 		ids := make([]string, 0, len(changed)+len(removed)+1)
@@ -303,10 +314,6 @@ func (o *owner) dirty() (map[string]matcher.Side, map[string][]string, error) {
 	}
 	return side, taken, nil
 }
-
-// sideBufs holds dirty's encoding buffers, grown to the size of the
-// largest batches' entries.
-var sideBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 // touch marks what a failed write took dirty again, for the next write.
 func (o *owner) touch(taken map[string][]string) {
