@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/leadconv/leadconv/record"
 )
@@ -109,7 +110,10 @@ func encodeBlob(r *record.Record) (string, error) {
 		}
 		return string(enc), nil
 	}
-	return string(append(b, '}')), nil
+	// b is not written again: its bytes are the string's (no copy of
+	// every record an event writes).
+	b = append(b, '}')
+	return unsafe.String(unsafe.SliceData(b), len(b)), nil
 }
 
 // decodeRecord rebuilds the record a stored value holds.

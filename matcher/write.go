@@ -12,7 +12,16 @@ import (
 
 // changed returns the batch's changes as the views decided them.
 func changed(views []*view) []Change {
-	var out []Change
+	n := 0
+	for _, v := range views {
+		for _, p := range v.run.events {
+			n += len(p.changes)
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]Change, 0, n)
 	for _, v := range views {
 		for _, p := range v.run.events {
 			out = append(out, p.changes...)
