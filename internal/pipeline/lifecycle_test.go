@@ -577,3 +577,49 @@ func TestIdleClockRunsFromTheLogTime(t *testing.T) {
 		})
 	}
 }
+
+// An input older than the tenant's clock (from an input partition that
+// lags, reordered by the routing hop) restarts its idle time without
+// moving the clock ahead of the wall clock: only a later log time than
+// the clock's runs it from there. (It ran ahead by the two inputs' gap, so
+// windows closed that much before their settle had passed.)
+func TestOlderInputDoesNotRunTheClockAhead(t *testing.T) {
+	cfg, err := pipeline.GeneratedConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wall := rsec(10)
+	now := wall
+	h := pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, MaxRecordBytes: maxBytes, Clock: func() time.Time { return now },
+		Lifecycle: func(*config.Tenant) lifecycle.Options { return lifecycle.Options{Settle: 2 * time.Second} }},
+		ownersFor(redistest.New(t), cfg), cfg)
+	at := func(id, email string, t time.Time) *kgo.Record {
+		p := people[email]
+		v, _ := json.Marshal(map[string]any{"tenant": "acme", "object": "lead", "id": id, "op": "upsert", "created_at": rsec(0), "modified_at": t,
+			"fields": map[string]any{"FirstName": p[0], "LastName": p[1], "Email": email, "Company": p[2], "Phone": p[3]}})
+		return &kgo.Record{Value: v, Timestamp: t}
+	}
+	// Bob's lead logged 7 ms before the batch, then Ann's, logged 10 ms
+	// before it.
+	newer, older := wall.Add(-7*time.Millisecond), wall.Add(-10*time.Millisecond)
+	in := offsets([]*kgo.Record{at("L2", "bob@other.io", newer), at("L1", "ann@acme.io", older)})
+	if _, err := h.Handle(t.Context(), byTenantTopic, 0, in); err != nil {
+		t.Fatal(err)
+	}
+	tick := func(after time.Duration) (time.Time, bool) {
+		now = wall.Add(after)
+		res, err := h.Tick(t.Context(), byTenantTopic, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tickAt(t, res.Out)
+	}
+	// Both changes stand at the clock, Bob's lead's time: their windows
+	// close 2 s after it was logged, 1.993 s of wall time after the batch.
+	if c, ok := tick(1992 * time.Millisecond); ok {
+		t.Fatalf("a tick at %v, 1.992 s after the batch: the clock ran ahead of the wall clock", c)
+	}
+	if c, ok := tick(1993 * time.Millisecond); !ok || !c.Equal(newer.Add(2*time.Second)) {
+		t.Fatalf("tick %v (%v), want one at %v", c, ok, newer.Add(2*time.Second))
+	}
+}

@@ -116,13 +116,24 @@ func (ts *tenantState) idle(wall time.Time) time.Time {
 // time then, and processing sees it a batch later, which would close
 // every window on the wall clock that much late. A log time more than
 // maxLogLag before wall (a backlog, a producer's clock) counts as that.
+// The idle time never restarts earlier than it stands: an older input
+// logged before the one that set the clock would run the clock ahead of
+// the wall clock by their gap. Nor earlier than an event time after its
+// log time (the log keeps milliseconds), for the same reason.
 func (ts *tenantState) observe(t, logged, wall time.Time) {
-	if ts.wm.IsZero() || t.After(ts.wm) {
-		ts.wm = t
-	}
-	ts.seen = wall
+	at := wall
 	if lag := wall.Sub(logged); !wall.IsZero() && !logged.IsZero() && lag > 0 {
-		ts.seen = wall.Add(-min(lag, maxLogLag))
+		at = wall.Add(-min(lag, maxLogLag))
+	}
+	if t.After(at) && !t.After(wall) {
+		at = t
+	}
+	if ts.wm.IsZero() || t.After(ts.wm) {
+		ts.wm, ts.seen = t, at
+		return
+	}
+	if at.After(ts.seen) {
+		ts.seen = at
 	}
 }
 
