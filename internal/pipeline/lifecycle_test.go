@@ -559,14 +559,7 @@ func TestIdleClockRunsFromTheLogTime(t *testing.T) {
 			if _, err := h.Handle(t.Context(), byTenantTopic, 0, offsets([]*kgo.Record{r})); err != nil {
 				t.Fatal(err)
 			}
-			tick := func(after time.Duration) (time.Time, bool) {
-				now = wall.Add(after)
-				res, err := h.Tick(t.Context(), byTenantTopic, 0)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return tickAt(t, res.Out)
-			}
+			tick := ticker(t, h, &now, wall)
 			due := 2*time.Second - tt.ahead
 			if c, ok := tick(due - time.Millisecond); ok {
 				t.Fatalf("a tick at %v, %v of wall time after the input was processed: want none before %v", c, due-time.Millisecond, due)
@@ -606,14 +599,7 @@ func TestOlderInputDoesNotRunTheClockAhead(t *testing.T) {
 	if _, err := h.Handle(t.Context(), byTenantTopic, 0, in); err != nil {
 		t.Fatal(err)
 	}
-	tick := func(after time.Duration) (time.Time, bool) {
-		now = wall.Add(after)
-		res, err := h.Tick(t.Context(), byTenantTopic, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tickAt(t, res.Out)
-	}
+	tick := ticker(t, h, &now, wall)
 	// Both changes stand at the clock, Bob's lead's time: their windows
 	// close 2 s after it was logged, 1.993 s of wall time after the batch.
 	if c, ok := tick(1992 * time.Millisecond); ok {
@@ -621,5 +607,18 @@ func TestOlderInputDoesNotRunTheClockAhead(t *testing.T) {
 	}
 	if c, ok := tick(1993 * time.Millisecond); !ok || !c.Equal(newer.Add(2*time.Second)) {
 		t.Fatalf("tick %v (%v), want one at %v", c, ok, newer.Add(2*time.Second))
+	}
+}
+
+// ticker returns a Tick of h's partition 0 after some wall time from
+// wall, with h's clock (*now) set there, and the tick it produced.
+func ticker(t *testing.T, h *pipeline.Handler, now *time.Time, wall time.Time) func(after time.Duration) (time.Time, bool) {
+	return func(after time.Duration) (time.Time, bool) {
+		*now = wall.Add(after)
+		res, err := h.Tick(t.Context(), byTenantTopic, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tickAt(t, res.Out)
 	}
 }
