@@ -12,14 +12,13 @@ import (
 // AppendJSON appends e's JSON to b: byte for byte what json.Marshal writes
 // of the entry as stored (durable; a differential test holds it to that),
 // without reflection, so that stored entries stay what json.Unmarshal
-// restores. An owner encodes
-// every changed entry of every batch, and encoding/json's reflection and
-// garbage made that a fifth of its CPU. An entry holding what the engine's
-// encoders do not write themselves (a field value of another type, a
-// command's data of another type, NaN, a time json.Marshal rejects: a year
-// outside 0..9999, an offset of a day) is left to json.Marshal, whole, so
-// the output and the errors stay encoding/json's: such an entry fails the
-// batch as it did before.
+// restores. An owner encodes every changed entry of every batch, and
+// encoding/json's reflection and garbage made that a fifth of its CPU. An
+// entry holding what the engine's encoders do not write themselves (a
+// field value of another type, a command's data of another type, NaN, a
+// time json.Marshal rejects: a year outside 0..9999, an offset of a day)
+// is left to json.Marshal, whole, so the output and the errors stay
+// encoding/json's: such an entry fails the batch as it did before.
 func (e *Entry) AppendJSON(b []byte) ([]byte, error) {
 	if out, ok := e.appendJSON(b); ok {
 		return out, nil
