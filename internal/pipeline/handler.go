@@ -410,7 +410,7 @@ type marker struct {
 
 // splitMarks returns the events of ins and its marks, each in order.
 func splitMarks(ins []input) (evs []input, marks []marker) {
-	evs = ins[:0:0]
+	evs = make([]input, 0, len(ins))
 	for _, in := range ins {
 		if in.tick != nil || in.res != nil {
 			marks = append(marks, marker{in, len(evs)})
