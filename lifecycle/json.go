@@ -4,10 +4,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strconv"
 
 	"github.com/leadconv/leadconv/engine"
 	"github.com/leadconv/leadconv/record"
 )
+
+// InStore reports whether the matcher's store will hold the cluster at the
+// version once the entries are written (or holds it now, outside a batch).
+// An entry whose cluster seen it holds is stored without that cluster's
+// records: the store has them, and Fill puts them back at the take. They
+// were about seven tenths of what an owner wrote to Redis, most of it a
+// second copy of records written with the same call. A nil InStore holds
+// nothing: every entry is stored whole.
+type InStore func(cluster string, version int64) bool
 
 // AppendJSON appends e's JSON to b: byte for byte what json.Marshal writes
 // of the entry as stored (durable; a differential test holds it to that),
@@ -19,15 +29,22 @@ import (
 // time json.Marshal rejects: a year outside 0..9999, an offset of a day)
 // is left to json.Marshal, whole, so the output and the errors stay
 // encoding/json's: such an entry fails the batch as it did before.
-func (e *Entry) AppendJSON(b []byte) ([]byte, error) {
-	if out, ok := e.appendJSON(b); ok {
+func (e *Entry) AppendJSON(b []byte, in InStore) ([]byte, error) {
+	ref := e.byRef(in)
+	if out, ok := e.appendJSON(b, ref); ok {
 		return out, nil
 	}
-	j, err := json.Marshal(e.durable())
+	j, err := json.Marshal(e.durable(ref))
 	if err != nil {
 		return b, err
 	}
 	return append(b, j...), nil
+}
+
+// byRef reports whether e's cluster seen is stored by reference: it has
+// records, and the store holds them at that version.
+func (e *Entry) byRef(in InStore) bool {
+	return in != nil && len(e.Seen.Records) > 0 && in(e.Seen.ID, e.Seen.Version)
 }
 
 // heldSeen is the cluster of a held plan that is the cluster seen, as
@@ -38,13 +55,27 @@ func (e *Entry) AppendJSON(b []byte) ([]byte, error) {
 // than replan an empty cluster.
 const heldSeen = `"seen"`
 
-// storedEntry and storedHeld are an entry as stored (durable): its held
+// recordsInStore is the records of a cluster seen stored by reference
+// (InStore). A string, where an earlier release expects records, so that
+// one reading it fails rather than plan an empty cluster.
+const recordsInStore = `"store"`
+
+// storedEntry, storedCluster and storedHeld are an entry as stored
+// (durable): its cluster seen with its records or recordsInStore, its held
 // plans' clusters last, each as JSON or heldSeen.
 type (
 	plainEntry  Entry
 	storedEntry struct {
 		*plainEntry
-		Held []storedHeld `json:"held,omitempty"`
+		Seen json.RawMessage `json:"seen"`
+		Held []storedHeld    `json:"held,omitempty"`
+	}
+	storedCluster struct {
+		Tenant   string
+		ID       string
+		Version  int64
+		Records  json.RawMessage
+		Accounts map[string]string
 	}
 	storedHeld struct {
 		*Held
@@ -52,16 +83,26 @@ type (
 	}
 )
 
-// durable returns e as stored, for encoding/json.
-func (e *Entry) durable() any {
+// durable returns e as stored, for encoding/json; ref: its cluster seen by
+// reference.
+func (e *Entry) durable(ref bool) any {
 	d := storedEntry{plainEntry: (*plainEntry)(e)}
+	var err error
+	if ref {
+		c := e.Seen
+		d.Seen, err = json.Marshal(storedCluster{Tenant: c.Tenant, ID: c.ID, Version: c.Version, Records: json.RawMessage(recordsInStore), Accounts: c.Accounts})
+	} else {
+		d.Seen, err = json.Marshal(&e.Seen)
+	}
+	if err != nil {
+		return e // which fails as the cluster does
+	}
 	for i := range e.Held {
 		h := &e.Held[i]
 		c := json.RawMessage(heldSeen)
 		if !sameCluster(&h.Cluster, &e.Seen) {
-			var err error
 			if c, err = json.Marshal(&h.Cluster); err != nil {
-				return e // which fails as the cluster does
+				return e
 			}
 		}
 		d.Held = append(d.Held, storedHeld{Held: h, Cluster: c})
@@ -70,12 +111,29 @@ func (e *Entry) durable() any {
 }
 
 // UnmarshalJSON restores an entry as AppendJSON stored it (or as json.Marshal
-// writes an Entry: what earlier releases stored).
+// writes an Entry: what earlier releases stored). An entry stored by
+// reference comes back InStore, its records to be filled (Fill).
 func (e *Entry) UnmarshalJSON(b []byte) error {
 	*e = Entry{}
 	d := storedEntry{plainEntry: (*plainEntry)(e)}
 	if err := json.Unmarshal(b, &d); err != nil {
 		return err
+	}
+	if len(d.Seen) > 0 {
+		var c storedCluster
+		if err := json.Unmarshal(d.Seen, &c); err != nil {
+			return fmt.Errorf("lifecycle: cluster seen of %s: %w", e.ClusterID, err)
+		}
+		e.Seen = engine.Cluster{Tenant: c.Tenant, ID: c.ID, Version: c.Version, Accounts: c.Accounts}
+		switch string(c.Records) {
+		case recordsInStore:
+			e.inStore = true
+		case "", "null":
+		default:
+			if err := json.Unmarshal(c.Records, &e.Seen.Records); err != nil {
+				return fmt.Errorf("lifecycle: records of cluster %s: %w", e.ClusterID, err)
+			}
+		}
 	}
 	for i := range d.Held {
 		h := d.Held[i].Held
@@ -85,6 +143,9 @@ func (e *Entry) UnmarshalJSON(b []byte) error {
 		switch c := d.Held[i].Cluster; {
 		case string(c) == heldSeen:
 			h.Cluster = e.Seen
+			if e.inStore {
+				e.heldSeen = append(e.heldSeen, i)
+			}
 		case len(c) > 0:
 			if err := json.Unmarshal(c, &h.Cluster); err != nil {
 				return fmt.Errorf("lifecycle: held plan of cluster %s: %w", e.ClusterID, err)
@@ -95,14 +156,29 @@ func (e *Entry) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// InStore reports whether the entry was restored without the records of
+// its cluster seen (Seen.ID at Seen.Version), which the store holds: Fill
+// them before Restore.
+func (e *Entry) InStore() bool { return e.inStore }
+
+// Fill gives an entry restored InStore the records of its cluster seen, as
+// the store holds them at Seen.Version, in the store's member order.
+func (e *Entry) Fill(records []record.Record) {
+	e.Seen.Records = records
+	for _, i := range e.heldSeen {
+		e.Held[i].Cluster = e.Seen
+	}
+	e.inStore, e.heldSeen = false, nil
+}
+
 // AppendEntriesJSON appends the JSON of each entry to b, one after the
 // other, as AppendJSON writes it, and appends to ends the offset in b where
 // each one ends. On error, ends holds the entries written before the one
 // that failed, and b those entries.
-func AppendEntriesJSON(b []byte, ends []int, entries []*Entry) ([]byte, []int, error) {
+func AppendEntriesJSON(b []byte, ends []int, entries []*Entry, in InStore) ([]byte, []int, error) {
 	for i := range entries {
 		var err error
-		if b, err = entries[i].AppendJSON(b); err != nil {
+		if b, err = entries[i].AppendJSON(b, in); err != nil {
 			return b, ends, err
 		}
 		ends = append(ends, len(b))
@@ -110,15 +186,11 @@ func AppendEntriesJSON(b []byte, ends []int, entries []*Entry) ([]byte, []int, e
 	return b, ends, nil
 }
 
-func (e *Entry) appendJSON(b []byte) (_ []byte, ok bool) {
+func (e *Entry) appendJSON(b []byte, ref bool) (_ []byte, ok bool) {
 	b = append(b, `{"cluster_id":`...)
 	b = record.AppendJSONString(b, e.ClusterID)
 	b = append(b, `,"state":`...)
 	if b, ok = engine.AppendStateJSON(b, &e.State); !ok {
-		return b, false
-	}
-	b = append(b, `,"seen":`...)
-	if b, ok = engine.AppendClusterJSON(b, &e.Seen); !ok {
 		return b, false
 	}
 	if t := e.Pending; t != nil {
@@ -144,6 +216,23 @@ func (e *Entry) appendJSON(b []byte) (_ []byte, ok bool) {
 		if b, ok = engine.AppendCommandsJSON(b, e.Outstanding); !ok {
 			return b, false
 		}
+	}
+	// Seen goes last but for the held plans, where json.Marshal puts it
+	// (storedEntry).
+	b = append(b, `,"seen":`...)
+	if ref {
+		// As engine.AppendClusterJSON writes it, the records the store's.
+		b = append(b, `{"Tenant":`...)
+		b = record.AppendJSONString(b, e.Seen.Tenant)
+		b = append(b, `,"ID":`...)
+		b = record.AppendJSONString(b, e.Seen.ID)
+		b = append(b, `,"Version":`...)
+		b = strconv.AppendInt(b, e.Seen.Version, 10)
+		b = append(b, `,"Records":`+recordsInStore+`,"Accounts":`...)
+		b = record.AppendStringMapJSON(b, e.Seen.Accounts)
+		b = append(b, '}')
+	} else if b, ok = engine.AppendClusterJSON(b, &e.Seen); !ok {
+		return b, false
 	}
 	if len(e.Held) > 0 {
 		b = append(b, `,"held":[`...)

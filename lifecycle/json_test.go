@@ -277,21 +277,34 @@ func (g *gen) time() time.Time {
 
 // sameAsMarshal checks that AppendJSON appends exactly json.Marshal's
 // bytes, or fails exactly when it fails, leaving b as it was.
+// Both forms: whole, and with the cluster seen by reference (a store
+// holding it) when it has records; the whole form is returned.
 func sameAsMarshal(t testing.TB, e *Entry) []byte {
 	t.Helper()
-	want, werr := json.Marshal(e.durable())
-	prefix := []byte("prefix:")
-	got, err := e.AppendJSON(prefix)
-	switch {
-	case werr != nil || err != nil:
-		if werr == nil || err == nil || err.Error() != werr.Error() || string(got) != string(prefix) {
-			t.Fatalf("AppendJSON error %v (wrote %q), json.Marshal error %v", err, got, werr)
+	var whole []byte
+	for _, in := range []InStore{nil, holds(e.Seen)} {
+		want, werr := json.Marshal(e.durable(e.byRef(in)))
+		prefix := []byte("prefix:")
+		got, err := e.AppendJSON(prefix, in)
+		switch {
+		case werr != nil || err != nil:
+			if werr == nil || err == nil || err.Error() != werr.Error() || string(got) != string(prefix) {
+				t.Fatalf("AppendJSON error %v (wrote %q), json.Marshal error %v", err, got, werr)
+			}
+			return nil
+		case !bytes.HasPrefix(got, prefix) || !bytes.Equal(got[len(prefix):], want):
+			t.Fatalf("AppendJSON wrote\n%s\njson.Marshal\n%s", got[len(prefix):], want)
 		}
-		return nil
-	case !bytes.HasPrefix(got, prefix) || !bytes.Equal(got[len(prefix):], want):
-		t.Fatalf("AppendJSON wrote\n%s\njson.Marshal\n%s", got[len(prefix):], want)
+		if in == nil {
+			whole = want
+		}
 	}
-	return want
+	return whole
+}
+
+// holds is a store holding cluster c at its version.
+func holds(c engine.Cluster) InStore {
+	return func(id string, version int64) bool { return id == c.ID && version == c.Version }
 }
 
 // Random entries, every field of every type they hold filled (and, in
@@ -306,7 +319,7 @@ func TestAppendJSONRandomEntries(t *testing.T) {
 			t.Fatal(g.err)
 		}
 		sameAsMarshal(t, &e)
-		if _, ok := e.appendJSON(nil); !ok {
+		if _, ok := e.appendJSON(nil, e.byRef(holds(e.Seen))); !ok {
 			t.Fatalf("left to encoding/json:\n%+v", e)
 		}
 		for _, h := range e.Held {
@@ -367,11 +380,11 @@ func TestAppendJSONFallsBackToEncodingJSON(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := base()
 			tt.change(&e)
-			if _, ok := e.appendJSON(nil); ok {
+			if _, ok := e.appendJSON(nil, false); ok {
 				t.Fatal("written by hand")
 			}
 			sameAsMarshal(t, &e)
-			_, err := e.AppendJSON(nil)
+			_, err := e.AppendJSON(nil, nil)
 			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
 				t.Fatalf("error %v, want %q", err, tt.wantErr)
 			}
@@ -389,7 +402,7 @@ func TestAppendJSONRoundTrip(t *testing.T) {
 	g := newGen(3)
 	for range 500 {
 		e := g.entry()
-		b, err := e.AppendJSON(nil)
+		b, err := e.AppendJSON(nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -408,7 +421,7 @@ func TestAppendJSONRoundTrip(t *testing.T) {
 	}
 	// A planned entry, as the pipeline keeps it, comes back as it was.
 	e := plannedEntry(t)
-	b, err := e.AppendJSON(nil)
+	b, err := e.AppendJSON(nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -452,6 +465,72 @@ func TestAppendJSONRoundTrip(t *testing.T) {
 	}
 }
 
+// An entry whose cluster seen the store holds is stored without its
+// records and comes back InStore; filled with the store's records, it is
+// the entry stored, its held plan of that cluster in the same memory. A
+// store that holds another version, or nothing, gets the whole entry; an
+// earlier release fails on the reference rather than plan no records.
+func TestSeenInStore(t *testing.T) {
+	e := plannedEntry(t)
+	whole, err := e.AppendJSON(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range []InStore{
+		func(string, int64) bool { return false },
+		holds(engine.Cluster{ID: e.Seen.ID, Version: e.Seen.Version - 1}),
+	} {
+		if b, _ := e.AppendJSON(nil, in); !bytes.Equal(b, whole) {
+			t.Fatalf("a store without the version: %s", b)
+		}
+	}
+	b, err := e.AppendJSON(nil, holds(e.Seen))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if recs := mustJSON(t, e.Seen.Records); len(b) > len(whole)-len(recs)+50 || bytes.Contains(b, []byte(`"Records":[`)) {
+		t.Fatalf("stored in %d bytes of %d, records included: %s", len(b), len(whole), b)
+	}
+	var d Entry
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	if !d.InStore() || d.Seen.Records != nil || d.Seen.ID != e.Seen.ID || d.Seen.Version != e.Seen.Version || !reflect.DeepEqual(d.Seen.Accounts, e.Seen.Accounts) {
+		t.Fatalf("restored %+v, InStore %v", d.Seen, d.InStore())
+	}
+	var fromStore []record.Record
+	if err := json.Unmarshal(mustJSON(t, e.Seen.Records), &fromStore); err != nil {
+		t.Fatal(err)
+	}
+	d.Fill(fromStore)
+	var want Entry
+	if err := json.Unmarshal(whole, &want); err != nil {
+		t.Fatal(err)
+	}
+	if d.InStore() || !reflect.DeepEqual(d, want) || !sameCluster(&d.Held[0].Cluster, &d.Seen) {
+		t.Fatalf("filled\n%+v\nwant\n%+v", d, want)
+	}
+	// Stored again as it was.
+	if again, _ := d.AppendJSON(nil, holds(d.Seen)); !bytes.Equal(again, b) {
+		t.Fatalf("stored again as\n%s\nwant\n%s", again, b)
+	}
+	type earlierEntry struct {
+		Seen engine.Cluster `json:"seen"`
+	}
+	if err := json.Unmarshal(b, new(earlierEntry)); err == nil {
+		t.Fatal("an earlier release reads the cluster seen as empty")
+	}
+}
+
+func mustJSON(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func TestAppendEntriesJSON(t *testing.T) {
 	g := newGen(4)
 	entries := make([]*Entry, 5)
@@ -460,20 +539,20 @@ func TestAppendEntriesJSON(t *testing.T) {
 		entries[i] = &e
 	}
 	entries[3].State.Fields = record.Fields{"n": 2}
-	b, ends, err := AppendEntriesJSON([]byte("x"), []int{-1}, entries)
+	b, ends, err := AppendEntriesJSON([]byte("x"), []int{-1}, entries, nil)
 	if err != nil || len(ends) != 1+len(entries) {
 		t.Fatalf("error %v, ends %v", err, ends)
 	}
 	start := 1
 	for i := range entries {
-		want, _ := json.Marshal(entries[i].durable())
+		want, _ := json.Marshal(entries[i].durable(false))
 		if got := b[start:ends[i+1]]; !bytes.Equal(got, want) {
 			t.Fatalf("entry %d: %s\nwant %s", i, got, want)
 		}
 		start = ends[i+1]
 	}
 	entries[2].Pending = &Timer{First: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}
-	b, ends, err = AppendEntriesJSON(nil, nil, entries)
+	b, ends, err = AppendEntriesJSON(nil, nil, entries, nil)
 	if err == nil || len(ends) != 2 || len(b) != ends[1] {
 		t.Fatalf("error %v, ends %v, %d bytes", err, ends, len(b))
 	}
@@ -542,12 +621,12 @@ func BenchmarkEntryJSON(b *testing.B) {
 		name string
 		e    *Entry
 	}{{"held", &held}, {"acked", &acked}} {
-		want, _ := json.Marshal(e.e.durable())
+		want, _ := json.Marshal(e.e.durable(false))
 		b.Run(e.name+"/encoding-json", func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(want)))
 			for b.Loop() {
-				if _, err := json.Marshal(e.e.durable()); err != nil {
+				if _, err := json.Marshal(e.e.durable(false)); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -558,7 +637,7 @@ func BenchmarkEntryJSON(b *testing.B) {
 			var buf []byte
 			for b.Loop() {
 				var err error
-				if buf, err = e.e.AppendJSON(buf[:0]); err != nil {
+				if buf, err = e.e.AppendJSON(buf[:0], nil); err != nil {
 					b.Fatal(err)
 				}
 			}

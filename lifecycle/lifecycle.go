@@ -84,6 +84,10 @@ type Entry struct {
 	// as they were, to the same commands and ids, should the owner change
 	// before their emission was known to have happened.
 	Held []Held `json:"held,omitempty"`
+	// inStore: restored without Seen's records (InStore), heldSeen the
+	// held plans whose cluster is Seen, to be filled with them (Fill).
+	inStore  bool
+	heldSeen []int
 }
 
 // Held is a Ready kept in an entry (Hold).

@@ -65,7 +65,7 @@ func (w *trio) sync(where string) {
 	w.t.Helper()
 	changed, removed := w.ev.TakeDirty()
 	for _, e := range changed {
-		b, err := e.AppendJSON(nil)
+		b, err := e.AppendJSON(nil, nil)
 		if err != nil {
 			w.t.Fatal(err)
 		}

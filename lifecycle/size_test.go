@@ -73,7 +73,7 @@ func settledEntriesJSON(t *testing.T) [][]byte {
 		if !e.Settled {
 			t.Fatalf("cluster %s not settled", e.ClusterID)
 		}
-		b, err := e.AppendJSON(nil)
+		b, err := e.AppendJSON(nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"reflect"
+	"slices"
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
@@ -148,5 +150,77 @@ func TestReadSide(t *testing.T) {
 	}
 	if n := m.GetHistogram().GetSampleSum() - sum0; n != 2 {
 		t.Fatalf("a warm batch reading side state: %v round trips, want 2 (the read and the write)", n)
+	}
+}
+
+// What a batch reports of a cluster the store holds (Decided.Holds while
+// it is planned, Holds after), and a later owner reads back the same
+// cluster (Current) outside a batch: its version and records as the
+// batch reported them, gone clusters without records. A store that did
+// not take the tenant reads nothing.
+func TestCurrent(t *testing.T) {
+	srv := redistest.New(t)
+	ctx := context.Background()
+	ns := redistest.Namespace(t)
+	stream, _, _ := genStream(5, 80, 400)
+	tenant := stream[0].Tenant
+	a := newTestStore(t, srv, DefaultConfig(), ns)
+	last := map[string]Change{}
+	held := 0
+	for i := 0; i < len(stream); i += 50 {
+		_, err := a.ApplyPlanned(ctx, stream[i:min(i+50, len(stream))], func(_ context.Context, d Decided) (map[string]Side, error) {
+			for _, c := range d.Changes {
+				if c.Tenant != tenant {
+					continue
+				}
+				last[c.ClusterID] = c
+			}
+			for _, c := range last {
+				if got, want := d.Holds(tenant, c.ClusterID, c.Version), !c.Removed; got != want {
+					t.Errorf("batch %d: holds cluster %s at %d: %v, want %v", i, c.ClusterID, c.Version, got, want)
+				}
+				if d.Holds(tenant, c.ClusterID, c.Version-1) {
+					t.Errorf("holds cluster %s at an earlier version", c.ClusterID)
+				}
+				if !c.Removed {
+					held++
+				}
+			}
+			return nil, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if held == 0 || len(last) < 10 {
+		t.Fatalf("%d clusters, %d held", len(last), held)
+	}
+	ids := slices.Sorted(maps.Keys(last))
+	b := newTestStore(t, srv, DefaultConfig(), ns)
+	if _, err := b.Current(ctx, tenant, ids); err == nil {
+		t.Fatal("read clusters of a tenant not taken")
+	}
+	if _, err := b.Take(ctx, []string{tenant}); err != nil {
+		t.Fatal(err)
+	}
+	cur, err := b.Current(ctx, tenant, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	removed := 0
+	for _, id := range ids {
+		c, got := last[id], cur[id]
+		if c.Removed {
+			removed++
+		}
+		if got.Version != c.Version || !reflect.DeepEqual(got.Records, c.Members) {
+			t.Fatalf("cluster %s: version %d, %d records; the batch reported %d, %d records", id, got.Version, len(got.Records), c.Version, len(c.Members))
+		}
+		if !b.Holds(tenant, id, c.Version) != c.Removed {
+			t.Fatalf("the next owner holds cluster %s: %v", id, !c.Removed)
+		}
+	}
+	if removed == 0 {
+		t.Fatal("no cluster went")
 	}
 }

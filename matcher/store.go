@@ -197,6 +197,9 @@ type Decided struct {
 	// ReadSide is Store.ReadSide during the PlanFunc call, its round trip
 	// counted with the batch's.
 	ReadSide func(ctx context.Context, fields map[string][]string) (map[string]map[string]string, error)
+	// Holds is Store.Holds during the PlanFunc call: the clusters as the
+	// batch leaves them.
+	Holds func(tenant, cluster string, version int64) bool
 }
 
 // PlanFunc is called by ApplyPlanned between deciding a batch and writing
@@ -392,7 +395,7 @@ func (s *Store) apply(ctx context.Context, views []*view, plan PlanFunc) ([]Chan
 	if plan != nil {
 		d := Decided{Changes: changes, ReadSide: func(ctx context.Context, fields map[string][]string) (map[string]map[string]string, error) {
 			return s.readSide(ctx, fields, rt)
-		}}
+		}, Holds: s.holds}
 		for _, v := range views {
 			t := v.run.tenant
 			if raw, ok := s.side[t]; ok {

@@ -45,6 +45,8 @@ type Owner interface {
 	Indexed(ctx context.Context) ([]string, error)
 	Take(ctx context.Context, tenants []string) (map[string]map[string]string, error)
 	ReadSide(ctx context.Context, fields map[string][]string) (map[string]map[string]string, error)
+	Holds(tenant, cluster string, version int64) bool
+	Current(ctx context.Context, tenant string, ids []string) (map[string]matcher.Current, error)
 	ResolveAccounts(ctx context.Context, tenant string, values []string) (map[string]string, error)
 	// Close drops the owner's resident state once its partition is gone.
 	Close()

@@ -221,6 +221,11 @@ func TestRebalanceRestoresLifecycle(t *testing.T) {
 	if err := first.Sync(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+	// The open entries refer to the store's records of their clusters,
+	// not copies: the second owner restores them from there.
+	if byRef, whole := seenStored(t, e.srv, ns); byRef == 0 || whole > 0 {
+		t.Fatalf("%d clusters seen stored by reference, %d whole", byRef, whole)
+	}
 	second := pipeline.NewHandler(settled, e.owners(ns), e.cfg)
 	got = append(got, takeOver(t, second)...)
 	out, err := second.Flush(t.Context())
@@ -621,4 +626,36 @@ func ticker(t *testing.T, h *pipeline.Handler, now *time.Time, wall time.Time) f
 		}
 		return tickAt(t, res.Out)
 	}
+}
+
+// seenStored counts the taken lifecycle entries in namespace ns whose
+// cluster seen has records: stored by reference to the store's, and whole.
+func seenStored(t *testing.T, srv *redistest.Server, ns string) (byRef, whole int) {
+	t.Helper()
+	rdb := srv.Client()
+	keys, err := rdb.Keys(t.Context(), ns+":{*}:side").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		fields, err := rdb.HGetAll(t.Context(), k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range fields {
+			var e struct {
+				Seen *struct{ Records json.RawMessage } `json:"seen"`
+			}
+			if json.Unmarshal([]byte(v), &e) != nil || e.Seen == nil {
+				continue // the clock, a stub
+			}
+			switch r := string(e.Seen.Records); {
+			case r == `"store"`:
+				byRef++
+			case strings.HasPrefix(r, "["):
+				whole++
+			}
+		}
+	}
+	return byRef, whole
 }

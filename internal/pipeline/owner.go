@@ -145,8 +145,11 @@ const maxLogLag = 100 * time.Millisecond
 // tenant returns the tenant's state, restoring it from raw (the side state
 // the store read when it took the tenant) or starting it empty. A restored
 // tenant's shelved entries are evicted: the next load reads back those it
-// must hold.
-func (o *owner) tenant(name string, raw map[string]string, restore bool, wall time.Time) (*tenantState, error) {
+// must hold. Entries stored without the records of their cluster seen
+// (lifecycle.InStore) get them from current, the store's clusters as
+// they are outside a batch (inside one, the store holds the batch's
+// decisions: nil, and such an entry is an error).
+func (o *owner) tenant(ctx context.Context, name string, raw map[string]string, restore bool, wall time.Time, current currentFunc) (*tenantState, error) {
 	ts := o.tenants[name]
 	if ts != nil && !restore {
 		return ts, nil
@@ -192,10 +195,53 @@ func (o *owner) tenant(name string, raw map[string]string, restore bool, wall ti
 			}
 		}
 	}
+	if err := fill(ctx, name, entries, current); err != nil {
+		return nil, err
+	}
 	ts.lc = lifecycle.Restore(o.h.cfg.Lifecycle(cfg), entries, stubs)
 	ts.fresh = len(stubs) > 0
 	o.tenants[name] = ts
 	return ts, nil
+}
+
+// currentFunc returns clusters of a tenant as the store holds them
+// (matcher.Store.Current).
+type currentFunc func(ctx context.Context, tenant string, ids []string) (map[string]matcher.Current, error)
+
+// fill gives the entries stored without the records of their cluster seen
+// the store's records of it, which must be at the entry's version: the
+// store writes every change of a cluster in the call that writes the side
+// state reporting it, and an entry refers to the store only for a version
+// it holds (dirty).
+func fill(ctx context.Context, tenant string, entries []lifecycle.Entry, current currentFunc) error {
+	var ids []string
+	for i := range entries {
+		if entries[i].InStore() {
+			ids = append(ids, entries[i].Seen.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if current == nil {
+		return fmt.Errorf("pipeline: lifecycle of tenant %s restored inside a batch, %d clusters stored by reference", tenant, len(ids))
+	}
+	cur, err := current(ctx, tenant, ids)
+	if err != nil {
+		return err
+	}
+	for i := range entries {
+		e := &entries[i]
+		if !e.InStore() {
+			continue
+		}
+		c := cur[e.Seen.ID]
+		if c.Version != e.Seen.Version || len(c.Records) == 0 {
+			return fmt.Errorf("pipeline: lifecycle of tenant %s, cluster %s: stored by reference to version %d, the store holds version %d with %d records", tenant, e.Seen.ID, e.Seen.Version, c.Version, len(c.Records))
+		}
+		e.Fill(c.Records)
+	}
+	return nil
 }
 
 // warm takes, once, the tenants the partition's previous owners left
@@ -210,25 +256,37 @@ func (o *owner) warm(ctx context.Context, wall time.Time) error {
 	if err != nil {
 		return err
 	}
-	var want []string
-	for _, n := range names {
-		if o.tenants[n] == nil {
-			want = append(want, n)
-		}
-	}
-	if len(want) > 0 {
-		raw, err := o.store.Take(ctx, want)
-		if err != nil {
-			return err
-		}
-		for _, n := range slices.Sorted(maps.Keys(raw)) {
-			if _, err := o.tenant(n, raw[n], true, wall); err != nil {
-				return err
-			}
-		}
+	if err := o.takeNew(ctx, names, wall); err != nil {
+		return err
 	}
 	// What the taken tenants must hold is loaded by the call's next load.
 	o.warmed = true
+	return nil
+}
+
+// takeNew takes and restores those of the named tenants the owner does not
+// hold yet, outside a batch: a batch's new tenants before it, since their
+// restored entries read the store's clusters as they were before the batch
+// (fill).
+func (o *owner) takeNew(ctx context.Context, names []string, wall time.Time) error {
+	var want []string
+	for _, n := range names {
+		if o.tenants[n] == nil && !slices.Contains(want, n) {
+			want = append(want, n)
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	raw, err := o.store.Take(ctx, want)
+	if err != nil {
+		return err
+	}
+	for _, n := range slices.Sorted(maps.Keys(raw)) {
+		if _, err := o.tenant(ctx, n, raw[n], true, wall, o.store.Current); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -246,13 +304,15 @@ func (o *owner) ack() {
 
 // dirty takes what changed in every tenant's lifecycle as side state to
 // write, with the ids taken by tenant, for touch should the write fail.
+// An entry whose cluster seen the store holds once this is written (holds)
+// refers to it rather than copy its records (lifecycle.InStore).
 // A tenant's entries are encoded into one buffer, sized by the mean entry
 // of its last write, that becomes the string their values share: about
 // one allocation for the bytes of a batch. (A pooled buffer, copied out,
 // allocated two to three times that: the collector drops pools, a
 // full-speed batch's entries are over 16 MB, and a large slice grows by a
 // quarter at a time.)
-func (o *owner) dirty() (map[string]matcher.Side, map[string][]string, error) {
+func (o *owner) dirty(holds func(tenant, cluster string, version int64) bool) (map[string]matcher.Side, map[string][]string, error) {
 	var side map[string]matcher.Side
 	var taken map[string][]string
 	var ends []int
@@ -267,7 +327,8 @@ func (o *owner) dirty() (map[string]matcher.Side, map[string][]string, error) {
 		}
 		var buf []byte
 		var err error
-		buf, ends, err = lifecycle.AppendEntriesJSON(make([]byte, 0, ts.entryLen*len(changed)*5/4+512), slices.Grow(ends[:0], len(changed)), changed)
+		in := func(cluster string, version int64) bool { return holds(name, cluster, version) }
+		buf, ends, err = lifecycle.AppendEntriesJSON(make([]byte, 0, ts.entryLen*len(changed)*5/4+512), slices.Grow(ends[:0], len(changed)), changed, in)
 		if err != nil {
 			// What was taken is marked dirty again by the caller (touch).
 			for _, e := range changed {
@@ -417,14 +478,21 @@ func (o *owner) batch(ctx context.Context, ins []input, marks []marker) ([]match
 		return nil, nil, err
 	}
 	evs := make([]record.Event, len(ins))
+	var fresh []string
 	for i := range ins {
 		evs[i] = ins[i].ev
+		if o.tenants[evs[i].Tenant] == nil {
+			fresh = append(fresh, evs[i].Tenant)
+		}
+	}
+	if err := o.takeNew(ctx, fresh, wall); err != nil {
+		return nil, nil, err
 	}
 	c := &call{o: o}
 	var taken map[string][]string
 	changes, err := o.store.ApplyPlanned(ctx, evs, func(ctx context.Context, d matcher.Decided) (map[string]matcher.Side, error) {
 		for name, raw := range d.Restored {
-			if _, err := o.tenant(name, raw, true, wall); err != nil {
+			if _, err := o.tenant(ctx, name, raw, true, wall, nil); err != nil {
 				return nil, err
 			}
 		}
@@ -448,7 +516,7 @@ func (o *owner) batch(ctx context.Context, ins []input, marks []marker) ([]match
 			if err := markTo(ch.Index); err != nil {
 				return nil, err
 			}
-			ts, err := o.tenant(ch.Tenant, nil, false, wall)
+			ts, err := o.tenant(ctx, ch.Tenant, nil, false, wall, nil)
 			if err != nil {
 				return nil, err
 			}
@@ -473,7 +541,7 @@ func (o *owner) batch(ctx context.Context, ins []input, marks []marker) ([]match
 		if err := o.faults(); err != nil {
 			return nil, err
 		}
-		side, tk, err := o.dirty()
+		side, tk, err := o.dirty(d.Holds)
 		taken = tk
 		return side, err
 	})
@@ -529,7 +597,7 @@ func (o *owner) writeSide(ctx context.Context) error {
 	if err := o.faults(); err != nil {
 		return err
 	}
-	side, taken, err := o.dirty()
+	side, taken, err := o.dirty(o.store.Holds)
 	if err == nil && len(side) > 0 {
 		err = o.store.WriteSide(ctx, side)
 	}
@@ -733,7 +801,7 @@ func (o *owner) take(ctx context.Context, tenant string, wall time.Time) (*tenan
 		if err != nil {
 			return nil, err
 		}
-		if ts, err = o.tenant(tenant, raw[tenant], true, wall); err != nil {
+		if ts, err = o.tenant(ctx, tenant, raw[tenant], true, wall, o.store.Current); err != nil {
 			return nil, err
 		}
 	}
