@@ -195,6 +195,23 @@ func TestCurrent(t *testing.T) {
 	if held == 0 || len(last) < 10 {
 		t.Fatalf("%d clusters, %d held", len(last), held)
 	}
+	// A batch that fails leaves the store knowing nothing of the tenant's
+	// clusters (its resident state dropped), so side state written before
+	// the retry is stored whole: what the lifecycle holds of the failed
+	// batch is not in Redis.
+	var decided []Change
+	boom := errors.New("boom")
+	if _, err := a.ApplyPlanned(ctx, stream[len(stream)-20:], func(_ context.Context, d Decided) (map[string]Side, error) {
+		decided = d.Changes
+		return nil, boom
+	}); !errors.Is(err, boom) || len(decided) == 0 {
+		t.Fatalf("failed batch: %v, %d changes", err, len(decided))
+	}
+	for _, c := range append(decided, slices.Collect(maps.Values(last))...) {
+		if a.Holds(tenant, c.ClusterID, c.Version) {
+			t.Fatalf("after a failed batch the store holds cluster %s at %d", c.ClusterID, c.Version)
+		}
+	}
 	ids := slices.Sorted(maps.Keys(last))
 	b := newTestStore(t, srv, DefaultConfig(), ns)
 	if _, err := b.Current(ctx, tenant, ids); err == nil {

@@ -223,8 +223,8 @@ func TestRebalanceRestoresLifecycle(t *testing.T) {
 	}
 	// The open entries refer to the store's records of their clusters,
 	// not copies: the second owner restores them from there.
-	if byRef, whole := seenStored(t, e.srv, ns); byRef == 0 || whole > 0 {
-		t.Fatalf("%d clusters seen stored by reference, %d whole", byRef, whole)
+	if byRef, whole := seenStored(t, e.srv, ns); len(byRef) == 0 || whole > 0 {
+		t.Fatalf("%d clusters seen stored by reference, %d whole", len(byRef), whole)
 	}
 	second := pipeline.NewHandler(settled, e.owners(ns), e.cfg)
 	got = append(got, takeOver(t, second)...)
@@ -628,9 +628,39 @@ func ticker(t *testing.T, h *pipeline.Handler, now *time.Time, wall time.Time) f
 	}
 }
 
-// seenStored counts the taken lifecycle entries in namespace ns whose
-// cluster seen has records: stored by reference to the store's, and whole.
-func seenStored(t *testing.T, srv *redistest.Server, ns string) (byRef, whole int) {
+// A taken entry refers to its cluster at a version the store no longer
+// holds (state changed behind the owners' back): the next owner's take
+// fails naming the tenant and cluster, rather than plan other records.
+func TestStoredByReferenceToAnotherVersion(t *testing.T) {
+	e := newEnv(t, 1)
+	ns := redistest.Namespace(t)
+	settled := pipeline.HandlerConfig{CommandsTopic: commandsTopic, MaxRecordBytes: maxBytes}
+	first := pipeline.NewHandler(settled, e.owners(ns), e.cfg)
+	if _, err := first.Handle(t.Context(), byTenantTopic, 0, offsets(trio(byTenantTopic))); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	byRef, _ := seenStored(t, e.srv, ns)
+	if len(byRef) != 1 {
+		t.Fatalf("%d clusters stored by reference, want the trio's", len(byRef))
+	}
+	cv := strings.TrimSuffix(byRef[0][0], "side") + "cv"
+	if err := e.srv.Client().HIncrBy(t.Context(), cv, byRef[0][1], 1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	second := pipeline.NewHandler(settled, e.owners(ns), e.cfg)
+	_, err := second.Handle(t.Context(), byTenantTopic, 0, offsets(trio(byTenantTopic))[:1])
+	if err == nil || !strings.Contains(err.Error(), "tenant acme, cluster "+byRef[0][1]) || !strings.Contains(err.Error(), "stored by reference") {
+		t.Fatalf("take of a reference to another version: %v", err)
+	}
+}
+
+// seenStored returns the taken lifecycle entries in namespace ns whose
+// cluster seen is stored by reference to the store's records (side key,
+// cluster id), and counts those stored with their records.
+func seenStored(t *testing.T, srv *redistest.Server, ns string) (byRef [][2]string, whole int) {
 	t.Helper()
 	rdb := srv.Client()
 	keys, err := rdb.Keys(t.Context(), ns+":{*}:side").Result()
@@ -642,7 +672,7 @@ func seenStored(t *testing.T, srv *redistest.Server, ns string) (byRef, whole in
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, v := range fields {
+		for f, v := range fields {
 			var e struct {
 				Seen *struct{ Records json.RawMessage } `json:"seen"`
 			}
@@ -651,7 +681,7 @@ func seenStored(t *testing.T, srv *redistest.Server, ns string) (byRef, whole in
 			}
 			switch r := string(e.Seen.Records); {
 			case r == `"store"`:
-				byRef++
+				byRef = append(byRef, [2]string{k, f})
 			case strings.HasPrefix(r, "["):
 				whole++
 			}
