@@ -209,7 +209,7 @@ Example (the figures in BENCHMARKS.md):
 					return err
 				}
 				marks = append(marks, markCPU(ctx, "end", rdb))
-				out := benchOutput{BenchResult: res, CPU: cpuPerEvent(marks, map[string]int{"stored": res.Stored.Events, "raw": res.Raw.Events, "full": res.Full.Events, "latency": latencyEvents(res)})}
+				out := benchOutput{BenchResult: res, CPU: cpuPerEvent(marks, map[string]int{"stored": res.Stored.Events, "raw": res.Raw.Events, "full": res.Full.Events, "producer": res.ProducerEvents, "latency": latencyEvents(res)})}
 				if *asJSON {
 					enc := json.NewEncoder(e.stdout)
 					enc.SetIndent("", "  ")
@@ -229,9 +229,11 @@ type benchOutput struct {
 }
 
 // PhaseCPU is the CPU time per event of one phase, of this process (the
-// pipeline and, unless --brokers is set, the in-process broker) and of the
-// Redis server: unlike wall time it hardly moves with the load of other
-// processes on the machine.
+// pipeline, the bench's producer and, unless --brokers is set, the
+// in-process broker) and of the Redis server: unlike wall time it hardly
+// moves with the load of other processes on the machine. Phase "producer"
+// is the producer alone, at the latency runs' rate: what the latency
+// phase's process figure holds beside the pipeline's own.
 type PhaseCPU struct {
 	Phase                          string
 	Events                         int

@@ -47,8 +47,8 @@ func TestBenchOwnRedisJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, stdout)
 	}
-	if err := json.Unmarshal([]byte(stdout), &cpu); err != nil || len(cpu.CPU) != 3 {
-		t.Fatalf("cpu = %+v (%v), want the raw, full and latency phases", cpu.CPU, err)
+	if err := json.Unmarshal([]byte(stdout), &cpu); err != nil || len(cpu.CPU) != 4 {
+		t.Fatalf("cpu = %+v (%v), want the raw, full, producer and latency phases", cpu.CPU, err)
 	}
 	for _, c := range cpu.CPU {
 		if c.ProcessPerEvent <= 0 || c.RedisPerEvent <= 0 {
@@ -58,8 +58,13 @@ func TestBenchOwnRedisJSON(t *testing.T) {
 	if res.Raw.PerSec <= 0 || res.Full.PerSec <= 0 || res.Full.Events != 1500 || res.Latency.P99 <= 0 || res.Latency.P50 > res.Latency.P99 || res.Ratio <= 0 {
 		t.Fatalf("implausible result %+v", res)
 	}
-	if len(res.LatencyRuns) != 2 || (res.Latency != res.LatencyRuns[0] && res.Latency != res.LatencyRuns[1]) || cpu.CPU[2].Events != 400 {
-		t.Fatalf("latency %+v of runs %+v (cpu over %d events), want the lower-command-p99 one of two runs over 400", res.Latency, res.LatencyRuns, cpu.CPU[2].Events)
+	if len(res.LatencyRuns) != 2 || (res.Latency != res.LatencyRuns[0] && res.Latency != res.LatencyRuns[1]) || cpu.CPU[3].Events != 400 {
+		t.Fatalf("latency %+v of runs %+v (cpu over %d events), want the lower-command-p99 one of two runs over 400", res.Latency, res.LatencyRuns, cpu.CPU[3].Events)
+	}
+	// The load generator alone, over the first run's records (and its
+	// warm-up event).
+	if c := cpu.CPU[2]; c.Phase != "producer" || c.Events != 201 || res.ProducerEvents != 201 {
+		t.Fatalf("producer phase %+v, %d events", c, res.ProducerEvents)
 	}
 	if lo := min(res.LatencyRuns[0].CmdP99, res.LatencyRuns[1].CmdP99); res.Latency.CmdP99 != lo {
 		t.Fatalf("reported command p99 %v, want the median run's (the lower of two) %v", res.Latency.CmdP99, lo)

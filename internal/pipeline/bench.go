@@ -136,6 +136,10 @@ type BenchResult struct {
 	LatencyRuns []Latency
 	// Settle is the latency tenants' settle window.
 	Settle time.Duration
+	// ProducerEvents were offered at the latency runs' rate to a topic no
+	// one reads, before them: the load generator's own cost (phase
+	// "producer"), which the latency runs' process CPU includes.
+	ProducerEvents int
 	// Ratio is Full.PerSec / Raw.PerSec.
 	Ratio   float64
 	RSS     []RSSSample
@@ -226,6 +230,7 @@ const (
 	benchCommands    = "bench.commands"
 	benchLatRecords  = "bench.latency.records"
 	benchLatCommands = "bench.latency.commands"
+	benchLatIdle     = "bench.latency.idle"
 	benchDLQ         = "bench.dlq"
 )
 
@@ -263,7 +268,7 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 	rss("start")
 
 	brokers := bc.Brokers
-	topics := []string{benchRecords, benchByTenant, benchRawOut, benchCommands, benchLatRecords, benchLatByTenant, benchLatCommands, benchDLQ}
+	topics := []string{benchRecords, benchByTenant, benchRawOut, benchCommands, benchLatRecords, benchLatByTenant, benchLatCommands, benchLatIdle, benchDLQ}
 	if len(brokers) == 0 {
 		fake, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(bc.Partitions, topics...))
 		if err != nil {
@@ -523,6 +528,25 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 		return res, fmt.Errorf("pipeline: bench: %w", err)
 	}
 	res.Settle = time.Duration(lt.Engine.Settle)
+	// The load generator's own cost, which the latency phase's process CPU
+	// includes (it produces in this process): the first run's records
+	// offered at the rate to a topic no one reads.
+	idle := make([]*kgo.Record, len(runs[0]))
+	for i, r := range runs[0] {
+		c := *r
+		c.Topic = benchLatIdle
+		idle[i] = &c
+	}
+	progress("producer")
+	var perr atomic.Pointer[error]
+	offer(ctx, cl, idle, bc.Rate, &perr)
+	if err := cl.Flush(ctx); err != nil {
+		return res, fmt.Errorf("pipeline: bench: producer run: %w", err)
+	}
+	if err := perr.Load(); err != nil {
+		return res, fmt.Errorf("pipeline: bench: producer run: %w", *err)
+	}
+	res.ProducerEvents = len(idle)
 	progress("latency")
 	res.LatencyRuns, err = latency(ctx, bc, brokers, cl, owners, runs, res.Settle, time.Duration(lt.Engine.MaxSettle))
 	if err != nil {
