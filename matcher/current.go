@@ -43,28 +43,16 @@ func (s *Store) holds(tenant, cluster string, version int64) bool {
 func (s *Store) Current(ctx context.Context, tenant string, ids []string) (map[string]Current, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.fenced {
-		return nil, ErrFenced
-	}
-	if s.lost != nil {
-		return nil, s.lost
+	if err := s.usable(); err != nil {
+		return nil, err
 	}
 	if _, ok := s.epochs[tenant]; !ok {
 		return nil, fmt.Errorf("matcher: clusters of tenant %s, which this store does not own", tenant)
 	}
-	v := s.tenants[tenant]
-	if v == nil || v.run == nil {
-		rs, err := s.opts.Rules(tenant)
-		if err != nil {
-			return nil, fmt.Errorf("matcher: rules of tenant %s: %w", tenant, err)
-		}
-		if v == nil {
-			v = newView()
-			s.tenants[tenant] = v
-		}
-		v.run = &tenantRun{tenant: tenant, keys: tenantKeys(s.opts.Namespace, tenant), rules: rs}
+	v, err := s.outside(tenant)
+	if err != nil {
+		return nil, err
 	}
-	v.lastUse = s.batches
 	rt := &roundTrips{}
 	l := s.newLoader()
 	l.add(v, hCL, ids...)

@@ -224,11 +224,8 @@ func (s *Store) ApplyPlanned(ctx context.Context, events []record.Event, plan Pl
 	pre := s.prepare(events)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.fenced {
-		return nil, ErrFenced
-	}
-	if s.lost != nil {
-		return nil, s.lost
+	if err := s.usable(); err != nil {
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -457,11 +454,8 @@ func (s *Store) Indexed(ctx context.Context) ([]string, error) {
 func (s *Store) Take(ctx context.Context, tenants []string) (map[string]map[string]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.fenced {
-		return nil, ErrFenced
-	}
-	if s.lost != nil {
-		return nil, s.lost
+	if err := s.usable(); err != nil {
+		return nil, err
 	}
 	s.batches++
 	var views []*view
@@ -469,16 +463,10 @@ func (s *Store) Take(ctx context.Context, tenants []string) (map[string]map[stri
 		if t == "" || strings.ContainsAny(t, "{}") {
 			continue
 		}
-		rs, err := s.opts.Rules(t)
+		v, err := s.outside(t)
 		if err != nil {
-			return nil, fmt.Errorf("matcher: rules of tenant %s: %w", t, err)
+			return nil, err
 		}
-		v := s.tenants[t]
-		if v == nil {
-			v = newView()
-			s.tenants[t] = v
-		}
-		v.run, v.lastUse = &tenantRun{tenant: t, keys: tenantKeys(s.opts.Namespace, t), rules: rs}, s.batches
 		views = append(views, v)
 	}
 	rt := &roundTrips{}
@@ -501,6 +489,31 @@ func (s *Store) Take(ctx context.Context, tenants []string) (map[string]map[stri
 	return out, nil
 }
 
+// usable is the error every call returns once the store was fenced or
+// found its state lost.
+func (s *Store) usable() error {
+	if s.fenced {
+		return ErrFenced
+	}
+	return s.lost
+}
+
+// outside returns the tenant's view, made if the store holds none, for a
+// call outside a batch (Take, Current): a run of its own, used now.
+func (s *Store) outside(t string) (*view, error) {
+	rs, err := s.opts.Rules(t)
+	if err != nil {
+		return nil, fmt.Errorf("matcher: rules of tenant %s: %w", t, err)
+	}
+	v := s.tenants[t]
+	if v == nil {
+		v = newView()
+		s.tenants[t] = v
+	}
+	v.run, v.lastUse = &tenantRun{tenant: t, keys: tenantKeys(s.opts.Namespace, t), rules: rs}, s.batches
+	return v, nil
+}
+
 // WriteSide writes side state alone, by tenant, in one round trip of
 // fenced calls: what the caller changed with no batch (a timer fired). The
 // tenants must have been taken by an Apply of this store. After ErrFenced
@@ -508,11 +521,8 @@ func (s *Store) Take(ctx context.Context, tenants []string) (map[string]map[stri
 func (s *Store) WriteSide(ctx context.Context, side map[string]Side) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.fenced {
-		return ErrFenced
-	}
-	if s.lost != nil {
-		return s.lost
+	if err := s.usable(); err != nil {
+		return err
 	}
 	if len(side) == 0 {
 		return nil
