@@ -481,8 +481,8 @@ func (o *owner) batch(ctx context.Context, ins []input, marks []marker) ([]match
 	var fresh []string
 	for i := range ins {
 		evs[i] = ins[i].ev
-		if o.tenants[evs[i].Tenant] == nil {
-			fresh = append(fresh, evs[i].Tenant)
+		if t := evs[i].Tenant; o.tenants[t] == nil && (len(fresh) == 0 || fresh[len(fresh)-1] != t) {
+			fresh = append(fresh, t)
 		}
 	}
 	if err := o.takeNew(ctx, fresh, wall); err != nil {
