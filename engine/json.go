@@ -512,6 +512,18 @@ func appendStates(b []byte, states []State) (_ []byte, ok bool) {
 // AppendClusterJSON appends c as json.Marshal writes it, or reports, as
 // AppendStateJSON does, that it cannot.
 func AppendClusterJSON(b []byte, c *Cluster) (_ []byte, ok bool) {
+	return appendClusterJSON(b, c, "")
+}
+
+// AppendClusterRecordsJSON appends c as AppendClusterJSON does, with the
+// JSON value records in place of its records (a reference to records kept
+// elsewhere).
+func AppendClusterRecordsJSON(b []byte, c *Cluster, records string) []byte {
+	b, _ = appendClusterJSON(b, c, records)
+	return b
+}
+
+func appendClusterJSON(b []byte, c *Cluster, records string) (_ []byte, ok bool) {
 	b = append(b, `{"Tenant":`...)
 	b = record.AppendJSONString(b, c.Tenant)
 	b = append(b, `,"ID":`...)
@@ -519,9 +531,12 @@ func AppendClusterJSON(b []byte, c *Cluster) (_ []byte, ok bool) {
 	b = append(b, `,"Version":`...)
 	b = strconv.AppendInt(b, c.Version, 10)
 	b = append(b, `,"Records":`...)
-	if c.Records == nil {
+	switch {
+	case records != "":
+		b = append(b, records...)
+	case c.Records == nil:
 		b = append(b, "null"...)
-	} else {
+	default:
 		b = append(b, '[')
 		for i := range c.Records {
 			if i > 0 {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
-	"strconv"
 
 	"github.com/leadconv/leadconv/engine"
 	"github.com/leadconv/leadconv/record"
@@ -221,16 +220,7 @@ func (e *Entry) appendJSON(b []byte, ref bool) (_ []byte, ok bool) {
 	// (storedEntry).
 	b = append(b, `,"seen":`...)
 	if ref {
-		// As engine.AppendClusterJSON writes it, the records the store's.
-		b = append(b, `{"Tenant":`...)
-		b = record.AppendJSONString(b, e.Seen.Tenant)
-		b = append(b, `,"ID":`...)
-		b = record.AppendJSONString(b, e.Seen.ID)
-		b = append(b, `,"Version":`...)
-		b = strconv.AppendInt(b, e.Seen.Version, 10)
-		b = append(b, `,"Records":`+recordsInStore+`,"Accounts":`...)
-		b = record.AppendStringMapJSON(b, e.Seen.Accounts)
-		b = append(b, '}')
+		b = engine.AppendClusterRecordsJSON(b, &e.Seen, recordsInStore)
 	} else if b, ok = engine.AppendClusterJSON(b, &e.Seen); !ok {
 		return b, false
 	}

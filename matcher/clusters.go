@@ -337,12 +337,9 @@ func (v *view) records(s *Store, members []string) ([]record.Record, map[string]
 	out := make([]record.Record, 0, len(members))
 	var accounts map[string]string
 	for _, m := range members {
-		e, err := s.entry(v.run, m, v.recs[m].raw)
+		e, err := v.member(s, m)
 		if err != nil {
 			return nil, nil, err
-		}
-		if e == nil {
-			return nil, nil, v.inconsistent("member " + m + " without a live record")
 		}
 		out = append(out, *e.rec)
 		if e.prep.Account == "" {
@@ -363,6 +360,16 @@ func (v *view) records(s *Store, members []string) ([]record.Record, map[string]
 		}
 	}
 	return out, accounts, nil
+}
+
+// member returns a cluster member's decoded record; a member without a
+// live one is stored state that contradicts itself.
+func (v *view) member(s *Store, m string) (*cacheEntry, error) {
+	e, err := s.entry(v.run, m, v.recs[m].raw)
+	if err == nil && e == nil {
+		err = v.inconsistent("member " + m + " without a live record")
+	}
+	return e, err
 }
 
 // inconsistent is the error of stored state that contradicts itself.

@@ -75,12 +75,9 @@ func (s *Store) Current(ctx context.Context, tenant string, ids []string) (map[s
 		if c := v.cl[id]; c != nil {
 			cur.Records = make([]record.Record, 0, len(c.members))
 			for _, m := range c.members {
-				e, err := s.entry(v.run, m, v.recs[m].raw)
+				e, err := v.member(s, m)
 				if err != nil {
 					return nil, err
-				}
-				if e == nil {
-					return nil, v.inconsistent("member " + m + " without a live record")
 				}
 				cur.Records = append(cur.Records, *e.rec)
 			}
