@@ -3,22 +3,24 @@ package matcher
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/leadconv/leadconv/internal/testutil/redistest"
 )
 
 // TestStoreOnRedisCluster runs the oracle test on a three-master Redis
-// Cluster, with one tenant on each master, and flushes the script cache of
-// one master midway: its NOSCRIPT replies reload the script and the writes
-// are redone, and every tenant still ends with the oracle's clusters. Pipelines are split by slot on a cluster, so this is
+// Cluster, with one tenant on each master, and kills the tenant
+// connections (fences) of one master midway: the owners dial them again
+// and redo the writes, and every tenant still ends with the oracle's
+// clusters. Pipelines are split by slot on a cluster, so this is
 // also the test of the store's pipelines there.
 func TestStoreOnRedisCluster(t *testing.T) {
 	cs := redistest.NewCluster(t, 3)
 	ctx := context.Background()
 	// Tenants whose hash tags land on three different masters.
 	var tenants []string
-	var flushed *redistest.Server
+	var killed *redistest.Server
 	seen := map[*redistest.Server]bool{}
 	for i := 0; len(tenants) < 3 && i < 100; i++ {
 		tenant := fmt.Sprintf("tenant%d", i)
@@ -28,23 +30,21 @@ func TestStoreOnRedisCluster(t *testing.T) {
 		}
 		seen[n] = true
 		tenants = append(tenants, tenant)
-		flushed = n
+		killed = n
 	}
 	if len(tenants) < 3 {
 		t.Fatalf("found tenants on %d masters only", len(tenants))
 	}
-	// The first calls load the script (a fresh server has none); after the
-	// flush, the owners of that master's tenant load it again.
-	reloads := checkOwnersOracle(t, cs.Client(), oracleRun{
+	reconnects := checkOwnersOracle(t, cs.Client(), oracleRun{
 		seed: 7, tenants: tenants, events: 2000,
 		midway: func() {
-			if err := flushed.Client().ScriptFlush(ctx).Err(); err != nil {
-				t.Errorf("script flush: %v", err)
+			if n := killFences(t, killed); n == 0 {
+				t.Error("no fence connection to kill on the master")
 			}
 		},
 	})
-	if reloads == 0 {
-		t.Fatal("no script reload after one master lost its script cache: the loss was never met")
+	if reconnects == 0 {
+		t.Fatal("no fence reconnect after one master killed its tenant connections: the loss was never met")
 	}
 	// Each master holds keys of exactly its tenant's slot.
 	for _, n := range cs.Nodes {
@@ -52,4 +52,27 @@ func TestStoreOnRedisCluster(t *testing.T) {
 			t.Errorf("a master holds %d keys (%v): the tenants are not spread", k, err)
 		}
 	}
+}
+
+// killFences kills the fence connections (client name leadconv-fence) on
+// srv and returns how many it killed.
+func killFences(t *testing.T, srv *redistest.Server) int {
+	t.Helper()
+	ctx := context.Background()
+	list, err := srv.Client().ClientList(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(list, "\n") {
+		if !strings.Contains(line, " name="+fenceClientName+" ") {
+			continue
+		}
+		id, _, _ := strings.Cut(strings.TrimPrefix(line, "id="), " ")
+		if err := srv.Client().ClientKillByFilter(ctx, "ID", id).Err(); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	return n
 }

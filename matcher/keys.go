@@ -8,7 +8,7 @@ import (
 	"github.com/leadconv/leadconv/record"
 )
 
-// The hashes of a tenant, in the order of write.lua's KEYS[2..9].
+// The hashes of a tenant, indexes of keys.hashes and tenantWrite.hashes.
 const (
 	hR = iota
 	hB

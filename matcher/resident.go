@@ -48,7 +48,8 @@ type Resident struct {
 	roundTrips prometheus.Histogram
 	rtDur      *prometheus.HistogramVec
 	fenced     prometheus.Counter
-	reloads    prometheus.Counter
+	arms       prometheus.Counter
+	broken     prometheus.Counter
 	oversize   *prometheus.CounterVec
 	evictions  prometheus.Counter
 }
@@ -85,9 +86,13 @@ func NewResident(o ResidentOptions) *Resident {
 		Name: "leadconv_matcher_fenced_total",
 		Help: "Write batches refused because another owner took the tenant (this owner was stale).",
 	})
-	r.reloads = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "leadconv_matcher_script_reloads_total",
-		Help: "Times the Redis server had lost the write script (a restart or failover) and it was loaded again.",
+	r.arms = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "leadconv_matcher_fence_arms_total",
+		Help: "Tenant connections set to watch the tenant's epoch anew (a round trip before the write): a tenant taken, its connection evicted or broken.",
+	})
+	r.broken = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "leadconv_matcher_fence_reconnects_total",
+		Help: "Tenant connections that broke under a write (a Redis restart, a failover, a killed client), replaced and the write sent again.",
 	})
 	r.oversize = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "leadconv_matcher_oversize_blocks_total",
@@ -98,7 +103,7 @@ func NewResident(o ResidentOptions) *Resident {
 		Help: "Tenants or parts of tenants dropped from memory to stay within the budget.",
 	})
 	if o.Registerer != nil {
-		o.Registerer.MustRegister(r.size, r.lookups, r.roundTrips, r.rtDur, r.fenced, r.reloads, r.oversize, r.evictions)
+		o.Registerer.MustRegister(r.size, r.lookups, r.roundTrips, r.rtDur, r.fenced, r.arms, r.broken, r.oversize, r.evictions)
 	}
 	return r
 }

@@ -87,7 +87,7 @@ type StoreOptions struct {
 // Store is the single writer of the tenants it applies events for: the
 // owner of one partition of the by-tenant topic (README.md). It keeps each
 // tenant's matcher state resident, read through from Redis on a miss and
-// written through, in one fenced script call per tenant and batch, on every
+// written through, in one fenced transaction per tenant and batch, on every
 // change. Apply calls are serialised; the read methods (View, Clusters,
 // Get, Leads, ResolveAccounts) read Redis and may be used by anyone.
 type Store struct {
@@ -112,6 +112,10 @@ type Store struct {
 	// (IndexSide); indexed are those added.
 	index   string
 	indexed map[string]bool
+	// fences are the tenants' pinned connections (fence.go), from fencer,
+	// a client of their own.
+	fences map[string]*fence
+	fencer redis.UniversalClient
 }
 
 // NewStore returns an owner on rdb. Two stores applying events of one
@@ -128,7 +132,7 @@ func NewStore(rdb redis.UniversalClient, opts StoreOptions) *Store {
 	// A rebuild's store takes the marker as seen: it never reads or
 	// writes it.
 	return &Store{rdb: rdb, opts: opts, res: res, tenants: map[string]*view{}, epochs: map[string]string{}, marked: opts.Rebuild,
-		side: map[string]map[string]string{}, handed: map[string]bool{}, indexed: map[string]bool{}}
+		side: map[string]map[string]string{}, handed: map[string]bool{}, indexed: map[string]bool{}, fences: map[string]*fence{}}
 }
 
 // pending is one event on its way through a batch.
@@ -264,13 +268,15 @@ func (s *Store) ExpectState() {
 	s.opts.StateExpected = true
 }
 
-// Close drops the resident state, giving its memory back to the budget.
+// Close drops the resident state, giving its memory back to the budget,
+// and closes the store's connections.
 func (s *Store) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for t := range s.tenants {
 		s.drop(t)
 	}
+	s.closeFences()
 }
 
 // eventPrep is the part of deciding an upsert that depends on the event

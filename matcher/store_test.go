@@ -393,8 +393,8 @@ type oracleRun struct {
 // previous owner, now a zombie, tries a batch of the tenants the new owner
 // took and is refused. Each tenant's final clusters must equal the
 // connected components of the same rules over its final records. It
-// returns the owners' script reloads after midway ran.
-func checkOwnersOracle(t *testing.T, client redis.UniversalClient, run oracleRun) (reloads float64) {
+// returns the owners' fence reconnects after midway ran.
+func checkOwnersOracle(t *testing.T, client redis.UniversalClient, run oracleRun) (reconnects float64) {
 	t.Helper()
 	ctx := context.Background()
 	rs, err := Compile(DefaultConfig(), record.FieldMap{"AccountName": "Company"})
@@ -453,7 +453,7 @@ func checkOwnersOracle(t *testing.T, client redis.UniversalClient, run oracleRun
 		}
 		if run.midway != nil && done < len(stream)/2 && done+n >= len(stream)/2 {
 			for _, s := range stores {
-				reloads -= promtest.ToFloat64(s.res.reloads)
+				reconnects -= promtest.ToFloat64(s.res.broken)
 			}
 			run.midway()
 		}
@@ -510,9 +510,9 @@ func checkOwnersOracle(t *testing.T, client redis.UniversalClient, run oracleRun
 		}
 	}
 	for _, s := range stores {
-		reloads += promtest.ToFloat64(s.res.reloads)
+		reconnects += promtest.ToFloat64(s.res.broken)
 	}
-	return reloads
+	return reconnects
 }
 
 // TestStoreFencesStaleOwner runs two owners of one tenant at once: the
@@ -671,7 +671,7 @@ func TestStoreOutOfOrder(t *testing.T) {
 }
 
 // TestStoreRedisRestart restarts the server (with AOF, so data survives but
-// the script cache does not) and kills it for a while in the middle of a
+// the connections do not) and kills it for a while in the middle of a
 // stream: every failure is an error the caller retries, and the final
 // clusters still equal the oracle's.
 func TestStoreRedisRestart(t *testing.T) {
@@ -710,8 +710,8 @@ func TestStoreRedisRestart(t *testing.T) {
 			if got, want := clusterSets(t, s), oracleSets(t, final, bans); got != want {
 				t.Fatalf("after restarts\nonly in store: %v\nonly in oracle: %v", setDiff(got, want), setDiff(want, got))
 			}
-			if n := promtest.ToFloat64(s.res.reloads); n < 1 {
-				t.Fatalf("script reloads = %v, want at least one after a restart", n)
+			if n := promtest.ToFloat64(s.res.broken); n < 1 {
+				t.Fatalf("fence reconnects = %v, want at least one after a restart", n)
 			}
 			t.Logf("%d failed attempts retried", failures)
 		})

@@ -2,9 +2,11 @@ package matcher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -84,40 +86,40 @@ func (s *Store) lookupAccounts(ctx context.Context, views []*view, rt *roundTrip
 }
 
 // write sends every view's writes of the batch, and the side state of
-// each tenant in side, as one fenced script call per tenant, in one round
-// trip. A call that finds the tenant's epoch moved writes nothing: the
-// store is fenced. A tenant of side without a view must have been taken
-// by this store.
+// each tenant in side, as one fenced MULTI/EXEC per tenant on the tenant's
+// own connection (fence.go): one round trip for the batch, the tenants'
+// transactions in parallel. A transaction that finds the tenant's epoch
+// touched writes nothing: the store is fenced. A tenant of side without a
+// view must have been taken by this store.
 func (s *Store) write(ctx context.Context, views []*view, side map[string]Side, rt *roundTrips) error {
-	type call struct {
-		tenant string
-		keys   []string
-		args   []any
-	}
-	var calls []call
+	var writes []*tenantWrite
 	inBatch := map[string]bool{}
 	for _, v := range views {
 		// A batch that writes nothing still checks the epoch: a stale
 		// owner must not even report replays from what it holds.
-		k := v.run.keys
 		t := v.run.tenant
 		inBatch[t] = true
-		calls = append(calls, call{t, append([]string{k.epoch}, append(k.hashes[:], k.side, k.shelf)...), v.writeArgs(s.epochs[t], side[t])})
+		w := &tenantWrite{tenant: t, keys: v.run.keys}
+		copy(w.hashes[:], v.writes[:])
+		w.hashes[nHashes], w.hashes[nHashes+1] = side[t].Taken, side[t].Shelved
+		writes = append(writes, w)
 	}
 	for _, t := range slices.Sorted(maps.Keys(side)) {
 		if inBatch[t] {
 			continue
 		}
-		epoch, ok := s.epochs[t]
-		if !ok {
+		if _, ok := s.epochs[t]; !ok {
 			return fmt.Errorf("matcher: side state of tenant %s, which this store does not own", t)
 		}
-		k := tenantKeys(s.opts.Namespace, t)
-		calls = append(calls, call{t, append([]string{k.epoch}, append(k.hashes[:], k.side, k.shelf)...), (&view{}).writeArgs(epoch, side[t])})
+		w := &tenantWrite{tenant: t, keys: tenantKeys(s.opts.Namespace, t)}
+		w.hashes[nHashes], w.hashes[nHashes+1] = side[t].Taken, side[t].Shelved
+		writes = append(writes, w)
 	}
-	// The tenants with side state not yet in the index go into it in the
-	// same round trip (another slot: not atomic with the write, but a
-	// failed round trip fails the batch, which is retried).
+	// The namespace's marker goes before the first write of a store that
+	// did not find it: state without it is a batch that failed and is
+	// retried. The tenants with side state not yet in the index go into it
+	// in the same round trip (another slot: not atomic with the write, but
+	// a failed round trip fails the batch, which is retried).
 	var index []any
 	if s.index != "" {
 		for _, t := range slices.Sorted(maps.Keys(side)) {
@@ -126,50 +128,24 @@ func (s *Store) write(ctx context.Context, views []*view, side map[string]Side, 
 			}
 		}
 	}
-	var cmds []*redis.Cmd
-	build := func() redis.Pipeliner {
-		pipe := s.rdb.Pipeline()
-		cmds = cmds[:0]
-		if !s.marked {
-			// The marker goes with the first write of this store, in the
-			// same round trip: state without it is a batch that failed and
-			// is retried.
-			pipe.HSetNX(ctx, MarkerKey(s.opts.Namespace), markerCreated, time.Now().UTC().Format(time.RFC3339))
-		}
-		for _, c := range calls {
-			cmds = append(cmds, writeScript.EvalSha(ctx, pipe, c.keys, c.args...))
-		}
-		if len(index) > 0 {
-			pipe.SAdd(ctx, s.index, index...)
-		}
-		return pipe
+	pipe := s.rdb.Pipeline()
+	if !s.marked {
+		pipe.HSetNX(ctx, MarkerKey(s.opts.Namespace), markerCreated, time.Now().UTC().Format(time.RFC3339))
 	}
-	err := s.exec(ctx, build(), "write", rt)
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		// The server lost its script cache (a restart or failover): no call
-		// ran, so the same round goes again.
-		s.res.reloads.Inc()
-		if err = writeScript.Load(ctx, s.rdb).Err(); err == nil {
-			err = s.exec(ctx, build(), "write", rt)
-		}
+	if len(index) > 0 {
+		pipe.SAdd(ctx, s.index, index...)
 	}
-	if err != nil {
+	if err := s.exec(ctx, pipe, "write", rt); err != nil {
 		return err
 	}
 	s.marked = true
-	for i, c := range cmds {
-		switch n, _ := c.Int(); n {
-		case 1:
-		case -1:
-			s.lost = s.stateLost("the epoch of tenant " + calls[i].tenant + " vanished under its owner")
-			return s.lost
-		default:
-			s.res.fenced.Inc()
-			return fmt.Errorf("%w (tenant %s)", ErrFenced, calls[i].tenant)
-		}
-	}
 	for _, t := range index {
 		s.indexed[t.(string)] = true
+	}
+	for lo := 0; lo < len(writes); lo += maxFences {
+		if err := s.writeWave(ctx, writes[lo:min(lo+maxFences, len(writes))], rt); err != nil {
+			return err
+		}
 	}
 	for _, v := range views {
 		v.writes = [nHashes]map[string]*string{}
@@ -177,36 +153,114 @@ func (s *Store) write(ctx context.Context, views []*view, side map[string]Side, 
 	return nil
 }
 
-// writeArgs is write.lua's ARGV for the view's writes and the tenant's
-// side state.
-func (v *view) writeArgs(epoch string, side Side) []any {
-	n := side.Len()
-	for _, w := range v.writes {
-		n += len(w)
-	}
-	args := make([]any, 0, 1+2*(nHashes+2)+2*n)
-	args = append(args, epoch)
-	for _, w := range append(v.writes[:], side.Taken, side.Shelved) {
-		sets := 0
-		for _, val := range w {
-			if val != nil {
-				sets++
-			}
-		}
-		args = append(args, sets)
-		for f, val := range w {
-			if val != nil {
-				args = append(args, f, *val)
-			}
-		}
-		args = append(args, len(w)-sets)
-		for f, val := range w {
-			if val == nil {
-				args = append(args, f)
-			}
+// writeWave writes at most maxFences tenants, each on its fence, in
+// parallel: one round trip, two for a tenant whose fence is not armed.
+func (s *Store) writeWave(ctx context.Context, wave []*tenantWrite, rt *roundTrips) error {
+	keep := map[string]bool{}
+	need := 0
+	for _, w := range wave {
+		keep[w.tenant] = true
+		if s.fences[w.tenant] == nil {
+			need++
 		}
 	}
-	return args
+	s.makeRoom(keep, need)
+	fences := make([]*fence, len(wave))
+	arming := false
+	for i, w := range wave {
+		f, err := s.fenceOf(w.tenant)
+		if err != nil {
+			return err
+		}
+		f.used = s.batches
+		arming = arming || !f.armed
+		fences[i] = f
+	}
+	errs := make([]error, len(wave))
+	if len(wave) == 1 {
+		errs[0] = fences[0].write(ctx, s.res, wave[0], s.epochs[wave[0].tenant])
+	} else {
+		var wg sync.WaitGroup
+		for i, w := range wave {
+			wg.Go(func() { errs[i] = fences[i].write(ctx, s.res, w, s.epochs[w.tenant]) })
+		}
+		wg.Wait()
+	}
+	rt.n++
+	if arming {
+		rt.n++
+	}
+	var first error
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		t := wave[i].tenant
+		fences[i].close()
+		delete(s.fences, t)
+		if c, ok := s.fencer.(*redis.ClusterClient); ok {
+			// The slot may have moved (a failover, a resharding): the
+			// next fence is dialled where the cluster now says.
+			c.ReloadState(ctx)
+		}
+		switch {
+		case errors.Is(err, errEpochGone):
+			s.lost = s.stateLost("the epoch of tenant " + t + " vanished under its owner")
+			err = s.lost
+		case errors.Is(err, errEpochMoved):
+			s.res.fenced.Inc()
+			err = fmt.Errorf("%w (tenant %s)", ErrFenced, t)
+		default:
+			err = fmt.Errorf("matcher: write of tenant %s: %w", t, err)
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// tenantWrite is one tenant's writes of a batch: field -> value (nil to
+// delete) for each of its hashes, then its side and shelf hashes.
+type tenantWrite struct {
+	tenant string
+	keys   keys
+	hashes [nHashes + 2]map[string]*string
+}
+
+// queue adds the writes to pipe: at most an HSET and an HDEL per hash.
+func (w *tenantWrite) queue(ctx context.Context, pipe redis.Pipeliner) {
+	for i, m := range w.hashes {
+		if len(m) == 0 {
+			continue
+		}
+		key := w.keys.side
+		switch {
+		case i < nHashes:
+			key = w.keys.hashes[i]
+		case i == nHashes+1:
+			key = w.keys.shelf
+		}
+		set := make([]any, 0, 2+2*len(m))
+		set = append(set, "HSET", key)
+		var del []any
+		for f, val := range m {
+			if val != nil {
+				set = append(set, f, *val)
+			} else {
+				if del == nil {
+					del = append(make([]any, 0, 2+len(m)), "HDEL", key)
+				}
+				del = append(del, f)
+			}
+		}
+		if len(set) > 2 {
+			pipe.Do(ctx, set...)
+		}
+		if len(del) > 0 {
+			pipe.Do(ctx, del...)
+		}
+	}
 }
 
 // current reports a replayed event's cluster as the view holds it, without

@@ -25,7 +25,7 @@ import (
 // leastPrivilegeACL is the Redis ACL of leadconv's user for namespace lc,
 // as README.md documents it: the namespace's keys and the commands leadconv
 // sends (and its scripts call), nothing else.
-const leastPrivilegeACL = "on resetkeys ~lc:* resetchannels -@all +ping +hello +cluster|slots +evalsha +script|load +incr +get +hget +hmget +hgetall +hlen +hscan +hset +hsetnx +hdel +sadd +smembers"
+const leastPrivilegeACL = "on resetkeys ~lc:* resetchannels -@all +ping +hello +cluster|slots +multi +exec +watch +unwatch +client|setname +incr +get +hget +hmget +hgetall +hlen +hscan +hset +hsetnx +hdel +sadd +smembers"
 
 // The service runs with a Redis ACL user that may touch only its
 // namespace's keys with only the commands it needs: everything works, and
