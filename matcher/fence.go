@@ -17,7 +17,7 @@ const maxFences = 32
 // fence is one tenant's dedicated connection. Between batches it WATCHes the
 // tenant's epoch, and a GET on it, sent after the WATCH, found the store's
 // own epoch there: the next MULTI/EXEC on the connection then runs only if
-// nobody touched the epoch since (README.md, Fencing). A Lua script would
+// nobody touched the epoch since (README.md, The fenced write). A Lua script would
 // do the same check, at twice the server's CPU per field written: Redis
 // copies every argument of a script call into Lua and back.
 type fence struct {
