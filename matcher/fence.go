@@ -179,6 +179,15 @@ func (f *fence) writeOnce(ctx context.Context, res *Resident, w *tenantWrite, ep
 	// Armed again, unless taken by another owner after this EXEC: then the
 	// next write finds out.
 	f.armed = epochIs(get, epoch) == nil
+	// A command that failed inside the transaction (a key of another type,
+	// written by something else than an owner) left the others applied:
+	// the batch fails, and its retry writes the same values again.
+	replies, _ := exec.Val().([]any)
+	for _, r := range replies {
+		if err, ok := r.(error); ok {
+			return fmt.Errorf("matcher: write: %w", err)
+		}
+	}
 	return nil
 }
 

@@ -111,3 +111,21 @@ func TestStoreEpochTouchedNotMoved(t *testing.T) {
 		t.Fatalf("%d records stored after the retry, want 2", n)
 	}
 }
+
+// TestStoreWriteFailsOnAFailedCommand: a tenant hash of another type
+// (written by something else than an owner) fails the batch instead of
+// leaving it half written unnoticed.
+func TestStoreWriteFailsOnAFailedCommand(t *testing.T) {
+	srv := redistest.New(t)
+	ctx := context.Background()
+	ns := redistest.Namespace(t)
+	s := newTestStore(t, srv, DefaultConfig(), ns)
+	k := tenantKeys(ns, "acme")
+	if err := srv.Client().Set(ctx, k.hashes[hB], "not a hash", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Apply(ctx, []record.Event{upsertLead("1", 1, person("Ann", "Lee", "ann@x.com"))})
+	if err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
+		t.Fatalf("write over a key of another type: %v, want WRONGTYPE", err)
+	}
+}

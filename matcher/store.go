@@ -169,7 +169,7 @@ type tenantRun struct {
 // again, so the plans derived from it get the same command ids.
 //
 // A batch costs one Redis round trip for a warm tenant: the fenced write.
-// On error, a prefix of the tenants may have been written; applying the
+// On error, some of the tenants may have been written; applying the
 // same events again is safe. After ErrFenced every call fails with it.
 func (s *Store) Apply(ctx context.Context, events []record.Event) ([]Change, error) {
 	return s.ApplyPlanned(ctx, events, nil)
