@@ -50,6 +50,12 @@ func benchCommand() *command {
                  pipeline, each with a fresh tenant, and reports the run
                  with the median command p99 beside every run's p99s (on a
                  machine whose speed drifts, the steadier figure)
+  floor          the first latency run's events at the same rate through the
+                 latency runs' Kafka topology (routed to a by-tenant topic,
+                 then the raw ceiling's work, with the same consumer, fetch,
+                 produce and commit path) and none of their decoding,
+                 matching or planning: the least the latency runs' p99 and
+                 CPU per event can be on this machine; run just before them
 
 --stored N gives every throughput tenant N stored records before the full
 run: the generator's stream up to its N-th record (leads and contacts,
@@ -79,10 +85,12 @@ to a by-tenant topic first, then to the owner of their tenant's partition.
 is the single-owner ceiling). The owners' Redis round trips per batch and
 resident hit rate are reported per phase.
 
-Kafka: an in-process broker (kfake) unless --brokers names a cluster, which
-then needs the topics bench.records, bench.records.by-tenant,
+Kafka: an in-process broker (kfake) unless --brokers names a cluster, on
+which the bench creates the topics bench.records, bench.records.by-tenant,
 bench.raw.out, bench.commands, bench.latency.records,
-bench.latency.records.by-tenant, bench.latency.commands and bench.dlq.
+bench.latency.records.by-tenant, bench.latency.commands, bench.latency.idle,
+bench.floor.records, bench.floor.records.by-tenant, bench.floor.out and
+bench.dlq.
 
 Redis: --redis-url, else $REDIS_URL, else a private redis-server started
 from $PATH on a free port (no persistence) and stopped at the end. The state
@@ -209,7 +217,7 @@ Example (the figures in BENCHMARKS.md):
 					return err
 				}
 				marks = append(marks, markCPU(ctx, "end", rdb))
-				out := benchOutput{BenchResult: res, CPU: cpuPerEvent(marks, map[string]int{"stored": res.Stored.Events, "raw": res.Raw.Events, "full": res.Full.Events, "producer": res.ProducerEvents, "latency": latencyEvents(res)})}
+				out := benchOutput{BenchResult: res, CPU: cpuPerEvent(marks, map[string]int{"stored": res.Stored.Events, "raw": res.Raw.Events, "full": res.Full.Events, "producer": res.ProducerEvents, "floor": res.Floor.Events, "latency": latencyEvents(res)})}
 				if *asJSON {
 					enc := json.NewEncoder(e.stdout)
 					enc.SetIndent("", "  ")
@@ -233,7 +241,8 @@ type benchOutput struct {
 // in-process broker) and of the Redis server: unlike wall time it hardly
 // moves with the load of other processes on the machine. Phase "producer"
 // is the producer alone, at the latency runs' rate: what the latency
-// phase's process figure holds beside the pipeline's own.
+// phase's process figure holds beside the pipeline's own; phase "floor"
+// the producer with the latency runs' Kafka topology and no work.
 type PhaseCPU struct {
 	Phase                          string
 	Events                         int
@@ -305,6 +314,10 @@ func printBench(w io.Writer, out benchOutput) {
 			p99s[i] = ms(l.CmdP99) + " / " + ms(l.P99)
 		}
 		fmt.Fprintf(w, "               the run with the median command p99 of %d; command / batch p99 of each run in order: %s\n", len(r.LatencyRuns), strings.Join(p99s, ", "))
+	}
+	if f := r.Floor; f.Events > 0 {
+		fmt.Fprintf(w, "floor          %8d events at %d/s: p50 %s, p99 %s, max %s (produce to batch ack, both hops, none of the pipeline's work)\n",
+			f.Events, f.Rate, ms(f.P50), ms(f.P99), ms(f.Max))
 	}
 	if r.PeakRSS > 0 {
 		parts := make([]string, 0, len(r.RSS))

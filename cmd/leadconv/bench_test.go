@@ -21,7 +21,7 @@ func TestBenchPrintsEveryFigure(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("code %d\n%s\n%s", code, stdout, stderr)
 	}
-	for _, want := range []string{"raw ceiling        1500 events", "full pipeline      1500 events", "of the raw ceiling", "200 events at 1000/s: p50 ", "p99 ", "median command p99 of 2; command / batch p99 of each run in order: ", "commands: p50 ", "less settle 2s", "peak RSS", "cpu full", "cpu latency         400 events"} {
+	for _, want := range []string{"raw ceiling        1500 events", "full pipeline      1500 events", "of the raw ceiling", "200 events at 1000/s: p50 ", "p99 ", "median command p99 of 2; command / batch p99 of each run in order: ", "commands: p50 ", "less settle 2s", "peak RSS", "cpu full", "cpu latency         400 events", "both hops, none of the pipeline's work", "cpu floor           200 events"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout)
 		}
@@ -47,8 +47,8 @@ func TestBenchOwnRedisJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, stdout)
 	}
-	if err := json.Unmarshal([]byte(stdout), &cpu); err != nil || len(cpu.CPU) != 4 {
-		t.Fatalf("cpu = %+v (%v), want the raw, full, producer and latency phases", cpu.CPU, err)
+	if err := json.Unmarshal([]byte(stdout), &cpu); err != nil || len(cpu.CPU) != 5 {
+		t.Fatalf("cpu = %+v (%v), want the raw, full, producer, floor and latency phases", cpu.CPU, err)
 	}
 	for _, c := range cpu.CPU {
 		if c.ProcessPerEvent <= 0 || c.RedisPerEvent <= 0 {
@@ -58,13 +58,17 @@ func TestBenchOwnRedisJSON(t *testing.T) {
 	if res.Raw.PerSec <= 0 || res.Full.PerSec <= 0 || res.Full.Events != 1500 || res.Latency.P99 <= 0 || res.Latency.P50 > res.Latency.P99 || res.Ratio <= 0 {
 		t.Fatalf("implausible result %+v", res)
 	}
-	if len(res.LatencyRuns) != 2 || (res.Latency != res.LatencyRuns[0] && res.Latency != res.LatencyRuns[1]) || cpu.CPU[3].Events != 400 {
-		t.Fatalf("latency %+v of runs %+v (cpu over %d events), want the lower-command-p99 one of two runs over 400", res.Latency, res.LatencyRuns, cpu.CPU[3].Events)
+	if len(res.LatencyRuns) != 2 || (res.Latency != res.LatencyRuns[0] && res.Latency != res.LatencyRuns[1]) || cpu.CPU[4].Events != 400 {
+		t.Fatalf("latency %+v of runs %+v (cpu over %d events), want the lower-command-p99 one of two runs over 400", res.Latency, res.LatencyRuns, cpu.CPU[4].Events)
 	}
 	// The load generator alone, over the first run's records (and its
 	// warm-up event).
 	if c := cpu.CPU[2]; c.Phase != "producer" || c.Events != 201 || res.ProducerEvents != 201 {
 		t.Fatalf("producer phase %+v, %d events", c, res.ProducerEvents)
+	}
+	// The floor over the first run's records less its warm-up.
+	if c, f := cpu.CPU[3], res.Floor; c.Phase != "floor" || c.Events != 200 || f.Events != 200 || f.P50 <= 0 || f.P50 > f.P99 || f.P99 > f.Max {
+		t.Fatalf("floor phase %+v, floor %+v", c, f)
 	}
 	if lo := min(res.LatencyRuns[0].CmdP99, res.LatencyRuns[1].CmdP99); res.Latency.CmdP99 != lo {
 		t.Fatalf("reported command p99 %v, want the median run's (the lower of two) %v", res.Latency.CmdP99, lo)

@@ -140,6 +140,9 @@ type BenchResult struct {
 	// one reads, before them: the load generator's own cost (phase
 	// "producer"), which the latency runs' process CPU includes.
 	ProducerEvents int
+	// Floor is the latency runs' Kafka topology at their rate with none of
+	// their work (floor): the least their latency and CPU can be here.
+	Floor Latency
 	// Ratio is Full.PerSec / Raw.PerSec.
 	Ratio   float64
 	RSS     []RSSSample
@@ -232,6 +235,10 @@ const (
 	benchLatCommands = "bench.latency.commands"
 	benchLatIdle     = "bench.latency.idle"
 	benchDLQ         = "bench.dlq"
+	// The Kafka floor at the rate (rawRate): both hops, no matching.
+	benchFloorRecords  = "bench.floor.records"
+	benchFloorByTenant = "bench.floor.records.by-tenant"
+	benchFloorOut      = "bench.floor.out"
 )
 
 // rawScript is the raw ceiling's per-event work: one script call that
@@ -268,7 +275,8 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 	rss("start")
 
 	brokers := bc.Brokers
-	topics := []string{benchRecords, benchByTenant, benchRawOut, benchCommands, benchLatRecords, benchLatByTenant, benchLatCommands, benchLatIdle, benchDLQ}
+	topics := []string{benchRecords, benchByTenant, benchRawOut, benchCommands, benchLatRecords, benchLatByTenant, benchLatCommands, benchLatIdle, benchDLQ,
+		benchFloorRecords, benchFloorByTenant, benchFloorOut}
 	if len(brokers) == 0 {
 		fake, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(bc.Partitions, topics...))
 		if err != nil {
@@ -357,18 +365,7 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 	}
 	progress("raw")
 	raw := consumer.HandlerFunc(func(ctx context.Context, _ string, _ int32, recs []*kgo.Record) (consumer.Result, error) {
-		pipe := bc.Redis.Pipeline()
-		for _, r := range recs {
-			rawScript.EvalSha(ctx, pipe, []string{bc.Namespace + ":raw:" + string(r.Key)}, r.Value)
-		}
-		if _, err := pipe.Exec(ctx); err != nil {
-			return consumer.Result{}, fmt.Errorf("bench: raw script: %w", err)
-		}
-		out := make([]*kgo.Record, len(recs))
-		for i, r := range recs {
-			out[i] = &kgo.Record{Topic: benchRawOut, Key: r.Key, Value: r.Value}
-		}
-		return consumer.Result{Out: out}, nil
+		return rawWork(ctx, bc, recs, benchRawOut)
 	})
 	res.Raw, err = throughput(ctx, n, func(done func(string, int32, []*kgo.Record)) (runner, error) {
 		return consumer.New(consumer.Config{
@@ -547,6 +544,9 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 		return res, fmt.Errorf("pipeline: bench: producer run: %w", *err)
 	}
 	res.ProducerEvents = len(idle)
+	if res.Floor, err = floor(ctx, bc, brokers, cl, runs[0], progress); err != nil {
+		return res, err
+	}
 	progress("latency")
 	res.LatencyRuns, err = latency(ctx, bc, brokers, cl, owners, runs, res.Settle, time.Duration(lt.Engine.MaxSettle))
 	if err != nil {
@@ -561,6 +561,121 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 	res.MatcherLatency = resident.Stats().Sub(stats1)
 	res.SideWritesLatency = sideWrites.Load()
 	return res, nil
+}
+
+// rawWork is the raw ceiling's work on a batch: one pipelined EVALSHA of
+// rawScript per event, then one record per event out on topic.
+func rawWork(ctx context.Context, bc BenchConfig, recs []*kgo.Record, topic string) (consumer.Result, error) {
+	pipe := bc.Redis.Pipeline()
+	for _, r := range recs {
+		rawScript.EvalSha(ctx, pipe, []string{bc.Namespace + ":raw:" + string(r.Key)}, r.Value)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return consumer.Result{}, fmt.Errorf("bench: raw script: %w", err)
+	}
+	out := make([]*kgo.Record, len(recs))
+	for i, r := range recs {
+		out[i] = &kgo.Record{Topic: topic, Key: r.Key, Value: r.Value}
+	}
+	return consumer.Result{Out: out}, nil
+}
+
+// floor offers recs (a latency run's, the first a warm-up not counted) at
+// bc.Rate through the latency runs' Kafka topology with none of their
+// work: one consumer of both hops, with the pipelines' fetch settings,
+// routing each event to a by-tenant topic (one key: one partition, as a
+// tenant's events are routed), then rawWork on it. Its latency is from
+// produce to the acknowledgement of the second hop's batch; its phase
+// ("floor", after "floor warm-up": the group's join is not in it) is what
+// the latency runs' process and Redis CPU per event cost at the least on
+// this machine, the load generator included.
+func floor(ctx context.Context, bc BenchConfig, brokers []string, cl *kgo.Client, recs []*kgo.Record, progress func(string)) (Latency, error) {
+	progress("floor warm-up")
+	offered := make([]*kgo.Record, len(recs))
+	for i, r := range recs {
+		c := *r
+		c.Topic = benchFloorRecords
+		offered[i] = &c
+	}
+	var mu sync.Mutex
+	var lat []time.Duration
+	want := 1 // the warm-up
+	all := make(chan struct{}, 1)
+	route := []byte("floor")
+	h := consumer.HandlerFunc(func(ctx context.Context, topic string, _ int32, recs []*kgo.Record) (consumer.Result, error) {
+		if topic != benchFloorRecords {
+			return rawWork(ctx, bc, recs, benchFloorOut)
+		}
+		out := make([]*kgo.Record, len(recs))
+		for i, r := range recs {
+			// The produce time kept: latency counts the hop.
+			out[i] = &kgo.Record{Topic: benchFloorByTenant, Key: route, Value: r.Value, Timestamp: r.Timestamp}
+		}
+		return consumer.Result{Out: out}, nil
+	})
+	c, err := consumer.New(consumer.Config{
+		Brokers: brokers, Group: "bench-floor", Topics: []string{benchFloorRecords, benchFloorByTenant}, DLQTopic: benchDLQ,
+		FetchMinBytes: bc.FetchMinBytes, FetchMaxWait: bc.FetchMaxWait, Logger: bc.Logger, Opts: bc.KafkaOpts,
+		Processed: func(topic string, _ int32, recs []*kgo.Record) {
+			if topic != benchFloorByTenant {
+				return
+			}
+			now := time.Now()
+			mu.Lock()
+			defer mu.Unlock()
+			for _, r := range recs {
+				lat = append(lat, now.Sub(r.Timestamp))
+			}
+			if len(lat) >= want {
+				select {
+				case all <- struct{}{}:
+				default:
+				}
+			}
+		},
+	}, h)
+	if err != nil {
+		return Latency{}, err
+	}
+	stop := run(ctx, c)
+	wait := func(what string) error {
+		select {
+		case <-all:
+			return nil
+		case <-ctx.Done():
+			return errors.Join(ctx.Err(), stop())
+		case <-time.After(time.Minute):
+			return errors.Join(fmt.Errorf("pipeline: bench: floor: %s not processed within a minute", what), stop())
+		}
+	}
+	stamp(offered[0], time.Now())
+	if err := cl.ProduceSync(ctx, offered[0]).FirstErr(); err != nil {
+		return Latency{}, errors.Join(fmt.Errorf("pipeline: bench: floor warm-up: %w", err), stop())
+	}
+	if err := wait("the warm-up"); err != nil {
+		return Latency{}, err
+	}
+	offered = offered[1:]
+	mu.Lock()
+	lat, want = make([]time.Duration, 0, len(offered)), len(offered)
+	mu.Unlock()
+	progress("floor")
+	var perr atomic.Pointer[error]
+	offer(ctx, cl, offered, bc.Rate, &perr)
+	if err := wait("the offered events"); err != nil {
+		return Latency{}, err
+	}
+	if err := perr.Load(); err != nil {
+		return Latency{}, errors.Join(fmt.Errorf("pipeline: bench: floor: produce: %w", *err), stop())
+	}
+	if err := stop(); err != nil {
+		return Latency{}, fmt.Errorf("pipeline: bench: floor: %w", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	l := Latency{Rate: bc.Rate, Events: len(lat)}
+	l.P50, l.P99, l.Max = quantiles(lat)
+	return l, nil
 }
 
 // storeTenants applies every tenant's stored events (benchRecordsOf's

@@ -40,6 +40,11 @@ func TestBenchSmall(t *testing.T) {
 			t.Fatalf("latency run's commands %+v", l)
 		}
 	}
+	// The floor: the first run's events through the latency runs' Kafka
+	// topology alone.
+	if f := res.Floor; f.Events != 300 || f.Rate != 2000 || f.P50 <= 0 || f.P50 > f.P99 || f.P99 > f.Max || f.Max > time.Minute {
+		t.Fatalf("floor %+v", f)
+	}
 	p99s := make([]time.Duration, len(res.LatencyRuns))
 	for i, l := range res.LatencyRuns {
 		p99s[i] = l.CmdP99
