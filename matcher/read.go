@@ -86,26 +86,57 @@ func (s *Store) takeEpochs(ctx context.Context, views []*view, side bool, rt *ro
 			load = append(load, v)
 		}
 	}
-	if len(load) == 0 {
-		return nil
-	}
-	pipe = s.rdb.Pipeline()
-	all := make([][nHashes]*redis.MapStringStringCmd, len(load))
-	for i, v := range load {
-		for h := range nHashes {
-			all[i][h] = pipe.HGetAll(ctx, v.run.keys.hashes[h])
-		}
-	}
-	if err := s.exec(ctx, pipe, "load", rt); err != nil {
+	if err := s.loadWhole(ctx, load, rt); err != nil {
 		return err
 	}
-	for i, v := range load {
+	for _, v := range load {
+		v.complete = true
+	}
+	return nil
+}
+
+// loadPage is the fields an HSCAN of loadWhole asks for per hash and round
+// trip: a page of a large tenant's records is a few MB.
+const loadPage = 10_000
+
+// loadWhole reads every hash of the views, all of them advancing together
+// by a page per round trip (HSCAN): one HGETALL of a tenant of a million
+// records, some GB, took longer than the read timeout. The pages are
+// consistent with each other because the epochs are taken: no other owner
+// writes these tenants now, and this one writes nothing before the load
+// ends. (An HSCAN may return a field twice; never one it does not hold.)
+func (s *Store) loadWhole(ctx context.Context, views []*view, rt *roundTrips) error {
+	type scan struct {
+		v      *view
+		h      int
+		cursor uint64
+		cmd    *redis.ScanCmd
+	}
+	var open []*scan
+	for _, v := range views {
 		for h := range nHashes {
-			for f, val := range all[i][h].Val() {
-				v.see(h, f, val)
+			open = append(open, &scan{v: v, h: h})
+		}
+	}
+	for len(open) > 0 {
+		pipe := s.rdb.Pipeline()
+		for _, sc := range open {
+			sc.cmd = pipe.HScan(ctx, sc.v.run.keys.hashes[sc.h], sc.cursor, "", loadPage)
+		}
+		if err := s.exec(ctx, pipe, "load", rt); err != nil {
+			return err
+		}
+		next := open[:0]
+		for _, sc := range open {
+			kv, cursor := sc.cmd.Val()
+			for i := 0; i+1 < len(kv); i += 2 {
+				sc.v.see(sc.h, kv[i], kv[i+1])
+			}
+			if sc.cursor = cursor; cursor != 0 {
+				next = append(next, sc)
 			}
 		}
-		v.complete = true
+		open = next
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
@@ -609,6 +610,68 @@ func TestStoreWarmBatchIsOneRoundTrip(t *testing.T) {
 		t.Fatalf("resident %d bytes over a budget of %d", b, 64<<10)
 	}
 	if got, want := clusterSets(t, small), oracleSets(t, final, bans); got != want {
+		t.Fatalf("clusters differ from the oracle\nonly in store: %v\nonly in oracle: %v", setDiff(got, want), setDiff(want, got))
+	}
+}
+
+// A tenant with more fields in a hash than a page of loadWhole is loaded
+// whole by a new owner over several round trips (one HGETALL of a tenant of
+// a million records outlasted the read timeout), and then reads nothing:
+// what the pages hold is the whole state, deciding as the oracle does.
+func TestStoreLoadsALargeTenantInPages(t *testing.T) {
+	srv := redistest.New(t)
+	ctx := context.Background()
+	ns := redistest.Namespace(t)
+	// Pairs of one person each, in distinct small blocks.
+	letters := func(n int) string {
+		b := []byte{'K'}
+		for ; n > 0; n /= 26 {
+			b = append(b, byte('a'+n%26))
+		}
+		return string(b)
+	}
+	final := map[string]record.Record{}
+	var stream []record.Event
+	for i := range loadPage + 600 {
+		ev := upsertLead(fmt.Sprintf("l%d", i), 1, person(letters(i/2+1), letters(i/2+9000), fmt.Sprintf("u%d@example.com", i/2)))
+		stream = append(stream, ev)
+		final["lead/"+ev.Record.ID] = ev.Record
+	}
+	a := newTestStore(t, srv, DefaultConfig(), ns)
+	for i := 0; i < len(stream); i += 3000 {
+		if _, err := a.Apply(ctx, stream[i:min(i+3000, len(stream))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := newTestStore(t, srv, DefaultConfig(), ns)
+	if _, err := b.Apply(ctx, stream[len(stream)-1:]); err != nil { // a replay takes the tenant
+		t.Fatal(err)
+	}
+	var m dto.Metric
+	if err := b.res.rtDur.WithLabelValues("load").(prometheus.Histogram).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if n := m.GetHistogram().GetSampleCount(); n < 2 {
+		t.Fatalf("a tenant of %d records was loaded in %d round trips, want pages of %d", len(stream), n, loadPage)
+	}
+	if v := b.tenants["acme"]; v == nil || !v.complete {
+		t.Fatal("the tenant is not held whole after the load")
+	}
+	// New duplicates of stored leads, and new people: decided from memory.
+	var more []record.Event
+	for i := range 300 {
+		k := i * 17
+		ev := upsertLead(fmt.Sprintf("n%d", i), 2, person(letters(k+1), letters(k+9000), fmt.Sprintf("u%d@example.com", k)))
+		more = append(more, ev)
+		final["lead/"+ev.Record.ID] = ev.Record
+	}
+	if _, err := b.Apply(ctx, more); err != nil {
+		t.Fatal(err)
+	}
+	if miss := promtest.ToFloat64(b.res.miss); miss != 0 {
+		t.Fatalf("the owner holding the tenant whole read %v keys", miss)
+	}
+	if got, want := clusterSets(t, b), oracleSets(t, final, nil); got != want {
 		t.Fatalf("clusters differ from the oracle\nonly in store: %v\nonly in oracle: %v", setDiff(got, want), setDiff(want, got))
 	}
 }
