@@ -597,10 +597,7 @@ func floor(ctx context.Context, bc BenchConfig, brokers []string, cl *kgo.Client
 		c.Topic = benchFloorRecords
 		offered[i] = &c
 	}
-	var mu sync.Mutex
-	var lat []time.Duration
-	want := 1 // the warm-up
-	all := make(chan struct{}, 1)
+	arr := newArrivals(benchFloorByTenant)
 	route := []byte("floor")
 	h := consumer.HandlerFunc(func(ctx context.Context, topic string, _ int32, recs []*kgo.Record) (consumer.Result, error) {
 		if topic != benchFloorRecords {
@@ -616,31 +613,15 @@ func floor(ctx context.Context, bc BenchConfig, brokers []string, cl *kgo.Client
 	c, err := consumer.New(consumer.Config{
 		Brokers: brokers, Group: "bench-floor", Topics: []string{benchFloorRecords, benchFloorByTenant}, DLQTopic: benchDLQ,
 		FetchMinBytes: bc.FetchMinBytes, FetchMaxWait: bc.FetchMaxWait, Logger: bc.Logger, Opts: bc.KafkaOpts,
-		Processed: func(topic string, _ int32, recs []*kgo.Record) {
-			if topic != benchFloorByTenant {
-				return
-			}
-			now := time.Now()
-			mu.Lock()
-			defer mu.Unlock()
-			for _, r := range recs {
-				lat = append(lat, now.Sub(r.Timestamp))
-			}
-			if len(lat) >= want {
-				select {
-				case all <- struct{}{}:
-				default:
-				}
-			}
-		},
+		Processed: arr.processed,
 	}, h)
 	if err != nil {
 		return Latency{}, err
 	}
 	stop := run(ctx, c)
-	wait := func(what string) error {
+	wait := func(signal <-chan struct{}, what string) error {
 		select {
-		case <-all:
+		case <-signal:
 			return nil
 		case <-ctx.Done():
 			return errors.Join(ctx.Err(), stop())
@@ -652,17 +633,15 @@ func floor(ctx context.Context, bc BenchConfig, brokers []string, cl *kgo.Client
 	if err := cl.ProduceSync(ctx, offered[0]).FirstErr(); err != nil {
 		return Latency{}, errors.Join(fmt.Errorf("pipeline: bench: floor warm-up: %w", err), stop())
 	}
-	if err := wait("the warm-up"); err != nil {
+	if err := wait(arr.warm, "the warm-up"); err != nil {
 		return Latency{}, err
 	}
 	offered = offered[1:]
-	mu.Lock()
-	lat, want = make([]time.Duration, 0, len(offered)), len(offered)
-	mu.Unlock()
+	arr.expect(len(offered))
 	progress("floor")
 	var perr atomic.Pointer[error]
 	offer(ctx, cl, offered, bc.Rate, &perr)
-	if err := wait("the offered events"); err != nil {
+	if err := wait(arr.all, "the offered events"); err != nil {
 		return Latency{}, err
 	}
 	if err := perr.Load(); err != nil {
@@ -671,11 +650,71 @@ func floor(ctx context.Context, bc BenchConfig, brokers []string, cl *kgo.Client
 	if err := stop(); err != nil {
 		return Latency{}, fmt.Errorf("pipeline: bench: floor: %w", err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	lat := arr.recorded()
 	l := Latency{Rate: bc.Rate, Events: len(lat)}
 	l.P50, l.P99, l.Max = quantiles(lat)
 	return l, nil
+}
+
+// arrivals records, per record processed on topic, the time since its
+// produce time. The first batch processed is a run's warm-up: it closes
+// warm and is not counted. all is signalled once the run's records were
+// recorded.
+type arrivals struct {
+	topic     string
+	warm, all chan struct{}
+	mu        sync.Mutex
+	lat       []time.Duration
+	want      int
+}
+
+func newArrivals(topic string) *arrivals {
+	return &arrivals{topic: topic, warm: make(chan struct{}), all: make(chan struct{}, 1)}
+}
+
+// processed is the Processed hook of a pipeline or a consumer.
+func (a *arrivals) processed(topic string, _ int32, recs []*kgo.Record) {
+	if topic != a.topic {
+		return
+	}
+	now := time.Now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	select {
+	case <-a.warm:
+	default:
+		// Nothing else is produced before the warm-up is processed.
+		close(a.warm)
+		return
+	}
+	for _, r := range recs {
+		a.lat = append(a.lat, now.Sub(r.Timestamp))
+	}
+	if len(a.lat) >= a.want {
+		select {
+		case a.all <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// expect starts a run of n records: what was recorded goes, and a late
+// signal of the previous run.
+func (a *arrivals) expect(n int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.lat, a.want = make([]time.Duration, 0, n), n
+	select {
+	case <-a.all:
+	default:
+	}
+}
+
+// recorded returns what was recorded since expect.
+func (a *arrivals) recorded() []time.Duration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.lat
 }
 
 // storeTenants applies every tenant's stored events (benchRecordsOf's
@@ -949,41 +988,14 @@ func latency(ctx context.Context, bc BenchConfig, brokers []string, cl *kgo.Clie
 	warmup := runs[0][0]
 	runs[0] = runs[0][1:]
 	acks := &commandAcks{topic: benchLatCommands, settle: settle}
-	var mu sync.Mutex
-	var lat []time.Duration
-	want := 0
-	all := make(chan struct{}, 1)
-	warm := make(chan struct{})
+	arr := newArrivals(benchLatByTenant)
 	p, err := New(Config{
 		Brokers: brokers, Group: "bench-latency", RecordsTopic: benchLatRecords, ByTenantTopic: benchLatByTenant,
 		CommandsTopic: benchLatCommands, DLQTopic: benchDLQ, Logger: bc.Logger,
 		FetchMinBytes: bc.FetchMinBytes, FetchMaxWait: bc.FetchMaxWait,
 		Opts: append(slices.Clip(bc.KafkaOpts), kgo.WithHooks(acks)),
 		// Routed records keep their produce time: latency counts the hop.
-		Processed: func(topic string, _ int32, recs []*kgo.Record) {
-			if topic != benchLatByTenant {
-				return
-			}
-			now := time.Now()
-			mu.Lock()
-			defer mu.Unlock()
-			select {
-			case <-warm:
-			default:
-				// Nothing else is produced before the warm-up is processed.
-				close(warm)
-				return
-			}
-			for _, r := range recs {
-				lat = append(lat, now.Sub(r.Timestamp))
-			}
-			if len(lat) >= want {
-				select {
-				case all <- struct{}{}:
-				default:
-				}
-			}
-		},
+		Processed: arr.processed,
 	}, owners, bc.Config)
 	if err != nil {
 		return nil, err
@@ -1010,7 +1022,7 @@ func latency(ctx context.Context, bc BenchConfig, brokers []string, cl *kgo.Clie
 		return nil, errors.Join(fmt.Errorf("pipeline: bench: latency warm-up: %w", err), stop())
 	}
 	select {
-	case <-warm:
+	case <-arr.warm:
 	case <-ctx.Done():
 		return nil, errors.Join(ctx.Err(), stop())
 	case <-time.After(time.Minute):
@@ -1022,17 +1034,11 @@ func latency(ctx context.Context, bc BenchConfig, brokers []string, cl *kgo.Clie
 	acks.take()
 	var out []Latency
 	for _, recs := range runs {
-		mu.Lock()
-		lat, want = make([]time.Duration, 0, len(recs)), len(recs)
-		select {
-		case <-all: // a late signal of the previous run
-		default:
-		}
-		mu.Unlock()
+		arr.expect(len(recs))
 		var perr atomic.Pointer[error]
 		offer(ctx, cl, recs, bc.Rate, &perr)
 		select {
-		case <-all:
+		case <-arr.all:
 		case <-ctx.Done():
 		case <-time.After(time.Minute):
 		}
@@ -1042,9 +1048,7 @@ func latency(ctx context.Context, bc BenchConfig, brokers []string, cl *kgo.Clie
 		if err := perr.Load(); err != nil {
 			return nil, errors.Join(fmt.Errorf("pipeline: bench: latency run: produce: %w", *err), stop())
 		}
-		mu.Lock()
-		got := lat
-		mu.Unlock()
+		got := arr.recorded()
 		if len(got) < len(recs) {
 			return nil, errors.Join(fmt.Errorf("pipeline: bench: latency run: %d of %d events processed within a minute of the last produce", len(got), len(recs)), stop())
 		}
