@@ -155,6 +155,10 @@ Example (the figures in BENCHMARKS.md):
 					return err
 				}
 				bc.Logger = log
+				// The collector as run sets it, so that the figures are run's.
+				if gogc, limit := tuneGC(log); gogc > 0 {
+					fmt.Fprintf(e.stderr, "bench: GOGC %d under a memory limit of %d MiB\n", gogc, limit>>20)
+				}
 				url := *redisURL
 				if url == "" {
 					srv, err := startRedisServer(ctx)

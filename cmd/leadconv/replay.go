@@ -278,6 +278,7 @@ func runReplay(ctx context.Context, e *env, rc replayConfig) error {
 		return err
 	}
 	defer closeRedis()
+	tuneGC(log)
 	kopts, err := connectKafka(ctx, &o.kafka, o.brokerList())
 	if err != nil {
 		return err

@@ -112,6 +112,7 @@ and 2s, even while a rebalance is pending (then without leaving the group).`,
 					return err
 				}
 				defer closeRedis()
+				tuneGC(log)
 				vers, err := loadVerifiers(cfg, e.getenv)
 				if err != nil {
 					return err
