@@ -23,7 +23,7 @@ import (
 // the first round trip too, after the INCR: whatever a previous owner
 // wrote before it was fenced.
 func (s *Store) takeEpochs(ctx context.Context, views []*view, side bool, rt *roundTrips) error {
-	var fresh []*view
+	var fresh, load []*view
 	pipe := s.rdb.Pipeline()
 	sides := map[string]*redis.MapStringStringCmd{}
 	readSide := func(v *view) {
@@ -37,9 +37,12 @@ func (s *Store) takeEpochs(ctx context.Context, views []*view, side bool, rt *ro
 		} else {
 			// Taken by an earlier batch that failed before handing it out.
 			readSide(v)
+			if s.unloaded[v.run.tenant] {
+				load = append(load, v)
+			}
 		}
 	}
-	if len(fresh) == 0 && len(sides) == 0 {
+	if len(fresh) == 0 && len(sides) == 0 && len(load) == 0 {
 		return nil
 	}
 	var marker *redis.SliceCmd
@@ -76,7 +79,6 @@ func (s *Store) takeEpochs(ctx context.Context, views []*view, side bool, rt *ro
 			return s.lost
 		}
 	}
-	var load []*view
 	for i, v := range fresh {
 		s.epochs[v.run.tenant] = strconv.FormatInt(incr[i].Val(), 10)
 		switch n := size[i].Val(); {
@@ -86,13 +88,14 @@ func (s *Store) takeEpochs(ctx context.Context, views []*view, side bool, rt *ro
 			load = append(load, v)
 		}
 	}
-	if err := s.loadWhole(ctx, load, rt); err != nil {
-		return err
-	}
+	err := s.loadWhole(ctx, load, rt)
 	for _, v := range load {
-		v.complete = true
+		// A failed load is done again by the tenant's next batch: else the
+		// owner would read the tenant through for as long as it owns it.
+		s.unloaded[v.run.tenant] = err != nil
+		v.complete = err == nil
 	}
-	return nil
+	return err
 }
 
 // loadPage is the fields an HSCAN of loadWhole asks for per hash and round

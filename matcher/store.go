@@ -98,7 +98,10 @@ type Store struct {
 	mu      sync.Mutex // one Apply at a time: the decisions are serial
 	tenants map[string]*view
 	epochs  map[string]string // the epoch taken per tenant, kept when a view is dropped
-	fenced  bool
+	// unloaded are the tenants taken to be loaded whole whose load failed:
+	// the next batch of each loads it again.
+	unloaded map[string]bool
+	fenced   bool
 	// marked: the namespace's marker is known to exist; lost: it was missing
 	// with StateExpected (ErrStateLost for good).
 	marked  bool
@@ -131,7 +134,7 @@ func NewStore(rdb redis.UniversalClient, opts StoreOptions) *Store {
 	}
 	// A rebuild's store takes the marker as seen: it never reads or
 	// writes it.
-	return &Store{rdb: rdb, opts: opts, res: res, tenants: map[string]*view{}, epochs: map[string]string{}, marked: opts.Rebuild,
+	return &Store{rdb: rdb, opts: opts, res: res, tenants: map[string]*view{}, epochs: map[string]string{}, unloaded: map[string]bool{}, marked: opts.Rebuild,
 		side: map[string]map[string]string{}, handed: map[string]bool{}, indexed: map[string]bool{}, fences: map[string]*fence{}}
 }
 

@@ -676,6 +676,52 @@ func TestStoreLoadsALargeTenantInPages(t *testing.T) {
 	}
 }
 
+// A whole load that fails (here: HSCAN refused by the ACL) is done again
+// by the tenant's next batch, although the epoch was taken by the first:
+// the owner then holds the tenant whole and reads nothing.
+func TestStoreLoadsAgainAfterAFailedLoad(t *testing.T) {
+	srv := redistest.New(t)
+	ctx := context.Background()
+	ns := redistest.Namespace(t)
+	a := newTestStore(t, srv, DefaultConfig(), ns)
+	var stream []record.Event
+	for i := range 40 {
+		stream = append(stream, upsertLead(fmt.Sprintf("l%d", i), 1, person("Ann", fmt.Sprintf("Lee%c", 'a'+i/2), fmt.Sprintf("ann%d@x.com", i/2))))
+	}
+	if _, err := a.Apply(ctx, stream); err != nil {
+		t.Fatal(err)
+	}
+	admin := srv.Client()
+	if err := admin.Do(ctx, "ACL", "SETUSER", "loader", "on", ">pw", "~*", "&*", "+@all", "-hscan").Err(); err != nil {
+		t.Fatal(err)
+	}
+	opts := srv.Options()
+	opts.Username, opts.Password = "loader", "pw"
+	client := redis.NewClient(opts)
+	t.Cleanup(func() { _ = client.Close() })
+	b := newTestStoreOn(t, client, DefaultConfig(), ns)
+	again := stream[len(stream)-1:] // a replay takes the tenant
+	if _, err := b.Apply(ctx, again); err == nil || !strings.Contains(err.Error(), "load") {
+		t.Fatalf("first batch with HSCAN refused: err = %v, want the load's error", err)
+	}
+	if err := admin.Do(ctx, "ACL", "SETUSER", "loader", "+hscan").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Apply(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	if v := b.tenants["acme"]; v == nil || !v.complete {
+		t.Fatal("the tenant is not held whole after the failed load was done again")
+	}
+	more := []record.Event{upsertLead("n1", 2, person("Ann", "Leea", "ann0@x.com")), upsertLead("n2", 2, person("Bo", "Ek", "bo@x.com"))}
+	if _, err := b.Apply(ctx, more); err != nil {
+		t.Fatal(err)
+	}
+	if miss := promtest.ToFloat64(b.res.miss); miss != 0 {
+		t.Fatalf("the owner read %v keys through", miss)
+	}
+}
+
 // setDiff lists the clusters of a (as clusterSets formats them) not in b.
 func setDiff(a, b string) []string {
 	in := map[string]bool{}
