@@ -92,8 +92,11 @@ func (s *Store) takeEpochs(ctx context.Context, views []*view, side bool, rt *ro
 	for _, v := range load {
 		// A failed load is done again by the tenant's next batch: else the
 		// owner would read the tenant through for as long as it owns it.
-		s.unloaded[v.run.tenant] = err != nil
-		v.complete = err == nil
+		if v.complete = err == nil; err != nil {
+			s.unloaded[v.run.tenant] = true
+		} else {
+			delete(s.unloaded, v.run.tenant)
+		}
 	}
 	return err
 }

@@ -235,7 +235,7 @@ const (
 	benchLatCommands = "bench.latency.commands"
 	benchLatIdle     = "bench.latency.idle"
 	benchDLQ         = "bench.dlq"
-	// The Kafka floor at the rate (rawRate): both hops, no matching.
+	// The Kafka floor at the rate (floor): both hops, no matching.
 	benchFloorRecords  = "bench.floor.records"
 	benchFloorByTenant = "bench.floor.records.by-tenant"
 	benchFloorOut      = "bench.floor.out"
@@ -528,12 +528,7 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 	// The load generator's own cost, which the latency phase's process CPU
 	// includes (it produces in this process): the first run's records
 	// offered at the rate to a topic no one reads.
-	idle := make([]*kgo.Record, len(runs[0]))
-	for i, r := range runs[0] {
-		c := *r
-		c.Topic = benchLatIdle
-		idle[i] = &c
-	}
+	idle := onTopic(runs[0], benchLatIdle)
 	progress("producer")
 	var perr atomic.Pointer[error]
 	offer(ctx, cl, idle, bc.Rate, &perr)
@@ -561,6 +556,17 @@ func Bench(ctx context.Context, bc BenchConfig) (BenchResult, error) {
 	res.MatcherLatency = resident.Stats().Sub(stats1)
 	res.SideWritesLatency = sideWrites.Load()
 	return res, nil
+}
+
+// onTopic returns copies of recs on topic.
+func onTopic(recs []*kgo.Record, topic string) []*kgo.Record {
+	out := make([]*kgo.Record, len(recs))
+	for i, r := range recs {
+		c := *r
+		c.Topic = topic
+		out[i] = &c
+	}
+	return out
 }
 
 // rawWork is the raw ceiling's work on a batch: one pipelined EVALSHA of
@@ -591,12 +597,7 @@ func rawWork(ctx context.Context, bc BenchConfig, recs []*kgo.Record, topic stri
 // this machine, the load generator included.
 func floor(ctx context.Context, bc BenchConfig, brokers []string, cl *kgo.Client, recs []*kgo.Record, progress func(string)) (Latency, error) {
 	progress("floor warm-up")
-	offered := make([]*kgo.Record, len(recs))
-	for i, r := range recs {
-		c := *r
-		c.Topic = benchFloorRecords
-		offered[i] = &c
-	}
+	offered := onTopic(recs, benchFloorRecords)
 	arr := newArrivals(benchFloorByTenant)
 	route := []byte("floor")
 	h := consumer.HandlerFunc(func(ctx context.Context, topic string, _ int32, recs []*kgo.Record) (consumer.Result, error) {
