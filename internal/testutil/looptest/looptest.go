@@ -57,8 +57,9 @@ type Options struct {
 	// Feedback: the pipeline reads the writer's results (quiet waits for
 	// them to be committed too).
 	Feedback bool
-	// Hold is how long Quiet wants nothing new (default 250ms); longer than
-	// a settle window and a tick, it means no window is pending.
+	// Hold is how long Quiet wants nothing new; longer than a settle window
+	// and a tick, it means no window is pending (default: the longest
+	// settle window of the config and a second).
 	Hold time.Duration
 }
 
@@ -183,7 +184,7 @@ func (l *Loop) Quiet() {
 	since := time.Now()
 	hold := l.Hold
 	if hold == 0 {
-		hold = 250 * time.Millisecond
+		hold = l.settle() + time.Second
 	}
 	kafkatest.WaitFor(l.T, 60*time.Second, "the loop to go quiet", func() bool {
 		ends := [3]int64{l.End(tp.Records), l.End(tp.ByTenant), l.End(tp.Commands)}
@@ -197,6 +198,20 @@ func (l *Loop) Quiet() {
 		time.Sleep(50 * time.Millisecond)
 		return time.Since(since) >= hold
 	})
+}
+
+// settle is the longest settle window of the loop's tenants: a window
+// pending writes nothing for up to that long after the input stopped.
+func (l *Loop) settle() time.Duration {
+	var d time.Duration
+	for _, name := range append(l.Config.Tenants(), "unconfigured") {
+		tn, err := l.Config.Tenant(name)
+		if err != nil {
+			l.T.Fatal(err)
+		}
+		d = max(d, time.Duration(tn.Engine.Settle))
+	}
+	return d
 }
 
 // List is the tenant's records of obj in the mirror by id.
