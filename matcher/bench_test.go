@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/leadconv/leadconv/internal/cpustat"
@@ -32,7 +31,8 @@ var (
 // events/s beside the ceiling of one pipelined EVALSHA of a 5-command
 // script per event, measured in the same run, the CPU time per event of
 // this process (the store, and the benchmark's own small share) and of the
-// Redis server, the round trips per batch and the resident bytes.
+// Redis server, the round trips per batch, the hash fields and bytes
+// written per event and the resident bytes.
 //
 //	go test -run '^$' -bench StoreThroughput -benchtime 1x ./matcher/
 func BenchmarkStoreThroughput(b *testing.B) {
@@ -45,7 +45,7 @@ func BenchmarkStoreThroughput(b *testing.B) {
 			set := gen.New(gen.Options{Seed: 7, Records: stored + *benchEvents, ContactShare: 0.2})
 			events := set.Events()
 			preload, measured := events[:stored], events[stored:]
-			var rate, ceiling, goCPU, redisCPU, trips, resident, rss float64
+			var rate, ceiling, goCPU, redisCPU, trips, resident, rss, fields, bytes float64
 			for range b.N {
 				b.StopTimer()
 				srv := redistest.New(b)
@@ -53,7 +53,7 @@ func BenchmarkStoreThroughput(b *testing.B) {
 				s := benchStore(b, rdb)
 				applyAll(b, s, preload)
 				self0, redis0 := cpuNow(b, rdb)
-				trips0, batches0 := roundTripsOf(s)
+				st0 := s.res.Stats()
 				b.StartTimer()
 				start := time.Now()
 				applyAll(b, s, measured)
@@ -62,14 +62,17 @@ func BenchmarkStoreThroughput(b *testing.B) {
 				self1, redis1 := cpuNow(b, rdb)
 				goCPU = float64((self1 - self0).Microseconds()) / float64(len(measured))
 				redisCPU = float64((redis1 - redis0).Microseconds()) / float64(len(measured))
-				trips1, batches1 := roundTripsOf(s)
-				trips = (trips1 - trips0) / (batches1 - batches0)
+				st := s.res.Stats().Sub(st0)
+				trips = st.RoundTrips / st.Batches
+				fields, bytes = st.Fields/float64(len(measured)), st.Bytes/float64(len(measured))
 				resident = float64(s.res.Bytes()) / (1 << 20)
 				rss = float64(readRSS()) / (1 << 20)
 				ceiling = evalshaCeiling(b, rdb, len(measured))
 				b.StartTimer()
 			}
 			b.ReportMetric(trips, "round_trips/batch")
+			b.ReportMetric(fields, "fields_written/event")
+			b.ReportMetric(bytes, "bytes_written/event")
 			b.ReportMetric(resident, "resident_MiB")
 			b.ReportMetric(rss, "rss_MiB")
 			b.ReportMetric(rate, "events/s")
@@ -146,13 +149,6 @@ func applyAll(b *testing.B, s *Store, events []record.Event) {
 			b.Fatal(err)
 		}
 	}
-}
-
-// roundTripsOf returns the round trips and batches the store counted.
-func roundTripsOf(s *Store) (trips, batches float64) {
-	var m dto.Metric
-	_ = s.res.roundTrips.Write(&m)
-	return m.GetHistogram().GetSampleSum(), float64(m.GetHistogram().GetSampleCount())
 }
 
 // ceilingScript is the reference per-event cost: five commands on hashes

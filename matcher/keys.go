@@ -21,6 +21,10 @@ const (
 	nHashes
 )
 
+// hashNames names the hashes of a tenant write (tenantWrite.hashes) in
+// metrics.
+var hashNames = [nHashes + 2]string{"r", "b", "a", "cm", "cl", "cv", "x", "acct", "side", "shelf"}
+
 // keys holds one tenant's Redis keys. All carry the {tenant} hash tag, so
 // every call touching several of them stays in one slot of a Redis Cluster.
 type keys struct {

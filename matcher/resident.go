@@ -52,6 +52,10 @@ type Resident struct {
 	broken     prometheus.Counter
 	oversize   *prometheus.CounterVec
 	evictions  prometheus.Counter
+	// written and writtenBytes count the fields and value bytes the
+	// fenced writes set or deleted, by hash (hashNames): Redis's cost per
+	// event follows them.
+	written, writtenBytes [nHashes + 2]prometheus.Counter
 }
 
 // NewResident returns a budget and metrics for the stores of one process.
@@ -102,8 +106,19 @@ func NewResident(o ResidentOptions) *Resident {
 		Name: "leadconv_matcher_resident_evictions_total",
 		Help: "Tenants or parts of tenants dropped from memory to stay within the budget.",
 	})
+	written := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "leadconv_matcher_written_fields_total",
+		Help: "Hash fields the matcher's fenced writes set or deleted, by hash (r records, b blocks, a edges, cm/cl/cv clusters, x bans, acct accounts, side/shelf the owner's side state).",
+	}, []string{"hash"})
+	writtenBytes := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "leadconv_matcher_written_bytes_total",
+		Help: "Bytes of the values the matcher's fenced writes set, by hash.",
+	}, []string{"hash"})
+	for i, h := range hashNames {
+		r.written[i], r.writtenBytes[i] = written.WithLabelValues(h), writtenBytes.WithLabelValues(h)
+	}
 	if o.Registerer != nil {
-		o.Registerer.MustRegister(r.size, r.lookups, r.roundTrips, r.rtDur, r.fenced, r.arms, r.broken, r.oversize, r.evictions)
+		o.Registerer.MustRegister(r.size, r.lookups, r.roundTrips, r.rtDur, r.fenced, r.arms, r.broken, r.oversize, r.evictions, written, writtenBytes)
 	}
 	return r
 }
@@ -112,9 +127,11 @@ func NewResident(o ResidentOptions) *Resident {
 func (r *Resident) Bytes() int64 { return r.bytes.Load() }
 
 // Stats are the counters of a Resident so far: batches applied, their
-// Redis round trips, and key lookups answered from memory or from Redis.
+// Redis round trips, key lookups answered from memory or from Redis, and
+// the hash fields written (set or deleted) with their values' bytes.
 type Stats struct {
 	Batches, RoundTrips, Hits, Misses float64
+	Fields, Bytes                     float64
 }
 
 // Stats reads the counters (benchmarks report them per phase).
@@ -126,12 +143,22 @@ func (r *Resident) Stats() Stats {
 	st.Hits = m.GetCounter().GetValue()
 	_ = r.miss.Write(&m)
 	st.Misses = m.GetCounter().GetValue()
+	for i := range r.written {
+		_ = r.written[i].Write(&m)
+		st.Fields += m.GetCounter().GetValue()
+		_ = r.writtenBytes[i].Write(&m)
+		st.Bytes += m.GetCounter().GetValue()
+	}
 	return st
 }
 
 // Sub is the counters of s since an earlier reading.
 func (s Stats) Sub(before Stats) Stats {
-	return Stats{s.Batches - before.Batches, s.RoundTrips - before.RoundTrips, s.Hits - before.Hits, s.Misses - before.Misses}
+	return Stats{
+		Batches: s.Batches - before.Batches, RoundTrips: s.RoundTrips - before.RoundTrips,
+		Hits: s.Hits - before.Hits, Misses: s.Misses - before.Misses,
+		Fields: s.Fields - before.Fields, Bytes: s.Bytes - before.Bytes,
+	}
 }
 
 // fullLoadRecords is the size up to which a tenant is loaded whole when an

@@ -614,6 +614,49 @@ func TestStoreWarmBatchIsOneRoundTrip(t *testing.T) {
 	}
 }
 
+// The written-fields metrics count what the fenced write set: a first batch
+// of leads that match nothing sets every field of the tenant's hashes once,
+// so the counts equal the fields and value bytes Redis then holds.
+func TestStoreCountsWrittenFields(t *testing.T) {
+	srv := redistest.New(t)
+	ctx := context.Background()
+	ns := redistest.Namespace(t)
+	reg := prometheus.NewRegistry()
+	rs := mustCompile(t, DefaultConfig(), nil)
+	s := NewStore(srv.Client(), StoreOptions{Namespace: ns, Rules: func(string) (*Ruleset, error) { return rs, nil },
+		Resident: NewResident(ResidentOptions{Registerer: reg})})
+	var batch []record.Event
+	for i := range 20 {
+		batch = append(batch, upsertLead(fmt.Sprintf("l%02d", i), i, person(fmt.Sprintf("First%c", 'a'+i), fmt.Sprintf("Last%c", 'a'+i), fmt.Sprintf("p%d@example%d.com", i, i))))
+	}
+	if _, err := s.Apply(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	k := tenantKeys(ns, "acme")
+	var fields, bytes int64
+	for i, key := range k.hashes {
+		all, err := srv.Client().HGetAll(ctx, key).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, v := range all {
+			n += len(v)
+		}
+		fields, bytes = fields+int64(len(all)), bytes+int64(n)
+		if got := promtest.ToFloat64(s.res.written[i]); got != float64(len(all)) {
+			t.Errorf("hash %s: %v fields counted, Redis holds %d", hashNames[i], got, len(all))
+		}
+	}
+	st := s.res.Stats()
+	if fields == 0 || st.Fields != float64(fields) || st.Bytes != float64(bytes) {
+		t.Fatalf("counted %v fields, %v bytes; Redis holds %d fields, %d bytes", st.Fields, st.Bytes, fields, bytes)
+	}
+	if n, err := promtest.GatherAndCount(reg, "leadconv_matcher_written_fields_total", "leadconv_matcher_written_bytes_total"); err != nil || n != 2*len(hashNames) {
+		t.Fatalf("registered series: %d, %v", n, err)
+	}
+}
+
 // A tenant with more fields in a hash than a page of loadWhole is loaded
 // whole by a new owner over several round trips (one HGETALL of a tenant of
 // a million records outlasted the read timeout), and then reads nothing:

@@ -193,6 +193,7 @@ func (s *Store) writeWave(ctx context.Context, wave []*tenantWrite, rt *roundTri
 	var first error
 	for i, err := range errs {
 		if err == nil {
+			wave[i].count(s.res)
 			continue
 		}
 		t := wave[i].tenant
@@ -226,6 +227,23 @@ type tenantWrite struct {
 	tenant string
 	keys   keys
 	hashes [nHashes + 2]map[string]*string
+}
+
+// count adds the fields written and their values' bytes to the metrics.
+func (w *tenantWrite) count(res *Resident) {
+	for i, m := range w.hashes {
+		if len(m) == 0 {
+			continue
+		}
+		n := 0
+		for _, val := range m {
+			if val != nil {
+				n += len(*val)
+			}
+		}
+		res.written[i].Add(float64(len(m)))
+		res.writtenBytes[i].Add(float64(n))
+	}
 }
 
 // queue adds the writes to pipe: at most an HSET and an HDEL per hash.

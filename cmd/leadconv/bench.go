@@ -341,6 +341,10 @@ func printBench(w io.Writer, out benchOutput) {
 		r.ResidentBytes>>20, r.ResidentMax>>20, r.ResidentPeakFull>>20, r.ResidentFull>>20, r.EvictionsFull)
 	fmt.Fprintf(w, "lifecycle      settled entries at the end of the full run %d MiB (bound %d MiB); full run: %.0f evicted, %.0f read back\n",
 		r.LifecycleFull>>20, r.LifecycleMax>>20, r.LifecycleEvictedFull, r.LifecycleLoadedFull)
+	events := map[string]float64{}
+	for _, c := range out.CPU {
+		events[c.Phase] = float64(c.Events)
+	}
 	for _, m := range []struct {
 		phase string
 		s     matcher.Stats
@@ -348,8 +352,9 @@ func printBench(w io.Writer, out benchOutput) {
 	}{{"full", r.MatcherFull, r.SideWritesFull}, {"latency", r.MatcherLatency, r.SideWritesLatency}} {
 		if m.s.Batches > 0 {
 			// A complete tenant looks nothing up: everything is resident.
-			fmt.Fprintf(w, "matcher %-7s %8.0f batches: %.2f Redis round trips/batch, %.0f keys read through, %.0f resident lookups (%.1f%% hits); %d lifecycle writes without input (%.2f round trips per batch in all)\n",
-				m.phase, m.s.Batches, m.s.RoundTrips/m.s.Batches, m.s.Misses, m.s.Hits, 100*m.s.Hits/max(1, m.s.Hits+m.s.Misses), m.sides, (m.s.RoundTrips+float64(m.sides))/m.s.Batches)
+			n := max(1, events[m.phase])
+			fmt.Fprintf(w, "matcher %-7s %8.0f batches: %.2f Redis round trips/batch, %.0f keys read through, %.0f resident lookups (%.1f%% hits); %d lifecycle writes without input (%.2f round trips per batch in all); %.1f hash fields and %.0f bytes written per event\n",
+				m.phase, m.s.Batches, m.s.RoundTrips/m.s.Batches, m.s.Misses, m.s.Hits, 100*m.s.Hits/max(1, m.s.Hits+m.s.Misses), m.sides, (m.s.RoundTrips+float64(m.sides))/m.s.Batches, m.s.Fields/n, m.s.Bytes/n)
 		}
 	}
 	for _, c := range out.CPU {
