@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/metrics"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,6 +25,7 @@ var (
 	benchEvents = flag.Int("matcher.events", 100_000, "events applied in the measured run")
 	benchBatch  = flag.Int("matcher.batch", 500, "events per Apply call, as one fetched batch")
 	benchCache  = flag.Int64("matcher.cache-bytes", 0, "resident state budget in bytes (0: the default)")
+	benchCPU    = flag.String("matcher.cpuprofile", "", "write a CPU profile of the measured run (not the preload) to this file, suffixed with the stored count")
 )
 
 // BenchmarkStoreThroughput applies generated leads (about 30% duplicates)
@@ -31,8 +34,9 @@ var (
 // events/s beside the ceiling of one pipelined EVALSHA of a 5-command
 // script per event, measured in the same run, the CPU time per event of
 // this process (the store, and the benchmark's own small share) and of the
-// Redis server, the round trips per batch, the hash fields and bytes
-// written per event and the resident bytes.
+// Redis server, the collector's share of it and its cycles, the round
+// trips per batch, the hash fields and bytes written per event and the
+// resident bytes.
 //
 //	go test -run '^$' -bench StoreThroughput -benchtime 1x ./matcher/
 func BenchmarkStoreThroughput(b *testing.B) {
@@ -45,7 +49,7 @@ func BenchmarkStoreThroughput(b *testing.B) {
 			set := gen.New(gen.Options{Seed: 7, Records: stored + *benchEvents, ContactShare: 0.2})
 			events := set.Events()
 			preload, measured := events[:stored], events[stored:]
-			var rate, ceiling, goCPU, redisCPU, trips, resident, rss, fields, bytes float64
+			var rate, ceiling, goCPU, redisCPU, gcCPU, gcCycles, trips, resident, rss, fields, bytes float64
 			for range b.N {
 				b.StopTimer()
 				srv := redistest.New(b)
@@ -54,12 +58,18 @@ func BenchmarkStoreThroughput(b *testing.B) {
 				applyAll(b, s, preload)
 				self0, redis0 := cpuNow(b, rdb)
 				st0 := s.res.Stats()
+				gc0 := gcNow()
+				stopProfile := startCPUProfile(b, stored)
 				b.StartTimer()
 				start := time.Now()
 				applyAll(b, s, measured)
 				rate = float64(len(measured)) / time.Since(start).Seconds()
 				b.StopTimer()
+				stopProfile()
 				self1, redis1 := cpuNow(b, rdb)
+				gc1 := gcNow()
+				gcCycles = gc1.cycles - gc0.cycles
+				gcCPU = (gc1.cpu - gc0.cpu) * 1e6 / float64(len(measured))
 				goCPU = float64((self1 - self0).Microseconds()) / float64(len(measured))
 				redisCPU = float64((redis1 - redis0).Microseconds()) / float64(len(measured))
 				st := s.res.Stats().Sub(st0)
@@ -80,7 +90,42 @@ func BenchmarkStoreThroughput(b *testing.B) {
 			b.ReportMetric(rate/ceiling, "ratio")
 			b.ReportMetric(goCPU, "go_cpu_µs/event")
 			b.ReportMetric(redisCPU, "redis_cpu_µs/event")
+			b.ReportMetric(gcCPU, "gc_cpu_µs/event")
+			b.ReportMetric(gcCycles, "gc_cycles")
 		})
+	}
+}
+
+// gcReading is the collector's work so far: cycles completed and CPU
+// seconds (mark workers and assists). A tenant of a million records makes
+// a heap whose cycle outlasts a short measured run: whether one falls in
+// it moves the process's CPU per event by a multiple, so it is reported.
+type gcReading struct{ cycles, cpu float64 }
+
+func gcNow() gcReading {
+	ms := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(ms)
+	return gcReading{cycles: float64(ms[0].Value.Uint64()), cpu: ms[1].Value.Float64()}
+}
+
+// startCPUProfile profiles the measured run when -matcher.cpuprofile is
+// set; the returned function stops it.
+func startCPUProfile(b *testing.B, stored int) (stop func()) {
+	if *benchCPU == "" {
+		return func() {}
+	}
+	f, err := os.Create(fmt.Sprintf("%s.%d", *benchCPU, stored))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 
