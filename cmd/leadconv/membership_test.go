@@ -89,9 +89,12 @@ func TestKilledStaticMemberResumesAtOnce(t *testing.T) {
 	if took >= session*2/3 {
 		t.Fatalf("restarted member took %s, close to the %s session timeout: it waited for the dead member", took, session)
 	}
-	if k.EndOffsets(defaultCommandsTopic) == 0 {
-		t.Fatal("no commands produced")
-	}
+	// Committed input is not yet commands: plans wait out their settle
+	// window on the wall clock (2s by default), and the first instance
+	// was killed inside its windows.
+	kafkatest.WaitFor(t, 30*time.Second, "commands from the restarted instance", func() bool {
+		return k.EndOffsets(defaultCommandsTopic) > 0
+	})
 }
 
 func TestGroupFlagsChecked(t *testing.T) {
