@@ -132,6 +132,9 @@ func (r *Resident) Bytes() int64 { return r.bytes.Load() }
 type Stats struct {
 	Batches, RoundTrips, Hits, Misses float64
 	Fields, Bytes                     float64
+	// FieldsByHash splits Fields by hash (hashNames: r records, b blocks,
+	// side the owner's side state...).
+	FieldsByHash map[string]float64
 }
 
 // Stats reads the counters (benchmarks report them per phase).
@@ -143,8 +146,10 @@ func (r *Resident) Stats() Stats {
 	st.Hits = m.GetCounter().GetValue()
 	_ = r.miss.Write(&m)
 	st.Misses = m.GetCounter().GetValue()
+	st.FieldsByHash = make(map[string]float64, len(r.written))
 	for i := range r.written {
 		_ = r.written[i].Write(&m)
+		st.FieldsByHash[hashNames[i]] = m.GetCounter().GetValue()
 		st.Fields += m.GetCounter().GetValue()
 		_ = r.writtenBytes[i].Write(&m)
 		st.Bytes += m.GetCounter().GetValue()
@@ -154,11 +159,16 @@ func (r *Resident) Stats() Stats {
 
 // Sub is the counters of s since an earlier reading.
 func (s Stats) Sub(before Stats) Stats {
-	return Stats{
+	d := Stats{
 		Batches: s.Batches - before.Batches, RoundTrips: s.RoundTrips - before.RoundTrips,
 		Hits: s.Hits - before.Hits, Misses: s.Misses - before.Misses,
 		Fields: s.Fields - before.Fields, Bytes: s.Bytes - before.Bytes,
+		FieldsByHash: make(map[string]float64, len(s.FieldsByHash)),
 	}
+	for h, n := range s.FieldsByHash {
+		d.FieldsByHash[h] = n - before.FieldsByHash[h]
+	}
+	return d
 }
 
 // fullLoadRecords is the size up to which a tenant is loaded whole when an

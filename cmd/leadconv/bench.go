@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -355,6 +357,13 @@ func printBench(w io.Writer, out benchOutput) {
 			n := max(1, events[m.phase])
 			fmt.Fprintf(w, "matcher %-7s %8.0f batches: %.2f Redis round trips/batch, %.0f keys read through, %.0f resident lookups (%.1f%% hits); %d lifecycle writes without input (%.2f round trips per batch in all); %.1f hash fields and %.0f bytes written per event\n",
 				m.phase, m.s.Batches, m.s.RoundTrips/m.s.Batches, m.s.Misses, m.s.Hits, 100*m.s.Hits/max(1, m.s.Hits+m.s.Misses), m.sides, (m.s.RoundTrips+float64(m.sides))/m.s.Batches, m.s.Fields/n, m.s.Bytes/n)
+			var by []string
+			for _, h := range slices.Sorted(maps.Keys(m.s.FieldsByHash)) {
+				if f := m.s.FieldsByHash[h]; f > 0 {
+					by = append(by, fmt.Sprintf("%s %.2f", h, f/n))
+				}
+			}
+			fmt.Fprintf(w, "               hash fields written per event by hash: %s\n", strings.Join(by, ", "))
 		}
 	}
 	for _, c := range out.CPU {
