@@ -227,22 +227,17 @@ type tenantWrite struct {
 	tenant string
 	keys   keys
 	hashes [nHashes + 2]map[string]*string
+	// bytes is each hash's value bytes, summed by queue.
+	bytes [nHashes + 2]int
 }
 
 // count adds the fields written and their values' bytes to the metrics.
 func (w *tenantWrite) count(res *Resident) {
 	for i, m := range w.hashes {
-		if len(m) == 0 {
-			continue
+		if len(m) > 0 {
+			res.written[i].Add(float64(len(m)))
+			res.writtenBytes[i].Add(float64(w.bytes[i]))
 		}
-		n := 0
-		for _, val := range m {
-			if val != nil {
-				n += len(*val)
-			}
-		}
-		res.written[i].Add(float64(len(m)))
-		res.writtenBytes[i].Add(float64(n))
 	}
 }
 
@@ -262,9 +257,11 @@ func (w *tenantWrite) queue(ctx context.Context, pipe redis.Pipeliner) {
 		set := make([]any, 0, 2+2*len(m))
 		set = append(set, "HSET", key)
 		var del []any
+		w.bytes[i] = 0 // a write sent again is queued again
 		for f, val := range m {
 			if val != nil {
 				set = append(set, f, *val)
+				w.bytes[i] += len(*val)
 			} else {
 				if del == nil {
 					del = append(make([]any, 0, 2+len(m)), "HDEL", key)
