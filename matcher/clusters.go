@@ -15,17 +15,16 @@ import (
 // bump increments a cluster's version, as every change of it does.
 func (v *view) bump(id string) int64 {
 	v.cv[id]++
-	v.put(hCV, id, strconv.FormatInt(v.cv[id], 10))
+	v.put(hCL, id, clusterValue(v.cv[id], v.cl[id]))
 	return v.cv[id]
 }
 
+// setCluster sets a cluster's members (nil: gone). Its version goes into
+// the same field: bump writes it again, the last write of the field
+// winning, so it holds both as the change leaves them.
 func (v *view) setCluster(id string, c *clusterVal) {
 	v.cl[id] = c
-	if c == nil {
-		v.del(hCL, id)
-		return
-	}
-	v.put(hCL, id, c.String())
+	v.put(hCL, id, clusterValue(v.cv[id], c))
 }
 
 func (v *view) setMember(ref, id string) {

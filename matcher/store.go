@@ -691,11 +691,15 @@ func (s *Store) View(ctx context.Context, tenant string, ref record.Ref) (View, 
 	pipe = s.rdb.Pipeline()
 	cl := pipe.HGet(ctx, k.hashes[hCL], v.Cluster)
 	cv := pipe.HGet(ctx, k.hashes[hCV], v.Cluster)
-	if _, err := pipe.Exec(ctx); err != nil {
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return View{}, redisconn.Classify(fmt.Errorf("matcher: view %s: %w", ref, err))
 	}
-	v.Version, _ = strconv.ParseInt(cv.Val(), 10, 64)
-	if c := parseCluster(cl.Val()); c != nil {
+	c, ver, folded := parseCluster(cl.Val())
+	if !folded {
+		ver, _ = strconv.ParseInt(cv.Val(), 10, 64)
+	}
+	v.Version = ver
+	if c != nil {
 		v.Members = refs(c.members)
 	}
 	return v, nil
@@ -712,7 +716,7 @@ func (s *Store) Clusters(ctx context.Context, tenant string) (map[string][]recor
 	}
 	out := make(map[string][]record.Ref, len(all))
 	for id, v := range all {
-		if c := parseCluster(v); c != nil {
+		if c, _, _ := parseCluster(v); c != nil {
 			out[id] = refs(c.members)
 		}
 	}

@@ -1044,3 +1044,135 @@ func TestReplayReportsItsClusterAtItsPlace(t *testing.T) {
 		}
 	}
 }
+
+// State written before a cluster's field held its version (cl
+// "<oldest>\t<members>", the version in the cv hash; a gone cluster's
+// version alone) is read as it was meant: a new owner, loading the tenant
+// whole or reading it through, reports the next change at the versions a
+// store that never wrote the old format does, and writes the versions into
+// the cluster fields, never into cv.
+func TestStoreReadsVersionsKeptInTheCvHash(t *testing.T) {
+	srv := redistest.New(t)
+	ctx := context.Background()
+	rdb := srv.Client()
+	events := []record.Event{
+		upsertLead("a", 1, person("Ann", "Lee", "ann@x.com")),
+		upsertLead("b", 2, person("Bo", "Ek", "bo@x.com")),
+		upsertLead("c", 3, person("Ann", "Lee", "ann@x.com")),
+		upsertLead("d", 4, person("Bo", "Ek", "bo@x.com")),
+		upsertLead("c", 5, person("Bo", "Ek", "bo@x.com")),
+		upsertLead("e", 6, person("Cy", "Oh", "cy@x.com")),
+		upsertLead("e", 7, person("Bo", "Ek", "bo@x.com")), // e's own cluster goes
+	}
+	next := []record.Event{
+		upsertLead("d", 8, person("Ann", "Lee", "ann@x.com")),
+		upsertLead("e", 9, person("Cy", "Oh", "cy@x.com")),
+	}
+	ref := newTestStore(t, srv, DefaultConfig(), redistest.Namespace(t)+"ref")
+	if _, err := ref.Apply(ctx, events); err != nil {
+		t.Fatal(err)
+	}
+	want, err := ref.Apply(ctx, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A third owner reads the versions the second wrote over cv's stale
+	// ones.
+	then := []record.Event{upsertLead("c", 10, person("Ann", "Lee", "ann@x.com"))}
+	wantThen, err := ref.Apply(ctx, then)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := func(t *testing.T, got, want []Change) {
+		t.Helper()
+		if len(got) != len(want) {
+			t.Fatalf("%d changes, want %d: %+v", len(got), len(want), got)
+		}
+		for i := range want {
+			if got[i].ClusterID != want[i].ClusterID || got[i].Version != want[i].Version || got[i].Removed != want[i].Removed {
+				t.Errorf("change %d: %s v%d removed %v, want %s v%d removed %v", i, got[i].ClusterID, got[i].Version, got[i].Removed, want[i].ClusterID, want[i].Version, want[i].Removed)
+			}
+		}
+	}
+	for _, mode := range []struct {
+		name     string
+		resident *Resident
+	}{
+		{"loaded whole", nil},
+		{"read through", NewResident(ResidentOptions{MaxBytes: 1})},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			ns := redistest.Namespace(t)
+			old := newTestStore(t, srv, DefaultConfig(), ns)
+			if _, err := old.Apply(ctx, events); err != nil {
+				t.Fatal(err)
+			}
+			k := tenantKeys(ns, "acme")
+			cl, cv := k.hashes[hCL], k.hashes[hCV]
+			all, err := rdb.HGetAll(ctx, cl).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			gone := 0
+			for id, raw := range all {
+				c, ver, folded := parseCluster(raw)
+				if !folded || ver == 0 {
+					t.Fatalf("cluster %s written as %q, without its version", id, raw)
+				}
+				rdb.HSet(ctx, cv, id, ver)
+				if c == nil {
+					gone++
+					rdb.HDel(ctx, cl, id)
+				} else {
+					rdb.HSet(ctx, cl, id, strings.TrimPrefix(raw, fmt.Sprintf("v%d\t", ver)))
+				}
+			}
+			if gone == 0 {
+				t.Fatal("no gone cluster in the old state: the test lacks its case")
+			}
+			legacy, _ := rdb.HGetAll(ctx, cv).Result()
+			rs := mustCompile(t, DefaultConfig(), record.FieldMap{"AccountName": "Company"})
+			s := NewStore(rdb, StoreOptions{Namespace: ns, Rules: func(string) (*Ruleset, error) { return rs, nil }, Resident: mode.resident})
+			v, err := s.View(ctx, "acme", record.Ref{Object: record.Lead, ID: "a"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.Version != mustInt(t, legacy[v.Cluster]) {
+				t.Fatalf("view of a: version %d, cv holds %s", v.Version, legacy[v.Cluster])
+			}
+			got, err := s.Apply(ctx, next)
+			if err != nil {
+				t.Fatal(err)
+			}
+			same(t, got, want)
+			last := map[string]int64{}
+			for _, c := range want {
+				last[c.ClusterID] = c.Version
+			}
+			for id, ver := range last {
+				raw, err := rdb.HGet(ctx, cl, id).Result()
+				if _, v, folded := parseCluster(raw); err != nil || !folded || v != ver {
+					t.Errorf("cluster %s stored as %q (%v), want its version %d in it", id, raw, err, ver)
+				}
+			}
+			if now, _ := rdb.HGetAll(ctx, cv).Result(); !maps.Equal(now, legacy) {
+				t.Fatalf("cv written: %v, was %v", now, legacy)
+			}
+			third := NewStore(rdb, StoreOptions{Namespace: ns, Rules: func(string) (*Ruleset, error) { return rs, nil }, Resident: mode.resident})
+			got, err = third.Apply(ctx, then)
+			if err != nil {
+				t.Fatal(err)
+			}
+			same(t, got, wantThen)
+		})
+	}
+}
+
+func mustInt(t *testing.T, s string) int64 {
+	t.Helper()
+	var n int64
+	if _, err := fmt.Sscan(s, &n); err != nil {
+		t.Fatalf("%q: %v", s, err)
+	}
+	return n
+}

@@ -25,7 +25,7 @@ type view struct {
 	cm       map[string]string
 	adj      map[string]string
 	cl       map[string]*clusterVal // nil: absent
-	cv       map[string]int64
+	cv       map[string]int64       // known with cl, never alone (see)
 	acct     map[string]string
 	// bytes is the size estimate last accounted, measured the last
 	// measure, entries the key count then.
@@ -44,21 +44,45 @@ type clusterVal struct {
 	members []string
 }
 
-// parseCluster reads a cl value, "oldest_created\tmember refs"; nil for
-// none.
-func parseCluster(raw string) *clusterVal {
+// A cl value holds a cluster's version with it, "v<version>\t<oldest
+// created>\t<member refs>", or "v<version>" alone once the cluster is gone
+// (a change reports the version it went at): one field per cluster change.
+// Values written before the version moved in are "<oldest>\t<members>",
+// their version in the cv hash, which is still read and no longer written.
+
+// parseCluster reads a cl value: the cluster (nil for none) and, if the
+// value holds it, its version.
+func parseCluster(raw string) (c *clusterVal, version int64, folded bool) {
+	if rest, ok := strings.CutPrefix(raw, "v"); ok {
+		ver, tail, _ := strings.Cut(rest, "\t")
+		version, _ = strconv.ParseInt(ver, 10, 64)
+		if tail == "" {
+			return nil, version, true
+		}
+		raw, folded = tail, true
+	}
 	if raw == "" {
-		return nil
+		return nil, version, folded
 	}
 	o, members, _ := strings.Cut(raw, "\t")
-	c := &clusterVal{members: strings.Fields(members)}
+	c = &clusterVal{members: strings.Fields(members)}
 	c.oldest, _ = strconv.ParseInt(o, 10, 64)
-	return c
+	return c, version, folded
 }
 
-// String is the cl value of c.
-func (c *clusterVal) String() string {
-	return strconv.FormatInt(c.oldest, 10) + "\t" + strings.Join(c.members, " ")
+// clusterValue is the cl value of cluster c (nil: gone) at version.
+func clusterValue(version int64, c *clusterVal) string {
+	b := strconv.AppendInt([]byte{'v'}, version, 10)
+	if c != nil {
+		b = append(strconv.AppendInt(append(b, '\t'), c.oldest, 10), '\t')
+		for i, m := range c.members {
+			if i > 0 {
+				b = append(b, ' ')
+			}
+			b = append(b, m...)
+		}
+	}
+	return string(b)
 }
 
 type blockView struct {
@@ -154,9 +178,17 @@ func (v *view) see(h int, field, raw string) {
 	case hCM:
 		v.cm[field] = raw
 	case hCL:
-		v.cl[field] = parseCluster(raw)
+		c, ver, folded := parseCluster(raw)
+		v.cl[field] = c
+		if folded {
+			v.cv[field] = ver
+		}
 	case hCV:
-		v.cv[field], _ = strconv.ParseInt(raw, 10, 64)
+		// Read with cl, for values written before cl held the version;
+		// the one a cl value holds wins, whichever is seen first.
+		if _, ok := v.cv[field]; !ok {
+			v.cv[field], _ = strconv.ParseInt(raw, 10, 64)
+		}
 	case hX:
 		v.bans[field] = raw
 	case hAcct:
@@ -231,7 +263,13 @@ func (v *view) shed(n int) {
 	shedMap(v.adj, drop)
 	shedMap(v.cm, drop)
 	shedMap(v.cl, drop)
-	shedMap(v.cv, drop)
+	// A version goes with its cluster: read alone again, it would come
+	// from the cv hash, stale for a cluster written since cl held it.
+	for k := range v.cv {
+		if _, ok := v.cl[k]; !ok {
+			delete(v.cv, k)
+		}
+	}
 	shedMap(v.bans, drop)
 	shedMap(v.acct, drop)
 	v.entries = 0 // measure again

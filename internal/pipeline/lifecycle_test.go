@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -646,12 +647,23 @@ func TestStoredByReferenceToAnotherVersion(t *testing.T) {
 	if len(byRef) != 1 {
 		t.Fatalf("%d clusters stored by reference, want the trio's", len(byRef))
 	}
-	cv := strings.TrimSuffix(byRef[0][0], "side") + "cv"
-	if err := e.srv.Client().HIncrBy(t.Context(), cv, byRef[0][1], 1).Err(); err != nil {
+	// The cluster's field holds its version: "v<version>\t...".
+	cl := strings.TrimSuffix(byRef[0][0], "side") + "cl"
+	rdb := e.srv.Client()
+	val, err := rdb.HGet(t.Context(), cl, byRef[0][1]).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ver, rest, ok := strings.Cut(strings.TrimPrefix(val, "v"), "\t")
+	n, perr := strconv.Atoi(ver)
+	if !ok || !strings.HasPrefix(val, "v") || perr != nil {
+		t.Fatalf("cluster value %q holds no version", val)
+	}
+	if err := rdb.HSet(t.Context(), cl, byRef[0][1], "v"+strconv.Itoa(n+1)+"\t"+rest).Err(); err != nil {
 		t.Fatal(err)
 	}
 	second := pipeline.NewHandler(settled, e.owners(ns), e.cfg)
-	_, err := second.Handle(t.Context(), byTenantTopic, 0, offsets(trio(byTenantTopic))[:1])
+	_, err = second.Handle(t.Context(), byTenantTopic, 0, offsets(trio(byTenantTopic))[:1])
 	if err == nil || !strings.Contains(err.Error(), "tenant acme, cluster "+byRef[0][1]) || !strings.Contains(err.Error(), "stored by reference") {
 		t.Fatalf("take of a reference to another version: %v", err)
 	}
