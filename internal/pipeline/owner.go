@@ -30,7 +30,8 @@ import (
 // taken (<ns>:{tenant}:side, cluster id -> JSON entry), read when the owner
 // takes the tenant; the settled ones shelved (<ns>:{tenant}:shelf, the
 // same), read back by cluster when a change needs them, with their stubs
-// taken (stubField): a take reads what waits, not every cluster ever
+// taken in their place (the field of an open entry holds its JSON, of a
+// settled one its stub): a take reads what waits, not every cluster ever
 // planned.
 //
 // A plan is recorded in the lifecycle (Planned) as it is made, and held
@@ -83,6 +84,11 @@ type tenantState struct {
 	// fresh: restored, and the shelved entries its waiting clusters' plans
 	// read not loaded yet (load).
 	fresh bool
+	// legacy: the clusters whose stubs the take found under stubField, each
+	// with the stub to move into its own field (nil: that field is later,
+	// the stub only goes), for the next write; migrating: those the last
+	// write took, back to legacy should it fail (touch).
+	legacy, migrating map[string]*string
 }
 
 // clockField is the side-state field of the tenant's clock (no cluster id:
@@ -92,8 +98,12 @@ type tenantState struct {
 // event time may be a record whose cluster is no longer pending).
 const clockField = "~clock"
 
-// stubField prefixes the side-state field of a shelved entry's stub
-// (lifecycle.Stub), followed by its cluster id.
+// stubField prefixes the side-state field a shelved entry's stub
+// (lifecycle.Stub) had of its own before 2026-12-08, followed by its
+// cluster id: a settled write then set it and deleted the entry's field,
+// two fields where one now holds the stub. Such fields are still read, the
+// entry's own field winning, and moved into it by the owner's first write
+// after the take (tenantState.legacy).
 const stubField = "~stub:"
 
 func newOwner(h *Handler, store Owner) *owner {
@@ -173,7 +183,22 @@ func (o *owner) tenant(ctx context.Context, name string, raw map[string]string, 
 			}
 			continue
 		}
-		if cid, ok := strings.CutPrefix(id, stubField); ok {
+		cid, legacy := strings.CutPrefix(id, stubField)
+		if legacy {
+			if ts.legacy == nil {
+				ts.legacy = map[string]*string{}
+			}
+			if _, own := raw[cid]; own {
+				ts.legacy[cid] = nil
+				continue // stale: the entry's own field is later
+			}
+			v := raw[id]
+			ts.legacy[cid] = &v
+		}
+		if legacy || !strings.HasPrefix(raw[id], "{") {
+			if !legacy {
+				cid = id
+			}
 			st, err := lifecycle.ParseStub(cid, raw[id])
 			if err != nil {
 				return nil, fmt.Errorf("pipeline: lifecycle of tenant %s: %w", name, err)
@@ -318,7 +343,8 @@ func (o *owner) dirty(holds func(tenant, cluster string, version int64) bool) (m
 	var ends []int
 	for name, ts := range o.tenants {
 		clock := !ts.wm.Equal(ts.saved)
-		if !ts.lc.Dirty() && !clock {
+		ts.migrating = nil
+		if !ts.lc.Dirty() && !clock && len(ts.legacy) == 0 {
 			continue
 		}
 		changed, removed := ts.lc.TakeDirty()
@@ -352,8 +378,18 @@ func (o *owner) dirty(holds func(tenant, cluster string, version int64) bool) (m
 			ts.entryLen = len(buf) / n
 		}
 		vals := make([]string, 2*n)
-		s := matcher.Side{Taken: make(map[string]*string, 2*(n+len(removed))+1), Shelved: make(map[string]*string, n+len(removed))}
-		ids := make([]string, 0, len(changed)+len(removed)+1)
+		s := matcher.Side{Taken: make(map[string]*string, n+len(removed)+2*len(ts.legacy)+1), Shelved: make(map[string]*string, n+len(removed))}
+		ids := make([]string, 0, len(changed)+len(removed)+len(ts.legacy)+1)
+		// Stubs under stubField move into their own fields first: what the
+		// batch writes of their entries goes over them.
+		for id, stub := range ts.legacy {
+			s.Taken[stubField+id] = nil
+			if stub != nil {
+				s.Taken[id] = stub
+			}
+			ids = append(ids, stubField+id)
+		}
+		ts.legacy, ts.migrating = nil, ts.legacy
 		if clock {
 			v := ts.wm.Format(time.RFC3339Nano)
 			s.Taken[clockField] = &v
@@ -365,21 +401,21 @@ func (o *owner) dirty(holds func(tenant, cluster string, version int64) bool) (m
 			vals[2*i] = all[start:ends[i]]
 			start = ends[i]
 			id := changed[i].ClusterID
-			// A settled entry is shelved, with its stub, and its taken copy
-			// deleted; an open one is taken. A shelved copy and stub it
-			// leaves are stale but harmless (the next settled write or the
-			// delete replaces them): a taken copy wins over a stub at the
-			// take, and only an entry last written settled is read back.
+			// A settled entry is shelved, its stub taken in its place; an
+			// open one is taken. A shelved copy an open one leaves is
+			// stale but harmless (the next settled write or the delete
+			// replaces it): only an entry last written settled, its field
+			// holding a stub, is read back.
 			if changed[i].Settled {
 				vals[2*i+1], at = all[at:ends[n+i]], ends[n+i]
-				s.Shelved[id], s.Taken[id], s.Taken[stubField+id] = &vals[2*i], nil, &vals[2*i+1]
+				s.Shelved[id], s.Taken[id] = &vals[2*i], &vals[2*i+1]
 			} else {
 				s.Taken[id] = &vals[2*i]
 			}
 			ids = append(ids, id)
 		}
 		for _, id := range removed {
-			s.Taken[id], s.Shelved[id], s.Taken[stubField+id] = nil, nil, nil
+			s.Taken[id], s.Shelved[id] = nil, nil
 			ids = append(ids, id)
 		}
 		side[name], taken[name] = s, ids
@@ -391,10 +427,19 @@ func (o *owner) dirty(holds func(tenant, cluster string, version int64) bool) (m
 func (o *owner) touch(taken map[string][]string) {
 	for name, ids := range taken {
 		if ts := o.tenants[name]; ts != nil {
-			if i := slices.Index(ids, clockField); i >= 0 {
+			if slices.Contains(ids, clockField) {
 				ts.saved = time.Time{}
-				ids = slices.Delete(slices.Clone(ids), i, i+1)
 			}
+			ids = slices.DeleteFunc(slices.Clone(ids), func(id string) bool {
+				return id == clockField || strings.HasPrefix(id, stubField)
+			})
+			for id, stub := range ts.migrating {
+				if ts.legacy == nil {
+					ts.legacy = map[string]*string{}
+				}
+				ts.legacy[id] = stub
+			}
+			ts.migrating = nil
 			ts.lc.Touch(ids...)
 		}
 	}

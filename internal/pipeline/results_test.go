@@ -1,8 +1,11 @@
 package pipeline_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -18,6 +21,7 @@ import (
 	"github.com/leadconv/leadconv/internal/testutil/kafkatest"
 	"github.com/leadconv/leadconv/internal/testutil/redistest"
 	"github.com/leadconv/leadconv/lifecycle"
+	"github.com/leadconv/leadconv/matcher"
 	"github.com/leadconv/leadconv/record"
 )
 
@@ -145,13 +149,43 @@ func boundedResultsHandler(t *testing.T, opts lifecycle.Options, reg prometheus.
 // one server take the partition over from each other.
 func resultsHandlerOn(t *testing.T, srv *redistest.Server, opts lifecycle.Options, reg prometheus.Registerer, bound int64) *pipeline.Handler {
 	t.Helper()
+	return resultsHandlerWith(t, func(cfg *config.File) pipeline.Owners { return ownersFor(srv, cfg) }, opts, reg, bound)
+}
+
+// resultsHandlerWith is resultsHandlerOn with the owners owners makes.
+func resultsHandlerWith(t *testing.T, owners func(*config.File) pipeline.Owners, opts lifecycle.Options, reg prometheus.Registerer, bound int64) *pipeline.Handler {
+	t.Helper()
 	cfg, err := pipeline.GeneratedConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
 	return pipeline.NewHandler(pipeline.HandlerConfig{CommandsTopic: commandsTopic, MaxRecordBytes: maxBytes, Metrics: pipeline.NewMetrics(reg),
 		LifecycleBytes: bound, Lifecycle: func(*config.Tenant) lifecycle.Options { return opts }},
-		func() pipeline.Owner { return ownersFor(srv, cfg)() }, cfg)
+		owners(cfg), cfg)
+}
+
+// failingFirstBatch is an owner whose first batch fails once planned,
+// writing nothing, as a Redis that failed the write: what the plan took
+// to write goes with the batch's retry.
+type failingFirstBatch struct {
+	pipeline.Owner
+	failed bool
+}
+
+var errInjected = errors.New("injected: the batch's write failed")
+
+func (s *failingFirstBatch) ApplyPlanned(ctx context.Context, events []record.Event, plan matcher.PlanFunc) ([]matcher.Change, error) {
+	if s.failed {
+		return s.Owner.ApplyPlanned(ctx, events, plan)
+	}
+	s.failed = true
+	_, err := s.Owner.ApplyPlanned(ctx, events, func(ctx context.Context, d matcher.Decided) (map[string]matcher.Side, error) {
+		if _, err := plan(ctx, d); err != nil {
+			return nil, err
+		}
+		return nil, errInjected
+	})
+	return nil, err
 }
 
 // handle runs one owner batch, and the ticks of its input pausing, and
@@ -535,42 +569,98 @@ func TestResultsDoNotDependOnBatches(t *testing.T) {
 	}
 
 	// A new owner every third batch of 7 takes the tenant from the last
-	// one's side state: what waits, and the stubs of the shelved entries.
-	srv := redistest.New(t)
-	var regs []*prometheus.Registry
-	var got []string
-	var h *pipeline.Handler
-	for i, chunk := range slices.Collect(slices.Chunk(log, 7)) {
-		if i%3 == 0 {
-			if h != nil {
-				if err := h.Sync(t.Context()); err != nil {
-					t.Fatal(err)
+	// one's side state: what waits, and the stubs of the shelved entries;
+	// then again with the stubs rewritten before each take as written
+	// before 2026-12-08, each under a field of its own.
+	for _, old := range []bool{false, true} {
+		srv := redistest.New(t)
+		var regs []*prometheus.Registry
+		var got []string
+		var h *pipeline.Handler
+		rewritten := map[string]bool{}
+		for i, chunk := range slices.Collect(slices.Chunk(log, 7)) {
+			if i%3 == 0 {
+				if h != nil {
+					if err := h.Sync(t.Context()); err != nil {
+						t.Fatal(err)
+					}
+					h.Release(byTenantTopic, 0)
+					if old {
+						maps.Copy(rewritten, oldStubs(t, srv, true))
+					}
 				}
-				h.Release(byTenantTopic, 0)
+				regs = append(regs, prometheus.NewRegistry())
+				// With old stubs, each owner's first batch, the one that
+				// moves them, fails once.
+				h = resultsHandlerWith(t, func(cfg *config.File) pipeline.Owners {
+					return func() pipeline.Owner {
+						if old {
+							return &failingFirstBatch{Owner: ownersFor(srv, cfg)()}
+						}
+						return ownersFor(srv, cfg)()
+					}
+				}, opts, regs[len(regs)-1], 1)
 			}
-			regs = append(regs, prometheus.NewRegistry())
-			h = resultsHandlerOn(t, srv, opts, regs[len(regs)-1], 1)
+			res, err := h.Handle(t.Context(), byTenantTopic, 0, chunk)
+			if old && errors.Is(err, errInjected) {
+				res, err = h.Handle(t.Context(), byTenantTopic, 0, chunk)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, ids(res.Out)...)
 		}
-		res, err := h.Handle(t.Context(), byTenantTopic, 0, chunk)
+		rest, err = h.Flush(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
-		got = append(got, ids(res.Out)...)
+		if err := h.Sync(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, ids(rest)...)
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Fatalf("old stubs %v, a new owner every 21 events: %d commands, one owner: %d; they differ", old, len(got), len(want))
+		}
+		loads = 0
+		for _, reg := range regs[1:] {
+			loads += counterValue(t, reg, "leadconv_lifecycle_loads_total")
+		}
+		if loads == 0 {
+			t.Fatalf("old stubs %v, new owners: no shelved entry read back", old)
+		}
+		if left := oldStubs(t, srv, false); len(left) > 0 || old && len(rewritten) == 0 {
+			t.Fatalf("old stubs %v: %d rewritten in the old form, %d left after the last owner's writes", old, len(rewritten), len(left))
+		}
 	}
-	rest, err = h.Flush(t.Context())
+}
+
+// oldStubs returns the fields of srv's side state that hold a stub as
+// written before 2026-12-08, under a field of its own ("~stub:<cluster>";
+// key and field), with rewrite after rewriting every stub in that form.
+func oldStubs(t *testing.T, srv *redistest.Server, rewrite bool) map[string]bool {
+	t.Helper()
+	rdb := srv.Client()
+	keys, err := rdb.Keys(t.Context(), "*:side").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	got = append(got, ids(rest)...)
-	slices.Sort(got)
-	if !slices.Equal(got, want) {
-		t.Fatalf("a new owner every 21 events: %d commands, one owner: %d; they differ", len(got), len(want))
+	out := map[string]bool{}
+	for _, k := range keys {
+		fields, err := rdb.HGetAll(t.Context(), k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for f, v := range fields {
+			switch {
+			case strings.HasPrefix(f, "~stub:"):
+				out[k+" "+f] = true
+			case rewrite && !strings.HasPrefix(f, "~") && !strings.HasPrefix(v, "{"):
+				rdb.HDel(t.Context(), k, f)
+				rdb.HSet(t.Context(), k, "~stub:"+f, v)
+				out[k+" ~stub:"+f] = true
+			}
+		}
 	}
-	loads = 0
-	for _, reg := range regs[1:] {
-		loads += counterValue(t, reg, "leadconv_lifecycle_loads_total")
-	}
-	if loads == 0 {
-		t.Fatal("new owners: no shelved entry read back")
-	}
+	return out
 }
