@@ -86,7 +86,7 @@ type tenantState struct {
 	fresh bool
 	// legacy: the clusters whose stubs the take found under stubField, each
 	// with the stub to move into its own field (nil: that field is later,
-	// the stub only goes), for the next write; migrating: those the last
+	// the stub only goes), for the next writes; migrating: those the last
 	// write took, back to legacy should it fail (touch).
 	legacy, migrating map[string]*string
 }
@@ -105,6 +105,11 @@ const clockField = "~clock"
 // entry's own field winning, and moved into it by the owner's first write
 // after the take (tenantState.legacy).
 const stubField = "~stub:"
+
+// legacyPerWrite bounds the stubs under stubField one write moves besides
+// those of its entries: a tenant's million settled entries are not one
+// transaction of millions of fields.
+var legacyPerWrite = 10_000
 
 func newOwner(h *Handler, store Owner) *owner {
 	return &owner{h: h, store: store, tenants: map[string]*tenantState{}}
@@ -378,18 +383,44 @@ func (o *owner) dirty(holds func(tenant, cluster string, version int64) bool) (m
 			ts.entryLen = len(buf) / n
 		}
 		vals := make([]string, 2*n)
-		s := matcher.Side{Taken: make(map[string]*string, n+len(removed)+2*len(ts.legacy)+1), Shelved: make(map[string]*string, n+len(removed))}
-		ids := make([]string, 0, len(changed)+len(removed)+len(ts.legacy)+1)
-		// Stubs under stubField move into their own fields first: what the
-		// batch writes of their entries goes over them.
-		for id, stub := range ts.legacy {
-			s.Taken[stubField+id] = nil
-			if stub != nil {
-				s.Taken[id] = stub
+		moving := min(len(ts.legacy), legacyPerWrite+n+len(removed))
+		s := matcher.Side{Taken: make(map[string]*string, n+len(removed)+2*moving+1), Shelved: make(map[string]*string, n+len(removed))}
+		ids := make([]string, 0, len(changed)+len(removed)+moving+1)
+		// Stubs under stubField move into their own fields first, what the
+		// batch writes of their entries going over them: those of the
+		// batch's entries (a removed one's must not outlive it), then up
+		// to legacyPerWrite more.
+		if len(ts.legacy) > 0 {
+			ts.migrating = make(map[string]*string, moving)
+			move := func(id string) {
+				stub := ts.legacy[id]
+				s.Taken[stubField+id] = nil
+				if stub != nil {
+					s.Taken[id] = stub
+				}
+				ts.migrating[id] = stub
+				delete(ts.legacy, id)
+				ids = append(ids, stubField+id)
 			}
-			ids = append(ids, stubField+id)
+			for _, e := range changed {
+				if _, ok := ts.legacy[e.ClusterID]; ok {
+					move(e.ClusterID)
+				}
+			}
+			for _, id := range removed {
+				if _, ok := ts.legacy[id]; ok {
+					move(id)
+				}
+			}
+			extra := 0
+			for id := range ts.legacy {
+				if extra == legacyPerWrite {
+					break
+				}
+				move(id)
+				extra++
+			}
 		}
-		ts.legacy, ts.migrating = nil, ts.legacy
 		if clock {
 			v := ts.wm.Format(time.RFC3339Nano)
 			s.Taken[clockField] = &v
