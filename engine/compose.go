@@ -18,7 +18,7 @@ import (
 type State struct {
 	// Master is the master contact: an existing contact (ID) or the one
 	// created by converting a lead (FromLead). Zero until a plan chose it.
-	Master Target `json:"master"`
+	Master Target `json:"master,omitzero"`
 	// Created: the master is a contact leadconv created by converting a
 	// lead. With prefer_existing_contact an existing contact that joins
 	// later becomes the master and this one is merged into it.
@@ -26,7 +26,7 @@ type State struct {
 	// Account is the account leads convert into (ID, or FromLead: the
 	// account created with that lead's conversion). Zero when none was
 	// chosen yet (a plan that only merged contacts).
-	Account Target `json:"account"`
+	Account Target `json:"account,omitzero"`
 	// Converted are the leads whose conversion was emitted, by id.
 	Converted []string `json:"converted,omitempty"`
 	// Merged are the contacts merged into the master: existing ids, or
@@ -37,8 +37,8 @@ type State struct {
 	// ModifiedAt and CreatedAt are the master's recency as the field
 	// strategies see it: the newest modification and the oldest creation
 	// among the records folded into it.
-	ModifiedAt time.Time `json:"modified_at"`
-	CreatedAt  time.Time `json:"created_at"`
+	ModifiedAt time.Time `json:"modified_at,omitzero"`
+	CreatedAt  time.Time `json:"created_at,omitzero"`
 	// Held are records a writer failed to convert or merge: planned no more
 	// until they change, handed to a person (review.requested,
 	// writer_failed) once.
@@ -171,11 +171,11 @@ type History struct {
 	// Own are the states of the cluster itself and of the clusters joined
 	// into it: their masters carry over (two or more masters are a join:
 	// one is chosen under the master strategy, the others merged into it).
-	Own []State
+	Own []State `json:"Own,omitempty"`
 	// Split are the states of clusters this one was split off from: their
 	// emitted conversions and merges stay final (those records are never
 	// planned again), their masters do not carry over.
-	Split []State
+	Split []State `json:"Split,omitempty"`
 }
 
 func (h *History) empty() bool { return len(h.Own) == 0 && len(h.Split) == 0 }

@@ -419,19 +419,33 @@ func AppendCommandsJSON(b []byte, cmds []Command) (_ []byte, ok bool) {
 // write (record.AppendTimeJSON, record.AppendFieldsJSON): the caller falls
 // back to json.Marshal of what holds it.
 func AppendStateJSON(b []byte, s *State) (_ []byte, ok bool) {
-	b = append(b, `{"master":`...)
-	b = appendTarget(b, s.Master)
-	if s.Created {
-		b = append(b, `,"created":true`...)
+	// A zero state is "{}": what a new entry holds, and its zero values
+	// were most of the bytes of its side state.
+	b = append(b, '{')
+	open := len(b)
+	key := func(k string) {
+		if len(b) > open {
+			b = append(b, ',')
+		}
+		b = append(b, k...)
 	}
-	b = append(b, `,"account":`...)
-	b = appendTarget(b, s.Account)
+	if s.Master != (Target{}) {
+		key(`"master":`)
+		b = appendTarget(b, s.Master)
+	}
+	if s.Created {
+		key(`"created":true`)
+	}
+	if s.Account != (Target{}) {
+		key(`"account":`)
+		b = appendTarget(b, s.Account)
+	}
 	if len(s.Converted) > 0 {
-		b = append(b, `,"converted":`...)
+		key(`"converted":`)
 		b = record.AppendStringsJSON(b, s.Converted)
 	}
 	if len(s.Merged) > 0 {
-		b = append(b, `,"merged":[`...)
+		key(`"merged":[`)
 		for i, t := range s.Merged {
 			if i > 0 {
 				b = append(b, ',')
@@ -441,21 +455,25 @@ func AppendStateJSON(b []byte, s *State) (_ []byte, ok bool) {
 		b = append(b, ']')
 	}
 	if len(s.Fields) > 0 {
-		b = append(b, `,"fields":`...)
+		key(`"fields":`)
 		if b, ok = record.AppendFieldsJSON(b, s.Fields); !ok {
 			return b, false
 		}
 	}
-	b = append(b, `,"modified_at":`...)
-	if b, ok = record.AppendTimeJSON(b, s.ModifiedAt); !ok {
-		return b, false
+	if !s.ModifiedAt.IsZero() {
+		key(`"modified_at":`)
+		if b, ok = record.AppendTimeJSON(b, s.ModifiedAt); !ok {
+			return b, false
+		}
 	}
-	b = append(b, `,"created_at":`...)
-	if b, ok = record.AppendTimeJSON(b, s.CreatedAt); !ok {
-		return b, false
+	if !s.CreatedAt.IsZero() {
+		key(`"created_at":`)
+		if b, ok = record.AppendTimeJSON(b, s.CreatedAt); !ok {
+			return b, false
+		}
 	}
 	if len(s.Held) > 0 {
-		b = append(b, `,"held":[`...)
+		key(`"held":[`)
 		for i := range s.Held {
 			h := &s.Held[i]
 			if i > 0 {
@@ -482,21 +500,26 @@ func AppendStateJSON(b []byte, s *State) (_ []byte, ok bool) {
 // AppendHistoryJSON appends h as json.Marshal writes it, or reports, as
 // AppendStateJSON does, that it cannot.
 func AppendHistoryJSON(b []byte, h *History) (_ []byte, ok bool) {
-	b = append(b, `{"Own":`...)
-	if b, ok = appendStates(b, h.Own); !ok {
-		return b, false
+	b = append(b, '{')
+	if len(h.Own) > 0 {
+		b = append(b, `"Own":`...)
+		if b, ok = appendStates(b, h.Own); !ok {
+			return b, false
+		}
 	}
-	b = append(b, `,"Split":`...)
-	if b, ok = appendStates(b, h.Split); !ok {
-		return b, false
+	if len(h.Split) > 0 {
+		if len(h.Own) > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `"Split":`...)
+		if b, ok = appendStates(b, h.Split); !ok {
+			return b, false
+		}
 	}
 	return append(b, '}'), true
 }
 
 func appendStates(b []byte, states []State) (_ []byte, ok bool) {
-	if states == nil {
-		return append(b, "null"...), true
-	}
 	b = append(b, '[')
 	for i := range states {
 		if i > 0 {

@@ -38,7 +38,7 @@ type gen struct {
 	// filled and empty record, by "Type.Field", which fields were given a
 	// non-zero value and which were left zero (omitempty's two sides).
 	filled, empty map[string]bool
-	// omissible are the fields encoded otherwise when zero: omitempty,
+	// omissible are the fields encoded otherwise when zero: omitempty or omitzero,
 	// or null.
 	omissible map[string]bool
 	err       error
@@ -157,7 +157,7 @@ func (g *gen) fill(v reflect.Value, path string) {
 			case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Interface:
 				g.omissible[name] = true
 			}
-			if strings.Contains(f.Tag.Get("json"), ",omitempty") {
+			if tag := f.Tag.Get("json"); strings.Contains(tag, ",omitempty") || strings.Contains(tag, ",omitzero") {
 				g.omissible[name] = true
 			}
 			if f.Type.Kind() == reflect.Interface {

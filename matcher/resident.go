@@ -132,9 +132,9 @@ func (r *Resident) Bytes() int64 { return r.bytes.Load() }
 type Stats struct {
 	Batches, RoundTrips, Hits, Misses float64
 	Fields, Bytes                     float64
-	// FieldsByHash splits Fields by hash (hashNames: r records, b blocks,
-	// side the owner's side state...).
-	FieldsByHash map[string]float64
+	// FieldsByHash and BytesByHash split Fields and Bytes by hash
+	// (hashNames: r records, b blocks, side the owner's side state...).
+	FieldsByHash, BytesByHash map[string]float64
 }
 
 // Stats reads the counters (benchmarks report them per phase).
@@ -146,12 +146,13 @@ func (r *Resident) Stats() Stats {
 	st.Hits = m.GetCounter().GetValue()
 	_ = r.miss.Write(&m)
 	st.Misses = m.GetCounter().GetValue()
-	st.FieldsByHash = make(map[string]float64, len(r.written))
+	st.FieldsByHash, st.BytesByHash = make(map[string]float64, len(r.written)), make(map[string]float64, len(r.written))
 	for i := range r.written {
 		_ = r.written[i].Write(&m)
 		st.FieldsByHash[hashNames[i]] = m.GetCounter().GetValue()
 		st.Fields += m.GetCounter().GetValue()
 		_ = r.writtenBytes[i].Write(&m)
+		st.BytesByHash[hashNames[i]] = m.GetCounter().GetValue()
 		st.Bytes += m.GetCounter().GetValue()
 	}
 	return st
@@ -164,9 +165,13 @@ func (s Stats) Sub(before Stats) Stats {
 		Hits: s.Hits - before.Hits, Misses: s.Misses - before.Misses,
 		Fields: s.Fields - before.Fields, Bytes: s.Bytes - before.Bytes,
 		FieldsByHash: make(map[string]float64, len(s.FieldsByHash)),
+		BytesByHash:  make(map[string]float64, len(s.BytesByHash)),
 	}
 	for h, n := range s.FieldsByHash {
 		d.FieldsByHash[h] = n - before.FieldsByHash[h]
+	}
+	for h, n := range s.BytesByHash {
+		d.BytesByHash[h] = n - before.BytesByHash[h]
 	}
 	return d
 }

@@ -360,10 +360,10 @@ func printBench(w io.Writer, out benchOutput) {
 			var by []string
 			for _, h := range slices.Sorted(maps.Keys(m.s.FieldsByHash)) {
 				if f := m.s.FieldsByHash[h]; f > 0 {
-					by = append(by, fmt.Sprintf("%s %.2f", h, f/n))
+					by = append(by, fmt.Sprintf("%s %.2f / %.0f", h, f/n, m.s.BytesByHash[h]/n))
 				}
 			}
-			fmt.Fprintf(w, "               hash fields written per event by hash: %s\n", strings.Join(by, ", "))
+			fmt.Fprintf(w, "               fields / bytes written per event by hash: %s\n", strings.Join(by, ", "))
 		}
 	}
 	for _, c := range out.CPU {

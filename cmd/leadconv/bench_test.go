@@ -58,13 +58,16 @@ func TestBenchOwnRedisJSON(t *testing.T) {
 	if res.Raw.PerSec <= 0 || res.Full.PerSec <= 0 || res.Full.Events != 1500 || res.Latency.P99 <= 0 || res.Latency.P50 > res.Latency.P99 || res.Ratio <= 0 {
 		t.Fatalf("implausible result %+v", res)
 	}
-	var sum float64
+	var sum, bytes float64
 	for _, n := range res.MatcherFull.FieldsByHash {
 		sum += n
 	}
+	for _, n := range res.MatcherFull.BytesByHash {
+		bytes += n
+	}
 	// Every full-run event writes at least its record (one field for
 	// several updates of it in a batch), the lifecycle its side state.
-	if f := res.MatcherFull; f.Fields < float64(res.Full.Events) || f.Bytes <= f.Fields || sum != f.Fields || f.FieldsByHash["r"] == 0 || f.FieldsByHash["side"] == 0 {
+	if f := res.MatcherFull; f.Fields < float64(res.Full.Events) || f.Bytes <= f.Fields || sum != f.Fields || bytes != f.Bytes || f.BytesByHash["r"] <= f.FieldsByHash["r"] || f.FieldsByHash["r"] == 0 || f.FieldsByHash["side"] == 0 {
 		t.Fatalf("full run wrote %v hash fields (%v), %v bytes, for %d events", f.Fields, f.FieldsByHash, f.Bytes, res.Full.Events)
 	}
 	if len(res.LatencyRuns) != 2 || (res.Latency != res.LatencyRuns[0] && res.Latency != res.LatencyRuns[1]) || cpu.CPU[4].Events != 400 {
