@@ -149,8 +149,8 @@ func (s *Store) write(ctx context.Context, views []*view, side map[string]Side, 
 	}
 	for _, v := range views {
 		// Emptied, their room kept: grown from nothing each batch, the
-		// maps of a full-speed batch's thousands of fields cost 4-5 % of
-		// the process's CPU in rehashing (BENCHMARKS.md).
+		// maps of a full-speed batch's thousands of fields cost about 4 %
+		// of the process's CPU (BENCHMARKS.md, A batch's write maps kept).
 		for h := range v.writes {
 			clear(v.writes[h])
 		}

@@ -102,8 +102,8 @@ const clockField = "~clock"
 // (lifecycle.Stub) had of its own before 2026-12-08, followed by its
 // cluster id: a settled write then set it and deleted the entry's field,
 // two fields where one now holds the stub. Such fields are still read, the
-// entry's own field winning, and moved into it by the owner's first write
-// after the take (tenantState.legacy).
+// entry's own field winning, and moved into it by the owner's writes after
+// the take (tenantState.legacy, legacyPerWrite).
 const stubField = "~stub:"
 
 // legacyPerWrite bounds the stubs under stubField one write moves besides
