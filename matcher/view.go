@@ -72,7 +72,13 @@ func parseCluster(raw string) (c *clusterVal, version int64, folded bool) {
 
 // clusterValue is the cl value of cluster c (nil: gone) at version.
 func clusterValue(version int64, c *clusterVal) string {
-	b := strconv.AppendInt([]byte{'v'}, version, 10)
+	n := 44 // "v", two int64s, two tabs
+	if c != nil {
+		for _, m := range c.members {
+			n += len(m) + 1
+		}
+	}
+	b := strconv.AppendInt(append(make([]byte, 0, n), 'v'), version, 10)
 	if c != nil {
 		b = append(strconv.AppendInt(append(b, '\t'), c.oldest, 10), '\t')
 		for i, m := range c.members {
