@@ -3,6 +3,7 @@ package matcher
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -12,7 +13,18 @@ import (
 const (
 	markerCreated    = "created"
 	markerRebuilding = "rebuilding"
+	markerFormat     = "format"
 )
+
+// StoredFormat is the stored format this code writes, kept in the marker's
+// format field (none: 1). Format 2 (2026-12-08) holds a cluster's version
+// in its cl field and a settled entry's stub in its entry's side field;
+// this code reads formats 1 and 2. A store that finds a later one when it
+// takes a tenant refuses to apply (ErrNewerFormat): code before that
+// change misreads format 2, and the field lets every version from this one
+// on refuse what it would misread. The field is set if absent with a
+// store's first write, and only ever raised.
+const StoredFormat = 2
 
 // RebuildCommand is the command that rebuilds namespace ns from scratch,
 // named wherever a lost state is reported.
@@ -27,17 +39,24 @@ type Marker struct {
 	// without Created, the state is incomplete (a rebuild runs, or was
 	// interrupted) and owners refuse to apply.
 	Rebuilding string
+	// Format is the stored format (StoredFormat): 1 where the field is
+	// absent, state written before it existed.
+	Format int
 }
 
 // ReadMarker reads the marker of namespace ns; the zero Marker when it is
 // missing.
 func ReadMarker(ctx context.Context, rdb redis.UniversalClient, ns string) (Marker, error) {
-	v, err := rdb.HMGet(ctx, MarkerKey(ns), markerCreated, markerRebuilding).Result()
+	v, err := rdb.HMGet(ctx, MarkerKey(ns), markerCreated, markerRebuilding, markerFormat).Result()
 	if err != nil {
 		return Marker{}, fmt.Errorf("matcher: read the marker of namespace %q: %w", ns, err)
 	}
 	str := func(x any) string { s, _ := x.(string); return s }
-	return Marker{Created: str(v[0]), Rebuilding: str(v[1])}, nil
+	m := Marker{Created: str(v[0]), Rebuilding: str(v[1]), Format: 1}
+	if f, err := strconv.Atoi(str(v[2])); err == nil {
+		m.Format = f
+	}
+	return m, nil
 }
 
 // BeginRebuild marks namespace ns as being rebuilt, before its other keys
@@ -61,7 +80,7 @@ func BeginRebuild(ctx context.Context, rdb redis.UniversalClient, ns string) err
 // applied everything.
 func EndRebuild(ctx context.Context, rdb redis.UniversalClient, ns string) error {
 	_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, MarkerKey(ns), markerCreated, time.Now().UTC().Format(time.RFC3339))
+		p.HSet(ctx, MarkerKey(ns), markerCreated, time.Now().UTC().Format(time.RFC3339), markerFormat, StoredFormat)
 		p.HDel(ctx, MarkerKey(ns), markerRebuilding)
 		return nil
 	})

@@ -46,8 +46,16 @@ func (s *Store) takeEpochs(ctx context.Context, views []*view, side bool, rt *ro
 		return nil
 	}
 	var marker *redis.SliceCmd
-	if !s.marked && len(fresh) > 0 {
-		marker = pipe.HMGet(ctx, MarkerKey(s.opts.Namespace), markerCreated, markerRebuilding)
+	var format *redis.StringCmd
+	if len(fresh) > 0 {
+		if !s.marked {
+			marker = pipe.HMGet(ctx, MarkerKey(s.opts.Namespace), markerCreated, markerRebuilding)
+		}
+		if !s.opts.Rebuild {
+			// At every take: a newer leadconv may have written the tenant
+			// since this store last read the format.
+			format = pipe.HGet(ctx, MarkerKey(s.opts.Namespace), markerFormat)
+		}
 	}
 	incr := make([]*redis.IntCmd, len(fresh))
 	size := make([]*redis.IntCmd, len(fresh))
@@ -61,6 +69,15 @@ func (s *Store) takeEpochs(ctx context.Context, views []*view, side bool, rt *ro
 	}
 	for t, c := range sides {
 		s.side[t] = c.Val()
+	}
+	if format != nil {
+		// Absent (redis.Nil): format 1, written before the field existed.
+		f, _ := strconv.Atoi(format.Val())
+		if f > StoredFormat {
+			s.lost = fmt.Errorf("%w: namespace %q holds format %d, this leadconv reads formats up to %d: run the newer leadconv that wrote it", ErrNewerFormat, s.opts.Namespace, f, StoredFormat)
+			return s.lost
+		}
+		s.formatted = f == StoredFormat
 	}
 	if marker != nil {
 		switch v := marker.Val(); {

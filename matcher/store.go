@@ -49,6 +49,11 @@ var ErrFenced = errors.New("matcher: fenced: another owner took the tenant")
 // call fails with it.
 var ErrStateLost = errors.New("matcher: state lost")
 
+// ErrNewerFormat is returned when the namespace's marker says its state is
+// in a later format than StoredFormat: a newer leadconv wrote it, and this
+// one would misread it. After it every call fails with it.
+var ErrNewerFormat = errors.New("matcher: state in a newer format")
+
 // errInconsistent reports stored state that contradicts itself (a member
 // without a record, say): written by something else than the owner. The
 // tenant's resident state is dropped and the batch fails.
@@ -102,11 +107,12 @@ type Store struct {
 	// the next batch of each loads it again.
 	unloaded map[string]bool
 	fenced   bool
-	// marked: the namespace's marker is known to exist; lost: it was missing
-	// with StateExpected (ErrStateLost for good).
-	marked  bool
-	lost    error
-	batches uint64
+	// marked: the namespace's marker is known to exist; formatted: it holds
+	// StoredFormat; lost: it was missing with StateExpected (ErrStateLost
+	// for good), or says a newer format (ErrNewerFormat).
+	marked, formatted bool
+	lost              error
+	batches           uint64
 	// side holds the side state takeEpochs read for tenants whose side
 	// state was not handed to a PlanFunc yet; handed marks those handed.
 	side   map[string]map[string]string
@@ -134,7 +140,7 @@ func NewStore(rdb redis.UniversalClient, opts StoreOptions) *Store {
 	}
 	// A rebuild's store takes the marker as seen: it never reads or
 	// writes it.
-	return &Store{rdb: rdb, opts: opts, res: res, tenants: map[string]*view{}, epochs: map[string]string{}, unloaded: map[string]bool{}, marked: opts.Rebuild,
+	return &Store{rdb: rdb, opts: opts, res: res, tenants: map[string]*view{}, epochs: map[string]string{}, unloaded: map[string]bool{}, marked: opts.Rebuild, formatted: opts.Rebuild,
 		side: map[string]map[string]string{}, handed: map[string]bool{}, indexed: map[string]bool{}, fences: map[string]*fence{}}
 }
 

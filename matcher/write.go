@@ -132,13 +132,18 @@ func (s *Store) write(ctx context.Context, views []*view, side map[string]Side, 
 	if !s.marked {
 		pipe.HSetNX(ctx, MarkerKey(s.opts.Namespace), markerCreated, time.Now().UTC().Format(time.RFC3339))
 	}
+	if !s.formatted {
+		// Before the store's first write: set if absent, never lowered (a
+		// later format raises it; takeEpochs refused one above this).
+		pipe.HSetNX(ctx, MarkerKey(s.opts.Namespace), markerFormat, StoredFormat)
+	}
 	if len(index) > 0 {
 		pipe.SAdd(ctx, s.index, index...)
 	}
 	if err := s.exec(ctx, pipe, "write", rt); err != nil {
 		return err
 	}
-	s.marked = true
+	s.marked, s.formatted = true, true
 	for _, t := range index {
 		s.indexed[t.(string)] = true
 	}

@@ -143,7 +143,7 @@ type Handler struct {
 	// (the consumer's): its new owner then expects the namespace's state.
 	// It is set once the consumer exists, whose workers may already run.
 	committed atomic.Pointer[func(topic string, partition int32) bool]
-	lost      atomic.Pointer[error] // the first ErrStateLost, for /readyz
+	lost      atomic.Pointer[error] // the first ErrStateLost or ErrNewerFormat, for /readyz
 	// settled is the estimated memory of every owner's settled lifecycle
 	// entries (HandlerConfig.LifecycleBytes).
 	settled atomic.Int64
@@ -159,7 +159,8 @@ type stateExpecter interface{ ExpectState() }
 
 // StateLost returns the error of the first owner that found the
 // namespace's state lost (matcher.ErrStateLost), naming the command that
-// rebuilds it; nil otherwise. A readiness check.
+// rebuilds it, or in a newer format (matcher.ErrNewerFormat); nil
+// otherwise. A readiness check.
 func (h *Handler) StateLost() error {
 	if e := h.lost.Load(); e != nil {
 		return *e
@@ -615,8 +616,8 @@ func (h *Handler) apply(ctx context.Context, own *owner, ins []input, marks []ma
 	}
 }
 
-// applyErr classifies an owner's error: a fence or lost state stops the
-// partition; anything else is transient.
+// applyErr classifies an owner's error: a fence, lost state or state in a
+// newer format stops the partition; anything else is transient.
 func (h *Handler) applyErr(err error) error {
 	switch {
 	case errors.Is(err, matcher.ErrFenced):
@@ -628,6 +629,13 @@ func (h *Handler) applyErr(err error) error {
 		// partition stops until the namespace is rebuilt.
 		if h.lost.CompareAndSwap(nil, &err) {
 			h.log.Error().Err(err).Msg("matcher state lost: not applying")
+		}
+		return fmt.Errorf("pipeline: apply: %w: %w", consumer.ErrPartitionLost, err)
+	case errors.Is(err, matcher.ErrNewerFormat):
+		// A newer leadconv wrote the state (an upgrade under way): this one
+		// would misread it, and stops the partition until it is upgraded.
+		if h.lost.CompareAndSwap(nil, &err) {
+			h.log.Error().Err(err).Msg("matcher state in a newer format: not applying")
 		}
 		return fmt.Errorf("pipeline: apply: %w: %w", consumer.ErrPartitionLost, err)
 	}

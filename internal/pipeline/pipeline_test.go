@@ -982,3 +982,44 @@ func TestStateLossRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// State a newer leadconv wrote (the marker's format above
+// matcher.StoredFormat) is not applied to: the new member stops the
+// partitions, commits nothing, and says so for /readyz.
+func TestNewerFormatRefused(t *testing.T) {
+	e := newEnv(t, 2)
+	recs := data(200)
+	ns := redistest.Namespace(t)
+	e.kc.Produce(recs[:100]...)
+	p := e.pipeline(e.owners(ns), nil)
+	stop := e.start(p)
+	kafkatest.WaitFor(t, 30*time.Second, "the first part committed", func() bool { return e.done(100) })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	rdb := e.srv.Client()
+	if f, err := rdb.HGet(t.Context(), matcher.MarkerKey(ns), "format").Int(); err != nil || f != matcher.StoredFormat {
+		t.Fatalf("marker format %d (%v), want %d", f, err, matcher.StoredFormat)
+	}
+	if err := rdb.HSet(t.Context(), matcher.MarkerKey(ns), "format", matcher.StoredFormat+1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	committed := e.kc.Committed(group, byTenantTopic)
+	e.kc.Produce(recs[100:]...)
+	p = e.pipeline(e.owners(ns), nil)
+	stop = e.start(p)
+	kafkatest.WaitFor(t, 30*time.Second, "the new member refused", func() bool { return p.Handler().StateLost() != nil })
+	if err := p.Handler().StateLost(); !errors.Is(err, matcher.ErrNewerFormat) || !strings.Contains(err.Error(), fmt.Sprintf("format %d", matcher.StoredFormat+1)) {
+		t.Fatalf("newer format: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if got := e.kc.Committed(group, byTenantTopic); got != committed {
+		t.Fatalf("by-tenant commits moved from %d to %d over a newer format", committed, got)
+	}
+	if f, _ := rdb.HGet(t.Context(), matcher.MarkerKey(ns), "format").Int(); f != matcher.StoredFormat+1 {
+		t.Fatalf("the refusing member lowered the format to %d", f)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
