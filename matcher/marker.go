@@ -52,11 +52,15 @@ func ReadMarker(ctx context.Context, rdb redis.UniversalClient, ns string) (Mark
 		return Marker{}, fmt.Errorf("matcher: read the marker of namespace %q: %w", ns, err)
 	}
 	str := func(x any) string { s, _ := x.(string); return s }
-	m := Marker{Created: str(v[0]), Rebuilding: str(v[1]), Format: 1}
-	if f, err := strconv.Atoi(str(v[2])); err == nil {
-		m.Format = f
+	return Marker{Created: str(v[0]), Rebuilding: str(v[1]), Format: parseFormat(str(v[2]))}, nil
+}
+
+// parseFormat reads the marker's format field: 1 where it is absent.
+func parseFormat(s string) int {
+	if f, err := strconv.Atoi(s); err == nil {
+		return f
 	}
-	return m, nil
+	return 1
 }
 
 // BeginRebuild marks namespace ns as being rebuilt, before its other keys

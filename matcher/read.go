@@ -71,8 +71,7 @@ func (s *Store) takeEpochs(ctx context.Context, views []*view, side bool, rt *ro
 		s.side[t] = c.Val()
 	}
 	if format != nil {
-		// Absent (redis.Nil): format 1, written before the field existed.
-		f, _ := strconv.Atoi(format.Val())
+		f := parseFormat(format.Val()) // absent: redis.Nil, ""
 		if f > StoredFormat {
 			s.lost = fmt.Errorf("%w: namespace %q holds format %d, this leadconv reads formats up to %d: run the newer leadconv that wrote it", ErrNewerFormat, s.opts.Namespace, f, StoredFormat)
 			return s.lost

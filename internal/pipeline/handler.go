@@ -624,18 +624,17 @@ func (h *Handler) applyErr(err error) error {
 		// Another owner took a tenant of the partition: this one is a
 		// zombie, and retrying can never succeed.
 		return fmt.Errorf("pipeline: apply: %w: %w", consumer.ErrPartitionLost, err)
-	case errors.Is(err, matcher.ErrStateLost):
-		// Applying on top of lost state would build partial records: the
-		// partition stops until the namespace is rebuilt.
+	case errors.Is(err, matcher.ErrStateLost), errors.Is(err, matcher.ErrNewerFormat):
+		// Applying on top of lost state would build partial records, on
+		// state a newer leadconv wrote (an upgrade under way) misread ones:
+		// the partition stops until the namespace is rebuilt or this
+		// instance upgraded.
 		if h.lost.CompareAndSwap(nil, &err) {
-			h.log.Error().Err(err).Msg("matcher state lost: not applying")
-		}
-		return fmt.Errorf("pipeline: apply: %w: %w", consumer.ErrPartitionLost, err)
-	case errors.Is(err, matcher.ErrNewerFormat):
-		// A newer leadconv wrote the state (an upgrade under way): this one
-		// would misread it, and stops the partition until it is upgraded.
-		if h.lost.CompareAndSwap(nil, &err) {
-			h.log.Error().Err(err).Msg("matcher state in a newer format: not applying")
+			msg := "matcher state lost: not applying"
+			if errors.Is(err, matcher.ErrNewerFormat) {
+				msg = "matcher state in a newer format: not applying"
+			}
+			h.log.Error().Err(err).Msg(msg)
 		}
 		return fmt.Errorf("pipeline: apply: %w: %w", consumer.ErrPartitionLost, err)
 	}
